@@ -1,0 +1,3 @@
+module smtpkit
+
+go 1.26.8
