@@ -1,0 +1,198 @@
+package maildir
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// bufSize is the write buffer of a Delivery: the message streams to disk in
+// chunks of this size and is never held in memory as a whole.
+const bufSize = 64 << 10
+
+// maxNameTries bounds the retries after a file name collision.
+const maxNameTries = 100
+
+// Delivery is one message written once into a tmp/ directory and committed
+// into the new/ directory of one or more Maildirs. Write, Commit and Abort
+// must not be called concurrently on the same Delivery.
+type Delivery struct {
+	namer   *Namer
+	tmpPath string
+	f       *os.File
+	w       *bufio.Writer
+	size    int64
+	done    bool // committed or aborted: the tmp file is gone
+}
+
+// NewDelivery starts a delivery whose tmp file lives in tmp.Path/tmp, with a
+// Namer of its own. Servers delivering many messages should share one Namer
+// and call Namer.NewDelivery instead.
+func NewDelivery(tmp Dir) (*Delivery, error) {
+	return NewNamer(nil).NewDelivery(tmp)
+}
+
+// NewDelivery starts a delivery whose tmp file is a new, uniquely named file
+// in tmp.Path/tmp (created exclusively, mode 0600).
+func (n *Namer) NewDelivery(tmp Dir) (*Delivery, error) {
+	for range maxNameTries {
+		p := filepath.Join(tmp.Path, "tmp", n.next())
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("maildir: %w", err)
+		}
+		return &Delivery{namer: n, tmpPath: p, f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+	}
+	return nil, errors.New("maildir: could not find a unique tmp file name")
+}
+
+// Write appends p to the message.
+func (d *Delivery) Write(p []byte) (int, error) {
+	if d.done {
+		return 0, errors.New("maildir: write after commit or abort")
+	}
+	n, err := d.w.Write(p)
+	d.size += int64(n)
+	return n, err
+}
+
+// Size is the number of bytes written so far.
+func (d *Delivery) Size() int64 { return d.size }
+
+// Commit makes the message durable and visible in new/ of every dir:
+// it flushes and fsyncs the tmp file, hard-links it into each new/ under a
+// unique name "<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>" (copying into that
+// Maildir's tmp/ with fsync and then linking when the link crosses file
+// systems), fsyncs every new/ directory and removes the tmp file. It returns
+// the final paths, one per dir, in order.
+//
+// On any error Commit removes every file it created, so no new/ holds a
+// partial result, removes the tmp file, and returns the error. Either way the
+// Delivery is finished afterwards.
+func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
+	if d.done {
+		return nil, errors.New("maildir: commit after commit or abort")
+	}
+	defer d.Abort()
+	if len(dirs) == 0 {
+		return nil, errors.New("maildir: commit with no destination")
+	}
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	paths := make([]string, 0, len(dirs))
+	for _, dir := range dirs {
+		p, err := d.place(dir)
+		if err != nil {
+			removeAll(paths)
+			return nil, err
+		}
+		paths = append(paths, p)
+	}
+	for _, p := range paths {
+		if err := syncDir(filepath.Dir(p)); err != nil {
+			removeAll(paths)
+			return nil, err
+		}
+	}
+	return paths, nil
+}
+
+// finish flushes, fsyncs and closes the tmp file.
+func (d *Delivery) finish() error {
+	err := d.w.Flush()
+	if err == nil {
+		err = d.f.Sync()
+	}
+	if cerr := d.f.Close(); err == nil {
+		err = cerr
+	}
+	d.f = nil
+	if err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return nil
+}
+
+// place links (or copies) the tmp file into dir/new under a fresh unique
+// name and returns that name.
+func (d *Delivery) place(dir Dir) (string, error) {
+	for range maxNameTries {
+		name := fmt.Sprintf("%s,S=%d", d.namer.next(), d.size)
+		dst := filepath.Join(dir.Path, "new", name)
+		err := os.Link(d.tmpPath, dst)
+		if errors.Is(err, syscall.EXDEV) {
+			err = d.copyInto(dir, name, dst)
+		}
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("maildir: deliver into %s: %w", dir.Path, err)
+		}
+		return dst, nil
+	}
+	return "", fmt.Errorf("maildir: no unique name in %s", dir.Path)
+}
+
+// copyInto is the cross-file-system fallback: copy the message into
+// dir/tmp/name, fsync it, link it into dst and remove the copy's tmp name.
+func (d *Delivery) copyInto(dir Dir, name, dst string) error {
+	tmp := filepath.Join(dir.Path, "tmp", name)
+	if err := copyFile(d.tmpPath, tmp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	err := os.Link(tmp, dst)
+	os.Remove(tmp)
+	return err
+}
+
+// copyFile copies src into a new file dst (which must not exist) and fsyncs it.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeAll removes committed files during a rollback.
+func removeAll(paths []string) {
+	for _, p := range paths {
+		os.Remove(p)
+	}
+}
+
+// Abort discards the message: it closes and removes the tmp file. It is safe
+// to call after Commit and more than once.
+func (d *Delivery) Abort() {
+	if d.done {
+		return
+	}
+	d.done = true
+	if d.f != nil {
+		d.f.Close()
+		d.f = nil
+	}
+	os.Remove(d.tmpPath)
+}
