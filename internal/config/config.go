@@ -1,0 +1,211 @@
+// Package config is smtpkit's configuration: the TOML schema, the defaults
+// (Default for production, DevDefault for running without root), a strict
+// decoder that rejects unknown keys with their line numbers, and validation
+// that reports every problem at once.
+//
+// A Config is a plain value. Load, Parse and Resolve return it by value and
+// nothing in smtpkit mutates it after validation: treat it as immutable and
+// pass copies (or the parts a package needs) down to the packages that use it.
+// Only internal/cli imports this package.
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Config is the whole smtpkit configuration, one TOML file.
+type Config struct {
+	Hostname  string     `toml:"hostname"` // banner and EHLO name (RFC 5321 §4.1.1.1)
+	DataDir   string     `toml:"data_dir"` // mail/, queue/, accounts, tls/
+	Log       Log        `toml:"log"`
+	Domains   []Domain   `toml:"domain"`
+	Listeners []Listener `toml:"listener"`
+	TLS       TLS        `toml:"tls"`
+	Limits    Limits     `toml:"limits"`
+	Outbound  Outbound   `toml:"outbound"`
+	Routes    []Route    `toml:"route,omitempty"`
+	Metrics   Metrics    `toml:"metrics"`
+}
+
+// Log chooses the log/slog handler.
+type Log struct {
+	Format string `toml:"format"` // text | json
+	Level  string `toml:"level"`  // debug | info | warn | error
+}
+
+// Domain is one local domain: mail for it is delivered to the Maildirs
+// under <data_dir>/mail/<domain>/.
+type Domain struct {
+	Name string `toml:"name"`
+}
+
+// Listener roles.
+const (
+	RoleMX          = "mx"          // port 25: mail from other servers, RFC 5321
+	RoleSubmission  = "submission"  // port 587 (and 2525): clients, STARTTLS, RFC 6409
+	RoleSubmissions = "submissions" // port 465: clients, implicit TLS, RFC 8314 §3.3
+)
+
+// Listener TLS modes.
+const (
+	TLSNone          = "none"          // no TLS offered
+	TLSOpportunistic = "opportunistic" // STARTTLS offered, plaintext allowed
+	TLSRequired      = "required"      // STARTTLS offered, MAIL/AUTH refused before it
+	TLSImplicit      = "implicit"      // TLS from the first byte (RFC 8314)
+)
+
+// Outbound TLS modes (outbound.tls and route.tls).
+const (
+	OutTLSNone          = "none"          // never STARTTLS
+	OutTLSOpportunistic = "opportunistic" // STARTTLS when offered, certificate not verified
+	OutTLSRequired      = "required"      // STARTTLS mandatory, certificate not verified
+	OutTLSVerify        = "verify"        // STARTTLS mandatory, certificate verified (WebPKI)
+)
+
+// Listener is one listening socket; its role decides the protocol rules.
+type Listener struct {
+	Address string `toml:"address"` // host:port
+	Role    string `toml:"role"`    // mx | submission | submissions
+	// TLS is opportunistic | required | implicit | none. When a [[listener]]
+	// in a file leaves it out, the role decides: mx → opportunistic,
+	// submission → required, submissions → implicit.
+	TLS string `toml:"tls"`
+	// Auth enables SMTP AUTH (RFC 4954). Nil means the role default:
+	// on for submission and submissions, off for mx. Use AuthEnabled.
+	Auth *bool `toml:"auth,omitempty"`
+	// SessionTickets enables TLS session tickets; off by default because of
+	// golang/go#70232.
+	SessionTickets bool `toml:"session_tickets"`
+}
+
+// AuthEnabled reports whether the listener offers AUTH: the explicit auth
+// setting, else true for submission and submissions and false for mx.
+func (l Listener) AuthEnabled() bool {
+	if l.Auth != nil {
+		return *l.Auth
+	}
+	return l.Role == RoleSubmission || l.Role == RoleSubmissions
+}
+
+// TLS holds the server certificates.
+type TLS struct {
+	// Certificates are PEM files; the first is the default for clients that
+	// send no SNI or an unknown name.
+	Certificates []Certificate `toml:"certificate,omitempty"`
+	// SelfSigned generates a self-signed certificate in <data_dir>/tls when
+	// no certificate is configured. DevDefault sets it.
+	SelfSigned bool `toml:"self_signed"`
+}
+
+// Certificate is a PEM certificate chain and its private key.
+type Certificate struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// Limits bounds everything a peer controls.
+type Limits struct {
+	MessageSize      ByteSize `toml:"message_size"`       // SIZE (RFC 1870), default 50MiB
+	Recipients       int      `toml:"recipients"`         // per transaction, default 100 (RFC 5321 §4.5.3.1.8: at least 100)
+	Errors           int      `toml:"errors"`             // protocol errors per session before 421, default 10
+	Connections      int      `toml:"connections"`        // total, default 1000
+	ConnectionsPerIP int      `toml:"connections_per_ip"` // default 20
+	CommandTimeout   Duration `toml:"command_timeout"`    // default 5m (RFC 5321 §4.5.3.2.7)
+	DataTimeout      Duration `toml:"data_timeout"`       // default 10m (RFC 5321 §4.5.3.2.6)
+	SessionTimeout   Duration `toml:"session_timeout"`    // whole-session deadline, default 30m
+	ShutdownGrace    Duration `toml:"shutdown_grace"`     // time sessions get to finish on shutdown, default 30s
+}
+
+// Outbound configures delivery to other servers.
+type Outbound struct {
+	TLS      string   `toml:"tls"`       // none | opportunistic | required | verify; default opportunistic
+	MaxAge   Duration `toml:"max_age"`   // give up and bounce after this, default 5d
+	Resolver string   `toml:"resolver"`  // "" = system resolver (/etc/resolv.conf); else host:port
+	RetryMin Duration `toml:"retry_min"` // first retry delay, default 5m
+	RetryMax Duration `toml:"retry_max"` // longest retry delay, default 4h
+	// DelayWarning sends a "delayed" DSN (RFC 3464) after this long; 0 = off.
+	DelayWarning Duration `toml:"delay_warning"`
+	Concurrency  int      `toml:"concurrency"` // parallel deliveries per destination host, default 4
+}
+
+// Route sends mail for a domain to a fixed host (a smarthost) instead of
+// its MX records.
+type Route struct {
+	Domain           string `toml:"domain"`             // recipient domain, or "*" for every remote domain
+	Host             string `toml:"host"`               // host or host:port (default port 25)
+	TLS              string `toml:"tls"`                // like outbound.tls; "" = outbound.tls
+	AuthUser         string `toml:"auth_user"`          // SMTP AUTH user; "" = no AUTH
+	AuthPasswordFile string `toml:"auth_password_file"` // file holding the password (first line)
+}
+
+// Metrics configures the Prometheus-style HTTP endpoint.
+type Metrics struct {
+	Address string `toml:"address"` // host:port; "" = off
+}
+
+// DefaultPath is where Resolve looks for a config file when none is named.
+const DefaultPath = "/etc/smtpkit/smtpkit.toml"
+
+// DevDefaultSource is the source Resolve reports when it falls back to DevDefault.
+const DevDefaultSource = "built-in development default"
+
+// Default returns the production defaults: hostname from os.Hostname,
+// data in /var/lib/smtpkit, and the four standard listeners on all
+// addresses. It has no domain and no certificate, so it does not validate
+// on its own: a config file supplies those.
+func Default() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return Config{
+		Hostname: host,
+		DataDir:  "/var/lib/smtpkit",
+		Log:      Log{Format: "text", Level: "info"},
+		Listeners: []Listener{
+			{Address: ":25", Role: RoleMX, TLS: TLSOpportunistic},
+			{Address: ":587", Role: RoleSubmission, TLS: TLSRequired},
+			{Address: ":465", Role: RoleSubmissions, TLS: TLSImplicit},
+			{Address: ":2525", Role: RoleSubmission, TLS: TLSRequired},
+		},
+		Limits: Limits{
+			MessageSize:      50 * MiB,
+			Recipients:       100,
+			Errors:           10,
+			Connections:      1000,
+			ConnectionsPerIP: 20,
+			CommandTimeout:   Duration(5 * time.Minute),
+			DataTimeout:      Duration(10 * time.Minute),
+			SessionTimeout:   Duration(30 * time.Minute),
+			ShutdownGrace:    Duration(30 * time.Second),
+		},
+		Outbound: Outbound{
+			TLS:         OutTLSOpportunistic,
+			MaxAge:      Duration(5 * 24 * time.Hour),
+			RetryMin:    Duration(5 * time.Minute),
+			RetryMax:    Duration(4 * time.Hour),
+			Concurrency: 4,
+		},
+	}
+}
+
+// DevDefault returns a configuration that runs without root and without a
+// config file: hostname and domain "localhost", data in ./smtpkit-data,
+// a generated self-signed certificate, and the four listeners on 127.0.0.1
+// at 10025 (mx), 10587 (submission), 10465 (submissions) and 12525
+// (submission).
+func DevDefault() Config {
+	c := Default()
+	c.Hostname = "localhost"
+	c.DataDir = "smtpkit-data"
+	c.Domains = []Domain{{Name: "localhost"}}
+	c.TLS.SelfSigned = true
+	c.Listeners = []Listener{
+		{Address: "127.0.0.1:10025", Role: RoleMX, TLS: TLSOpportunistic},
+		{Address: "127.0.0.1:10587", Role: RoleSubmission, TLS: TLSRequired},
+		{Address: "127.0.0.1:10465", Role: RoleSubmissions, TLS: TLSImplicit},
+		{Address: "127.0.0.1:12525", Role: RoleSubmission, TLS: TLSRequired},
+	}
+	return c
+}
