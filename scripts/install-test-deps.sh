@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# install-test-deps.sh installs the independent SMTP peers the interop tests
+# drive (swaks, Postfix tools, Python smtplib/aiosmtpd, msmtp, GNU SASL's
+# gsasl, curl, openssl) and downloads the Go modules. It is idempotent: apt runs only when
+# a package is missing, and a fresh CI machine gets everything from here.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	export PATH="$PATH:/usr/local/go/bin"
+fi
+
+# Debian 12 has no python3-scramp; msmtp (built with GNU SASL) and the gsasl
+# command are the independent SCRAM-SHA-256 clients instead.
+packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates)
+
+# installed reports whether the Debian package $1 is fully installed.
+installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+missing=()
+for p in "${packages[@]}"; do
+	installed "$p" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+	sudo=()
+	if [ "$(id -u)" -ne 0 ]; then
+		sudo=(sudo)
+	fi
+	echo "install-test-deps: installing ${missing[*]}"
+	# Postfix asks questions at install time; answer them so that it
+	# installs non-interactively as a local-only MTA.
+	printf '%s\n' \
+		'postfix postfix/main_mailer_type select Local only' \
+		'postfix postfix/mailname string localhost' |
+		"${sudo[@]}" debconf-set-selections
+	"${sudo[@]}" apt-get update
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+	# The tests use their own ports; a Postfix started by the package's
+	# postinst would only hold port 25.
+	for p in "${missing[@]}"; do
+		if [ "$p" = postfix ]; then
+			"${sudo[@]}" postfix stop >/dev/null 2>&1 || true
+			"${sudo[@]}" service postfix stop >/dev/null 2>&1 || true
+		fi
+	done
+else
+	echo "install-test-deps: all packages present"
+fi
+
+go mod download

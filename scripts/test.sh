@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# test.sh is the project's one test command (README "Testing"): it installs
+# the interop peers, vets, runs every test with the race detector, then gives
+# each fuzz target a short bounded run. It exits non-zero when any step fails
+# and ends with one line: "test.sh: N passed, M failed" (counting steps).
+#
+# Environment:
+#   FUZZTIME  time per fuzz target (default 5s; "0" skips fuzzing)
+#   CI        exported to the tests; with CI=true a missing peer is a failure
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	export PATH="$PATH:/usr/local/go/bin"
+fi
+if [ -n "${CI:-}" ]; then
+	export CI
+fi
+fuzztime="${FUZZTIME:-5s}"
+
+passed=0
+failed=0
+failures=()
+
+# step runs one command as a counted step: NAME CMD...
+step() {
+	local name="$1"
+	shift
+	echo "=== test.sh: $name"
+	if "$@"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+		echo "--- test.sh: FAILED: $name"
+	fi
+}
+
+step "install test dependencies" ./scripts/install-test-deps.sh
+step "go vet" go vet ./...
+step "go test -race" go test -race -count=1 ./...
+
+# fuzzTargets prints "pkg Name" for every fuzz target of every package that
+# lists cleanly.
+fuzzTargets() {
+	local pkg
+	for pkg in $(go list ./...); do
+		go test -list '^Fuzz' "$pkg" 2>/dev/null |
+			grep -E '^Fuzz[A-Za-z0-9_]*$' |
+			sed "s|^|$pkg |"
+	done
+}
+
+if [ "$fuzztime" != "0" ]; then
+	targets="$(fuzzTargets)"
+	while read -r pkg name; do
+		[ -n "${name:-}" ] || continue
+		step "fuzz $pkg $name ($fuzztime)" \
+			go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+	done <<<"$targets"
+fi
+
+if [ "$failed" -gt 0 ]; then
+	printf 'test.sh: failed step: %s\n' "${failures[@]}"
+fi
+echo "test.sh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
