@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -95,10 +97,15 @@ func Parse(data []byte, name string) (Config, error) {
 	c.Domains, c.Listeners, c.Routes, c.TLS.Certificates = nil, nil, nil, nil
 	md, err := toml.Decode(src, &c)
 	if err != nil {
-		return Config{}, decodeProblem(err, name)
+		return Config{}, decodeProblem(err, name, idx)
 	}
 	var problems []error
+	reported := map[string]bool{}
 	for _, k := range md.Undecoded() {
+		if reported[k.String()] {
+			continue // listed once per array entry; linesOf finds them all
+		}
+		reported[k.String()] = true
 		lines := idx.linesOf(k.String())
 		if len(lines) == 0 {
 			lines = []int{0}
@@ -132,13 +139,27 @@ func Parse(data []byte, name string) (Config, error) {
 }
 
 // decodeProblem turns a TOML decoding error into a *Problem with its line.
-func decodeProblem(err error, name string) error {
+func decodeProblem(err error, name string, idx keyIndex) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return &Problem{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		p := &Problem{File: name, Line: pe.Position.Line, Msg: pe.Message}
+		// LastKey is the last key parsed; name it only when it is on the
+		// error's line (a syntax error may come later than the last key).
+		if pe.LastKey != "" && idx.lineOf(pe.LastKey) == p.Line {
+			p.Key = pe.LastKey
+		}
+		return p
 	}
-	return &Problem{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+	// Type mismatches are plain errors: "toml: line 8 (last key "x"): msg".
+	msg := strings.TrimPrefix(err.Error(), "toml: ")
+	if m := lineKeyRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Problem{File: name, Line: line, Key: m[2], Msg: msg[len(m[0]):]}
+	}
+	return &Problem{File: name, Msg: msg}
 }
+
+var lineKeyRE = regexp.MustCompile(`^line ([0-9]+) \(last key "([^"]*)"\): `)
 
 // fillListenerTLS returns ls with empty TLS modes set from the role.
 func fillListenerTLS(ls []Listener) []Listener {

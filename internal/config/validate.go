@@ -84,6 +84,8 @@ func (v *validator) listeners(c Config) {
 			v.add(key+".role", "%q: want mx, submission or submissions", l.Role)
 		}
 		switch {
+		case l.TLS == "" && !oneOf(l.Role, RoleMX, RoleSubmission, RoleSubmissions):
+			// The role is wrong and gave no default; one problem is enough.
 		case !oneOf(l.TLS, TLSOpportunistic, TLSRequired, TLSImplicit, TLSNone):
 			v.add(key+".tls", "%q: want opportunistic, required, implicit or none", l.TLS)
 		case l.Role == RoleSubmissions && l.TLS != TLSImplicit:

@@ -1,0 +1,48 @@
+package config
+
+import (
+	"testing"
+	"time"
+)
+
+// FuzzParseByteSize checks that parsing never panics and that every
+// accepted size survives String → ParseByteSize unchanged.
+func FuzzParseByteSize(f *testing.F) {
+	for _, s := range []string{"1024", "50MiB", "10MB", "512 KiB", "1GiB", "9223372036854775807", "1.5MB", "-1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := ParseByteSize(s)
+		if err != nil {
+			return
+		}
+		if b < 0 {
+			t.Fatalf("ParseByteSize(%q) = %d, negative", s, int64(b))
+		}
+		again, err := ParseByteSize(b.String())
+		if err != nil || again != b {
+			t.Fatalf("round trip %q → %d → %q → %d, %v", s, int64(b), b.String(), int64(again), err)
+		}
+	})
+}
+
+// FuzzParseDuration checks that parsing never panics, never yields a
+// negative duration, and that String → ParseDuration round-trips.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"30s", "5m", "4h", "5d", "1h30m", "500ms", "3µs", "0", "106751d", "300", "1.5h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return
+		}
+		if d < 0 {
+			t.Fatalf("ParseDuration(%q) = %v, negative", s, time.Duration(d))
+		}
+		again, err := ParseDuration(d.String())
+		if err != nil || again != d {
+			t.Fatalf("round trip %q → %v → %q → %v, %v", s, time.Duration(d), d.String(), time.Duration(again), err)
+		}
+	})
+}
