@@ -1,0 +1,320 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"smtpkit/internal/smtp"
+)
+
+// copyBufs holds the buffers used to move message data; they are taken only
+// for the length of a DATA or BDAT, so idle sessions hold none.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// dataPolicy checks that a transaction has recipients before its data.
+func (s *session) dataPolicy() (smtp.Reply, bool) {
+	switch {
+	case !s.txn.active:
+		return smtp.R(smtp.CodeBadSequence, "5.5.1", "Need MAIL command first"), false
+	case len(s.txn.rcpts) == 0:
+		return smtp.R(smtp.CodeBadSequence, "5.5.1", "Need RCPT command first"), false
+	}
+	return smtp.Reply{}, true
+}
+
+// begin opens the backend writer for the current transaction and writes
+// the trace header (RFC 5321 §4.4).
+func (s *session) begin() (MessageWriter, error) {
+	env := &Envelope{
+		ID: newID(), Session: &s.info, From: s.txn.from, Recipients: s.txn.rcpts,
+		Body: s.txn.body, SMTPUTF8: s.txn.smtputf8, DeclaredSize: s.txn.size,
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	w, err := s.srv.opts.Backend.Begin(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(w, s.received(env.ID)); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w, nil
+}
+
+// cmdData handles DATA (RFC 5321 §4.1.1.4). The body streams through the
+// strict dot reader into the backend; 250 is sent only after Commit, i.e.
+// after the message is on stable storage.
+func (s *session) cmdData(arg string) {
+	if arg != "" {
+		s.reply(replyNoParams)
+		return
+	}
+	if s.txn.chunks != nil {
+		s.reply(smtp.R(smtp.CodeBadSequence, "5.5.1", "DATA not allowed after BDAT"))
+		return
+	}
+	if r, ok := s.dataPolicy(); !ok {
+		s.reply(r)
+		return
+	}
+	w, err := s.begin()
+	if err != nil {
+		s.replyErr(err)
+		s.abortTxn()
+		return
+	}
+	s.reply(smtp.R(smtp.CodeStartData, "", "End data with <CR><LF>.<CR><LF>"))
+	if err := s.flush(); err != nil {
+		w.Abort()
+		s.quit = true
+		return
+	}
+	s.conn.SetReadDeadline(s.readDeadline(s.srv.limits.DataTimeout))
+	dr := smtp.NewDotReader(s.r, s.srv.limits.MessageSize, s.srv.limits.TextLine)
+	readErr, writeErr := s.copyBody(w, dr)
+	s.finish(w, dr.Size(), readErr, writeErr)
+}
+
+// copyBody moves the message from r to w. After a write error it keeps
+// reading (and discarding) to the end of the data so the session stays in
+// step with the client. It returns the read and the write error separately.
+func (s *session) copyBody(w io.Writer, r io.Reader) (readErr, writeErr error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := r.Read(buf)
+		if n > 0 && writeErr == nil {
+			_, writeErr = w.Write(buf[:n])
+		}
+		if err == io.EOF {
+			return nil, writeErr
+		}
+		if err != nil {
+			return err, writeErr
+		}
+	}
+}
+
+// finish ends a DATA or the last BDAT: commit when everything arrived,
+// otherwise abort and explain. The transaction is over in every case.
+func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
+	defer func() { s.txn = txn{} }()
+	var se *smtp.Error
+	switch {
+	case readErr != nil && errors.As(readErr, &se):
+		// Bare CR/LF, line too long, too large: the data ended cleanly and
+		// the client gets the reason; nothing is stored.
+		w.Abort()
+		s.log.Info("message refused", "from", s.txn.from.String(), "size", size, "code", se.Reply.Code, "err", readErr)
+		s.reply(se.Reply)
+	case readErr != nil:
+		// The connection broke or timed out mid-message: nothing is stored.
+		w.Abort()
+		s.log.Info("message aborted", "from", s.txn.from.String(), "size", size, "err", readErr)
+		s.quit = true
+		var ne net.Error
+		if errors.As(readErr, &ne) && ne.Timeout() {
+			s.reply(smtp.R(smtp.CodeUnavailable, "4.4.2", s.srv.opts.Hostname+" timeout exceeded, closing connection"))
+		}
+	case writeErr != nil:
+		w.Abort()
+		s.log.Warn("message not stored", "from", s.txn.from.String(), "size", size, "err", writeErr)
+		s.replyErr(writeErr)
+	default:
+		qid, err := w.Commit()
+		if err != nil {
+			s.log.Error("commit failed", "from", s.txn.from.String(), "err", err)
+			s.replyErr(err)
+			return
+		}
+		s.log.Info("message accepted", "msgid", qid, "from", s.txn.from.String(),
+			"rcpts", len(s.txn.rcpts), "size", size, "tls", s.info.TLS != nil)
+		s.reply(smtp.R(smtp.CodeOK, smtp.EnhOK, "OK: queued as "+qid))
+	}
+}
+
+// received is the Received header for a message (RFC 5321 §4.4), with the
+// protocol keywords of RFC 3848 and RFC 6531 §3.7.3, and the TLS version and
+// cipher in a comment.
+func (s *session) received(id string) string {
+	var b strings.Builder
+	helo := s.info.Helo
+	if helo == "" {
+		helo = "unknown"
+	}
+	fmt.Fprintf(&b, "Received: from %s (%s)\r\n\tby %s (smtpkit) with %s id %s", sanitizeHeader(helo),
+		addrLiteral(s.info.Remote), s.srv.opts.Hostname, s.protocolKeyword(), id)
+	if st := s.info.TLS; st != nil {
+		fmt.Fprintf(&b, "\r\n\t(using %s with cipher %s)", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+	}
+	if len(s.txn.rcpts) == 1 {
+		fmt.Fprintf(&b, "\r\n\tfor <%s>", s.txn.rcpts[0].String())
+	}
+	fmt.Fprintf(&b, ";\r\n\t%s\r\n", s.srv.now().Format(time.RFC1123Z))
+	return b.String()
+}
+
+// protocolKeyword is the "with" keyword: ESMTP plus S for TLS and A for
+// AUTH (RFC 3848), UTF8SMTP… when SMTPUTF8 was used (RFC 6531 §3.7.3).
+func (s *session) protocolKeyword() string {
+	if !s.esmtp {
+		return "SMTP"
+	}
+	kw := "ESMTP"
+	if s.txn.smtputf8 {
+		kw = "UTF8SMTP"
+	}
+	if s.info.TLS != nil {
+		kw += "S"
+	}
+	if s.info.AuthUser != "" {
+		kw += "A"
+	}
+	return kw
+}
+
+func addrLiteral(a net.Addr) string {
+	ip := remoteIP(a)
+	if strings.Contains(ip, ":") {
+		return "[IPv6:" + ip + "]"
+	}
+	return "[" + ip + "]"
+}
+
+// sanitizeHeader keeps a peer-supplied string from breaking the header:
+// only printable ASCII survives.
+func sanitizeHeader(v string) string {
+	if len(v) > 255 {
+		v = v[:255]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x21 || r > 0x7e || r == '(' || r == ')' {
+			return '?'
+		}
+		return r
+	}, v)
+}
+
+// chunking is the state of a BDAT transfer (RFC 3030).
+type chunking struct {
+	w    MessageWriter
+	size int64
+	err  error // first read/limit/write problem; reported at LAST
+}
+
+// cmdBdat handles BDAT size [LAST] (RFC 3030 §2). The chunk is always read
+// in full, even when it is refused, so the session stays in step.
+func (s *session) cmdBdat(arg string) {
+	sizeStr, last, err := parseBdatArg(arg)
+	if err != nil {
+		s.reply(smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: BDAT size [LAST]"))
+		// The chunk length is unknown: the session cannot stay in step.
+		s.quit = true
+		return
+	}
+	n := sizeStr
+	if r, ok := s.dataPolicy(); !ok {
+		s.discardChunk(n)
+		s.reply(r)
+		return
+	}
+	if s.txn.chunks == nil {
+		w, err := s.begin()
+		if err != nil {
+			s.discardChunk(n)
+			s.replyErr(err)
+			s.abortTxn()
+			return
+		}
+		s.txn.chunks = &chunking{w: w}
+	}
+	c := s.txn.chunks
+	s.conn.SetReadDeadline(s.readDeadline(s.srv.limits.DataTimeout))
+	if c.err == nil && c.size+n > s.srv.limits.MessageSize {
+		c.err = smtp.E(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
+	}
+	var readErr error
+	if c.err == nil {
+		var werr error
+		readErr, werr = s.copyBody(c.w, &exactReader{r: s.r, n: n})
+		if werr != nil {
+			c.err = werr
+		}
+	} else {
+		readErr = s.discardChunk(n)
+	}
+	c.size += n
+	if readErr != nil {
+		s.finish(c.w, c.size, readErr, nil)
+		s.txn.chunks = nil
+		return
+	}
+	if !last {
+		if c.err != nil {
+			s.reply(errReply(c.err))
+			return
+		}
+		s.reply(smtp.R(smtp.CodeOK, smtp.EnhOK, strconv.FormatInt(n, 10)+" octets received"))
+		return
+	}
+	s.txn.chunks = nil
+	s.finish(c.w, c.size, nil, c.err)
+}
+
+func (s *session) discardChunk(n int64) error {
+	s.conn.SetReadDeadline(s.readDeadline(s.srv.limits.DataTimeout))
+	m, err := io.CopyN(io.Discard, s.r, n)
+	if err == nil && m < n {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func parseBdatArg(arg string) (int64, bool, error) {
+	f := strings.Fields(arg)
+	if len(f) == 0 || len(f) > 2 {
+		return 0, false, errors.New("bad BDAT arguments")
+	}
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || n < 0 || len(f[0]) > 18 {
+		return 0, false, errors.New("bad BDAT size")
+	}
+	if len(f) == 2 && !strings.EqualFold(f[1], "LAST") {
+		return 0, false, errors.New("bad BDAT argument")
+	}
+	return n, len(f) == 2, nil
+}
+
+// exactReader reads exactly n bytes from r: io.EOF after n, and
+// io.ErrUnexpectedEOF when r ends before (a BDAT chunk cut short).
+type exactReader struct {
+	r io.Reader
+	n int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.n {
+		p = p[:e.n]
+	}
+	n, err := e.r.Read(p)
+	e.n -= int64(n)
+	if err == io.EOF && e.n > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}

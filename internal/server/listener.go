@@ -1,0 +1,107 @@
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+)
+
+// Role is what a listener is for. It decides which rules apply to a session;
+// the port number never does.
+type Role int
+
+const (
+	// RoleMX receives mail for local domains from anyone (port 25, RFC 5321).
+	// It never relays.
+	RoleMX Role = iota
+	// RoleSubmission is message submission (port 587 and 2525, RFC 6409):
+	// authenticated users only.
+	RoleSubmission
+	// RoleSubmissions is submission over implicit TLS (port 465, RFC 8314 §3.3).
+	RoleSubmissions
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleMX:
+		return "mx"
+	case RoleSubmission:
+		return "submission"
+	case RoleSubmissions:
+		return "submissions"
+	}
+	return fmt.Sprintf("role(%d)", int(r))
+}
+
+// ParseRole maps the config names to a Role.
+func ParseRole(s string) (Role, error) {
+	switch s {
+	case "mx":
+		return RoleMX, nil
+	case "submission":
+		return RoleSubmission, nil
+	case "submissions":
+		return RoleSubmissions, nil
+	}
+	return 0, fmt.Errorf("unknown listener role %q (want mx, submission or submissions)", s)
+}
+
+// IsSubmission reports whether the role is one of the submission roles,
+// where MAIL requires AUTH (RFC 6409 §4.3).
+func (r Role) IsSubmission() bool { return r == RoleSubmission || r == RoleSubmissions }
+
+// TLSMode is how a listener uses TLS.
+type TLSMode int
+
+const (
+	// TLSNone offers no TLS at all.
+	TLSNone TLSMode = iota
+	// TLSOpportunistic offers STARTTLS (RFC 3207) and accepts mail without it.
+	TLSOpportunistic
+	// TLSRequired offers STARTTLS and refuses MAIL and AUTH until it is done
+	// (RFC 3207 §4: 530 5.7.0 Must issue a STARTTLS command first).
+	TLSRequired
+	// TLSImplicit starts TLS with the first byte (RFC 8314 §3.3).
+	TLSImplicit
+)
+
+func (m TLSMode) String() string {
+	switch m {
+	case TLSNone:
+		return "none"
+	case TLSOpportunistic:
+		return "opportunistic"
+	case TLSRequired:
+		return "required"
+	case TLSImplicit:
+		return "implicit"
+	}
+	return fmt.Sprintf("tls(%d)", int(m))
+}
+
+// ParseTLSMode maps the config names to a TLSMode.
+func ParseTLSMode(s string) (TLSMode, error) {
+	switch s {
+	case "none":
+		return TLSNone, nil
+	case "opportunistic":
+		return TLSOpportunistic, nil
+	case "required":
+		return TLSRequired, nil
+	case "implicit":
+		return TLSImplicit, nil
+	}
+	return 0, fmt.Errorf("unknown tls mode %q (want none, opportunistic, required or implicit)", s)
+}
+
+// Listener is one listening address with its role and TLS rules.
+type Listener struct {
+	Name    string // for logs; defaults to Address
+	Address string // host:port
+	Role    Role
+	TLS     TLSMode
+	// Auth enables the AUTH command (only ever inside TLS).
+	Auth bool
+	// TLSConfig is used for STARTTLS and implicit TLS. Required unless
+	// TLS is TLSNone.
+	TLSConfig *tls.Config
+}

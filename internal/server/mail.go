@@ -1,0 +1,143 @@
+package server
+
+import (
+	"errors"
+	"strings"
+
+	"smtpkit/internal/smtp"
+)
+
+// mailPolicy checks what must hold before a transaction may start on this
+// listener: EHLO first, TLS where required (RFC 3207 §4), AUTH on
+// submission (RFC 6409 §4.3).
+func (s *session) mailPolicy() (smtp.Reply, bool) {
+	switch {
+	case !s.helo:
+		return replyNeedHelo, false
+	case s.txn.active:
+		return smtp.R(smtp.CodeBadSequence, "5.5.1", "Nested MAIL command"), false
+	case s.l.TLS == TLSRequired && s.info.TLS == nil:
+		return smtp.R(smtp.CodeAuthRequired, "5.7.0", "Must issue a STARTTLS command first"), false
+	case s.l.Role.IsSubmission() && s.info.AuthUser == "":
+		return smtp.R(smtp.CodeAuthRequired, "5.7.0", "Authentication required"), false
+	}
+	return smtp.Reply{}, true
+}
+
+// cmdMail handles MAIL FROM (RFC 5321 §4.1.1.2) and its parameters: SIZE
+// (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531) and AUTH
+// (RFC 4954 §5).
+func (s *session) cmdMail(arg string) smtp.Reply {
+	if r, ok := s.mailPolicy(); !ok {
+		return r
+	}
+	path, params, err := smtp.ParseMail(arg, s.esmtp)
+	if err != nil {
+		return errReply(err)
+	}
+	t := txn{from: path.Addr}
+	for k, v := range params {
+		if !s.esmtp {
+			return smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "Parameters need EHLO")
+		}
+		switch k {
+		case "SIZE":
+			n, _, err := params.Size()
+			if err != nil {
+				return errReply(err)
+			}
+			// RFC 1870 §6.2: a declared size over the limit is refused at MAIL.
+			if n > s.srv.limits.MessageSize {
+				return smtp.R(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
+			}
+			t.size = n
+		case "BODY":
+			body, err := params.Body()
+			if err != nil {
+				return errReply(err)
+			}
+			t.body = body
+		case "SMTPUTF8":
+			if v != "" {
+				return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "SMTPUTF8 takes no value")
+			}
+			t.smtputf8 = true
+		case "AUTH":
+			// RFC 4954 §5: accepted; the value is informational and only
+			// trusted from authenticated peers, which we do not relay for.
+			if _, err := smtp.DecodeXtext(v); err != nil {
+				return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Bad AUTH parameter")
+			}
+		default:
+			return smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "Unsupported parameter "+k)
+		}
+	}
+	if !t.smtputf8 && !path.Addr.IsASCII() {
+		return smtp.R(smtp.CodeMailboxName, "5.6.7", "Address needs SMTPUTF8")
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := s.srv.opts.Backend.Sender(ctx, &s.info, path.Addr); err != nil {
+		s.log.Info("sender refused", "from", path.Addr.String(), "err", err)
+		return errReply(err)
+	}
+	t.active = true
+	s.txn = t
+	return smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Sender OK")
+}
+
+// cmdRcpt handles RCPT TO (RFC 5321 §4.1.1.3).
+func (s *session) cmdRcpt(arg string) smtp.Reply {
+	if !s.txn.active {
+		return smtp.R(smtp.CodeBadSequence, "5.5.1", "Need MAIL command first")
+	}
+	if s.txn.chunks != nil {
+		return smtp.R(smtp.CodeBadSequence, "5.5.1", "RCPT not allowed during BDAT")
+	}
+	path, params, err := smtp.ParseRcpt(arg, s.txn.smtputf8)
+	if err != nil {
+		return errReply(err)
+	}
+	if len(params) > 0 {
+		return smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "Unsupported RCPT parameter")
+	}
+	addr := path.Addr
+	if addr.Domain == "" && strings.EqualFold(addr.Local, "postmaster") {
+		// RFC 5321 §4.1.1.3: <Postmaster> without a domain is ours.
+		addr.Domain = s.srv.opts.PostmasterDomain
+	}
+	// Source routes (RFC 5321 §4.1.2, Appendix C) and routing tricks in
+	// the local part (percent hack, bang paths, quoted "@") are relay
+	// attempts: refused on every listener.
+	if path.SourceRoute || addr.RoutingTrick() {
+		s.log.Info("relay trick refused", "rcpt", addr.String())
+		return smtp.R(smtp.CodeMailboxUnavail, smtp.EnhNotAuthorized, "Relaying denied")
+	}
+	if len(s.txn.rcpts) >= s.srv.limits.Recipients {
+		// RFC 5321 §4.5.3.1.10: 452 for too many recipients.
+		return smtp.R(smtp.CodeInsufficientSpace, "4.5.3", "Too many recipients")
+	}
+	for _, r := range s.txn.rcpts {
+		if strings.EqualFold(r.String(), addr.String()) {
+			return smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK (duplicate)")
+		}
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := s.srv.opts.Backend.Recipient(ctx, &s.info, s.txn.from, addr); err != nil {
+		s.log.Info("recipient refused", "from", s.txn.from.String(), "rcpt", addr.String(), "err", err)
+		return errReply(err)
+	}
+	s.txn.rcpts = append(s.txn.rcpts, addr)
+	return smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK")
+}
+
+// errReply is the reply for err: its own when it carries one, otherwise
+// 451 4.3.0 (unknown errors are temporary).
+func errReply(err error) smtp.Reply {
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		return se.Reply
+	}
+	return smtp.R(smtp.CodeLocalError, "4.3.0", "Local error in processing, try again later")
+}

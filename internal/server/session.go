@@ -1,0 +1,260 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"smtpkit/internal/smtp"
+)
+
+// session is the connection state of one client. The mail transaction
+// lives in txn and is replaced by RSET, EHLO, the end of DATA and STARTTLS.
+type session struct {
+	srv  *Server
+	l    Listener
+	raw  net.Conn // the accepted connection; only deadlines are set on it from other goroutines
+	conn net.Conn // raw, or the TLS connection over it
+	r    *bufio.Reader
+	w    *bufio.Writer
+	log  *slog.Logger
+	info SessionInfo
+
+	helo     bool // HELO or EHLO was given (RFC 5321 §4.1.4)
+	esmtp    bool // EHLO was given: extensions and enhanced codes apply
+	errors   int  // protocol errors so far
+	authFail int  // failed AUTH attempts in this session
+	quit     bool
+	deadline time.Time // end of the whole session
+	txn      txn
+
+	mu   sync.Mutex
+	idle bool // waiting for a command outside a transaction
+}
+
+// txn is one mail transaction (RFC 5321 §3.3), from MAIL to end of data.
+type txn struct {
+	active   bool
+	from     smtp.Address
+	rcpts    []smtp.Address
+	body     string
+	smtputf8 bool
+	size     int64
+	chunks   *chunking // set while BDAT chunks are arriving (RFC 3030)
+}
+
+func (s *Server) startSession(c net.Conn, l Listener) {
+	sess := &session{srv: s, l: l, raw: c, conn: c}
+	sess.info = SessionInfo{ID: newID(), Listener: l.Name, Role: l.Role, Remote: c.RemoteAddr()}
+	if sess.info.Listener == "" {
+		sess.info.Listener = l.Address
+	}
+	sess.log = s.log.With("conn", sess.info.ID, "listener", sess.info.Listener, "remote", c.RemoteAddr().String())
+	if ok, why := s.admit(sess); !ok {
+		go func() {
+			c.SetWriteDeadline(s.now().Add(5 * time.Second))
+			io.WriteString(c, smtp.R(smtp.CodeUnavailable, "4.7.0", s.opts.Hostname+" "+why+", try again later").String())
+			c.Close()
+		}()
+		sess.log.Warn("connection refused", "reason", why)
+		return
+	}
+	go func() {
+		defer s.active.Done()
+		defer s.release(sess)
+		sess.serve()
+	}()
+}
+
+func (s *session) serve() {
+	defer s.conn.Close()
+	s.deadline = s.srv.now().Add(s.srv.limits.SessionTimeout)
+	s.log.Info("connect")
+	if s.l.TLS == TLSImplicit {
+		if err := s.handshake(); err != nil {
+			s.log.Info("tls handshake failed", "err", err)
+			return
+		}
+	} else {
+		s.setStreams(s.conn)
+	}
+	s.reply(smtp.R(smtp.CodeReady, "", s.srv.opts.Hostname+" ESMTP smtpkit ready"))
+	for !s.quit {
+		line, err := s.readCommand()
+		var framing *smtp.Error
+		switch {
+		case errors.As(err, &framing):
+			s.reply(framing.Reply) // a bad line is answered; the session goes on
+		case err != nil:
+			s.endOnError(err)
+			s.quit = true
+		default:
+			s.handle(line)
+		}
+	}
+	s.abortTxn()
+	s.w.Flush()
+	s.log.Info("disconnect", "errors", s.errors)
+}
+
+// setStreams (re)creates the buffered reader and writer on c. The reader
+// is sized for the longest command line, so ReadSlice enforces the limit.
+func (s *session) setStreams(c net.Conn) {
+	s.r = bufio.NewReaderSize(c, s.srv.limits.CommandLine)
+	s.w = bufio.NewWriterSize(c, 4096)
+}
+
+// Command-line framing errors; the session answers them and goes on.
+var (
+	errCommandTooLong = smtp.E(smtp.CodeSyntax, smtp.EnhSyntax, "Line too long")
+	errCommandBareLF  = smtp.E(smtp.CodeSyntax, smtp.EnhSyntax, "Bare LF in command; lines must end in CRLF (RFC 5321 §2.3.8)")
+)
+
+// readCommand reads one CRLF-terminated command line, flushing pending
+// replies first when the client has nothing more in flight (RFC 2920 §3.1:
+// replies to a pipelined group are sent together).
+func (s *session) readCommand() ([]byte, error) {
+	if s.r.Buffered() == 0 {
+		if err := s.w.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	// The deadline is set before the session is marked idle, so that a
+	// shutdown's interrupt (a deadline in the past) is never overwritten.
+	s.conn.SetReadDeadline(s.readDeadline(s.srv.limits.CommandTimeout))
+	s.setIdle(!s.txn.active)
+	defer s.setIdle(false)
+	if s.srv.isClosing() && !s.txn.active {
+		return nil, errShuttingDown
+	}
+	line, err := s.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		// Discard the rest of the over-long line so the session stays in step.
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = s.r.ReadSlice('\n')
+		}
+		if err != nil {
+			return nil, err
+		}
+		return nil, errCommandTooLong
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		return nil, errCommandBareLF
+	}
+	return line[:len(line)-2], nil
+}
+
+// readDeadline is now+d, capped by the session deadline.
+func (s *session) readDeadline(d time.Duration) time.Time {
+	t := s.srv.now().Add(d)
+	if t.After(s.deadline) {
+		return s.deadline
+	}
+	return t
+}
+
+var errShuttingDown = errors.New("server shutting down")
+
+// endOnError ends the session after a read failure: timeouts and shutdown
+// get 421 (RFC 5321 §3.8, §4.5.3.2); a closed connection gets nothing.
+func (s *session) endOnError(err error) {
+	switch {
+	case errors.Is(err, errShuttingDown) || s.srv.isClosing():
+		s.reply(smtp.R(smtp.CodeUnavailable, "4.3.2", s.srv.opts.Hostname+" service shutting down, closing connection"))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.reply(smtp.R(smtp.CodeUnavailable, "4.4.2", s.srv.opts.Hostname+" timeout exceeded, closing connection"))
+		s.log.Info("timeout")
+	case errors.Is(err, io.EOF):
+		s.log.Debug("client closed connection")
+	default:
+		s.log.Debug("read failed", "err", err)
+	}
+}
+
+// reply queues r for the client. Enhanced codes are sent once the client
+// said EHLO (RFC 2034 §3). Protocol errors are counted; past the limit the
+// session ends with 421 (RFC 5321 §4.5.3.1.x leaves the limit to the server).
+func (s *session) reply(r smtp.Reply) {
+	r.Write(s.w, s.esmtp)
+	if r.Code >= 500 && r.Code <= 504 {
+		s.errors++
+		if s.errors >= s.srv.limits.Errors {
+			smtp.R(smtp.CodeUnavailable, "4.7.0", s.srv.opts.Hostname+" too many errors, closing connection").Write(s.w, s.esmtp)
+			s.log.Info("too many errors", "errors", s.errors)
+			s.quit = true
+		}
+	}
+	if s.quit {
+		s.w.Flush()
+	}
+}
+
+// flush sends queued replies now.
+func (s *session) flush() error {
+	s.conn.SetWriteDeadline(s.readDeadline(s.srv.limits.CommandTimeout))
+	return s.w.Flush()
+}
+
+func (s *session) setIdle(idle bool) {
+	s.mu.Lock()
+	s.idle = idle
+	if idle && s.srv.isClosing() {
+		s.raw.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+}
+
+// interruptIfIdle wakes a session waiting for a command outside a
+// transaction so that it can say 421 during shutdown.
+func (s *session) interruptIfIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idle {
+		s.raw.SetReadDeadline(time.Now())
+	}
+}
+
+// interrupt ends a session whatever it is doing (shutdown grace is over).
+func (s *session) interrupt() {
+	s.raw.SetDeadline(time.Now())
+}
+
+// abortTxn discards the transaction, including a half-received BDAT message.
+func (s *session) abortTxn() {
+	if s.txn.chunks != nil {
+		s.txn.chunks.w.Abort()
+	}
+	s.txn = txn{}
+}
+
+// ctx is the context for backend calls: bounded by the session deadline.
+func (s *session) ctx() (context.Context, context.CancelFunc) {
+	return context.WithDeadline(context.Background(), s.deadline)
+}
+
+// handshake runs the TLS server handshake on the raw connection and
+// replaces the streams; used for implicit TLS and after STARTTLS.
+func (s *session) handshake() error {
+	tc := tls.Server(s.conn, s.l.TLSConfig)
+	tc.SetDeadline(s.readDeadline(s.srv.limits.CommandTimeout))
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	tc.SetDeadline(time.Time{})
+	s.conn = tc
+	st := tc.ConnectionState()
+	s.info.TLS = &st
+	s.setStreams(tc)
+	s.log.Info("tls", "tls_version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite), "sni", st.ServerName)
+	return nil
+}

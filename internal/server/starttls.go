@@ -1,0 +1,52 @@
+package server
+
+import (
+	"smtpkit/internal/smtp"
+)
+
+// canStartTLS reports whether STARTTLS is offered: on listeners with TLS
+// and not yet inside TLS (RFC 3207 §4.2: not offered after the handshake).
+func (s *session) canStartTLS() bool {
+	return (s.l.TLS == TLSOpportunistic || s.l.TLS == TLSRequired) && s.info.TLS == nil
+}
+
+// cmdStartTLS runs RFC 3207. Anything the client pipelined after STARTTLS
+// is discarded unread (the CVE-2011-0411 class of command injection), and
+// after the handshake the session starts over: no HELO, no transaction, no
+// authentication (RFC 3207 §4.2).
+func (s *session) cmdStartTLS(arg string) {
+	switch {
+	case arg != "":
+		s.reply(replyNoParams)
+		return
+	case s.info.TLS != nil:
+		s.reply(smtp.R(smtp.CodeBadSequence, "5.5.1", "TLS already active"))
+		return
+	case !s.canStartTLS():
+		s.reply(smtp.R(smtp.CodeNotImplemented, "5.5.1", "STARTTLS not available"))
+		return
+	case !s.helo:
+		// RFC 3207 does not require EHLO first, but the client could not
+		// have learned STARTTLS is offered without it.
+		s.reply(replyNeedHelo)
+		return
+	}
+	s.reply(smtp.R(smtp.CodeReady, smtp.EnhOK, "Ready to start TLS"))
+	if err := s.flush(); err != nil {
+		s.quit = true
+		return
+	}
+	if n := s.r.Buffered(); n > 0 {
+		s.log.Warn("discarding plaintext pipelined after STARTTLS", "bytes", n)
+		s.r.Discard(n)
+	}
+	if err := s.handshake(); err != nil {
+		s.log.Info("starttls handshake failed", "err", err)
+		s.quit = true
+		return
+	}
+	s.abortTxn()
+	s.helo, s.esmtp = false, false
+	s.info.Helo = ""
+	s.info.AuthUser = ""
+}
