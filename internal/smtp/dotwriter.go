@@ -1,0 +1,100 @@
+package smtp
+
+import (
+	"errors"
+	"io"
+)
+
+// DotWriter writes message text for DATA (RFC 5321 §4.1.1.4), the client's
+// half of the DotReader: lines starting with "." get another "." in front
+// (§4.5.2), and Close sends the terminating ".\r\n".
+//
+// The input should be CRLF text. Because a client must never send a bare CR
+// or LF (§2.3.8, and servers that defend against SMTP smuggling refuse
+// them), a bare LF or bare CR in the input is written as CRLF. Line length
+// is not checked here; that is the caller's business.
+type DotWriter struct {
+	w      io.Writer
+	bol    bool // at the beginning of a line
+	cr     bool // the last input octet was a CR whose LF may follow in the next Write
+	closed bool
+	buf    []byte
+}
+
+// dotWriterChunk bounds the scratch buffer: input is processed in pieces of
+// this size, each written with one call to the underlying writer.
+const dotWriterChunk = 32 << 10
+
+var errDotWriterClosed = errors.New("smtp: write to closed DotWriter")
+
+// NewDotWriter returns a DotWriter that writes to w. Close does not close w.
+func NewDotWriter(w io.Writer) *DotWriter {
+	return &DotWriter{w: w, bol: true}
+}
+
+// Write stuffs and writes p. It returns len(p) unless the underlying writer
+// fails.
+func (d *DotWriter) Write(p []byte) (int, error) {
+	if d.closed {
+		return 0, errDotWriterClosed
+	}
+	written := 0
+	for len(p) > 0 {
+		chunk := p
+		if len(chunk) > dotWriterChunk {
+			chunk = chunk[:dotWriterChunk]
+		}
+		d.buf = d.transform(d.buf[:0], chunk)
+		if _, err := d.w.Write(d.buf); err != nil {
+			return written, err
+		}
+		written += len(chunk)
+		p = p[len(chunk):]
+	}
+	return written, nil
+}
+
+// transform appends the stuffed, CRLF-normalized form of in to out.
+func (d *DotWriter) transform(out, in []byte) []byte {
+	for _, c := range in {
+		if d.cr {
+			d.cr = false
+			out = append(out, '\r', '\n')
+			d.bol = true
+			if c == '\n' {
+				continue // the LF of a CRLF
+			}
+		}
+		switch c {
+		case '\r':
+			d.cr = true
+			continue
+		case '\n':
+			out = append(out, '\r', '\n') // bare LF
+			d.bol = true
+			continue
+		}
+		if d.bol && c == '.' {
+			out = append(out, '.')
+		}
+		d.bol = false
+		out = append(out, c)
+	}
+	return out
+}
+
+// Close ends the data: it completes an unterminated last line with CRLF and
+// writes ".\r\n". Empty data gives just ".\r\n", an empty message.
+func (d *DotWriter) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	out := d.buf[:0]
+	if d.cr || !d.bol {
+		out = append(out, '\r', '\n')
+	}
+	out = append(out, '.', '\r', '\n')
+	_, err := d.w.Write(out)
+	return err
+}
