@@ -1,0 +1,314 @@
+package userdb
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// formatVersion is the "version" field of the accounts file.
+const formatVersion = 1
+
+// maxFileSize bounds what File reads, as a guard against a wrong path.
+const maxFileSize = 64 << 20
+
+// File is the embedded account store: one JSON file (see docs/accounts.md),
+// rewritten atomically with mode 0600. Every call stats the file once and
+// re-reads it when its identity (device, inode, size, mtime, ctime)
+// changed, so the running server sees edits made by another process without
+// a restart. Writers take an flock on "<path>.lock" around
+// read-modify-write, so two processes never lose each other's changes.
+// File is safe for concurrent use.
+type File struct {
+	path string
+	wmu  sync.Mutex // serialises writers within this process
+
+	mu      sync.RWMutex
+	id      fileID
+	data    *db   // immutable snapshot; replaced wholesale, never mutated
+	loadErr error // the last reload failed: data is the last good content
+}
+
+// fileID identifies one version of the file on disk.
+type fileID struct {
+	exists       bool
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64
+}
+
+func statID(fi os.FileInfo) fileID {
+	id := fileID{exists: true, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(st.Dev), uint64(st.Ino)
+		id.ctime = st.Ctim.Nano()
+	}
+	return id
+}
+
+// db is one parsed version of the file, keyed by canonical address.
+type db struct {
+	accounts map[string]Account
+	aliases  map[string][]string
+}
+
+// diskFormat is the JSON layout of the accounts file.
+type diskFormat struct {
+	Version  int                 `json:"version"`
+	Accounts []Account           `json:"accounts"`
+	Aliases  map[string][]string `json:"aliases"`
+}
+
+// Open opens the store at path. A missing file is an empty store (it is
+// created by the first change); an unreadable or malformed file is an
+// error.
+func Open(path string) (*File, error) {
+	d, id, err := load(path)
+	if err != nil {
+		return nil, err
+	}
+	return &File{path: path, data: d, id: id}, nil
+}
+
+// Path is the file the store lives in.
+func (f *File) Path() string { return f.path }
+
+// Reload re-reads the file if it changed and reports why the current
+// content could not be loaded, if it could not. Queries call it implicitly
+// and keep serving the last good content on error; a server can call it to
+// log the problem.
+func (f *File) Reload() error {
+	_, err := f.snapshot()
+	return err
+}
+
+// snapshot returns the current content, re-reading the file if it changed
+// since it was last read.
+func (f *File) snapshot() (*db, error) {
+	var id fileID
+	if fi, err := os.Stat(f.path); err == nil {
+		id = statID(fi)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		f.mu.RLock()
+		defer f.mu.RUnlock()
+		return f.data, fmt.Errorf("userdb: %w", err)
+	}
+	f.mu.RLock()
+	d, cur, lerr := f.data, f.id, f.loadErr
+	f.mu.RUnlock()
+	if cur == id {
+		return d, lerr
+	}
+	nd, nid, err := load(f.path)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		// Remember the failure for this version of the file so that we do
+		// not re-parse it on every call; keep serving the last good data.
+		f.id, f.loadErr = id, err
+		return f.data, err
+	}
+	f.data, f.id, f.loadErr = nd, nid, nil
+	return nd, nil
+}
+
+// load reads and parses the file; the identity comes from the open file
+// descriptor, so it describes exactly the bytes read.
+func load(path string) (*db, fileID, error) {
+	empty := &db{accounts: map[string]Account{}, aliases: map[string][]string{}}
+	fh, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return empty, fileID{}, nil
+	}
+	if err != nil {
+		return nil, fileID{}, fmt.Errorf("userdb: %w", err)
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, fileID{}, fmt.Errorf("userdb: %w", err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
+	if err != nil {
+		return nil, fileID{}, fmt.Errorf("userdb: %w", err)
+	}
+	if len(raw) > maxFileSize {
+		return nil, fileID{}, fmt.Errorf("userdb: %s is larger than %d bytes", path, maxFileSize)
+	}
+	d, err := parse(raw)
+	if err != nil {
+		return nil, fileID{}, fmt.Errorf("userdb: %s: %w", path, err)
+	}
+	return d, statID(fi), nil
+}
+
+// parse decodes the file strictly and checks every address.
+func parse(raw []byte) (*db, error) {
+	var df diskFormat
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&df); err != nil {
+		return nil, err
+	}
+	if df.Version != formatVersion {
+		return nil, fmt.Errorf("unsupported version %d (want %d)", df.Version, formatVersion)
+	}
+	d := &db{accounts: make(map[string]Account, len(df.Accounts)), aliases: map[string][]string{}}
+	for _, a := range df.Accounts {
+		key, err := Canonical(a.Address)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := d.accounts[key]; dup {
+			return nil, fmt.Errorf("account %s listed twice", key)
+		}
+		a.Address = key
+		d.accounts[key] = a
+	}
+	for alias, targets := range df.Aliases {
+		key, err := Canonical(alias)
+		if err != nil {
+			return nil, err
+		}
+		if _, clash := d.accounts[key]; clash {
+			return nil, fmt.Errorf("%s is both an account and an alias", key)
+		}
+		if len(targets) == 0 {
+			return nil, fmt.Errorf("alias %s has no targets", key)
+		}
+		for i, t := range targets {
+			if targets[i], err = checkTarget(t); err != nil {
+				return nil, err
+			}
+		}
+		d.aliases[key] = targets
+	}
+	return d, nil
+}
+
+// encode renders d in the file format, accounts sorted by address.
+func (d *db) encode() ([]byte, error) {
+	df := diskFormat{Version: formatVersion, Accounts: d.list(), Aliases: d.aliases}
+	out, err := json.MarshalIndent(df, "", "  ")
+	return append(out, '\n'), err
+}
+
+// clone copies d deeply enough for a writer to change it.
+func (d *db) clone() *db {
+	n := &db{accounts: make(map[string]Account, len(d.accounts)), aliases: make(map[string][]string, len(d.aliases))}
+	for k, v := range d.accounts {
+		n.accounts[k] = v
+	}
+	for k, v := range d.aliases {
+		n.aliases[k] = append([]string(nil), v...)
+	}
+	return n
+}
+
+// update applies change to the current file content under both locks and
+// writes the result atomically.
+func (f *File) update(change func(d *db) error) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	unlock, err := lockFile(f.path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur, _, err := load(f.path) // fresh: another process may have written
+	if err != nil {
+		return err
+	}
+	next := cur.clone()
+	if err := change(next); err != nil {
+		return err
+	}
+	raw, err := next.encode()
+	if err != nil {
+		return fmt.Errorf("userdb: %w", err)
+	}
+	id, err := writeAtomic(f.path, raw)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.data, f.id, f.loadErr = next, id, nil
+	f.mu.Unlock()
+	return nil
+}
+
+// writeAtomic replaces path with data: temp file in the same directory,
+// fsync, rename, fsync the directory. It returns the new file's identity.
+func writeAtomic(path string, data []byte) (fileID, error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fileID{}, fmt.Errorf("userdb: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return fileID{}, fmt.Errorf("userdb: write %s: %w", path, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}, fmt.Errorf("userdb: %w", err)
+	}
+	return statID(fi), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// lockFile takes an exclusive flock on path (created with mode 0600),
+// waiting for other holders, and returns the function that releases it.
+func lockFile(path string) (func(), error) {
+	fh, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("userdb: lock: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(fh.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		fh.Close()
+		return nil, fmt.Errorf("userdb: lock %s: %w", path, err)
+	}
+	return func() {
+		syscall.Flock(int(fh.Fd()), syscall.LOCK_UN)
+		fh.Close()
+	}, nil
+}

@@ -1,0 +1,132 @@
+package userdb
+
+import (
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Argon2id parameters for new hashes: OWASP's recommended minimum
+// (19 MiB, 2 passes, 1 lane), RFC 9106 §4 for the algorithm.
+const (
+	argonMemory  = 19456 // KiB
+	argonTime    = 2
+	argonThreads = 1
+	argonKeyLen  = 32
+	saltLen      = 16
+)
+
+// ScramIterations is the PBKDF2 iteration count for new SCRAM-SHA-256 keys
+// (RFC 7677 §4 recommends at least 4096).
+const ScramIterations = 4096
+
+// credentials derives everything stored for a password: the argon2id PHC
+// string and the SCRAM-SHA-256 keys, each with its own random salt.
+// The password is used as its UTF-8 bytes; SASLprep (RFC 4013) is not
+// applied, which only matters for passwords with unusual Unicode.
+func credentials(password string) (string, ScramKeys, error) {
+	if password == "" {
+		return "", ScramKeys{}, errors.New("userdb: empty password")
+	}
+	if len(password) > maxPasswordLen {
+		return "", ScramKeys{}, fmt.Errorf("userdb: password longer than %d bytes", maxPasswordLen)
+	}
+	salt := make([]byte, saltLen)
+	rand.Read(salt)
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	phc := fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
+		argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key))
+	scramSalt := make([]byte, saltLen)
+	rand.Read(scramSalt)
+	keys, err := DeriveScram(password, scramSalt, ScramIterations)
+	return phc, keys, err
+}
+
+// b64 is the PHC string format's base64: standard alphabet, no padding.
+var b64 = base64.RawStdEncoding
+
+// DeriveScram computes the SCRAM-SHA-256 keys (RFC 5802 §3):
+// SaltedPassword = Hi(password, salt, i) = PBKDF2-HMAC-SHA-256,
+// ClientKey = HMAC(SaltedPassword, "Client Key"), StoredKey = H(ClientKey),
+// ServerKey = HMAC(SaltedPassword, "Server Key").
+func DeriveScram(password string, salt []byte, iterations int) (ScramKeys, error) {
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
+	if err != nil {
+		return ScramKeys{}, fmt.Errorf("userdb: %w", err)
+	}
+	clientKey := hmacSHA256(salted, "Client Key")
+	storedKey := sha256.Sum256(clientKey)
+	return ScramKeys{
+		Iterations: iterations,
+		Salt:       append([]byte(nil), salt...),
+		StoredKey:  storedKey[:],
+		ServerKey:  hmacSHA256(salted, "Server Key"),
+	}, nil
+}
+
+func hmacSHA256(key []byte, msg string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}
+
+// argonParams is a parsed PHC string.
+type argonParams struct {
+	memory  uint32
+	time    uint32
+	threads uint8
+	salt    []byte
+	key     []byte
+}
+
+// parsePHC parses "$argon2id$v=19$m=M,t=T,p=P$salt$hash" and bounds the
+// cost parameters, so a damaged file cannot make a login take gigabytes.
+func parsePHC(s string) (argonParams, error) {
+	var p argonParams
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" ||
+		parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return p, errors.New("userdb: not an argon2id v=19 PHC string")
+	}
+	var m, t, threads uint64
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &threads); err != nil {
+		return p, fmt.Errorf("userdb: argon2id parameters: %w", err)
+	}
+	if m < 8 || m > 1<<21 || t < 1 || t > 64 || threads < 1 || threads > 64 {
+		return p, errors.New("userdb: argon2id parameters out of range")
+	}
+	salt, err1 := b64.DecodeString(parts[4])
+	key, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(salt) < 8 || len(key) < 16 || len(key) > 128 {
+		return p, errors.New("userdb: argon2id salt or hash malformed")
+	}
+	return argonParams{uint32(m), uint32(t), uint8(threads), salt, key}, nil
+}
+
+// verifyPassword reports whether password matches the PHC string, comparing
+// in constant time. A malformed hash never matches.
+func verifyPassword(phc, password string) bool {
+	p, err := parsePHC(phc)
+	if err != nil {
+		dummyWork(password)
+		return false
+	}
+	got := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
+	return subtle.ConstantTimeCompare(got, p.key) == 1
+}
+
+// dummyWork spends one argon2id computation with the default parameters,
+// so that a failed login for an unknown user takes as long as one for a
+// known user with a wrong password.
+func dummyWork(password string) {
+	var salt [saltLen]byte
+	argon2.IDKey([]byte(password), salt[:], argonTime, argonMemory, argonThreads, argonKeyLen)
+}
