@@ -1,0 +1,257 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"smtpkit/internal/certs"
+	"smtpkit/internal/config"
+	"smtpkit/internal/inbound"
+	"smtpkit/internal/maildir"
+	"smtpkit/internal/sasl"
+	"smtpkit/internal/server"
+	"smtpkit/internal/userdb"
+)
+
+// runServe is `smtpkit serve [-config FILE]`: it runs the server until
+// SIGTERM or SIGINT, reloading certificates on SIGHUP.
+func runServe(args []string, stdio Stdio) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stdio.Err)
+	configPath := fs.String("config", "", "config file (default "+DefaultConfigPath+", or the built-in development default when it does not exist)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, source, err := config.Resolve(*configPath)
+	if err != nil {
+		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
+		return 1
+	}
+	log := newLogger(stdio.Err, cfg.Log)
+	log.Info("configuration", "source", source)
+	d, err := wireServer(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
+		return 1
+	}
+	if err := d.srv.Listen(); err != nil {
+		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
+		return 1
+	}
+	printListeners(stdio.Out, cfg, d)
+	fmt.Fprintln(stdio.Out, "smtpkit: ready")
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	served := make(chan error, 1)
+	go func() { served <- d.srv.Serve() }()
+	for {
+		select {
+		case err := <-served:
+			if err != nil {
+				log.Error("server stopped", "err", err)
+				return 1
+			}
+			return 0
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				d.reload(log)
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Limits.ShutdownGrace.String())
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownGrace.D())
+			d.srv.Shutdown(ctx)
+			cancel()
+			<-served
+			log.Info("stopped")
+			return 0
+		}
+	}
+}
+
+// daemon is the wired server and what SIGHUP reloads.
+type daemon struct {
+	srv      *server.Server
+	certs    *certs.Store
+	selfSign bool
+}
+
+// reload re-reads the certificates; sessions in progress keep theirs. The
+// account store reloads itself when its file changes.
+func (d *daemon) reload(log *slog.Logger) {
+	if d.certs == nil {
+		return
+	}
+	if err := d.certs.Reload(); err != nil {
+		log.Error("certificate reload failed, keeping the old ones", "err", err)
+		return
+	}
+	log.Info("certificates reloaded")
+}
+
+// wireServer builds the server, its backend and its TLS from cfg.
+func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	accounts, err := userdb.Open(filepath.Join(cfg.DataDir, "accounts.json"))
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{}
+	tlsConf, err := d.loadTLS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	var domains []string
+	for _, dom := range cfg.Domains {
+		domains = append(domains, dom.Name)
+	}
+	backend := inbound.New(inbound.Options{
+		Domains:  domains,
+		Accounts: accounts,
+		MailDir:  filepath.Join(cfg.DataDir, "mail"),
+		Namer:    maildir.NewNamer(nil),
+		Logger:   log,
+	})
+	var listeners []server.Listener
+	for _, l := range cfg.Listeners {
+		role, err := server.ParseRole(l.Role)
+		if err != nil {
+			return nil, err
+		}
+		mode, err := server.ParseTLSMode(l.TLS)
+		if err != nil {
+			return nil, err
+		}
+		sl := server.Listener{Address: l.Address, Role: role, TLS: mode, Auth: l.AuthEnabled()}
+		if mode != server.TLSNone {
+			if tlsConf == nil {
+				return nil, fmt.Errorf("listener %s uses tls %q but no certificate is configured (add [[tls.certificate]] or set tls.self_signed)", l.Address, l.TLS)
+			}
+			c := tlsConf.Clone()
+			c.SessionTicketsDisabled = !l.SessionTickets
+			sl.TLSConfig = c
+		}
+		listeners = append(listeners, sl)
+	}
+	postmaster := cfg.Hostname
+	if len(domains) > 0 {
+		postmaster = domains[0]
+	}
+	d.srv = server.New(server.Options{
+		Hostname:         cfg.Hostname,
+		PostmasterDomain: postmaster,
+		Listeners:        listeners,
+		Backend:          backend,
+		Credentials:      credentials{accounts},
+		Limits: server.Limits{
+			MessageSize:      int64(cfg.Limits.MessageSize),
+			Recipients:       cfg.Limits.Recipients,
+			Errors:           cfg.Limits.Errors,
+			Connections:      cfg.Limits.Connections,
+			ConnectionsPerIP: cfg.Limits.ConnectionsPerIP,
+			CommandTimeout:   cfg.Limits.CommandTimeout.D(),
+			DataTimeout:      cfg.Limits.DataTimeout.D(),
+			SessionTimeout:   cfg.Limits.SessionTimeout.D(),
+		},
+		Logger: log,
+	})
+	return d, nil
+}
+
+// loadTLS loads the configured certificates, or generates the self-signed
+// development certificate when none is configured and self_signed is set.
+func (d *daemon) loadTLS(cfg config.Config, log *slog.Logger) (*tls.Config, error) {
+	var pairs []certs.Pair
+	for _, c := range cfg.TLS.Certificates {
+		pairs = append(pairs, certs.Pair{Cert: c.Cert, Key: c.Key})
+	}
+	if len(pairs) == 0 && cfg.TLS.SelfSigned {
+		pair, created, err := certs.EnsureSelfSigned(filepath.Join(cfg.DataDir, "tls"), []string{cfg.Hostname})
+		if err != nil {
+			return nil, fmt.Errorf("self-signed certificate: %w", err)
+		}
+		log.Warn("using a self-signed certificate (development only)", "cert", pair.Cert, "created", created)
+		pairs = append(pairs, pair)
+		d.selfSign = true
+	}
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	store, err := certs.Load(pairs)
+	if err != nil {
+		return nil, err
+	}
+	d.certs = store
+	return certs.ServerConfig(store, false), nil
+}
+
+// credentials adapts the account store to the SASL mechanisms.
+type credentials struct{ db *userdb.File }
+
+func (c credentials) CheckPassword(username, password string) error {
+	if _, err := c.db.Authenticate(username, password); err != nil {
+		if errors.Is(err, userdb.ErrBadCredentials) {
+			return sasl.ErrInvalidCredentials
+		}
+		return err
+	}
+	return nil
+}
+
+func (c credentials) ScramKeys(username string) (sasl.ScramKeys, error) {
+	acct, ok := c.db.Lookup(username)
+	if !ok || len(acct.Scram.StoredKey) == 0 {
+		return sasl.ScramKeys{}, sasl.ErrInvalidCredentials
+	}
+	k := acct.Scram
+	return sasl.ScramKeys{Iterations: k.Iterations, Salt: k.Salt, StoredKey: k.StoredKey, ServerKey: k.ServerKey}, nil
+}
+
+// printListeners prints the table of what is listening where.
+func printListeners(w io.Writer, cfg config.Config, d *daemon) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tROLE\tTLS\tAUTH")
+	for i, a := range d.srv.Addrs() {
+		l := cfg.Listeners[i]
+		auth := "no"
+		if l.AuthEnabled() {
+			auth = "after TLS"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.String(), l.Role, l.TLS, auth)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "hostname %s, domains %s, data %s\n", cfg.Hostname, domainList(cfg), cfg.DataDir)
+}
+
+func domainList(cfg config.Config) string {
+	var names []string
+	for _, d := range cfg.Domains {
+		names = append(names, d.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// newLogger builds the slog logger the config asks for.
+func newLogger(w io.Writer, lc config.Log) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(lc.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,269 @@
+// Package inbound decides what happens to mail the server accepts: which
+// senders and recipients are allowed on which listener, and where accepted
+// bytes go — into the Maildir of each local recipient (RFC 5321 §4.4 trace
+// with Return-Path) or, for authenticated submission to other domains, to
+// the outbound queue. It implements server.Backend.
+package inbound
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"smtpkit/internal/maildir"
+	"smtpkit/internal/server"
+	"smtpkit/internal/smtp"
+	"smtpkit/internal/userdb"
+)
+
+// Accounts is the part of the account store inbound needs.
+type Accounts interface {
+	Resolve(address string) (mailboxes []string, ok bool)
+	Owns(account, addr string) bool
+}
+
+// Relay takes messages for remote recipients (the outbound queue).
+type Relay interface {
+	// Begin opens a queue entry for env restricted to the remote
+	// recipients; the message bytes follow, then Commit or Abort.
+	Begin(ctx context.Context, env *server.Envelope, rcpts []smtp.Address) (server.MessageWriter, error)
+}
+
+// Options configure a Backend.
+type Options struct {
+	// Domains are the local domains (lower case); mail for them is
+	// delivered to Maildirs, never relayed.
+	Domains []string
+	// Accounts maps local recipients to mailboxes and senders to owners.
+	Accounts Accounts
+	// MailDir is <data_dir>/mail; a mailbox local@domain is the Maildir
+	// MailDir/domain/local.
+	MailDir string
+	// Relay, when set, takes authenticated mail for remote domains. When
+	// nil such mail is refused with a temporary error, never dropped.
+	Relay  Relay
+	Namer  *maildir.Namer
+	Logger *slog.Logger
+}
+
+// Backend implements server.Backend.
+type Backend struct {
+	opts    Options
+	domains map[string]bool
+}
+
+// New returns a Backend for opts.
+func New(opts Options) *Backend {
+	if opts.Namer == nil {
+		opts.Namer = maildir.NewNamer(nil)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := make(map[string]bool, len(opts.Domains))
+	for _, name := range opts.Domains {
+		d[strings.ToLower(name)] = true
+	}
+	return &Backend{opts: opts, domains: d}
+}
+
+// IsLocal reports whether domain is one of ours.
+func (b *Backend) IsLocal(domain string) bool { return b.domains[strings.ToLower(domain)] }
+
+var (
+	errRelayDenied  = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhNotAuthorized, "Relaying denied")
+	errNoSuchUser   = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "No such user here")
+	errNotOwner     = smtp.E(smtp.CodeMailboxName, smtp.EnhNotAuthorized, "Sender address not owned by authenticated user")
+	errNullOnSubmit = smtp.E(smtp.CodeMailboxName, smtp.EnhNotAuthorized, "Null sender not allowed on submission")
+	errNoRelayYet   = smtp.E(smtp.CodeLocalError, "4.4.3", "Outbound delivery is not configured; try again later")
+)
+
+// Sender applies RFC 6409 §6.1 on submission: an authenticated user may
+// send only as an address its account owns, and never with the null
+// sender. On mx listeners any syntactically valid sender is accepted.
+func (b *Backend) Sender(_ context.Context, s *server.SessionInfo, from smtp.Address) error {
+	if !s.Role.IsSubmission() && s.AuthUser == "" {
+		return nil
+	}
+	if from.IsNull() {
+		return errNullOnSubmit
+	}
+	if !b.opts.Accounts.Owns(s.AuthUser, from.String()) {
+		return errNotOwner
+	}
+	return nil
+}
+
+// Recipient accepts local recipients that resolve to a mailbox (550 5.1.1
+// otherwise) and, for authenticated sessions only, remote recipients. Mail
+// to other domains from anyone else is relaying and refused (550 5.7.1).
+func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, _, rcpt smtp.Address) error {
+	if b.IsLocal(rcpt.Domain) {
+		if _, ok := b.opts.Accounts.Resolve(rcpt.String()); !ok {
+			return errNoSuchUser
+		}
+		return nil
+	}
+	if s.AuthUser == "" {
+		return errRelayDenied
+	}
+	if b.opts.Relay == nil {
+		return errNoRelayYet
+	}
+	return nil
+}
+
+// Begin opens the storage for one message: one Maildir delivery shared by
+// every local mailbox, and a queue entry for remote recipients.
+func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.MessageWriter, error) {
+	var dirs []maildir.Dir
+	seen := map[string]bool{}
+	var remote []smtp.Address
+	for _, rcpt := range env.Recipients {
+		if !b.IsLocal(rcpt.Domain) {
+			remote = append(remote, rcpt)
+			continue
+		}
+		boxes, ok := b.opts.Accounts.Resolve(rcpt.String())
+		if !ok {
+			return nil, errNoSuchUser
+		}
+		for _, box := range boxes {
+			if seen[box] {
+				continue
+			}
+			seen[box] = true
+			if !b.IsLocal(domainOf(box)) {
+				// An alias pointing outside: forwarded through the relay.
+				remote = append(remote, mustAddress(box))
+				continue
+			}
+			dir, err := b.mailbox(box)
+			if err != nil {
+				return nil, err
+			}
+			dirs = append(dirs, dir)
+		}
+	}
+	if len(remote) > 0 && b.opts.Relay == nil {
+		return nil, errNoRelayYet
+	}
+	w := &writer{id: env.ID, dirs: dirs}
+	if len(dirs) > 0 {
+		d, err := b.opts.Namer.NewDelivery(dirs[0])
+		if err != nil {
+			return nil, storageError(err)
+		}
+		w.local = d
+	}
+	if len(remote) > 0 {
+		q, err := b.opts.Relay.Begin(ctx, env, remote)
+		if err != nil {
+			w.Abort()
+			return nil, err
+		}
+		w.queue = q
+	}
+	// RFC 5321 §4.4: the final delivery adds Return-Path. For the queue
+	// copy it is added by the delivery that finally stores it, so only the
+	// Maildir copy gets it here.
+	if w.local != nil {
+		if _, err := fmt.Fprintf(w.local, "Return-Path: <%s>\r\n", env.From.String()); err != nil {
+			w.Abort()
+			return nil, storageError(err)
+		}
+	}
+	return w, nil
+}
+
+// mailbox returns (creating it on first use) the Maildir of a local
+// account address.
+func (b *Backend) mailbox(addr string) (maildir.Dir, error) {
+	local, domain, _ := strings.Cut(strings.ToLower(addr), "@")
+	if _, err := userdb.Canonical(addr); err != nil || local == "" {
+		return maildir.Dir{}, fmt.Errorf("mailbox name %q unusable: %w", addr, err)
+	}
+	dir, err := maildir.Create(filepath.Join(b.opts.MailDir, domain, local))
+	if err != nil {
+		return maildir.Dir{}, storageError(err)
+	}
+	return dir, nil
+}
+
+func domainOf(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	return addr[i+1:]
+}
+
+func mustAddress(addr string) smtp.Address {
+	i := strings.LastIndexByte(addr, '@')
+	return smtp.Address{Local: addr[:i], Domain: addr[i+1:]}
+}
+
+// storageError turns a file system failure into 452 4.3.1 (insufficient
+// system storage, RFC 3463) so the client retries later.
+func storageError(err error) error {
+	return smtp.Wrap(smtp.R(smtp.CodeInsufficientSpace, "4.3.1", "Insufficient system storage, try again later"), err)
+}
+
+// writer fans the message out to the Maildir delivery and the queue entry.
+type writer struct {
+	id    string // the envelope id, used when there is no queue id
+	dirs  []maildir.Dir
+	local *maildir.Delivery
+	queue server.MessageWriter
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	if w.local != nil {
+		if _, err := w.local.Write(p); err != nil {
+			return 0, storageError(err)
+		}
+	}
+	if w.queue != nil {
+		if _, err := w.queue.Write(p); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// Commit stores the queue copy first and then the Maildir copies, so that
+// a failure leaves nothing visible and the client can retry the whole
+// message; the id is the queue id when there is one.
+func (w *writer) Commit() (string, error) {
+	id := ""
+	if w.queue != nil {
+		qid, err := w.queue.Commit()
+		if err != nil {
+			w.queue = nil
+			w.Abort()
+			return "", err
+		}
+		id = qid
+	}
+	if w.local != nil {
+		_, err := w.local.Commit(w.dirs)
+		if err != nil {
+			return "", storageError(err)
+		}
+	}
+	if id == "" {
+		id = w.id
+	}
+	return id, nil
+}
+
+func (w *writer) Abort() {
+	if w.local != nil {
+		w.local.Abort()
+	}
+	if w.queue != nil {
+		w.queue.Abort()
+	}
+}
+
+var _ io.Writer = (*writer)(nil)
