@@ -6,5 +6,5 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	golang.org/x/crypto v0.59.0
 	golang.org/x/sys v0.50.0 // indirect
-	golang.org/x/term v0.48.0 // indirect
+	golang.org/x/term v0.48.0
 )

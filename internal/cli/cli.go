@@ -29,6 +29,8 @@ func commands() map[string]command {
 	return map[string]command{
 		"version": {"print the version", runVersion},
 		"serve":   {"run the mail server", runServe},
+		"user":    {"manage accounts and aliases", runUser},
+		"config":  {"check or print configuration", runConfig},
 	}
 }
 

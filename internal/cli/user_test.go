@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"smtpkit/internal/userdb"
+)
+
+// userTestConfig writes a minimal config whose data_dir is a fresh temp dir
+// (not created yet, so that `user add` must create it).
+func userTestConfig(t *testing.T) (cfgFile, dataDir string) {
+	t.Helper()
+	dir := t.TempDir()
+	dataDir = filepath.Join(dir, "data")
+	cfgFile = filepath.Join(dir, "smtpkit.toml")
+	cfg := `hostname = "mx.example.com"
+data_dir = "` + dataDir + `"
+
+[[domain]]
+name = "example.com"
+
+[[listener]]
+address = "127.0.0.1:0"
+role = "mx"
+tls = "none"
+`
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgFile, dataDir
+}
+
+// runUserCmd runs `smtpkit user ARGS...` with stdin and returns the exit
+// code, stdout and stderr.
+func runUserCmd(stdin string, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := Main(append([]string{"user"}, args...), Stdio{In: strings.NewReader(stdin), Out: &out, Err: &errb})
+	return code, out.String(), errb.String()
+}
+
+func openStore(t *testing.T, dataDir string) *userdb.File {
+	t.Helper()
+	f, err := userdb.Open(filepath.Join(dataDir, "accounts.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestUserAddAndPasswd(t *testing.T) {
+	cfg, data := userTestConfig(t)
+	if code, _, errs := runUserCmd("pw\n", "add", "-config", cfg, "A@Example.com"); code != 0 {
+		t.Fatalf("add: exit %d: %s", code, errs)
+	}
+	fi, err := os.Stat(data)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir: %v %v", fi, err)
+	}
+	store := openStore(t, data)
+	if _, err := store.Authenticate("a@example.com", "pw"); err != nil {
+		t.Fatalf("stored password does not work: %v", err)
+	}
+	// Flags after the address work too; a last line without newline counts.
+	if code, _, errs := runUserCmd("new pw", "passwd", "a@example.com", "-config", cfg); code != 0 {
+		t.Fatalf("passwd: exit %d: %s", code, errs)
+	}
+	if _, err := store.Authenticate("a@example.com", "new pw"); err != nil {
+		t.Errorf("new password does not work: %v", err)
+	}
+	if _, err := store.Authenticate("a@example.com", "pw"); err == nil {
+		t.Error("old password still works")
+	}
+}
+
+func TestUserAddFailures(t *testing.T) {
+	cfg, data := userTestConfig(t)
+	if code, _, errs := runUserCmd("pw\n", "add", "-config", cfg, "a@example.com"); code != 0 {
+		t.Fatalf("add: %s", errs)
+	}
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+		code        int
+		msg         string
+	}{
+		{"duplicate", "pw\n", []string{"add", "-config", cfg, "A@example.com"}, 1, "already exists"},
+		{"foreign domain", "pw\n", []string{"add", "-config", cfg, "b@example.org"}, 1, "not a local domain"},
+		{"bad address", "pw\n", []string{"add", "-config", cfg, "b"}, 1, "local@domain"},
+		{"empty password", "\n", []string{"add", "-config", cfg, "b@example.com"}, 1, "empty password"},
+		{"no stdin", "", []string{"add", "-config", cfg, "b@example.com"}, 1, "no password"},
+		{"passwd unknown", "pw\n", []string{"passwd", "-config", cfg, "zz@example.com"}, 1, "no such"},
+		{"del unknown", "", []string{"del", "-config", cfg, "zz@example.com"}, 1, "no such"},
+		{"missing address", "", []string{"add", "-config", cfg}, 2, "usage"},
+		{"two addresses", "", []string{"del", "-config", cfg, "a@example.com", "b@example.com"}, 2, "usage"},
+		{"unknown flag", "", []string{"list", "-config", cfg, "-x"}, 2, "usage"},
+		{"unknown subcommand", "", []string{"frobnicate"}, 2, "unknown subcommand"},
+		{"no subcommand", "", nil, 2, "usage"},
+		{"missing config", "", []string{"list", "-config", filepath.Join(data, "nope.toml")}, 1, "nope.toml"},
+	} {
+		code, _, errs := runUserCmd(tc.stdin, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.msg) {
+			t.Errorf("%s: exit %d, stderr %q; want %d containing %q", tc.name, code, errs, tc.code, tc.msg)
+		}
+	}
+	if got := len(openStore(t, data).List()); got != 1 {
+		t.Errorf("store holds %d accounts after failures, want 1", got)
+	}
+}
+
+func TestUserListAndDel(t *testing.T) {
+	cfg, data := userTestConfig(t)
+	for _, a := range []string{"bob@example.com", "alice@example.com"} {
+		if code, _, errs := runUserCmd("pw\n", "add", "-config", cfg, a); code != 0 {
+			t.Fatalf("add %s: %s", a, errs)
+		}
+	}
+	code, out, _ := runUserCmd("", "list", "-config", cfg)
+	if code != 0 || out != "alice@example.com\nbob@example.com\n" {
+		t.Fatalf("list: exit %d, %q", code, out)
+	}
+	code, out, _ = runUserCmd("", "list", "--json", "-config", cfg)
+	var entries []struct{ Address string }
+	if code != 0 || json.Unmarshal([]byte(out), &entries) != nil || len(entries) != 2 || entries[0].Address != "alice@example.com" {
+		t.Fatalf("list --json: exit %d, %q", code, out)
+	}
+	if strings.Contains(out, "argon2") {
+		t.Error("list --json leaks password hashes")
+	}
+	if code, _, errs := runUserCmd("", "del", "-config", cfg, "Bob@example.com"); code != 0 {
+		t.Fatalf("del: %s", errs)
+	}
+	if _, ok := openStore(t, data).Lookup("bob@example.com"); ok {
+		t.Error("bob still there after del")
+	}
+}
+
+func TestUserAlias(t *testing.T) {
+	cfg, data := userTestConfig(t)
+	if code, _, errs := runUserCmd("pw\n", "add", "-config", cfg, "alice@example.com"); code != 0 {
+		t.Fatalf("add: %s", errs)
+	}
+	code, _, errs := runUserCmd("", "alias", "add", "-config", cfg, "info@example.com", "alice@example.com", "ext@remote.net", "ghost@example.com")
+	if code != 0 {
+		t.Fatalf("alias add: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(errs, "warning: ghost@example.com") {
+		t.Errorf("no warning for a dangling local target: %q", errs)
+	}
+	got, ok := openStore(t, data).Resolve("info@example.com")
+	if !ok || !slices.Equal(got, []string{"alice@example.com", "ext@remote.net", "ghost@example.com"}) {
+		t.Errorf("Resolve(info) = %v, %v", got, ok)
+	}
+	code, out, _ := runUserCmd("", "alias", "list", "-config", cfg)
+	if code != 0 || out != "info@example.com -> alice@example.com, ext@remote.net, ghost@example.com\n" {
+		t.Errorf("alias list: exit %d, %q", code, out)
+	}
+	code, out, _ = runUserCmd("", "alias", "list", "-json", "-config", cfg)
+	var m map[string][]string
+	if code != 0 || json.Unmarshal([]byte(out), &m) != nil || len(m["info@example.com"]) != 3 {
+		t.Errorf("alias list -json: exit %d, %q", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"alias", "add", "-config", cfg, "x@example.org", "alice@example.com"}, 1},
+		{[]string{"alias", "add", "-config", cfg, "alice@example.com", "ext@remote.net"}, 1},
+		{[]string{"alias", "add", "-config", cfg, "x@example.com"}, 2},
+		{[]string{"alias", "del", "-config", cfg, "nope@example.com"}, 1},
+		{[]string{"alias", "frob", "-config", cfg}, 2},
+	} {
+		if code, _, errs := runUserCmd("", tc.args...); code != tc.code {
+			t.Errorf("%v: exit %d, want %d (%s)", tc.args, code, tc.code, errs)
+		}
+	}
+	if code, _, errs := runUserCmd("", "alias", "del", "-config", cfg, "INFO@example.com"); code != 0 {
+		t.Fatalf("alias del: %s", errs)
+	}
+	if _, ok := openStore(t, data).Resolve("info@example.com"); ok {
+		t.Error("alias still resolves after del")
+	}
+}
+
+func TestUserHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"add", "-h"}} {
+		code, _, errs := runUserCmd("", args...)
+		if code != 0 || !strings.Contains(errs, "usage") && !strings.Contains(errs, "-config") {
+			t.Errorf("%v: exit %d, %q", args, code, errs)
+		}
+	}
+}
