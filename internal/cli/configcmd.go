@@ -1,0 +1,150 @@
+package cli
+
+// configcmd.go: `smtpkit config check|default|dev` — validate a config file
+// and print the built-in configurations as TOML.
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/BurntSushi/toml"
+
+	"smtpkit/internal/certs"
+	"smtpkit/internal/config"
+)
+
+const configUsage = `usage:
+  smtpkit config check [-certs] FILE   validate FILE; print a summary or every problem
+  smtpkit config default               print the production default configuration
+  smtpkit config dev                   print the development default (used when no file exists)
+
+check exits 0 when FILE is valid and 1 when it is not. With -certs it also
+loads the certificate files named by [[tls.certificate]].
+`
+
+func runConfig(args []string, stdio Stdio) int {
+	if len(args) == 0 {
+		fmt.Fprint(stdio.Err, configUsage)
+		return 2
+	}
+	switch args[0] {
+	case "check":
+		return configCheck(args[1:], stdio)
+	case "default":
+		return printConfig(stdio, args[1:], config.Default(), "production default: add [[domain]] and a certificate")
+	case "dev":
+		return printConfig(stdio, args[1:], config.DevDefault(), config.DevDefaultSource)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdio.Out, configUsage)
+		return 0
+	}
+	fmt.Fprintf(stdio.Err, "smtpkit config: unknown subcommand %q\n\n%s", args[0], configUsage)
+	return 2
+}
+
+func configCheck(args []string, stdio Stdio) int {
+	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+	fs.SetOutput(stdio.Err)
+	fs.Usage = func() { fmt.Fprint(stdio.Err, configUsage) }
+	loadCerts := fs.Bool("certs", false, "also load the certificate files")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	path := fs.Arg(0)
+	cfg, err := config.Load(path)
+	if err != nil {
+		problems := config.Problems(err)
+		fmt.Fprintf(stdio.Err, "%s: %s\n", path, problemCount(len(problems)))
+		for _, p := range problems {
+			fmt.Fprintf(stdio.Err, "  %v\n", p)
+		}
+		return 1
+	}
+	if *loadCerts && len(cfg.TLS.Certificates) > 0 {
+		pairs := make([]certs.Pair, len(cfg.TLS.Certificates))
+		for i, c := range cfg.TLS.Certificates {
+			pairs[i] = certs.Pair{Cert: c.Cert, Key: c.Key}
+		}
+		if _, err := certs.Load(pairs); err != nil {
+			fmt.Fprintf(stdio.Err, "%s: certificates:\n  %s\n", path, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			return 1
+		}
+	}
+	fmt.Fprintf(stdio.Out, "%s: ok\n", path)
+	summarize(stdio.Out, cfg)
+	return 0
+}
+
+// summarize prints the parts of cfg an operator checks first.
+func summarize(w io.Writer, cfg config.Config) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	names := make([]string, len(cfg.Domains))
+	for i, d := range cfg.Domains {
+		names[i] = d.Name
+	}
+	fmt.Fprintf(tw, "hostname\t%s\n", cfg.Hostname)
+	fmt.Fprintf(tw, "data_dir\t%s\n", cfg.DataDir)
+	fmt.Fprintf(tw, "domains\t%s\n", strings.Join(names, ", "))
+	switch {
+	case len(cfg.TLS.Certificates) > 0:
+		for i, c := range cfg.TLS.Certificates {
+			label := ""
+			if i == 0 {
+				label = "certificates"
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", label, c.Cert)
+		}
+	case cfg.TLS.SelfSigned:
+		fmt.Fprintf(tw, "certificates\tself-signed, generated in %s\n", filepath.Join(cfg.DataDir, "tls"))
+	default:
+		fmt.Fprintf(tw, "certificates\tnone\n")
+	}
+	fmt.Fprintf(tw, "outbound tls\t%s\n", cfg.Outbound.TLS)
+	for _, r := range cfg.Routes {
+		fmt.Fprintf(tw, "route\t%s → %s\n", r.Domain, r.Host)
+	}
+	if cfg.Metrics.Address != "" {
+		fmt.Fprintf(tw, "metrics\t%s\n", cfg.Metrics.Address)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "ADDRESS\tROLE\tTLS\tAUTH")
+	for _, l := range cfg.Listeners {
+		auth := "no"
+		if l.AuthEnabled() {
+			auth = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Address, l.Role, l.TLS, auth)
+	}
+	tw.Flush()
+}
+
+// printConfig writes cfg as TOML, under a comment naming it.
+func printConfig(stdio Stdio, args []string, cfg config.Config, what string) int {
+	if len(args) != 0 {
+		fmt.Fprint(stdio.Err, configUsage)
+		return 2
+	}
+	fmt.Fprintf(stdio.Out, "# smtpkit %s\n# Every key is described in docs/config.md.\n\n", what)
+	enc := toml.NewEncoder(stdio.Out)
+	enc.Indent = ""
+	if err := enc.Encode(cfg); err != nil {
+		fmt.Fprintf(stdio.Err, "smtpkit config: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func problemCount(n int) string {
+	if n == 1 {
+		return "1 problem"
+	}
+	return fmt.Sprintf("%d problems", n)
+}

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"smtpkit/internal/config"
+)
+
+func runConfigCmd(args ...string) (code int, out, errOut string) {
+	var o, e bytes.Buffer
+	code = Main(append([]string{"config"}, args...), Stdio{In: strings.NewReader(""), Out: &o, Err: &e})
+	return code, o.String(), e.String()
+}
+
+func TestConfigCheckExample(t *testing.T) {
+	path := "../../examples/smtpkit.toml"
+	code, out, errOut := runConfigCmd("check", path)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{
+		path + ": ok\n",
+		"hostname      mail.example.com",
+		"domains       example.com",
+		"/etc/letsencrypt/live/mail.example.com/fullchain.pem",
+		"ADDRESS  ROLE         TLS            AUTH",
+		":25      mx           opportunistic  no",
+		":587     submission   required       yes",
+		":465     submissions  implicit       yes",
+		":2525    submission   required       yes",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// -certs loads the files, which do not exist here.
+	if code, _, errOut := runConfigCmd("check", "-certs", path); code != 1 || !strings.Contains(errOut, "fullchain.pem") {
+		t.Errorf("check -certs: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestConfigCheckProblems(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	src := `hostname = "mail.example.com"
+[[domain]]
+name = "example.com"
+[[listener]]
+address = ":465"
+role = "submissions"
+tls = "required"
+[limits]
+recipients = 10
+colour = "blue"
+`
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runConfigCmd("check", path)
+	if code != 1 || out != "" {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+	for _, want := range []string{
+		path + ": 3 problems\n",
+		path + ":10: limits.colour: unknown key",
+		path + ":7: listener[0].tls: ",
+		path + ":9: limits.recipients: ",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestConfigPrint(t *testing.T) {
+	code, out, errOut := runConfigCmd("dev")
+	if code != 0 {
+		t.Fatalf("dev: exit %d %s", code, errOut)
+	}
+	got, err := config.Parse([]byte(out), "dev.toml")
+	if err != nil {
+		t.Fatalf("printed dev default does not parse: %v\n%s", err, out)
+	}
+	if want := config.DevDefault(); !reflect.DeepEqual(got, want) {
+		t.Errorf("dev default round trip:\n got %+v\nwant %+v", got, want)
+	}
+
+	code, out, errOut = runConfigCmd("default")
+	if code != 0 {
+		t.Fatalf("default: exit %d %s", code, errOut)
+	}
+	// The production default needs a domain and a certificate to be complete.
+	got, err = config.Parse([]byte(strings.Replace(out, "self_signed = false", "self_signed = true", 1)+"[[domain]]\nname = \"example.com\"\n"), "default.toml")
+	if err != nil {
+		t.Fatalf("printed default does not parse: %v\n%s", err, out)
+	}
+	want := config.Default()
+	want.Domains = []config.Domain{{Name: "example.com"}}
+	want.TLS.SelfSigned = true
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("default round trip:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestConfigUsage(t *testing.T) {
+	for _, args := range [][]string{{}, {"check"}, {"check", "a", "b"}, {"frobnicate"}, {"dev", "extra"}} {
+		if code, _, errOut := runConfigCmd(args...); code != 2 || !strings.Contains(errOut, "usage:") {
+			t.Errorf("config %q: exit %d\n%s", args, code, errOut)
+		}
+	}
+	if code, _, errOut := runConfigCmd("check", filepath.Join(t.TempDir(), "missing.toml")); code != 1 || !strings.Contains(errOut, "missing.toml") {
+		t.Errorf("missing file: exit %d %s", code, errOut)
+	}
+}
