@@ -113,14 +113,14 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 		s.log.Info("relay trick refused", "rcpt", addr.String())
 		return smtp.R(smtp.CodeMailboxUnavail, smtp.EnhNotAuthorized, "Relaying denied")
 	}
-	if len(s.txn.rcpts) >= s.srv.limits.Recipients {
-		// RFC 5321 §4.5.3.1.10: 452 for too many recipients.
-		return smtp.R(smtp.CodeInsufficientSpace, "4.5.3", "Too many recipients")
-	}
 	for _, r := range s.txn.rcpts {
 		if strings.EqualFold(r.String(), addr.String()) {
 			return smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK (duplicate)")
 		}
+	}
+	if len(s.txn.rcpts) >= s.srv.limits.Recipients {
+		// RFC 5321 §4.5.3.1.10: 452 for too many recipients.
+		return smtp.R(smtp.CodeInsufficientSpace, "4.5.3", "Too many recipients")
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
