@@ -150,7 +150,7 @@ func StartServer(t *testing.T, opts ServerOptions) *Server {
 	}
 	t.Cleanup(func() {
 		s.stop(t)
-		if t.Failed() {
+		if t.Failed() || testing.Verbose() {
 			t.Logf("smtpkit output:\n%s", s.logs.String())
 		}
 	})
