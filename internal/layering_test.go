@@ -1,0 +1,82 @@
+// Package internal_test holds the dependency rules between smtpkit's
+// packages (docs/architecture.md): dependencies point down, the protocol
+// vocabulary imports nothing of ours, the server never sees the queue or
+// Maildir, and only cli sees the config.
+package internal_test
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// allowed lists, for each package under internal/, the smtpkit packages
+// it may import. A package missing from the table fails the test, so a new
+// package must state its place.
+var allowed = map[string][]string{
+	"smtp":        {},
+	"sasl":        {},
+	"config":      {},
+	"certs":       {},
+	"maildir":     {},
+	"userdb":      {},
+	"tlspolicy":   {},
+	"control":     {},
+	"dns":         {},
+	"dns/dnstest": {"dns"},
+	"dsn":         {"smtp"},
+	"route":       {"dns", "smtp"},
+	"server":      {"smtp", "sasl"},
+	"client":      {"smtp", "sasl", "tlspolicy"},
+	"queue":       {"smtp", "dsn"},
+	"inbound":     {"smtp", "server", "userdb", "maildir"},
+	"delivery":    {"smtp", "sasl", "client", "route", "dns", "tlspolicy", "queue", "maildir", "userdb"},
+	"probe":       {"smtp", "sasl", "client", "tlspolicy"},
+	"cli":         nil, // wiring: may import everything
+}
+
+func TestLayering(t *testing.T) {
+	const prefix = "smtpkit/internal/"
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		pkg := filepath.ToSlash(filepath.Dir(path))
+		if pkg == "." {
+			return nil
+		}
+		rules, known := allowed[pkg]
+		if !known {
+			t.Errorf("package internal/%s is not in the layering table (internal/layering_test.go)", pkg)
+			return nil
+		}
+		if rules == nil && pkg == "cli" {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			p := strings.Trim(imp.Path.Value, `"`)
+			if !strings.HasPrefix(p, prefix) {
+				continue
+			}
+			dep := strings.TrimPrefix(p, prefix)
+			ok := false
+			for _, a := range rules {
+				ok = ok || a == dep
+			}
+			if !ok {
+				t.Errorf("%s imports internal/%s: not allowed for internal/%s", path, dep, pkg)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
