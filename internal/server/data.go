@@ -79,9 +79,26 @@ func (s *session) cmdData(arg string) {
 	}
 	s.conn.SetReadDeadline(s.readDeadline(s.srv.limits.DataTimeout))
 	dr := smtp.NewDotReader(s.r, s.srv.limits.MessageSize, s.srv.limits.TextLine)
-	readErr, writeErr := s.copyBody(w, dr)
+	body := s.bodyWriter(w)
+	readErr, writeErr := s.copyBody(body, dr)
+	if writeErr == nil {
+		writeErr = body.Close()
+	}
 	s.finish(w, dr.Size(), readErr, writeErr)
 }
+
+// bodyWriter is where the message body goes: straight to the backend, or
+// on submission listeners through the RFC 6409 §8 header fix-up.
+func (s *session) bodyWriter(w MessageWriter) io.WriteCloser {
+	if s.l.Role.IsSubmission() && s.info.AuthUser != "" {
+		return newHeaderFixer(w, s.srv.opts.Hostname, newID(), s.srv.now())
+	}
+	return nopCloser{w}
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 // copyBody moves the message from r to w. After a write error it keeps
 // reading (and discarding) to the end of the data so the session stays in
@@ -207,6 +224,7 @@ func sanitizeHeader(v string) string {
 // chunking is the state of a BDAT transfer (RFC 3030).
 type chunking struct {
 	w    MessageWriter
+	body io.WriteCloser // w, or the submission header fix-up in front of it
 	size int64
 	err  error // first read/limit/write problem; reported at LAST
 }
@@ -235,7 +253,7 @@ func (s *session) cmdBdat(arg string) {
 			s.abortTxn()
 			return
 		}
-		s.txn.chunks = &chunking{w: w}
+		s.txn.chunks = &chunking{w: w, body: s.bodyWriter(w)}
 	}
 	c := s.txn.chunks
 	s.conn.SetReadDeadline(s.readDeadline(s.srv.limits.DataTimeout))
@@ -245,7 +263,7 @@ func (s *session) cmdBdat(arg string) {
 	var readErr error
 	if c.err == nil {
 		var werr error
-		readErr, werr = s.copyBody(c.w, &exactReader{r: s.r, n: n})
+		readErr, werr = s.copyBody(c.body, &exactReader{r: s.r, n: n})
 		if werr != nil {
 			c.err = werr
 		}
@@ -267,6 +285,9 @@ func (s *session) cmdBdat(arg string) {
 		return
 	}
 	s.txn.chunks = nil
+	if c.err == nil {
+		c.err = c.body.Close()
+	}
 	s.finish(c.w, c.size, nil, c.err)
 }
 

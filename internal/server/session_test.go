@@ -210,6 +210,18 @@ func TestSubmissionRequiresTLSThenAuth(t *testing.T) {
 	c.cmd("MAIL FROM:<mallory@example.com>", "553 5.7.1")
 	c.cmd("MAIL FROM:<alice@example.com>", "250")
 	c.cmd("RCPT TO:<friend@elsewhere.example>", "250")
+	c.cmd("DATA", "354")
+	c.cmd("Subject: s\r\n\r\nbody\r\n.", "250 2.0.0")
+	msgs := ts.backend.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("want 1 message, got %d", len(msgs))
+	}
+	got := string(msgs[0].data)
+	for _, want := range []string{" with ESMTPSA id ", "(using TLS 1.3 with cipher ", "\r\nSubject: s\r\nMessage-ID: <", "\r\nDate: ", "\r\n\r\nbody\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("submitted message lacks %q:\n%s", want, got)
+		}
+	}
 }
 
 func TestAuthExchange(t *testing.T) {

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHeaderFixer(t *testing.T) {
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	const mid = "Message-ID: <ID.1795946400000000000@mx.example.com>\r\n"
+	const date = "Date: Sun, 29 Nov 2026 10:00:00 +0000\r\n"
+	tests := []struct {
+		name, in, want string
+	}{
+		{"adds both", "Subject: x\r\n\r\nbody\r\n", "Subject: x\r\n" + mid + date + "\r\nbody\r\n"},
+		{"keeps existing", "Message-Id: <a@b>\r\nDATE: x\r\n\r\nbody\r\n", "Message-Id: <a@b>\r\nDATE: x\r\n\r\nbody\r\n"},
+		{"adds date only", "Message-ID: <a@b>\r\n\r\nb\r\n", "Message-ID: <a@b>\r\n" + date + "\r\nb\r\n"},
+		{"folded line is not a field", "Subject: x\r\n Date: no\r\n\r\n", "Subject: x\r\n Date: no\r\n" + mid + date + "\r\n"},
+		{"no body separator", "Subject: x\r\n", "Subject: x\r\n" + mid + date},
+		{"no header", "\r\nbody\r\n", mid + date + "\r\nbody\r\n"},
+		{"header field named in body only", "Subject: x\r\n\r\nDate: in body\r\n", "Subject: x\r\n" + mid + date + "\r\nDate: in body\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, chunk := range []int{1, 3, 1 << 20} {
+				var out bytes.Buffer
+				h := newHeaderFixer(&out, "mx.example.com", "ID", now)
+				for in := tt.in; in != ""; {
+					n := min(chunk, len(in))
+					h.Write([]byte(in[:n]))
+					in = in[n:]
+				}
+				if err := h.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if out.String() != tt.want {
+					t.Errorf("chunk %d:\ngot  %q\nwant %q", chunk, out.String(), tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestHeaderFixerLongHeaderPassesThrough(t *testing.T) {
+	var out bytes.Buffer
+	h := newHeaderFixer(&out, "h", "ID", time.Now())
+	in := "X: " + strings.Repeat("a", maxFixupHeader+10) + "\r\n\r\nbody"
+	h.Write([]byte(in))
+	h.Close()
+	if out.String() != in {
+		t.Errorf("long header block changed")
+	}
+}
