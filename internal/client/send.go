@@ -1,0 +1,207 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"smtpkit/internal/smtp"
+)
+
+// Envelope is one mail transaction.
+type Envelope struct {
+	From string   // reverse-path mailbox; "" is the null sender <> (RFC 5321 §4.5.5)
+	To   []string // forward-path mailboxes, "Postmaster" allowed without a domain
+	// Size is the message size in octets for SIZE= (RFC 1870 §3) when the
+	// server offers SIZE; 0 = unknown. A message bigger than the server's
+	// declared limit fails before MAIL with a permanent 552 5.3.4.
+	Size int64
+	// EightBit asks for BODY=8BITMIME (RFC 6152). A server without 8BITMIME
+	// makes Send fail before MAIL with a permanent 554 5.6.3: smtpkit does
+	// not downconvert (RFC 6152 §3 leaves the client to convert, bounce or
+	// refuse; we bounce).
+	EightBit bool
+	// SMTPUTF8 asks for SMTPUTF8 (RFC 6531); it is implied when an address is
+	// not ASCII. A server without it makes Send fail before MAIL with a
+	// permanent 553 5.6.7 (RFC 6531 §3.4).
+	SMTPUTF8 bool
+}
+
+// Result is the outcome of a transaction, per recipient.
+type Result struct {
+	// Rcpt has one entry per Envelope.To: nil = accepted at RCPT, else a
+	// *smtp.Error with the server's reply (or a local 553 5.1.3 for an
+	// address that is not valid syntax, which is never sent).
+	Rcpt []error
+	// Data applies to the recipients whose Rcpt is nil: nil means the
+	// message was accepted (250 after the final "."); else a *smtp.Error or
+	// a transport error. When no recipient was accepted it is
+	// ErrNoRecipients.
+	Data error
+	// Reply is the reply to DATA: the final one after the message, or the
+	// refusal of the DATA command itself.
+	Reply smtp.Reply
+}
+
+// ErrNoRecipients is Result.Data when every RCPT failed: DATA was not sent
+// (or, when pipelined, was answered with just "."), and RSET ended the
+// transaction.
+var ErrNoRecipients = errors.New("client: no recipient accepted")
+
+// Send runs one transaction: MAIL, every RCPT, DATA, the body and the final
+// "." (RFC 5321 §3.3). When the server offers PIPELINING, MAIL, the RCPTs
+// and DATA go out in one write and the replies are read afterwards
+// (RFC 2920 §3.1); otherwise each command waits for its reply.
+//
+// body is the message as CRLF text; a smtp.DotWriter stuffs leading dots
+// and turns bare LF or CR into CRLF. A refusal of MAIL returns
+// err = *smtp.Error. Transport failures return a plain err and leave the
+// connection unusable. Whenever the transaction did not end with a
+// delivered message, Send sends RSET so that the connection can be reused.
+// ctx cancels the transaction (the connection is unusable afterwards).
+func (c *Conn) Send(ctx context.Context, env Envelope, body io.Reader) (Result, error) {
+	res := Result{Rcpt: make([]error, len(env.To))}
+	mail, rcpts, err := c.envelopeCommands(env, res.Rcpt)
+	if err != nil {
+		return res, err
+	}
+	stop := c.watch(ctx)
+	defer stop()
+	var accepted int
+	var dataRep smtp.Reply
+	if _, ok := c.Ext("PIPELINING"); ok {
+		accepted, dataRep, err = c.pipelined(mail, rcpts, res.Rcpt)
+	} else {
+		accepted, dataRep, err = c.lockstep(mail, rcpts, res.Rcpt)
+	}
+	if err != nil {
+		res.Data = err
+		return res, err
+	}
+	res.Reply = dataRep
+	switch {
+	case accepted == 0:
+		res.Data = ErrNoRecipients
+		if dataRep.Code == smtp.CodeStartData {
+			// RFC 2920 §3.1: DATA was accepted although no RCPT was; end it
+			// with an empty message the server must not deliver.
+			if res.Reply, err = c.endData(); err != nil {
+				return res, err
+			}
+		}
+		c.resetQuietly()
+		return res, nil
+	case dataRep.Code != smtp.CodeStartData:
+		res.Data = smtp.Wrap(dataRep, nil)
+		c.resetQuietly()
+		return res, nil
+	}
+	res.Reply, err = c.writeBody(body)
+	if err != nil {
+		res.Data = err
+		return res, err
+	}
+	res.Data = expect(res.Reply, smtp.CodeOK)
+	return res, nil
+}
+
+// step is one command with its timeout, and the index of its recipient.
+type step struct {
+	line string
+	d    time.Duration
+	rcpt int
+}
+
+// envelopeCommands checks the envelope against the server's extensions and
+// builds MAIL and the RCPTs. Invalid recipients get a local error in
+// rcptErrs and no command.
+func (c *Conn) envelopeCommands(env Envelope, rcptErrs []error) (step, []step, error) {
+	if len(env.To) == 0 {
+		return step{}, nil, errors.New("client: envelope without recipients")
+	}
+	from, err := formatPath(env.From, true)
+	if err != nil {
+		return step{}, nil, smtp.Wrap(smtp.R(smtp.CodeMailboxName, smtp.EnhBadSender, "invalid sender address"), err)
+	}
+	utf8 := env.SMTPUTF8 || !isASCII(env.From)
+	var rcpts []step
+	for i, to := range env.To {
+		p, err := formatPath(to, false)
+		if err != nil {
+			rcptErrs[i] = smtp.Wrap(smtp.R(smtp.CodeMailboxName, smtp.EnhBadSyntaxDest, "invalid recipient address"), err)
+			continue
+		}
+		utf8 = utf8 || !isASCII(to)
+		rcpts = append(rcpts, step{line: "RCPT TO:" + p, d: c.t.Rcpt, rcpt: i})
+	}
+	if len(rcpts) == 0 {
+		return step{}, nil, errors.Join(rcptErrs...)
+	}
+	params, err := c.mailParams(env, utf8)
+	if err != nil {
+		return step{}, nil, err
+	}
+	return step{line: "MAIL FROM:" + from + params, d: c.t.Mail, rcpt: -1}, rcpts, nil
+}
+
+// mailParams builds the MAIL parameters and refuses, before MAIL, what the
+// server cannot take.
+func (c *Conn) mailParams(env Envelope, utf8 bool) (string, error) {
+	var b strings.Builder
+	if limit, ok := c.Ext("SIZE"); ok && env.Size > 0 {
+		// RFC 1870 §4: a limit of 0 (or none) means no fixed maximum.
+		if n, err := strconv.ParseInt(limit, 10, 64); err == nil && n > 0 && env.Size > n {
+			return "", smtp.E(smtp.CodeExceededStorage, smtp.EnhTooBig,
+				fmt.Sprintf("message of %d octets exceeds the server's limit of %d", env.Size, n))
+		}
+		b.WriteString(" SIZE=" + strconv.FormatInt(env.Size, 10))
+	}
+	if env.EightBit {
+		if _, ok := c.Ext("8BITMIME"); !ok {
+			return "", smtp.E(smtp.CodeTransactionFailed, "5.6.3",
+				"8-bit message but the server does not support 8BITMIME")
+		}
+		b.WriteString(" BODY=8BITMIME")
+	}
+	if utf8 {
+		if _, ok := c.Ext("SMTPUTF8"); !ok {
+			return "", smtp.E(smtp.CodeMailboxName, smtp.EnhConversion,
+				"message needs SMTPUTF8 but the server does not support it")
+		}
+		b.WriteString(" SMTPUTF8")
+	}
+	return b.String(), nil
+}
+
+// formatPath checks a mailbox and puts it in angle brackets. The checked,
+// re-formatted address goes on the wire, so nothing a caller passes can
+// inject a command.
+func formatPath(s string, sender bool) (string, error) {
+	if s == "" {
+		if sender {
+			return "<>", nil
+		}
+		return "", errors.New("empty recipient")
+	}
+	if !sender && strings.EqualFold(s, "postmaster") {
+		return "<" + s + ">", nil // RFC 5321 §4.1.1.3
+	}
+	a, err := smtp.ParseAddress(s)
+	if err != nil {
+		return "", err
+	}
+	return "<" + a.String() + ">", nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,114 @@
+package tlspolicy
+
+import (
+	"fmt"
+
+	"smtpkit/internal/smtp"
+)
+
+// Failure is why a connection did not get the TLS its plan asked for.
+type Failure int
+
+// The kinds of failure, in the order a connection meets them.
+const (
+	// NotOffered: the server's EHLO reply lacks STARTTLS.
+	NotOffered Failure = iota + 1
+	// Refused: the server answered STARTTLS with a 4xx/5xx reply; the
+	// session is still in plaintext and usable (RFC 3207 §4).
+	Refused
+	// Handshake: the TLS handshake failed; the connection is unusable.
+	Handshake
+	// Certificate: the handshake failed because the server's certificate
+	// did not verify for VerifyName.
+	Certificate
+)
+
+func (f Failure) String() string {
+	switch f {
+	case NotOffered:
+		return "STARTTLS not offered"
+	case Refused:
+		return "STARTTLS refused"
+	case Handshake:
+		return "TLS handshake failed"
+	case Certificate:
+		return "certificate not verified"
+	}
+	return fmt.Sprintf("Failure(%d)", int(f))
+}
+
+// Action is what the courier does after a Failure.
+type Action int
+
+// The actions.
+const (
+	// ContinuePlain: go on with this connection without TLS.
+	ContinuePlain Action = iota + 1
+	// RetryPlain: close this connection and deliver once more on a new one
+	// without TLS (the plan from WithoutTLS). Only opportunistic plans do
+	// this, and only after a failed handshake: a server that offers STARTTLS
+	// and then cannot complete it would otherwise never receive mail.
+	RetryPlain
+	// Defer: give up on this host for now; a temporary failure, the message
+	// stays queued.
+	Defer
+)
+
+func (a Action) String() string {
+	switch a {
+	case ContinuePlain:
+		return "continue without TLS"
+	case RetryPlain:
+		return "retry once without TLS on a new connection"
+	case Defer:
+		return "defer (temporary failure)"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// OnFailure decides what to do when the connection did not get TLS:
+//
+//   - Require (required, verify, implicit TLS): always Defer;
+//   - opportunistic, STARTTLS not offered or refused: ContinuePlain on the
+//     same connection (RFC 7435 §3: plaintext is the baseline);
+//   - opportunistic, handshake failed: RetryPlain (what Postfix does with
+//     smtp_tls_security_level = may);
+//   - a plan that did not try TLS (or an already downgraded retry): its
+//     connection is plaintext anyway, ContinuePlain.
+func (p Plan) OnFailure(f Failure) Action {
+	switch {
+	case p.Require:
+		return Defer
+	case !p.StartTLS:
+		return ContinuePlain
+	case f == Handshake || f == Certificate:
+		return RetryPlain
+	}
+	return ContinuePlain
+}
+
+// FailureError is the temporary error that records a Failure when the plan
+// defers: 451 4.7.4 when TLS was not offered or refused (RFC 3463 §3.8
+// "security features not supported"), 451 4.7.5 when the handshake or the
+// certificate failed ("cryptographic failure"). cause, if any, is wrapped.
+func (p Plan) FailureError(f Failure, cause error) *smtp.Error {
+	enh := smtp.Enhanced("4.7.5")
+	text := f.String()
+	switch f {
+	case NotOffered, Refused:
+		enh = "4.7.4"
+		text = "TLS is required (" + p.Policy.String() + "), but " + f.String()
+	case Certificate:
+		text = "server certificate not verified for " + p.VerifyName
+	}
+	return smtp.Wrap(smtp.R(smtp.CodeLocalError, enh, text), cause)
+}
+
+// WithoutTLS is the plan for the single plaintext retry after RetryPlain.
+// It does not try TLS again, so it cannot be downgraded twice.
+func (p Plan) WithoutTLS() Plan {
+	q := p
+	q.StartTLS, q.Implicit, q.Require, q.VerifyName = false, false, false, ""
+	q.Reason = p.Reason + "; retry without TLS after a failed handshake"
+	return q
+}
