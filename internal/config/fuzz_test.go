@@ -46,3 +46,28 @@ func FuzzParseDuration(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParse checks that no input panics the decoder or the line index, and
+// that whatever Parse accepts also validates and every problem it reports
+// is a *Problem naming the file.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte(minimal + "[[listener]]\naddress = \":25\"\nrole = \"mx\"\ntsl = 1\n"))
+	f.Add([]byte("a = \"\"\"\nx = 1\n\"\"\"\nb = [\n 1,\n]\n[x.'y z']\nc = {d = 1}\n"))
+	f.Add([]byte("[[tls.certificate]]\ncert = \"c\"\n[limits\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, "f.toml")
+		if err == nil {
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a config that does not validate: %v", verr)
+			}
+			return
+		}
+		for _, e := range Problems(err) {
+			p, ok := e.(*Problem)
+			if !ok || p.File != "f.toml" || p.Line < 0 {
+				t.Fatalf("problem %#v (%T)", e, e)
+			}
+		}
+	})
+}
