@@ -1,0 +1,379 @@
+// Package dsn builds delivery status notifications: the bounces and delay
+// warnings an MTA sends back to a message's envelope sender when it cannot
+// deliver (RFC 3464 "An Extensible Message Format for Delivery Status
+// Notifications", RFC 3461 §6 on when and how they are generated, RFC 6522
+// multipart/report, RFC 3834 Auto-Submitted, RFC 6533 for internationalized
+// messages).
+//
+// Build only formats; who receives the result and how it is sent is the
+// caller's business. A DSN is always sent with the null reverse-path "<>"
+// (RFC 5321 §4.5.5, RFC 3461 §6.2) so that it can never cause another one.
+package dsn
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxHeaders bounds the copy of the original message's header block
+// included in the third part of the report (RFC 3462 §3 allows headers
+// only; we also cap their size so a bounce never grows without limit).
+const MaxHeaders = 64 << 10
+
+// Action is a per-recipient Action field value (RFC 3464 §2.3.3).
+type Action string
+
+// Actions smtpkit reports. "delivered", "relayed" and "expanded" are only
+// sent on request (NOTIFY=SUCCESS), which smtpkit does not offer.
+const (
+	Failed  Action = "failed"
+	Delayed Action = "delayed"
+)
+
+// Recipient is one per-recipient block of the message/delivery-status part
+// (RFC 3464 §2.3).
+type Recipient struct {
+	Addr   string // the recipient as given in RCPT TO, without angle brackets
+	Action Action
+	// Status is an RFC 3463 enhanced status code, e.g. "5.1.1". Empty means
+	// "5.0.0" for failed and "4.0.0" for delayed.
+	Status string
+	// RemoteMTA is the host name of the server that gave the reply, when a
+	// server did (RFC 3464 §2.3.5). Empty leaves the field out.
+	RemoteMTA string
+	// Diagnostic is that server's reply (for example "550 5.1.1 no such
+	// user"), or a description of a local problem when DiagnosticType is
+	// not "smtp". Empty leaves Diagnostic-Code out (RFC 3464 §2.3.6).
+	Diagnostic string
+	// DiagnosticType is the diagnostic-type of Diagnostic-Code; empty means
+	// "smtp". Non-SMTP problems (a connection refused, a timeout) use
+	// "X-smtpkit" (RFC 3464 §2.3.6 allows extension types starting "X-").
+	DiagnosticType string
+	LastAttempt    time.Time // zero leaves Last-Attempt-Date out
+	// WillRetryUntil is reported for delayed recipients (RFC 3464 §2.3.9).
+	WillRetryUntil time.Time
+}
+
+// Report is everything Build needs.
+type Report struct {
+	ReportingMTA string    // our host name: Reporting-MTA and the From: domain
+	To           string    // the original envelope sender; must not be empty
+	Arrival      time.Time // when we accepted the original message (RFC 3464 §2.2.5)
+	Date         time.Time // the report's Date: header
+	// MessageID is the report's Message-ID without angle brackets; empty
+	// generates one at ReportingMTA.
+	MessageID string
+	// Boundary is the MIME boundary; empty generates a random one. Tests
+	// set it to get stable output.
+	Boundary   string
+	Recipients []Recipient
+	// Headers is the original message's header block (or the start of the
+	// message: Build stops at the first empty line and at MaxHeaders).
+	Headers []byte
+}
+
+// ErrNullSender is returned when asked to report to the null sender: a
+// bounce about a bounce is never sent (RFC 3461 §6.2, RFC 5321 §4.5.5).
+var ErrNullSender = errors.New("dsn: the original sender is the null sender; no DSN is sent")
+
+// Delayed reports whether r is a delay warning: every recipient is delayed.
+func (r Report) Delayed() bool {
+	for _, rc := range r.Recipients {
+		if rc.Action != Delayed {
+			return false
+		}
+	}
+	return len(r.Recipients) > 0
+}
+
+// International reports whether the report must be sent as an
+// internationalized message (RFC 6533): the sender, a recipient or the
+// original headers are not ASCII. The sender of such a report needs the
+// SMTPUTF8 extension (RFC 6531) to send it.
+func (r Report) International() bool {
+	if !isASCII(r.To) || !isASCII(string(headerBlock(r.Headers))) {
+		return true
+	}
+	for _, rc := range r.Recipients {
+		if !isASCII(rc.Addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Build formats r as a complete RFC 5322 message with CRLF line endings:
+// the header, then a multipart/report (RFC 6522) with a human-readable
+// text/plain part, a message/delivery-status part (RFC 3464 §2) and the
+// original header block as text/rfc822-headers. When r is International
+// the last two become message/global-delivery-status and
+// message/global-headers (RFC 6533 §6).
+func Build(r Report) ([]byte, error) {
+	if r.To == "" || r.To == "<>" {
+		return nil, ErrNullSender
+	}
+	if r.ReportingMTA == "" {
+		return nil, errors.New("dsn: no reporting MTA")
+	}
+	if len(r.Recipients) == 0 {
+		return nil, errors.New("dsn: no recipients to report")
+	}
+	for _, s := range []string{r.To, r.ReportingMTA, r.MessageID, r.Boundary} {
+		if strings.ContainsAny(s, "\r\n") {
+			return nil, errors.New("dsn: line break in a header value")
+		}
+	}
+	boundary := r.Boundary
+	if boundary == "" {
+		boundary = "=_smtpkit_" + randomHex(12)
+	}
+	msgID := r.MessageID
+	if msgID == "" {
+		msgID = randomHex(16) + "@" + r.ReportingMTA
+	}
+	intl := r.International()
+	var b bytes.Buffer
+	writeHeader(&b, r, msgID, boundary)
+	fmt.Fprintf(&b, "--%s\r\n", boundary)
+	if intl {
+		b.WriteString("Content-Type: text/plain; charset=utf-8\r\n")
+		b.WriteString("Content-Transfer-Encoding: 8bit\r\n")
+	} else {
+		b.WriteString("Content-Type: text/plain; charset=us-ascii\r\n")
+	}
+	b.WriteString("Content-Description: Notification\r\n\r\n")
+	writeHuman(&b, r, intl)
+	fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
+	if intl {
+		b.WriteString("Content-Type: message/global-delivery-status\r\n")
+		b.WriteString("Content-Transfer-Encoding: 8bit\r\n")
+	} else {
+		b.WriteString("Content-Type: message/delivery-status\r\n")
+	}
+	b.WriteString("Content-Description: Delivery report\r\n\r\n")
+	writeStatus(&b, r, intl)
+	fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
+	if intl {
+		b.WriteString("Content-Type: message/global-headers\r\n")
+		b.WriteString("Content-Transfer-Encoding: 8bit\r\n")
+	} else {
+		b.WriteString("Content-Type: text/rfc822-headers\r\n")
+	}
+	b.WriteString("Content-Description: Undelivered message headers\r\n\r\n")
+	b.Write(crlfLines(headerBlock(r.Headers)))
+	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
+	return b.Bytes(), nil
+}
+
+// writeHeader writes the RFC 5322 header of the report.
+func writeHeader(b *bytes.Buffer, r Report, msgID, boundary string) {
+	subject := "Undelivered Mail Returned to Sender"
+	if r.Delayed() {
+		subject = "Delayed Mail (still being retried)"
+	}
+	fmt.Fprintf(b, "Date: %s\r\n", r.Date.Format(time.RFC1123Z))
+	fmt.Fprintf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", r.ReportingMTA)
+	fmt.Fprintf(b, "To: <%s>\r\n", r.To)
+	fmt.Fprintf(b, "Subject: %s\r\n", subject)
+	fmt.Fprintf(b, "Message-ID: <%s>\r\n", msgID)
+	// RFC 3834 §5: responses generated by a process are auto-replied, so
+	// that responders down the line do not answer them.
+	b.WriteString("Auto-Submitted: auto-replied\r\n")
+	b.WriteString("MIME-Version: 1.0\r\n")
+	fmt.Fprintf(b, "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"\r\n", boundary)
+	b.WriteString("\r\n")
+	b.WriteString("This is a MIME-encapsulated message (a delivery status notification).\r\n\r\n")
+}
+
+// writeHuman writes the text/plain part: what happened, in words.
+func writeHuman(b *bytes.Buffer, r Report, intl bool) {
+	fmt.Fprintf(b, "This is the mail system at host %s.\r\n\r\n", r.ReportingMTA)
+	if r.Delayed() {
+		b.WriteString("Your message could not be delivered yet to the recipients below.\r\n")
+		b.WriteString("Delivery will be retried; you do not need to send it again.\r\n")
+	} else {
+		b.WriteString("Your message could not be delivered to the recipients below.\r\n")
+		b.WriteString("It has been returned; its headers are attached.\r\n")
+	}
+	b.WriteString("\r\n")
+	for _, rc := range r.Recipients {
+		fmt.Fprintf(b, "<%s>: %s\r\n", oneLine(rc.Addr, intl), oneLine(humanReason(rc), intl))
+		if rc.Action == Delayed && !rc.WillRetryUntil.IsZero() {
+			fmt.Fprintf(b, "    (will be retried until %s)\r\n", rc.WillRetryUntil.Format(time.RFC1123Z))
+		}
+	}
+}
+
+func humanReason(rc Recipient) string {
+	switch {
+	case rc.Diagnostic != "" && rc.RemoteMTA != "":
+		return rc.RemoteMTA + " said: " + rc.Diagnostic
+	case rc.Diagnostic != "":
+		return rc.Diagnostic
+	}
+	return "status " + status(rc)
+}
+
+// writeStatus writes the message/delivery-status body (RFC 3464 §2.1):
+// the per-message fields, then one block per recipient, blocks separated
+// by an empty line.
+func writeStatus(b *bytes.Buffer, r Report, intl bool) {
+	fmt.Fprintf(b, "Reporting-MTA: dns; %s\r\n", r.ReportingMTA)
+	if !r.Arrival.IsZero() {
+		fmt.Fprintf(b, "Arrival-Date: %s\r\n", r.Arrival.Format(time.RFC1123Z))
+	}
+	for _, rc := range r.Recipients {
+		b.WriteString("\r\n")
+		// RFC 6533 §3: addresses that are not ASCII use the utf-8 type.
+		addrType := "rfc822"
+		if intl && !isASCII(rc.Addr) {
+			addrType = "utf-8"
+		}
+		fmt.Fprintf(b, "Final-Recipient: %s; %s\r\n", addrType, oneLine(rc.Addr, intl))
+		fmt.Fprintf(b, "Action: %s\r\n", rc.Action)
+		fmt.Fprintf(b, "Status: %s\r\n", status(rc))
+		if rc.RemoteMTA != "" {
+			fmt.Fprintf(b, "Remote-MTA: dns; %s\r\n", oneLine(rc.RemoteMTA, intl))
+		}
+		if rc.Diagnostic != "" {
+			typ := rc.DiagnosticType
+			if typ == "" {
+				typ = "smtp"
+			}
+			fmt.Fprintf(b, "Diagnostic-Code: %s; %s\r\n", typ, oneLine(rc.Diagnostic, intl))
+		}
+		if !rc.LastAttempt.IsZero() {
+			fmt.Fprintf(b, "Last-Attempt-Date: %s\r\n", rc.LastAttempt.Format(time.RFC1123Z))
+		}
+		if rc.Action == Delayed && !rc.WillRetryUntil.IsZero() {
+			fmt.Fprintf(b, "Will-Retry-Until: %s\r\n", rc.WillRetryUntil.Format(time.RFC1123Z))
+		}
+	}
+}
+
+// status is the recipient's Status value: its code when it is a well formed
+// enhanced code of the right class, else the class default (RFC 3464
+// §2.3.4: failed is 5.x.x, delayed is 4.x.x).
+func status(rc Recipient) string {
+	class := byte('5')
+	if rc.Action == Delayed {
+		class = '4'
+	}
+	s := rc.Status
+	if validStatus(s) && s[0] == class {
+		return s
+	}
+	if validStatus(s) {
+		return string(class) + s[1:]
+	}
+	return string(class) + ".0.0"
+}
+
+// validStatus checks the RFC 3463 §2 syntax class.subject.detail.
+func validStatus(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || len(s) > 11 {
+		return false
+	}
+	if parts[0] != "2" && parts[0] != "4" && parts[0] != "5" {
+		return false
+	}
+	for _, p := range parts[1:] {
+		if p == "" || len(p) > 3 {
+			return false
+		}
+		for i := 0; i < len(p); i++ {
+			if p[i] < '0' || p[i] > '9' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// headerBlock returns the header block at the start of msg: everything up
+// to and including the line break before the first empty line, cut at the
+// last line break within MaxHeaders.
+func headerBlock(msg []byte) []byte {
+	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
+		msg = msg[:i+2]
+	} else if i := bytes.Index(msg, []byte("\n\n")); i >= 0 {
+		msg = msg[:i+1]
+	}
+	if len(msg) > MaxHeaders {
+		msg = msg[:MaxHeaders]
+		if i := bytes.LastIndexByte(msg, '\n'); i >= 0 {
+			msg = msg[:i+1]
+		}
+	}
+	return msg
+}
+
+// crlfLines normalizes line endings to CRLF and guarantees the result ends
+// with one (CRLF is law: we never emit a bare CR or LF).
+func crlfLines(p []byte) []byte {
+	var b bytes.Buffer
+	for len(p) > 0 {
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			b.Write(p)
+			b.WriteString("\r\n")
+			break
+		}
+		b.Write(p[:i])
+		b.WriteString("\r\n")
+		if p[i] == '\r' && i+1 < len(p) && p[i+1] == '\n' {
+			i++
+		}
+		p = p[i+1:]
+	}
+	return b.Bytes()
+}
+
+// oneLine makes s safe as a header field value: control characters
+// (including CR and LF, which a remote reply could smuggle in) become
+// spaces, invalid UTF-8 is replaced, non-ASCII becomes '?' unless the
+// report is internationalized (message/delivery-status is 7bit, RFC 3464
+// §2.1), and the value is cut at 900 octets to stay under the 998-octet
+// line limit (RFC 5322 §2.1.1).
+func oneLine(s string, utf8OK bool) string {
+	s = strings.ToValidUTF8(s, "?")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		if r >= 0x80 && !utf8OK {
+			return '?'
+		}
+		return r
+	}, s)
+	if len(s) > 900 {
+		cut := 900
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func randomHex(n int) string {
+	p := make([]byte, n)
+	rand.Read(p)
+	return hex.EncodeToString(p)
+}
