@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,13 +174,13 @@ func problemLines(t *testing.T, src string) []string {
 	return out
 }
 
-func itoa(n int) string { return Duration(n).String() } // "0" or "Nns"; only compared, never shown
+func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestParseProblems(t *testing.T) {
 	tests := []struct {
 		name string
 		src  string
-		want []string // "line:key" with line via itoa
+		want []string // "line:key"
 	}{
 		{"unknown top-level key", "colour = 1\n" + minimal, []string{itoa(1) + ":colour"}},
 		{"unknown key in table", minimal + "[limits]\nrecipient = 100\n", []string{itoa(8) + ":limits.recipient"}},
@@ -219,7 +220,7 @@ tls = "maybe"
 domain = "example.net"
 `, []string{
 			itoa(1) + ":hostname",
-			"0:domain",
+			itoa(0) + ":domain",
 			itoa(3) + ":listener[0].address",
 			itoa(4) + ":listener[0].role",
 			itoa(8) + ":listener[1].tls",
