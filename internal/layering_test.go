@@ -23,7 +23,7 @@ var allowed = map[string][]string{
 	"certs":       {},
 	"maildir":     {},
 	"userdb":      {},
-	"tlspolicy":   {},
+	"tlspolicy":   {"smtp"},
 	"control":     {},
 	"dns":         {},
 	"dns/dnstest": {"dns"},
