@@ -4,7 +4,12 @@ go 1.26.8
 
 require (
 	github.com/BurntSushi/toml v1.6.0
+	github.com/miekg/dns v1.1.73
 	golang.org/x/crypto v0.59.0
-	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/term v0.48.0
+)
+
+require (
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
