@@ -29,7 +29,6 @@ func commands() map[string]command {
 	return map[string]command{
 		"version": {"print the version", runVersion},
 		"serve":   {"run the mail server", runServe},
-		"config":  {"check or print configuration", runConfig},
 		"user":    {"manage accounts and aliases", runUser},
 		"config":  {"check or print configuration", runConfig},
 	}
