@@ -109,8 +109,8 @@ func (c *Conn) Send(ctx context.Context, env Envelope, body io.Reader) (Result, 
 	return res, nil
 }
 
-// step is one command with its timeout, and the index of its recipient.
-type step struct {
+// cmdStep is one command with its timeout, and the index of its recipient.
+type cmdStep struct {
 	line string
 	d    time.Duration
 	rcpt int
@@ -119,16 +119,16 @@ type step struct {
 // envelopeCommands checks the envelope against the server's extensions and
 // builds MAIL and the RCPTs. Invalid recipients get a local error in
 // rcptErrs and no command.
-func (c *Conn) envelopeCommands(env Envelope, rcptErrs []error) (step, []step, error) {
+func (c *Conn) envelopeCommands(env Envelope, rcptErrs []error) (cmdStep, []cmdStep, error) {
 	if len(env.To) == 0 {
-		return step{}, nil, errors.New("client: envelope without recipients")
+		return cmdStep{}, nil, errors.New("client: envelope without recipients")
 	}
 	from, err := formatPath(env.From, true)
 	if err != nil {
-		return step{}, nil, smtp.Wrap(smtp.R(smtp.CodeMailboxName, smtp.EnhBadSender, "invalid sender address"), err)
+		return cmdStep{}, nil, smtp.Wrap(smtp.R(smtp.CodeMailboxName, smtp.EnhBadSender, "invalid sender address"), err)
 	}
 	utf8 := env.SMTPUTF8 || !isASCII(env.From)
-	var rcpts []step
+	var rcpts []cmdStep
 	for i, to := range env.To {
 		p, err := formatPath(to, false)
 		if err != nil {
@@ -136,16 +136,16 @@ func (c *Conn) envelopeCommands(env Envelope, rcptErrs []error) (step, []step, e
 			continue
 		}
 		utf8 = utf8 || !isASCII(to)
-		rcpts = append(rcpts, step{line: "RCPT TO:" + p, d: c.t.Rcpt, rcpt: i})
+		rcpts = append(rcpts, cmdStep{line: "RCPT TO:" + p, d: c.t.Rcpt, rcpt: i})
 	}
 	if len(rcpts) == 0 {
-		return step{}, nil, errors.Join(rcptErrs...)
+		return cmdStep{}, nil, errors.Join(rcptErrs...)
 	}
 	params, err := c.mailParams(env, utf8)
 	if err != nil {
-		return step{}, nil, err
+		return cmdStep{}, nil, err
 	}
-	return step{line: "MAIL FROM:" + from + params, d: c.t.Mail, rcpt: -1}, rcpts, nil
+	return cmdStep{line: "MAIL FROM:" + from + params, d: c.t.Mail, rcpt: -1}, rcpts, nil
 }
 
 // mailParams builds the MAIL parameters and refuses, before MAIL, what the

@@ -13,11 +13,11 @@ import (
 // pipelined sends MAIL, the RCPTs and DATA in one write and then reads the
 // replies in order (RFC 2920 §3.1). It returns how many RCPTs were accepted
 // and the reply to DATA.
-func (c *Conn) pipelined(mail step, rcpts []step, rcptErrs []error) (int, smtp.Reply, error) {
+func (c *Conn) pipelined(mail cmdStep, rcpts []cmdStep, rcptErrs []error) (int, smtp.Reply, error) {
 	if err := c.arm(mail.d); err != nil {
 		return 0, smtp.Reply{}, err
 	}
-	for _, s := range append(append([]step{mail}, rcpts...), step{line: "DATA"}) {
+	for _, s := range append(append([]cmdStep{mail}, rcpts...), cmdStep{line: "DATA"}) {
 		if err := c.writeLine(s.line, s.line); err != nil {
 			return 0, smtp.Reply{}, err
 		}
@@ -57,7 +57,7 @@ func (c *Conn) pipelined(mail step, rcpts []step, rcptErrs []error) (int, smtp.R
 }
 
 // lockstep sends one command at a time; DATA only when a RCPT was accepted.
-func (c *Conn) lockstep(mail step, rcpts []step, rcptErrs []error) (int, smtp.Reply, error) {
+func (c *Conn) lockstep(mail cmdStep, rcpts []cmdStep, rcptErrs []error) (int, smtp.Reply, error) {
 	rep, err := c.roundTrip(mail.line, mail.d)
 	if err != nil {
 		return 0, smtp.Reply{}, err
@@ -86,7 +86,7 @@ func (c *Conn) lockstep(mail step, rcpts []step, rcptErrs []error) (int, smtp.Re
 
 // mailRefused ends a transaction whose MAIL was refused: every recipient
 // shares the refusal, and RSET clears whatever the server kept.
-func (c *Conn) mailRefused(rep smtp.Reply, rcpts []step, rcptErrs []error) error {
+func (c *Conn) mailRefused(rep smtp.Reply, rcpts []cmdStep, rcptErrs []error) error {
 	err := smtp.Wrap(rep, errors.New("client: MAIL refused"))
 	for _, s := range rcpts {
 		rcptErrs[s.rcpt] = err
