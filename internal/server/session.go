@@ -74,7 +74,9 @@ func (s *Server) startSession(c net.Conn, l Listener) {
 }
 
 func (s *session) serve() {
-	defer s.conn.Close()
+	// s.conn becomes the TLS connection after a handshake; closing that
+	// sends the TLS close_notify before the TCP FIN.
+	defer func() { s.conn.Close() }()
 	s.deadline = s.srv.now().Add(s.srv.limits.SessionTimeout)
 	s.log.Info("connect")
 	if s.l.TLS == TLSImplicit {
