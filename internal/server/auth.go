@@ -44,13 +44,14 @@ func (s *session) cmdAuth(arg string) {
 		s.reply(smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: AUTH mechanism [initial-response]"))
 		return
 	}
-	srv, err := sasl.NewServer(mech, s.srv.opts.Credentials)
+	creds := &attempt{Credentials: s.srv.opts.Credentials}
+	srv, err := sasl.NewServer(mech, creds)
 	if err != nil {
 		s.reply(smtp.R(smtp.CodeParamNotImpl, smtp.EnhBadParams, "Unrecognized authentication mechanism"))
 		return
 	}
 	ip := remoteIP(s.raw.RemoteAddr())
-	if s.srv.auth.blocked(ip) {
+	if s.srv.auth.blocked(ipKey(ip)) {
 		s.reply(smtp.R(smtp.CodeUnavailable, "4.7.0", s.srv.opts.Hostname+" too many failed logins, try again later"))
 		s.quit = true
 		return
@@ -66,7 +67,7 @@ func (s *session) cmdAuth(arg string) {
 	for {
 		challenge, done, err := srv.Next(resp)
 		if done {
-			s.authDone(srv, mech, ip, err)
+			s.authDone(srv, mech, ip, creds.username, err)
 			return
 		}
 		s.reply(smtp.Reply{Code: smtp.CodeAuthContinue, Lines: []string{base64.StdEncoding.EncodeToString(challenge)}})
@@ -97,24 +98,33 @@ func decodeAuthLine(s string) ([]byte, error) {
 
 // authDone answers the end of an exchange and feeds the throttle. Failures
 // are logged with the client IP and the mechanism, never the password.
-func (s *session) authDone(srv sasl.Server, mech, ip string, err error) {
+func (s *session) authDone(srv sasl.Server, mech, ip, user string, err error) {
 	mech = strings.ToUpper(mech)
+	keys := []string{ipKey(ip)}
+	if user != "" {
+		keys = append(keys, userKey(user))
+	}
 	switch {
+	case err == nil && s.srv.auth.blocked(userKey(user)):
+		// The right password for an account under attack still waits out
+		// the window, so guessing cannot be confirmed by a success.
+		s.log.Warn("auth refused, account throttled", "mech", mech, "ip", ip)
+		s.reply(smtp.R(smtp.CodeTempAuthFailure, "4.7.0", "Too many failed logins for this account, try again later"))
 	case err == nil:
 		s.info.AuthUser = srv.Username()
-		s.srv.auth.success(ip)
+		s.srv.auth.success(ipKey(ip))
 		s.log.Info("auth ok", "user", s.info.AuthUser, "mech", mech)
 		s.reply(smtp.R(smtp.CodeAuthOK, smtp.EnhAuthOK, "Authentication successful"))
 	case errors.Is(err, sasl.ErrInvalidCredentials):
 		s.authFail++
-		delay := s.srv.auth.failure(ip)
+		delay := s.srv.auth.failure(keys...)
 		s.log.Warn("auth failed", "mech", mech, "ip", ip, "failures", s.authFail, "delay", delay)
 		if delay > 0 {
 			s.w.Flush()
 			time.Sleep(delay) // the growing delay of a failed login (bounded by maxAuthDelay)
 		}
 		s.reply(smtp.R(smtp.CodeAuthFailed, smtp.EnhBadCredentials, "Authentication credentials invalid"))
-		if s.authFail >= maxAuthFailuresPerSession || s.srv.auth.blocked(ip) {
+		if s.authFail >= maxAuthFailuresPerSession || s.srv.auth.blocked(ipKey(ip)) {
 			s.reply(smtp.R(smtp.CodeUnavailable, "4.7.0", s.srv.opts.Hostname+" too many failed logins, closing connection"))
 			s.quit = true
 		}
@@ -129,19 +139,40 @@ func (s *session) authDone(srv sasl.Server, mech, ip string, err error) {
 const (
 	maxAuthFailuresPerSession = 3
 	authWindow                = 15 * time.Minute
-	maxAuthFailuresPerIP      = 10 // within authWindow, then 421 until the window passes
+	maxAuthFailures           = 10 // per IP or account within authWindow, then blocked until the window passes
 	maxAuthDelay              = 8 * time.Second
 	maxThrottleEntries        = 100000
 )
 
-// authThrottle slows down and then blocks password guessing per client IP:
-// each failure within the window doubles the delay before the 535 (from
-// base up to maxAuthDelay), and after maxAuthFailuresPerIP the IP gets 421.
+// attempt records which account an exchange tried, so that failures can be
+// throttled per account as well as per client IP.
+type attempt struct {
+	sasl.Credentials
+	username string
+}
+
+func (a *attempt) CheckPassword(username, password string) error {
+	a.username = username
+	return a.Credentials.CheckPassword(username, password)
+}
+
+func (a *attempt) ScramKeys(username string) (sasl.ScramKeys, error) {
+	a.username = username
+	return a.Credentials.ScramKeys(username)
+}
+
+func ipKey(ip string) string     { return "ip " + ip }
+func userKey(user string) string { return "user " + strings.ToLower(user) }
+
+// authThrottle slows down and then blocks password guessing per client IP
+// and per account: each failure within the window doubles the delay before
+// the 535 (from base up to maxAuthDelay), and after maxAuthFailures the IP
+// gets 421 and the account refuses logins until the window passes.
 type authThrottle struct {
 	mu   sync.Mutex
 	now  func() time.Time
 	base time.Duration
-	byIP map[string]*authFailures
+	byKey map[string]*authFailures
 }
 
 type authFailures struct {
@@ -150,55 +181,59 @@ type authFailures struct {
 }
 
 func newAuthThrottle(now func() time.Time, base time.Duration) *authThrottle {
-	return &authThrottle{now: now, base: base, byIP: make(map[string]*authFailures)}
+	return &authThrottle{now: now, base: base, byKey: make(map[string]*authFailures)}
 }
 
-func (t *authThrottle) current(ip string) *authFailures {
-	f := t.byIP[ip]
+func (t *authThrottle) current(key string) *authFailures {
+	f := t.byKey[key]
 	if f != nil && t.now().Sub(f.last) > authWindow {
-		delete(t.byIP, ip)
+		delete(t.byKey, key)
 		return nil
 	}
 	return f
 }
 
-func (t *authThrottle) blocked(ip string) bool {
+func (t *authThrottle) blocked(key string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f := t.current(ip)
-	return f != nil && f.n >= maxAuthFailuresPerIP
+	f := t.current(key)
+	return f != nil && f.n >= maxAuthFailures
 }
 
-// failure records a failed login and returns the delay to apply.
-func (t *authThrottle) failure(ip string) time.Duration {
+// failure records a failed login against each key and returns the delay to
+// apply: the one of the most-failed key.
+func (t *authThrottle) failure(keys ...string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.byIP) >= maxThrottleEntries {
+	if len(t.byKey) >= maxThrottleEntries {
 		t.prune()
 	}
-	f := t.current(ip)
-	if f == nil {
-		f = &authFailures{}
-		t.byIP[ip] = f
+	n := 0
+	for _, k := range keys {
+		f := t.current(k)
+		if f == nil {
+			f = &authFailures{}
+			t.byKey[k] = f
+		}
+		f.n++
+		f.last = t.now()
+		n = max(n, f.n)
 	}
-	f.n++
-	f.last = t.now()
-	d := t.base << min(f.n-1, 10)
-	return min(d, maxAuthDelay)
+	return min(t.base<<min(n-1, 10), maxAuthDelay)
 }
 
-func (t *authThrottle) success(ip string) {
+func (t *authThrottle) success(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.byIP, ip)
+	delete(t.byKey, key)
 }
 
 // prune drops expired entries; called when the table is full.
 func (t *authThrottle) prune() {
-	for ip := range t.byIP {
-		t.current(ip) // deletes the entry when its window has passed
+	for k := range t.byKey {
+		t.current(k) // deletes the entry when its window has passed
 	}
-	if len(t.byIP) >= maxThrottleEntries {
-		clear(t.byIP) // under attack from many IPs: start over rather than grow
+	if len(t.byKey) >= maxThrottleEntries {
+		clear(t.byKey) // under attack from many sources: start over rather than grow
 	}
 }

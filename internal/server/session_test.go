@@ -336,3 +336,35 @@ func TestShutdownSays421(t *testing.T) {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestAuthThrottleTable(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	th := newAuthThrottle(func() time.Time { return now }, 100*time.Millisecond)
+	tests := []struct {
+		keys      []string
+		wantDelay time.Duration
+	}{
+		{[]string{"ip a", "user x"}, 100 * time.Millisecond},
+		{[]string{"ip a", "user x"}, 200 * time.Millisecond},
+		{[]string{"ip b", "user x"}, 400 * time.Millisecond}, // a new IP, same account: the account's count wins
+		{[]string{"ip c"}, 100 * time.Millisecond},
+	}
+	for i, tt := range tests {
+		if got := th.failure(tt.keys...); got != tt.wantDelay {
+			t.Errorf("failure %d: delay %v, want %v", i, got, tt.wantDelay)
+		}
+	}
+	for range 20 {
+		th.failure("user y")
+	}
+	if d := th.failure("user y"); d != maxAuthDelay {
+		t.Errorf("delay not capped: %v", d)
+	}
+	if !th.blocked("user y") || th.blocked("user x") {
+		t.Errorf("blocking wrong")
+	}
+	now = now.Add(authWindow + time.Second)
+	if th.blocked("user y") {
+		t.Errorf("block outlived the window")
+	}
+}
