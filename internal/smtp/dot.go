@@ -169,14 +169,12 @@ func (d *DotReader) afterCR(c byte, p []byte, n *int) {
 		return
 	}
 	d.r.Discard(1)
-	d.emit(p, n, lf)
+	d.emit(p, n, []byte{'\n'})
 	if d.lineLen++; d.lineLen > d.maxLine {
 		d.setErr(ErrLineTooLong)
 	}
 	d.endLine()
 }
-
-var lf = []byte{'\n'}
 
 // scan consumes buf up to and including its first LF, or all of it, copies
 // what it may into out and returns how many octets it copied.
