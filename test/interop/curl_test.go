@@ -12,7 +12,7 @@ func TestCurl(t *testing.T) {
 	s.AddUser(t, "user@test.example", "correct horse battery staple")
 	s.AddUser(t, "tls@test.example", "another correct horse")
 
-	// send uploads msg with curl over url's scheme, with extra flags.
+	// send uploads msg with curl to addr's smtp:// URL, with extra flags.
 	send := func(t *testing.T, addr, from, to string, msg []byte, extra ...string) peerRun {
 		host, resolve := resolveArg(addr)
 		args := append([]string{"-sS", "-v", "smtp://" + host, "--resolve", resolve,

@@ -209,13 +209,17 @@ func (s *Server) start(t *testing.T) {
 	go func() {
 		// Copy stdout into the logs, signalling the ready line once; the
 		// pipe must be drained before Wait.
-		sc := bufio.NewScanner(stdout)
+		br := bufio.NewReader(stdout)
 		signalled := false
-		for sc.Scan() {
-			s.logs.Write(append(sc.Bytes(), '\n'))
-			if !signalled && strings.Contains(sc.Text(), readyLine) {
+		for {
+			line, err := br.ReadString('\n')
+			s.logs.Write([]byte(line))
+			if !signalled && strings.Contains(line, readyLine) {
 				signalled = true
 				close(ready)
+			}
+			if err != nil {
+				break
 			}
 		}
 		cmd.Wait()

@@ -24,6 +24,7 @@ type pyResult struct {
 	EhloTLS     *pyReply           `json:"ehlo_tls"`
 	FeaturesTLS []string           `json:"features_tls"`
 	MailTLS     *pyReply           `json:"mail_tls"`
+	Auth        *pyReply           `json:"auth"`
 	Sent        bool               `json:"sent"`
 	Refused     map[string]pyReply `json:"refused"`
 	Error       *pyReply           `json:"error"`
@@ -79,7 +80,9 @@ func TestPythonSmtplib(t *testing.T) {
 	NeedPython(t)
 	s := StartServer(t, ServerOptions{})
 	s.AddUser(t, "user@test.example", "correct horse battery staple")
-	s.AddUser(t, "tls@test.example", "another correct horse")
+	for _, u := range []string{"tls", "sub1", "sub2"} {
+		s.AddUser(t, u+"@test.example", "another correct horse")
+	}
 
 	t.Run("plain on mx", func(t *testing.T) {
 		msg := testMessage("smtplib-plain")
@@ -140,6 +143,45 @@ func TestPythonSmtplib(t *testing.T) {
 		}
 		if slices.Contains(res.Features, "starttls") {
 			t.Errorf("STARTTLS offered under implicit TLS: %v", res.Features)
+		}
+	})
+
+	t.Run("AUTH then submit", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, addr, rcpt string
+			implicit         bool
+		}{
+			{"submission STARTTLS", s.Submission, "sub1@test.example", false},
+			{"submissions implicit TLS", s.Submissions, "sub2@test.example", true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				msg := testMessage("smtplib-submit-" + strings.ReplaceAll(tc.name, " ", "-"))
+				args := []string{"--user", "user@test.example", "--password", "correct horse battery staple",
+					"--from", "user@test.example", "--to", tc.rcpt, "--msg", writeMessage(t, msg)}
+				if tc.implicit {
+					args = append(args, "--implicit")
+				}
+				res := runSmtplib(t, s, "submit", tc.addr, args...)
+				checkTLS(t, res)
+				if res.Auth == nil || res.Auth.Code != 235 {
+					t.Fatalf("AUTH: %+v, want 235", res.Auth)
+				}
+				if !res.Sent || len(res.Refused) != 0 || res.Error != nil {
+					t.Fatalf("transaction failed: %+v", res)
+				}
+				checkDelivered(t, s.WaitMessages(t, tc.rcpt, 1)[0], msg, "user@test.example")
+			})
+		}
+	})
+
+	t.Run("AUTH with a wrong password", func(t *testing.T) {
+		res := runSmtplib(t, s, "submit", s.Submission, "--user", "user@test.example",
+			"--password", "wrong horse", "--msg", writeMessage(t, testMessage("unused")))
+		if res.Auth == nil || res.Auth.Code != 535 {
+			t.Errorf("AUTH with a wrong password: %+v, want 535", res.Auth)
+		}
+		if res.Sent {
+			t.Errorf("message sent without authentication")
 		}
 	})
 }

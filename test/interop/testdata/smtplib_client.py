@@ -10,6 +10,8 @@ MODE:
   starttls    EHLO, STARTTLS, EHLO, then the same transaction over TLS
   submission  MAIL before STARTTLS, STARTTLS, EHLO, MAIL again (no AUTH)
   smtps       implicit TLS (SMTP_SSL): EHLO and NOOP
+  submit      STARTTLS (or implicit TLS with --implicit), AUTH with --user and
+              --password (smtplib picks PLAIN or LOGIN), then the transaction
 
 The certificate chain is verified against CAFILE; the host name is not
 (we connect to 127.0.0.1), so the peer certificate's subjectAltName is
@@ -52,13 +54,16 @@ def transaction(s, args, out):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["plain", "starttls", "submission", "smtps"])
+    p.add_argument("mode", choices=["plain", "starttls", "submission", "smtps", "submit"])
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("cafile")
     p.add_argument("--from", dest="sender", default="a@b.example")
     p.add_argument("--to", action="append", default=[])
     p.add_argument("--msg")
+    p.add_argument("--user")
+    p.add_argument("--password")
+    p.add_argument("--implicit", action="store_true")
     args = p.parse_args()
 
     ctx = ssl.create_default_context(cafile=args.cafile)
@@ -66,7 +71,7 @@ def main():
     ctx.verify_mode = ssl.CERT_REQUIRED
 
     out = {"mode": args.mode}
-    if args.mode == "smtps":
+    if args.mode == "smtps" or args.implicit:
         s = smtplib.SMTP_SSL(args.host, args.port, context=ctx, timeout=10)
         out["tls"] = tls_info(s.sock)
     else:
@@ -76,7 +81,7 @@ def main():
 
     if args.mode == "submission":
         out["mail_plain"] = reply(s.mail(args.sender))
-    if args.mode in ("starttls", "submission"):
+    if args.mode in ("starttls", "submission") or (args.mode == "submit" and not args.implicit):
         out["starttls"] = reply(s.starttls(context=ctx))
         out["tls"] = tls_info(s.sock)
         out["ehlo_tls"] = reply(s.ehlo("client.b.example"))
@@ -84,6 +89,13 @@ def main():
     if args.mode == "submission":
         out["mail_tls"] = reply(s.mail(args.sender))
         out["rset"] = reply(s.rset())
+    if args.mode == "submit":
+        try:
+            out["auth"] = reply(s.login(args.user, args.password))
+        except smtplib.SMTPAuthenticationError as e:
+            out["auth"] = {"code": e.smtp_code, "text": e.smtp_error.decode("utf-8", "replace")}
+        if out["auth"]["code"] == 235:
+            transaction(s, args, out)
     if args.mode in ("plain", "starttls"):
         transaction(s, args, out)
     out["noop"] = reply(s.noop())
