@@ -1,0 +1,212 @@
+package queue
+
+// admin.go: what `smtpkit queue` does through the control socket.
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Summary is one message in List.
+type Summary struct {
+	ID         string       `json:"id"`
+	From       string       `json:"from"` // "" is the null sender
+	Arrival    time.Time    `json:"arrival"`
+	Size       int64        `json:"size"`
+	Held       bool         `json:"held,omitempty"`
+	Recipients []RcptStatus `json:"recipients"`
+}
+
+// RcptStatus is one recipient's state as shown to an operator.
+type RcptStatus struct {
+	Addr        string    `json:"addr"`
+	State       State     `json:"state"`
+	Attempts    int       `json:"attempts"`
+	InFlight    bool      `json:"in_flight,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"` // for queued and deferred recipients
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastReply   string    `json:"last_reply,omitempty"` // the courier's detail, or the diagnostic
+	Status      string    `json:"status,omitempty"`     // enhanced status code of the last attempt
+}
+
+// Detail is one message in Show: its Summary plus what the session knew
+// and the message's header block.
+type Detail struct {
+	Summary
+	Meta    Meta      `json:"meta"`
+	Warned  bool      `json:"warned,omitempty"` // a delay warning was sent
+	Expires time.Time `json:"expires"`          // recipients still pending then fail
+	Headers string    `json:"headers"`          // the header block, at most maxShowHeaders bytes
+}
+
+// maxShowHeaders bounds the header block Show returns.
+const maxShowHeaders = 16 << 10
+
+// List returns every queued message, oldest first.
+func (q *Queue) List() []Summary {
+	msgs := q.snapshot()
+	out := make([]Summary, 0, len(msgs))
+	for _, m := range msgs {
+		m.mu.Lock()
+		if !m.deleted {
+			out = append(out, summarize(m))
+		}
+		m.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b Summary) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// summarize describes m; the caller holds m.mu.
+func summarize(m *message) Summary {
+	e := m.env
+	s := Summary{ID: e.ID, From: e.From, Arrival: e.Arrival, Size: e.Size, Held: e.Held}
+	for _, r := range e.Rcpts {
+		rs := RcptStatus{Addr: r.Addr, State: r.State, Attempts: r.Attempts, LastAttempt: r.Last,
+			LastReply: r.Detail, Status: r.Status}
+		if rs.LastReply == "" {
+			rs.LastReply = r.Diagnostic
+		}
+		if r.pending() {
+			rs.NextAttempt = r.Next
+			rs.InFlight = m.busy[r.Domain]
+		}
+		s.Recipients = append(s.Recipients, rs)
+	}
+	return s
+}
+
+// Show returns one message in detail.
+func (q *Queue) Show(id string) (Detail, error) {
+	m, err := q.lookup(id)
+	if err != nil {
+		return Detail{}, err
+	}
+	m.mu.Lock()
+	if m.deleted {
+		m.mu.Unlock()
+		return Detail{}, ErrNotFound
+	}
+	d := Detail{Summary: summarize(m), Meta: m.env.Meta, Warned: m.env.Warned,
+		Expires: m.env.Arrival.Add(q.opts.MaxAge)}
+	m.mu.Unlock()
+	hdr, err := q.readHeaders(id)
+	if err != nil {
+		return Detail{}, fmt.Errorf("queue: reading message %s: %w", id, err)
+	}
+	d.Headers = headerBlock(hdr, maxShowHeaders)
+	return d, nil
+}
+
+// headerBlock returns the header block at the start of msg, at most max bytes.
+func headerBlock(msg []byte, max int) string {
+	s := string(msg)
+	if i := strings.Index(s, "\r\n\r\n"); i >= 0 {
+		s = s[:i+2]
+	}
+	if len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "")
+	}
+	return s
+}
+
+// Flush makes every pending recipient of every message that is not held
+// due now, and retries pending bounces now.
+func (q *Queue) Flush() {
+	now := q.now()
+	for _, m := range q.snapshot() {
+		m.mu.Lock()
+		if !m.env.Held {
+			m.env.retryNow(now)
+		}
+		m.mu.Unlock()
+	}
+	q.poke()
+}
+
+// Retry makes the pending recipients of message id due now. A held
+// message stays held (Release it).
+func (q *Queue) Retry(id string) error {
+	return q.change(id, false, func(e *envelope, now time.Time) error {
+		if e.Held {
+			return fmt.Errorf("queue: message %s is held; release it first", id)
+		}
+		e.retryNow(now)
+		return nil
+	})
+}
+
+// Hold stops delivery attempts and bounces for message id until Release.
+// An attempt already in flight finishes and is recorded.
+func (q *Queue) Hold(id string) error {
+	return q.change(id, true, func(e *envelope, now time.Time) error {
+		e.Held = true
+		return nil
+	})
+}
+
+// Release undoes Hold; the pending recipients are due at once.
+func (q *Queue) Release(id string) error {
+	return q.change(id, true, func(e *envelope, now time.Time) error {
+		e.Held = false
+		e.retryNow(now)
+		return nil
+	})
+}
+
+// Delete removes message id from the queue without a bounce. An attempt
+// in flight finishes, but its results are dropped.
+func (q *Queue) Delete(id string) error {
+	m, err := q.lookup(id)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.deleted {
+		return ErrNotFound
+	}
+	if err := q.remove(id); err != nil {
+		return fmt.Errorf("queue: deleting %s: %w", id, err)
+	}
+	m.deleted = true
+	q.forget(id)
+	q.log.Info("queue: message deleted by the operator", "msgid", id)
+	return nil
+}
+
+// change applies fn to message id's envelope, saves it when save is set,
+// and wakes the scheduler.
+func (q *Queue) change(id string, save bool, fn func(*envelope, time.Time) error) error {
+	m, err := q.lookup(id)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.deleted {
+		return ErrNotFound
+	}
+	if err := fn(m.env, q.now()); err != nil {
+		return err
+	}
+	if save {
+		if err := q.saveEnv(m); err != nil {
+			return fmt.Errorf("queue: saving %s: %w", id, err)
+		}
+	}
+	q.poke()
+	return nil
+}
+
+// retryNow makes pending recipients and a pending bounce due at now.
+func (e *envelope) retryNow(now time.Time) {
+	for _, r := range e.Rcpts {
+		if r.pending() && r.Next.After(now) {
+			r.Next = now
+		}
+	}
+	e.bounceAt = time.Time{}
+}

@@ -1,0 +1,94 @@
+package queue
+
+import (
+	"context"
+	"io"
+	"sync"
+)
+
+// Courier delivers one message to some recipients of ONE domain (internal/
+// delivery implements it). It must honour ctx and return one Result per
+// recipient; a recipient without a Result counts as a temporary failure.
+type Courier interface {
+	Deliver(ctx context.Context, d *Delivery) []Result
+}
+
+// Delivery is one attempt handed to a Courier.
+type Delivery struct {
+	ID         string
+	From       string // "" is the null reverse-path
+	Domain     string
+	Recipients []string
+	Size       int64
+	SMTPUTF8   bool
+	EightBit   bool
+	// Open returns the message bytes as a stream; it may be called more
+	// than once (for example once per MX tried). The caller closes it.
+	Open func() (io.ReadCloser, error)
+}
+
+// Result is the outcome for one recipient.
+type Result struct {
+	Rcpt string
+	// Err is nil when the next hop accepted the recipient; an *smtp.Error
+	// whose Permanent() is true fails it now (bounce); anything else is
+	// temporary and retried (house rule 3: unknown errors are temporary).
+	Err error
+	// Detail describes the attempt for logs and DSNs. By convention it is
+	// "<host>[<ip>] said: <reply>" when a server answered; the part before
+	// "[" or " said:" becomes the DSN's Remote-MTA.
+	Detail string
+}
+
+// Bounce is a built DSN on its way back to the original sender.
+type Bounce struct {
+	ID       string // the original message's id
+	To       string // the original envelope sender (never empty)
+	Delayed  bool   // a delay warning, not a failure
+	Message  []byte // the complete DSN (internal/dsn.Build), CRLF lines
+	SMTPUTF8 bool   // the DSN is internationalized (RFC 6533) and needs SMTPUTF8
+	EightBit bool   // the DSN has 8-bit content and needs 8BITMIME
+}
+
+// limiter bounds concurrent deliveries in total and per domain. It never
+// blocks: the scheduler asks, and leaves what does not fit for its next
+// pass (a finishing delivery wakes it).
+type limiter struct {
+	total, perDomain int
+
+	mu       sync.Mutex
+	active   int
+	byDomain map[string]int // only domains with deliveries in flight
+}
+
+func newLimiter(total, perDomain int) *limiter {
+	return &limiter{total: total, perDomain: perDomain, byDomain: make(map[string]int)}
+}
+
+// tryAcquire takes a slot for domain if one is free.
+func (l *limiter) tryAcquire(domain string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.active >= l.total || l.byDomain[domain] >= l.perDomain {
+		return false
+	}
+	l.active++
+	l.byDomain[domain]++
+	return true
+}
+
+// full reports whether no delivery at all can start.
+func (l *limiter) full() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.active >= l.total
+}
+
+func (l *limiter) release(domain string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.active--
+	if l.byDomain[domain]--; l.byDomain[domain] <= 0 {
+		delete(l.byDomain, domain)
+	}
+}

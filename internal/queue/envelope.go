@@ -1,0 +1,146 @@
+package queue
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// State is where one recipient of a queued message stands.
+type State string
+
+const (
+	Queued    State = "queued"    // not yet attempted
+	Deferred  State = "deferred"  // failed temporarily; retried at its next attempt time
+	Delivered State = "delivered" // accepted by the next hop (final)
+	Failed    State = "failed"    // failed permanently or expired (final once the bounce is handed off)
+)
+
+// Meta is what the receiving session knew about a message besides its
+// envelope.
+type Meta struct {
+	SMTPUTF8     bool   `json:"smtputf8,omitempty"`      // the message needs SMTPUTF8 (RFC 6531) on the next hop
+	EightBit     bool   `json:"eightbit,omitempty"`      // BODY=8BITMIME (RFC 6152)
+	ReceivedFrom string `json:"received_from,omitempty"` // the client's address, for logs and `queue show`
+	AuthUser     string `json:"auth_user,omitempty"`     // the authenticated submitter, if any
+}
+
+// envelopeVersion is the format version written into env files.
+const envelopeVersion = 1
+
+// envelope is the content of env/<id>.json: everything about a message but
+// its bytes. It is rewritten atomically on every state change.
+type envelope struct {
+	Version  int       `json:"v"`
+	ID       string    `json:"id"`
+	From     string    `json:"from"` // "" is the null reverse-path
+	Arrival  time.Time `json:"arrival"`
+	Size     int64     `json:"size"`
+	Meta     Meta      `json:"meta"`
+	Held     bool      `json:"held,omitempty"`
+	Warned   bool      `json:"warned,omitempty"` // the delay warning was handed off
+	Rcpts    []*rcpt   `json:"rcpts"`
+	bounceAt time.Time // next try to hand off a pending bounce (not persisted: retried at once after a restart)
+}
+
+// rcpt is one recipient's state.
+type rcpt struct {
+	Addr     string    `json:"addr"`
+	Domain   string    `json:"domain"` // lower-cased ASCII letters; the grouping key
+	State    State     `json:"state"`
+	Attempts int       `json:"attempts,omitempty"`
+	Next     time.Time `json:"next,omitzero"` // next attempt, for Queued and Deferred
+	Last     time.Time `json:"last,omitzero"` // last attempt
+	// Status, RemoteMTA, Diagnostic and DiagType describe the last
+	// attempt's outcome, in DSN terms (RFC 3464 §2.3).
+	Status     string `json:"status,omitempty"`
+	RemoteMTA  string `json:"remote_mta,omitempty"`
+	Diagnostic string `json:"diagnostic,omitempty"`
+	DiagType   string `json:"diag_type,omitempty"`
+	Detail     string `json:"detail,omitempty"` // the courier's Detail, for `queue show`
+	// Notified is set once the bounce for a Failed recipient was handed off
+	// (or was not needed: null sender).
+	Notified bool `json:"notified,omitempty"`
+}
+
+// pending reports whether r still needs delivery attempts.
+func (r *rcpt) pending() bool { return r.State == Queued || r.State == Deferred }
+
+// final reports whether nothing remains to be done for r.
+func (r *rcpt) final() bool {
+	return r.State == Delivered || (r.State == Failed && r.Notified)
+}
+
+// done reports whether every recipient is final: the message can go.
+func (e *envelope) done() bool {
+	for _, r := range e.Rcpts {
+		if !r.final() {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *envelope) marshal() ([]byte, error) { return json.MarshalIndent(e, "", "\t") }
+
+// parseEnvelope decodes and checks an env file.
+func parseEnvelope(data []byte, id string) (*envelope, error) {
+	var e envelope
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	switch {
+	case e.Version != envelopeVersion:
+		return nil, fmt.Errorf("unknown envelope version %d", e.Version)
+	case e.ID != id:
+		return nil, fmt.Errorf("envelope names message %q", e.ID)
+	case len(e.Rcpts) == 0:
+		return nil, errors.New("envelope without recipients")
+	}
+	for _, r := range e.Rcpts {
+		if r == nil || r.Addr == "" {
+			return nil, errors.New("envelope with an empty recipient")
+		}
+		switch r.State {
+		case Queued, Deferred, Delivered, Failed:
+		default:
+			return nil, fmt.Errorf("recipient %q in unknown state %q", r.Addr, r.State)
+		}
+	}
+	return &e, nil
+}
+
+// domainOf returns the domain of a recipient address, for grouping:
+// everything after the last '@', ASCII letters lower-cased (RFC 5321 §2.4).
+func domainOf(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	b := []byte(addr[i+1:])
+	for j, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[j] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// message is a queued message in memory: its envelope and the
+// scheduler's bookkeeping. mu guards everything, and is held while the
+// env file is rewritten so that rewrites of one message never interleave.
+// Lock order: never take a message's mu while holding Queue.mu.
+type message struct {
+	mu        sync.Mutex
+	env       *envelope
+	busy      map[string]bool // domains with a delivery in flight
+	notifying bool            // a bounce hand-off is in progress
+	deleted   bool            // removed by Delete; in-flight results are dropped
+}
+
+func newMessage(e *envelope) *message {
+	return &message{env: e, busy: make(map[string]bool)}
+}

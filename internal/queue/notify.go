@@ -1,0 +1,155 @@
+package queue
+
+// notify.go: bounces and delay warnings (RFC 3464, RFC 3461 §6). One DSN
+// covers every recipient of a message that failed since the last one; a
+// delay warning is sent at most once per message. The hand-off is
+// at-least-once: the recipients are marked notified only after
+// Options.Bounce returned nil, so a crash in between sends it again.
+
+import (
+	"context"
+	"io"
+	"os"
+	"time"
+
+	"smtpkit/internal/dsn"
+)
+
+// warnAt returns when e's delay warning is due, if it still needs one:
+// warnings are on, not yet sent, the sender is not null and a recipient
+// has failed temporarily.
+func (q *Queue) warnAt(e *envelope) (time.Time, bool) {
+	if q.opts.DelayWarning <= 0 || e.Warned || e.From == "" {
+		return time.Time{}, false
+	}
+	for _, r := range e.Rcpts {
+		if r.State == Deferred {
+			return e.Arrival.Add(q.opts.DelayWarning), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// unnotified returns e's failed recipients whose bounce is not handed off.
+func (e *envelope) unnotified() []*rcpt {
+	var out []*rcpt
+	for _, r := range e.Rcpts {
+		if r.State == Failed && !r.Notified {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// claimNotify reports whether m has a bounce or delay warning due at now
+// and, if so, marks it as being notified: no delivery for m starts and no
+// other notify runs until notify is done. It waits for m's deliveries in
+// flight, so that one DSN covers their failures too. A held message is
+// frozen: it neither delivers nor bounces until released.
+func (q *Queue) claimNotify(m *message, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.deleted || m.env.Held || m.notifying || len(m.busy) > 0 || m.env.bounceAt.After(now) {
+		return false
+	}
+	due := len(m.env.unnotified()) > 0
+	if w, ok := q.warnAt(m.env); ok && !w.After(now) {
+		due = true
+	}
+	m.notifying = due
+	return due
+}
+
+// notify builds and hands off the DSN claimed by claimNotify: the failure
+// report if recipients failed, else the delay warning.
+func (q *Queue) notify(ctx context.Context, m *message) {
+	now := q.now()
+	m.mu.Lock()
+	e := m.env
+	failed := e.unnotified()
+	rep := dsn.Report{ReportingMTA: q.opts.Hostname, To: e.From, Arrival: e.Arrival, Date: now}
+	if len(failed) > 0 {
+		for _, r := range failed {
+			rep.Recipients = append(rep.Recipients, dsnRecipient(r, dsn.Failed, time.Time{}))
+		}
+	} else {
+		until := e.Arrival.Add(q.opts.MaxAge)
+		for _, r := range e.Rcpts {
+			if r.State == Deferred {
+				rep.Recipients = append(rep.Recipients, dsnRecipient(r, dsn.Delayed, until))
+			}
+		}
+	}
+	id := e.ID
+	m.mu.Unlock()
+
+	err := q.handOff(ctx, id, rep)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.notifying = false
+	if err != nil {
+		e.bounceAt = now.Add(q.opts.RetryMin)
+		q.log.Error("queue: handing off a DSN failed, will retry", "msgid", id, "to", e.From,
+			"err", err, "retry", e.bounceAt.Format(time.RFC3339))
+		return
+	}
+	e.bounceAt = time.Time{}
+	if len(failed) > 0 {
+		for _, r := range failed {
+			r.Notified = true
+		}
+	} else {
+		e.Warned = true
+	}
+	if !m.deleted {
+		q.persist(m)
+	}
+}
+
+// handOff builds the DSN and passes it to Options.Bounce (or queues it).
+func (q *Queue) handOff(ctx context.Context, id string, rep dsn.Report) error {
+	hdr, err := q.readHeaders(id)
+	if err != nil {
+		q.log.Warn("queue: reading the original headers for a DSN", "msgid", id, "err", err)
+	}
+	rep.Headers = hdr
+	msg, err := dsn.Build(rep)
+	if err != nil {
+		return err
+	}
+	b := Bounce{ID: id, To: rep.To, Delayed: rep.Delayed(), Message: msg,
+		SMTPUTF8: rep.International(), EightBit: rep.International()}
+	if q.opts.Bounce != nil {
+		err = q.opts.Bounce(ctx, b)
+	} else {
+		err = q.EnqueueBounce(ctx, b)
+	}
+	if err == nil {
+		kind := "bounce"
+		if b.Delayed {
+			kind = "delay warning"
+		}
+		q.log.Info("queue: DSN handed off", "msgid", id, "kind", kind, "to", rep.To, "rcpts", len(rep.Recipients))
+	}
+	return err
+}
+
+// readHeaders returns the start of message id, enough for its header
+// block (dsn.MaxHeaders).
+func (q *Queue) readHeaders(id string) ([]byte, error) {
+	f, err := os.Open(q.dir.msg(id))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, dsn.MaxHeaders+2))
+}
+
+func dsnRecipient(r *rcpt, action dsn.Action, until time.Time) dsn.Recipient {
+	return dsn.Recipient{
+		Addr: r.Addr, Action: action, Status: r.Status, RemoteMTA: r.RemoteMTA,
+		Diagnostic: r.Diagnostic, DiagnosticType: r.DiagType,
+		LastAttempt: r.Last, WillRetryUntil: until,
+	}
+}

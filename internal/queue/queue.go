@@ -1,0 +1,244 @@
+// Package queue is smtpkit's outbound mail queue: a durable spool on disk,
+// a scheduler that hands due recipients to a Courier grouped by domain,
+// exponential backoff, expiry, and the bounces (RFC 3464 DSNs) that
+// failures produce.
+//
+// Durability (house rule 2, "250 means durable"): Writer.Commit returns only
+// after the message bytes and the envelope are fsynced and renamed into
+// msg/ and env/ and both directories are fsynced. The envelope rename is the
+// commit point; Open removes whatever a crash left on either side of it.
+// See docs/queue.md for the on-disk layout and the full argument.
+//
+// Bounces: when recipients fail, the queue builds one DSN (internal/dsn)
+// and hands it to Options.Bounce. The caller decides where it goes (the cli
+// delivers it locally when the sender is a local address and enqueues it
+// otherwise); when Options.Bounce is nil the queue enqueues it itself with
+// EnqueueBounce. Messages from the null sender never produce a bounce
+// (RFC 5321 §4.5.5): the failure is logged and the message dropped.
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Options configures a Queue. Zero values get the documented defaults.
+type Options struct {
+	Dir     string // the spool directory, <data_dir>/queue
+	Courier Courier
+	// Bounce hands a built DSN to whoever delivers it. Nil enqueues it in
+	// this queue (EnqueueBounce), which suits senders in remote domains.
+	Bounce func(ctx context.Context, b Bounce) error
+	// RetryMin is the delay after the first temporary failure; each further
+	// failure doubles it, up to RetryMax. Defaults 5m and 4h.
+	RetryMin, RetryMax time.Duration
+	// MaxAge is how long a recipient is retried before it fails and
+	// bounces (RFC 5321 §4.5.4.1: "at least 4-5 days"). Default 5 days.
+	MaxAge time.Duration
+	// DelayWarning sends one "delayed" DSN once a message has waited this
+	// long with recipients still pending. 0 (the default) turns it off.
+	DelayWarning time.Duration
+	Concurrency  int    // total concurrent deliveries, default 20
+	PerDomain    int    // concurrent deliveries per destination domain, default 4
+	Hostname     string // Reporting-MTA and the Message-ID domain of DSNs; default "localhost"
+	Logger       *slog.Logger
+	Now          func() time.Time // the clock; default time.Now
+
+	// noGroupCommit makes every Commit fsync the directories itself, for
+	// the benchmark that measures what group commit buys.
+	noGroupCommit bool
+}
+
+func (o *Options) setDefaults() {
+	if o.RetryMin <= 0 {
+		o.RetryMin = 5 * time.Minute
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 4 * time.Hour
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = o.RetryMin
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 5 * 24 * time.Hour
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 20
+	}
+	if o.PerDomain <= 0 {
+		o.PerDomain = 4
+	}
+	if o.Hostname == "" {
+		o.Hostname = "localhost"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Queue is an open spool and its scheduler. All methods are safe for
+// concurrent use.
+type Queue struct {
+	opts Options
+	dir  spoolDir
+	log  *slog.Logger
+	sync *syncer // group commit of the msg/ and env/ directories
+
+	mu     sync.Mutex
+	msgs   map[string]*message
+	closed bool
+
+	limit *limiter
+	wake  chan struct{} // capacity 1: "something changed, look again"
+}
+
+// Open opens the spool in opts.Dir, creating it when missing, and recovers
+// it from a crash (see recover in spool.go). It starts no delivery: call
+// Run for that. Close releases it.
+func Open(opts Options) (*Queue, error) {
+	opts.setDefaults()
+	if opts.Dir == "" {
+		return nil, errors.New("queue: no directory")
+	}
+	if opts.Courier == nil {
+		return nil, errors.New("queue: no courier")
+	}
+	q := &Queue{
+		opts:  opts,
+		dir:   spoolDir(opts.Dir),
+		log:   opts.Logger,
+		msgs:  make(map[string]*message),
+		limit: newLimiter(opts.Concurrency, opts.PerDomain),
+		wake:  make(chan struct{}, 1),
+	}
+	if err := q.dir.create(); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q.sync = newSyncer(q.dir.syncDirs, !opts.noGroupCommit)
+	if err := q.recover(); err != nil {
+		q.sync.close()
+		return nil, fmt.Errorf("queue: recovery: %w", err)
+	}
+	return q, nil
+}
+
+// Close stops the group committer. Commits in progress fail; Run must have
+// returned before Close is called.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	q.mu.Unlock()
+	q.sync.close()
+	return nil
+}
+
+func (q *Queue) now() time.Time { return q.opts.Now() }
+
+// poke wakes the scheduler without blocking.
+func (q *Queue) poke() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// idLen is the length of a message id: 12 hex digits of the arrival time
+// in milliseconds (ids sort by arrival) and 12 random hex digits.
+const idLen = 24
+
+// newID returns a new message id.
+func newID(now time.Time) string {
+	var r [6]byte
+	rand.Read(r[:])
+	return fmt.Sprintf("%012x", uint64(now.UnixMilli())&(1<<48-1)) + hex.EncodeToString(r[:])
+}
+
+// ValidID reports whether id has the form of a message id. Ids from
+// outside (the control socket) are checked before they name a file.
+func ValidID(id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrNotFound is returned for an id that is not in the queue.
+var ErrNotFound = errors.New("queue: no such message")
+
+// lookup returns the message with the given id.
+func (q *Queue) lookup(id string) (*message, error) {
+	if !ValidID(id) {
+		return nil, fmt.Errorf("queue: invalid message id %q", id)
+	}
+	q.mu.Lock()
+	m := q.msgs[id]
+	q.mu.Unlock()
+	if m == nil {
+		return nil, ErrNotFound
+	}
+	return m, nil
+}
+
+// snapshot returns the messages currently in the queue.
+func (q *Queue) snapshot() []*message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]*message, 0, len(q.msgs))
+	for _, m := range q.msgs {
+		out = append(out, m)
+	}
+	return out
+}
+
+// forget removes m from the in-memory table.
+func (q *Queue) forget(id string) {
+	q.mu.Lock()
+	delete(q.msgs, id)
+	q.mu.Unlock()
+}
+
+// remove deletes the files of message id: env first (the commit point, so
+// that a crash in between leaves a msg without env, which Open removes),
+// then msg.
+func (q *Queue) remove(id string) error {
+	if err := os.Remove(q.dir.env(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.Remove(q.dir.msg(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// spoolDir is the spool's root directory.
+type spoolDir string
+
+func (d spoolDir) msgDir() string         { return filepath.Join(string(d), "msg") }
+func (d spoolDir) envDir() string         { return filepath.Join(string(d), "env") }
+func (d spoolDir) tmpDir() string         { return filepath.Join(string(d), "tmp") }
+func (d spoolDir) corruptDir() string     { return filepath.Join(string(d), "corrupt") }
+func (d spoolDir) msg(id string) string   { return filepath.Join(d.msgDir(), id) }
+func (d spoolDir) env(id string) string   { return filepath.Join(d.envDir(), id+".json") }
+func (d spoolDir) tmp(name string) string { return filepath.Join(d.tmpDir(), name) }

@@ -1,0 +1,195 @@
+package queue
+
+// spool.go: the files. Layout under Options.Dir:
+//
+//	msg/<id>       the message bytes, written once
+//	env/<id>.json  envelope and per-recipient state; its presence commits the message
+//	tmp/           files being written; anything here at startup is garbage
+//	corrupt/       env files that could not be read, with their msg, set aside for a human
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// create makes the spool directories (mode 0700: mail is private).
+func (d spoolDir) create() error {
+	for _, p := range []string{string(d), d.msgDir(), d.envDir(), d.tmpDir()} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncDirs fsyncs msg/ and env/, making the renames into them durable.
+func (d spoolDir) syncDirs() error {
+	if err := syncDir(d.msgDir()); err != nil {
+		return err
+	}
+	return syncDir(d.envDir())
+}
+
+func syncDir(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeFileAtomic replaces dst with data: write tmp/<name>, fsync, rename.
+// A reader (or a crash) sees the old or the new content, never a mix. The
+// directory is not synced: callers that must make the rename durable
+// before going on sync it themselves.
+func (d spoolDir) writeFileAtomic(dst, name string, data []byte) error {
+	tmp := d.tmp(name)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// saveEnv rewrites m's env file from m.env. The caller holds m.mu, which
+// also makes the tmp name (derived from the id) unique.
+//
+// The env directory is not fsynced here: if a crash loses this rename, the
+// previous state comes back, which at worst repeats a delivery or a bounce
+// (the queue may duplicate, never skip).
+func (q *Queue) saveEnv(m *message) error {
+	data, err := m.env.marshal()
+	if err != nil {
+		return err
+	}
+	return q.dir.writeFileAtomic(q.dir.env(m.env.ID), m.env.ID+".env", data)
+}
+
+// recover brings the spool to a consistent state after a crash and loads
+// it into memory:
+//   - tmp/ holds only unacknowledged work: everything in it is removed;
+//   - an env without its msg cannot be delivered (the msg rename precedes
+//     the env rename, so this only happens through outside damage or a lost
+//     directory entry): logged and removed;
+//   - a msg without an env was never acknowledged: removed;
+//   - an env that cannot be parsed is moved with its msg to corrupt/ and
+//     logged, for a human to look at; it is never silently deleted;
+//   - a message whose recipients are all final lost its removal: removed.
+func (q *Queue) recover() error {
+	if err := q.clearTmp(); err != nil {
+		return err
+	}
+	envs, err := os.ReadDir(q.dir.envDir())
+	if err != nil {
+		return err
+	}
+	for _, de := range envs {
+		id, ok := strings.CutSuffix(de.Name(), ".json")
+		if !ok || !ValidID(id) {
+			q.log.Warn("queue: ignoring unexpected file", "file", filepath.Join(q.dir.envDir(), de.Name()))
+			continue
+		}
+		if err := q.recoverOne(id); err != nil {
+			return err
+		}
+	}
+	msgs, err := os.ReadDir(q.dir.msgDir())
+	if err != nil {
+		return err
+	}
+	for _, de := range msgs {
+		id := de.Name()
+		if !ValidID(id) {
+			q.log.Warn("queue: ignoring unexpected file", "file", q.dir.msg(id))
+			continue
+		}
+		if _, known := q.msgs[id]; known {
+			continue
+		}
+		if _, err := os.Stat(q.dir.env(id)); err == nil {
+			continue // set aside as corrupt, or removed above
+		}
+		q.log.Info("queue: removing unacknowledged message", "msgid", id)
+		if err := os.Remove(q.dir.msg(id)); err != nil {
+			return err
+		}
+	}
+	q.log.Info("queue: opened", "dir", string(q.dir), "messages", len(q.msgs))
+	return q.dir.syncDirs()
+}
+
+// clearTmp removes everything in tmp/.
+func (q *Queue) clearTmp() error {
+	tmps, err := os.ReadDir(q.dir.tmpDir())
+	if err != nil {
+		return err
+	}
+	for _, de := range tmps {
+		if err := os.RemoveAll(q.dir.tmp(de.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recoverOne loads env/<id>.json, applying the rules of recover.
+func (q *Queue) recoverOne(id string) error {
+	data, err := os.ReadFile(q.dir.env(id))
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(q.dir.msg(id)); errors.Is(err, os.ErrNotExist) {
+		q.log.Error("queue: envelope without message data, removing it", "msgid", id)
+		return os.Remove(q.dir.env(id))
+	} else if err != nil {
+		return err
+	}
+	e, perr := parseEnvelope(data, id)
+	if perr != nil {
+		q.log.Error("queue: unreadable envelope, moved to corrupt/", "msgid", id, "err", perr)
+		return q.setAside(id)
+	}
+	if e.done() {
+		return q.remove(id)
+	}
+	for _, r := range e.Rcpts {
+		if r.Domain == "" {
+			r.Domain = domainOf(r.Addr)
+		}
+	}
+	q.msgs[id] = newMessage(e)
+	return nil
+}
+
+// setAside moves a message's files to corrupt/.
+func (q *Queue) setAside(id string) error {
+	if err := os.MkdirAll(q.dir.corruptDir(), 0o700); err != nil {
+		return err
+	}
+	for src, name := range map[string]string{q.dir.env(id): id + ".json", q.dir.msg(id): id} {
+		if err := os.Rename(src, filepath.Join(q.dir.corruptDir(), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("setting aside %s: %w", id, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package queue
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// bufSize is the Writer's buffer: the message streams to tmp/ in chunks of
+// this size and is never held whole in memory.
+const bufSize = 64 << 10
+
+// Writer receives one message's bytes and commits it to the spool.
+// Write, Commit and Abort must not be called concurrently on one Writer.
+type Writer struct {
+	q    *Queue
+	env  *envelope
+	tmp  string
+	f    *os.File
+	w    *bufio.Writer
+	done bool
+}
+
+// Begin starts a message from the reverse-path from ("" or "<>" is the
+// null sender) to rcpts (addresses without angle brackets; exact
+// duplicates are dropped). The bytes go to tmp/ until Commit.
+func (q *Queue) Begin(from string, rcpts []string, meta Meta) (*Writer, error) {
+	if from == "<>" {
+		from = ""
+	}
+	q.mu.Lock()
+	closed := q.closed
+	q.mu.Unlock()
+	if closed {
+		return nil, errClosed
+	}
+	now := q.now()
+	e := &envelope{Version: envelopeVersion, ID: newID(now), From: from, Arrival: now, Meta: meta}
+	seen := make(map[string]bool, len(rcpts))
+	for _, a := range rcpts {
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		d := domainOf(a)
+		if d == "" {
+			return nil, fmt.Errorf("queue: recipient %q has no domain", a)
+		}
+		e.Rcpts = append(e.Rcpts, &rcpt{Addr: a, Domain: d, State: Queued, Next: now})
+	}
+	if len(e.Rcpts) == 0 {
+		return nil, errors.New("queue: no recipients")
+	}
+	tmp := q.dir.tmp(e.ID)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return &Writer{q: q, env: e, tmp: tmp, f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+}
+
+// Write appends p to the message.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errors.New("queue: write after commit or abort")
+	}
+	n, err := w.w.Write(p)
+	w.env.Size += int64(n)
+	return n, err
+}
+
+// Commit makes the message durable and schedules it. When it returns nil
+// the message is on stable storage and may be acknowledged with 250:
+//
+//  1. the bytes are flushed and fsynced in tmp/<id>, then renamed to msg/<id>;
+//  2. the envelope is written to tmp/, fsynced and renamed to env/<id>.json
+//     (the commit point: recovery keeps exactly the messages that have one);
+//  3. msg/ and env/ are fsynced (shared with concurrent Commits, see syncer).
+//
+// On error nothing of the message remains (or what remains is removed at
+// the next Open) and the caller must answer with a temporary failure.
+func (w *Writer) Commit() (string, error) {
+	if w.done {
+		return "", errors.New("queue: commit after commit or abort")
+	}
+	w.done = true
+	q, id := w.q, w.env.ID
+	err := w.w.Flush()
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(w.tmp, q.dir.msg(id))
+	}
+	if err != nil {
+		os.Remove(w.tmp)
+		return "", fmt.Errorf("queue: writing message: %w", err)
+	}
+	data, err := w.env.marshal()
+	if err == nil {
+		err = q.dir.writeFileAtomic(q.dir.env(id), id+".env", data)
+	}
+	if err == nil {
+		err = q.sync.Sync()
+	}
+	if err != nil {
+		// Not acknowledged: take it back. If the env rename happened but its
+		// durability is unknown, a crash may still bring the message back,
+		// which delivers a message the client will send again (duplicate,
+		// never loss).
+		q.remove(id)
+		return "", fmt.Errorf("queue: committing message: %w", err)
+	}
+	q.mu.Lock()
+	q.msgs[id] = newMessage(w.env)
+	q.mu.Unlock()
+	q.log.Info("queued", "msgid", id, "from", w.env.From, "rcpts", len(w.env.Rcpts), "size", w.env.Size,
+		"auth_user", w.env.Meta.AuthUser, "remote", w.env.Meta.ReceivedFrom)
+	q.poke()
+	return id, nil
+}
+
+// Abort discards the message. It is safe to call after Commit (it does
+// nothing then), so callers can defer it.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.tmp)
+}
+
+// EnqueueBounce queues a DSN from the null sender to b.To. It is the
+// default Options.Bounce.
+func (q *Queue) EnqueueBounce(ctx context.Context, b Bounce) error {
+	w, err := q.Begin("", []string{b.To}, Meta{SMTPUTF8: b.SMTPUTF8, EightBit: b.EightBit})
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	if _, err := w.Write(b.Message); err != nil {
+		return err
+	}
+	_, err = w.Commit()
+	return err
+}
