@@ -50,13 +50,19 @@ type txn struct {
 	chunks   *chunking // set while BDAT chunks are arriving (RFC 3030)
 }
 
-func (s *Server) startSession(c net.Conn, l Listener) {
+// newSession prepares the session for an accepted connection.
+func (s *Server) newSession(c net.Conn, l Listener) *session {
 	sess := &session{srv: s, l: l, raw: c, conn: c}
 	sess.info = SessionInfo{ID: newID(), Listener: l.Name, Role: l.Role, Remote: c.RemoteAddr()}
 	if sess.info.Listener == "" {
 		sess.info.Listener = l.Address
 	}
 	sess.log = s.log.With("conn", sess.info.ID, "listener", sess.info.Listener, "remote", c.RemoteAddr().String())
+	return sess
+}
+
+func (s *Server) startSession(c net.Conn, l Listener) {
+	sess := s.newSession(c, l)
 	if ok, why := s.admit(sess); !ok {
 		go func() {
 			c.SetWriteDeadline(s.now().Add(5 * time.Second))

@@ -1,0 +1,64 @@
+package server
+
+import (
+	"bytes"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scriptConn is a net.Conn that reads a fixed input and keeps what the
+// server writes; deadlines are accepted and ignored.
+type scriptConn struct {
+	in  *bytes.Reader
+	out bytes.Buffer
+}
+
+func (c *scriptConn) Read(p []byte) (int, error)         { return c.in.Read(p) }
+func (c *scriptConn) Write(p []byte) (int, error)        { return c.out.Write(p) }
+func (c *scriptConn) Close() error                       { return nil }
+func (c *scriptConn) LocalAddr() net.Addr                { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 25} }
+func (c *scriptConn) RemoteAddr() net.Addr               { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 40000} }
+func (c *scriptConn) SetDeadline(t time.Time) error      { return nil }
+func (c *scriptConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c *scriptConn) SetWriteDeadline(t time.Time) error { return nil }
+
+// FuzzSession feeds arbitrary client input to a whole session. Invariants:
+// no panic, every reply line is CRLF-terminated and starts with a 3-digit
+// code, and nothing is stored unless a DATA or BDAT transaction completed.
+func FuzzSession(f *testing.F) {
+	seeds := []string{
+		"EHLO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n",
+		"EHLO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.com>\r\nBDAT 3 LAST\r\nabcQUIT\r\n",
+		"EHLO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nx\n.\nMAIL FROM:<e@x>\r\n.\r\n",
+		"HELO a\r\nRSET\r\nNOOP\r\nVRFY x\r\nEXPN y\r\nHELP\r\nSTARTTLS\r\n",
+		"GET / HTTP/1.1\r\n",
+		"EHLO a\r\nAUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldA==\r\n",
+		"EHLO a\r\nMAIL FROM:<a@b.example> SIZE=99999999999 BODY=8BITMIME SMTPUTF8\r\n",
+		"\x00\xff\r\n\r\n\n\r",
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		b := &memBackend{}
+		srv := New(Options{Hostname: "mx.example.com", PostmasterDomain: "example.com", Backend: b, Credentials: memCreds{}, AuthFailureDelay: time.Nanosecond})
+		c := &scriptConn{in: bytes.NewReader(in)}
+		sess := srv.newSession(c, Listener{Address: "fuzz", Role: RoleMX, TLS: TLSNone})
+		sess.serve()
+		out := c.out.String()
+		if !strings.HasSuffix(out, "\r\n") {
+			t.Fatalf("output does not end in CRLF: %q", out)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n") {
+			if len(line) < 4 || line[0] < '2' || line[0] > '5' || (line[3] != ' ' && line[3] != '-') {
+				t.Fatalf("malformed reply line %q in %q", line, out)
+			}
+		}
+		upper := bytes.ToUpper(in)
+		if n := len(b.messages()); n > 0 && !bytes.Contains(upper, []byte("DATA")) && !bytes.Contains(upper, []byte("BDAT")) {
+			t.Fatalf("%d messages stored without DATA/BDAT", n)
+		}
+	})
+}
