@@ -169,9 +169,9 @@ func userKey(user string) string { return "user " + strings.ToLower(user) }
 // the 535 (from base up to maxAuthDelay), and after maxAuthFailures the IP
 // gets 421 and the account refuses logins until the window passes.
 type authThrottle struct {
-	mu   sync.Mutex
-	now  func() time.Time
-	base time.Duration
+	mu    sync.Mutex
+	now   func() time.Time
+	base  time.Duration
 	byKey map[string]*authFailures
 }
 

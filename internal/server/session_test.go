@@ -1,8 +1,8 @@
 package server
 
 import (
-	"fmt"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
