@@ -252,4 +252,3 @@ func TestSmtpSinkData5xx(t *testing.T) {
 		t.Errorf("Rcpt %v Data %v Reply %v", res.Rcpt, res.Data, res.Reply)
 	}
 }
-
