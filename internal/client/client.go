@@ -172,15 +172,17 @@ func newConn(ctx context.Context, nc net.Conn, opts Options, isTLS bool) (*Conn,
 		r:    bufio.NewReader(nc),
 		w:    bufio.NewWriterSize(nc, writeBufSize),
 	}
-	if tc, ok := nc.(*tls.Conn); ok && isTLS {
-		c.tlsOn, c.tlsState = true, tc.ConnectionState()
-	}
 	stop := c.watch(ctx)
 	rep, err := c.readReply(c.t.Greeting)
 	stop()
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("client: reading greeting: %w", err)
+	}
+	// After the greeting: a *tls.Conn handed to NewConn completes its
+	// handshake on the first read.
+	if tc, ok := nc.(*tls.Conn); ok && isTLS {
+		c.tlsOn, c.tlsState = true, tc.ConnectionState()
 	}
 	c.greeting = rep
 	if rep.Code != smtp.CodeReady {

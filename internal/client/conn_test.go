@@ -417,3 +417,55 @@ func (r *failReader) Read(p []byte) (int, error) {
 	r.data = r.data[n:]
 	return n, nil
 }
+
+func TestDialTLSImplicit(t *testing.T) {
+	cert := selfSigned(t, "mx.test")
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan string, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		nc.Write([]byte(greeting))
+		buf := make([]byte, 64)
+		n, _ := nc.Read(buf)
+		nc.Write([]byte("221 bye\r\n"))
+		done <- string(buf[:n])
+	}()
+	c, err := DialTLS(context.Background(), ln.Addr().String(),
+		&tls.Config{ServerName: "mx.test", RootCAs: pool(cert)}, testOpts(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := c.TLSState(); !ok || !st.HandshakeComplete || c.Greeting().Code != 220 {
+		t.Fatalf("TLS %v greeting %v", ok, c.Greeting())
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-done; got != "QUIT\r\n" {
+		t.Errorf("server got %q", got)
+	}
+
+	// The same server with verification against other roots: a certificate error.
+	go func() {
+		if nc, err := ln.Accept(); err == nil {
+			nc.(*tls.Conn).Handshake()
+			nc.Close()
+		}
+	}()
+	_, err = DialTLS(context.Background(), ln.Addr().String(),
+		&tls.Config{ServerName: "mx.test", RootCAs: pool(selfSigned(t, "mx.test"))}, testOpts(nil))
+	var te *TLSError
+	if !errors.As(err, &te) || !te.Certificate() {
+		t.Fatalf("DialTLS with an untrusted certificate: %v", err)
+	}
+}
