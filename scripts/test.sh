@@ -41,15 +41,13 @@ step "install test dependencies" ./scripts/install-test-deps.sh
 step "go vet" go vet ./...
 step "go test -race" go test -race -count=1 ./...
 
-# fuzzTargets prints "pkg Name" for every fuzz target of every package that
-# lists cleanly.
+# fuzzTargets prints "pkg Name" for every fuzz target. `go test -list`
+# prints a package's matching names, then "ok <pkg> <time>".
 fuzzTargets() {
-	local pkg
-	for pkg in $(go list ./...); do
-		go test -list '^Fuzz' "$pkg" 2>/dev/null |
-			grep -E '^Fuzz[A-Za-z0-9_]*$' |
-			sed "s|^|$pkg |"
-	done
+	go test -list '^Fuzz' ./... 2>/dev/null | awk '
+		/^Fuzz[A-Za-z0-9_]*$/ { names[n++] = $0; next }
+		/^ok[ \t]/ { for (i = 0; i < n; i++) print $2, names[i]; n = 0; next }
+		{ n = 0 }'
 }
 
 if [ "$fuzztime" != "0" ]; then
