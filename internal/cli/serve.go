@@ -57,6 +57,20 @@ func runServe(args []string, stdio Stdio) int {
 	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- d.srv.Serve() }()
+	queueCtx, stopQueue := context.WithCancel(context.Background())
+	queueDone := make(chan struct{})
+	go func() {
+		defer close(queueDone)
+		if err := d.out.queue.Run(queueCtx); err != nil {
+			log.Error("queue stopped", "err", err)
+		}
+	}()
+	defer func() {
+		stopQueue()
+		<-queueDone
+		d.out.queue.Close()
+		d.out.remote.Close()
+	}()
 	for {
 		select {
 		case err := <-served:
@@ -84,6 +98,7 @@ func runServe(args []string, stdio Stdio) int {
 // daemon is the wired server and what SIGHUP reloads.
 type daemon struct {
 	srv      *server.Server
+	out      *outbound
 	certs    *certs.Store
 	selfSign bool
 }
@@ -119,13 +134,19 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	for _, dom := range cfg.Domains {
 		domains = append(domains, dom.Name)
 	}
+	rl := &relay{}
 	backend := inbound.New(inbound.Options{
 		Domains:  domains,
 		Accounts: accounts,
 		MailDir:  filepath.Join(cfg.DataDir, "mail"),
+		Relay:    rl,
 		Namer:    maildir.NewNamer(nil),
 		Logger:   log,
 	})
+	if d.out, err = wireOutbound(cfg, backend, log); err != nil {
+		return nil, err
+	}
+	rl.q = d.out.queue
 	var listeners []server.Listener
 	for _, l := range cfg.Listeners {
 		role, err := server.ParseRole(l.Role)

@@ -127,6 +127,13 @@ type Outbound struct {
 	// DelayWarning sends a "delayed" DSN (RFC 3464) after this long; 0 = off.
 	DelayWarning Duration `toml:"delay_warning"`
 	Concurrency  int      `toml:"concurrency"` // parallel deliveries per destination host, default 4
+	// Port is the port MX hosts are contacted on, default 25. Only tests
+	// and special setups change it.
+	Port int `toml:"port"`
+	// AllowLoopback lets MX records point at loopback addresses. Off in
+	// production (a hostile domain could make us deliver to ourselves);
+	// tests with a loopback DNS server turn it on.
+	AllowLoopback bool `toml:"allow_loopback"`
 }
 
 // Route sends mail for a domain to a fixed host (a smarthost) instead of
@@ -186,6 +193,7 @@ func Default() Config {
 			RetryMin:    Duration(5 * time.Minute),
 			RetryMax:    Duration(4 * time.Hour),
 			Concurrency: 4,
+			Port:        25,
 		},
 	}
 }

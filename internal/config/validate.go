@@ -164,6 +164,9 @@ func (v *validator) outbound(o Outbound) {
 	if o.Concurrency < 1 {
 		v.add("outbound.concurrency", "must be at least 1, got %d", o.Concurrency)
 	}
+	if o.Port < 0 || o.Port > 65535 {
+		v.add("outbound.port", "must be a port number, got %d", o.Port)
+	}
 	if o.Resolver != "" {
 		if _, _, err := splitAddress(o.Resolver); err != nil {
 			v.add("outbound.resolver", "%q: %v", o.Resolver, err)

@@ -267,3 +267,19 @@ func (w *writer) Abort() {
 }
 
 var _ io.Writer = (*writer)(nil)
+
+// DeliverMessage stores a complete message (a bounce, for example) for one
+// local recipient, with Return-Path <from>.
+func (b *Backend) DeliverMessage(ctx context.Context, id string, from smtp.Address, rcpt smtp.Address, msg []byte) error {
+	env := &server.Envelope{ID: id, Session: &server.SessionInfo{}, From: from, Recipients: []smtp.Address{rcpt}}
+	w, err := b.Begin(ctx, env)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(msg); err != nil {
+		w.Abort()
+		return err
+	}
+	_, err = w.Commit()
+	return err
+}

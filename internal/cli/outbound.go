@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"smtpkit/internal/config"
+	"smtpkit/internal/delivery"
+	"smtpkit/internal/dns"
+	"smtpkit/internal/inbound"
+	"smtpkit/internal/queue"
+	"smtpkit/internal/route"
+	"smtpkit/internal/server"
+	"smtpkit/internal/smtp"
+	"smtpkit/internal/tlspolicy"
+)
+
+// outbound is the wired outbound side: the queue and its remote courier.
+type outbound struct {
+	queue  *queue.Queue
+	remote *delivery.Remote
+}
+
+// wireOutbound opens the queue in <data_dir>/queue with the remote courier
+// (DNS → route → TLS policy → client). Bounces for local senders go
+// straight into their Maildir through local; others are queued.
+func wireOutbound(cfg config.Config, local *inbound.Backend, log *slog.Logger) (*outbound, error) {
+	var servers []string
+	if cfg.Outbound.Resolver != "" {
+		servers = []string{cfg.Outbound.Resolver}
+	}
+	res, err := dns.New(dns.Options{Servers: servers})
+	if err != nil {
+		return nil, fmt.Errorf("resolver: %w", err)
+	}
+	var statics []route.Static
+	for _, r := range cfg.Routes {
+		st, err := route.ParseStatic(r.Domain, r.Host, r.TLS, r.AuthUser, r.AuthPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", r.Domain, err)
+		}
+		statics = append(statics, st)
+	}
+	port := cfg.Outbound.Port
+	if port == 0 {
+		port = 25
+	}
+	router := route.New(res, statics, route.Options{DefaultPort: port, AllowLoopback: cfg.Outbound.AllowLoopback})
+	policy, err := tlspolicy.ParsePolicy(cfg.Outbound.TLS)
+	if err != nil {
+		return nil, err
+	}
+	remote := delivery.NewRemote(delivery.RemoteOptions{
+		Router: router, Policy: policy, LocalName: cfg.Hostname, Logger: log,
+	})
+	o := &outbound{remote: remote}
+	q, err := queue.Open(queue.Options{
+		Dir:          filepath.Join(cfg.DataDir, "queue"),
+		Courier:      remote,
+		Bounce:       o.bounce(local),
+		RetryMin:     cfg.Outbound.RetryMin.D(),
+		RetryMax:     cfg.Outbound.RetryMax.D(),
+		MaxAge:       cfg.Outbound.MaxAge.D(),
+		DelayWarning: cfg.Outbound.DelayWarning.D(),
+		PerDomain:    cfg.Outbound.Concurrency,
+		Hostname:     cfg.Hostname,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.queue = q
+	return o, nil
+}
+
+// bounce delivers a DSN: into the sender's Maildir when the sender is
+// local, otherwise back into the queue for remote delivery.
+func (o *outbound) bounce(local *inbound.Backend) func(context.Context, queue.Bounce) error {
+	return func(ctx context.Context, b queue.Bounce) error {
+		at := strings.LastIndexByte(b.To, '@')
+		if at > 0 && local.IsLocal(b.To[at+1:]) {
+			rcpt := smtp.Address{Local: b.To[:at], Domain: b.To[at+1:]}
+			return local.DeliverMessage(ctx, "bounce-"+b.ID, smtp.Address{}, rcpt, b.Message)
+		}
+		return o.queue.EnqueueBounce(ctx, b)
+	}
+}
+
+// relay adapts the queue to inbound.Relay: remote recipients of an accepted
+// message become one queue entry.
+type relay struct{ q *queue.Queue }
+
+func (r *relay) Begin(_ context.Context, env *server.Envelope, rcpts []smtp.Address) (server.MessageWriter, error) {
+	to := make([]string, len(rcpts))
+	for i, a := range rcpts {
+		to[i] = a.String()
+	}
+	meta := queue.Meta{SMTPUTF8: env.SMTPUTF8, EightBit: env.Body == "8BITMIME", AuthUser: env.Session.AuthUser}
+	if env.Session.Remote != nil {
+		meta.ReceivedFrom = env.Session.Remote.String()
+	}
+	w, err := r.q.Begin(env.From.String(), to, meta)
+	if err != nil {
+		return nil, smtp.Wrap(smtp.R(smtp.CodeInsufficientSpace, "4.3.1", "Queue unavailable, try again later"), err)
+	}
+	return w, nil
+}

@@ -1,0 +1,389 @@
+// Package delivery holds the couriers the queue hands messages to: Remote
+// carries mail to other servers (route → tlspolicy → client), Local writes
+// bounces for local senders into Maildir.
+package delivery
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"smtpkit/internal/client"
+	"smtpkit/internal/queue"
+	"smtpkit/internal/route"
+	"smtpkit/internal/sasl"
+	"smtpkit/internal/smtp"
+	"smtpkit/internal/tlspolicy"
+)
+
+// Router finds the next hops for a domain (internal/route).
+type Router interface {
+	Hops(ctx context.Context, domain string) ([]route.Hop, error)
+}
+
+// RemoteOptions configure a Remote courier.
+type RemoteOptions struct {
+	Router Router
+	// Policy is the default outbound TLS policy; a static route's own
+	// tls setting overrides it.
+	Policy tlspolicy.Policy
+	// LocalName is the EHLO name.
+	LocalName string
+	// Roots verifies certificates under the verify policy; nil = system roots.
+	Roots    *x509.CertPool
+	Timeouts client.Timeouts
+	Dialer   *net.Dialer
+	// IdleTimeout is how long a connection is kept for reuse by the next
+	// message to the same host. Default 30s; negative disables reuse.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Remote delivers to other servers. It implements queue.Courier.
+type Remote struct {
+	opts RemoteOptions
+	log  *slog.Logger
+	pool *connPool
+}
+
+// NewRemote returns a Remote courier.
+func NewRemote(opts RemoteOptions) *Remote {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = 30 * time.Second
+	}
+	return &Remote{opts: opts, log: opts.Logger, pool: newConnPool(opts.IdleTimeout, opts.Now)}
+}
+
+// Close ends the idle connections kept for reuse.
+func (r *Remote) Close() { r.pool.closeAll() }
+
+// Deliver tries the next hops of d.Domain in order (RFC 5321 §5.1: every
+// MX, every address, before giving up for this attempt). The first server
+// that takes the transaction past MAIL decides the recipients' outcome; a
+// hop that fails before that (no connection, 4xx greeting, TLS the plan
+// requires missing, 4xx to MAIL) passes the message on to the next hop.
+func (r *Remote) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result {
+	hops, err := r.opts.Router.Hops(ctx, d.Domain)
+	if err != nil {
+		return allFailed(d.Recipients, err, "no route to "+d.Domain)
+	}
+	var last error = smtp.E(smtp.CodeLocalError, "4.4.1", "No answer from any next hop")
+	lastDetail := ""
+	for _, hop := range hops {
+		for _, ip := range hop.Addrs {
+			res, decided, err := r.tryHost(ctx, d, hop, ip)
+			if decided {
+				return res
+			}
+			last, lastDetail = err, fmt.Sprintf("%s[%s]: %v", hop.Host, ip, err)
+			r.log.Info("next hop failed", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "err", err)
+			if ctx.Err() != nil {
+				return allFailed(d.Recipients, temporary(ctx.Err()), lastDetail)
+			}
+		}
+	}
+	return allFailed(d.Recipients, temporary(last), lastDetail)
+}
+
+// tryHost delivers through one address of one hop. decided is false when
+// the hop failed before the transaction and the next one should be tried.
+func (r *Remote) tryHost(ctx context.Context, d *queue.Delivery, hop route.Hop, ip netip.Addr) ([]queue.Result, bool, error) {
+	plan, err := r.plan(hop)
+	if err != nil {
+		return nil, false, err
+	}
+	addr := net.JoinHostPort(ip.String(), strconv.Itoa(hop.Port))
+	key := addr + "|" + plan.String()
+	c, reused := r.pool.get(key), true
+	if c == nil {
+		reused = false
+		if c, plan, err = r.connect(ctx, addr, hop, plan); err != nil {
+			return nil, false, err
+		}
+	}
+	res, decided, err := r.transact(ctx, c, d, hop, ip, plan)
+	if !decided && reused {
+		// A kept connection may have been closed by the peer meanwhile:
+		// one fresh try before moving on.
+		c.Close()
+		if c, plan, err = r.connect(ctx, addr, hop, plan); err != nil {
+			return nil, false, err
+		}
+		res, decided, err = r.transact(ctx, c, d, hop, ip, plan)
+	}
+	return res, decided, err
+}
+
+// plan decides TLS for a hop: the route's own policy when it has one.
+func (r *Remote) plan(hop route.Hop) (tlspolicy.Plan, error) {
+	policy, source := r.opts.Policy, "outbound default"
+	if hop.Route != nil && hop.Route.TLS != "" {
+		p, err := tlspolicy.ParsePolicy(hop.Route.TLS)
+		if err != nil {
+			return tlspolicy.Plan{}, smtp.Wrap(smtp.R(smtp.CodeLocalError, "4.3.5", "bad route TLS policy"), err)
+		}
+		policy, source = p, "route "+hop.Route.Domain
+	}
+	return tlspolicy.Decide(tlspolicy.Input{Policy: policy, Host: hop.Host, Port: hop.Port, Source: source}), nil
+}
+
+// connect dials, says EHLO, does what the TLS plan asks and authenticates
+// to a static route that has credentials. It returns the plan actually used
+// (a failed opportunistic handshake is retried once in plaintext).
+func (r *Remote) connect(ctx context.Context, addr string, hop route.Hop, plan tlspolicy.Plan) (*client.Conn, tlspolicy.Plan, error) {
+	copts := client.Options{LocalName: r.opts.LocalName, Timeouts: r.opts.Timeouts, Dialer: r.opts.Dialer}
+	var c *client.Conn
+	var err error
+	if plan.Implicit {
+		c, err = client.DialTLS(ctx, addr, plan.ClientConfig(r.opts.Roots), copts)
+		if err != nil {
+			return nil, plan, tlsFailure(plan, err)
+		}
+	} else if c, err = client.Dial(ctx, addr, copts); err != nil {
+		return nil, plan, err
+	}
+	if err := c.Hello(); err != nil {
+		c.Close()
+		return nil, plan, err
+	}
+	if plan.StartTLS {
+		if err := c.StartTLS(plan.ClientConfig(r.opts.Roots)); err != nil {
+			f := failureOf(err)
+			switch plan.OnFailure(f) {
+			case tlspolicy.Defer:
+				c.Close()
+				return nil, plan, plan.FailureError(f, err)
+			case tlspolicy.RetryPlain:
+				c.Close()
+				r.log.Info("TLS handshake failed, retrying without TLS", "addr", addr, "err", err)
+				return r.connect(ctx, addr, hop, plan.WithoutTLS())
+			}
+		}
+	}
+	if hop.Route != nil && hop.Route.AuthUser != "" {
+		if err := r.auth(c, hop.Route); err != nil {
+			c.Close()
+			return nil, plan, err
+		}
+	}
+	return c, plan, nil
+}
+
+// auth logs in to a relay host with the route's credentials, preferring
+// SCRAM-SHA-256, then PLAIN, then LOGIN.
+func (r *Remote) auth(c *client.Conn, st *route.Static) error {
+	pw, err := os.ReadFile(st.AuthPasswordFile)
+	if err != nil {
+		return smtp.Wrap(smtp.R(smtp.CodeLocalError, "4.3.5", "cannot read relay password file"), err)
+	}
+	password := strings.TrimRight(string(pw), "\r\n")
+	mechs, _ := c.Ext("AUTH")
+	var a sasl.Client
+	switch {
+	case hasWord(mechs, "SCRAM-SHA-256"):
+		a = sasl.NewScramSHA256Client(st.AuthUser, password)
+	case hasWord(mechs, "PLAIN"):
+		a = sasl.NewPlainClient("", st.AuthUser, password)
+	default:
+		a = sasl.NewLoginClient(st.AuthUser, password)
+	}
+	if err := c.Auth(a); err != nil {
+		var se *smtp.Error
+		if errors.As(err, &se) && se.Permanent() {
+			// Wrong relay credentials are the operator's to fix: keep the
+			// mail queued rather than bounce it.
+			return smtp.Wrap(smtp.R(smtp.CodeLocalError, "4.7.8", "relay host refused our credentials: "+se.Reply.Text()), err)
+		}
+		return err
+	}
+	return nil
+}
+
+func hasWord(list, w string) bool {
+	for _, f := range strings.Fields(list) {
+		if strings.EqualFold(f, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// transact runs one transaction on c and returns the per-recipient results.
+func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Delivery, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan) ([]queue.Result, bool, error) {
+	body, err := d.Open()
+	if err != nil {
+		c.Close()
+		return allFailed(d.Recipients, temporary(err), "reading the queued message"), true, nil
+	}
+	defer body.Close()
+	env := client.Envelope{From: d.From, To: d.Recipients, Size: d.Size, EightBit: d.EightBit, SMTPUTF8: d.SMTPUTF8}
+	res, err := c.Send(ctx, env, body)
+	tlsNote := "no TLS"
+	if st, ok := c.TLSState(); ok {
+		tlsNote = tls.VersionName(st.Version)
+	}
+	where := fmt.Sprintf("%s[%s]", hop.Host, ip)
+	if err != nil {
+		c.Close()
+		var se *smtp.Error
+		if errors.As(err, &se) && se.Permanent() {
+			// MAIL refused for good, or the message cannot be carried
+			// (SIZE, SMTPUTF8, 8BITMIME): the whole message fails.
+			return allFailed(d.Recipients, se, where+" said: "+se.Reply.Text()), true, nil
+		}
+		return nil, false, err
+	}
+	out := make([]queue.Result, len(d.Recipients))
+	for i, rcpt := range d.Recipients {
+		out[i] = queue.Result{Rcpt: rcpt}
+		switch {
+		case res.Rcpt[i] != nil:
+			out[i].Err = res.Rcpt[i]
+			out[i].Detail = where + " said: " + replyText(res.Rcpt[i])
+		case res.Data != nil:
+			out[i].Err = temporary(res.Data)
+			out[i].Detail = where + " said: " + replyText(res.Data)
+		default:
+			out[i].Detail = fmt.Sprintf("%s said: %d %s (%s)", where, res.Reply.Code, res.Reply.Text(), tlsNote)
+		}
+	}
+	r.log.Info("delivery attempt", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "tls", tlsNote,
+		"tls_policy", plan.Policy.String(), "rcpts", len(d.Recipients), "code", res.Reply.Code)
+	if res.Data == nil || errors.Is(res.Data, client.ErrNoRecipients) {
+		r.pool.put(net.JoinHostPort(ip.String(), strconv.Itoa(hop.Port))+"|"+plan.String(), c)
+	} else {
+		c.Close()
+	}
+	return out, true, nil
+}
+
+// failureOf classifies a StartTLS error for the plan.
+func failureOf(err error) tlspolicy.Failure {
+	var te *client.TLSError
+	switch {
+	case errors.Is(err, client.ErrNoStartTLS):
+		return tlspolicy.NotOffered
+	case errors.As(err, &te) && te.Refused:
+		return tlspolicy.Refused
+	case errors.As(err, &te) && te.Certificate():
+		return tlspolicy.Certificate
+	}
+	return tlspolicy.Handshake
+}
+
+// tlsFailure is the error of a failed implicit-TLS connection.
+func tlsFailure(plan tlspolicy.Plan, err error) error {
+	var te *client.TLSError
+	if errors.As(err, &te) {
+		return plan.FailureError(failureOf(err), err)
+	}
+	return err
+}
+
+func replyText(err error) string {
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%d %s %s", se.Reply.Code, se.Reply.Enhanced, se.Reply.Text())
+	}
+	return err.Error()
+}
+
+// temporary keeps *smtp.Errors as they are and makes anything else a 4.4.1
+// temporary failure (unknown errors are temporary).
+func temporary(err error) error {
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	return smtp.Wrap(smtp.R(smtp.CodeLocalError, "4.4.1", "connection failed: "+err.Error()), err)
+}
+
+func allFailed(rcpts []string, err error, detail string) []queue.Result {
+	out := make([]queue.Result, len(rcpts))
+	for i, r := range rcpts {
+		out[i] = queue.Result{Rcpt: r, Err: err, Detail: detail}
+	}
+	return out
+}
+
+// connPool keeps connections that finished a transaction cleanly, for the
+// next message to the same host (address and TLS plan).
+type connPool struct {
+	mu   sync.Mutex
+	idle time.Duration
+	now  func() time.Time
+	m    map[string][]pooled
+}
+
+type pooled struct {
+	c     *client.Conn
+	since time.Time
+}
+
+func newConnPool(idle time.Duration, now func() time.Time) *connPool {
+	return &connPool{idle: idle, now: now, m: make(map[string][]pooled)}
+}
+
+func (p *connPool) get(key string) *client.Conn {
+	if p.idle < 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.m[key]
+	for len(list) > 0 {
+		e := list[len(list)-1]
+		list = list[:len(list)-1]
+		if p.now().Sub(e.since) < p.idle {
+			p.m[key] = list
+			return e.c
+		}
+		go e.c.Quit()
+	}
+	delete(p.m, key)
+	return nil
+}
+
+func (p *connPool) put(key string, c *client.Conn) {
+	if p.idle < 0 {
+		c.Quit()
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.m[key]) >= 4 {
+		go c.Quit()
+		return
+	}
+	p.m[key] = append(p.m[key], pooled{c: c, since: p.now()})
+}
+
+func (p *connPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, list := range p.m {
+		for _, e := range list {
+			e.c.Quit()
+		}
+		delete(p.m, k)
+	}
+}
+
+var _ queue.Courier = (*Remote)(nil)
