@@ -1,0 +1,326 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"smtpkit/internal/client"
+	"smtpkit/internal/smtp"
+	"smtpkit/internal/tlspolicy"
+)
+
+// Port probes one port of host. It never returns an error: every failure
+// is recorded in the Result.
+func Port(ctx context.Context, host string, port int, opts Options) Result {
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	plan := PlanFor(host, port, opts)
+	r := Result{
+		Host:     host,
+		Port:     port,
+		Address:  net.JoinHostPort(host, strconv.Itoa(port)),
+		Mode:     modeOf(plan),
+		Plan:     plan.String(),
+		Warnings: []string{},
+	}
+	p := &prober{opts: opts, plan: plan, r: &r, tr: &strings.Builder{}}
+	p.run(ctx)
+	p.warnings()
+	if ctx.Err() != nil && r.Error != "" && !strings.Contains(r.Error, "timeout") {
+		r.Error += fmt.Sprintf(" (timeout: the port's %v ran out)", opts.Timeout)
+	}
+	if opts.Transcript {
+		r.Transcript = strings.Split(strings.TrimSuffix(p.tr.String(), "\n"), "\n")
+	}
+	return r
+}
+
+// PlanFor is the tlspolicy plan the probe follows on host:port: the
+// opportunistic policy (required with RequireTLS, verify with
+// RequireValidCert, none with NoTLS), adjusted when a mode is forced.
+func PlanFor(host string, port int, opts Options) tlspolicy.Plan {
+	policy := tlspolicy.Opportunistic
+	switch {
+	case opts.Mode == NoTLS:
+		policy = tlspolicy.None
+	case opts.RequireValidCert:
+		policy = tlspolicy.Verify
+	case opts.RequireTLS:
+		policy = tlspolicy.Required
+	}
+	plan := tlspolicy.Decide(tlspolicy.Input{Policy: policy, Host: verifyName(host, opts), Port: port, Source: "smtpkit probe"})
+	switch opts.Mode {
+	case Implicit:
+		if !plan.Implicit {
+			plan.Implicit, plan.StartTLS, plan.Require = true, false, true
+			plan.Reason += "; --implicit-tls"
+		}
+	case StartTLS:
+		if plan.Implicit {
+			plan.Implicit, plan.StartTLS, plan.Require = false, true, policy >= tlspolicy.Required
+			plan.Reason += "; --starttls"
+		}
+	case NoTLS:
+		if plan.UsesTLS() {
+			plan.Implicit, plan.StartTLS, plan.Require = false, false, false
+			plan.Reason += "; --no-tls"
+		}
+	}
+	return plan
+}
+
+// verifyName is the name the certificate must be valid for.
+func verifyName(host string, opts Options) string {
+	if opts.ServerName != "" {
+		return strings.TrimSuffix(opts.ServerName, ".")
+	}
+	return strings.TrimSuffix(host, ".")
+}
+
+func modeOf(p tlspolicy.Plan) string {
+	switch {
+	case p.Implicit:
+		return Implicit.String()
+	case p.StartTLS:
+		return StartTLS.String()
+	}
+	return NoTLS.String()
+}
+
+// prober holds one port's conversation.
+type prober struct {
+	opts Options
+	plan tlspolicy.Plan
+	r    *Result
+	tr   *strings.Builder // the transcript, written by client and by note
+}
+
+func (p *prober) note(format string, args ...any) {
+	fmt.Fprintf(p.tr, "* "+format+"\n", args...)
+}
+
+// tlsConfig is the plan's client config, loosened to inspect rather than
+// refuse: the certificate is checked after the handshake (inspectTLS) so
+// that a bad one is shown, and TLS 1.0/1.1 are accepted so that they can be
+// reported (delivery, following the same plan, refuses them: RFC 8996).
+func (p *prober) tlsConfig() *tls.Config {
+	cfg := p.plan.ClientConfig(p.opts.Roots)
+	cfg.InsecureSkipVerify = true
+	cfg.ServerName = p.plan.ServerName
+	cfg.MinVersion = tls.VersionTLS10
+	// Called at the end of the handshake, before any data goes through
+	// TLS: the transcript notes it in its place.
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		p.note("TLS handshake done: %s, %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite))
+		return nil
+	}
+	return cfg
+}
+
+func (p *prober) run(ctx context.Context) {
+	start := time.Now()
+	nc, err := p.opts.Dialer.DialContext(ctx, "tcp", p.r.Address)
+	p.r.ConnectMS = time.Since(start).Milliseconds()
+	if err != nil {
+		p.r.Error = "connect: " + describe(err)
+		p.note("connect to %s failed: %s", p.r.Address, describe(err))
+		return
+	}
+	p.r.Connected = true
+	p.note("connected to %s", p.r.Address)
+	// The port's deadline covers every step: closing the socket makes any
+	// blocked read or write return at once.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	defer nc.Close()
+
+	copts := client.Options{
+		LocalName:  p.opts.EHLOName,
+		Transcript: p.tr,
+		Timeouts:   stepTimeouts(p.opts.Timeout),
+	}
+	var c *client.Conn
+	if p.plan.Implicit {
+		tc := tls.Client(nc, p.tlsConfig())
+		hs := time.Now()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			p.fail("TLS handshake (implicit TLS)", err)
+			return
+		}
+		p.tlsUp(tc.ConnectionState(), time.Since(hs))
+		c, err = client.NewConn(tc, copts)
+	} else {
+		c, err = client.NewConn(nc, copts)
+	}
+	if err != nil {
+		p.greetingFailed(err)
+		return
+	}
+	defer c.Close()
+	p.r.Banner = replyLine(c.Greeting())
+	if err := c.Hello(); err != nil {
+		p.fail("EHLO", err)
+		return
+	}
+	p.recordEHLO(c, p.plan.Implicit)
+	if p.plan.StartTLS {
+		if !p.startTLS(c) {
+			return
+		}
+	}
+	if err := c.Quit(); err != nil {
+		p.r.Warnings = append(p.r.Warnings, "QUIT: "+describe(err))
+	}
+}
+
+// stepTimeouts gives every client step the whole port budget; the port's
+// context bounds the sum.
+func stepTimeouts(d time.Duration) client.Timeouts {
+	return client.Timeouts{Connect: d, Greeting: d, Mail: d, Rcpt: d, DataInit: d, DataBlock: d, DataEnd: d, Command: d}
+}
+
+func (p *prober) greetingFailed(err error) {
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		p.r.Banner = replyLine(se.Reply)
+		p.r.Error = "greeting: the server refused the session: " + p.r.Banner
+		return
+	}
+	p.fail("greeting", err)
+}
+
+// startTLS runs STARTTLS when offered. It reports whether the
+// conversation can go on.
+func (p *prober) startTLS(c *client.Conn) bool {
+	if !p.r.StartTLSOffered {
+		return true
+	}
+	hs := time.Now()
+	err := c.StartTLS(p.tlsConfig())
+	var te *client.TLSError
+	switch {
+	case errors.As(err, &te) && te.Refused:
+		p.r.Warnings = append(p.r.Warnings, "STARTTLS offered but refused: "+replyLine(te.Reply))
+		return true
+	case errors.As(err, &te):
+		p.fail("TLS handshake after STARTTLS", te.Err)
+		return false
+	}
+	if st, ok := c.TLSState(); ok {
+		p.tlsUp(st, time.Since(hs))
+	}
+	if err != nil {
+		p.fail("EHLO after STARTTLS", err)
+		return false
+	}
+	p.recordEHLO(c, true)
+	return true
+}
+
+func (p *prober) tlsUp(st tls.ConnectionState, took time.Duration) {
+	p.r.TLS = inspectTLS(st, verifyName(p.r.Host, p.opts), p.opts.Roots, p.opts.Now())
+	p.r.TLS.HandshakeMS = took.Milliseconds()
+}
+
+// recordEHLO stores the extensions of the last EHLO, before or after TLS.
+func (p *prober) recordEHLO(c *client.Conn, afterTLS bool) {
+	lines := c.EHLOReply().Lines
+	exts := []string{}
+	for i, l := range lines {
+		if i > 0 && strings.TrimSpace(l) != "" {
+			exts = append(exts, strings.TrimSpace(l))
+		}
+	}
+	var auth []string
+	if params, ok := c.Ext("AUTH"); ok {
+		auth = strings.Fields(strings.ToUpper(params))
+	}
+	if auth == nil {
+		auth = []string{}
+	}
+	if afterTLS {
+		p.r.EHLOAfterTLS, p.r.AuthAfterTLS = exts, auth
+		return
+	}
+	_, p.r.StartTLSOffered = c.Ext("STARTTLS")
+	p.r.EHLOBeforeTLS, p.r.AuthBeforeTLS = exts, auth
+}
+
+// warnings adds what a person should look at on a port that answered.
+func (p *prober) warnings() {
+	r := p.r
+	if len(r.AuthBeforeTLS) > 0 && !p.plan.Implicit {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("AUTH (%s) offered before TLS: clients may send passwords in plaintext (RFC 8314 §3, RFC 4954 §4)",
+			strings.Join(r.AuthBeforeTLS, " ")))
+	}
+	if p.plan.StartTLS && r.EHLOBeforeTLS != nil && !r.StartTLSOffered {
+		r.Warnings = append(r.Warnings, "STARTTLS not offered: mail on this port travels in plaintext")
+	}
+	if r.TLS == nil {
+		return
+	}
+	if v := r.TLS; v.Version == tls.VersionName(tls.VersionTLS10) || v.Version == tls.VersionName(tls.VersionTLS11) {
+		r.Warnings = append(r.Warnings, v.Version+" negotiated: TLS below 1.2 is deprecated (RFC 8996); smtpkit delivery refuses it")
+	}
+	if !r.TLS.ChainVerified {
+		r.Warnings = append(r.Warnings, "certificate chain not verified: "+r.TLS.ChainError)
+	}
+	if !r.TLS.NameMatches {
+		r.Warnings = append(r.Warnings, "certificate does not match "+r.TLS.VerifyName+": "+r.TLS.NameError)
+	}
+	if ci := r.TLS.Certificate; ci != nil && ci.DaysLeft >= 0 && ci.DaysLeft < expiryWarnDays {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("certificate expires in %d days", ci.DaysLeft))
+	}
+	if len(r.AuthAfterTLS) == 0 && len(r.AuthBeforeTLS) > 0 {
+		r.Warnings = append(r.Warnings, "AUTH offered only before TLS")
+	}
+	if slices.Contains(r.EHLOAfterTLS, "STARTTLS") {
+		r.Warnings = append(r.Warnings, "STARTTLS offered again after TLS (RFC 3207 §4.2)")
+	}
+}
+
+// expiryWarnDays is how close to its end a certificate draws a warning.
+const expiryWarnDays = 14
+
+// fail records a failed step.
+func (p *prober) fail(step string, err error) {
+	p.r.Error = step + ": " + describe(err)
+	p.note("%s", p.r.Error)
+}
+
+// describe words an error for people: a refused connection says so, a
+// timeout says so, an SMTP error shows the reply.
+func describe(err error) string {
+	var se *smtp.Error
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.As(err, &se):
+		return replyLine(se.Reply)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return err.Error()
+}
+
+// replyLine is a reply on one line: code, enhanced code, text.
+func replyLine(rep smtp.Reply) string {
+	s := strconv.Itoa(rep.Code)
+	if rep.Enhanced != "" {
+		s += " " + string(rep.Enhanced)
+	}
+	if t := rep.Text(); t != "" {
+		s += " " + t
+	}
+	return s
+}

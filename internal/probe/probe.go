@@ -1,0 +1,209 @@
+// Package probe is the STARTTLS/port tester behind `smtpkit probe`: for
+// each port of a host it connects, reads the banner, says EHLO, upgrades
+// with STARTTLS (RFC 3207) or speaks implicit TLS (RFC 8314 §3.3), inspects
+// the certificate and says EHLO again, then quits. It sends no mail and no
+// credentials.
+//
+// The TLS plan for each port comes from tlspolicy (house rule 7: TLS
+// decisions live in one place; delivery obeys them, the probe prints them).
+// Unlike delivery, the probe does not refuse a certificate that fails to
+// verify: it completes the handshake, then reports whether the chain
+// verifies and whether the name matches, so that one run shows everything.
+//
+// The probe makes no decisions of its own beyond the exit status; a Report
+// is data, rendered as text (Text) or JSON (encoding/json, field names
+// documented in docs/probe.md).
+package probe
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultPorts returns the ports probed when a target names none: SMTP
+// relay (RFC 5321), submission (RFC 6409), submissions with implicit TLS
+// (RFC 8314 §3.3) and the common alternative submission port.
+func DefaultPorts() []int { return []int{25, 587, 465, 2525} }
+
+// Mode is how a port is asked for TLS.
+type Mode int
+
+// The modes. Auto is implicit TLS on port 465 and STARTTLS elsewhere.
+const (
+	Auto Mode = iota
+	StartTLS
+	Implicit
+	NoTLS
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Auto:
+		return "auto"
+	case StartTLS:
+		return "starttls"
+	case Implicit:
+		return "implicit"
+	case NoTLS:
+		return "none"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Options configure a probe run.
+type Options struct {
+	Mode Mode
+	// ServerName is the name the certificate must be valid for and the SNI
+	// sent; empty means the target's host.
+	ServerName string
+	// Roots verify the certificate chain; nil means the system roots.
+	Roots *x509.CertPool
+	// Timeout bounds each port's whole conversation; zero means 10s.
+	Timeout time.Duration
+	// EHLOName is said in EHLO; empty means "smtpkit-probe".
+	EHLOName string
+	// RequireTLS and RequireValidCert only change the policy printed with
+	// each port's plan and the exit status (see Report.Exit).
+	RequireTLS       bool
+	RequireValidCert bool
+	// Transcript keeps each port's conversation in Result.Transcript.
+	Transcript bool
+	// Dialer connects; nil means a zero net.Dialer (the system resolver).
+	Dialer *net.Dialer
+	// Now is the clock for certificate validity; nil means time.Now.
+	Now func() time.Time
+	// Parallel bounds how many ports are probed at once; zero means 8.
+	Parallel int
+}
+
+// DefaultTimeout is the per-port timeout when Options.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.EHLOName == "" {
+		o.EHLOName = "smtpkit-probe"
+	}
+	if o.Dialer == nil {
+		o.Dialer = &net.Dialer{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 8
+	}
+	return o
+}
+
+// Target is one host and the ports to probe on it.
+type Target struct {
+	Host  string // name or IP address, without brackets
+	Ports []int
+}
+
+// ParseTarget parses "HOST", "HOST:PORT", "[IPv6]", "[IPv6]:PORT" or a bare
+// IPv6 address. Without a port the target gets DefaultPorts.
+func ParseTarget(s string) (Target, error) {
+	if s == "" {
+		return Target{}, errors.New("probe: empty target")
+	}
+	host, port := s, ""
+	switch {
+	case strings.HasPrefix(s, "["):
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return Target{}, fmt.Errorf("probe: %q: missing ']'", s)
+		}
+		host, port = s[1:end], s[end+1:]
+		if port != "" {
+			p, ok := strings.CutPrefix(port, ":")
+			if !ok {
+				return Target{}, fmt.Errorf("probe: %q: junk after ']'", s)
+			}
+			port = p
+			if port == "" {
+				return Target{}, fmt.Errorf("probe: %q: empty port", s)
+			}
+		}
+		if net.ParseIP(host) == nil || !strings.Contains(host, ":") {
+			return Target{}, fmt.Errorf("probe: %q: not an IPv6 address in brackets", s)
+		}
+	case strings.Count(s, ":") == 1:
+		host, port, _ = strings.Cut(s, ":")
+		if port == "" {
+			return Target{}, fmt.Errorf("probe: %q: empty port", s)
+		}
+	case strings.Count(s, ":") > 1:
+		if net.ParseIP(s) == nil {
+			return Target{}, fmt.Errorf("probe: %q: not an IPv6 address (use [ADDRESS]:PORT)", s)
+		}
+	}
+	if err := checkHost(host); err != nil {
+		return Target{}, fmt.Errorf("probe: %q: %w", s, err)
+	}
+	t := Target{Host: host, Ports: DefaultPorts()}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || port[0] == '+' {
+			return Target{}, fmt.Errorf("probe: %q: port must be a number from 1 to 65535", s)
+		}
+		t.Ports = []int{n}
+	}
+	return t, nil
+}
+
+// checkHost accepts an IP address or something shaped like a host name;
+// the resolver decides whether the name exists.
+func checkHost(h string) error {
+	if h == "" {
+		return errors.New("empty host")
+	}
+	if net.ParseIP(h) != nil {
+		return nil
+	}
+	if len(h) > 253 {
+		return errors.New("host name longer than 253 octets")
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c == '-' || c == '.' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return fmt.Errorf("invalid character %q in host name", c)
+		}
+	}
+	return nil
+}
+
+// Run probes every port of every target, several at once, and returns the
+// results in the order of targets and ports. ctx cancels the whole run.
+func Run(ctx context.Context, targets []Target, opts Options) Report {
+	opts = opts.withDefaults()
+	var jobs []Target // one port each
+	for _, t := range targets {
+		for _, p := range t.Ports {
+			jobs = append(jobs, Target{Host: t.Host, Ports: []int{p}})
+		}
+	}
+	results := make([]Result, len(jobs))
+	sem := make(chan struct{}, opts.Parallel)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i] = Port(ctx, j.Host, j.Ports[0], opts)
+		}()
+	}
+	wg.Wait()
+	return Report{Results: results}
+}

@@ -1,0 +1,115 @@
+package probe
+
+import "time"
+
+// Report is the outcome of a run: one Result per probed port.
+type Report struct {
+	Results []Result `json:"results"`
+}
+
+// Result is what one port showed. The JSON field names are a stable
+// interface for monitoring (docs/probe.md); new fields may be added, none
+// renamed or removed.
+type Result struct {
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
+	Address string `json:"address"` // host:port as dialled
+	// Mode is how TLS was asked for: "starttls", "implicit" or "none".
+	Mode string `json:"mode"`
+	// Plan is the tlspolicy plan in words, as delivery would print it.
+	Plan string `json:"plan"`
+
+	Connected bool   `json:"connected"`  // the TCP connection was established
+	ConnectMS int64  `json:"connect_ms"` // time to establish it
+	Banner    string `json:"banner"`     // the greeting, "220 ..." (lines joined by spaces)
+
+	// Extensions are EHLO keywords with their parameters ("SIZE 1048576"),
+	// in the server's order. Before TLS is empty for implicit TLS.
+	EHLOBeforeTLS   []string `json:"ehlo_before_tls"`
+	AuthBeforeTLS   []string `json:"auth_before_tls"` // SASL mechanisms offered in plaintext
+	StartTLSOffered bool     `json:"starttls_offered"`
+	TLS             *TLSInfo `json:"tls"` // nil: no TLS was negotiated
+	EHLOAfterTLS    []string `json:"ehlo_after_tls"`
+	AuthAfterTLS    []string `json:"auth_after_tls"`
+
+	Warnings []string `json:"warnings"`
+	// Error is why the probe of this port failed ("" when it did not):
+	// unreachable, a refusing greeting, a failed EHLO or TLS handshake.
+	Error string `json:"error"`
+	// Transcript is the conversation ("C: ", "S: " and "* " notes), kept
+	// only when asked for.
+	Transcript []string `json:"transcript,omitempty"`
+}
+
+// OK reports a port that was probed to the end without an error.
+func (r Result) OK() bool { return r.Connected && r.Error == "" }
+
+// TLSInfo describes the negotiated TLS session and the server's
+// certificate as inspected after the handshake.
+type TLSInfo struct {
+	Version     string `json:"version"` // "TLS 1.3"
+	Cipher      string `json:"cipher"`  // IANA name, "TLS_AES_128_GCM_SHA256"
+	HandshakeMS int64  `json:"handshake_ms"`
+	// ServerName is the SNI sent ("" for an IP address, RFC 6066 §3).
+	ServerName string `json:"server_name"`
+	// VerifyName is the name the certificate was checked against:
+	// --servername, or the target host.
+	VerifyName    string    `json:"verify_name"`
+	Certificate   *CertInfo `json:"certificate"`
+	ChainVerified bool      `json:"chain_verified"` // to the system roots or --ca, at the probe's clock
+	ChainError    string    `json:"chain_error"`
+	NameMatches   bool      `json:"name_matches"` // RFC 6125 via crypto/x509
+	NameError     string    `json:"name_error"`
+	// Valid is ChainVerified and NameMatches: what the verify policy needs.
+	Valid bool `json:"valid"`
+}
+
+// CertInfo is the server's leaf certificate.
+type CertInfo struct {
+	Subject   string    `json:"subject"`
+	Issuer    string    `json:"issuer"`
+	SANs      []string  `json:"sans"` // "DNS:mx.example.net", "IP:192.0.2.1"
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	DaysLeft  int       `json:"days_left"` // whole days until NotAfter; negative once expired
+	Serial    string    `json:"serial"`    // hex
+	SHA256    string    `json:"sha256"`    // fingerprint of the DER, hex
+	// Chain is the number of certificates the server sent (leaf included).
+	Chain int `json:"chain"`
+}
+
+// Exit statuses of `smtpkit probe` (docs/probe.md). When several apply,
+// the highest wins.
+const (
+	ExitOK          = 0 // every port reachable, no protocol failure, requirements met
+	ExitFailure     = 1 // a port unreachable, or a protocol/TLS failure
+	ExitUsage       = 2 // bad command line (decided by the command, not here)
+	ExitNoTLS       = 3 // --require-tls: a reachable port did not do TLS
+	ExitInvalidCert = 4 // --require-valid-cert: a reachable port had no valid certificate
+)
+
+// Exit is the process exit status for the report under the given
+// requirements.
+func (rep Report) Exit(requireTLS, requireValidCert bool) int {
+	code := ExitOK
+	raise := func(c int) {
+		if c > code {
+			code = c
+		}
+	}
+	for _, r := range rep.Results {
+		if !r.OK() {
+			raise(ExitFailure)
+		}
+		if !r.Connected {
+			continue
+		}
+		if requireTLS && r.TLS == nil {
+			raise(ExitNoTLS)
+		}
+		if requireValidCert && (r.TLS == nil || !r.TLS.Valid) {
+			raise(ExitInvalidCert)
+		}
+	}
+	return code
+}
