@@ -72,11 +72,19 @@ func (s *scramServer) Next(response []byte) ([]byte, bool, error) {
 	return s.steps.finish(nil)
 }
 
+// maxClientNonce bounds the client's nonce; real clients send 24 to 64
+// characters.
+const maxClientNonce = 512
+
 // first handles client-first-message and returns server-first-message.
 func (s *scramServer) first(msg string) ([]byte, bool, error) {
 	hdr, bare, user, cnonce, err := parseClientFirst(msg)
 	if err != nil {
 		return s.steps.finish(err)
+	}
+	if len(cnonce) > maxClientNonce {
+		// The server echoes the nonce: bound what a client can make it send.
+		return s.steps.finish(fmt.Errorf("%w: client nonce of %d bytes exceeds %d", ErrMalformed, len(cnonce), maxClientNonce))
 	}
 	if hdr.authzid != "" && hdr.authzid != user {
 		return s.steps.finish(ErrInvalidCredentials)
