@@ -55,7 +55,7 @@ if [ "$fuzztime" != "0" ]; then
 	while read -r pkg name; do
 		[ -n "${name:-}" ] || continue
 		step "fuzz $pkg $name ($fuzztime)" \
-			go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+			go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1s "$pkg"
 	done <<<"$targets"
 fi
 
