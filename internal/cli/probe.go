@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"smtpkit/internal/probe"
+)
+
+const probeUsage = `usage: smtpkit probe [flags] HOST[:PORT]...
+
+Test a server's SMTP ports: connect, banner, EHLO, STARTTLS (or implicit TLS
+on 465), the certificate, EHLO after TLS and the AUTH mechanisms before and
+after TLS. Without a port, HOST is probed on 25, 587, 465 and 2525 in
+parallel. HOST is a name, an IP address or [IPv6]; sends no mail and no
+credentials.
+
+Exit status (the highest that applies):
+  0  every port reachable, no failure, requirements met
+  1  a port unreachable, or a protocol or TLS handshake failure
+  2  usage error
+  3  --require-tls: a reachable port did not do TLS
+  4  --require-valid-cert: a reachable port had no valid certificate
+
+Flags:
+`
+
+// probeFlags are the parsed command line of `smtpkit probe`.
+type probeFlags struct {
+	starttls, implicit, noTLS    bool
+	serverName, caFile, ehlo     string
+	timeout                      time.Duration
+	requireTLS, requireValidCert bool
+	json, verbose, noColor, help bool
+	targets                      []string
+}
+
+func newProbeFlagSet(f *probeFlags, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&f.starttls, "starttls", false, "use STARTTLS on every port (even 465)")
+	fs.BoolVar(&f.implicit, "implicit-tls", false, "speak TLS from the first byte on every port")
+	fs.BoolVar(&f.noTLS, "no-tls", false, "do not try TLS")
+	fs.StringVar(&f.serverName, "servername", "", "name the certificate must match, sent as SNI (default: HOST)")
+	fs.StringVar(&f.caFile, "ca", "", "PEM file of trusted root certificates (default: the system roots)")
+	fs.DurationVar(&f.timeout, "timeout", probe.DefaultTimeout, "time limit per port")
+	fs.StringVar(&f.ehlo, "ehlo", "", "name to say in EHLO (default: this host's name, or smtpkit-probe)")
+	fs.BoolVar(&f.requireTLS, "require-tls", false, "exit 3 unless every reachable port did TLS")
+	fs.BoolVar(&f.requireValidCert, "require-valid-cert", false, "exit 4 unless every reachable port has a certificate valid for the name")
+	fs.BoolVar(&f.json, "json", false, "print JSON (field names in docs/probe.md)")
+	fs.BoolVar(&f.verbose, "v", false, "show the whole conversation (C: client, S: server)")
+	fs.BoolVar(&f.noColor, "no-color", false, "no colors, even on a terminal")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, probeUsage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseProbeFlags parses flags and targets in any order ("HOST --json"
+// works as well as "--json HOST").
+func parseProbeFlags(args []string, stderr io.Writer) (probeFlags, error) {
+	var f probeFlags
+	fs := newProbeFlagSet(&f, stderr)
+	for {
+		if err := fs.Parse(args); err != nil {
+			return f, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		f.targets = append(f.targets, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	modes := 0
+	for _, on := range []bool{f.starttls, f.implicit, f.noTLS} {
+		if on {
+			modes++
+		}
+	}
+	switch {
+	case modes > 1:
+		return f, errors.New("--starttls, --implicit-tls and --no-tls exclude each other")
+	case f.noTLS && (f.requireTLS || f.requireValidCert):
+		return f, errors.New("--no-tls cannot meet --require-tls or --require-valid-cert")
+	case f.timeout <= 0:
+		return f, errors.New("--timeout must be positive")
+	case len(f.targets) == 0:
+		return f, errors.New("no HOST given")
+	}
+	return f, nil
+}
+
+// runProbe is `smtpkit probe`.
+func runProbe(args []string, stdio Stdio) int {
+	f, err := parseProbeFlags(args, stdio.Err)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stdio.Err, "smtpkit probe: %v\n", err)
+		fmt.Fprintln(stdio.Err, "Run 'smtpkit probe -h' for usage.")
+		return probe.ExitUsage
+	}
+	opts, targets, err := f.options()
+	if err != nil {
+		fmt.Fprintf(stdio.Err, "smtpkit probe: %v\n", err)
+		return probe.ExitUsage
+	}
+	rep := probe.Run(context.Background(), targets, opts)
+	if f.json {
+		enc := json.NewEncoder(stdio.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(stdio.Err, "smtpkit probe: %v\n", err)
+			return probe.ExitFailure
+		}
+	} else {
+		color := !f.noColor && os.Getenv("NO_COLOR") == "" && isTerminalWriter(stdio.Out)
+		if err := rep.WriteText(stdio.Out, probe.TextOptions{Color: color,
+			RequireTLS: f.requireTLS, RequireValidCert: f.requireValidCert}); err != nil {
+			fmt.Fprintf(stdio.Err, "smtpkit probe: %v\n", err)
+			return probe.ExitFailure
+		}
+	}
+	return rep.Exit(f.requireTLS, f.requireValidCert)
+}
+
+// options turns the flags into probe options and targets.
+func (f probeFlags) options() (probe.Options, []probe.Target, error) {
+	opts := probe.Options{
+		ServerName:       f.serverName,
+		Timeout:          f.timeout,
+		EHLOName:         f.ehlo,
+		RequireTLS:       f.requireTLS,
+		RequireValidCert: f.requireValidCert,
+		Transcript:       f.verbose,
+	}
+	switch {
+	case f.starttls:
+		opts.Mode = probe.StartTLS
+	case f.implicit:
+		opts.Mode = probe.Implicit
+	case f.noTLS:
+		opts.Mode = probe.NoTLS
+	}
+	if opts.EHLOName == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			opts.EHLOName = h
+		}
+	}
+	if f.caFile != "" {
+		pem, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return opts, nil, fmt.Errorf("--ca: %w", err)
+		}
+		opts.Roots = x509.NewCertPool()
+		if !opts.Roots.AppendCertsFromPEM(pem) {
+			return opts, nil, fmt.Errorf("--ca %s: no PEM certificate found", f.caFile)
+		}
+	}
+	var targets []probe.Target
+	for _, s := range f.targets {
+		t, err := probe.ParseTarget(s)
+		if err != nil {
+			return opts, nil, err
+		}
+		targets = append(targets, t)
+	}
+	return opts, targets, nil
+}
+
+// isTerminalWriter reports whether w is a terminal (an *os.File that is a
+// character device).
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
+}
