@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func runProbeArgs(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = Main(append([]string{"probe"}, args...), Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
+	return code, out.String(), errb.String()
+}
+
+func TestProbeUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	os.WriteFile(notPEM, []byte("hello"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no host", nil, "no HOST given"},
+		{"two modes", []string{"--starttls", "--no-tls", "127.0.0.1"}, "exclude each other"},
+		{"no-tls with require", []string{"--no-tls", "--require-tls", "127.0.0.1"}, "cannot meet"},
+		{"bad timeout", []string{"--timeout", "0s", "127.0.0.1"}, "--timeout must be positive"},
+		{"bad port", []string{"127.0.0.1:99999"}, "port must be a number"},
+		{"bad host", []string{"exa mple"}, "invalid character"},
+		{"missing --ca", []string{"--ca", filepath.Join(dir, "none.pem"), "127.0.0.1"}, "--ca"},
+		{"--ca without PEM", []string{"--ca", notPEM, "127.0.0.1"}, "no PEM certificate"},
+		{"unknown flag", []string{"--frobnicate", "127.0.0.1"}, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		code, _, stderr := runProbeArgs(tt.args...)
+		if code != 2 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%s: exit %d, stderr %q; want 2 and %q", tt.name, code, stderr, tt.want)
+		}
+	}
+}
+
+func TestProbeHelp(t *testing.T) {
+	code, _, stderr := runProbeArgs("-h")
+	if code != 0 || !strings.Contains(stderr, "Exit status") || !strings.Contains(stderr, "-require-valid-cert") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+}
+
+func TestProbeConnectionRefused(t *testing.T) {
+	addr := closedAddr(t)
+	code, out, _ := runProbeArgs(addr)
+	if code != 1 || !strings.Contains(out, "connection refused") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("colors written to a buffer:\n%q", out)
+	}
+}
+
+// TestProbePlaintextServer runs the command against a small plaintext SMTP
+// listener: flags after the host, JSON, and the exit statuses of the two
+// requirements.
+func TestProbePlaintextServer(t *testing.T) {
+	addr := plainSMTP(t)
+	tests := []struct {
+		args []string
+		code int
+	}{
+		{[]string{addr}, 0},
+		{[]string{addr, "--require-tls"}, 3},
+		{[]string{"--require-valid-cert", addr}, 4},
+		{[]string{addr, closedAddr(t), "--require-tls"}, 3},
+		{[]string{"--no-tls", addr}, 0},
+	}
+	for _, tt := range tests {
+		code, out, stderr := runProbeArgs(append(tt.args, "--timeout", "5s", "--ehlo", "cli.test")...)
+		if code != tt.code {
+			t.Errorf("%v: exit %d, want %d\n%s%s", tt.args, code, tt.code, out, stderr)
+		}
+	}
+
+	code, out, _ := runProbeArgs("--json", "-v", "--ehlo", "cli.test", addr)
+	var rep struct {
+		Results []struct {
+			Address         string   `json:"address"`
+			Banner          string   `json:"banner"`
+			StartTLSOffered bool     `json:"starttls_offered"`
+			AuthBeforeTLS   []string `json:"auth_before_tls"`
+			TLS             *struct{}
+			Warnings        []string `json:"warnings"`
+			Transcript      []string `json:"transcript"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || len(rep.Results) != 1 {
+		t.Fatalf("exit %d, %v\n%s", code, err, out)
+	}
+	r := rep.Results[0]
+	if r.Address != addr || r.Banner != "220 plain.test ESMTP" || r.StartTLSOffered || r.TLS != nil ||
+		len(r.AuthBeforeTLS) != 1 || len(r.Warnings) != 2 || !contains(r.Transcript, "C: EHLO cli.test") {
+		t.Errorf("%+v", r)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// plainSMTP serves a minimal plaintext SMTP dialogue (no STARTTLS, AUTH
+// offered) on loopback until the test ends.
+func plainSMTP(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				nc.SetDeadline(time.Now().Add(10 * time.Second))
+				nc.Write([]byte("220 plain.test ESMTP\r\n"))
+				r := bufio.NewReader(nc)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch {
+					case strings.HasPrefix(line, "EHLO "):
+						nc.Write([]byte("250-plain.test\r\n250-SIZE 1000\r\n250 AUTH PLAIN\r\n"))
+					case line == "QUIT\r\n":
+						nc.Write([]byte("221 bye\r\n"))
+						return
+					default:
+						nc.Write([]byte("502 no\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
