@@ -22,6 +22,7 @@ var allowed = map[string][]string{
 	"config":      {},
 	"certs":       {},
 	"maildir":     {},
+	"compose":     {},
 	"userdb":      {},
 	"tlspolicy":   {"smtp"},
 	"control":     {},

@@ -1,0 +1,69 @@
+package compose
+
+import (
+	"mime"
+	"strings"
+	"testing"
+)
+
+// FuzzFormatField checks the header encoder on any value: the field is one
+// CRLF-terminated line or folded lines, each within 998 octets, only
+// printable ASCII and tabs, no line of only whitespace; and unfolding then
+// decoding the encoded-words gives back the value exactly.
+func FuzzFormatField(f *testing.F) {
+	for _, s := range []string{"", "hello", "Grüße", "=?utf-8?q?x?=", "a  b", "   ", "\r\n", "\t", strings.Repeat("x", 1200),
+		strings.Repeat("日本語 ", 50), "a" + strings.Repeat(" ", 1000) + "b", "\xff\xfe", "x_y?z="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		out := FormatField("Subject", v)
+		if !strings.HasPrefix(out, "Subject: ") || !strings.HasSuffix(out, "\r\n") {
+			t.Fatalf("bad field %q", out)
+		}
+		lines := strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n")
+		for i, l := range lines {
+			if len(l) > maxLine {
+				t.Fatalf("line of %d octets", len(l))
+			}
+			if i > 0 && (l == "" || strings.Trim(l, " \t") == "" || (l[0] != ' ' && l[0] != '\t')) {
+				t.Fatalf("bad continuation line %q in %q", l, out)
+			}
+			for j := 0; j < len(l); j++ {
+				if c := l[j]; (c < 32 && c != '\t') || c > 126 {
+					t.Fatalf("octet %#x in %q", c, out)
+				}
+			}
+		}
+		value := strings.TrimPrefix(Unfold(strings.TrimSuffix(out, "\r\n")), "Subject: ")
+		got, err := new(mime.WordDecoder).DecodeHeader(value)
+		if err != nil {
+			t.Fatalf("decoding %q: %v", value, err)
+		}
+		if got != v {
+			t.Fatalf("round trip: %q → %q → %q", v, out, got)
+		}
+	})
+}
+
+// FuzzSplit checks that splitting any CRLF text into header and body and
+// joining it again loses nothing but may add the separating empty line.
+func FuzzSplit(f *testing.F) {
+	for _, s := range []string{"A: 1\r\n\r\nb\r\n", "x\r\n", "A: 1\r\n b\r\nc\r\n", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		msg := ToCRLF([]byte(s))
+		h, body := Split(msg)
+		if !strings.HasSuffix(string(msg), string(body)) {
+			t.Fatalf("body %q is not the end of %q", body, msg)
+		}
+		head := string(msg[:len(msg)-len(body)])
+		out := string(Join(h, body))
+		if out != string(msg) && out != head+"\r\n"+string(body) {
+			t.Fatalf("Split/Join(%q) = %q", msg, out)
+		}
+		for _, f := range h.Fields {
+			_ = f.Value()
+		}
+	})
+}
