@@ -23,12 +23,12 @@ type Pair struct {
 // swaps the whole set atomically, so handshakes in progress keep the set
 // they started with.
 type Store struct {
-	pairs []Pair
-	set   atomic.Pointer[certSet]
+	set atomic.Pointer[certSet]
 }
 
 // certSet is one loaded generation of certificates.
 type certSet struct {
+	pairs []Pair                        // the files this set was loaded from
 	all   []*tls.Certificate            // in Pair order; all[0] is the default
 	names map[string][]*tls.Certificate // lower-case SAN (DNS name, "*.x" for wildcards) → certificates in Pair order
 }
@@ -39,12 +39,10 @@ func Load(pairs []Pair) (*Store, error) {
 	if len(pairs) == 0 {
 		return nil, errors.New("certs: no certificate configured")
 	}
-	s := &Store{pairs: append([]Pair(nil), pairs...)}
-	set, err := load(s.pairs)
-	if err != nil {
+	s := &Store{}
+	if err := s.ReloadPairs(pairs); err != nil {
 		return nil, err
 	}
-	s.set.Store(set)
 	return s, nil
 }
 
@@ -118,10 +116,22 @@ func pick(hello *tls.ClientHelloInfo, cs []*tls.Certificate) *tls.Certificate {
 // in use and the error is returned; on success new handshakes use the new
 // set while established sessions are unaffected.
 func (s *Store) Reload() error {
-	set, err := load(s.pairs)
+	return s.ReloadPairs(s.set.Load().pairs)
+}
+
+// ReloadPairs replaces the configured files with pairs and loads them, with
+// Reload's all-or-nothing semantics (a config reload that changed the
+// certificate list).
+func (s *Store) ReloadPairs(pairs []Pair) error {
+	if len(pairs) == 0 {
+		return errors.New("certs: no certificate configured")
+	}
+	pairs = append([]Pair(nil), pairs...)
+	set, err := load(pairs)
 	if err != nil {
 		return err
 	}
+	set.pairs = pairs
 	s.set.Store(set)
 	return nil
 }

@@ -25,7 +25,7 @@ import (
 )
 
 // runServe is `smtpkit serve [-config FILE]`: it runs the server until
-// SIGTERM or SIGINT, reloading certificates on SIGHUP.
+// SIGTERM or SIGINT, reloading configuration and certificates on SIGHUP.
 func runServe(args []string, stdio Stdio) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stdio.Err)
@@ -81,7 +81,7 @@ func runServe(args []string, stdio Stdio) int {
 			return 0
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				d.reload(log)
+				d.reload(*configPath, log)
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Limits.ShutdownGrace.String())
@@ -97,23 +97,12 @@ func runServe(args []string, stdio Stdio) int {
 
 // daemon is the wired server and what SIGHUP reloads.
 type daemon struct {
+	cfg      config.Config // the configuration in force
 	srv      *server.Server
+	backend  *inbound.Backend
 	out      *outbound
 	certs    *certs.Store
 	selfSign bool
-}
-
-// reload re-reads the certificates; sessions in progress keep theirs. The
-// account store reloads itself when its file changes.
-func (d *daemon) reload(log *slog.Logger) {
-	if d.certs == nil {
-		return
-	}
-	if err := d.certs.Reload(); err != nil {
-		log.Error("certificate reload failed, keeping the old ones", "err", err)
-		return
-	}
-	log.Info("certificates reloaded")
 }
 
 // wireServer builds the server, its backend and its TLS from cfg.
@@ -125,15 +114,12 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{}
+	d := &daemon{cfg: cfg}
 	tlsConf, err := d.loadTLS(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	var domains []string
-	for _, dom := range cfg.Domains {
-		domains = append(domains, dom.Name)
-	}
+	domains := domainNames(cfg)
 	rl := &relay{}
 	backend := inbound.New(inbound.Options{
 		Domains:  domains,
@@ -143,6 +129,7 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		Namer:    maildir.NewNamer(nil),
 		Logger:   log,
 	})
+	d.backend = backend
 	if d.out, err = wireOutbound(cfg, backend, log); err != nil {
 		return nil, err
 	}
@@ -178,17 +165,8 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		Listeners:        listeners,
 		Backend:          backend,
 		Credentials:      credentials{accounts},
-		Limits: server.Limits{
-			MessageSize:      int64(cfg.Limits.MessageSize),
-			Recipients:       cfg.Limits.Recipients,
-			Errors:           cfg.Limits.Errors,
-			Connections:      cfg.Limits.Connections,
-			ConnectionsPerIP: cfg.Limits.ConnectionsPerIP,
-			CommandTimeout:   cfg.Limits.CommandTimeout.D(),
-			DataTimeout:      cfg.Limits.DataTimeout.D(),
-			SessionTimeout:   cfg.Limits.SessionTimeout.D(),
-		},
-		Logger: log,
+		Limits:           serverLimits(cfg.Limits),
+		Logger:           log,
 	})
 	return d, nil
 }
@@ -258,13 +236,7 @@ func printListeners(w io.Writer, cfg config.Config, d *daemon) {
 	fmt.Fprintf(w, "hostname %s, domains %s, data %s\n", cfg.Hostname, domainList(cfg), cfg.DataDir)
 }
 
-func domainList(cfg config.Config) string {
-	var names []string
-	for _, d := range cfg.Domains {
-		names = append(names, d.Name)
-	}
-	return strings.Join(names, ", ")
-}
+func domainList(cfg config.Config) string { return strings.Join(domainNames(cfg), ", ") }
 
 // newLogger builds the slog logger the config asks for.
 func newLogger(w io.Writer, lc config.Log) *slog.Logger {

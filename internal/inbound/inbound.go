@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"smtpkit/internal/maildir"
 	"smtpkit/internal/server"
@@ -52,7 +53,7 @@ type Options struct {
 // Backend implements server.Backend.
 type Backend struct {
 	opts    Options
-	domains map[string]bool
+	domains atomic.Pointer[map[string]bool] // replaced by SetDomains on a config reload
 }
 
 // New returns a Backend for opts.
@@ -63,15 +64,22 @@ func New(opts Options) *Backend {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := make(map[string]bool, len(opts.Domains))
-	for _, name := range opts.Domains {
+	b := &Backend{opts: opts}
+	b.SetDomains(opts.Domains)
+	return b
+}
+
+// SetDomains replaces the set of local domains (a config reload).
+func (b *Backend) SetDomains(domains []string) {
+	d := make(map[string]bool, len(domains))
+	for _, name := range domains {
 		d[strings.ToLower(name)] = true
 	}
-	return &Backend{opts: opts, domains: d}
+	b.domains.Store(&d)
 }
 
 // IsLocal reports whether domain is one of ours.
-func (b *Backend) IsLocal(domain string) bool { return b.domains[strings.ToLower(domain)] }
+func (b *Backend) IsLocal(domain string) bool { return (*b.domains.Load())[strings.ToLower(domain)] }
 
 var (
 	errRelayDenied  = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhNotAuthorized, "Relaying denied")

@@ -77,8 +77,8 @@ func (s *session) cmdData(arg string) {
 		s.quit = true
 		return
 	}
-	s.conn.SetReadDeadline(s.readDeadline(s.srv.limits.DataTimeout))
-	dr := smtp.NewDotReader(s.r, s.srv.limits.MessageSize, s.srv.limits.TextLine)
+	s.conn.SetReadDeadline(s.readDeadline(s.lim.DataTimeout))
+	dr := smtp.NewDotReader(s.r, s.lim.MessageSize, s.lim.TextLine)
 	body := s.bodyWriter(w)
 	readErr, writeErr := s.copyBody(body, dr)
 	if writeErr == nil {
@@ -256,8 +256,8 @@ func (s *session) cmdBdat(arg string) {
 		s.txn.chunks = &chunking{w: w, body: s.bodyWriter(w)}
 	}
 	c := s.txn.chunks
-	s.conn.SetReadDeadline(s.readDeadline(s.srv.limits.DataTimeout))
-	if c.err == nil && c.size+n > s.srv.limits.MessageSize {
+	s.conn.SetReadDeadline(s.readDeadline(s.lim.DataTimeout))
+	if c.err == nil && c.size+n > s.lim.MessageSize {
 		c.err = smtp.E(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
 	}
 	var readErr error
@@ -292,7 +292,7 @@ func (s *session) cmdBdat(arg string) {
 }
 
 func (s *session) discardChunk(n int64) error {
-	s.conn.SetReadDeadline(s.readDeadline(s.srv.limits.DataTimeout))
+	s.conn.SetReadDeadline(s.readDeadline(s.lim.DataTimeout))
 	m, err := io.CopyN(io.Discard, s.r, n)
 	if err == nil && m < n {
 		err = io.ErrUnexpectedEOF

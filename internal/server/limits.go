@@ -24,10 +24,10 @@ func (s *Server) admit(sess *session) (ok bool, why string) {
 	if s.closing.Load() {
 		return false, "shutting down"
 	}
-	if len(s.sessions) >= s.limits.Connections {
+	if len(s.sessions) >= s.limits.Load().Connections {
 		return false, "too many connections"
 	}
-	if s.perIP[ip] >= s.limits.ConnectionsPerIP {
+	if s.perIP[ip] >= s.limits.Load().ConnectionsPerIP {
 		return false, "too many connections from your address"
 	}
 	s.perIP[ip]++

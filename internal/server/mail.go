@@ -47,7 +47,7 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 				return errReply(err)
 			}
 			// RFC 1870 §6.2: a declared size over the limit is refused at MAIL.
-			if n > s.srv.limits.MessageSize {
+			if n > s.lim.MessageSize {
 				return smtp.R(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
 			}
 			t.size = n
@@ -118,7 +118,7 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 			return smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK (duplicate)")
 		}
 	}
-	if len(s.txn.rcpts) >= s.srv.limits.Recipients {
+	if len(s.txn.rcpts) >= s.lim.Recipients {
 		// RFC 5321 §4.5.3.1.10: 452 for too many recipients.
 		return smtp.R(smtp.CodeInsufficientSpace, "4.5.3", "Too many recipients")
 	}

@@ -108,7 +108,7 @@ type Options struct {
 // Server serves SMTP on its listeners until Shutdown.
 type Server struct {
 	opts   Options
-	limits Limits
+	limits atomic.Pointer[Limits] // replaced by SetLimits; each session keeps the one it started with
 	log    *slog.Logger
 	now    func() time.Time
 
@@ -135,15 +135,23 @@ func New(opts Options) *Server {
 	if opts.AuthFailureDelay == 0 {
 		opts.AuthFailureDelay = time.Second
 	}
-	return &Server{
+	srv := &Server{
 		opts:     opts,
-		limits:   opts.Limits.withDefaults(),
 		log:      log,
 		now:      now,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		auth:     newAuthThrottle(now, opts.AuthFailureDelay),
 	}
+	srv.SetLimits(opts.Limits)
+	return srv
+}
+
+// SetLimits replaces the limits (a config reload). Sessions already
+// running keep the limits they started with; new ones get these.
+func (s *Server) SetLimits(l Limits) {
+	l = l.withDefaults()
+	s.limits.Store(&l)
 }
 
 // Listen binds every listener. It returns the first error after closing

@@ -19,6 +19,7 @@ import (
 // lives in txn and is replaced by RSET, EHLO, the end of DATA and STARTTLS.
 type session struct {
 	srv  *Server
+	lim  Limits // the server's limits when the session started
 	l    Listener
 	raw  net.Conn // the accepted connection; only deadlines are set on it from other goroutines
 	conn net.Conn // raw, or the TLS connection over it
@@ -52,7 +53,7 @@ type txn struct {
 
 // newSession prepares the session for an accepted connection.
 func (s *Server) newSession(c net.Conn, l Listener) *session {
-	sess := &session{srv: s, l: l, raw: c, conn: c}
+	sess := &session{srv: s, lim: *s.limits.Load(), l: l, raw: c, conn: c}
 	sess.info = SessionInfo{ID: newID(), Listener: l.Name, Role: l.Role, Remote: c.RemoteAddr()}
 	if sess.info.Listener == "" {
 		sess.info.Listener = l.Address
@@ -83,7 +84,7 @@ func (s *session) serve() {
 	// s.conn becomes the TLS connection after a handshake; closing that
 	// sends the TLS close_notify before the TCP FIN.
 	defer func() { s.conn.Close() }()
-	s.deadline = s.srv.now().Add(s.srv.limits.SessionTimeout)
+	s.deadline = s.srv.now().Add(s.lim.SessionTimeout)
 	s.log.Info("connect")
 	if s.l.TLS == TLSImplicit {
 		if err := s.handshake(); err != nil {
@@ -115,7 +116,7 @@ func (s *session) serve() {
 // setStreams (re)creates the buffered reader and writer on c. The reader
 // is sized for the longest command line, so ReadSlice enforces the limit.
 func (s *session) setStreams(c net.Conn) {
-	s.r = bufio.NewReaderSize(c, s.srv.limits.CommandLine)
+	s.r = bufio.NewReaderSize(c, s.lim.CommandLine)
 	s.w = bufio.NewWriterSize(c, 4096)
 }
 
@@ -136,7 +137,7 @@ func (s *session) readCommand() ([]byte, error) {
 	}
 	// The deadline is set before the session is marked idle, so that a
 	// shutdown's interrupt (a deadline in the past) is never overwritten.
-	s.conn.SetReadDeadline(s.readDeadline(s.srv.limits.CommandTimeout))
+	s.conn.SetReadDeadline(s.readDeadline(s.lim.CommandTimeout))
 	s.setIdle(!s.txn.active)
 	defer s.setIdle(false)
 	if s.srv.isClosing() && !s.txn.active {
@@ -196,7 +197,7 @@ func (s *session) reply(r smtp.Reply) {
 	r.Write(s.w, s.esmtp)
 	if r.Code >= 500 && r.Code <= 504 {
 		s.errors++
-		if s.errors >= s.srv.limits.Errors {
+		if s.errors >= s.lim.Errors {
 			smtp.R(smtp.CodeUnavailable, "4.7.0", s.srv.opts.Hostname+" too many errors, closing connection").Write(s.w, s.esmtp)
 			s.log.Info("too many errors", "errors", s.errors)
 			s.quit = true
@@ -209,7 +210,7 @@ func (s *session) reply(r smtp.Reply) {
 
 // flush sends queued replies now.
 func (s *session) flush() error {
-	s.conn.SetWriteDeadline(s.readDeadline(s.srv.limits.CommandTimeout))
+	s.conn.SetWriteDeadline(s.readDeadline(s.lim.CommandTimeout))
 	return s.w.Flush()
 }
 
@@ -254,7 +255,7 @@ func (s *session) ctx() (context.Context, context.CancelFunc) {
 // replaces the streams; used for implicit TLS and after STARTTLS.
 func (s *session) handshake() error {
 	tc := tls.Server(s.conn, s.l.TLSConfig)
-	tc.SetDeadline(s.readDeadline(s.srv.limits.CommandTimeout))
+	tc.SetDeadline(s.readDeadline(s.lim.CommandTimeout))
 	if err := tc.Handshake(); err != nil {
 		return err
 	}
