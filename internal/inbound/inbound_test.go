@@ -1,0 +1,172 @@
+package inbound
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"smtpkit/internal/server"
+	"smtpkit/internal/smtp"
+	"smtpkit/internal/userdb"
+)
+
+func newBackend(t *testing.T, relay Relay) (*Backend, string) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := userdb.Open(filepath.Join(dir, "accounts.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Add("alice@example.com", "pw-alice-123"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Add("bob@example.com", "pw-bob-123"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddAlias("team@example.com", "alice@example.com", "bob@example.com", "carol@remote.example"); err != nil {
+		t.Fatal(err)
+	}
+	mail := filepath.Join(dir, "mail")
+	return New(Options{Domains: []string{"Example.com"}, Accounts: db, MailDir: mail, Relay: relay}), mail
+}
+
+func addr(s string) smtp.Address {
+	a, err := smtp.ParseAddress(s)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+func code(err error) int {
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		return se.Reply.Code
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestRecipientAndSenderPolicy(t *testing.T) {
+	b, _ := newBackend(t, nil)
+	anon := &server.SessionInfo{Role: server.RoleMX}
+	authed := &server.SessionInfo{Role: server.RoleSubmission, AuthUser: "alice@example.com"}
+	tests := []struct {
+		name string
+		s    *server.SessionInfo
+		rcpt string
+		want int
+	}{
+		{"local account", anon, "alice@example.com", 0},
+		{"domain is case-insensitive", anon, "alice@EXAMPLE.COM", 0},
+		{"plus tag", anon, "alice+news@example.com", 0},
+		{"alias", anon, "team@example.com", 0},
+		{"postmaster always", anon, "postmaster@example.com", 0},
+		{"unknown user", anon, "nobody@example.com", 550},
+		{"relay refused", anon, "x@remote.example", 550},
+		{"authenticated remote without queue", authed, "x@remote.example", 451},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := code(b.Recipient(context.Background(), tt.s, smtp.Address{}, addr(tt.rcpt))); got != tt.want {
+				t.Errorf("Recipient(%s) = %d, want %d", tt.rcpt, got, tt.want)
+			}
+		})
+	}
+	senders := []struct {
+		from string
+		s    *server.SessionInfo
+		want int
+	}{
+		{"anyone@anywhere.example", anon, 0},
+		{"alice@example.com", authed, 0},
+		{"alice+x@example.com", authed, 0},
+		{"bob@example.com", authed, 553},
+		{"", authed, 553},
+	}
+	for _, tt := range senders {
+		var from smtp.Address
+		if tt.from != "" {
+			from = addr(tt.from)
+		}
+		if got := code(b.Sender(context.Background(), tt.s, from)); got != tt.want {
+			t.Errorf("Sender(%q) = %d, want %d", tt.from, got, tt.want)
+		}
+	}
+}
+
+// memRelay collects what would be queued.
+type memRelay struct {
+	rcpts []smtp.Address
+	data  strings.Builder
+	fail  bool
+}
+
+func (m *memRelay) Begin(_ context.Context, _ *server.Envelope, rcpts []smtp.Address) (server.MessageWriter, error) {
+	m.rcpts = rcpts
+	return m, nil
+}
+func (m *memRelay) Write(p []byte) (int, error) { return m.data.Write(p) }
+func (m *memRelay) Commit() (string, error) {
+	if m.fail {
+		return "", errors.New("disk on fire")
+	}
+	return "Q1", nil
+}
+func (m *memRelay) Abort() {}
+
+func TestBeginDeliversToEveryMailboxOnce(t *testing.T) {
+	relay := &memRelay{}
+	b, mail := newBackend(t, relay)
+	env := &server.Envelope{ID: "ID1", Session: &server.SessionInfo{}, From: addr("s@x.example"),
+		Recipients: []smtp.Address{addr("team@example.com"), addr("alice@example.com"), addr("dave@far.example")}}
+	w, err := b.Begin(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "Subject: hi\r\n\r\nbody\r\n")
+	id, err := w.Commit()
+	if err != nil || id != "Q1" {
+		t.Fatalf("Commit = %q, %v", id, err)
+	}
+	for _, box := range []string{"example.com/alice", "example.com/bob"} {
+		files, _ := os.ReadDir(filepath.Join(mail, box, "new"))
+		if len(files) != 1 {
+			t.Fatalf("%s has %d messages, want 1", box, len(files))
+		}
+		got, _ := os.ReadFile(filepath.Join(mail, box, "new", files[0].Name()))
+		if want := "Return-Path: <s@x.example>\r\nSubject: hi\r\n\r\nbody\r\n"; string(got) != want {
+			t.Errorf("%s: got %q, want %q", box, got, want)
+		}
+	}
+	if len(relay.rcpts) != 2 || relay.data.String() != "Subject: hi\r\n\r\nbody\r\n" {
+		t.Errorf("queued %v %q; want carol and dave without Return-Path", relay.rcpts, relay.data.String())
+	}
+}
+
+func TestQueueFailureLeavesNothingInMaildir(t *testing.T) {
+	relay := &memRelay{fail: true}
+	b, mail := newBackend(t, relay)
+	env := &server.Envelope{ID: "ID2", Session: &server.SessionInfo{}, From: addr("s@x.example"),
+		Recipients: []smtp.Address{addr("alice@example.com"), addr("dave@far.example")}}
+	w, err := b.Begin(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "x\r\n")
+	if _, err := w.Commit(); err == nil {
+		t.Fatal("Commit succeeded although the queue failed")
+	}
+	for _, sub := range []string{"new", "tmp"} {
+		files, _ := os.ReadDir(filepath.Join(mail, "example.com/alice", sub))
+		if len(files) != 0 {
+			t.Errorf("%s/ holds %d files after a failed commit", sub, len(files))
+		}
+	}
+}
