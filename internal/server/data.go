@@ -108,6 +108,10 @@ func (s *session) copyBody(w io.Writer, r io.Reader) (readErr, writeErr error) {
 	defer copyBufs.Put(bp)
 	buf := *bp
 	for {
+		// Each block of data gets DataTimeout (RFC 5321 §4.5.3.2.5), so a
+		// large message on a slow link is fine while a stalled client is
+		// not; the session deadline bounds a trickle.
+		s.conn.SetReadDeadline(s.readDeadline(s.lim.DataTimeout))
 		n, err := r.Read(buf)
 		if n > 0 && writeErr == nil {
 			_, writeErr = w.Write(buf[:n])

@@ -31,7 +31,7 @@ type Limits struct {
 	Connections      int           // concurrent, all listeners
 	ConnectionsPerIP int           // concurrent, per client IP
 	CommandTimeout   time.Duration // RFC 5321 §4.5.3.2.7: ≥ 5 minutes
-	DataTimeout      time.Duration // RFC 5321 §4.5.3.2.5/6: data block and termination
+	DataTimeout      time.Duration // per block of message data, RFC 5321 §4.5.3.2.5/6
 	SessionTimeout   time.Duration // whole session
 }
 
