@@ -31,6 +31,7 @@ func commands() map[string]command {
 		"serve":   {"run the mail server", runServe},
 		"user":    {"manage accounts and aliases", runUser},
 		"config":  {"check or print configuration", runConfig},
+		"queue":   {"inspect and control the outbound queue", runQueue},
 		"probe":   {"test a server's ports, STARTTLS and certificate", runProbe},
 	}
 }
