@@ -1,12 +1,12 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"mime"
 	"net/mail"
-	"bytes"
 	"strings"
 	"sync"
 	"testing"
