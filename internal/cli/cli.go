@@ -27,12 +27,14 @@ type command struct {
 // file named after it (serve.go, user.go, ...).
 func commands() map[string]command {
 	return map[string]command{
-		"version": {"print the version", runVersion},
-		"serve":   {"run the mail server", runServe},
-		"user":    {"manage accounts and aliases", runUser},
-		"config":  {"check or print configuration", runConfig},
-		"queue":   {"inspect and control the outbound queue", runQueue},
-		"probe":   {"test a server's ports, STARTTLS and certificate", runProbe},
+		"version":  {"print the version", runVersion},
+		"serve":    {"run the mail server", runServe},
+		"user":     {"manage accounts and aliases", runUser},
+		"config":   {"check or print configuration", runConfig},
+		"queue":    {"inspect and control the outbound queue", runQueue},
+		"probe":    {"test a server's ports, STARTTLS and certificate", runProbe},
+		"send":     {"compose and send a message over SMTP", runSend},
+		"sendmail": {"the /usr/sbin/sendmail interface", runSendmail},
 	}
 }
 
