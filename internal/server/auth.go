@@ -109,15 +109,18 @@ func (s *session) authDone(srv sasl.Server, mech, ip, user string, err error) {
 		// The right password for an account under attack still waits out
 		// the window, so guessing cannot be confirmed by a success.
 		s.log.Warn("auth refused, account throttled", "mech", mech, "ip", ip)
+		s.srv.obs.AuthResult(s.info.Listener, mech, false)
 		s.reply(smtp.R(smtp.CodeTempAuthFailure, "4.7.0", "Too many failed logins for this account, try again later"))
 	case err == nil:
 		s.info.AuthUser = srv.Username()
 		s.srv.auth.success(ipKey(ip))
+		s.srv.obs.AuthResult(s.info.Listener, mech, true)
 		s.log.Info("auth ok", "user", s.info.AuthUser, "mech", mech)
 		s.reply(smtp.R(smtp.CodeAuthOK, smtp.EnhAuthOK, "Authentication successful"))
 	case errors.Is(err, sasl.ErrInvalidCredentials):
 		s.authFail++
 		delay := s.srv.auth.failure(keys...)
+		s.srv.obs.AuthResult(s.info.Listener, mech, false)
 		s.log.Warn("auth failed", "mech", mech, "ip", ip, "failures", s.authFail, "delay", delay)
 		if delay > 0 {
 			s.w.Flush()

@@ -36,6 +36,7 @@ func (s *session) begin() (MessageWriter, error) {
 		ID: newID(), Session: &s.info, From: s.txn.from, Recipients: s.txn.rcpts,
 		Body: s.txn.body, SMTPUTF8: s.txn.smtputf8, DeclaredSize: s.txn.size,
 	}
+	s.txn.started = s.srv.now()
 	ctx, cancel := s.ctx()
 	defer cancel()
 	w, err := s.srv.opts.Backend.Begin(ctx, env)
@@ -67,6 +68,7 @@ func (s *session) cmdData(arg string) {
 	}
 	w, err := s.begin()
 	if err != nil {
+		s.srv.obs.MessageRefused(s.info.Listener, dataRefusal(nil, err))
 		s.replyErr(err)
 		s.abortTxn()
 		return
@@ -129,6 +131,9 @@ func (s *session) copyBody(w io.Writer, r io.Reader) (readErr, writeErr error) {
 // otherwise abort and explain. The transaction is over in every case.
 func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
 	defer func() { s.txn = txn{} }()
+	if readErr != nil || writeErr != nil {
+		s.srv.obs.MessageRefused(s.info.Listener, dataRefusal(readErr, writeErr))
+	}
 	var se *smtp.Error
 	switch {
 	case readErr != nil && errors.As(readErr, &se):
@@ -154,11 +159,13 @@ func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
 		qid, err := w.Commit()
 		if err != nil {
 			s.log.Error("commit failed", "from", s.txn.from.String(), "err", err)
+			s.srv.obs.MessageRefused(s.info.Listener, dataRefusal(nil, err))
 			s.replyErr(err)
 			return
 		}
-		s.log.Info("message accepted", "msgid", qid, "from", s.txn.from.String(),
-			"rcpts", len(s.txn.rcpts), "size", size, "tls", s.info.TLS != nil)
+		s.log.Info("message accepted", "msgid", qid, "from", s.txn.from.String(), "rcpts", len(s.txn.rcpts),
+			"rcpt", logRcpts(s.txn.rcpts), "size", size, "tls", s.info.TLS != nil, "tls_version", tlsVersion(s.info.TLS))
+		s.srv.obs.MessageAccepted(s.info.Listener, size, s.info.TLS != nil, s.srv.now().Sub(s.txn.started))
 		s.reply(smtp.R(smtp.CodeOK, smtp.EnhOK, "OK: queued as "+qid))
 	}
 }
@@ -252,6 +259,7 @@ func (s *session) cmdBdat(arg string) {
 	if s.txn.chunks == nil {
 		w, err := s.begin()
 		if err != nil {
+			s.srv.obs.MessageRefused(s.info.Listener, dataRefusal(nil, err))
 			s.discardChunk(n)
 			s.replyErr(err)
 			s.abortTxn()

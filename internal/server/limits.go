@@ -22,13 +22,13 @@ func (s *Server) admit(sess *session) (ok bool, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
-		return false, "shutting down"
+		return false, whyShuttingDown
 	}
 	if len(s.sessions) >= s.limits.Load().Connections {
-		return false, "too many connections"
+		return false, whyTooMany
 	}
 	if s.perIP[ip] >= s.limits.Load().ConnectionsPerIP {
-		return false, "too many connections from your address"
+		return false, whyTooManyFromIP
 	}
 	s.perIP[ip]++
 	s.sessions[sess] = struct{}{}

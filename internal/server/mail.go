@@ -111,6 +111,7 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 	// attempts: refused on every listener.
 	if path.SourceRoute || addr.RoutingTrick() {
 		s.log.Info("relay trick refused", "rcpt", addr.String())
+		s.srv.obs.RecipientRefused(s.info.Listener, ReasonRelay)
 		return smtp.R(smtp.CodeMailboxUnavail, smtp.EnhNotAuthorized, "Relaying denied")
 	}
 	for _, r := range s.txn.rcpts {
@@ -120,12 +121,14 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 	}
 	if len(s.txn.rcpts) >= s.lim.Recipients {
 		// RFC 5321 §4.5.3.1.10: 452 for too many recipients.
+		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
 		return smtp.R(smtp.CodeInsufficientSpace, "4.5.3", "Too many recipients")
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
 	if err := s.srv.opts.Backend.Recipient(ctx, &s.info, s.txn.from, addr); err != nil {
 		s.log.Info("recipient refused", "from", s.txn.from.String(), "rcpt", addr.String(), "err", err)
+		s.srv.obs.RecipientRefused(s.info.Listener, rcptRefusal(err))
 		return errReply(err)
 	}
 	s.txn.rcpts = append(s.txn.rcpts, addr)

@@ -101,6 +101,8 @@ type Options struct {
 	AuthFailureDelay time.Duration
 	Limits           Limits
 	Logger           *slog.Logger
+	// Observer is told about session events (metrics); nil means none.
+	Observer Observer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -110,6 +112,7 @@ type Server struct {
 	opts   Options
 	limits atomic.Pointer[Limits] // replaced by SetLimits; each session keeps the one it started with
 	log    *slog.Logger
+	obs    Observer
 	now    func() time.Time
 
 	mu        sync.Mutex
@@ -138,6 +141,7 @@ func New(opts Options) *Server {
 	srv := &Server{
 		opts:     opts,
 		log:      log,
+		obs:      observerOrNop(opts.Observer),
 		now:      now,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),

@@ -48,6 +48,7 @@ type txn struct {
 	body     string
 	smtputf8 bool
 	size     int64
+	started  time.Time // DATA or the first BDAT, for the Observer
 	chunks   *chunking // set while BDAT chunks are arriving (RFC 3030)
 }
 
@@ -71,8 +72,10 @@ func (s *Server) startSession(c net.Conn, l Listener) {
 			c.Close()
 		}()
 		sess.log.Warn("connection refused", "reason", why)
+		s.obs.ConnectionRefused(sess.info.Listener, connRefusal(why))
 		return
 	}
+	s.obs.ConnectionAccepted(sess.info.Listener)
 	go func() {
 		defer s.active.Done()
 		defer s.release(sess)
@@ -257,12 +260,14 @@ func (s *session) handshake() error {
 	tc := tls.Server(s.conn, s.l.TLSConfig)
 	tc.SetDeadline(s.readDeadline(s.lim.CommandTimeout))
 	if err := tc.Handshake(); err != nil {
+		s.srv.obs.TLSFailed(s.info.Listener)
 		return err
 	}
 	tc.SetDeadline(time.Time{})
 	s.conn = tc
 	st := tc.ConnectionState()
 	s.info.TLS = &st
+	s.srv.obs.TLSEstablished(s.info.Listener, st.Version)
 	s.setStreams(tc)
 	s.log.Info("tls", "tls_version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite), "sni", st.ServerName)
 	return nil
