@@ -58,15 +58,22 @@ func runServe(args []string, stdio Stdio) int {
 	served := make(chan error, 1)
 	go func() { served <- d.srv.Serve() }()
 	queueCtx, stopQueue := context.WithCancel(context.Background())
-	queueDone := make(chan struct{})
+	queueDone := make(chan struct{}, 2)
 	go func() {
-		defer close(queueDone)
+		defer func() { queueDone <- struct{}{} }()
 		if err := d.out.queue.Run(queueCtx); err != nil {
 			log.Error("queue stopped", "err", err)
 		}
 	}()
+	go func() {
+		defer func() { queueDone <- struct{}{} }()
+		if err := serveControl(queueCtx, cfg.DataDir, d.out.queue, log); err != nil {
+			log.Error("control socket stopped", "err", err)
+		}
+	}()
 	defer func() {
 		stopQueue()
+		<-queueDone
 		<-queueDone
 		d.out.queue.Close()
 		d.out.remote.Close()
