@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"smtpkit/internal/client"
+	"smtpkit/internal/smtp"
+)
+
+func TestSendFlags(t *testing.T) {
+	base := []string{"--server", "mail.example:587", "--from", "a@b.example", "--to", "c@d.example"}
+	tests := []struct {
+		args    []string
+		wantTLS string
+		err     string
+	}{
+		{base, tlsStartTLS, ""},
+		{[]string{"--server", "mail.example:465", "--from", "a@b.example", "--bcc", "c@d.example"}, tlsImplicit, ""},
+		{append(base, "--tls", "opportunistic", "--auth-mech", "SCRAM-SHA-256"), tlsOpportunistic, ""},
+		{append(base, "--tls", "maybe"), "", "--tls"},
+		{append(base, "--auth-mech", "cram-md5"), "", "--auth-mech"},
+		{[]string{"--from", "a@b.example", "--to", "c@d.example"}, "", "--server"},
+		{[]string{"--server", "mail.example", "--from", "a@b.example", "--to", "c@d.example"}, "", "--server"},
+		{[]string{"--server", "m:25", "--to", "c@d.example"}, "", "--from"},
+		{[]string{"--server", "m:25", "--from", "a@b.example"}, "", "--to"},
+		{append(base, "--body", "x", "--body-file", "y"), "", "--body"},
+		{append(base, "--data", "-", "--subject", "x"), "", "--data"},
+		{append(base, "--timeout", "0s"), "", "--timeout"},
+		{append(base, "extra"), "", "unexpected"},
+	}
+	for _, tt := range tests {
+		f, err := parseSendFlags(tt.args, io.Discard)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: err %v, want one about %s", tt.args, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || f.tlsMode != tt.wantTLS {
+			t.Errorf("%q: tls %q, %v; want %q", tt.args, f.tlsMode, err, tt.wantTLS)
+		}
+	}
+}
+
+func TestSendEnvelope(t *testing.T) {
+	f, err := parseSendFlags([]string{"--server", "m:25", "--from", "Jörg <j@b.example>", "--to", "X <x@d.example>, y@d.example",
+		"--cc", "c@d.example", "--bcc", "z@d.example"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := f.envelope()
+	if err != nil || env.From != "j@b.example" || strings.Join(env.To, " ") != "x@d.example y@d.example c@d.example z@d.example" {
+		t.Errorf("%+v %v", env, err)
+	}
+	f.to = append(f.to, "<broken")
+	if _, err := f.envelope(); err == nil {
+		t.Error("broken address accepted")
+	}
+}
+
+func TestMechanism(t *testing.T) {
+	tests := []struct{ asked, offered, want string }{
+		{"", "PLAIN LOGIN SCRAM-SHA-256", "SCRAM-SHA-256"},
+		{"", "LOGIN PLAIN", "PLAIN"},
+		{"", "login", "LOGIN"},
+		{"", "CRAM-MD5", ""},
+		{"", "", ""},
+		{"plain", "", "PLAIN"},
+		{"Scram-Sha-256", "PLAIN", "SCRAM-SHA-256"},
+		{"xoauth2", "XOAUTH2", ""},
+	}
+	for _, tt := range tests {
+		got, err := mechanism(tt.asked, tt.offered)
+		if got != tt.want || (err != nil) != (tt.want == "") {
+			t.Errorf("mechanism(%q, %q) = %q, %v; want %q", tt.asked, tt.offered, got, err, tt.want)
+		}
+	}
+}
+
+func TestSendExit(t *testing.T) {
+	tests := []struct {
+		o    outcome
+		want int
+	}{
+		{outcome{rcpt: []error{nil, nil}}, sendExitOK},
+		{outcome{rcpt: []error{nil, smtp.E(550, "5.1.1", "no")}}, sendExitRefused},
+		{outcome{rcpt: []error{nil}, data: smtp.E(554, "5.6.0", "no")}, sendExitRefused},
+		{outcome{rcpt: []error{smtp.E(450, "4.2.0", "later")}, data: client.ErrNoRecipients}, sendExitRefused},
+		{outcome{err: smtp.E(553, "5.7.1", "not yours")}, sendExitRefused},
+		{outcome{err: errors.New("broken pipe"), data: errors.New("broken pipe")}, sendExitConnect},
+	}
+	for i, tt := range tests {
+		if got := tt.o.sendExit(); got != tt.want {
+			t.Errorf("%d: %d, want %d", i, got, tt.want)
+		}
+	}
+}
+
+func TestRunSendUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main([]string{"send", "--server", "m:25"}, Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}); code != sendExitUsage {
+		t.Errorf("exit %d", code)
+	}
+	if code := Main([]string{"send", "-h"}, Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}); code != 0 || !strings.Contains(errb.String(), "-auth-mech string") {
+		t.Errorf("-h: exit %d\n%s", code, errb.String())
+	}
+	errb.Reset()
+	missing := []string{"send", "--server", "127.0.0.1:1", "--from", "a@b.example", "--to", "c@d.example", "--attach", "/nonexistent/file"}
+	if code := Main(missing, Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}); code != sendExitUsage {
+		t.Errorf("missing attachment: exit %d", code)
+	}
+}
