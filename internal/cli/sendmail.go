@@ -406,13 +406,11 @@ func sendmailRecipients(o sendmailOpts, h *compose.Header, domain string) ([]str
 		}
 	}
 	if o.headerRcpts {
-		list, err := h.Addresses("To", "Cc", "Bcc")
+		list, err := headerRecipients(h)
 		if err != nil {
 			return nil, err
 		}
-		for _, a := range list {
-			addrs = append(addrs, a.Address)
-		}
+		addrs = append(addrs, list...)
 	}
 	var out []string
 	seen := map[string]bool{}
@@ -431,6 +429,34 @@ func sendmailRecipients(o sendmailOpts, h *compose.Header, domain string) ([]str
 	}
 	if len(out) == 0 {
 		return nil, sendmailArgError("no recipients: give them as arguments or use -t with To/Cc/Bcc")
+	}
+	return out, nil
+}
+
+// headerRecipients returns the addresses of To, Cc and Bcc. A field that
+// is not an RFC 5322 address list may still be a list of local names
+// ("To: root, admin"), as cron writes them.
+func headerRecipients(h *compose.Header) ([]string, error) {
+	var out []string
+	for _, f := range h.Fields {
+		if !strings.EqualFold(f.Name, "To") && !strings.EqualFold(f.Name, "Cc") && !strings.EqualFold(f.Name, "Bcc") {
+			continue
+		}
+		one := compose.Header{Fields: []compose.Field{f}}
+		list, err := one.Addresses(f.Name)
+		if err == nil {
+			for _, a := range list {
+				out = append(out, a.Address)
+			}
+			continue
+		}
+		for _, name := range strings.Split(f.Value(), ",") {
+			name = strings.TrimSpace(name)
+			if name == "" || strings.ContainsAny(name, "@<>\" ()[]:;") {
+				return nil, err
+			}
+			out = append(out, name)
+		}
 	}
 	return out, nil
 }

@@ -76,6 +76,8 @@ func TestPrepareSendmail(t *testing.T) {
 		},
 		{name: "null sender", opts: sendmailOpts{from: "<>", rcpts: []string{"a@t.example"}}, in: "\r\n", from: "", rcpts: []string{"a@t.example"},
 			header: []string{"From: <me@host.example>\r\n"}},
+		{name: "-t with local names", opts: sendmailOpts{headerRcpts: true}, in: "To: root, admin\r\nCc: x@t.example\r\n\r\n", from: "me@host.example",
+			rcpts: []string{"root@local.example", "admin@local.example", "x@t.example"}},
 		{name: "no recipients", opts: sendmailOpts{headerRcpts: true}, in: "Subject: x\r\n\r\n", err: true},
 		{name: "bad header address", opts: sendmailOpts{headerRcpts: true}, in: "To: <a@\r\n\r\n", err: true},
 		{name: "bad sender", opts: sendmailOpts{from: "not an address", rcpts: []string{"a@t.example"}}, in: "\r\n", err: true},
