@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"inbound":     {"smtp", "server", "userdb", "maildir"},
 	"delivery":    {"smtp", "sasl", "client", "route", "dns", "tlspolicy", "queue", "maildir", "userdb"},
 	"probe":       {"smtp", "sasl", "client", "tlspolicy"},
+	"metrics":     {"queue", "smtp"},
 	"loadgen":     {"smtp", "client", "sasl", "tlspolicy"},
 	"cli":         nil, // wiring: may import everything
 }

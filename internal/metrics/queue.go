@@ -1,0 +1,75 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"smtpkit/internal/queue"
+)
+
+// QueueStats is what the queue collector reads at each scrape
+// (*queue.Queue implements it).
+type QueueStats interface {
+	List() []queue.Summary
+}
+
+// WatchQueue registers a collector that reports q's size, its recipients
+// by state and the age of its oldest message at scrape time. Call it once.
+func (m *Metrics) WatchQueue(q QueueStats) {
+	m.reg.MustRegister(&queueCollector{q: q, m: m})
+}
+
+var (
+	descQueueMessages = prometheus.NewDesc(namespace+"_queue_messages", "Messages in the outbound queue.", nil, nil)
+	descQueueHeld     = prometheus.NewDesc(namespace+"_queue_held_messages", "Messages in the outbound queue held by the operator.", nil, nil)
+	descQueueBytes    = prometheus.NewDesc(namespace+"_queue_bytes", "Octets of the messages in the outbound queue.", nil, nil)
+	descQueueRcpts    = prometheus.NewDesc(namespace+"_queue_recipients", "Recipients of queued messages, by state.", []string{"state"}, nil)
+	descQueueOldest   = prometheus.NewDesc(namespace+"_queue_oldest_age_seconds", "Age of the oldest message in the outbound queue; 0 when it is empty.", nil, nil)
+)
+
+// queueStates are reported even when no recipient is in them, so that the
+// series exist from the first scrape.
+var queueStates = []queue.State{queue.Queued, queue.Deferred, queue.Delivered, queue.Failed}
+
+// queueCollector turns a List snapshot into gauges.
+type queueCollector struct {
+	q QueueStats
+	m *Metrics
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descQueueMessages, descQueueHeld, descQueueBytes, descQueueRcpts, descQueueOldest} {
+		ch <- d
+	}
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	msgs := c.q.List()
+	now := c.m.now()
+	var held, bytes, oldest float64
+	byState := make(map[queue.State]float64, len(queueStates))
+	for _, s := range queueStates {
+		byState[s] = 0
+	}
+	for _, s := range msgs {
+		if s.Held {
+			held++
+		}
+		bytes += float64(s.Size)
+		if age := now.Sub(s.Arrival).Seconds(); age > oldest {
+			oldest = age
+		}
+		for _, r := range s.Recipients {
+			byState[r.State]++
+		}
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(descQueueMessages, float64(len(msgs)))
+	gauge(descQueueHeld, held)
+	gauge(descQueueBytes, bytes)
+	gauge(descQueueOldest, oldest)
+	for s, n := range byState {
+		gauge(descQueueRcpts, n, string(s))
+	}
+}
