@@ -209,9 +209,15 @@ func (v *validator) metrics(c Config) {
 	if c.Metrics.Address == "" {
 		return
 	}
-	if _, _, err := splitAddress(c.Metrics.Address); err != nil {
+	host, _, err := splitAddress(c.Metrics.Address)
+	if err != nil {
 		v.add("metrics.address", "%q: %v", c.Metrics.Address, err)
 		return
+	}
+	if !isLoopback(host) {
+		// The endpoint has no authentication: keep it on loopback and let
+		// a scraper reach it through a tunnel or a local agent.
+		v.add("metrics.address", "%q: must be a loopback address (127.0.0.1, [::1] or localhost); the endpoint has no authentication", c.Metrics.Address)
 	}
 	for _, l := range c.Listeners {
 		if l.Address == c.Metrics.Address {
