@@ -118,7 +118,10 @@ func (r *Remote) tryHost(ctx context.Context, d *queue.Delivery, hop route.Hop, 
 			return nil, false, err
 		}
 	}
-	res, decided, err := r.transact(ctx, c, d, hop, ip, plan)
+	// The connection is kept under the key of the plan asked for, also when
+	// connect fell back to plaintext, so the next message reuses it rather
+	// than failing the handshake again.
+	res, decided, err := r.transact(ctx, c, d, hop, ip, plan, key)
 	if !decided && reused {
 		// A kept connection may have been closed by the peer meanwhile:
 		// one fresh try before moving on.
@@ -126,7 +129,7 @@ func (r *Remote) tryHost(ctx context.Context, d *queue.Delivery, hop route.Hop, 
 		if c, plan, err = r.connect(ctx, addr, hop, plan); err != nil {
 			return nil, false, err
 		}
-		res, decided, err = r.transact(ctx, c, d, hop, ip, plan)
+		res, decided, err = r.transact(ctx, c, d, hop, ip, plan, key)
 	}
 	return res, decided, err
 }
@@ -226,7 +229,8 @@ func hasWord(list, w string) bool {
 }
 
 // transact runs one transaction on c and returns the per-recipient results.
-func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Delivery, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan) ([]queue.Result, bool, error) {
+// A connection that ends the transaction cleanly is kept under poolKey.
+func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Delivery, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan, poolKey string) ([]queue.Result, bool, error) {
 	body, err := d.Open()
 	if err != nil {
 		c.Close()
@@ -267,7 +271,7 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Delivery
 	r.log.Info("delivery attempt", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "tls", tlsNote,
 		"tls_policy", plan.Policy.String(), "rcpts", len(d.Recipients), "code", res.Reply.Code)
 	if res.Data == nil || errors.Is(res.Data, client.ErrNoRecipients) {
-		r.pool.put(net.JoinHostPort(ip.String(), strconv.Itoa(hop.Port))+"|"+plan.String(), c)
+		r.pool.put(poolKey, c)
 	} else {
 		c.Close()
 	}
@@ -324,18 +328,24 @@ func allFailed(rcpts []string, err error, detail string) []queue.Result {
 }
 
 // connPool keeps connections that finished a transaction cleanly, for the
-// next message to the same host (address and TLS plan).
+// next message to the same host (address and TLS plan). A timer closes
+// connections that stayed idle for the idle duration, so that hosts we do
+// not write to again do not hold a socket each until shutdown.
 type connPool struct {
-	mu   sync.Mutex
-	idle time.Duration
-	now  func() time.Time
-	m    map[string][]pooled
+	mu    sync.Mutex
+	idle  time.Duration
+	now   func() time.Time
+	m     map[string][]pooled
+	timer *time.Timer // pending sweep; nil when the pool is empty
 }
 
 type pooled struct {
 	c     *client.Conn
 	since time.Time
 }
+
+// maxPerHost bounds the idle connections kept for one key.
+const maxPerHost = 4
 
 func newConnPool(idle time.Duration, now func() time.Time) *connPool {
 	return &connPool{idle: idle, now: now, m: make(map[string][]pooled)}
@@ -363,26 +373,72 @@ func (p *connPool) get(key string) *client.Conn {
 
 func (p *connPool) put(key string, c *client.Conn) {
 	if p.idle < 0 {
-		c.Quit()
+		go c.Quit()
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.m[key]) >= 4 {
+	if len(p.m[key]) >= maxPerHost {
 		go c.Quit()
 		return
 	}
 	p.m[key] = append(p.m[key], pooled{c: c, since: p.now()})
+	if p.timer == nil {
+		p.timer = time.AfterFunc(p.idle, p.sweep)
+	}
+}
+
+// sweep closes the connections idle for too long and re-arms the timer
+// for the oldest one left.
+func (p *connPool) sweep() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.timer == nil {
+		return // closeAll ran meanwhile
+	}
+	now := p.now()
+	next := time.Duration(-1)
+	for k, list := range p.m {
+		kept := list[:0]
+		for _, e := range list {
+			if left := p.idle - now.Sub(e.since); left > 0 {
+				kept = append(kept, e)
+				if next < 0 || left < next {
+					next = left
+				}
+				continue
+			}
+			go e.c.Quit()
+		}
+		if len(kept) == 0 {
+			delete(p.m, k)
+		} else {
+			p.m[k] = kept
+		}
+	}
+	if next < 0 {
+		p.timer = nil
+		return
+	}
+	p.timer.Reset(next)
 }
 
 func (p *connPool) closeAll() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	var conns []*client.Conn
 	for k, list := range p.m {
 		for _, e := range list {
-			e.c.Quit()
+			conns = append(conns, e.c)
 		}
 		delete(p.m, k)
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Quit()
 	}
 }
 

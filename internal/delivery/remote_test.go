@@ -445,3 +445,31 @@ func TestRemoteContextCancelled(t *testing.T) {
 	res := e.remote.Deliver(ctx, delivery("remote.example", "x@remote.example"))
 	wantOutcomes(t, res, "temp")
 }
+
+// TestRemoteReuseAfterPlaintextRetry: the plaintext connection made after
+// a failed opportunistic handshake is reused by the next message to that
+// host, instead of failing the handshake all over again.
+func TestRemoteReuseAfterPlaintextRetry(t *testing.T) {
+	f1, _, port := twoMX(t, &script{badTLS: true}, nil)
+	e := newEnv(t, port, envOpts{policy: tlspolicy.Opportunistic})
+	for range 2 {
+		wantOutcomes(t, e.deliver(t, delivery("one.example", "x@one.example")), "ok")
+	}
+	if n, a := len(f1.Messages()), f1.Accepts(); n != 2 || a != 2 {
+		t.Errorf("%d messages over %d connections, want 2 over 2 (failed handshake, then one plaintext session)", n, a)
+	}
+}
+
+// TestRemoteIdleConnectionsClosed: a kept connection that no message
+// reuses is closed with QUIT once idle, not held until Close.
+func TestRemoteIdleConnectionsClosed(t *testing.T) {
+	f1, _, port := twoMX(t, &script{}, nil)
+	e := newEnv(t, port, envOpts{policy: tlspolicy.None, idle: 50 * time.Millisecond})
+	wantOutcomes(t, e.deliver(t, delivery("one.example", "x@one.example")), "ok")
+	for deadline := time.Now().Add(5 * time.Second); !f1.sawVerb("QUIT"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle connection not closed after 5s: %q", f1.Commands())
+		}
+		time.Sleep(10 * time.Millisecond) // polling, bounded above
+	}
+}
