@@ -11,6 +11,7 @@ import (
 	"smtpkit/internal/delivery"
 	"smtpkit/internal/dns"
 	"smtpkit/internal/inbound"
+	"smtpkit/internal/metrics"
 	"smtpkit/internal/queue"
 	"smtpkit/internal/route"
 	"smtpkit/internal/server"
@@ -27,7 +28,7 @@ type outbound struct {
 // wireOutbound opens the queue in <data_dir>/queue with the remote courier
 // (DNS → route → TLS policy → client). Bounces for local senders go
 // straight into their Maildir through local; others are queued.
-func wireOutbound(cfg config.Config, local *inbound.Backend, log *slog.Logger) (*outbound, error) {
+func wireOutbound(cfg config.Config, local *inbound.Backend, m *metrics.Metrics, log *slog.Logger) (*outbound, error) {
 	var servers []string
 	if cfg.Outbound.Resolver != "" {
 		servers = []string{cfg.Outbound.Resolver}
@@ -59,7 +60,7 @@ func wireOutbound(cfg config.Config, local *inbound.Backend, log *slog.Logger) (
 	o := &outbound{remote: remote}
 	q, err := queue.Open(queue.Options{
 		Dir:          filepath.Join(cfg.DataDir, "queue"),
-		Courier:      remote,
+		Courier:      m.Courier(remote), // counted for the metrics
 		Bounce:       o.bounce(local),
 		RetryMin:     cfg.Outbound.RetryMin.D(),
 		RetryMax:     cfg.Outbound.RetryMax.D(),

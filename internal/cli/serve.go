@@ -19,6 +19,7 @@ import (
 	"smtpkit/internal/config"
 	"smtpkit/internal/inbound"
 	"smtpkit/internal/maildir"
+	"smtpkit/internal/metrics"
 	"smtpkit/internal/sasl"
 	"smtpkit/internal/server"
 	"smtpkit/internal/userdb"
@@ -49,19 +50,27 @@ func runServe(args []string, stdio Stdio) int {
 		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
 		return 1
 	}
+	endpoint, err := startMetrics(cfg.Metrics.Address, d.metrics, d.health, log)
+	if err != nil {
+		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
+		return 1
+	}
+	defer endpoint.Close()
 	printListeners(stdio.Out, cfg, d)
 	fmt.Fprintln(stdio.Out, "smtpkit: ready")
+	notify := newNotifier(os.Getenv("NOTIFY_SOCKET"), log)
+	notify.ready()
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	served := make(chan error, 1)
-	go func() { served <- d.srv.Serve() }()
+	go func() { served <- d.health.run("smtp", d.srv.Serve) }()
 	queueCtx, stopQueue := context.WithCancel(context.Background())
 	queueDone := make(chan struct{}, 2)
 	go func() {
 		defer func() { queueDone <- struct{}{} }()
-		if err := d.out.queue.Run(queueCtx); err != nil {
+		if err := d.health.run("queue", func() error { return d.out.queue.Run(queueCtx) }); err != nil {
 			log.Error("queue stopped", "err", err)
 		}
 	}()
@@ -88,9 +97,12 @@ func runServe(args []string, stdio Stdio) int {
 			return 0
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				notify.reloading()
 				d.reload(*configPath, log)
+				notify.ready()
 				continue
 			}
+			notify.stopping()
 			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Limits.ShutdownGrace.String())
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownGrace.D())
 			d.srv.Shutdown(ctx)
@@ -108,6 +120,8 @@ type daemon struct {
 	srv      *server.Server
 	backend  *inbound.Backend
 	out      *outbound
+	metrics  *metrics.Metrics // also the server's Observer and the courier's counter
+	health   *health          // what /healthz reports
 	certs    *certs.Store
 	selfSign bool
 }
@@ -121,7 +135,7 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{cfg: cfg}
+	d := &daemon{cfg: cfg, metrics: metrics.New(metrics.Options{}), health: newHealth("smtp", "queue")}
 	tlsConf, err := d.loadTLS(cfg, log)
 	if err != nil {
 		return nil, err
@@ -137,9 +151,10 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		Logger:   log,
 	})
 	d.backend = backend
-	if d.out, err = wireOutbound(cfg, backend, log); err != nil {
+	if d.out, err = wireOutbound(cfg, backend, d.metrics, log); err != nil {
 		return nil, err
 	}
+	d.metrics.WatchQueue(d.out.queue)
 	rl.q = d.out.queue
 	var listeners []server.Listener
 	for _, l := range cfg.Listeners {
@@ -174,6 +189,7 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		Credentials:      credentials{accounts},
 		Limits:           serverLimits(cfg.Limits),
 		Logger:           log,
+		Observer:         d.metrics,
 	})
 	return d, nil
 }
