@@ -134,7 +134,8 @@ func (r *Remote) tryHost(ctx context.Context, d *queue.Delivery, hop route.Hop, 
 	return res, decided, err
 }
 
-// plan decides TLS for a hop: the route's own policy when it has one.
+// plan decides TLS for a hop: the route's own policy when it has one, and
+// at least required when the route authenticates.
 func (r *Remote) plan(hop route.Hop) (tlspolicy.Plan, error) {
 	policy, source := r.opts.Policy, "outbound default"
 	if hop.Route != nil && hop.Route.TLS != "" {
@@ -143,6 +144,12 @@ func (r *Remote) plan(hop route.Hop) (tlspolicy.Plan, error) {
 			return tlspolicy.Plan{}, smtp.Wrap(smtp.R(smtp.CodeLocalError, "4.3.5", "bad route TLS policy"), err)
 		}
 		policy, source = p, "route "+hop.Route.Domain
+	}
+	if hop.Route != nil && hop.Route.AuthUser != "" && policy < tlspolicy.Required {
+		// Credentials never go out in plaintext (the client refuses to send
+		// them): without this a relay that does not offer STARTTLS would
+		// fail as "connection failed" rather than as the TLS problem it is.
+		policy, source = tlspolicy.Required, source+", raised to required for AUTH"
 	}
 	return tlspolicy.Decide(tlspolicy.Input{Policy: policy, Host: hop.Host, Port: hop.Port, Source: source}), nil
 }

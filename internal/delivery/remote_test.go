@@ -365,14 +365,18 @@ func TestRemoteReuseDisabled(t *testing.T) {
 
 // relay starts a relay host with AUTH PLAIN and STARTTLS on 127.0.0.1 and
 // returns a "*" static route to it with the given password in a file.
-func relay(t *testing.T, password string, tlsMode string) (*fakeServer, route.Static) {
+func relay(t *testing.T, password string, tlsMode string, offerTLS bool) (*fakeServer, route.Static) {
 	t.Helper()
 	cert, _ := selfSigned(t, "relay.example")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := serveFake(t, l, script{tls: tlsConfig(cert), authUser: "relayuser", authPass: "s3cret pass"})
+	s := script{authUser: "relayuser", authPass: "s3cret pass"}
+	if offerTLS {
+		s.tls = tlsConfig(cert)
+	}
+	f := serveFake(t, l, s)
 	pwFile := filepath.Join(t.TempDir(), "relay.pw")
 	if err := os.WriteFile(pwFile, []byte(password), 0o600); err != nil {
 		t.Fatal(err)
@@ -389,18 +393,21 @@ func TestRemoteRelayAuth(t *testing.T) {
 		name     string
 		password string
 		tls      string
+		noTLS    bool // the relay does not offer STARTTLS
 		want     string
 		ok, fail int
 	}{
-		{"right password, newline in file", "s3cret pass\n", "required", "ok", 1, 0},
-		{"right password, route inherits opportunistic", "s3cret pass", "", "ok", 1, 0},
-		{"wrong password", "wrong\n", "required", "temp 451 4.7.8", 0, 1},
-		// Credentials are never sent in plaintext.
-		{"tls none", "s3cret pass", "none", "temp", 0, 0},
+		{"right password, newline in file", "s3cret pass\n", "required", false, "ok", 1, 0},
+		{"right password, route inherits opportunistic", "s3cret pass", "", false, "ok", 1, 0},
+		{"wrong password", "wrong\n", "required", false, "temp 451 4.7.8", 0, 1},
+		// Credentials are never sent in plaintext: AUTH raises the policy
+		// to required.
+		{"tls none raised to required", "s3cret pass", "none", false, "ok", 1, 0},
+		{"no STARTTLS, inherits opportunistic", "s3cret pass", "", true, "temp 451 4.7.4", 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f, st := relay(t, tc.password, tc.tls)
+			f, st := relay(t, tc.password, tc.tls, !tc.noTLS)
 			e := newEnv(t, 25, envOpts{policy: tlspolicy.Opportunistic, routes: []route.Static{st}})
 			res := e.deliver(t, delivery("anywhere.example", "x@anywhere.example"))
 			wantOutcomes(t, res, tc.want)
@@ -428,7 +435,7 @@ func TestRemoteRelayAuth(t *testing.T) {
 }
 
 func TestRemoteRelayPasswordFileMissing(t *testing.T) {
-	f, st := relay(t, "x", "required")
+	f, st := relay(t, "x", "required", true)
 	st.AuthPasswordFile = filepath.Join(t.TempDir(), "missing")
 	e := newEnv(t, 25, envOpts{policy: tlspolicy.Opportunistic, routes: []route.Static{st}})
 	wantOutcomes(t, e.deliver(t, delivery("anywhere.example", "x@anywhere.example")), "temp")
