@@ -84,7 +84,7 @@ func (r *Remote) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result 
 	if err != nil {
 		return allFailed(d.Recipients, err, "no route to "+d.Domain)
 	}
-	var last error = smtp.E(smtp.CodeLocalError, "4.4.1", "No answer from any next hop")
+	var last error
 	lastDetail := ""
 	for _, hop := range hops {
 		for _, ip := range hop.Addrs {
@@ -92,14 +92,31 @@ func (r *Remote) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result 
 			if decided {
 				return res
 			}
-			last, lastDetail = err, fmt.Sprintf("%s[%s]: %v", hop.Host, ip, err)
 			r.log.Info("next hop failed", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "err", err)
 			if ctx.Err() != nil {
-				return allFailed(d.Recipients, temporary(ctx.Err()), lastDetail)
+				return allFailed(d.Recipients, temporary(ctx.Err()), fmt.Sprintf("%s[%s]: %v", hop.Host, ip, err))
+			}
+			if last == nil || informative(err) >= informative(last) {
+				last, lastDetail = err, fmt.Sprintf("%s[%s]: %v", hop.Host, ip, err)
 			}
 		}
 	}
+	if last == nil {
+		last = smtp.E(smtp.CodeLocalError, "4.4.1", "No answer from any next hop")
+	}
 	return allFailed(d.Recipients, temporary(last), lastDetail)
+}
+
+// informative ranks a hop's failure for the report when every hop failed:
+// a server's reply or a TLS policy decision (an *smtp.Error) says more than
+// a connection that could not be made, so a backup MX that is down does not
+// hide why the primary deferred.
+func informative(err error) int {
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		return 2
+	}
+	return 1
 }
 
 // tryHost delivers through one address of one hop. decided is false when

@@ -180,13 +180,38 @@ func TestRemoteFallback(t *testing.T) {
 	}
 }
 
+// TestRemoteAllHopsFail: when no hop takes the message, the report is the
+// most informative failure — a reply or a TLS decision over a connection
+// that could not be made — and among equals the last one.
 func TestRemoteAllHopsFail(t *testing.T) {
-	_, _, port := twoMX(t, &script{greeting: "421 4.3.2 busy"}, nil)
-	e := newEnv(t, port, envOpts{policy: tlspolicy.Opportunistic})
-	res := e.deliver(t, delivery("remote.example", "x@remote.example", "y@remote.example"))
-	wantOutcomes(t, res, "temp", "temp")
-	if !strings.Contains(res[0].Detail, "mx2.remote.example[127.0.0.3]") {
-		t.Errorf("detail %q, want the last hop tried", res[0].Detail)
+	tests := []struct {
+		name     string
+		mx1, mx2 *script
+		policy   tlspolicy.Policy
+		want     string
+		detail   string
+	}{
+		{"421 then refused", &script{greeting: "421 4.3.2 busy"}, nil, tlspolicy.Opportunistic,
+			"temp 421 4.3.2", "mx1.remote.example[127.0.0.2]: "},
+		{"no STARTTLS under required, then refused", &script{}, nil, tlspolicy.Required,
+			"temp 451 4.7.4", "mx1.remote.example[127.0.0.2]: "},
+		{"refused then 421", nil, &script{greeting: "421 4.3.2 busy"}, tlspolicy.Opportunistic,
+			"temp 421 4.3.2", "mx2.remote.example[127.0.0.3]: "},
+		{"two 4xx MAIL", &script{mail: "451 4.3.0 one"}, &script{mail: "452 4.3.1 two"}, tlspolicy.None,
+			"temp 452 4.3.1", "mx2.remote.example[127.0.0.3]: "},
+		{"both refused", nil, nil, tlspolicy.None,
+			"temp 451 4.4.1", "mx2.remote.example[127.0.0.3]: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, port := twoMX(t, tc.mx1, tc.mx2)
+			e := newEnv(t, port, envOpts{policy: tc.policy})
+			res := e.deliver(t, delivery("remote.example", "x@remote.example", "y@remote.example"))
+			wantOutcomes(t, res, tc.want, tc.want)
+			if !strings.HasPrefix(res[0].Detail, tc.detail) {
+				t.Errorf("detail %q, want it to start with %q", res[0].Detail, tc.detail)
+			}
+		})
 	}
 }
 
