@@ -95,9 +95,9 @@ func (h *Histogram) Summary() Summary {
 	return s
 }
 
-// buckets groups sorted samples into [0, 64µs), [64µs, 128µs), ... up to
-// the bucket holding the largest sample. Empty buckets in between are kept
-// so that the printed shape is honest.
+// buckets groups sorted samples into [0, 64µs), [64µs, 128µs), ... from
+// the bucket holding the smallest sample to the one holding the largest.
+// Empty buckets in between are kept so that the printed shape is honest.
 func buckets(sorted []time.Duration) []Bucket {
 	var out []Bucket
 	low, high := time.Duration(0), minBucket
@@ -108,7 +108,9 @@ func buckets(sorted []time.Duration) []Bucket {
 			b.Count++
 			i++
 		}
-		out = append(out, b)
+		if b.Count > 0 || len(out) > 0 {
+			out = append(out, b)
+		}
 		low, high = high, high*2
 	}
 	return out

@@ -95,6 +95,12 @@ func TestSummary(t *testing.T) {
 	if !strings.Contains(sb.String(), "##########") {
 		t.Errorf("the fullest bucket should have a full bar:\n%s", sb.String())
 	}
+	var slow Histogram
+	slow.Add(100 * time.Millisecond)
+	slow.Add(140 * time.Millisecond)
+	if bs := slow.Summary().Buckets; len(bs) != 2 || bs[0].Count != 1 || bs[0].Low > 100*time.Millisecond || bs[1].High < 140*time.Millisecond {
+		t.Errorf("leading empty buckets should be dropped: %+v", bs)
+	}
 	if (&Histogram{}).Summary().Count != 0 {
 		t.Error("empty summary")
 	}
