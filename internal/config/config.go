@@ -126,7 +126,7 @@ type Outbound struct {
 	RetryMax Duration `toml:"retry_max"` // longest retry delay, default 4h
 	// DelayWarning sends a "delayed" DSN (RFC 3464) after this long; 0 = off.
 	DelayWarning Duration `toml:"delay_warning"`
-	Concurrency  int      `toml:"concurrency"` // parallel deliveries per destination host, default 4
+	Concurrency  int      `toml:"concurrency"` // parallel deliveries per destination domain, default 4
 	// Port is the port MX hosts are contacted on, default 25. Only tests
 	// and special setups change it.
 	Port int `toml:"port"`
