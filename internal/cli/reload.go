@@ -38,6 +38,7 @@ func (d *daemon) reload(path string, log *slog.Logger) {
 		{"outbound", old.Outbound, cfg.Outbound},
 		{"route", old.Routes, cfg.Routes},
 		{"log", old.Log, cfg.Log},
+		{"metrics", old.Metrics, cfg.Metrics},
 	} {
 		if !reflect.DeepEqual(f.a, f.b) {
 			log.Warn("config change needs a restart to take effect", "section", f.name)
@@ -45,7 +46,7 @@ func (d *daemon) reload(path string, log *slog.Logger) {
 	}
 	// Keep what is actually running for the sections a reload cannot change.
 	cfg.Listeners, cfg.Hostname, cfg.DataDir = old.Listeners, old.Hostname, old.DataDir
-	cfg.Outbound, cfg.Routes, cfg.Log = old.Outbound, old.Routes, old.Log
+	cfg.Outbound, cfg.Routes, cfg.Log, cfg.Metrics = old.Outbound, old.Routes, old.Log, old.Metrics
 	d.cfg = cfg
 	log.Info("configuration reloaded", "source", source, "domains", domainList(cfg))
 }

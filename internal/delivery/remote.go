@@ -280,7 +280,7 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Delivery
 	}
 	out := make([]queue.Result, len(d.Recipients))
 	for i, rcpt := range d.Recipients {
-		out[i] = queue.Result{Rcpt: rcpt}
+		out[i] = queue.Result{Rcpt: rcpt, TLSPolicy: plan.Policy.String()}
 		switch {
 		case res.Rcpt[i] != nil:
 			out[i].Err = res.Rcpt[i]

@@ -38,17 +38,21 @@ func (c *countingCourier) Deliver(ctx context.Context, d *queue.Delivery) []queu
 	start := c.m.now()
 	res := c.next.Deliver(ctx, d)
 	c.m.deliveryDuration.Observe(c.m.now().Sub(start).Seconds())
-	got := make(map[string]error, len(res))
+	got := make(map[string]queue.Result, len(res))
 	for _, r := range res {
-		got[r.Rcpt] = r.Err
+		got[r.Rcpt] = r
 	}
 	for _, rcpt := range d.Recipients {
-		err, ok := got[rcpt]
+		r, ok := got[rcpt]
 		if !ok {
 			// The queue treats a recipient without a Result as temporary.
-			err = errNoResult
+			r.Err = errNoResult
 		}
-		c.m.deliveries.WithLabelValues(result(err)).Inc()
+		policy := r.TLSPolicy
+		if policy == "" {
+			policy = "unknown"
+		}
+		c.m.deliveries.WithLabelValues(result(r.Err), policy).Inc()
 	}
 	return res
 }

@@ -79,15 +79,12 @@ func New(opts Options) *Metrics {
 	m.msgRefused = counter("messages_refused_total", "Messages whose data was refused or lost, by reason.", "listener", "reason")
 	m.rcptRefused = counter("recipients_refused_total", "RCPT commands refused, by reason.", "listener", "reason")
 
-	m.deliveries = counter("delivery_results_total", "Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure).", "result")
+	m.deliveries = counter("delivery_results_total", "Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure) and the TLS policy the attempt ran under (\"unknown\" when no connection was made).", "result", "tls_policy")
 	m.deliveryDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "delivery_duration_seconds",
 		Help: "Duration of one delivery attempt to one domain (route, connect, TLS, transaction).", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12)})
 	m.deliveryInFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "deliveries_in_flight",
 		Help: "Delivery attempts in progress."})
 	m.reg.MustRegister(m.deliveryDuration, m.deliveryInFlight)
-	for _, r := range []string{resultDelivered, resultTemporary, resultPermanent} {
-		m.deliveries.WithLabelValues(r) // every result is present from the start, at 0
-	}
 	if !opts.NoRuntime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

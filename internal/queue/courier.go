@@ -38,6 +38,10 @@ type Result struct {
 	// "<host>[<ip>] said: <reply>" when a server answered; the part before
 	// "[" or " said:" becomes the DSN's Remote-MTA.
 	Detail string
+	// TLSPolicy is the outbound TLS policy the attempt ran under ("none",
+	// "opportunistic", "required", "verify"; "" when no connection was
+	// tried), for metrics and logs.
+	TLSPolicy string
 }
 
 // Bounce is a built DSN on its way back to the original sender.

@@ -85,7 +85,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 	for _, series := range []string{"smtpkit_queue_messages", `smtpkit_queue_recipients{state="deferred"}`,
-		"smtpkit_queue_oldest_age_seconds", `smtpkit_delivery_results_total{result="delivered"}`, "go_goroutines"} {
+		"smtpkit_queue_oldest_age_seconds", "smtpkit_deliveries_in_flight", "go_goroutines"} {
 		if _, ok := after[series]; !ok {
 			t.Errorf("%s missing from /metrics", series)
 		}
