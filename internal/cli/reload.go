@@ -79,6 +79,9 @@ func serverLimits(l config.Limits) server.Limits {
 		CommandTimeout:   l.CommandTimeout.D(),
 		DataTimeout:      l.DataTimeout.D(),
 		SessionTimeout:   l.SessionTimeout.D(),
+		ConnectionRate:   l.ConnectionRate,
+		SessionRcpts:     l.SessionRcpts,
+		HeaderSize:       int64(l.HeaderSize),
 	}
 }
 

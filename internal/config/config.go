@@ -115,6 +115,9 @@ type Limits struct {
 	DataTimeout      Duration `toml:"data_timeout"`       // default 10m (RFC 5321 §4.5.3.2.6)
 	SessionTimeout   Duration `toml:"session_timeout"`    // whole-session deadline, default 30m
 	ShutdownGrace    Duration `toml:"shutdown_grace"`     // time sessions get to finish on shutdown, default 30s
+	ConnectionRate   int      `toml:"connection_rate"`    // new connections per minute from one client IP, default 120
+	SessionRcpts     int      `toml:"session_recipients"` // recipients per session over all transactions, default 1000
+	HeaderSize       ByteSize `toml:"header_size"`        // header block of one message, default 1MiB
 }
 
 // Outbound configures delivery to other servers.
@@ -186,6 +189,9 @@ func Default() Config {
 			DataTimeout:      Duration(10 * time.Minute),
 			SessionTimeout:   Duration(30 * time.Minute),
 			ShutdownGrace:    Duration(30 * time.Second),
+			ConnectionRate:   120,
+			SessionRcpts:     1000,
+			HeaderSize:       1 << 20,
 		},
 		Outbound: Outbound{
 			TLS:         OutTLSOpportunistic,

@@ -143,6 +143,15 @@ func (v *validator) limits(l Limits) {
 	if l.ShutdownGrace < 0 {
 		v.add("limits.shutdown_grace", "must not be negative, got %s", l.ShutdownGrace)
 	}
+	if l.ConnectionRate < 0 {
+		v.add("limits.connection_rate", "must not be negative, got %d", l.ConnectionRate)
+	}
+	if l.SessionRcpts != 0 && l.SessionRcpts < l.Recipients {
+		v.add("limits.session_recipients", "%d is less than limits.recipients (%d)", l.SessionRcpts, l.Recipients)
+	}
+	if l.HeaderSize < 0 || (l.HeaderSize > 0 && l.HeaderSize < 1000) {
+		v.add("limits.header_size", "%s: want at least 1000 octets", l.HeaderSize)
+	}
 }
 
 func (v *validator) outbound(o Outbound) {

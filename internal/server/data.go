@@ -92,10 +92,11 @@ func (s *session) cmdData(arg string) {
 // bodyWriter is where the message body goes: straight to the backend, or
 // on submission listeners through the RFC 6409 §8 header fix-up.
 func (s *session) bodyWriter(w MessageWriter) io.WriteCloser {
+	var next io.WriteCloser = nopCloser{w}
 	if s.l.Role.IsSubmission() && s.info.AuthUser != "" {
-		return newHeaderFixer(w, s.srv.opts.Hostname, newID(), s.srv.now())
+		next = newHeaderFixer(w, s.srv.opts.Hostname, newID(), s.srv.now())
 	}
-	return nopCloser{w}
+	return &headerLimiter{next: next, max: s.lim.HeaderSize}
 }
 
 type nopCloser struct{ io.Writer }

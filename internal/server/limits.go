@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"syscall"
+	"time"
 )
 
 // isResourceExhausted reports accept errors that a burst of connections
@@ -29,6 +30,9 @@ func (s *Server) admit(sess *session) (ok bool, why string) {
 	}
 	if s.perIP[ip] >= s.limits.Load().ConnectionsPerIP {
 		return false, whyTooManyFromIP
+	}
+	if !s.rate.allow(ip, s.limits.Load().ConnectionRate, s.now()) {
+		return false, whyRateFromIP
 	}
 	s.perIP[ip]++
 	s.sessions[sess] = struct{}{}
@@ -61,4 +65,51 @@ func remoteIP(a net.Addr) string {
 		return a.String()
 	}
 	return host
+}
+
+// rateLimiter is a token bucket per client IP: each IP may open rate
+// connections per minute, in bursts of up to rate. Guarded by Server.mu.
+type rateLimiter struct {
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// maxRateEntries bounds the table; when full, buckets that have refilled
+// completely (and so carry no information) are dropped.
+const maxRateEntries = 100000
+
+func (r *rateLimiter) allow(ip string, rate int, now time.Time) bool {
+	if r.buckets == nil {
+		r.buckets = make(map[string]*bucket)
+	}
+	b := r.buckets[ip]
+	if b == nil {
+		if len(r.buckets) >= maxRateEntries {
+			r.prune(rate, now)
+		}
+		b = &bucket{tokens: float64(rate), last: now}
+		r.buckets[ip] = b
+	}
+	b.tokens = min(float64(rate), b.tokens+now.Sub(b.last).Minutes()*float64(rate))
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+func (r *rateLimiter) prune(rate int, now time.Time) {
+	for ip, b := range r.buckets {
+		if b.tokens+now.Sub(b.last).Minutes()*float64(rate) >= float64(rate) {
+			delete(r.buckets, ip)
+		}
+	}
+	if len(r.buckets) >= maxRateEntries {
+		clear(r.buckets)
+	}
 }

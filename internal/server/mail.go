@@ -124,6 +124,10 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
 		return smtp.R(smtp.CodeInsufficientSpace, "4.5.3", "Too many recipients")
 	}
+	if s.rcpts >= s.lim.SessionRcpts {
+		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
+		return smtp.R(smtp.CodeInsufficientSpace, "4.5.3", "Too many recipients in this session, try again in a new one")
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
 	if err := s.srv.opts.Backend.Recipient(ctx, &s.info, s.txn.from, addr); err != nil {
@@ -132,6 +136,7 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 		return errReply(err)
 	}
 	s.txn.rcpts = append(s.txn.rcpts, addr)
+	s.rcpts++
 	return smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK")
 }
 

@@ -52,6 +52,7 @@ type Observer interface {
 const (
 	ReasonTooManyConnections = "too_many_connections" // the server-wide limit
 	ReasonTooManyFromIP      = "too_many_from_ip"     // the per-IP limit
+	ReasonRateFromIP         = "rate_from_ip"         // the per-IP connection rate
 	ReasonShuttingDown       = "shutting_down"
 
 	ReasonSize        = "size"          // over limits.message_size (RFC 1870)
@@ -97,6 +98,8 @@ func connRefusal(why string) string {
 		return ReasonTooManyConnections
 	case whyTooManyFromIP:
 		return ReasonTooManyFromIP
+	case whyRateFromIP:
+		return ReasonRateFromIP
 	}
 	return ReasonOther
 }
@@ -106,6 +109,7 @@ const (
 	whyShuttingDown  = "shutting down"
 	whyTooMany       = "too many connections"
 	whyTooManyFromIP = "too many connections from your address"
+	whyRateFromIP    = "connecting too fast from your address"
 )
 
 // dataRefusal is the reason label for a message whose data was refused:

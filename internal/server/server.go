@@ -33,6 +33,9 @@ type Limits struct {
 	CommandTimeout   time.Duration // RFC 5321 §4.5.3.2.7: ≥ 5 minutes
 	DataTimeout      time.Duration // per block of message data, RFC 5321 §4.5.3.2.5/6
 	SessionTimeout   time.Duration // whole session
+	ConnectionRate   int           // new connections per minute per client IP
+	SessionRcpts     int           // recipients per session, all transactions together
+	HeaderSize       int64         // octets of one message's header block
 }
 
 // DefaultLimits are the limits used for zero fields.
@@ -48,6 +51,9 @@ func DefaultLimits() Limits {
 		CommandTimeout:   5 * time.Minute,
 		DataTimeout:      10 * time.Minute,
 		SessionTimeout:   30 * time.Minute,
+		ConnectionRate:   120,
+		SessionRcpts:     1000,
+		HeaderSize:       1 << 20,
 	}
 }
 
@@ -82,6 +88,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.SessionTimeout <= 0 {
 		l.SessionTimeout = d.SessionTimeout
+	}
+	if l.ConnectionRate <= 0 {
+		l.ConnectionRate = d.ConnectionRate
+	}
+	if l.SessionRcpts < l.Recipients {
+		l.SessionRcpts = max(d.SessionRcpts, l.Recipients)
+	}
+	if l.HeaderSize < 1000 {
+		l.HeaderSize = d.HeaderSize
 	}
 	return l
 }
@@ -119,6 +134,7 @@ type Server struct {
 	listeners []net.Listener
 	sessions  map[*session]struct{}
 	perIP     map[string]int
+	rate      rateLimiter // new connections per IP per minute
 	closing   atomic.Bool // set once by Shutdown; read without mu to keep lock order simple
 
 	active sync.WaitGroup

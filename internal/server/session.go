@@ -32,6 +32,7 @@ type session struct {
 	esmtp    bool // EHLO was given: extensions and enhanced codes apply
 	errors   int  // protocol errors so far
 	authFail int  // failed AUTH attempts in this session
+	rcpts    int  // recipients accepted in this session, all transactions
 	quit     bool
 	deadline time.Time // end of the whole session
 	txn      txn

@@ -368,3 +368,45 @@ func TestAuthThrottleTable(t *testing.T) {
 		t.Errorf("block outlived the window")
 	}
 }
+
+func TestSessionRecipientLimit(t *testing.T) {
+	ts := startServer(t, Limits{Recipients: 100, SessionRcpts: 150}, Listener{Role: RoleMX, TLS: TLSNone})
+	c := runScript(t, ts.addrs[0], []step{{"EHLO c", "250-"}, {"MAIL FROM:<a@b.example>", "250"}})
+	var b strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&b, "RCPT TO:<alice+%d@example.com>\r\n", i)
+	}
+	c.send(b.String())
+	for range 100 {
+		c.expect("250")
+	}
+	c.cmd("RSET", "250")
+	c.cmd("MAIL FROM:<a@b.example>", "250")
+	b.Reset()
+	for i := range 51 {
+		fmt.Fprintf(&b, "RCPT TO:<alice+x%d@example.com>\r\n", i)
+	}
+	c.send(b.String())
+	for range 50 {
+		c.expect("250")
+	}
+	c.expect("452 4.5.3 Too many recipients in this session")
+}
+
+func TestConnectionRatePerIP(t *testing.T) {
+	ts := startServer(t, Limits{ConnectionRate: 3}, Listener{Role: RoleMX, TLS: TLSNone})
+	for range 3 {
+		dial(t, ts.addrs[0]).cmd("QUIT", "221")
+	}
+	rawDial(t, ts.addrs[0]).expect("421 4.7.0 mx.example.com connecting too fast")
+}
+
+func TestHeaderTooLargeRefused(t *testing.T) {
+	ts := startServer(t, Limits{HeaderSize: 1000}, Listener{Role: RoleMX, TLS: TLSNone})
+	c := runScript(t, ts.addrs[0], []step{{"EHLO c", "250-"}, {"MAIL FROM:<a@b.example>", "250"}, {"RCPT TO:<alice@example.com>", "250"}, {"DATA", "354"}})
+	c.cmd("X-Big: "+strings.Repeat("a", 900)+"\r\nX-Big2: "+strings.Repeat("b", 900)+"\r\n\r\nbody\r\n.", "552 5.3.4")
+	c.cmd("NOOP", "250")
+	if n := len(ts.backend.messages()); n != 0 {
+		t.Errorf("message with a huge header stored")
+	}
+}

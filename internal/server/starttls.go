@@ -25,12 +25,9 @@ func (s *session) cmdStartTLS(arg string) {
 	case !s.canStartTLS():
 		s.reply(smtp.R(smtp.CodeNotImplemented, "5.5.1", "STARTTLS not available"))
 		return
-	case !s.helo:
-		// RFC 3207 does not require EHLO first, but the client could not
-		// have learned STARTTLS is offered without it.
-		s.reply(replyNeedHelo)
-		return
 	}
+	// RFC 3207 does not require EHLO before STARTTLS, and some clients
+	// (gsasl --starttls) skip it; the session starts over afterwards anyway.
 	s.reply(smtp.R(smtp.CodeReady, smtp.EnhOK, "Ready to start TLS"))
 	if err := s.flush(); err != nil {
 		s.quit = true

@@ -53,3 +53,38 @@ func TestHeaderFixerLongHeaderPassesThrough(t *testing.T) {
 		t.Errorf("long header block changed")
 	}
 }
+
+func TestHeaderLimiter(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		max     int64
+		wantErr bool
+	}{
+		{"small header", "Subject: x\r\n\r\n" + strings.Repeat("b", 5000), 1000, false},
+		{"no header", "\r\n" + strings.Repeat("b", 5000), 1000, false},
+		{"header too large", "X: " + strings.Repeat("a", 2000) + "\r\n\r\nbody", 1000, true},
+		{"CR CR LF does not end the header", "A: b\r\r\n" + strings.Repeat("a", 2000), 1000, true},
+		{"exactly at the limit", "A: " + strings.Repeat("a", 991) + "\r\n\r\n", 1000, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, chunk := range []int{1, 7, 1 << 20} {
+				var out bytes.Buffer
+				h := &headerLimiter{next: nopCloser{&out}, max: tt.max}
+				var err error
+				for in := tt.in; in != "" && err == nil; {
+					n := min(chunk, len(in))
+					_, err = h.Write([]byte(in[:n]))
+					in = in[n:]
+				}
+				if (err != nil) != tt.wantErr {
+					t.Errorf("chunk %d: err = %v, wantErr %v", chunk, err, tt.wantErr)
+				}
+				if err == nil && out.String() != tt.in {
+					t.Errorf("chunk %d: output changed", chunk)
+				}
+			}
+		})
+	}
+}
