@@ -54,6 +54,7 @@ func mask(r *Result) {
 	r.Port = goldenPort
 	r.Address = strings.ReplaceAll(r.Address, from, to)
 	r.ConnectMS = 0
+	r.Error = strings.ReplaceAll(r.Error, from, to)
 	for i, l := range r.Transcript {
 		r.Transcript[i] = strings.ReplaceAll(l, from, to)
 	}

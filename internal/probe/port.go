@@ -32,12 +32,9 @@ func Port(ctx context.Context, host string, port int, opts Options) Result {
 		Plan:     plan.String(),
 		Warnings: []string{},
 	}
-	p := &prober{opts: opts, plan: plan, r: &r, tr: &strings.Builder{}}
-	p.run(ctx)
+	p := &prober{ctx: ctx, opts: opts, plan: plan, r: &r, tr: &strings.Builder{}}
+	p.run()
 	p.warnings()
-	if ctx.Err() != nil && r.Error != "" && !strings.Contains(r.Error, "timeout") {
-		r.Error += fmt.Sprintf(" (timeout: the port's %v ran out)", opts.Timeout)
-	}
 	if opts.Transcript {
 		r.Transcript = strings.Split(strings.TrimSuffix(p.tr.String(), "\n"), "\n")
 	}
@@ -98,6 +95,7 @@ func modeOf(p tlspolicy.Plan) string {
 
 // prober holds one port's conversation.
 type prober struct {
+	ctx  context.Context // the port's deadline
 	opts Options
 	plan tlspolicy.Plan
 	r    *Result
@@ -126,13 +124,13 @@ func (p *prober) tlsConfig() *tls.Config {
 	return cfg
 }
 
-func (p *prober) run(ctx context.Context) {
+func (p *prober) run() {
+	ctx := p.ctx
 	start := time.Now()
 	nc, err := p.opts.Dialer.DialContext(ctx, "tcp", p.r.Address)
 	p.r.ConnectMS = time.Since(start).Milliseconds()
 	if err != nil {
-		p.r.Error = "connect: " + describe(err)
-		p.note("connect to %s failed: %s", p.r.Address, describe(err))
+		p.fail("connect", err)
 		return
 	}
 	p.r.Connected = true
@@ -278,7 +276,7 @@ func (p *prober) warnings() {
 		r.Warnings = append(r.Warnings, "certificate does not match "+r.TLS.VerifyName+": "+r.TLS.NameError)
 	}
 	if ci := r.TLS.Certificate; ci != nil && ci.DaysLeft >= 0 && ci.DaysLeft < expiryWarnDays {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("certificate expires in %d days", ci.DaysLeft))
+		r.Warnings = append(r.Warnings, "certificate expires in "+days(ci.DaysLeft))
 	}
 	if len(r.AuthAfterTLS) == 0 && len(r.AuthBeforeTLS) > 0 {
 		r.Warnings = append(r.Warnings, "AUTH offered only before TLS")
@@ -293,7 +291,12 @@ const expiryWarnDays = 14
 
 // fail records a failed step.
 func (p *prober) fail(step string, err error) {
-	p.r.Error = step + ": " + describe(err)
+	why := describe(err)
+	if p.ctx.Err() != nil {
+		// The watchdog closed the socket: the real cause is the deadline.
+		why = fmt.Sprintf("timeout (no answer within %v)", p.opts.Timeout)
+	}
+	p.r.Error = step + ": " + why
 	p.note("%s", p.r.Error)
 }
 

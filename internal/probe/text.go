@@ -127,10 +127,10 @@ func (t textWriter) tls(v *TLSInfo) {
 		t.row("SANs", c.SANs...)
 		t.row("issuer", nonEmpty(c.Issuer))
 		t.row("valid from", c.NotBefore.Format(time.RFC3339))
-		left := fmt.Sprintf("%d days left", c.DaysLeft)
+		left := days(c.DaysLeft) + " left"
 		switch {
 		case c.DaysLeft < 0:
-			left = t.paint(ansiRed, fmt.Sprintf("expired %d days ago", -c.DaysLeft))
+			left = t.paint(ansiRed, "expired "+days(-c.DaysLeft)+" ago")
 		case c.DaysLeft < expiryWarnDays:
 			left = t.paint(ansiYellow, left)
 		}
@@ -190,4 +190,12 @@ func (rep Report) Unmet(requireTLS, requireValidCert bool) []string {
 		}
 	}
 	return out
+}
+
+// days words a count of days.
+func days(n int) string {
+	if n == 1 {
+		return "1 day"
+	}
+	return fmt.Sprintf("%d days", n)
 }
