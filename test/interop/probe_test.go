@@ -1,0 +1,454 @@
+package interop
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Tests of `smtpkit probe` against our own server in each role, against
+// aiosmtpd with and without TLS, against Postfix's smtp-sink and a real
+// Postfix smtpd, and against a port where nothing listens.
+
+// probeReport mirrors the JSON of `smtpkit probe --json` (docs/probe.md).
+type probeReport struct {
+	Results []probeResult `json:"results"`
+}
+
+type probeResult struct {
+	Address         string    `json:"address"`
+	Mode            string    `json:"mode"`
+	Connected       bool      `json:"connected"`
+	Banner          string    `json:"banner"`
+	EHLOBeforeTLS   []string  `json:"ehlo_before_tls"`
+	AuthBeforeTLS   []string  `json:"auth_before_tls"`
+	StartTLSOffered bool      `json:"starttls_offered"`
+	TLS             *probeTLS `json:"tls"`
+	EHLOAfterTLS    []string  `json:"ehlo_after_tls"`
+	AuthAfterTLS    []string  `json:"auth_after_tls"`
+	Warnings        []string  `json:"warnings"`
+	Error           string    `json:"error"`
+	Transcript      []string  `json:"transcript"`
+}
+
+type probeTLS struct {
+	Version       string `json:"version"`
+	VerifyName    string `json:"verify_name"`
+	ChainVerified bool   `json:"chain_verified"`
+	NameMatches   bool   `json:"name_matches"`
+	Valid         bool   `json:"valid"`
+	Certificate   struct {
+		Subject  string   `json:"subject"`
+		SANs     []string `json:"sans"`
+		DaysLeft int      `json:"days_left"`
+	} `json:"certificate"`
+}
+
+// runProbeCmd runs `smtpkit probe args...` and returns its exit status and
+// stdout (and stderr, for failure messages).
+func runProbeCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	bin, err := smtpkitBinary.build()
+	if err != nil {
+		t.Fatalf("building smtpkit: %v", err)
+	}
+	r := runPeer(t, nil, bin, append([]string{"probe", "--timeout", "10s"}, args...)...)
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(r.Err, &ee) {
+		code = ee.ExitCode()
+	} else if r.Err != nil {
+		t.Fatalf("smtpkit probe: %v", r.Err)
+	}
+	return code, r.Stdout, r.Stderr
+}
+
+// probeJSON runs the probe with --json and decodes the report.
+func probeJSON(t *testing.T, wantCode int, args ...string) probeReport {
+	t.Helper()
+	code, out, errOut := runProbeCmd(t, append([]string{"--json", "-v"}, args...)...)
+	var rep probeReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("probe %v: %v\nstdout:\n%s\nstderr:\n%s", args, err, out, errOut)
+	}
+	if code != wantCode {
+		t.Fatalf("probe %v: exit %d, want %d\n%s", args, code, wantCode, out)
+	}
+	return rep
+}
+
+func probeWarned(r probeResult, substr string) bool {
+	return slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, substr) })
+}
+
+// TestProbeSmtpkit probes our own server: the mx listener (opportunistic
+// STARTTLS), submission (STARTTLS required before AUTH) and submissions
+// (implicit TLS), then checks the certificate requirements.
+func TestProbeSmtpkit(t *testing.T) {
+	s := StartServer(t, ServerOptions{})
+	rep := probeJSON(t, 0, s.MX, s.Submission)
+	mx, sub := rep.Results[0], rep.Results[1]
+	for _, r := range []probeResult{mx, sub} {
+		if r.Mode != "starttls" || !r.StartTLSOffered || r.TLS == nil || r.Error != "" {
+			t.Fatalf("%s: %+v", r.Address, r)
+		}
+		if !strings.HasPrefix(r.Banner, "220 ") || !strings.Contains(r.Banner, testHostname) {
+			t.Errorf("%s: banner %q", r.Address, r.Banner)
+		}
+		if r.TLS.Version != "TLS 1.3" && r.TLS.Version != "TLS 1.2" {
+			t.Errorf("%s: TLS version %q", r.Address, r.TLS.Version)
+		}
+		if !slices.Contains(r.TLS.Certificate.SANs, "DNS:"+testHostname) || r.TLS.ChainVerified || !r.TLS.NameMatches {
+			t.Errorf("%s: certificate %+v", r.Address, r.TLS)
+		}
+		if slices.Contains(r.EHLOAfterTLS, "STARTTLS") || probeWarned(r, "offered before TLS") {
+			t.Errorf("%s: %v / %v", r.Address, r.EHLOAfterTLS, r.Warnings)
+		}
+		if !slices.Contains(r.Transcript, "C: STARTTLS") {
+			t.Errorf("%s: transcript %q", r.Address, r.Transcript)
+		}
+	}
+	if len(sub.AuthBeforeTLS) != 0 || len(sub.AuthAfterTLS) == 0 {
+		t.Errorf("submission AUTH before TLS %v, after %v", sub.AuthBeforeTLS, sub.AuthAfterTLS)
+	}
+
+	rep = probeJSON(t, 0, "--implicit-tls", s.Submissions)
+	if r := rep.Results[0]; r.Mode != "implicit" || r.TLS == nil || r.EHLOBeforeTLS != nil || len(r.AuthAfterTLS) == 0 {
+		t.Errorf("submissions: %+v", r)
+	}
+
+	// The self-signed certificate does not chain to the system roots...
+	if code, out, _ := runProbeCmd(t, "--require-valid-cert", s.MX); code != 4 || !strings.Contains(out, "NOT MET") {
+		t.Errorf("--require-valid-cert with the self-signed certificate: exit %d\n%s", code, out)
+	}
+	// ...but it does to itself, for the server's name.
+	rep = probeJSON(t, 0, "--require-valid-cert", "--require-tls", "--ca", s.CertPath, "--servername", testHostname, s.MX, s.Submission)
+	for _, r := range rep.Results {
+		if !r.TLS.Valid || r.TLS.VerifyName != testHostname {
+			t.Errorf("%s: %+v", r.Address, r.TLS)
+		}
+	}
+	probeJSON(t, 0, "--require-valid-cert", "--implicit-tls", "--ca", s.CertPath, "--servername", testHostname, s.Submissions)
+	if code, _, _ := runProbeCmd(t, "--require-valid-cert", "--ca", s.CertPath, "--servername", "other.example", s.MX); code != 4 {
+		t.Errorf("wrong --servername: exit %d, want 4", code)
+	}
+	// --no-tls cannot meet --require-tls: a usage error.
+	if code, _, errOut := runProbeCmd(t, "--no-tls", "--require-tls", s.MX); code != 2 {
+		t.Errorf("--no-tls --require-tls: exit %d, want 2 (usage)\n%s", code, errOut)
+	}
+}
+
+// TestProbeTextOutput checks the readable table and the -v transcript.
+func TestProbeTextOutput(t *testing.T) {
+	s := StartServer(t, ServerOptions{})
+	code, out, _ := runProbeCmd(t, "-v", s.Submission)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for _, want := range []string{s.Submission + "  OK", "STARTTLS         offered", "EHLO after TLS", "C: EHLO ", "S: 220 ", "C: QUIT", "1 port(s) probed: 1 ok"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("colors in output to a pipe:\n%q", out)
+	}
+}
+
+func TestProbeNothingListening(t *testing.T) {
+	code, out, _ := runProbeCmd(t, freeAddr(t))
+	if code != 1 || !strings.Contains(out, "connection refused") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+}
+
+// TestProbeAiosmtpd: an independent server with STARTTLS, without TLS and
+// with implicit TLS.
+func TestProbeAiosmtpd(t *testing.T) {
+	python := NeedPython(t)
+	if err := exec.Command(python, "-c", "import aiosmtpd").Run(); err != nil {
+		missing(t, "python3-aiosmtpd", err)
+	}
+	cert, key := probeCert(t, "aiosmtpd.test.example")
+
+	r := probeJSON(t, 0, startAiosmtpdProbe(t, python, "starttls", cert, key)).Results[0]
+	if !r.StartTLSOffered || r.TLS == nil || len(r.AuthBeforeTLS) != 0 || !slices.Equal(r.AuthAfterTLS, []string{"LOGIN", "PLAIN"}) {
+		t.Errorf("starttls: %+v", r)
+	}
+	if r.TLS != nil && r.TLS.Certificate.Subject != "CN=aiosmtpd.test.example" {
+		t.Errorf("subject %q", r.TLS.Certificate.Subject)
+	}
+
+	addr := startAiosmtpdProbe(t, python, "plain", cert, key)
+	r = probeJSON(t, 0, addr).Results[0]
+	if r.StartTLSOffered || r.TLS != nil || len(r.AuthBeforeTLS) == 0 || !probeWarned(r, "offered before TLS") || !probeWarned(r, "STARTTLS not offered") {
+		t.Errorf("plain: %+v", r)
+	}
+	probeJSON(t, 3, "--require-tls", addr)
+
+	addr = startAiosmtpdProbe(t, python, "implicit", cert, key)
+	r = probeJSON(t, 0, "--implicit-tls", "--ca", cert, "--servername", "aiosmtpd.test.example", "--require-valid-cert", addr).Results[0]
+	if r.Mode != "implicit" || r.TLS == nil || !r.TLS.Valid || len(r.AuthAfterTLS) == 0 {
+		t.Errorf("implicit: %+v", r)
+	}
+	// Speaking plaintext to an implicit-TLS port fails (the server waits
+	// for a ClientHello, the probe for a greeting), and says so.
+	if r := probeJSON(t, 1, "--starttls", "--timeout", "2s", addr).Results[0]; !strings.Contains(r.Error, "timeout") {
+		t.Errorf("STARTTLS on an implicit-TLS port: %+v", r)
+	}
+}
+
+// startAiosmtpdProbe runs testdata/probe_aiosmtpd.py in mode and returns
+// its address.
+func startAiosmtpdProbe(t *testing.T, python, mode, cert, key string) string {
+	t.Helper()
+	cmd := exec.Command(python, filepath.Join("testdata", "probe_aiosmtpd.py"), mode, cert, key)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	port := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if p, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
+				port <- p
+			}
+		}
+		close(port)
+	}()
+	select {
+	case p, ok := <-port:
+		if !ok {
+			t.Fatalf("aiosmtpd (%s) exited: %s", mode, stderr.String())
+		}
+		return net.JoinHostPort("127.0.0.1", p)
+	case <-time.After(readyTimeout):
+		t.Fatalf("aiosmtpd (%s) not ready: %s", mode, stderr.String())
+	}
+	return ""
+}
+
+// TestProbeSmtpSink: Postfix's smtp-sink has no TLS and offers AUTH in
+// plaintext; the probe warns about both and --require-tls fails.
+func TestProbeSmtpSink(t *testing.T) {
+	bin := Need(t, "smtp-sink")
+	addr := freeAddr(t)
+	args := []string{addr, "10"}
+	if os.Geteuid() == 0 {
+		args = append([]string{"-u", "nobody"}, args...) // smtp-sink refuses to run as root
+	}
+	cmd := exec.Command(bin, args...)
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	probeWaitListening(t, addr, &logs)
+
+	r := probeJSON(t, 0, addr).Results[0]
+	if r.Error != "" || r.TLS != nil || !strings.HasPrefix(r.Banner, "220 ") || !slices.Contains(r.EHLOBeforeTLS, "PIPELINING") {
+		t.Errorf("%+v", r)
+	}
+	// smtp-sink has no TLS, but it offers AUTH: both draw a warning.
+	if r.StartTLSOffered || !probeWarned(r, "STARTTLS not offered") || !probeWarned(r, "AUTH (PLAIN LOGIN) offered before TLS") {
+		t.Errorf("%+v", r)
+	}
+	probeJSON(t, 3, "--require-tls", addr)
+}
+
+// TestProbePostfix runs a private Postfix instance (its own
+// config_directory and queue, smtpd on a free loopback port) with and
+// without a TLS certificate.
+func TestProbePostfix(t *testing.T) {
+	cert, key := probeCert(t, "postfix.test.example")
+
+	addr := startProbePostfix(t, cert, key)
+	r := probeJSON(t, 0, "--ca", cert, "--servername", "postfix.test.example", "--require-valid-cert", addr).Results[0]
+	if !strings.Contains(r.Banner, "ESMTP Postfix") || !r.StartTLSOffered || r.TLS == nil || !r.TLS.Valid {
+		t.Fatalf("%+v", r)
+	}
+	if slices.Contains(r.EHLOAfterTLS, "STARTTLS") || !slices.Contains(r.EHLOAfterTLS, "ENHANCEDSTATUSCODES") {
+		t.Errorf("EHLO after TLS %v", r.EHLOAfterTLS)
+	}
+	// Without --ca: the name matches, the chain does not verify.
+	if code, out, _ := runProbeCmd(t, "--servername", "postfix.test.example", "--require-valid-cert", addr); code != 4 {
+		t.Errorf("exit %d, want 4\n%s", code, out)
+	}
+
+	plain := startProbePostfix(t, "", "")
+	r = probeJSON(t, 0, plain).Results[0]
+	if r.StartTLSOffered || r.TLS != nil || !probeWarned(r, "STARTTLS not offered") {
+		t.Errorf("%+v", r)
+	}
+	probeJSON(t, 3, "--require-tls", plain)
+}
+
+// startProbePostfix starts `postfix -c DIR start-fg` with smtpd on a free
+// loopback port; with cert and key it offers STARTTLS. It needs root:
+// master starts smtpd as mail_owner (postfix).
+func startProbePostfix(t *testing.T, cert, key string) string {
+	t.Helper()
+	postfix := Need(t, "postfix")
+	if os.Geteuid() != 0 {
+		missing(t, "root (for a private Postfix instance)", errors.New("not root"))
+	}
+	dir, err := os.MkdirTemp("", "smtpkit-postfix-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	conf, queue, data := filepath.Join(dir, "conf"), filepath.Join(dir, "queue"), filepath.Join(dir, "data")
+	for _, d := range []string{conf, queue, data} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(dir, 0o755) // the postfix user walks into queue/
+	if err := probeChown(data, "postfix"); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	mainCF := fmt.Sprintf(`compatibility_level = 3.6
+queue_directory = %s
+data_directory = %s
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = postfix.test.example
+mydestination =
+alias_maps =
+alias_database =
+maillog_file = /dev/stdout
+`, queue, data)
+	if cert != "" {
+		mainCF += fmt.Sprintf("smtpd_tls_cert_file = %s\nsmtpd_tls_key_file = %s\nsmtpd_tls_security_level = may\n", cert, key)
+	}
+	masterCF := addr + ` inet n - n - - smtpd
+anvil     unix  -       -       n       -       1       anvil
+proxymap  unix  -       -       n       -       -       proxymap
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+postlog   unix-dgram n  -       n       -       1       postlogd
+`
+	os.WriteFile(filepath.Join(conf, "main.cf"), []byte(mainCF), 0o644)
+	os.WriteFile(filepath.Join(conf, "master.cf"), []byte(masterCF), 0o644)
+
+	var logs syncBuffer
+	cmd := exec.Command(postfix, "-c", conf, "start-fg")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stop := exec.Command(postfix, "-c", conf, "stop")
+		stop.Stdout, stop.Stderr = &logs, &logs
+		stop.Run()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(stopTimeout):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("postfix logs:\n%s", logs.String())
+		}
+	})
+	probeWaitListening(t, addr, &logs)
+	return addr
+}
+
+// probeChown gives path to the named system user.
+func probeChown(path, user string) error {
+	out, err := exec.Command("id", "-u", user).Output()
+	if err != nil {
+		return fmt.Errorf("id -u %s: %v", user, err)
+	}
+	var uid int
+	if _, err := fmt.Sscan(string(out), &uid); err != nil {
+		return err
+	}
+	return os.Chown(path, uid, -1)
+}
+
+// probeWaitListening polls until addr accepts connections, bounded.
+func probeWaitListening(t *testing.T, addr string, logs *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			nc.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening after %v: %v\n%s", addr, readyTimeout, err, logs.String())
+		}
+		time.Sleep(pollStep) // polling a port, bounded above
+	}
+}
+
+// probeCert writes a self-signed ECDSA certificate for name (and
+// 127.0.0.1) and its key as PEM files, and returns their paths.
+func probeCert(t *testing.T, name string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(30 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
