@@ -332,30 +332,7 @@ func startProbePostfix(t *testing.T, cert, key string) string {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	mainCF := fmt.Sprintf(`compatibility_level = 3.6
-queue_directory = %s
-data_directory = %s
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = postfix.test.example
-mydestination =
-alias_maps =
-alias_database =
-maillog_file = /dev/stdout
-`, queue, data)
-	if cert != "" {
-		mainCF += fmt.Sprintf("smtpd_tls_cert_file = %s\nsmtpd_tls_key_file = %s\nsmtpd_tls_security_level = may\n", cert, key)
-	}
-	masterCF := addr + ` inet n - n - - smtpd
-anvil     unix  -       -       n       -       1       anvil
-proxymap  unix  -       -       n       -       -       proxymap
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-postlog   unix-dgram n  -       n       -       1       postlogd
-`
-	os.WriteFile(filepath.Join(conf, "main.cf"), []byte(mainCF), 0o644)
-	os.WriteFile(filepath.Join(conf, "master.cf"), []byte(masterCF), 0o644)
+	writePostfixConfig(conf, queue, data, addr, cert, key)
 
 	var logs syncBuffer
 	cmd := exec.Command(postfix, "-c", conf, "start-fg")
@@ -381,6 +358,36 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 	})
 	probeWaitListening(t, addr, &logs)
 	return addr
+}
+
+// writePostfixConfig writes main.cf and master.cf for a private instance:
+// smtpd on addr, and only the services smtpd needs to greet, say EHLO and
+// do STARTTLS (anvil, proxymap, tlsmgr, postlogd for logging to stdout).
+func writePostfixConfig(conf, queue, data, addr, cert, key string) {
+	mainCF := fmt.Sprintf(`compatibility_level = 3.6
+queue_directory = %s
+data_directory = %s
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = postfix.test.example
+mydestination =
+alias_maps =
+alias_database =
+maillog_file = /dev/stdout
+`, queue, data)
+	if cert != "" {
+		mainCF += fmt.Sprintf("smtpd_tls_cert_file = %s\nsmtpd_tls_key_file = %s\nsmtpd_tls_security_level = may\n", cert, key)
+	}
+	masterCF := addr + ` inet n - n - - smtpd
+anvil     unix  -       -       n       -       1       anvil
+proxymap  unix  -       -       n       -       -       proxymap
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+postlog   unix-dgram n  -       n       -       1       postlogd
+`
+	os.WriteFile(filepath.Join(conf, "main.cf"), []byte(mainCF), 0o644)
+	os.WriteFile(filepath.Join(conf, "master.cf"), []byte(masterCF), 0o644)
 }
 
 // probeChown gives path to the named system user.
