@@ -70,7 +70,8 @@ func (d *Delivery) Size() int64 { return d.size }
 // it flushes and fsyncs the tmp file, hard-links it into each new/ under a
 // unique name "<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>" (copying into that
 // Maildir's tmp/ with fsync and then linking when the link crosses file
-// systems), fsyncs every new/ directory and removes the tmp file. It returns
+// systems), fsyncs every new/ directory — one fsync shared by all the
+// deliveries in flight to it (group commit) — and removes the tmp file. It returns
 // the final paths, one per dir, in order.
 //
 // On any error Commit removes every file it created, so no new/ holds a
@@ -96,8 +97,16 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 		}
 		paths = append(paths, p)
 	}
+	// The new/ entries become durable together with those of the other
+	// deliveries in flight (group commit).
+	flushed := map[string]bool{}
 	for _, p := range paths {
-		if err := syncDir(filepath.Dir(p)); err != nil {
+		dir := filepath.Dir(p)
+		if flushed[dir] {
+			continue
+		}
+		flushed[dir] = true
+		if err := d.namer.syncs.Flush(dir); err != nil {
 			removeAll(paths)
 			return nil, err
 		}
@@ -105,7 +114,8 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 	return paths, nil
 }
 
-// finish flushes, fsyncs and closes the tmp file.
+// finish flushes, fsyncs and closes the tmp file: it is durable before
+// anything links to it, so new/ never names a file whose data could be lost.
 func (d *Delivery) finish() error {
 	err := d.w.Flush()
 	if err == nil {

@@ -59,11 +59,15 @@ func Create(path string) (Dir, error) {
 // safe for concurrent use. A name collision (two Namers in the same process
 // and microsecond) is still detected: creating and linking use exclusive
 // operations and retry with the next counter value.
+//
+// The Namer also batches the disk flushes of concurrent deliveries (group
+// commit), so sharing one matters for speed as well.
 type Namer struct {
-	host string
-	pid  int
-	now  func() time.Time
-	seq  atomic.Uint64
+	host  string
+	pid   int
+	now   func() time.Time
+	seq   atomic.Uint64
+	syncs *groupSync
 }
 
 // NewNamer returns a Namer for this process and host. now may be nil for
@@ -76,7 +80,7 @@ func NewNamer(now func() time.Time) *Namer {
 	if now == nil {
 		now = time.Now
 	}
-	return &Namer{host: sanitizeHost(host), pid: os.Getpid(), now: now}
+	return &Namer{host: sanitizeHost(host), pid: os.Getpid(), now: now, syncs: newGroupSync()}
 }
 
 // next returns a fresh base name (without the ",S=" size suffix).
