@@ -113,6 +113,7 @@ func (s *session) serve() {
 		}
 	}
 	s.abortTxn()
+	s.conn.SetWriteDeadline(s.srv.now().Add(finalWriteGrace)) // the last one may have passed with a timeout
 	s.w.Flush()
 	s.log.Info("disconnect", "errors", s.errors)
 }
@@ -135,7 +136,7 @@ var (
 // replies to a pipelined group are sent together).
 func (s *session) readCommand() ([]byte, error) {
 	if s.r.Buffered() == 0 {
-		if err := s.w.Flush(); err != nil {
+		if err := s.flush(); err != nil { // fresh write deadline: the last may have passed during a long DATA
 			return nil, err
 		}
 	}
@@ -178,6 +179,10 @@ func (s *session) readDeadline(d time.Duration) time.Time {
 
 var errShuttingDown = errors.New("server shutting down")
 
+// finalWriteGrace bounds writing the last reply (a 421 after a timeout,
+// whose deadline has passed, or too many errors) before the close.
+const finalWriteGrace = 5 * time.Second
+
 // endOnError ends the session after a read failure: timeouts and shutdown
 // get 421 (RFC 5321 §3.8, §4.5.3.2); a closed connection gets nothing.
 func (s *session) endOnError(err error) {
@@ -208,6 +213,7 @@ func (s *session) reply(r smtp.Reply) {
 		}
 	}
 	if s.quit {
+		s.conn.SetWriteDeadline(s.srv.now().Add(finalWriteGrace))
 		s.w.Flush()
 	}
 }
