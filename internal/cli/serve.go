@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"smtpkit/internal/certs"
 	"smtpkit/internal/config"
@@ -56,6 +57,12 @@ func runServe(args []string, stdio Stdio) int {
 		return 1
 	}
 	defer endpoint.Close()
+	go func() {
+		// Leftovers of deliveries cut short by a crash (qmail's 36-hour rule).
+		if n, err := maildir.CleanTmp(filepath.Join(cfg.DataDir, "mail"), maildir.TmpMaxAge, time.Now()); err != nil || n > 0 {
+			log.Info("maildir tmp/ cleanup", "removed", n, "err", err)
+		}
+	}()
 	printListeners(stdio.Out, cfg, d)
 	fmt.Fprintln(stdio.Out, "smtpkit: ready")
 	notify := newNotifier(os.Getenv("NOTIFY_SOCKET"), log)

@@ -97,6 +97,10 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 		}
 		paths = append(paths, p)
 	}
+	// Drop the tmp name before the directory flush, so that a crash during
+	// the flush rarely leaves a second link behind in tmp/ (CleanTmp
+	// removes any that remain).
+	d.Abort()
 	// The new/ entries become durable together with those of the other
 	// deliveries in flight (group commit).
 	flushed := map[string]bool{}

@@ -3,10 +3,12 @@ package maildir
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestDirSyncerCoversLaterCallers checks the group-commit rule: a caller
@@ -75,4 +77,28 @@ func BenchmarkCommitParallel1KB(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestCleanTmp(t *testing.T) {
+	root := t.TempDir()
+	box := mustCreate(t, filepath.Join(root, "example.com", "alice"))
+	old := filepath.Join(box.Path, "tmp", "old")
+	fresh := filepath.Join(box.Path, "tmp", "fresh")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	os.Chtimes(old, now.Add(-48*time.Hour), now.Add(-48*time.Hour))
+	n, err := CleanTmp(root, TmpMaxAge, now)
+	if err != nil || n != 1 {
+		t.Fatalf("CleanTmp = %d, %v; want 1 removed", n, err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("old tmp file survived")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("fresh tmp file removed: %v", err)
+	}
 }

@@ -113,3 +113,36 @@ func syncDir(path string) error {
 	}
 	return nil
 }
+
+// TmpMaxAge is how old a file in tmp/ must be before CleanTmp removes it:
+// 36 hours, the qmail convention, so that a delivery in progress by any
+// program is never touched.
+const TmpMaxAge = 36 * time.Hour
+
+// CleanTmp removes files older than maxAge from the tmp/ directories of
+// every Maildir directly under root/*/* (the <data_dir>/mail/<domain>/<user>
+// layout): leftovers of deliveries cut short by a crash. It returns how
+// many it removed.
+func CleanTmp(root string, maxAge time.Duration, now time.Time) (int, error) {
+	dirs, err := filepath.Glob(filepath.Join(root, "*", "*", "tmp"))
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			info, err := e.Info()
+			if err != nil || !info.Mode().IsRegular() || now.Sub(info.ModTime()) < maxAge {
+				continue
+			}
+			if os.Remove(filepath.Join(dir, e.Name())) == nil {
+				removed++
+			}
+		}
+	}
+	return removed, nil
+}
