@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // bufSize is the write buffer of a Delivery: the message streams to disk in
@@ -22,7 +24,7 @@ const maxNameTries = 100
 // must not be called concurrently on the same Delivery.
 type Delivery struct {
 	namer   *Namer
-	tmpPath string
+	tmpPath string // "" for an anonymous O_TMPFILE file
 	f       *os.File
 	w       *bufio.Writer
 	size    int64
@@ -36,9 +38,18 @@ func NewDelivery(tmp Dir) (*Delivery, error) {
 	return NewNamer(nil).NewDelivery(tmp)
 }
 
-// NewDelivery starts a delivery whose tmp file is a new, uniquely named file
-// in tmp.Path/tmp (created exclusively, mode 0600).
+// NewDelivery starts a delivery in tmp.Path/tmp. Where the kernel and file
+// system support it the file is anonymous (O_TMPFILE, Linux 3.11+): it has
+// no name until Commit links it into new/, so a crash or an abort leaves
+// nothing behind and no tmp name is created or removed per message.
+// Otherwise it is a new, uniquely named file (created exclusively, mode
+// 0600), the classic qmail way.
 func (n *Namer) NewDelivery(tmp Dir) (*Delivery, error) {
+	dir := filepath.Join(tmp.Path, "tmp")
+	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600); err == nil && !n.namedTmp {
+		f := os.NewFile(uintptr(fd), dir+"/(anonymous)")
+		return &Delivery{namer: n, f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+	}
 	for range maxNameTries {
 		p := filepath.Join(tmp.Path, "tmp", n.next())
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -118,19 +129,40 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 	return paths, nil
 }
 
-// finish flushes, fsyncs and closes the tmp file: it is durable before
-// anything links to it, so new/ never names a file whose data could be lost.
+// finish flushes and fsyncs the tmp file: it is durable before anything
+// links to it, so new/ never names a file whose data could be lost. A named
+// tmp file is closed here; an anonymous one stays open for linking.
 func (d *Delivery) finish() error {
 	err := d.w.Flush()
 	if err == nil {
 		err = d.f.Sync()
 	}
-	if cerr := d.f.Close(); err == nil {
-		err = cerr
+	if d.tmpPath != "" {
+		if cerr := d.f.Close(); err == nil {
+			err = cerr
+		}
+		d.f = nil
 	}
-	d.f = nil
 	if err != nil {
 		return fmt.Errorf("maildir: %w", err)
+	}
+	return nil
+}
+
+// link gives the message the name dst.
+func (d *Delivery) link(dst string) error {
+	if d.tmpPath != "" {
+		return os.Link(d.tmpPath, dst)
+	}
+	// An anonymous file is linked through its descriptor: AT_EMPTY_PATH
+	// needs CAP_DAC_READ_SEARCH, the /proc path works for everyone.
+	fd := int(d.f.Fd())
+	err := unix.Linkat(fd, "", unix.AT_FDCWD, dst, unix.AT_EMPTY_PATH)
+	if err != nil && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.EXDEV) {
+		err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: d.f.Name(), New: dst, Err: err}
 	}
 	return nil
 }
@@ -141,7 +173,7 @@ func (d *Delivery) place(dir Dir) (string, error) {
 	for range maxNameTries {
 		name := fmt.Sprintf("%s,S=%d", d.namer.next(), d.size)
 		dst := filepath.Join(dir.Path, "new", name)
-		err := os.Link(d.tmpPath, dst)
+		err := d.link(dst)
 		if errors.Is(err, syscall.EXDEV) {
 			err = d.copyInto(dir, name, dst)
 		}
@@ -160,7 +192,7 @@ func (d *Delivery) place(dir Dir) (string, error) {
 // dir/tmp/name, fsync it, link it into dst and remove the copy's tmp name.
 func (d *Delivery) copyInto(dir Dir, name, dst string) error {
 	tmp := filepath.Join(dir.Path, "tmp", name)
-	if err := copyFile(d.tmpPath, tmp); err != nil {
+	if err := d.copyFile(tmp); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -169,13 +201,20 @@ func (d *Delivery) copyInto(dir Dir, name, dst string) error {
 	return err
 }
 
-// copyFile copies src into a new file dst (which must not exist) and fsyncs it.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
+// copyFile copies the message into a new file dst (which must not exist)
+// and fsyncs it.
+func (d *Delivery) copyFile(dst string) error {
+	var in io.Reader
+	if d.tmpPath == "" {
+		in = io.NewSectionReader(d.f, 0, d.size)
+	} else {
+		f, err := os.Open(d.tmpPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
 	}
-	defer in.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -205,8 +244,10 @@ func (d *Delivery) Abort() {
 	}
 	d.done = true
 	if d.f != nil {
-		d.f.Close()
+		d.f.Close() // an anonymous file disappears here
 		d.f = nil
 	}
-	os.Remove(d.tmpPath)
+	if d.tmpPath != "" {
+		os.Remove(d.tmpPath)
+	}
 }

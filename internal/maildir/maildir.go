@@ -68,6 +68,8 @@ type Namer struct {
 	now   func() time.Time
 	seq   atomic.Uint64
 	syncs *groupSync
+	// namedTmp turns O_TMPFILE off, so tests cover the named-file path.
+	namedTmp bool
 }
 
 // NewNamer returns a Namer for this process and host. now may be nil for

@@ -67,6 +67,12 @@ func TestCreate(t *testing.T) {
 var nameRE = regexp.MustCompile(`^(\d+)\.M(\d+)P(\d+)Q(\d+)\.([^/:,]+),S=(\d+)$`)
 
 func TestCommitSeveralDirs(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) { testCommitSeveralDirs(t, named) })
+	}
+}
+
+func testCommitSeveralDirs(t *testing.T, named bool) {
 	base := t.TempDir()
 	spool := mustCreate(t, filepath.Join(base, "spool"))
 	var dirs []Dir
@@ -74,7 +80,9 @@ func TestCommitSeveralDirs(t *testing.T) {
 		dirs = append(dirs, mustCreate(t, filepath.Join(base, u)))
 	}
 	msg := bytes.Repeat([]byte("Subject: hi\r\n\r\nbody line\r\n"), 5000) // > 64 KiB
-	d, err := NewDelivery(spool)
+	namer := NewNamer(nil)
+	namer.namedTmp = named
+	d, err := namer.NewDelivery(spool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,16 +144,28 @@ func TestCommitSeveralDirs(t *testing.T) {
 }
 
 func TestAbortLeavesNothing(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) { testAbortLeavesNothing(t, named) })
+	}
+}
+
+func testAbortLeavesNothing(t *testing.T, named bool) {
 	dir := mustCreate(t, t.TempDir())
-	d, err := NewDelivery(dir)
+	n := NewNamer(nil)
+	n.namedTmp = named
+	d, err := n.NewDelivery(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Write([]byte("hello\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	if n := entries(t, filepath.Join(dir.Path, "tmp")); len(n) != 1 {
-		t.Fatalf("tmp holds %v during delivery, want one file", n)
+	want := 0 // an O_TMPFILE file has no name
+	if named || d.tmpPath != "" {
+		want = 1
+	}
+	if n := entries(t, filepath.Join(dir.Path, "tmp")); len(n) != want {
+		t.Fatalf("tmp holds %v during delivery, want %d files", n, want)
 	}
 	d.Abort()
 	d.Abort()
