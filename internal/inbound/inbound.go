@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"smtpkit/internal/maildir"
@@ -54,6 +55,7 @@ type Options struct {
 type Backend struct {
 	opts    Options
 	domains atomic.Pointer[map[string]bool] // replaced by SetDomains on a config reload
+	created sync.Map                        // Maildir paths known to exist
 }
 
 // New returns a Backend for opts.
@@ -159,10 +161,11 @@ func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.Messa
 	if len(remote) > 0 && b.opts.Relay == nil {
 		return nil, errNoRelayYet
 	}
-	w := &writer{id: env.ID, dirs: dirs}
+	w := &writer{id: env.ID, dirs: dirs, b: b}
 	if len(dirs) > 0 {
 		d, err := b.opts.Namer.NewDelivery(dirs[0])
 		if err != nil {
+			b.forget(dirs)
 			return nil, storageError(err)
 		}
 		w.local = d
@@ -189,16 +192,31 @@ func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.Messa
 
 // mailbox returns (creating it on first use) the Maildir of a local
 // account address.
+// Created Maildirs are remembered so that the hot path does not stat and
+// mkdir them for every message; a failed commit forgets them again, in case
+// one was removed behind our back.
 func (b *Backend) mailbox(addr string) (maildir.Dir, error) {
 	local, domain, _ := strings.Cut(strings.ToLower(addr), "@")
 	if _, err := userdb.Canonical(addr); err != nil || local == "" {
 		return maildir.Dir{}, fmt.Errorf("mailbox name %q unusable: %w", addr, err)
 	}
-	dir, err := maildir.Create(filepath.Join(b.opts.MailDir, domain, local))
+	path := filepath.Join(b.opts.MailDir, domain, local)
+	if _, ok := b.created.Load(path); ok {
+		return maildir.Dir{Path: path}, nil
+	}
+	dir, err := maildir.Create(path)
 	if err != nil {
 		return maildir.Dir{}, storageError(err)
 	}
+	b.created.Store(path, struct{}{})
 	return dir, nil
+}
+
+// forget drops dirs from the created-Maildir cache.
+func (b *Backend) forget(dirs []maildir.Dir) {
+	for _, d := range dirs {
+		b.created.Delete(d.Path)
+	}
 }
 
 func domainOf(addr string) string {
@@ -219,6 +237,7 @@ func storageError(err error) error {
 
 // writer fans the message out to the Maildir delivery and the queue entry.
 type writer struct {
+	b     *Backend
 	id    string // the envelope id, used when there is no queue id
 	dirs  []maildir.Dir
 	local *maildir.Delivery
@@ -256,6 +275,7 @@ func (w *writer) Commit() (string, error) {
 	if w.local != nil {
 		_, err := w.local.Commit(w.dirs)
 		if err != nil {
+			w.b.forget(w.dirs)
 			return "", storageError(err)
 		}
 	}

@@ -170,3 +170,35 @@ func TestQueueFailureLeavesNothingInMaildir(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovedMaildirIsRecreated: the created-Maildir cache must not turn a
+// mailbox removed by an operator into a permanent failure.
+func TestRemovedMaildirIsRecreated(t *testing.T) {
+	b, mail := newBackend(t, nil)
+	deliver := func() error {
+		env := &server.Envelope{ID: "ID", Session: &server.SessionInfo{}, From: addr("s@x.example"), Recipients: []smtp.Address{addr("alice@example.com")}}
+		w, err := b.Begin(context.Background(), env)
+		if err != nil {
+			return err
+		}
+		io.WriteString(w, "x\r\n")
+		_, err = w.Commit()
+		return err
+	}
+	if err := deliver(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(mail, "example.com", "alice")); err != nil {
+		t.Fatal(err)
+	}
+	err := deliver()
+	if err == nil {
+		return // recreated at once
+	}
+	if code(err) != 452 {
+		t.Fatalf("delivery into a removed Maildir: %v, want 452 or success", err)
+	}
+	if err := deliver(); err != nil {
+		t.Fatalf("the Maildir was not recreated on the next try: %v", err)
+	}
+}
