@@ -174,6 +174,10 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 			return nil, err
 		}
 		sl := server.Listener{Address: l.Address, Role: role, TLS: mode, Auth: l.AuthEnabled()}
+		if role == server.RoleSink {
+			sl.Backend, sl.Auth = server.Discard{}, false
+			log.Warn("sink listener: every message is discarded (benchmarks only)", "listener", l.Address)
+		}
 		if mode != server.TLSNone {
 			if tlsConf == nil {
 				return nil, fmt.Errorf("listener %s uses tls %q but no certificate is configured (add [[tls.certificate]] or set tls.self_signed)", l.Address, l.TLS)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 
 	"smtpkit/internal/smtp"
 )
@@ -128,9 +129,13 @@ func (e bodyReadError) Unwrap() error { return e.err }
 // read the connection is closed instead: sending "." would deliver a
 // truncated message.
 func (c *Conn) writeBody(body io.Reader) (smtp.Reply, error) {
-	bw := bufio.NewWriterSize(blockWriter{c}, writeBufSize)
+	bufs := bodyBufs.Get().(*bodyBuf)
+	defer bodyBufs.Put(bufs)
+	bw := bufs.w
+	bw.Reset(blockWriter{c})
+	defer bw.Reset(nil) // keep no reference to c in the pool
 	dw := smtp.NewDotWriter(bw)
-	n, err := copyBody(dw, body)
+	n, err := copyBody(dw, body, bufs.copy)
 	if err == nil {
 		c.logClient("<message data, " + strconv.FormatInt(n, 10) + " octets>")
 		c.logClient(".")
@@ -149,8 +154,18 @@ func (c *Conn) writeBody(body io.Reader) (smtp.Reply, error) {
 	return c.readReply(c.t.DataEnd)
 }
 
-func copyBody(dst io.Writer, src io.Reader) (int64, error) {
-	buf := make([]byte, writeBufSize)
+// bodyBuf is the pair of buffers one DATA transfer uses; they are pooled,
+// since a courier or load generator sends many messages.
+type bodyBuf struct {
+	w    *bufio.Writer
+	copy []byte
+}
+
+var bodyBufs = sync.Pool{New: func() any {
+	return &bodyBuf{w: bufio.NewWriterSize(nil, writeBufSize), copy: make([]byte, writeBufSize)}
+}}
+
+func copyBody(dst io.Writer, src io.Reader, buf []byte) (int64, error) {
 	var n int64
 	for {
 		k, rerr := src.Read(buf)

@@ -45,6 +45,10 @@ const (
 	RoleMX          = "mx"          // port 25: mail from other servers, RFC 5321
 	RoleSubmission  = "submission"  // port 587 (and 2525): clients, STARTTLS, RFC 6409
 	RoleSubmissions = "submissions" // port 465: clients, implicit TLS, RFC 8314 §3.3
+	// RoleSink accepts every message and discards it after the whole
+	// protocol path (parsing, DATA reader, limits): for benchmarks and
+	// tests only, like Postfix's smtp-sink. Never on a real port.
+	RoleSink = "sink"
 )
 
 // Listener TLS modes.

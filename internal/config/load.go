@@ -167,7 +167,7 @@ func fillListenerTLS(ls []Listener) []Listener {
 	for i, l := range ls {
 		if l.TLS == "" {
 			switch l.Role {
-			case RoleMX:
+			case RoleMX, RoleSink:
 				l.TLS = TLSOpportunistic
 			case RoleSubmission:
 				l.TLS = TLSRequired

@@ -80,11 +80,14 @@ func (v *validator) listeners(c Config) {
 		} else {
 			seen[norm] = true
 		}
-		if !oneOf(l.Role, RoleMX, RoleSubmission, RoleSubmissions) {
-			v.add(key+".role", "%q: want mx, submission or submissions", l.Role)
+		if !oneOf(l.Role, RoleMX, RoleSubmission, RoleSubmissions, RoleSink) {
+			v.add(key+".role", "%q: want mx, submission, submissions (or sink, for benchmarks)", l.Role)
+		}
+		if l.Role == RoleSink && err == nil && !isLoopback(host) {
+			v.add(key+".role", "a sink listener discards mail: allowed only on loopback addresses")
 		}
 		switch {
-		case l.TLS == "" && !oneOf(l.Role, RoleMX, RoleSubmission, RoleSubmissions):
+		case l.TLS == "" && !oneOf(l.Role, RoleMX, RoleSubmission, RoleSubmissions, RoleSink):
 			// The role is wrong and gave no default; one problem is enough.
 		case !oneOf(l.TLS, TLSOpportunistic, TLSRequired, TLSImplicit, TLSNone):
 			v.add(key+".tls", "%q: want opportunistic, required, implicit or none", l.TLS)

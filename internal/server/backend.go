@@ -61,3 +61,31 @@ type Envelope struct {
 	// DeclaredSize is the SIZE parameter of MAIL, 0 when absent.
 	DeclaredSize int64
 }
+
+// Discard is a Backend that accepts every sender and recipient and throws
+// the message away after reading it whole: what a sink listener serves.
+type Discard struct{}
+
+func (Discard) Sender(context.Context, *SessionInfo, smtp.Address) error { return nil }
+
+func (Discard) Recipient(context.Context, *SessionInfo, smtp.Address, smtp.Address) error {
+	return nil
+}
+
+func (Discard) Begin(_ context.Context, env *Envelope) (MessageWriter, error) {
+	return sinkWriter{id: env.ID}, nil
+}
+
+type sinkWriter struct{ id string }
+
+func (sinkWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w sinkWriter) Commit() (string, error)   { return w.id, nil }
+func (sinkWriter) Abort()                      {}
+
+// backend is the Backend serving this session's listener.
+func (s *session) backend() Backend {
+	if s.l.Backend != nil {
+		return s.l.Backend
+	}
+	return s.srv.opts.Backend
+}

@@ -37,9 +37,8 @@ func (s *session) begin() (MessageWriter, error) {
 		Body: s.txn.body, SMTPUTF8: s.txn.smtputf8, DeclaredSize: s.txn.size,
 	}
 	s.txn.started = s.srv.now()
-	ctx, cancel := s.ctx()
-	defer cancel()
-	w, err := s.srv.opts.Backend.Begin(ctx, env)
+	ctx := s.bctx
+	w, err := s.backend().Begin(ctx, env)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +78,7 @@ func (s *session) cmdData(arg string) {
 		s.quit = true
 		return
 	}
-	s.conn.SetReadDeadline(s.readDeadline(s.lim.DataTimeout))
+	s.setReadDeadline(s.lim.DataTimeout)
 	dr := smtp.NewDotReader(s.r, s.lim.MessageSize, s.lim.TextLine)
 	body := s.bodyWriter(w)
 	readErr, writeErr := s.copyBody(body, dr)
@@ -114,7 +113,7 @@ func (s *session) copyBody(w io.Writer, r io.Reader) (readErr, writeErr error) {
 		// Each block of data gets DataTimeout (RFC 5321 §4.5.3.2.5), so a
 		// large message on a slow link is fine while a stalled client is
 		// not; the session deadline bounds a trickle.
-		s.conn.SetReadDeadline(s.readDeadline(s.lim.DataTimeout))
+		s.setReadDeadline(s.lim.DataTimeout)
 		n, err := r.Read(buf)
 		if n > 0 && writeErr == nil {
 			_, writeErr = w.Write(buf[:n])
@@ -269,7 +268,7 @@ func (s *session) cmdBdat(arg string) {
 		s.txn.chunks = &chunking{w: w, body: s.bodyWriter(w)}
 	}
 	c := s.txn.chunks
-	s.conn.SetReadDeadline(s.readDeadline(s.lim.DataTimeout))
+	s.setReadDeadline(s.lim.DataTimeout)
 	if c.err == nil && c.size+n > s.lim.MessageSize {
 		c.err = smtp.E(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
 	}
@@ -305,7 +304,7 @@ func (s *session) cmdBdat(arg string) {
 }
 
 func (s *session) discardChunk(n int64) error {
-	s.conn.SetReadDeadline(s.readDeadline(s.lim.DataTimeout))
+	s.setReadDeadline(s.lim.DataTimeout)
 	m, err := io.CopyN(io.Discard, s.r, n)
 	if err == nil && m < n {
 		err = io.ErrUnexpectedEOF

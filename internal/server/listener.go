@@ -18,6 +18,9 @@ const (
 	RoleSubmission
 	// RoleSubmissions is submission over implicit TLS (port 465, RFC 8314 §3.3).
 	RoleSubmissions
+	// RoleSink runs the whole protocol path and discards every message
+	// (Discard): for benchmarks, like Postfix's smtp-sink.
+	RoleSink
 )
 
 func (r Role) String() string {
@@ -28,6 +31,8 @@ func (r Role) String() string {
 		return "submission"
 	case RoleSubmissions:
 		return "submissions"
+	case RoleSink:
+		return "sink"
 	}
 	return fmt.Sprintf("role(%d)", int(r))
 }
@@ -41,6 +46,8 @@ func ParseRole(s string) (Role, error) {
 		return RoleSubmission, nil
 	case "submissions":
 		return RoleSubmissions, nil
+	case "sink":
+		return RoleSink, nil
 	}
 	return 0, fmt.Errorf("unknown listener role %q (want mx, submission or submissions)", s)
 }
@@ -104,4 +111,7 @@ type Listener struct {
 	// TLSConfig is used for STARTTLS and implicit TLS. Required unless
 	// TLS is TLSNone.
 	TLSConfig *tls.Config
+	// Backend, when set, replaces Options.Backend for this listener
+	// (RoleSink listeners use Discard).
+	Backend Backend
 }

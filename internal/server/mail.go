@@ -75,9 +75,8 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 	if !t.smtputf8 && !path.Addr.IsASCII() {
 		return smtp.R(smtp.CodeMailboxName, "5.6.7", "Address needs SMTPUTF8")
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	if err := s.srv.opts.Backend.Sender(ctx, &s.info, path.Addr); err != nil {
+	ctx := s.bctx
+	if err := s.backend().Sender(ctx, &s.info, path.Addr); err != nil {
 		s.log.Info("sender refused", "from", path.Addr.String(), "err", err)
 		return errReply(err)
 	}
@@ -128,9 +127,8 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
 		return smtp.R(smtp.CodeInsufficientSpace, "4.5.3", "Too many recipients in this session, try again in a new one")
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	if err := s.srv.opts.Backend.Recipient(ctx, &s.info, s.txn.from, addr); err != nil {
+	ctx := s.bctx
+	if err := s.backend().Recipient(ctx, &s.info, s.txn.from, addr); err != nil {
 		s.log.Info("recipient refused", "from", s.txn.from.String(), "rcpt", addr.String(), "err", err)
 		s.srv.obs.RecipientRefused(s.info.Listener, rcptRefusal(err))
 		return errReply(err)

@@ -35,7 +35,11 @@ type session struct {
 	rcpts    int  // recipients accepted in this session, all transactions
 	quit     bool
 	deadline time.Time // end of the whole session
-	txn      txn
+	rdl, wdl time.Time // the read and write deadlines last armed (zero: none)
+	// bctx bounds backend calls by the session deadline; one per session,
+	// not one timer per command.
+	bctx context.Context
+	txn  txn
 
 	mu   sync.Mutex
 	idle bool // waiting for a command outside a transaction
@@ -89,6 +93,9 @@ func (s *session) serve() {
 	// sends the TLS close_notify before the TCP FIN.
 	defer func() { s.conn.Close() }()
 	s.deadline = s.srv.now().Add(s.lim.SessionTimeout)
+	var cancel context.CancelFunc
+	s.bctx, cancel = context.WithDeadline(context.Background(), s.deadline)
+	defer cancel()
 	s.log.Info("connect")
 	if s.l.TLS == TLSImplicit {
 		if err := s.handshake(); err != nil {
@@ -113,7 +120,8 @@ func (s *session) serve() {
 		}
 	}
 	s.abortTxn()
-	s.conn.SetWriteDeadline(s.srv.now().Add(finalWriteGrace)) // the last one may have passed with a timeout
+	s.wdl = s.srv.now().Add(finalWriteGrace) // the last one may have passed with a timeout
+	s.conn.SetWriteDeadline(s.wdl)
 	s.w.Flush()
 	s.log.Info("disconnect", "errors", s.errors)
 }
@@ -142,7 +150,7 @@ func (s *session) readCommand() ([]byte, error) {
 	}
 	// The deadline is set before the session is marked idle, so that a
 	// shutdown's interrupt (a deadline in the past) is never overwritten.
-	s.conn.SetReadDeadline(s.readDeadline(s.lim.CommandTimeout))
+	s.setReadDeadline(s.lim.CommandTimeout)
 	s.setIdle(!s.txn.active)
 	defer s.setIdle(false)
 	if s.srv.isClosing() && !s.txn.active {
@@ -213,14 +221,15 @@ func (s *session) reply(r smtp.Reply) {
 		}
 	}
 	if s.quit {
-		s.conn.SetWriteDeadline(s.srv.now().Add(finalWriteGrace))
+		s.wdl = s.srv.now().Add(finalWriteGrace)
+		s.conn.SetWriteDeadline(s.wdl)
 		s.w.Flush()
 	}
 }
 
 // flush sends queued replies now.
 func (s *session) flush() error {
-	s.conn.SetWriteDeadline(s.readDeadline(s.lim.CommandTimeout))
+	s.setWriteDeadline(s.lim.CommandTimeout)
 	return s.w.Flush()
 }
 
@@ -256,10 +265,32 @@ func (s *session) abortTxn() {
 	s.txn = txn{}
 }
 
-// ctx is the context for backend calls: bounded by the session deadline.
-func (s *session) ctx() (context.Context, context.CancelFunc) {
-	return context.WithDeadline(context.Background(), s.deadline)
+// setReadDeadline arms the read deadline now+d (capped by the session
+// deadline). Re-arming a timer for every command and data block costs more
+// than the command itself on a fast path, so a deadline that is already
+// within a small slack of the wanted one is left as it is: the timeout
+// stays between d-slack and d.
+func (s *session) setReadDeadline(d time.Duration) {
+	t := s.readDeadline(d)
+	if !s.rdl.IsZero() && !t.Before(s.rdl) && t.Sub(s.rdl) < deadlineSlack(d) {
+		return
+	}
+	s.rdl = t
+	s.conn.SetReadDeadline(t)
 }
+
+// setWriteDeadline is setReadDeadline for writes.
+func (s *session) setWriteDeadline(d time.Duration) {
+	t := s.readDeadline(d)
+	if !s.wdl.IsZero() && !t.Before(s.wdl) && t.Sub(s.wdl) < deadlineSlack(d) {
+		return
+	}
+	s.wdl = t
+	s.conn.SetWriteDeadline(t)
+}
+
+// deadlineSlack is how stale a deadline may get before it is re-armed.
+func deadlineSlack(d time.Duration) time.Duration { return min(d/8, 5*time.Second) }
 
 // handshake runs the TLS server handshake on the raw connection and
 // replaces the streams; used for implicit TLS and after STARTTLS.
@@ -271,6 +302,7 @@ func (s *session) handshake() error {
 		return err
 	}
 	tc.SetDeadline(time.Time{})
+	s.rdl, s.wdl = time.Time{}, time.Time{}
 	s.conn = tc
 	st := tc.ConnectionState()
 	s.info.TLS = &st

@@ -410,3 +410,18 @@ func TestHeaderTooLargeRefused(t *testing.T) {
 		t.Errorf("message with a huge header stored")
 	}
 }
+
+func TestSinkListenerDiscards(t *testing.T) {
+	ts := startServer(t, Limits{}, Listener{Role: RoleSink, TLS: TLSNone, Backend: Discard{}})
+	c := runScript(t, ts.addrs[0], []step{{"EHLO c", "250-"}, {"MAIL FROM:<a@b.example>", "250"},
+		{"RCPT TO:<anyone@anywhere.example>", "250 2.1.5"}, {"DATA", "354"}})
+	c.cmd("Subject: x\r\n\r\nbody\r\n.", "250 2.0.0")
+	// The protocol rules still hold on a sink: smuggling is refused.
+	c.cmd("MAIL FROM:<a@b.example>", "250")
+	c.cmd("RCPT TO:<x@y.example>", "250")
+	c.cmd("DATA", "354")
+	c.cmd("x\n.\nMAIL FROM:<e@x>\r\n.", "500 5.5.2")
+	if n := len(ts.backend.messages()); n != 0 {
+		t.Errorf("sink stored %d messages in the server backend", n)
+	}
+}
