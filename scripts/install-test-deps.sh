@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-test-deps.sh installs the independent SMTP peers the interop tests
 # drive (swaks, Postfix tools, Python smtplib/aiosmtpd, msmtp, GNU SASL's
-# gsasl, curl, openssl) and downloads the Go modules. It is idempotent: apt runs only when
+# gsasl, Cyrus SASL's saslpasswd2, curl, openssl) and downloads the Go modules. It is idempotent: apt runs only when
 # a package is missing, and a fresh CI machine gets everything from here.
 set -euo pipefail
 
@@ -12,8 +12,10 @@ if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 fi
 
 # Debian 12 has no python3-scramp; msmtp (built with GNU SASL) and the gsasl
-# command are the independent SCRAM-SHA-256 clients instead.
-packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates)
+# command are the independent SCRAM-SHA-256 clients instead. sasl2-bin
+# (saslpasswd2) and libsasl2-modules give the private Postfix relay host of
+# postfix_relay_test.go its Cyrus SASL sasldb and PLAIN/LOGIN mechanisms.
+packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules)
 
 # installed reports whether the Debian package $1 is fully installed.
 installed() {
