@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"text/template"
@@ -61,6 +62,28 @@ func startRelayPostfix(t *testing.T) *relayPostfix {
 	if os.Geteuid() != 0 {
 		missing(t, "root (for a private Postfix instance)", errors.New("not root"))
 	}
+	c := writeRelayPostfix(t, saslpasswd2)
+	p := &relayPostfix{addr: c.Addr, cert: c.Cert, mail: c.Mail, logs: &syncBuffer{}}
+	cmd := exec.Command(postfix, "-c", c.Conf, "start-fg")
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopRelayPostfix(postfix, c.Conf, cmd, p.logs)
+		if t.Failed() || testing.Verbose() {
+			t.Logf("postfix logs:\n%s", p.logs.String())
+		}
+	})
+	probeWaitListening(t, c.Addr, p.logs)
+	return p
+}
+
+// writeRelayPostfix lays out the instance in a new directory: config
+// (rendered templates, the virtual mailbox map), sasldb, queue, data and
+// mailbox directories, and a certificate for relayHost.
+func writeRelayPostfix(t *testing.T, saslpasswd2 string) relayConfig {
+	t.Helper()
 	// Not t.TempDir (0700): the postfix user must walk into it.
 	dir, err := os.MkdirTemp("", "smtpkit-postfix-relay-")
 	if err != nil {
@@ -112,21 +135,7 @@ func startRelayPostfix(t *testing.T) *relayPostfix {
 	if err := os.WriteFile(filepath.Join(c.Conf, "vmailbox"), []byte(vmailbox), 0o644); err != nil {
 		t.Fatal(err)
 	}
-
-	p := &relayPostfix{addr: c.Addr, cert: c.Cert, mail: c.Mail, logs: &syncBuffer{}}
-	cmd := exec.Command(postfix, "-c", c.Conf, "start-fg")
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stopRelayPostfix(postfix, c.Conf, cmd, p.logs)
-		if t.Failed() || testing.Verbose() {
-			t.Logf("postfix logs:\n%s", p.logs.String())
-		}
-	})
-	probeWaitListening(t, c.Addr, p.logs)
-	return p
+	return c
 }
 
 // stopRelayPostfix runs `postfix stop` and waits for master to exit,
@@ -158,9 +167,11 @@ func relayPostfixIDs(t *testing.T) (uid, gid int) {
 		if r.Err != nil {
 			missing(t, "the postfix user", r.Err)
 		}
-		if err := json.Unmarshal([]byte(strings.TrimSpace(r.Stdout)), id.dst); err != nil {
+		n, err := strconv.Atoi(strings.TrimSpace(r.Stdout))
+		if err != nil {
 			t.Fatalf("id %s postfix: %q: %v", id.flag, r.Stdout, err)
 		}
+		*id.dst = n
 	}
 	return uid, gid
 }
