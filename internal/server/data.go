@@ -79,7 +79,7 @@ func (s *session) cmdData(arg string) {
 		return
 	}
 	s.setReadDeadline(s.lim.DataTimeout)
-	dr := smtp.NewDotReader(s.r, s.lim.MessageSize, s.lim.TextLine)
+	dr := smtp.NewDotReader(s.dataReader(), s.lim.MessageSize, s.lim.TextLine)
 	body := s.bodyWriter(w)
 	readErr, writeErr := s.copyBody(body, dr)
 	if writeErr == nil {
@@ -275,7 +275,7 @@ func (s *session) cmdBdat(arg string) {
 	var readErr error
 	if c.err == nil {
 		var werr error
-		readErr, werr = s.copyBody(c.body, &exactReader{r: s.r, n: n})
+		readErr, werr = s.copyBody(c.body, &exactReader{r: s.dataReader(), n: n})
 		if werr != nil {
 			c.err = werr
 		}
@@ -305,7 +305,7 @@ func (s *session) cmdBdat(arg string) {
 
 func (s *session) discardChunk(n int64) error {
 	s.setReadDeadline(s.lim.DataTimeout)
-	m, err := io.CopyN(io.Discard, s.r, n)
+	m, err := io.CopyN(io.Discard, s.dataReader(), n)
 	if err == nil && m < n {
 		err = io.ErrUnexpectedEOF
 	}

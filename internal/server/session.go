@@ -18,15 +18,18 @@ import (
 // session is the connection state of one client. The mail transaction
 // lives in txn and is replaced by RSET, EHLO, the end of DATA and STARTTLS.
 type session struct {
-	srv  *Server
-	lim  Limits // the server's limits when the session started
-	l    Listener
-	raw  net.Conn // the accepted connection; only deadlines are set on it from other goroutines
-	conn net.Conn // raw, or the TLS connection over it
-	r    *bufio.Reader
-	w    *bufio.Writer
-	log  *slog.Logger
-	info SessionInfo
+	srv     *Server
+	lim     Limits // the server's limits when the session started
+	l       Listener
+	raw     net.Conn      // the accepted connection; only deadlines are set on it from other goroutines
+	conn    net.Conn      // raw, or the TLS connection over it
+	r       *bufio.Reader // small, or big during and right after message data
+	small   *bufio.Reader // command phase
+	big     *bufio.Reader // from dataReaders while in use
+	lineBuf []byte        // a command line longer than small's buffer
+	w       *bufio.Writer
+	log     *slog.Logger
+	info    SessionInfo
 
 	helo     bool // HELO or EHLO was given (RFC 5321 §4.1.4)
 	esmtp    bool // EHLO was given: extensions and enhanced codes apply
@@ -126,11 +129,49 @@ func (s *session) serve() {
 	s.log.Info("disconnect", "errors", s.errors)
 }
 
-// setStreams (re)creates the buffered reader and writer on c. The reader
-// is sized for the longest command line, so ReadSlice enforces the limit.
+// Buffer sizes. An idle session holds only the small command-phase
+// buffers (a command line is at most 512 octets by RFC 5321 §4.5.3.1.4;
+// longer ones, up to Limits.CommandLine, are assembled in lineBuf). Message
+// data is read through a large reader taken from a pool for the length of
+// a DATA or BDAT.
+const (
+	cmdBufSize   = 1024
+	replyBufSize = 1024
+	dataBufSize  = 32 << 10
+)
+
+var dataReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, dataBufSize) }}
+
+// setStreams (re)creates the buffered reader and writer on c.
 func (s *session) setStreams(c net.Conn) {
-	s.r = bufio.NewReaderSize(c, s.lim.CommandLine)
-	s.w = bufio.NewWriterSize(c, 4096)
+	s.releaseDataReader()
+	s.small = bufio.NewReaderSize(c, cmdBufSize)
+	s.r = s.small
+	s.w = bufio.NewWriterSize(c, replyBufSize)
+}
+
+// dataReader switches the session to the large pooled reader for message
+// data. It reads through the small one, so nothing buffered is lost, and
+// large reads pass straight to the connection.
+func (s *session) dataReader() *bufio.Reader {
+	if s.big == nil {
+		s.big = dataReaders.Get().(*bufio.Reader)
+		s.big.Reset(s.small)
+		s.r = s.big
+	}
+	return s.big
+}
+
+// releaseDataReader gives the large reader back once it holds nothing the
+// client pipelined after the data.
+func (s *session) releaseDataReader() {
+	if s.big == nil || s.big.Buffered() > 0 {
+		return
+	}
+	s.big.Reset(nil)
+	dataReaders.Put(s.big)
+	s.big = nil
+	s.r = s.small
 }
 
 // Command-line framing errors; the session answers them and goes on.
@@ -143,6 +184,7 @@ var (
 // replies first when the client has nothing more in flight (RFC 2920 §3.1:
 // replies to a pipelined group are sent together).
 func (s *session) readCommand() ([]byte, error) {
+	s.releaseDataReader()
 	if s.r.Buffered() == 0 {
 		if err := s.flush(); err != nil { // fresh write deadline: the last may have passed during a long DATA
 			return nil, err
@@ -156,8 +198,20 @@ func (s *session) readCommand() ([]byte, error) {
 	if s.srv.isClosing() && !s.txn.active {
 		return nil, errShuttingDown
 	}
+	if cap(s.lineBuf) > cmdBufSize {
+		s.lineBuf = nil // a long AUTH line does not pin memory for the session
+	}
 	line, err := s.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
+		// Longer than the buffer: assemble it, up to the limit.
+		s.lineBuf = append(s.lineBuf[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) && len(s.lineBuf) <= s.lim.CommandLine {
+			line, err = s.r.ReadSlice('\n')
+			s.lineBuf = append(s.lineBuf, line...)
+		}
+		line = s.lineBuf
+	}
+	if len(line) > s.lim.CommandLine {
 		// Discard the rest of the over-long line so the session stays in step.
 		for errors.Is(err, bufio.ErrBufferFull) {
 			_, err = s.r.ReadSlice('\n')

@@ -425,3 +425,32 @@ func TestSinkListenerDiscards(t *testing.T) {
 		t.Errorf("sink stored %d messages in the server backend", n)
 	}
 }
+
+// TestPipelinedAfterData: commands in the same write as the end of data
+// are read from the large data reader before the session returns to its
+// small command buffer; nothing is lost or run twice.
+func TestPipelinedAfterData(t *testing.T) {
+	ts := startServer(t, Limits{}, Listener{Role: RoleMX, TLS: TLSNone})
+	c := runScript(t, ts.addrs[0], []step{{"EHLO c", "250-"}, {"MAIL FROM:<a@b.example>", "250"}, {"RCPT TO:<alice@example.com>", "250"}, {"DATA", "354"}})
+	c.send("Subject: one\r\n\r\n" + strings.Repeat(strings.Repeat("x", 70)+"\r\n", 600) + ".\r\nMAIL FROM:<c@d.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+	for _, want := range []string{"250 2.0.0", "250 2.1.0", "250 2.1.5", "354"} {
+		c.expect(want)
+	}
+	c.cmd("Subject: two\r\n\r\nshort\r\n.", "250 2.0.0")
+	c.cmd("NOOP", "250")
+	msgs := ts.backend.messages()
+	if len(msgs) != 2 || !strings.Contains(string(msgs[1].data), "Subject: two") {
+		t.Fatalf("want two messages, got %d", len(msgs))
+	}
+}
+
+// TestLongCommandLine: lines longer than the small command buffer but
+// within Limits.CommandLine are read whole (an AUTH initial response).
+func TestLongCommandLine(t *testing.T) {
+	ts := startServer(t, Limits{CommandLine: 4096}, Listener{Role: RoleMX, TLS: TLSNone})
+	c := dial(t, ts.addrs[0])
+	c.cmd("EHLO c", "250-")
+	c.cmd("NOOP "+strings.Repeat("a", 3000), "250")
+	c.cmd("NOOP "+strings.Repeat("b", 5000), "500 5.5.2 Line too long")
+	c.cmd("NOOP", "250")
+}

@@ -33,9 +33,14 @@ func (s *session) cmdStartTLS(arg string) {
 		s.quit = true
 		return
 	}
-	if n := s.r.Buffered(); n > 0 {
+	n := s.small.Buffered()
+	if s.r != s.small {
+		n += s.r.Buffered()
+		s.r.Discard(s.r.Buffered())
+	}
+	s.small.Discard(s.small.Buffered())
+	if n > 0 {
 		s.log.Warn("discarding plaintext pipelined after STARTTLS", "bytes", n)
-		s.r.Discard(n)
 	}
 	if err := s.handshake(); err != nil {
 		s.log.Info("starttls handshake failed", "err", err)
