@@ -18,6 +18,7 @@ import (
 // package must state its place.
 var allowed = map[string][]string{
 	"smtp":        {},
+	"testcert":    {}, // test helper: throwaway certificates
 	"sasl":        {},
 	"config":      {},
 	"certs":       {},

@@ -2,15 +2,11 @@ package client
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"net"
+	"smtpkit/internal/testcert"
 	"strings"
 	"testing"
 	"time"
@@ -126,39 +122,6 @@ func readData(r *bufio.Reader) (string, error) {
 	}
 }
 
-// selfSigned makes a throwaway certificate for host.
-func selfSigned(t *testing.T, host string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: host},
-		DNSNames:              []string{host},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
-
-// pool trusts cert.
-func pool(cert tls.Certificate) *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(cert.Leaf)
-	return p
-}
-
 // testOpts are short timeouts: a client that waits for a reply the script
 // withholds fails quickly instead of hanging the test.
 func testOpts(transcript *strings.Builder) Options {
@@ -194,3 +157,9 @@ func ehloStep(exts ...string) step {
 }
 
 func quitStep() step { return step{recv: []string{"QUIT"}, send: "221 2.0.0 bye\r\n"} }
+
+// selfSigned makes a throwaway certificate for host.
+func selfSigned(t *testing.T, host string) tls.Certificate { return testcert.New(t, host) }
+
+// pool trusts cert.
+func pool(cert tls.Certificate) *x509.CertPool { return testcert.Pool(cert) }

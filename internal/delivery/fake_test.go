@@ -2,16 +2,12 @@ package delivery
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
-	"math/big"
 	"net"
+	"smtpkit/internal/testcert"
 	"strconv"
 	"strings"
 	"sync"
@@ -362,42 +358,15 @@ func listenSamePort(t *testing.T, ips ...string) (int, []net.Listener) {
 	return 0, nil
 }
 
-// selfSigned returns a certificate for names, its own issuer, and a pool
-// holding it (for the verify policy's roots).
-func selfSigned(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: names[0]},
-		DNSNames:              names,
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
-func tlsConfig(cert tls.Certificate) *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-}
-
 func (r received) String() string {
 	return fmt.Sprintf("from=%s rcpts=%v tls=%v body=%q", r.From, r.Rcpts, r.TLS, r.Body)
 }
+
+// selfSigned returns a certificate for names and a pool trusting it (the
+// verify policy's roots).
+func selfSigned(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool) {
+	c := testcert.New(t, names...)
+	return c, testcert.Pool(c)
+}
+
+func tlsConfig(cert tls.Certificate) *tls.Config { return testcert.ServerConfig(cert) }
