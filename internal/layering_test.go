@@ -18,13 +18,14 @@ import (
 // package must state its place.
 var allowed = map[string][]string{
 	"smtp":        {},
+	"atomicfile":  {},
 	"testcert":    {}, // test helper: throwaway certificates
 	"sasl":        {},
 	"config":      {},
-	"certs":       {},
-	"maildir":     {},
+	"certs":       {"atomicfile"},
+	"maildir":     {"atomicfile"},
 	"compose":     {},
-	"userdb":      {},
+	"userdb":      {"atomicfile"},
 	"tlspolicy":   {"smtp"},
 	"control":     {},
 	"dns":         {},
@@ -33,7 +34,7 @@ var allowed = map[string][]string{
 	"route":       {"dns", "smtp"},
 	"server":      {"smtp", "sasl"},
 	"client":      {"smtp", "sasl", "tlspolicy"},
-	"queue":       {"smtp", "dsn"},
+	"queue":       {"smtp", "dsn", "atomicfile"},
 	"inbound":     {"smtp", "server", "userdb", "maildir"},
 	"delivery":    {"smtp", "sasl", "client", "route", "dns", "tlspolicy", "queue", "maildir", "userdb"},
 	"probe":       {"smtp", "sasl", "client", "tlspolicy"},

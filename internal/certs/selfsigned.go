@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"smtpkit/internal/atomicfile"
 	"strings"
 	"time"
 )
@@ -58,10 +59,10 @@ func ensureSelfSigned(dir string, hosts []string, now time.Time) (Pair, bool, er
 	}
 	// Key first: a crash between the renames leaves a mismatched pair,
 	// which reusable rejects, so the next start generates again.
-	if err := writeAtomic(pair.Key, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(pair.Key, keyPEM, 0o600); err != nil {
 		return Pair{}, false, err
 	}
-	if err := writeAtomic(pair.Cert, certPEM, 0o644); err != nil {
+	if err := atomicfile.Write(pair.Cert, certPEM, 0o644); err != nil {
 		return Pair{}, false, err
 	}
 	return pair, true, nil
@@ -145,32 +146,4 @@ func generate(hosts []string, now time.Time) (certPEM, keyPEM []byte, err error)
 	pem.Encode(&c, &pem.Block{Type: "CERTIFICATE", Bytes: der})
 	pem.Encode(&k, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	return c.Bytes(), k.Bytes(), nil
-}
-
-// writeAtomic writes data to a temporary file beside path with mode perm,
-// syncs it and renames it over path.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("certs: %w", err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(perm)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("certs: writing %s: %w", path, err)
-	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"smtpkit/internal/atomicfile"
 	"sync"
 )
 
@@ -17,7 +18,7 @@ import (
 type groupSync struct {
 	mu    sync.Mutex
 	keys  map[string]*flushState
-	flush func(path string) error // syncDir; a field for tests
+	flush func(path string) error // atomicfile.SyncDir; a field for tests
 }
 
 type flushState struct {
@@ -30,7 +31,7 @@ type flushState struct {
 }
 
 func newGroupSync() *groupSync {
-	return &groupSync{keys: make(map[string]*flushState), flush: syncDir}
+	return &groupSync{keys: make(map[string]*flushState), flush: atomicfile.SyncDir}
 }
 
 // Flush returns once an fsync of path that started after the call has

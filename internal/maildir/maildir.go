@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"smtpkit/internal/atomicfile"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -42,10 +43,10 @@ func Create(path string) (Dir, error) {
 		}
 	}
 	if statErr != nil { // freshly made: persist the directory entries
-		if err := syncDir(path); err != nil {
+		if err := atomicfile.SyncDir(path); err != nil {
 			return Dir{}, err
 		}
-		if err := syncDir(filepath.Dir(filepath.Clean(path))); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(filepath.Clean(path))); err != nil {
 			return Dir{}, err
 		}
 	}
@@ -97,23 +98,6 @@ func (n *Namer) next() string {
 // uses it to separate the ",S=" size field.
 func sanitizeHost(h string) string {
 	return strings.NewReplacer("/", `\057`, ":", `\072`, ",", `\054`).Replace(h)
-}
-
-// syncDir fsyncs a directory so that entries created or removed in it are
-// durable.
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("maildir: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("maildir: fsync %s: %w", path, err)
-	}
-	return nil
 }
 
 // TmpMaxAge is how old a file in tmp/ must be before CleanTmp removes it:

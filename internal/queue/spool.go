@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"smtpkit/internal/atomicfile"
 	"strings"
 )
 
@@ -27,22 +28,10 @@ func (d spoolDir) create() error {
 
 // syncDirs fsyncs msg/ and env/, making the renames into them durable.
 func (d spoolDir) syncDirs() error {
-	if err := syncDir(d.msgDir()); err != nil {
+	if err := atomicfile.SyncDir(d.msgDir()); err != nil {
 		return err
 	}
-	return syncDir(d.envDir())
-}
-
-func syncDir(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.SyncDir(d.envDir())
 }
 
 // writeFileAtomic replaces dst with data: write tmp/<name>, fsync, rename.

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"smtpkit/internal/atomicfile"
 	"sync"
 	"syscall"
 )
@@ -246,48 +246,14 @@ func (f *File) update(change func(d *db) error) error {
 // writeAtomic replaces path with data: temp file in the same directory,
 // fsync, rename, fsync the directory. It returns the new file's identity.
 func writeAtomic(path string, data []byte) (fileID, error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fileID{}, fmt.Errorf("userdb: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		return fileID{}, fmt.Errorf("userdb: write %s: %w", path, err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return fileID{}, fmt.Errorf("userdb: %w", err)
 	}
 	return statID(fi), nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // lockFile takes an exclusive flock on path (created with mode 0600),
