@@ -140,35 +140,30 @@ func Build(r Report) ([]byte, error) {
 	intl := r.International()
 	var b bytes.Buffer
 	writeHeader(&b, r, msgID, boundary)
-	fmt.Fprintf(&b, "--%s\r\n", boundary)
-	if intl {
-		b.WriteString("Content-Type: text/plain; charset=utf-8\r\n")
-		b.WriteString("Content-Transfer-Encoding: 8bit\r\n")
-	} else {
-		b.WriteString("Content-Type: text/plain; charset=us-ascii\r\n")
-	}
-	b.WriteString("Content-Description: Notification\r\n\r\n")
+	// The three parts of RFC 3464 §2; with UTF-8 in the report the
+	// internationalized types of RFC 6533 §3, 6.
+	startPart(&b, boundary, intl, "text/plain; charset=us-ascii", "text/plain; charset=utf-8", "Notification")
 	writeHuman(&b, r, intl)
-	fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
-	if intl {
-		b.WriteString("Content-Type: message/global-delivery-status\r\n")
-		b.WriteString("Content-Transfer-Encoding: 8bit\r\n")
-	} else {
-		b.WriteString("Content-Type: message/delivery-status\r\n")
-	}
-	b.WriteString("Content-Description: Delivery report\r\n\r\n")
+	b.WriteString("\r\n") // the CRLF before a boundary belongs to it (RFC 2046 §5.1.1)
+	startPart(&b, boundary, intl, "message/delivery-status", "message/global-delivery-status", "Delivery report")
 	writeStatus(&b, r, intl)
-	fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
-	if intl {
-		b.WriteString("Content-Type: message/global-headers\r\n")
-		b.WriteString("Content-Transfer-Encoding: 8bit\r\n")
-	} else {
-		b.WriteString("Content-Type: text/rfc822-headers\r\n")
-	}
-	b.WriteString("Content-Description: Undelivered message headers\r\n\r\n")
+	b.WriteString("\r\n")
+	startPart(&b, boundary, intl, "text/rfc822-headers", "message/global-headers", "Undelivered message headers")
 	b.Write(crlfLines(headerBlock(r.Headers)))
 	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
 	return b.Bytes(), nil
+}
+
+// startPart starts a body part: the boundary line, its content type (the
+// RFC 6533 international one, 8bit, when intl) and description.
+func startPart(b *bytes.Buffer, boundary string, intl bool, asciiType, intlType, description string) {
+	fmt.Fprintf(b, "--%s\r\n", boundary)
+	if intl {
+		fmt.Fprintf(b, "Content-Type: %s\r\nContent-Transfer-Encoding: 8bit\r\n", intlType)
+	} else {
+		fmt.Fprintf(b, "Content-Type: %s\r\n", asciiType)
+	}
+	fmt.Fprintf(b, "Content-Description: %s\r\n\r\n", description)
 }
 
 // writeHeader writes the RFC 5322 header of the report.
