@@ -48,7 +48,7 @@ func (n *Namer) NewDelivery(tmp Dir) (*Delivery, error) {
 	dir := filepath.Join(tmp.Path, "tmp")
 	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600); err == nil && !n.namedTmp {
 		f := os.NewFile(uintptr(fd), dir+"/(anonymous)")
-		return &Delivery{namer: n, f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+		return &Delivery{namer: n, f: f, w: n.writer(f)}, nil
 	}
 	for range maxNameTries {
 		p := filepath.Join(tmp.Path, "tmp", n.next())
@@ -59,7 +59,7 @@ func (n *Namer) NewDelivery(tmp Dir) (*Delivery, error) {
 		if err != nil {
 			return nil, fmt.Errorf("maildir: %w", err)
 		}
-		return &Delivery{namer: n, tmpPath: p, f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+		return &Delivery{namer: n, tmpPath: p, f: f, w: n.writer(f)}, nil
 	}
 	return nil, errors.New("maildir: could not find a unique tmp file name")
 }
@@ -134,6 +134,8 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 // tmp file is closed here; an anonymous one stays open for linking.
 func (d *Delivery) finish() error {
 	err := d.w.Flush()
+	d.namer.putWriter(d.w)
+	d.w = nil
 	if err == nil {
 		err = d.f.Sync()
 	}
@@ -243,6 +245,10 @@ func (d *Delivery) Abort() {
 		return
 	}
 	d.done = true
+	if d.w != nil {
+		d.namer.putWriter(d.w)
+		d.w = nil
+	}
 	if d.f != nil {
 		d.f.Close() // an anonymous file disappears here
 		d.f = nil
@@ -250,4 +256,20 @@ func (d *Delivery) Abort() {
 	if d.tmpPath != "" {
 		os.Remove(d.tmpPath)
 	}
+}
+
+// writer takes a write buffer from the Namer's pool: a delivering server
+// would otherwise allocate bufSize per message.
+func (n *Namer) writer(f *os.File) *bufio.Writer {
+	w, _ := n.writers.Get().(*bufio.Writer)
+	if w == nil {
+		return bufio.NewWriterSize(f, bufSize)
+	}
+	w.Reset(f)
+	return w
+}
+
+func (n *Namer) putWriter(w *bufio.Writer) {
+	w.Reset(nil)
+	n.writers.Put(w)
 }

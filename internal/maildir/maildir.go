@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"smtpkit/internal/atomicfile"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -69,6 +70,8 @@ type Namer struct {
 	now   func() time.Time
 	seq   atomic.Uint64
 	syncs *groupSync
+	// writers pools the Deliveries' write buffers.
+	writers sync.Pool
 	// namedTmp turns O_TMPFILE off, so tests cover the named-file path.
 	namedTmp bool
 }
