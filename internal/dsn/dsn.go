@@ -310,19 +310,23 @@ func headerBlock(msg []byte) []byte {
 	return msg
 }
 
-// crlfLines normalizes line endings to CRLF and guarantees the result ends
-// with one (CRLF is law: we never emit a bare CR or LF).
+// crlfLines normalizes line endings to CRLF, cuts lines longer than 998
+// octets (RFC 5322 §2.1.1; a message that came in by BDAT may have them)
+// and guarantees the result ends with CRLF (CRLF is law: we never emit a
+// bare CR or LF).
 func crlfLines(p []byte) []byte {
 	var b bytes.Buffer
 	for len(p) > 0 {
 		i := bytes.IndexAny(p, "\r\n")
+		line := p
+		if i >= 0 {
+			line = p[:i]
+		}
+		b.Write(line[:min(len(line), maxLineOctets)])
+		b.WriteString("\r\n")
 		if i < 0 {
-			b.Write(p)
-			b.WriteString("\r\n")
 			break
 		}
-		b.Write(p[:i])
-		b.WriteString("\r\n")
 		if p[i] == '\r' && i+1 < len(p) && p[i+1] == '\n' {
 			i++
 		}
@@ -330,6 +334,9 @@ func crlfLines(p []byte) []byte {
 	}
 	return b.Bytes()
 }
+
+// maxLineOctets is RFC 5322 §2.1.1's limit, without the CRLF.
+const maxLineOctets = 998
 
 // oneLine makes s safe as a header field value: control characters
 // (including CR and LF, which a remote reply could smuggle in) become
