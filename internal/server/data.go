@@ -265,7 +265,7 @@ func (s *session) cmdBdat(arg string) {
 			s.abortTxn()
 			return
 		}
-		s.txn.chunks = &chunking{w: w, body: s.bodyWriter(w)}
+		s.txn.chunks = &chunking{w: w, body: &textChecker{next: s.bodyWriter(w), maxLine: s.lim.TextLine}}
 	}
 	c := s.txn.chunks
 	s.setReadDeadline(s.lim.DataTimeout)

@@ -49,3 +49,41 @@ func (h *headerLimiter) Write(p []byte) (int, error) {
 }
 
 func (h *headerLimiter) Close() error { return h.next.Close() }
+
+// textChecker holds BDAT data to the rules DATA's dot reader enforces: the
+// message is text (we offer no BINARYMIME, RFC 3030 §3), so every line ends
+// in CRLF and is at most maxLine octets with it (RFC 5321 §2.3.8,
+// §4.5.3.1.6). A bare CR or LF stored or relayed could smuggle a second
+// message past a less careful next hop.
+type textChecker struct {
+	next    io.WriteCloser
+	maxLine int
+	line    int  // octets of the current line so far
+	cr      bool // the last octet was CR
+}
+
+func (c *textChecker) Write(p []byte) (int, error) {
+	for _, b := range p {
+		switch {
+		case c.cr && b != '\n':
+			return 0, smtp.ErrBareCR
+		case b == '\n' && !c.cr:
+			return 0, smtp.ErrBareLF
+		case b == '\n':
+			c.line, c.cr = 0, false
+			continue
+		}
+		c.cr = b == '\r'
+		if c.line++; c.line > c.maxLine-1 { // maxLine counts the CRLF; the CR is in c.line
+			return 0, smtp.ErrLineTooLong
+		}
+	}
+	return c.next.Write(p)
+}
+
+func (c *textChecker) Close() error {
+	if c.cr {
+		return smtp.ErrBareCR
+	}
+	return c.next.Close()
+}

@@ -296,12 +296,19 @@ func TestBDAT(t *testing.T) {
 	c := runScript(t, ts.addrs[0], []step{{"EHLO c", "250-"}, {"MAIL FROM:<a@b.example>", "250"}, {"RCPT TO:<alice@example.com>", "250"}})
 	c.send("BDAT 5\r\nhello")
 	c.expect("250 2.0.0")
-	c.send("BDAT 7 LAST\r\n world\n")
+	c.send("BDAT 8 LAST\r\n world\r\n")
 	c.expect("250 2.0.0 OK")
 	msgs := ts.backend.messages()
-	if len(msgs) != 1 || !strings.HasSuffix(string(msgs[0].data), "\r\nhello world\n") {
+	if len(msgs) != 1 || !strings.HasSuffix(string(msgs[0].data), "\r\nhello world\r\n") {
 		t.Fatalf("BDAT message wrong: %+v", msgs)
 	}
+	// BDAT data is text too (no BINARYMIME): a bare LF is refused at
+	// LAST, and the chunk's bytes are still consumed.
+	c.cmd("MAIL FROM:<a@b.example>", "250")
+	c.cmd("RCPT TO:<alice@example.com>", "250")
+	c.send("BDAT 9 LAST\r\nx\n.\nMAIL ")
+	c.expect("500 5.5.2 Bare LF")
+	c.cmd("NOOP", "250")
 	c.cmd("MAIL FROM:<a@b.example>", "250")
 	c.cmd("RCPT TO:<alice@example.com>", "250")
 	c.send("BDAT 60 LAST\r\n" + strings.Repeat("x", 60))

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"smtpkit/internal/smtp"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,41 @@ func TestHeaderLimiter(t *testing.T) {
 				}
 				if err == nil && out.String() != tt.in {
 					t.Errorf("chunk %d: output changed", chunk)
+				}
+			}
+		})
+	}
+}
+
+func TestTextChecker(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"crlf text", "a\r\nb\r\n", nil},
+		{"bare LF", "a\nb\r\n", smtp.ErrBareLF},
+		{"bare CR", "a\rb\r\n", smtp.ErrBareCR},
+		{"CR at the very end", "a\r", smtp.ErrBareCR},
+		{"line of 998", strings.Repeat("x", 998) + "\r\n", nil},
+		{"line of 999", strings.Repeat("x", 999) + "\r\n", smtp.ErrLineTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, chunk := range []int{1, 3, 1 << 20} {
+				var out bytes.Buffer
+				c := &textChecker{next: nopCloser{&out}, maxLine: 1000}
+				var err error
+				for in := tt.in; in != "" && err == nil; {
+					n := min(chunk, len(in))
+					_, err = c.Write([]byte(in[:n]))
+					in = in[n:]
+				}
+				if err == nil {
+					err = c.Close()
+				}
+				if err != tt.want {
+					t.Errorf("chunk %d: err = %v, want %v", chunk, err, tt.want)
 				}
 			}
 		})
