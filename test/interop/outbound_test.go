@@ -99,28 +99,17 @@ func startSender(t *testing.T, conf outConf) *Server {
 // internal/client; every recipient must be accepted.
 func outSubmit(t *testing.T, s *Server, msg []byte, rcpts ...string) {
 	t.Helper()
-	pemBytes, err := os.ReadFile(s.CertPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
-	ctx, cancel := context.WithTimeout(context.Background(), outWait)
-	defer cancel()
-	c, err := client.Dial(ctx, s.Submission, client.Options{LocalName: "submitter.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roots := rootsFromFile(t, s.CertPath)
+	c := dialHello(t, s.Submission, "submitter.example")
 	defer c.Close()
-	if err := c.Hello(); err != nil {
-		t.Fatal(err)
-	}
 	if err := c.StartTLS(&tls.Config{ServerName: testHostname, RootCAs: roots}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Auth(sasl.NewPlainClient("", outSender, outPassword)); err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), outWait)
+	defer cancel()
 	res, err := c.Send(ctx, client.Envelope{From: outSender, To: rcpts}, bytes.NewReader(msg))
 	if err != nil || res.Data != nil {
 		t.Fatalf("submitting: %v / %v (rcpts %v)", err, res.Data, res.Rcpt)
@@ -725,4 +714,32 @@ func selfSignedCert(t *testing.T, host string) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// rootsFromFile is a pool trusting the PEM certificates in path.
+func rootsFromFile(t *testing.T, path string) *x509.CertPool {
+	t.Helper()
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	return roots
+}
+
+// dialHello connects to addr with internal/client and says EHLO.
+func dialHello(t *testing.T, addr, localName string) *client.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), outWait)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{LocalName: localName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Hello(); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	return c
 }

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"os"
@@ -280,22 +279,9 @@ func TestPostfixRelay(t *testing.T) {
 // AUTH before STARTTLS, and no recipient accepted without AUTH — so the
 // delivery above proves that smtpkit authenticated.
 func relayNeedsAuth(t *testing.T, p *relayPostfix) {
-	pemBytes, err := os.ReadFile(p.cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
-	ctx, cancel := context.WithTimeout(context.Background(), outWait)
-	defer cancel()
-	c, err := client.Dial(ctx, p.addr, client.Options{LocalName: "anonymous.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roots := rootsFromFile(t, p.cert)
+	c := dialHello(t, p.addr, "anonymous.example")
 	defer c.Close()
-	if err := c.Hello(); err != nil {
-		t.Fatal(err)
-	}
 	if mechs, ok := c.Ext("AUTH"); ok {
 		t.Errorf("AUTH %q offered before STARTTLS", mechs)
 	}
@@ -305,6 +291,8 @@ func relayNeedsAuth(t *testing.T, p *relayPostfix) {
 	if mechs, _ := c.Ext("AUTH"); !strings.Contains(mechs, "PLAIN") {
 		t.Errorf("AUTH after STARTTLS: %q, want PLAIN", mechs)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), outWait)
+	defer cancel()
 	res, err := c.Send(ctx, client.Envelope{From: "x@anonymous.example", To: []string{relayRcpt}},
 		bytes.NewReader(testMessage("postfix-relay-anon")))
 	if err != nil {
