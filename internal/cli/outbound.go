@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -54,8 +56,19 @@ func wireOutbound(cfg config.Config, local *inbound.Backend, m *metrics.Metrics,
 	if err != nil {
 		return nil, err
 	}
+	var roots *x509.CertPool
+	if cfg.Outbound.CAFile != "" {
+		pemBytes, err := os.ReadFile(cfg.Outbound.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("outbound.ca_file: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("outbound.ca_file %s: no PEM certificate in it", cfg.Outbound.CAFile)
+		}
+	}
 	remote := delivery.NewRemote(delivery.RemoteOptions{
-		Router: router, Policy: policy, LocalName: cfg.Hostname, Logger: log,
+		Router: router, Policy: policy, LocalName: cfg.Hostname, Roots: roots, Logger: log,
 	})
 	o := &outbound{remote: remote}
 	q, err := queue.Open(queue.Options{

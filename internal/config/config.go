@@ -137,6 +137,9 @@ type Outbound struct {
 	// Port is the port MX hosts are contacted on, default 25. Only tests
 	// and special setups change it.
 	Port int `toml:"port"`
+	// CAFile is a PEM file of root certificates for the verify policy
+	// (a relay with a private CA); "" = the system roots.
+	CAFile string `toml:"ca_file"`
 	// AllowLoopback lets MX records point at loopback addresses. Off in
 	// production (a hostile domain could make us deliver to ourselves);
 	// tests with a loopback DNS server turn it on.

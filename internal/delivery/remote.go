@@ -206,7 +206,7 @@ func (r *Remote) connect(ctx context.Context, addr string, hop route.Hop, plan t
 	}
 	if hop.Route != nil && hop.Route.AuthUser != "" {
 		if err := r.auth(c, hop.Route); err != nil {
-			c.Close()
+			c.Quit() // the session is still sound: end it politely (RFC 5321 §4.1.1.10)
 			return nil, plan, err
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"smtpkit/internal/testcert"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +48,7 @@ type outConf struct {
 	tls      string // outbound.tls; "" = opportunistic
 	maxAge   string // "" = 1h
 	conc     int    // outbound.concurrency; 0 = default
+	caFile   string // outbound.ca_file; "" = system roots
 	routes   []outRoute
 }
 
@@ -66,6 +68,9 @@ func (c outConf) toml() string {
 	}
 	if c.port != 0 {
 		fmt.Fprintf(&b, "port = %d\n", c.port)
+	}
+	if c.caFile != "" {
+		fmt.Fprintf(&b, "ca_file = %q\n", c.caFile)
 	}
 	for _, r := range c.routes {
 		fmt.Fprintf(&b, "\n[[route]]\ndomain = %q\nhost = %q\n", r.domain, r.host)
@@ -508,6 +513,21 @@ func TestOutboundTLSNotMet(t *testing.T) {
 	}
 	if n := a.CountFiles(t, outSender, "new"); n != 0 {
 		t.Errorf("%d bounces for temporary TLS failures", n)
+	}
+}
+
+// TestOutboundVerifyWithCAFile: outbound.ca_file makes a next hop with a
+// private CA verifiable, so the verify policy delivers to it.
+func TestOutboundVerifyWithCAFile(t *testing.T) {
+	// The route names the host by address, so that is the name verified.
+	cert, key := testcert.WriteFiles(t, testcert.New(t, "127.0.0.1"), t.TempDir())
+	p := startAio(t, "--tls", cert, key, "--require-tls")
+	a := startSender(t, outConf{caFile: cert, routes: []outRoute{{domain: "peer.example", host: p.addr, tls: "verify"}}})
+	msg := testMessage("tls-verify-ca-file")
+	outSubmit(t, a, msg, "x@peer.example")
+	eventually(t, "the message at aiosmtpd", func() bool { return len(p.messages()) >= 1 })
+	if m := p.messages()[0]; !m.TLS || !bytes.Equal(StripTrace([]byte(m.Data)), msg) {
+		t.Errorf("peer got tls=%v body=%q", m.TLS, m.Data)
 	}
 }
 
