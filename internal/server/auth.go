@@ -123,7 +123,7 @@ func (s *session) authDone(srv sasl.Server, mech, ip, user string, err error) {
 		s.srv.obs.AuthResult(s.info.Listener, mech, false)
 		s.log.Warn("auth failed", "mech", mech, "ip", ip, "failures", s.authFail, "delay", delay)
 		if delay > 0 {
-			s.w.Flush()
+			s.flush()
 			time.Sleep(delay) // the growing delay of a failed login (bounded by maxAuthDelay)
 		}
 		s.reply(smtp.R(smtp.CodeAuthFailed, smtp.EnhBadCredentials, "Authentication credentials invalid"))

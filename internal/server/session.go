@@ -27,6 +27,8 @@ type session struct {
 	small   *bufio.Reader // command phase
 	big     *bufio.Reader // from dataReaders while in use
 	lineBuf []byte        // a command line longer than small's buffer
+	wait    [64]byte      // what an idle session reads into (see awaitInput)
+	pre     prefixReader  // the bytes read into wait, ahead of the connection
 	w       *bufio.Writer
 	log     *slog.Logger
 	info    SessionInfo
@@ -125,29 +127,103 @@ func (s *session) serve() {
 	s.abortTxn()
 	s.wdl = s.srv.now().Add(finalWriteGrace) // the last one may have passed with a timeout
 	s.conn.SetWriteDeadline(s.wdl)
-	s.w.Flush()
+	s.flushNow()
+	s.releaseReaders()
 	s.log.Info("disconnect", "errors", s.errors)
 }
 
-// Buffer sizes. An idle session holds only the small command-phase
-// buffers (a command line is at most 512 octets by RFC 5321 §4.5.3.1.4;
-// longer ones, up to Limits.CommandLine, are assembled in lineBuf). Message
-// data is read through a large reader taken from a pool for the length of
-// a DATA or BDAT.
+// Buffers. A session waiting for a command holds no buffer at all: it
+// blocks on a read into its own small wait array, and only when bytes
+// arrive takes a command reader (1 KiB; a command line is at most 512
+// octets by RFC 5321 §4.5.3.1.4, longer ones up to Limits.CommandLine are
+// assembled in lineBuf) and, for its replies, a writer, both from pools and
+// both given back once the client has nothing more in flight. Message data
+// is read through a large pooled reader for the length of a DATA or BDAT.
 const (
 	cmdBufSize   = 1024
 	replyBufSize = 1024
 	dataBufSize  = 32 << 10
 )
 
-var dataReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, dataBufSize) }}
+var (
+	dataReaders  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, dataBufSize) }}
+	cmdReaders   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, cmdBufSize) }}
+	replyWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, replyBufSize) }}
+)
 
-// setStreams (re)creates the buffered reader and writer on c.
+// setStreams points the session at c (the connection, or TLS over it),
+// dropping anything buffered for the old one.
 func (s *session) setStreams(c net.Conn) {
-	s.releaseDataReader()
-	s.small = bufio.NewReaderSize(c, cmdBufSize)
+	if s.w != nil {
+		s.w.Reset(nil)
+		replyWriters.Put(s.w)
+		s.w = nil
+	}
+	s.releaseReaders()
+	s.pre = prefixReader{}
+	s.small = cmdReaders.Get().(*bufio.Reader)
+	s.small.Reset(c)
 	s.r = s.small
-	s.w = bufio.NewWriterSize(c, replyBufSize)
+}
+
+// releaseReaders gives the command and data readers back to their pools,
+// whatever they hold.
+func (s *session) releaseReaders() {
+	if s.big != nil {
+		s.big.Reset(nil)
+		dataReaders.Put(s.big)
+		s.big = nil
+	}
+	if s.small != nil {
+		s.small.Reset(nil)
+		cmdReaders.Put(s.small)
+		s.small, s.r = nil, nil
+	}
+}
+
+// awaitInput blocks until the client sends something, holding no buffer
+// but the session's small wait array meanwhile, then reads on through a
+// pooled command reader. Only called when nothing is buffered.
+func (s *session) awaitInput() error {
+	s.small.Reset(nil)
+	cmdReaders.Put(s.small)
+	s.small, s.r = nil, nil
+	n, err := s.conn.Read(s.wait[:])
+	if n == 0 {
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+	s.pre = prefixReader{buf: s.wait[:n], r: s.conn}
+	s.small = cmdReaders.Get().(*bufio.Reader)
+	s.small.Reset(&s.pre)
+	s.r = s.small
+	return nil
+}
+
+// prefixReader returns buf, then reads from r.
+type prefixReader struct {
+	buf []byte
+	r   io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.buf) > 0 {
+		n := copy(b, p.buf)
+		p.buf = p.buf[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
+}
+
+// out is the reply writer, taken from the pool on first use.
+func (s *session) out() *bufio.Writer {
+	if s.w == nil {
+		s.w = replyWriters.Get().(*bufio.Writer)
+		s.w.Reset(s.conn)
+	}
+	return s.w
 }
 
 // dataReader switches the session to the large pooled reader for message
@@ -197,6 +273,11 @@ func (s *session) readCommand() ([]byte, error) {
 	defer s.setIdle(false)
 	if s.srv.isClosing() && !s.txn.active {
 		return nil, errShuttingDown
+	}
+	if s.r == s.small && s.small.Buffered() == 0 && len(s.pre.buf) == 0 {
+		if err := s.awaitInput(); err != nil {
+			return nil, err
+		}
 	}
 	if cap(s.lineBuf) > cmdBufSize {
 		s.lineBuf = nil // a long AUTH line does not pin memory for the session
@@ -265,11 +346,11 @@ func (s *session) endOnError(err error) {
 // said EHLO (RFC 2034 §3). Protocol errors are counted; past the limit the
 // session ends with 421 (RFC 5321 §4.5.3.1.x leaves the limit to the server).
 func (s *session) reply(r smtp.Reply) {
-	r.Write(s.w, s.esmtp)
+	r.Write(s.out(), s.esmtp)
 	if r.Code >= 500 && r.Code <= 504 {
 		s.errors++
 		if s.errors >= s.lim.Errors {
-			smtp.R(smtp.CodeUnavailable, "4.7.0", s.srv.opts.Hostname+" too many errors, closing connection").Write(s.w, s.esmtp)
+			smtp.R(smtp.CodeUnavailable, "4.7.0", s.srv.opts.Hostname+" too many errors, closing connection").Write(s.out(), s.esmtp)
 			s.log.Info("too many errors", "errors", s.errors)
 			s.quit = true
 		}
@@ -277,14 +358,31 @@ func (s *session) reply(r smtp.Reply) {
 	if s.quit {
 		s.wdl = s.srv.now().Add(finalWriteGrace)
 		s.conn.SetWriteDeadline(s.wdl)
-		s.w.Flush()
+		s.flushNow()
 	}
 }
 
-// flush sends queued replies now.
+// flush sends queued replies now, under a fresh write deadline.
 func (s *session) flush() error {
+	if s.w == nil {
+		return nil
+	}
 	s.setWriteDeadline(s.lim.CommandTimeout)
-	return s.w.Flush()
+	return s.flushNow()
+}
+
+// flushNow writes out the replies and gives the writer back to the pool.
+func (s *session) flushNow() error {
+	if s.w == nil {
+		return nil
+	}
+	err := s.w.Flush()
+	if err == nil {
+		s.w.Reset(nil)
+		replyWriters.Put(s.w)
+		s.w = nil
+	}
+	return err
 }
 
 func (s *session) setIdle(idle bool) {

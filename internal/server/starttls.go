@@ -33,7 +33,8 @@ func (s *session) cmdStartTLS(arg string) {
 		s.quit = true
 		return
 	}
-	n := s.small.Buffered()
+	n := s.small.Buffered() + len(s.pre.buf)
+	s.pre.buf = nil
 	if s.r != s.small {
 		n += s.r.Buffered()
 		s.r.Discard(s.r.Buffered())
