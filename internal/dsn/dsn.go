@@ -198,7 +198,9 @@ func writeHuman(b *bytes.Buffer, r Report, intl bool) {
 	}
 	b.WriteString("\r\n")
 	for _, rc := range r.Recipients {
-		fmt.Fprintf(b, "<%s>: %s\r\n", oneLine(rc.Addr, intl), oneLine(humanReason(rc), intl))
+		// Two values share this line: keep the whole line within the limit.
+		line := "<" + oneLine(rc.Addr, intl) + ">: " + oneLine(humanReason(rc), intl)
+		fmt.Fprintf(b, "%s\r\n", fit(line, maxLineOctets))
 		if rc.Action == Delayed && !rc.WillRetryUntil.IsZero() {
 			fmt.Fprintf(b, "    (will be retried until %s)\r\n", rc.WillRetryUntil.Format(time.RFC1123Z))
 		}
@@ -355,14 +357,18 @@ func oneLine(s string, utf8OK bool) string {
 		}
 		return r
 	}, s)
-	if len(s) > 900 {
-		cut := 900
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
+	return fit(s, 900)
+}
+
+// fit cuts s to at most n octets, at a UTF-8 character boundary.
+func fit(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func isASCII(s string) bool {
