@@ -155,9 +155,12 @@ func fold(name, value string) (string, bool) {
 	b.WriteString(": ")
 	b.WriteString(words[0])
 	ok := line <= maxLine
-	started := words[0] != "" // a word is on the field's lines already
+	started := !blank(words[0]) // a word is on the field's lines already
 	for _, w := range words[1:] {
-		if w != "" && line+1+len(w) > foldAt && started {
+		// Only a word with something visible starts a new line: a line of
+		// nothing but white space is not a valid continuation (RFC 5322
+		// §3.2.2, obsolete syntax).
+		if !blank(w) && line+1+len(w) > foldAt && started {
 			b.WriteString("\r\n")
 			line = 0
 		}
@@ -165,11 +168,14 @@ func fold(name, value string) (string, bool) {
 		b.WriteString(w)
 		line += 1 + len(w)
 		ok = ok && line <= maxLine
-		started = started || w != ""
+		started = started || !blank(w)
 	}
 	b.WriteString("\r\n")
 	return b.String(), ok
 }
+
+// blank reports a word of nothing but tabs (fold splits at spaces).
+func blank(w string) bool { return strings.Trim(w, "\t") == "" }
 
 // Unfold undoes folding (RFC 5322 §2.2.3): every CRLF followed by
 // whitespace is removed.
