@@ -141,21 +141,31 @@ func StartServer(t *testing.T, opts ServerOptions) *Server {
 		logs:       &syncBuffer{},
 	}
 	s.CertPath = filepath.Join(s.DataDir, "tls", "selfsigned.crt")
-	s.MX, s.Submission, s.Submissions = freeAddr(t), freeAddr(t), freeAddr(t)
-	if opts.AltSubmission {
-		s.AltSubmission = freeAddr(t)
-	}
-	if err := os.WriteFile(s.ConfigPath, []byte(s.config(opts)), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		s.stop(t)
 		if t.Failed() || testing.Verbose() {
 			t.Logf("smtpkit output:\n%s", s.logs.String())
 		}
 	})
-	s.start(t)
-	return s
+	// freeAddr's port can be taken by another test between its check and
+	// our bind (tests of several packages run at once): then try new ports.
+	for attempt := 1; ; attempt++ {
+		s.MX, s.Submission, s.Submissions = freeAddr(t), freeAddr(t), freeAddr(t)
+		if opts.AltSubmission {
+			s.AltSubmission = freeAddr(t)
+		}
+		if err := os.WriteFile(s.ConfigPath, []byte(s.config(opts)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := s.tryStart()
+		if err == nil {
+			return s
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("port taken meanwhile, new ports (attempt %d)", attempt+1)
+	}
 }
 
 // config renders the TOML file for opts.
@@ -194,15 +204,22 @@ func (s *Server) config(opts ServerOptions) string {
 // start runs serve and waits for the ready line on stdout.
 func (s *Server) start(t *testing.T) {
 	t.Helper()
+	if err := s.tryStart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryStart is start that returns its failure.
+func (s *Server) tryStart() error {
 	cmd := exec.Command(s.bin, "serve", "-config", s.ConfigPath)
 	cmd.Dir = s.Dir
 	cmd.Stderr = s.logs
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting smtpkit serve: %v", err)
+		return fmt.Errorf("starting smtpkit serve: %v", err)
 	}
 	s.cmd, s.done = cmd, make(chan struct{})
 	ready := make(chan struct{})
@@ -227,10 +244,11 @@ func (s *Server) start(t *testing.T) {
 	}()
 	select {
 	case <-ready:
+		return nil
 	case <-s.done:
-		t.Fatalf("smtpkit serve exited before %q: %v\n%s", readyLine, cmd.ProcessState, s.logs.String())
+		return fmt.Errorf("smtpkit serve exited before %q: %v\n%s", readyLine, cmd.ProcessState, s.logs.String())
 	case <-time.After(readyTimeout):
-		t.Fatalf("smtpkit serve not ready after %v\n%s", readyTimeout, s.logs.String())
+		return fmt.Errorf("smtpkit serve not ready after %v\n%s", readyTimeout, s.logs.String())
 	}
 }
 
