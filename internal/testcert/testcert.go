@@ -24,6 +24,13 @@ import (
 // hour ago for an hour, usable as its own trust anchor.
 func New(t testing.TB, names ...string) tls.Certificate {
 	t.Helper()
+	return NewFor(t, time.Hour, names...)
+}
+
+// NewFor is New with a certificate valid until validFor from now (tools
+// that warn about certificates close to expiry need more than an hour).
+func NewFor(t testing.TB, validFor time.Duration, names ...string) tls.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +39,7 @@ func New(t testing.TB, names ...string) tls.Certificate {
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: names[0]},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
+		NotAfter:              time.Now().Add(validFor),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
