@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -81,34 +80,7 @@ func (r *recorder) waitFor(t *testing.T, want ...string) {
 // startObserved runs a server with rec as its Observer.
 func startObserved(t *testing.T, rec Observer, limits Limits, ls ...Listener) []string {
 	t.Helper()
-	tc := testTLSConfig(t)
-	for i := range ls {
-		ls[i].Address = "127.0.0.1:0"
-		if ls[i].TLS != TLSNone {
-			ls[i].TLSConfig = tc
-		}
-	}
-	srv := New(Options{
-		Hostname: "mx.example.com", PostmasterDomain: "example.com", Listeners: ls,
-		Backend: &memBackend{}, Credentials: memCreds{}, Limits: limits,
-		AuthFailureDelay: time.Millisecond, Observer: rec,
-	})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	var addrs []string
-	for _, a := range srv.Addrs() {
-		addrs = append(addrs, a.String())
-	}
-	return addrs
+	return startServerWith(t, rec, limits, ls...).addrs
 }
 
 func TestObserverMessages(t *testing.T) {

@@ -101,6 +101,12 @@ type testServer struct {
 // loopback port 0.
 func startServer(t testing.TB, limits Limits, ls ...Listener) *testServer {
 	t.Helper()
+	return startServerWith(t, nil, limits, ls...)
+}
+
+// startServerWith is startServer with obs as the server's Observer.
+func startServerWith(t testing.TB, obs Observer, limits Limits, ls ...Listener) *testServer {
+	t.Helper()
 	tc := testTLSConfig(t)
 	for i := range ls {
 		ls[i].Address = "127.0.0.1:0"
@@ -112,7 +118,7 @@ func startServer(t testing.TB, limits Limits, ls ...Listener) *testServer {
 	srv := New(Options{
 		Hostname: "mx.example.com", PostmasterDomain: "example.com",
 		Listeners: ls, Backend: b, Credentials: memCreds{}, Limits: limits,
-		AuthFailureDelay: time.Millisecond,
+		AuthFailureDelay: time.Millisecond, Observer: obs,
 	})
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
