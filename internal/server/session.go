@@ -311,8 +311,8 @@ func (s *session) readCommand() ([]byte, error) {
 	return line[:len(line)-2], nil
 }
 
-// readDeadline is now+d, capped by the session deadline.
-func (s *session) readDeadline(d time.Duration) time.Time {
+// deadlineIn is now+d, capped by the session deadline.
+func (s *session) deadlineIn(d time.Duration) time.Time {
 	t := s.srv.now().Add(d)
 	if t.After(s.deadline) {
 		return s.deadline
@@ -423,22 +423,26 @@ func (s *session) abortTxn() {
 // within a small slack of the wanted one is left as it is: the timeout
 // stays between d-slack and d.
 func (s *session) setReadDeadline(d time.Duration) {
-	t := s.readDeadline(d)
-	if !s.rdl.IsZero() && !t.Before(s.rdl) && t.Sub(s.rdl) < deadlineSlack(d) {
-		return
+	if t, stale := s.rearm(s.rdl, d); stale {
+		s.rdl = t
+		s.conn.SetReadDeadline(t)
 	}
-	s.rdl = t
-	s.conn.SetReadDeadline(t)
 }
 
 // setWriteDeadline is setReadDeadline for writes.
 func (s *session) setWriteDeadline(d time.Duration) {
-	t := s.readDeadline(d)
-	if !s.wdl.IsZero() && !t.Before(s.wdl) && t.Sub(s.wdl) < deadlineSlack(d) {
-		return
+	if t, stale := s.rearm(s.wdl, d); stale {
+		s.wdl = t
+		s.conn.SetWriteDeadline(t)
 	}
-	s.wdl = t
-	s.conn.SetWriteDeadline(t)
+}
+
+// rearm returns the deadline now+d (capped by the session deadline) and
+// whether the one last armed is too stale to keep.
+func (s *session) rearm(last time.Time, d time.Duration) (time.Time, bool) {
+	t := s.deadlineIn(d)
+	keep := !last.IsZero() && !t.Before(last) && t.Sub(last) < deadlineSlack(d)
+	return t, !keep
 }
 
 // deadlineSlack is how stale a deadline may get before it is re-armed.
@@ -448,7 +452,7 @@ func deadlineSlack(d time.Duration) time.Duration { return min(d/8, 5*time.Secon
 // replaces the streams; used for implicit TLS and after STARTTLS.
 func (s *session) handshake() error {
 	tc := tls.Server(s.conn, s.l.TLSConfig)
-	tc.SetDeadline(s.readDeadline(s.lim.CommandTimeout))
+	tc.SetDeadline(s.deadlineIn(s.lim.CommandTimeout))
 	if err := tc.Handshake(); err != nil {
 		s.srv.obs.TLSFailed(s.info.Listener)
 		return err
