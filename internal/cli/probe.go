@@ -38,7 +38,7 @@ type probeFlags struct {
 	serverName, caFile, ehlo     string
 	timeout                      time.Duration
 	requireTLS, requireValidCert bool
-	json, verbose, noColor, help bool
+	json, verbose, noColor       bool
 	targets                      []string
 }
 

@@ -10,7 +10,6 @@ import (
 // TestRecover writes the spool by hand in each state a crash can leave it
 // in and checks what Open keeps and removes.
 func TestRecover(t *testing.T) {
-	type files map[string]string // relative path → content ("" = copy of a real file)
 	tests := []struct {
 		name      string
 		setup     func(t *testing.T, dir, id string) // the spool holds one committed message id
