@@ -50,17 +50,22 @@ func (r Reply) String() string {
 	return b.String()
 }
 
-// WriteTo writes the reply to w. When enhanced is false (the client has not
+// Write writes the reply to w. When enhanced is false (the client has not
 // said EHLO, RFC 2034 §3 ties the codes to the extension) the enhanced code is
-// left out.
+// left out. It writes straight into w's buffer: this is on every reply.
 func (r Reply) Write(w *bufio.Writer, enhanced bool) error {
-	var b strings.Builder
-	r.appendTo(&b, enhanced)
-	_, err := w.WriteString(b.String())
+	r.appendTo(w, enhanced)
+	_, err := w.Write(nil) // a bufio.Writer's error is sticky: this reports it
 	return err
 }
 
-func (r Reply) appendTo(b *strings.Builder, enhanced bool) {
+// textWriter is what appendTo needs: strings.Builder and bufio.Writer.
+type textWriter interface {
+	WriteString(string) (int, error)
+	WriteByte(byte) error
+}
+
+func (r Reply) appendTo(b textWriter, enhanced bool) {
 	lines := r.Lines
 	if len(lines) == 0 {
 		lines = []string{""}
