@@ -35,6 +35,7 @@ func (d *daemon) reload(path string, log *slog.Logger) {
 		{"listener", old.Listeners, cfg.Listeners},
 		{"hostname", old.Hostname, cfg.Hostname},
 		{"data_dir", old.DataDir, cfg.DataDir},
+		{"maildir", old.Maildir, cfg.Maildir},
 		{"outbound", old.Outbound, cfg.Outbound},
 		{"route", old.Routes, cfg.Routes},
 		{"log", old.Log, cfg.Log},
@@ -45,7 +46,7 @@ func (d *daemon) reload(path string, log *slog.Logger) {
 		}
 	}
 	// Keep what is actually running for the sections a reload cannot change.
-	cfg.Listeners, cfg.Hostname, cfg.DataDir = old.Listeners, old.Hostname, old.DataDir
+	cfg.Listeners, cfg.Hostname, cfg.DataDir, cfg.Maildir = old.Listeners, old.Hostname, old.DataDir, old.Maildir
 	cfg.Outbound, cfg.Routes, cfg.Log, cfg.Metrics = old.Outbound, old.Routes, old.Log, old.Metrics
 	d.cfg = cfg
 	log.Info("configuration reloaded", "source", source, "domains", domainList(cfg))

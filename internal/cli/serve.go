@@ -148,13 +148,19 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	domains := domainNames(cfg)
+	sync, err := maildir.ParseSync(cfg.Maildir.Sync)
+	if err != nil {
+		return nil, err
+	}
+	namer := maildir.NewNamer(nil)
+	namer.SetSync(sync)
 	rl := &relay{}
 	backend := inbound.New(inbound.Options{
 		Domains:  domains,
 		Accounts: accounts,
 		MailDir:  filepath.Join(cfg.DataDir, "mail"),
 		Relay:    rl,
-		Namer:    maildir.NewNamer(nil),
+		Namer:    namer,
 		Logger:   log,
 	})
 	d.backend = backend

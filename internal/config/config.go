@@ -19,6 +19,7 @@ type Config struct {
 	Hostname  string     `toml:"hostname"` // banner and EHLO name (RFC 5321 §4.1.1.1)
 	DataDir   string     `toml:"data_dir"` // mail/, queue/, accounts, tls/
 	Log       Log        `toml:"log"`
+	Maildir   Maildir    `toml:"maildir"`
 	Domains   []Domain   `toml:"domain"`
 	Listeners []Listener `toml:"listener"`
 	TLS       TLS        `toml:"tls"`
@@ -32,6 +33,15 @@ type Config struct {
 type Log struct {
 	Format string `toml:"format"` // text | json
 	Level  string `toml:"level"`  // debug | info | warn | error
+}
+
+// Maildir chooses how deliveries into the Maildirs are made durable.
+type Maildir struct {
+	// Sync is "filesystem" (one syncfs(2) per file system shared by every
+	// delivery in flight: group commit, the default) or "file" (fsync of
+	// each message file, a shared fsync of each new/ directory). Either way
+	// a message is on disk before its 250.
+	Sync string `toml:"sync"`
 }
 
 // Domain is one local domain: mail for it is delivered to the Maildirs
@@ -180,6 +190,7 @@ func Default() Config {
 		Hostname: host,
 		DataDir:  "/var/lib/smtpkit",
 		Log:      Log{Format: "text", Level: "info"},
+		Maildir:  Maildir{Sync: "filesystem"},
 		Listeners: []Listener{
 			{Address: ":25", Role: RoleMX, TLS: TLSOpportunistic},
 			{Address: ":587", Role: RoleSubmission, TLS: TLSRequired},

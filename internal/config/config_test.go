@@ -311,6 +311,7 @@ func TestValidate(t *testing.T) {
 		}, []string{"route[2].domain", "route[2].host", "route[2].tls", "route[2]", "route[3].tls"}},
 		{"metrics", func(c *Config) { c.Metrics.Address = "127.0.0.1:10025" }, []string{"metrics.address"}},
 		{"log", func(c *Config) { c.Log = Log{Format: "xml", Level: "loud"} }, []string{"log.format", "log.level"}},
+		{"maildir sync", func(c *Config) { c.Maildir.Sync = "fsync" }, []string{"maildir.sync"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

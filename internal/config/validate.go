@@ -44,6 +44,9 @@ func (v *validator) top(c Config) {
 	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
 		v.add("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
+	if !oneOf(c.Maildir.Sync, "filesystem", "file") {
+		v.add("maildir.sync", "%q: want filesystem or file", c.Maildir.Sync)
+	}
 }
 
 func (v *validator) domains(ds []Domain) {

@@ -24,6 +24,7 @@ const maxNameTries = 100
 // must not be called concurrently on the same Delivery.
 type Delivery struct {
 	namer   *Namer
+	tmpDir  string // the tmp/ directory the file was made in
 	tmpPath string // "" for an anonymous O_TMPFILE file
 	f       *os.File
 	w       *bufio.Writer
@@ -48,7 +49,7 @@ func (n *Namer) NewDelivery(tmp Dir) (*Delivery, error) {
 	dir := filepath.Join(tmp.Path, "tmp")
 	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600); err == nil && !n.namedTmp {
 		f := os.NewFile(uintptr(fd), dir+"/(anonymous)")
-		return &Delivery{namer: n, f: f, w: n.writer(f)}, nil
+		return &Delivery{namer: n, tmpDir: dir, f: f, w: n.writer(f)}, nil
 	}
 	for range maxNameTries {
 		p := filepath.Join(tmp.Path, "tmp", n.next())
@@ -59,7 +60,7 @@ func (n *Namer) NewDelivery(tmp Dir) (*Delivery, error) {
 		if err != nil {
 			return nil, fmt.Errorf("maildir: %w", err)
 		}
-		return &Delivery{namer: n, tmpPath: p, f: f, w: n.writer(f)}, nil
+		return &Delivery{namer: n, tmpDir: dir, tmpPath: p, f: f, w: n.writer(f)}, nil
 	}
 	return nil, errors.New("maildir: could not find a unique tmp file name")
 }
@@ -78,12 +79,18 @@ func (d *Delivery) Write(p []byte) (int, error) {
 func (d *Delivery) Size() int64 { return d.size }
 
 // Commit makes the message durable and visible in new/ of every dir:
-// it flushes and fsyncs the tmp file, hard-links it into each new/ under a
+// it makes the tmp file durable, hard-links it into each new/ under a
 // unique name "<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>" (copying into that
 // Maildir's tmp/ with fsync and then linking when the link crosses file
-// systems), fsyncs every new/ directory — one fsync shared by all the
-// deliveries in flight to it (group commit) — and removes the tmp file. It returns
-// the final paths, one per dir, in order.
+// systems), makes the new/ entries durable and removes the tmp file. It
+// returns the final paths, one per dir, in order.
+//
+// The flushes are shared with the other deliveries in flight (group
+// commit). With SyncFileSystem one syncfs of the file system covers the
+// data of every message waiting for it, and the next one their links; with
+// SyncFile the file gets its own fsync and each new/ directory one fsync
+// shared by the deliveries to it. Either way the data is durable before
+// any new/ names it, and the names are durable before Commit returns.
 //
 // On any error Commit removes every file it created, so no new/ holds a
 // partial result, removes the tmp file, and returns the error. Either way the
@@ -112,24 +119,46 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 	// the flush rarely leaves a second link behind in tmp/ (CleanTmp
 	// removes any that remain).
 	d.Abort()
-	// The new/ entries become durable together with those of the other
-	// deliveries in flight (group commit).
-	flushed := map[string]bool{}
-	for _, p := range paths {
-		dir := filepath.Dir(p)
-		if flushed[dir] {
-			continue
-		}
-		flushed[dir] = true
-		if err := d.namer.syncs.Flush(dir); err != nil {
-			removeAll(paths)
-			return nil, err
-		}
+	if err := d.syncLinks(paths); err != nil {
+		removeAll(paths)
+		return nil, err
 	}
 	return paths, nil
 }
 
-// finish flushes and fsyncs the tmp file: it is durable before anything
+// syncLinks makes the new/ entries durable together with those of the
+// other deliveries in flight (group commit): one flush per new/ directory
+// (SyncFile) or per file system (SyncFileSystem, where flushes of the same
+// file system are shared whatever the directory).
+func (d *Delivery) syncLinks(paths []string) error {
+	var flushed [4]string // distinct directories, in order; few recipients is the rule
+	seen := flushed[:0]
+next:
+	for _, p := range paths {
+		dir := filepath.Dir(p)
+		for _, s := range seen {
+			if s == dir {
+				continue next
+			}
+		}
+		seen = append(seen, dir)
+		var err error
+		if d.namer.mode == SyncFileSystem {
+			if err = d.namer.fs.Flush(dir); err != nil {
+				err = fmt.Errorf("maildir: %w", err)
+			}
+		} else {
+			err = d.namer.syncs.Flush(dir)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish writes out and flushes the tmp file (its own fsync, or a syncfs
+// shared with the deliveries in flight): it is durable before anything
 // links to it, so new/ never names a file whose data could be lost. A named
 // tmp file is closed here; an anonymous one stays open for linking.
 func (d *Delivery) finish() error {
@@ -137,7 +166,11 @@ func (d *Delivery) finish() error {
 	d.namer.putWriter(d.w)
 	d.w = nil
 	if err == nil {
-		err = d.f.Sync()
+		if d.namer.mode == SyncFileSystem {
+			err = d.namer.fs.Flush(d.tmpDir)
+		} else {
+			err = d.f.Sync()
+		}
 	}
 	if d.tmpPath != "" {
 		if cerr := d.f.Close(); err == nil {

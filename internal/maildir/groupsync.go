@@ -11,10 +11,7 @@ import (
 // file into the same new/ meanwhile waits for the next one, which then
 // covers them all: one directory flush acknowledges many messages.
 //
-// The message files themselves are fsynced one by one (the kernel's journal
-// already merges concurrent fsyncs); a file-system-wide syncfs(2) was
-// measured to be no faster here and would also wait for unrelated dirty
-// data on the same file system.
+// The same rule batches file-system flushes (fsSyncer), keyed by device.
 type groupSync struct {
 	mu    sync.Mutex
 	keys  map[string]*flushState
@@ -36,8 +33,11 @@ func newGroupSync() *groupSync {
 
 // Flush returns once an fsync of path that started after the call has
 // finished, with that fsync's error.
-func (g *groupSync) Flush(path string) error {
-	key := path
+func (g *groupSync) Flush(path string) error { return g.FlushKey(path, path) }
+
+// FlushKey is Flush with the batching key given apart from the path the
+// flush runs on: callers with the same key share flushes.
+func (g *groupSync) FlushKey(key, path string) error {
 	g.mu.Lock()
 	p := g.keys[key]
 	if p == nil {

@@ -56,10 +56,17 @@ func TestGroupSyncReportsErrors(t *testing.T) {
 }
 
 func BenchmarkCommitParallel1KB(b *testing.B) {
+	for _, mode := range []Sync{SyncFileSystem, SyncFile} {
+		b.Run("sync="+mode.String(), func(b *testing.B) { benchmarkCommitParallel(b, mode) })
+	}
+}
+
+func benchmarkCommitParallel(b *testing.B, mode Sync) {
 	base := b.TempDir()
 	spool := mustCreate(b, filepath.Join(base, "spool"))
 	box := mustCreate(b, filepath.Join(base, "box"))
 	n := NewNamer(nil)
+	n.SetSync(mode)
 	msg := bytes.Repeat([]byte("x"), 1024)
 	b.SetBytes(int64(len(msg)))
 	b.SetParallelism(8) // like 16 sessions on 2 cores

@@ -1,6 +1,8 @@
 // Package maildir delivers messages into Maildir directories the qmail way:
-// write the message once into tmp/, fsync it, hard-link it into new/ of every
-// recipient's Maildir, fsync each new/ directory, then remove the tmp file.
+// write the message once into tmp/, make it durable, hard-link it into new/
+// of every recipient's Maildir, make the links durable, then drop the tmp
+// file. Concurrent deliveries share their disk flushes (group commit, see
+// Sync).
 // A reader (an IMAP server, a mail client) only ever sees complete messages,
 // because a file appears in new/ atomically and only after its bytes are on
 // disk. See https://cr.yp.to/proto/maildir.html and Dovecot's maildir naming
@@ -63,13 +65,15 @@ func Create(path string) (Dir, error) {
 // operations and retry with the next counter value.
 //
 // The Namer also batches the disk flushes of concurrent deliveries (group
-// commit), so sharing one matters for speed as well.
+// commit, see Sync), so sharing one matters for speed as well.
 type Namer struct {
 	host  string
 	pid   int
 	now   func() time.Time
 	seq   atomic.Uint64
-	syncs *groupSync
+	mode  Sync
+	syncs *groupSync // SyncFile: new/ directory fsyncs
+	fs    *fsSyncer  // SyncFileSystem: syncfs per file system
 	// writers pools the Deliveries' write buffers.
 	writers sync.Pool
 	// namedTmp turns O_TMPFILE off, so tests cover the named-file path.
@@ -86,8 +90,12 @@ func NewNamer(now func() time.Time) *Namer {
 	if now == nil {
 		now = time.Now
 	}
-	return &Namer{host: sanitizeHost(host), pid: os.Getpid(), now: now, syncs: newGroupSync()}
+	return &Namer{host: sanitizeHost(host), pid: os.Getpid(), now: now, syncs: newGroupSync(), fs: newFSSyncer()}
 }
+
+// SetSync chooses how deliveries are made durable (SyncFileSystem unless
+// set). Call it before the first delivery.
+func (n *Namer) SetSync(mode Sync) { n.mode = mode }
 
 // next returns a fresh base name (without the ",S=" size suffix).
 func (n *Namer) next() string {

@@ -67,12 +67,14 @@ func TestCreate(t *testing.T) {
 var nameRE = regexp.MustCompile(`^(\d+)\.M(\d+)P(\d+)Q(\d+)\.([^/:,]+),S=(\d+)$`)
 
 func TestCommitSeveralDirs(t *testing.T) {
-	for _, named := range []bool{false, true} {
-		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) { testCommitSeveralDirs(t, named) })
+	for _, mode := range []Sync{SyncFileSystem, SyncFile} {
+		for _, named := range []bool{false, true} {
+			t.Run(fmt.Sprintf("sync=%v/named=%v", mode, named), func(t *testing.T) { testCommitSeveralDirs(t, mode, named) })
+		}
 	}
 }
 
-func testCommitSeveralDirs(t *testing.T, named bool) {
+func testCommitSeveralDirs(t *testing.T, mode Sync, named bool) {
 	base := t.TempDir()
 	spool := mustCreate(t, filepath.Join(base, "spool"))
 	var dirs []Dir
@@ -82,6 +84,7 @@ func testCommitSeveralDirs(t *testing.T, named bool) {
 	msg := bytes.Repeat([]byte("Subject: hi\r\n\r\nbody line\r\n"), 5000) // > 64 KiB
 	namer := NewNamer(nil)
 	namer.namedTmp = named
+	namer.SetSync(mode)
 	d, err := namer.NewDelivery(spool)
 	if err != nil {
 		t.Fatal(err)
@@ -221,32 +224,38 @@ var breakers = map[string]func(t *testing.T, d Dir){
 }
 
 func TestCommitRollsBack(t *testing.T) {
-	for name, breakIt := range breakers {
-		t.Run(name, func(t *testing.T) {
-			base := t.TempDir()
-			good1 := mustCreate(t, filepath.Join(base, "a"))
-			bad := mustCreate(t, filepath.Join(base, "b"))
-			good2 := mustCreate(t, filepath.Join(base, "c"))
-			breakIt(t, bad)
-			d, err := NewDelivery(good1)
-			if err != nil {
-				t.Fatal(err)
+	for _, mode := range []Sync{SyncFileSystem, SyncFile} {
+		for name, breakIt := range breakers {
+			t.Run(mode.String()+"/"+name, func(t *testing.T) { testCommitRollsBack(t, mode, breakIt) })
+		}
+	}
+}
+
+func testCommitRollsBack(t *testing.T, mode Sync, breakIt func(*testing.T, Dir)) {
+	base := t.TempDir()
+	good1 := mustCreate(t, filepath.Join(base, "a"))
+	bad := mustCreate(t, filepath.Join(base, "b"))
+	good2 := mustCreate(t, filepath.Join(base, "c"))
+	breakIt(t, bad)
+	n := NewNamer(nil)
+	n.SetSync(mode)
+	d, err := n.NewDelivery(good1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Write([]byte("message\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	paths, err := d.Commit([]Dir{good1, bad, good2})
+	if err == nil {
+		t.Fatalf("Commit into a broken dir succeeded: %v", paths)
+	}
+	for _, g := range []Dir{good1, good2} {
+		for _, sub := range []string{"tmp", "new"} {
+			if n := entries(t, filepath.Join(g.Path, sub)); len(n) != 0 {
+				t.Errorf("%s/%s not empty after rollback: %v", g.Path, sub, n)
 			}
-			if _, err := d.Write([]byte("message\r\n")); err != nil {
-				t.Fatal(err)
-			}
-			paths, err := d.Commit([]Dir{good1, bad, good2})
-			if err == nil {
-				t.Fatalf("Commit into a broken dir succeeded: %v", paths)
-			}
-			for _, g := range []Dir{good1, good2} {
-				for _, sub := range []string{"tmp", "new"} {
-					if n := entries(t, filepath.Join(g.Path, sub)); len(n) != 0 {
-						t.Errorf("%s/%s not empty after rollback: %v", g.Path, sub, n)
-					}
-				}
-			}
-		})
+		}
 	}
 }
 
