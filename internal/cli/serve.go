@@ -24,6 +24,7 @@ import (
 	"smtpkit/internal/sasl"
 	"smtpkit/internal/server"
 	"smtpkit/internal/userdb"
+	"smtpkit/internal/wal"
 )
 
 // runServe is `smtpkit serve [-config FILE]`: it runs the server until
@@ -93,6 +94,9 @@ func runServe(args []string, stdio Stdio) int {
 		<-queueDone
 		d.out.queue.Close()
 		d.out.remote.Close()
+		if err := d.namer.CloseJournal(); err != nil {
+			log.Error("journal checkpoint at shutdown", "err", err)
+		}
 	}()
 	for {
 		select {
@@ -131,6 +135,38 @@ type daemon struct {
 	health   *health          // what /healthz reports
 	certs    *certs.Store
 	selfSign bool
+	namer    *maildir.Namer // Maildir delivery: names, group commit, journal
+}
+
+// openMaildirs sets up Maildir delivery as maildir.sync says. With the
+// journal it first replays what an earlier run left in
+// <data_dir>/journal, so that every message acknowledged before a crash is
+// in its Maildir before new mail is accepted.
+func openMaildirs(cfg config.Config, log *slog.Logger) (*maildir.Namer, error) {
+	mode, err := maildir.ParseSync(cfg.Maildir.Sync)
+	if err != nil {
+		return nil, err
+	}
+	namer := maildir.NewNamer(nil)
+	namer.SetSync(mode)
+	if mode != maildir.SyncJournal {
+		return namer, nil
+	}
+	jl, err := wal.Open(filepath.Join(cfg.DataDir, "journal"))
+	if err != nil {
+		return nil, err
+	}
+	st, err := maildir.Recover(jl, namer)
+	if err != nil {
+		jl.Close()
+		return nil, fmt.Errorf("journal recovery: %w", err)
+	}
+	if st != (maildir.RecoverStats{}) {
+		log.Warn("journal replayed after an unclean stop", "records", st.Records, "written", st.Written,
+			"repaired", st.Repaired, "present", st.Present, "cancelled", st.Cancelled)
+	}
+	namer.SetJournal(jl, cfg.Maildir.Checkpoint.D())
+	return namer, nil
 }
 
 // wireServer builds the server, its backend and its TLS from cfg.
@@ -148,12 +184,11 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	domains := domainNames(cfg)
-	sync, err := maildir.ParseSync(cfg.Maildir.Sync)
+	namer, err := openMaildirs(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	namer := maildir.NewNamer(nil)
-	namer.SetSync(sync)
+	d.namer = namer
 	rl := &relay{}
 	backend := inbound.New(inbound.Options{
 		Domains:  domains,

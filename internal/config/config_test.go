@@ -312,6 +312,7 @@ func TestValidate(t *testing.T) {
 		{"metrics", func(c *Config) { c.Metrics.Address = "127.0.0.1:10025" }, []string{"metrics.address"}},
 		{"log", func(c *Config) { c.Log = Log{Format: "xml", Level: "loud"} }, []string{"log.format", "log.level"}},
 		{"maildir sync", func(c *Config) { c.Maildir.Sync = "fsync" }, []string{"maildir.sync"}},
+		{"maildir checkpoint", func(c *Config) { c.Maildir.Checkpoint = 0 }, []string{"maildir.checkpoint"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

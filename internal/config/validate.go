@@ -44,8 +44,11 @@ func (v *validator) top(c Config) {
 	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
 		v.add("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
-	if !oneOf(c.Maildir.Sync, "filesystem", "file") {
-		v.add("maildir.sync", "%q: want filesystem or file", c.Maildir.Sync)
+	if !oneOf(c.Maildir.Sync, "journal", "filesystem", "file") {
+		v.add("maildir.sync", "%q: want journal, filesystem or file", c.Maildir.Sync)
+	}
+	if c.Maildir.Checkpoint <= 0 {
+		v.add("maildir.checkpoint", "must be positive")
 	}
 }
 

@@ -1,7 +1,6 @@
 package maildir
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,8 @@ import (
 )
 
 // bufSize is the write buffer of a Delivery: the message streams to disk in
-// chunks of this size and is never held in memory as a whole.
+// chunks of this size and is never held in memory as a whole. A message that
+// fits is what the journal takes (see Namer.SetJournal).
 const bufSize = 64 << 10
 
 // maxNameTries bounds the retries after a file name collision.
@@ -27,7 +27,8 @@ type Delivery struct {
 	tmpDir  string // the tmp/ directory the file was made in
 	tmpPath string // "" for an anonymous O_TMPFILE file
 	f       *os.File
-	w       *bufio.Writer
+	buf     *[]byte // pooled write buffer (cap bufSize); nil once finished
+	spilled bool    // part of the message already went to f
 	size    int64
 	done    bool // committed or aborted: the tmp file is gone
 }
@@ -49,7 +50,7 @@ func (n *Namer) NewDelivery(tmp Dir) (*Delivery, error) {
 	dir := filepath.Join(tmp.Path, "tmp")
 	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600); err == nil && !n.namedTmp {
 		f := os.NewFile(uintptr(fd), dir+"/(anonymous)")
-		return &Delivery{namer: n, tmpDir: dir, f: f, w: n.writer(f)}, nil
+		return &Delivery{namer: n, tmpDir: dir, f: f, buf: n.getBuf()}, nil
 	}
 	for range maxNameTries {
 		p := filepath.Join(tmp.Path, "tmp", n.next())
@@ -60,7 +61,7 @@ func (n *Namer) NewDelivery(tmp Dir) (*Delivery, error) {
 		if err != nil {
 			return nil, fmt.Errorf("maildir: %w", err)
 		}
-		return &Delivery{namer: n, tmpDir: dir, tmpPath: p, f: f, w: n.writer(f)}, nil
+		return &Delivery{namer: n, tmpDir: dir, tmpPath: p, f: f, buf: n.getBuf()}, nil
 	}
 	return nil, errors.New("maildir: could not find a unique tmp file name")
 }
@@ -70,9 +71,34 @@ func (d *Delivery) Write(p []byte) (int, error) {
 	if d.done {
 		return 0, errors.New("maildir: write after commit or abort")
 	}
-	n, err := d.w.Write(p)
-	d.size += int64(n)
-	return n, err
+	b := *d.buf
+	if len(b)+len(p) > cap(b) {
+		if err := d.spill(); err != nil {
+			return 0, err
+		}
+		if len(p) >= cap(b) { // large writes pass straight through
+			d.spilled = true
+			n, err := d.f.Write(p)
+			d.size += int64(n)
+			return n, err
+		}
+		b = (*d.buf)[:0]
+	}
+	*d.buf = append(b, p...)
+	d.size += int64(len(p))
+	return len(p), nil
+}
+
+// spill writes the buffered bytes to the tmp file.
+func (d *Delivery) spill() error {
+	b := *d.buf
+	if len(b) == 0 {
+		return nil
+	}
+	d.spilled = true
+	_, err := d.f.Write(b)
+	*d.buf = b[:0]
+	return err
 }
 
 // Size is the number of bytes written so far.
@@ -102,6 +128,9 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 	defer d.Abort()
 	if len(dirs) == 0 {
 		return nil, errors.New("maildir: commit with no destination")
+	}
+	if d.namer.journal != nil && !d.spilled {
+		return d.commitJournaled(dirs)
 	}
 	if err := d.finish(); err != nil {
 		return nil, err
@@ -143,7 +172,7 @@ next:
 		}
 		seen = append(seen, dir)
 		var err error
-		if d.namer.mode == SyncFileSystem {
+		if d.namer.mode != SyncFile {
 			if err = d.namer.fs.Flush(dir); err != nil {
 				err = fmt.Errorf("maildir: %w", err)
 			}
@@ -162,11 +191,11 @@ next:
 // links to it, so new/ never names a file whose data could be lost. A named
 // tmp file is closed here; an anonymous one stays open for linking.
 func (d *Delivery) finish() error {
-	err := d.w.Flush()
-	d.namer.putWriter(d.w)
-	d.w = nil
+	err := d.spill()
+	d.namer.putBuf(d.buf)
+	d.buf = nil
 	if err == nil {
-		if d.namer.mode == SyncFileSystem {
+		if d.namer.mode != SyncFile {
 			err = d.namer.fs.Flush(d.tmpDir)
 		} else {
 			err = d.f.Sync()
@@ -278,9 +307,9 @@ func (d *Delivery) Abort() {
 		return
 	}
 	d.done = true
-	if d.w != nil {
-		d.namer.putWriter(d.w)
-		d.w = nil
+	if d.buf != nil {
+		d.namer.putBuf(d.buf)
+		d.buf = nil
 	}
 	if d.f != nil {
 		d.f.Close() // an anonymous file disappears here
@@ -291,18 +320,17 @@ func (d *Delivery) Abort() {
 	}
 }
 
-// writer takes a write buffer from the Namer's pool: a delivering server
+// getBuf takes a write buffer from the Namer's pool: a delivering server
 // would otherwise allocate bufSize per message.
-func (n *Namer) writer(f *os.File) *bufio.Writer {
-	w, _ := n.writers.Get().(*bufio.Writer)
-	if w == nil {
-		return bufio.NewWriterSize(f, bufSize)
+func (n *Namer) getBuf() *[]byte {
+	if b, _ := n.bufs.Get().(*[]byte); b != nil {
+		return b
 	}
-	w.Reset(f)
-	return w
+	b := make([]byte, 0, bufSize)
+	return &b
 }
 
-func (n *Namer) putWriter(w *bufio.Writer) {
-	w.Reset(nil)
-	n.writers.Put(w)
+func (n *Namer) putBuf(b *[]byte) {
+	*b = (*b)[:0]
+	n.bufs.Put(b)
 }

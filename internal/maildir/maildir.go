@@ -74,8 +74,11 @@ type Namer struct {
 	mode  Sync
 	syncs *groupSync // SyncFile: new/ directory fsyncs
 	fs    *fsSyncer  // SyncFileSystem: syncfs per file system
-	// writers pools the Deliveries' write buffers.
-	writers sync.Pool
+	// bufs pools the Deliveries' write buffers.
+	bufs sync.Pool
+	// journal, when set, takes deliveries that fit in the write buffer
+	// (see SetJournal).
+	journal *journal
 	// namedTmp turns O_TMPFILE off, so tests cover the named-file path.
 	namedTmp bool
 }

@@ -29,22 +29,33 @@ const (
 	// fsync of each new/ directory, the directory flush shared by the
 	// deliveries in flight to it.
 	SyncFile
+	// SyncJournal logs each message that fits in the write buffer (64 KiB)
+	// in a write-ahead log with group commit and flushes the Maildirs at
+	// checkpoints (see Namer.SetJournal); larger messages are made durable
+	// the SyncFileSystem way. The caller opens the log.
+	SyncJournal
 )
 
-// ParseSync maps the configuration words "filesystem" and "file" to a Sync.
+// ParseSync maps the configuration words "journal", "filesystem" and
+// "file" to a Sync.
 func ParseSync(s string) (Sync, error) {
 	switch s {
 	case "filesystem", "":
 		return SyncFileSystem, nil
 	case "file":
 		return SyncFile, nil
+	case "journal":
+		return SyncJournal, nil
 	}
-	return 0, fmt.Errorf("maildir: unknown sync %q (filesystem or file)", s)
+	return 0, fmt.Errorf("maildir: unknown sync %q (journal, filesystem or file)", s)
 }
 
 func (s Sync) String() string {
-	if s == SyncFile {
+	switch s {
+	case SyncFile:
 		return "file"
+	case SyncJournal:
+		return "journal"
 	}
 	return "filesystem"
 }

@@ -1,0 +1,415 @@
+package maildir
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"smtpkit/internal/wal"
+)
+
+// Journaled delivery. A message that fits in the write buffer (bufSize) is
+// made durable by one record in a write-ahead log (internal/wal) instead of
+// flushes of its own: the record holds the message, its final file name and
+// its Maildirs, and concurrent deliveries share one fdatasync of the log.
+// Once the record is durable the message file is written and linked into
+// every new/ without a flush of its own, so it is visible when Commit
+// returns. A checkpoint (every second by default) runs syncfs(2) on the
+// file systems of the Maildirs and only then drops the log segments; after
+// a crash, Recover replays what is left, repairing or writing any file the
+// crash lost. Larger messages take the SyncFileSystem path.
+
+// CheckpointInterval is how often, by default, the journal's applied
+// records are made durable in the Maildirs and dropped from the log.
+const CheckpointInterval = time.Second
+
+// Record kinds.
+const (
+	recDeliver = 'D' // name, Maildirs, message
+	recCancel  = 'C' // the seq of a delivery that failed after its record
+)
+
+// journal is the Namer's write-ahead log and its checkpointer.
+type journal struct {
+	log  *wal.Log
+	n    *Namer
+	mu   sync.Mutex
+	devs map[string]string // file-system key → a directory on it
+	stop chan struct{}
+	done chan struct{}
+	pool sync.Pool // record encoding buffers
+}
+
+// SetJournal makes deliveries that fit in the write buffer go through log
+// (see the top of this file) and starts the checkpointer, which runs every
+// interval (CheckpointInterval when 0). Call Recover first, before the
+// first delivery, and CloseJournal at shutdown.
+func (n *Namer) SetJournal(log *wal.Log, every time.Duration) {
+	if every <= 0 {
+		every = CheckpointInterval
+	}
+	n.setJournal(log, every)
+}
+
+// setJournal is SetJournal with the checkpoint interval; 0 runs no
+// checkpointer (tests that simulate a crash).
+func (n *Namer) setJournal(log *wal.Log, every time.Duration) {
+	j := &journal{log: log, n: n, devs: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
+	n.journal = j
+	if every == 0 {
+		close(j.done)
+		return
+	}
+	go j.run(every)
+}
+
+// CloseJournal stops the checkpointer, runs a last checkpoint and closes
+// the log. Deliveries must have stopped.
+func (n *Namer) CloseJournal() error {
+	j := n.journal
+	if j == nil {
+		return nil
+	}
+	close(j.stop)
+	<-j.done
+	err := j.log.Checkpoint(j.flush)
+	if cerr := j.log.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (j *journal) run(every time.Duration) {
+	defer close(j.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-t.C:
+			if j.log.Pending() {
+				// A failure leaves the segments for the next try or for
+				// Recover after a restart: nothing is lost.
+				j.log.Checkpoint(j.flush)
+			}
+		}
+	}
+}
+
+// touch remembers the file system of dir for the checkpoints. The set only
+// grows: a record may be applied on a file system between one checkpoint's
+// snapshot and the next.
+func (j *journal) touch(dir string) error {
+	key, err := j.n.fs.key(dir)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	if _, ok := j.devs[key]; !ok {
+		j.devs[key] = dir
+	}
+	j.mu.Unlock()
+	return nil
+}
+
+// flush makes everything applied so far durable: one syncfs per file
+// system the journal has delivered to (shared with concurrent deliveries).
+func (j *journal) flush() error {
+	j.mu.Lock()
+	dirs := make([]string, 0, len(j.devs))
+	for _, d := range j.devs {
+		dirs = append(dirs, d)
+	}
+	j.mu.Unlock()
+	for _, d := range dirs {
+		if err := j.n.fs.Flush(d); err != nil {
+			return fmt.Errorf("maildir: checkpoint: %w", err)
+		}
+	}
+	return nil
+}
+
+// commitJournaled is Commit for a message held whole in the buffer.
+func (d *Delivery) commitJournaled(dirs []Dir) ([]string, error) {
+	j := d.namer.journal
+	data := *d.buf
+	// The file gets its bytes before the record is written, so that
+	// linking after it costs no more than the link.
+	if _, err := d.f.Write(data); err != nil {
+		return nil, fmt.Errorf("maildir: %w", err)
+	}
+	name := fmt.Sprintf("%s,S=%d", d.namer.next(), d.size)
+	for _, dir := range dirs {
+		if err := j.touch(filepath.Join(dir.Path, "new")); err != nil {
+			return nil, fmt.Errorf("maildir: %w", err)
+		}
+	}
+	bp, _ := j.pool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = encodeDeliver((*bp)[:0], name, dirs, data)
+	ticket, err := j.log.Append(*bp)
+	j.pool.Put(bp)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: journal: %w", err)
+	}
+	defer ticket.Done()
+	paths := make([]string, 0, len(dirs))
+	for _, dir := range dirs {
+		dst := filepath.Join(dir.Path, "new", name)
+		err := d.link(dst)
+		if errors.Is(err, syscall.EXDEV) {
+			err = d.copyInto(dir, name, dst)
+		}
+		if err != nil {
+			removeAll(paths)
+			// The record is durable: cancel it, or a replay would deliver
+			// what the client was told failed.
+			if t, cerr := j.log.Append(encodeCancel(nil, ticket.Seq)); cerr == nil {
+				t.Done()
+			}
+			return nil, fmt.Errorf("maildir: deliver into %s: %w", dir.Path, err)
+		}
+		paths = append(paths, dst)
+	}
+	return paths, nil
+}
+
+func encodeDeliver(b []byte, name string, dirs []Dir, data []byte) []byte {
+	b = append(b, recDeliver)
+	b = appendString(b, name)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(dirs)))
+	for _, d := range dirs {
+		b = appendString(b, d.Path)
+	}
+	return append(b, data...)
+}
+
+func encodeCancel(b []byte, seq uint64) []byte {
+	b = append(b, recCancel)
+	return binary.LittleEndian.AppendUint64(b, seq)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+// record is a decoded journal record.
+type record struct {
+	kind   byte
+	name   string
+	dirs   []string
+	data   []byte
+	cancel uint64
+}
+
+var errBadRecord = errors.New("maildir: damaged journal record")
+
+// decodeRecord parses a journal record. The payload passed the log's CRC,
+// so damage here means a bug or a foreign file, reported as an error.
+func decodeRecord(p []byte) (record, error) {
+	if len(p) == 0 {
+		return record{}, errBadRecord
+	}
+	r := record{kind: p[0]}
+	p = p[1:]
+	switch r.kind {
+	case recCancel:
+		if len(p) != 8 {
+			return record{}, errBadRecord
+		}
+		r.cancel = binary.LittleEndian.Uint64(p)
+		return r, nil
+	case recDeliver:
+		var ok bool
+		if r.name, p, ok = readString(p); !ok || !validName(r.name) {
+			return record{}, errBadRecord
+		}
+		if len(p) < 2 {
+			return record{}, errBadRecord
+		}
+		n := int(binary.LittleEndian.Uint16(p))
+		p = p[2:]
+		if n == 0 {
+			return record{}, errBadRecord
+		}
+		for range n {
+			var dir string
+			if dir, p, ok = readString(p); !ok || dir == "" {
+				return record{}, errBadRecord
+			}
+			r.dirs = append(r.dirs, dir)
+		}
+		r.data = p
+		return r, nil
+	}
+	return record{}, errBadRecord
+}
+
+func readString(p []byte) (string, []byte, bool) {
+	if len(p) < 2 {
+		return "", nil, false
+	}
+	n := int(binary.LittleEndian.Uint16(p))
+	if len(p) < 2+n {
+		return "", nil, false
+	}
+	return string(p[2 : 2+n]), p[2+n:], true
+}
+
+// validName accepts a Maildir file name we could have made: no path
+// separators, no ":" (the info separator), not a dot name.
+func validName(s string) bool {
+	if s == "" || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' || s[i] == ':' || s[i] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// RecoverStats says what Recover did.
+type RecoverStats struct {
+	Records   int // delivery records replayed
+	Written   int // message files written because a crash had lost them
+	Repaired  int // message files rewritten because a crash had damaged them
+	Present   int // message files found intact
+	Cancelled int // records skipped because their delivery had failed
+}
+
+// Recover replays the deliveries an earlier run left in log: every message
+// file a record names is made present and intact in new/ (or kept where
+// a mail client moved it in cur/), then the file systems are flushed and
+// the log's old segments dropped. Replaying twice changes nothing. Call it
+// before SetJournal and before accepting mail.
+func Recover(log *wal.Log, n *Namer) (RecoverStats, error) {
+	var st RecoverStats
+	var recs []record
+	cancelled := map[uint64]bool{}
+	seqs := []uint64{}
+	err := log.Replay(func(seq uint64, p []byte) error {
+		r, err := decodeRecord(p)
+		if err != nil {
+			return fmt.Errorf("%w (record %d in %s)", err, seq, log.Dir())
+		}
+		if r.kind == recCancel {
+			cancelled[r.cancel] = true
+			return nil
+		}
+		r.data = append([]byte(nil), r.data...) // the payload buffer is reused
+		recs = append(recs, r)
+		seqs = append(seqs, seq)
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	j := &journal{n: n, devs: map[string]string{}}
+	cur := map[string]map[string]string{} // Maildir → base name → file in cur/
+	for i, r := range recs {
+		if cancelled[seqs[i]] {
+			st.Cancelled++
+			continue
+		}
+		st.Records++
+		for _, dir := range r.dirs {
+			if err := restore(dir, r.name, r.data, cur, &st); err != nil {
+				return st, err
+			}
+			if err := j.touch(filepath.Join(dir, "new")); err != nil {
+				return st, fmt.Errorf("maildir: %w", err)
+			}
+		}
+	}
+	if err := log.Checkpoint(j.flush); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// restore makes the message name in Maildir dir hold data: intact where it
+// is, rewritten where a crash damaged it, written into new/ where it is
+// missing.
+func restore(dir, name string, data []byte, cur map[string]map[string]string, st *RecoverStats) error {
+	if _, err := Create(dir); err != nil { // an accepted message is never dropped
+		return err
+	}
+	target := filepath.Join(dir, "new", name)
+	if _, err := os.Lstat(target); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("maildir: %w", err)
+		}
+		target = ""
+		if moved := curFile(dir, name, cur); moved != "" {
+			target = filepath.Join(dir, "cur", moved)
+		}
+	}
+	if target == "" {
+		st.Written++
+		return writeFile(dir, name, filepath.Join(dir, "new", name), data)
+	}
+	if same, err := sameContent(target, data); err != nil {
+		return err
+	} else if same {
+		st.Present++
+		return nil
+	}
+	st.Repaired++
+	return writeFile(dir, name, target, data)
+}
+
+// curFile finds the file in dir/cur/ whose base name (before ":") is name,
+// listing each cur/ once.
+func curFile(dir, name string, cur map[string]map[string]string) string {
+	m, ok := cur[dir]
+	if !ok {
+		m = map[string]string{}
+		entries, _ := os.ReadDir(filepath.Join(dir, "cur"))
+		for _, e := range entries {
+			base := e.Name()
+			for i := 0; i < len(base); i++ {
+				if base[i] == ':' {
+					base = base[:i]
+					break
+				}
+			}
+			m[base] = e.Name()
+		}
+		cur[dir] = m
+	}
+	return m[name]
+}
+
+func sameContent(path string, data []byte) (bool, error) {
+	got, err := os.ReadFile(path)
+	if err != nil {
+		return false, fmt.Errorf("maildir: %w", err)
+	}
+	return string(got) == string(data), nil
+}
+
+// writeFile writes data under dir/tmp and renames it to dst. It is not
+// flushed here: Recover's checkpoint flushes the file system before the
+// record is dropped, and a crash before that replays again.
+func writeFile(dir, name, dst string, data []byte) error {
+	tmp := filepath.Join(dir, "tmp", name+".recover")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,269 @@
+package maildir
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"smtpkit/internal/wal"
+)
+
+// journalFixture is a Namer delivering through a journal whose checkpointer
+// never runs, so that a test can stop it like a crash would.
+type journalFixture struct {
+	base, walDir string
+	spool        Dir
+	n            *Namer
+	log          *wal.Log
+}
+
+func newJournalFixture(t *testing.T) *journalFixture {
+	t.Helper()
+	f := &journalFixture{base: t.TempDir()}
+	f.walDir = filepath.Join(f.base, "journal")
+	f.spool = mustCreate(t, filepath.Join(f.base, "spool"))
+	f.start(t)
+	return f
+}
+
+func (f *journalFixture) start(t *testing.T) {
+	t.Helper()
+	log, err := wal.Open(f.walDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.log = log
+	f.n = NewNamer(nil)
+	f.n.SetSync(SyncJournal)
+	f.n.setJournal(log, 0)
+}
+
+// crash drops the Namer without a checkpoint, as kill -9 would.
+func (f *journalFixture) crash() { f.log.Close() }
+
+// recover restarts: a fresh log, Recover, a fresh Namer.
+func (f *journalFixture) recover(t *testing.T) RecoverStats {
+	t.Helper()
+	log, err := wal.Open(f.walDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Recover(log, NewNamer(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Close()
+	return st
+}
+
+func (f *journalFixture) deliver(t *testing.T, msg []byte, dirs ...Dir) []string {
+	t.Helper()
+	d, err := f.n.NewDelivery(f.spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Write(msg)
+	paths, err := d.Commit(dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
+}
+
+func readAll(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestJournalCommitVisible(t *testing.T) {
+	f := newJournalFixture(t)
+	a := mustCreate(t, filepath.Join(f.base, "a"))
+	b := mustCreate(t, filepath.Join(f.base, "b"))
+	msg := []byte("Subject: journaled\r\n\r\nbody\r\n")
+	paths := f.deliver(t, msg, a, b)
+	for i, p := range paths {
+		if filepath.Dir(p) != filepath.Join([]Dir{a, b}[i].Path, "new") || !nameRE.MatchString(filepath.Base(p)) {
+			t.Errorf("path %s", p)
+		}
+		if !bytes.Equal(readAll(t, p), msg) {
+			t.Errorf("%s does not hold the message", p)
+		}
+	}
+	if got := entries(t, filepath.Join(f.spool.Path, "tmp")); len(got) != 0 {
+		t.Errorf("spool tmp/ holds %v", got)
+	}
+	// The record is in the log until a checkpoint.
+	f.crash()
+	var records int
+	log, _ := wal.Open(f.walDir)
+	log.Replay(func(uint64, []byte) error { records++; return nil })
+	if records != 1 {
+		t.Fatalf("%d records in the log, want 1", records)
+	}
+}
+
+func TestJournalLargeMessageBypasses(t *testing.T) {
+	f := newJournalFixture(t)
+	box := mustCreate(t, filepath.Join(f.base, "box"))
+	msg := bytes.Repeat([]byte("0123456789abcdef\r\n"), bufSize/18+10) // over the buffer
+	paths := f.deliver(t, msg, box)
+	if !bytes.Equal(readAll(t, paths[0]), msg) {
+		t.Fatal("large message damaged")
+	}
+	f.crash()
+	log, _ := wal.Open(f.walDir)
+	var records int
+	log.Replay(func(uint64, []byte) error { records++; return nil })
+	if records != 0 {
+		t.Fatalf("a message over the buffer went to the journal (%d records)", records)
+	}
+}
+
+// TestRecover covers what a crash can leave: every case must end with the
+// message intact exactly once, where the mail client can see it.
+func TestRecover(t *testing.T) {
+	msg := []byte("Subject: survive\r\n\r\nthe body\r\n")
+	for _, tc := range []struct {
+		name  string
+		crash func(t *testing.T, path string) // what the crash did to the delivered file
+		where string                          // "new" or "cur" afterwards
+		stats RecoverStats
+	}{
+		{"intact", func(*testing.T, string) {}, "new", RecoverStats{Records: 1, Present: 1}},
+		{"lost", func(t *testing.T, p string) { os.Remove(p) }, "new", RecoverStats{Records: 1, Written: 1}},
+		{"truncated", func(t *testing.T, p string) { os.Truncate(p, 5) }, "new", RecoverStats{Records: 1, Repaired: 1}},
+		{"zeroed", func(t *testing.T, p string) { os.WriteFile(p, make([]byte, len(msg)), 0o600) }, "new", RecoverStats{Records: 1, Repaired: 1}},
+		{"read by a client", func(t *testing.T, p string) { moveToCur(t, p) }, "cur", RecoverStats{Records: 1, Present: 1}},
+		{"read, then damaged", func(t *testing.T, p string) { os.Truncate(moveToCur(t, p), 0) }, "cur", RecoverStats{Records: 1, Repaired: 1}},
+		{"maildir removed", func(t *testing.T, p string) { os.RemoveAll(filepath.Dir(filepath.Dir(p))) }, "new", RecoverStats{Records: 1, Written: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newJournalFixture(t)
+			box := mustCreate(t, filepath.Join(f.base, "box"))
+			p := f.deliver(t, msg, box)[0]
+			f.crash()
+			tc.crash(t, p)
+			if st := f.recover(t); st != tc.stats {
+				t.Errorf("stats %+v, want %+v", st, tc.stats)
+			}
+			files := append(entries(t, filepath.Join(box.Path, "new")), entries(t, filepath.Join(box.Path, "cur"))...)
+			if len(files) != 1 {
+				t.Fatalf("new/ and cur/ hold %v, want the message once", files)
+			}
+			got := readAll(t, filepath.Join(box.Path, tc.where, files[0]))
+			if !bytes.Equal(got, msg) {
+				t.Fatalf("message after recovery = %q", got)
+			}
+			// A second recovery finds nothing left to do.
+			if st := f.recover(t); st != (RecoverStats{}) {
+				t.Fatalf("second recovery %+v", st)
+			}
+		})
+	}
+}
+
+func moveToCur(t *testing.T, p string) string {
+	t.Helper()
+	box := filepath.Dir(filepath.Dir(p))
+	dst := filepath.Join(box, "cur", filepath.Base(p)+":2,S")
+	if err := os.Rename(p, dst); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// TestJournalLinkFailureCancels: when the link fails after the record is
+// durable, the delivery fails and a replay does not deliver it either.
+func TestJournalLinkFailureCancels(t *testing.T) {
+	f := newJournalFixture(t)
+	good := mustCreate(t, filepath.Join(f.base, "good"))
+	bad := mustCreate(t, filepath.Join(f.base, "bad"))
+	breakers["new is a file"](t, bad)
+	d, err := f.n.NewDelivery(f.spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Write([]byte("Subject: x\r\n\r\ny\r\n"))
+	if _, err := d.Commit([]Dir{good, bad}); err == nil {
+		t.Fatal("Commit into a broken Maildir succeeded")
+	}
+	if got := entries(t, filepath.Join(good.Path, "new")); len(got) != 0 {
+		t.Fatalf("good/new holds %v after the failed delivery", got)
+	}
+	f.crash()
+	if st := f.recover(t); st.Records != 0 || st.Cancelled != 1 {
+		t.Fatalf("recovery %+v, want the record cancelled", st)
+	}
+	if got := entries(t, filepath.Join(good.Path, "new")); len(got) != 0 {
+		t.Fatalf("recovery delivered a failed message: %v", got)
+	}
+}
+
+// TestJournalCheckpoint: a clean stop checkpoints, so a restart replays
+// nothing, and the messages stay.
+func TestJournalCheckpoint(t *testing.T) {
+	f := newJournalFixture(t)
+	box := mustCreate(t, filepath.Join(f.base, "box"))
+	for i := range 5 {
+		f.deliver(t, []byte(fmt.Sprintf("Subject: %d\r\n\r\n.\r\n", i)), box)
+	}
+	if err := f.n.CloseJournal(); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.recover(t); st != (RecoverStats{}) {
+		t.Fatalf("recovery after a clean stop: %+v", st)
+	}
+	if got := entries(t, filepath.Join(box.Path, "new")); len(got) != 5 {
+		t.Fatalf("new/ holds %d messages", len(got))
+	}
+}
+
+func TestDecodeRecord(t *testing.T) {
+	good := encodeDeliver(nil, "1.M2P3Q4.host,S=5", []Dir{{Path: "/m/a"}, {Path: "/m/b"}}, []byte("hello"))
+	r, err := decodeRecord(good)
+	if err != nil || r.name != "1.M2P3Q4.host,S=5" || strings.Join(r.dirs, " ") != "/m/a /m/b" || string(r.data) != "hello" {
+		t.Fatalf("decode = %+v, %v", r, err)
+	}
+	if r, err := decodeRecord(encodeCancel(nil, 42)); err != nil || r.kind != recCancel || r.cancel != 42 {
+		t.Fatalf("cancel = %+v, %v", r, err)
+	}
+	for name, p := range map[string][]byte{
+		"empty":        nil,
+		"unknown kind": []byte("X"),
+		"short cancel": encodeCancel(nil, 1)[:5],
+		"no dirs":      encodeDeliver(nil, "n", nil, []byte("x")),
+		"bad name":     encodeDeliver(nil, "../etc", []Dir{{Path: "/m"}}, nil),
+		"colon name":   encodeDeliver(nil, "a:2,S", []Dir{{Path: "/m"}}, nil),
+		"cut short":    good[:12],
+	} {
+		if _, err := decodeRecord(p); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add(encodeDeliver(nil, "1.M2P3Q4.host,S=5", []Dir{{Path: "/m/a"}}, []byte("hello")))
+	f.Add(encodeCancel(nil, 7))
+	f.Add([]byte("D"))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		r, err := decodeRecord(p)
+		if err != nil || r.kind != recDeliver {
+			return
+		}
+		dirs := make([]Dir, len(r.dirs))
+		for i, d := range r.dirs {
+			dirs[i] = Dir{Path: d}
+		}
+		if again := encodeDeliver(nil, r.name, dirs, r.data); !bytes.Equal(again, p) {
+			t.Fatalf("re-encoding %q gave %q", p, again)
+		}
+	})
+}

@@ -1,0 +1,428 @@
+// Package wal is a write-ahead log with group commit: concurrent writers
+// append records to one file and a single fdatasync(2) makes all of them
+// durable, so one disk flush acknowledges many messages. It knows nothing
+// of mail; internal/maildir logs small deliveries here so that a 250 can be
+// sent once the record is durable, and applies (and, after a crash,
+// replays) them into the Maildirs.
+//
+// The log is a directory of segment files named by the sequence number of
+// their first record (16 hex digits, ".wal"). A record is
+//
+//	length  uint32 (payload length, little endian)
+//	crc     uint32 (CRC-32C of seq and payload)
+//	seq     uint64
+//	payload [length]byte
+//
+// Sequence numbers increase by one across segments. Reading a segment stops
+// at its first incomplete or damaged record: only a write that was never
+// acknowledged can be torn.
+//
+// A segment is deleted by Checkpoint once every record in it was applied
+// (Ticket.Done) and the caller's flush made those applications durable.
+// Until then a restart replays it (Replay), so applying a record must be
+// idempotent.
+package wal
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxPayload bounds one record: a reader treats a longer length field as
+// damage rather than allocating it.
+const MaxPayload = 1 << 20
+
+// SegmentSize is the size after which appends go to a new segment.
+const SegmentSize = 16 << 20
+
+const headerSize = 16
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("wal: closed")
+
+// Log is an open write-ahead log. It is safe for concurrent use.
+type Log struct {
+	dir string
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signals flush progress and applied records
+	closed  bool
+	cur     *segment   // the segment appends go to
+	old     []*segment // full or replayed segments awaiting a checkpoint
+	nextSeq uint64
+	buf     []byte // record encoding buffer, used under mu
+
+	// Group commit of the current segment's fdatasync.
+	written  uint64 // bytes appended to the log in all (a position)
+	flushing bool
+	durable  uint64 // position known durable
+	flushErr error
+
+	replay []*segment // segments found at Open, until Replay hands them over
+}
+
+// segment is one file of the log.
+type segment struct {
+	path    string
+	f       *os.File
+	first   uint64 // seq of its first record
+	size    int64
+	pending int // records appended whose Ticket is not Done yet
+}
+
+// Ticket is handed out by Append; the caller calls Done once it applied the
+// record, so that a checkpoint may drop it.
+type Ticket struct {
+	l   *Log
+	seg *segment
+	Seq uint64
+}
+
+// Done marks the record applied. Call it exactly once, also when applying
+// failed and the failure was itself recorded (or the record is harmless to
+// replay).
+func (t Ticket) Done() {
+	t.l.mu.Lock()
+	t.seg.pending--
+	t.l.cond.Broadcast()
+	t.l.mu.Unlock()
+}
+
+// Open opens the log in dir, creating dir if needed. Segments left by an
+// earlier run are kept for Replay; appends go to a new segment.
+func Open(dir string) (*Log, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	l := &Log{dir: dir, nextSeq: 1}
+	l.cond = sync.NewCond(&l.mu)
+	names, err := segmentNames(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		first, _ := strconv.ParseUint(strings.TrimSuffix(name, ".wal"), 16, 64)
+		l.replay = append(l.replay, &segment{path: filepath.Join(dir, name), first: first})
+	}
+	// The next sequence number follows the last record on disk, so that
+	// new segments sort after the old ones.
+	if n := len(l.replay); n > 0 {
+		last := l.replay[n-1]
+		l.nextSeq = last.first
+		err := readSegment(last.path, func(seq uint64, _ []byte) error {
+			l.nextSeq = seq + 1
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if l.nextSeq == last.first { // an empty segment: start past it anyway
+			l.nextSeq++
+		}
+	}
+	if err := l.rotate(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// segmentNames lists the segment files of dir in log order.
+func segmentNames(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		n := e.Name()
+		if len(n) == 16+4 && strings.HasSuffix(n, ".wal") {
+			if _, err := strconv.ParseUint(n[:16], 16, 64); err == nil {
+				names = append(names, n)
+			}
+		}
+	}
+	sort.Strings(names) // fixed-width hex: lexical order is numeric order
+	return names, nil
+}
+
+// rotate starts a new segment for appends; the current one joins old.
+// Called with mu held (or during Open).
+func (l *Log) rotate() error {
+	path := filepath.Join(l.dir, fmt.Sprintf("%016x.wal", l.nextSeq))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	// The new name must survive a crash, or records appended to it would
+	// be acknowledged and then lost with it.
+	if err := syncDir(l.dir); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if l.cur != nil {
+		// Its records are durable (every Append waits for that); only the
+		// descriptor goes.
+		l.cur.f.Close()
+		l.cur.f = nil
+		l.old = append(l.old, l.cur)
+	}
+	l.cur = &segment{path: path, f: f, first: l.nextSeq}
+	return nil
+}
+
+// Append writes payload as the next record and returns once it is durable:
+// an fdatasync that started after the write has finished. Concurrent
+// appends share their fdatasyncs (group commit).
+func (l *Log) Append(payload []byte) (Ticket, error) {
+	if len(payload) > MaxPayload {
+		return Ticket{}, fmt.Errorf("wal: record of %d bytes exceeds %d", len(payload), MaxPayload)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return Ticket{}, ErrClosed
+	}
+	if l.cur.size >= SegmentSize {
+		// Wait for the segment's last appends to be durable before its
+		// descriptor goes.
+		if err := l.waitDurable(l.written); err != nil {
+			return Ticket{}, err
+		}
+		if err := l.rotate(); err != nil {
+			return Ticket{}, err
+		}
+	}
+	seq := l.nextSeq
+	l.buf = appendRecord(l.buf[:0], seq, payload)
+	n, err := l.cur.f.Write(l.buf)
+	if err != nil {
+		// A partial record is a torn tail: readers stop there, and later
+		// records would be hidden behind it, so the segment is closed once
+		// the records before it are durable.
+		if n > 0 {
+			if derr := l.waitDurable(l.written); derr != nil {
+				return Ticket{}, derr
+			}
+			if rerr := l.rotate(); rerr != nil {
+				l.closed = true
+			}
+		}
+		return Ticket{}, fmt.Errorf("wal: %w", err)
+	}
+	l.nextSeq++
+	l.cur.size += int64(n)
+	l.written += uint64(n)
+	l.cur.pending++
+	seg := l.cur
+	if err := l.waitDurable(l.written); err != nil {
+		seg.pending--
+		return Ticket{}, err
+	}
+	return Ticket{l: l, seg: seg, Seq: seq}, nil
+}
+
+// waitDurable returns once position pos of the log is durable, running the
+// fdatasync itself when none is in progress. Called with mu held; it is
+// released while the fdatasync runs.
+func (l *Log) waitDurable(pos uint64) error {
+	for l.durable < pos {
+		if l.flushing {
+			l.cond.Wait()
+			continue
+		}
+		l.flushing = true
+		target := l.written
+		f := l.cur.f
+		l.mu.Unlock()
+		err := unix.Fdatasync(int(f.Fd()))
+		l.mu.Lock()
+		l.flushing = false
+		if err != nil {
+			// An fdatasync error may have dropped dirty pages: nothing in
+			// this segment can be trusted to reach the disk any more.
+			l.flushErr = fmt.Errorf("wal: fdatasync: %w", err)
+			l.closed = true
+		} else {
+			l.durable = target
+		}
+		l.cond.Broadcast()
+		if l.flushErr != nil {
+			return l.flushErr
+		}
+	}
+	return nil
+}
+
+func appendRecord(b []byte, seq uint64, payload []byte) []byte {
+	var h [headerSize]byte
+	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint64(h[8:16], seq)
+	crc := crc32.Update(0, castagnoli, h[8:16])
+	crc = crc32.Update(crc, castagnoli, payload)
+	binary.LittleEndian.PutUint32(h[4:8], crc)
+	b = append(b, h[:]...)
+	return append(b, payload...)
+}
+
+// Replay calls fn for every record of the segments an earlier run left, in
+// order. It may be called once, before the log is checkpointed; the
+// replayed segments are dropped by the next Checkpoint. An error from fn
+// stops the replay and is returned.
+func (l *Log) Replay(fn func(seq uint64, payload []byte) error) error {
+	l.mu.Lock()
+	segs := l.replay
+	l.replay = nil
+	l.mu.Unlock()
+	for _, s := range segs {
+		if err := readSegment(s.path, fn); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	l.old = append(segs, l.old...)
+	l.mu.Unlock()
+	return nil
+}
+
+// readSegment calls fn for each intact record of the segment at path,
+// stopping quietly at the first incomplete or damaged one.
+func readSegment(path string, fn func(seq uint64, payload []byte) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	defer f.Close()
+	return ReadRecords(bufio.NewReaderSize(f, 64<<10), fn)
+}
+
+// ReadRecords calls fn for each intact record in r, in order, and stops at
+// the end of r or at the first incomplete or damaged record (a torn tail).
+// A record whose sequence number does not follow its predecessor's is
+// damage too.
+func ReadRecords(r io.Reader, fn func(seq uint64, payload []byte) error) error {
+	var h [headerSize]byte
+	var payload []byte
+	var prev uint64
+	for {
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return nil
+		}
+		n := binary.LittleEndian.Uint32(h[0:4])
+		seq := binary.LittleEndian.Uint64(h[8:16])
+		if n > MaxPayload || (prev != 0 && seq != prev+1) {
+			return nil
+		}
+		if cap(payload) < int(n) {
+			payload = make([]byte, n)
+		}
+		payload = payload[:n]
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return nil
+		}
+		crc := crc32.Update(0, castagnoli, h[8:16])
+		if crc32.Update(crc, castagnoli, payload) != binary.LittleEndian.Uint32(h[4:8]) {
+			return nil
+		}
+		if err := fn(seq, payload); err != nil {
+			return err
+		}
+		prev = seq
+	}
+}
+
+// Pending reports whether the log holds records a checkpoint would drop.
+func (l *Log) Pending() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.old) > 0 || (l.cur != nil && l.cur.size > 0)
+}
+
+// Checkpoint drops every segment whose records are all applied: it closes
+// the current segment to appends (when it holds any record), waits until
+// every record in the closed segments is Done, calls flush — which must
+// make the applications durable (a syncfs of the file systems they were
+// applied to) — and then deletes those segments. Checkpoints are not run
+// concurrently with each other.
+func (l *Log) Checkpoint(flush func() error) error {
+	l.mu.Lock()
+	if l.cur.size > 0 && !l.closed {
+		if err := l.waitDurable(l.written); err != nil {
+			l.mu.Unlock()
+			return err
+		}
+		if err := l.rotate(); err != nil {
+			l.mu.Unlock()
+			return err
+		}
+	}
+	segs := l.old
+	for _, s := range segs {
+		for s.pending > 0 {
+			l.cond.Wait()
+		}
+	}
+	l.mu.Unlock()
+	if len(segs) == 0 {
+		return nil
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	for _, s := range segs {
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("wal: %w", err)
+		}
+	}
+	l.mu.Lock()
+	l.old = l.old[len(segs):]
+	l.mu.Unlock()
+	// A lost removal only means a harmless replay: no directory fsync.
+	return nil
+}
+
+// Close stops appends and closes the current segment. It does not
+// checkpoint: call Checkpoint first for a clean stop.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur == nil || l.cur.f == nil {
+		return nil
+	}
+	l.closed = true
+	for l.flushing {
+		l.cond.Wait()
+	}
+	err := l.cur.f.Close()
+	l.cur.f = nil
+	return err
+}
+
+// Dir is the directory holding the segments.
+func (l *Log) Dir() string { return l.dir }
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("wal: fsync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,310 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// collect replays l and returns its records as "seq:payload" strings.
+func collect(t *testing.T, l *Log) []string {
+	t.Helper()
+	var got []string
+	if err := l.Replay(func(seq uint64, p []byte) error {
+		got = append(got, fmt.Sprintf("%d:%s", seq, p))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func mustOpen(t *testing.T, dir string) *Log {
+	t.Helper()
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func appendAll(t *testing.T, l *Log, payloads ...string) {
+	t.Helper()
+	for _, p := range payloads {
+		tk, err := l.Append([]byte(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.Done()
+	}
+}
+
+func TestAppendReplayAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	appendAll(t, l, "one", "two", "three")
+	l.Close() // no checkpoint: a crash as far as the log knows
+
+	l2 := mustOpen(t, dir)
+	if got := fmt.Sprint(collect(t, l2)); got != "[1:one 2:two 3:three]" {
+		t.Fatalf("replay = %s", got)
+	}
+	// New records continue the sequence in a later segment.
+	appendAll(t, l2, "four")
+	l2.Close()
+	l3 := mustOpen(t, dir)
+	if got := fmt.Sprint(collect(t, l3)); got != "[1:one 2:two 3:three 4:four]" {
+		t.Fatalf("second replay = %s", got)
+	}
+}
+
+func TestCheckpointDropsApplied(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	appendAll(t, l, "a", "b")
+	flushed := 0
+	if err := l.Checkpoint(func() error { flushed++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if flushed != 1 {
+		t.Fatalf("flush ran %d times", flushed)
+	}
+	if l.Pending() {
+		t.Fatal("Pending after a checkpoint with nothing new")
+	}
+	// Nothing new: no flush.
+	if err := l.Checkpoint(func() error { flushed++; return nil }); err != nil || flushed != 1 {
+		t.Fatalf("empty checkpoint: err %v, flushes %d", err, flushed)
+	}
+	l.Close()
+	if got := collect(t, mustOpen(t, dir)); len(got) != 0 {
+		t.Fatalf("checkpointed records replayed: %v", got)
+	}
+}
+
+// TestCheckpointWaitsForDone: a record whose application is still running
+// keeps its segment, and the flush runs only after Done.
+func TestCheckpointWaitsForDone(t *testing.T) {
+	l := mustOpen(t, t.TempDir())
+	tk, err := l.Append([]byte("slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	done := false
+	result := make(chan error)
+	go func() {
+		result <- l.Checkpoint(func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if !done {
+				return errors.New("flush ran before the record was applied")
+			}
+			return nil
+		})
+	}()
+	mu.Lock()
+	done = true
+	mu.Unlock()
+	tk.Done()
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFailedFlushKeepsSegments(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	appendAll(t, l, "keep")
+	boom := errors.New("EIO")
+	if err := l.Checkpoint(func() error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("Checkpoint = %v", err)
+	}
+	l.Close()
+	if got := fmt.Sprint(collect(t, mustOpen(t, dir))); got != "[1:keep]" {
+		t.Fatalf("replay after a failed checkpoint = %s", got)
+	}
+}
+
+// TestTornTail: whatever follows the last intact record — a partial header,
+// a partial payload, a bad checksum, a sequence gap — ends the segment.
+func TestTornTail(t *testing.T) {
+	good := appendRecord(appendRecord(nil, 1, []byte("first")), 2, []byte("second"))
+	bad := appendRecord(nil, 3, []byte("third"))
+	flip := append([]byte(nil), bad...)
+	flip[len(flip)-1] ^= 1
+	gap := appendRecord(nil, 9, []byte("gap"))
+	huge := append([]byte(nil), bad...)
+	huge[3] = 0x7f // length far over MaxPayload
+	for _, tc := range []struct {
+		name string
+		tail []byte
+	}{
+		{"clean", nil},
+		{"partial header", bad[:7]},
+		{"partial payload", bad[:len(bad)-2]},
+		{"bad checksum", flip},
+		{"sequence gap", gap},
+		{"huge length", huge},
+		{"zeros", make([]byte, 64)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			err := ReadRecords(bytes.NewReader(append(append([]byte(nil), good...), tc.tail...)), func(seq uint64, p []byte) error {
+				got = append(got, fmt.Sprintf("%d:%s", seq, p))
+				return nil
+			})
+			if err != nil || fmt.Sprint(got) != "[1:first 2:second]" {
+				t.Fatalf("records %v, err %v", got, err)
+			}
+		})
+	}
+}
+
+func TestTornSegmentOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	appendAll(t, l, "x", "y")
+	l.Close()
+	names, _ := segmentNames(dir)
+	f, err := os.OpenFile(filepath.Join(dir, names[len(names)-1]), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(appendRecord(nil, 3, []byte("torn"))[:10])
+	f.Close()
+	l2 := mustOpen(t, dir)
+	if got := fmt.Sprint(collect(t, l2)); got != "[1:x 2:y]" {
+		t.Fatalf("replay = %s", got)
+	}
+	appendAll(t, l2, "z")
+	l2.Close()
+	if got := fmt.Sprint(collect(t, mustOpen(t, dir))); got != "[1:x 2:y 3:z]" {
+		t.Fatalf("replay after more appends = %s", got)
+	}
+}
+
+func TestReplayError(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	appendAll(t, l, "x")
+	l.Close()
+	boom := errors.New("stop")
+	if err := mustOpen(t, dir).Replay(func(uint64, []byte) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("Replay = %v", err)
+	}
+}
+
+func TestLimitsAndClose(t *testing.T) {
+	l := mustOpen(t, t.TempDir())
+	if _, err := l.Append(make([]byte, MaxPayload+1)); err == nil {
+		t.Fatal("oversized record accepted")
+	}
+	l.Close()
+	if _, err := l.Append([]byte("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close = %v", err)
+	}
+}
+
+// TestConcurrentAppends: every acknowledged record is replayed exactly once,
+// with consecutive sequence numbers.
+func TestConcurrentAppends(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	const writers, each = 8, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				tk, err := l.Append([]byte(fmt.Sprintf("w%d-%d", w, i)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				tk.Done()
+			}
+		}()
+	}
+	wg.Wait()
+	l.Close()
+	seen := map[string]bool{}
+	var last uint64
+	err := mustOpen(t, dir).Replay(func(seq uint64, p []byte) error {
+		if seq != last+1 {
+			return fmt.Errorf("seq %d after %d", seq, last)
+		}
+		last = seq
+		if seen[string(p)] {
+			return fmt.Errorf("%s twice", p)
+		}
+		seen[string(p)] = true
+		return nil
+	})
+	if err != nil || len(seen) != writers*each {
+		t.Fatalf("replayed %d records, err %v", len(seen), err)
+	}
+}
+
+func FuzzReadRecords(f *testing.F) {
+	f.Add(appendRecord(appendRecord(nil, 1, []byte("a")), 2, []byte("bc")))
+	f.Add(appendRecord(nil, 7, nil))
+	f.Add([]byte{})
+	f.Add(make([]byte, 40))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var prev uint64
+		n := 0
+		err := ReadRecords(bytes.NewReader(in), func(seq uint64, p []byte) error {
+			if n > 0 && seq != prev+1 {
+				t.Fatalf("seq %d after %d", seq, prev)
+			}
+			if len(p) > MaxPayload {
+				t.Fatalf("payload of %d bytes", len(p))
+			}
+			prev = seq
+			n++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n*headerSize > len(in) {
+			t.Fatalf("%d records from %d bytes", n, len(in))
+		}
+	})
+}
+
+// TestRotation: a full segment is closed for a new one, replay crosses
+// segments, and one checkpoint drops them all.
+func TestRotation(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	big := bytes.Repeat([]byte("m"), MaxPayload)
+	const n = SegmentSize/MaxPayload + 2
+	for range n {
+		tk, err := l.Append(big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.Done()
+	}
+	if names, _ := segmentNames(dir); len(names) < 2 {
+		t.Fatalf("%d segments after %d MiB", len(names), n)
+	}
+	l.Close()
+	l2 := mustOpen(t, dir)
+	if got := len(collect(t, l2)); got != n {
+		t.Fatalf("replayed %d of %d records", got, n)
+	}
+	if err := l2.Checkpoint(func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := segmentNames(dir); len(names) != 1 { // the empty current one
+		t.Fatalf("segments after checkpoint: %v", names)
+	}
+}
