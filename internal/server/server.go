@@ -242,7 +242,7 @@ func (s *Server) acceptLoop(ln net.Listener, l Listener) error {
 			return fmt.Errorf("accept on %s: %w", l.Address, err)
 		}
 		backoff = 0
-		s.startSession(c, l)
+		s.startSession(c, &l) // the sessions of this listener share l
 	}
 }
 

@@ -19,8 +19,8 @@ import (
 // lives in txn and is replaced by RSET, EHLO, the end of DATA and STARTTLS.
 type session struct {
 	srv     *Server
-	lim     Limits // the server's limits when the session started
-	l       Listener
+	lim     *Limits       // the server's limits when the session started (never modified)
+	l       *Listener     // the accept loop's copy, shared by its sessions (never modified)
 	raw     net.Conn      // the accepted connection; only deadlines are set on it from other goroutines
 	conn    net.Conn      // raw, or the TLS connection over it
 	r       *bufio.Reader // small, or big during and right after message data
@@ -39,12 +39,16 @@ type session struct {
 	authFail int  // failed AUTH attempts in this session
 	rcpts    int  // recipients accepted in this session, all transactions
 	quit     bool
+	// admitted: started by startSession, so counted in Server.active until
+	// close; only such a session may outlive the call to serve (idle.go).
+	admitted bool
 	deadline time.Time // end of the whole session
 	rdl, wdl time.Time // the read and write deadlines last armed (zero: none)
 	// bctx bounds backend calls by the session deadline; one per session,
 	// not one timer per command.
-	bctx context.Context
-	txn  txn
+	bctx   context.Context
+	cancel context.CancelFunc
+	txn    txn
 
 	mu   sync.Mutex
 	idle bool // waiting for a command outside a transaction
@@ -62,9 +66,12 @@ type txn struct {
 	chunks   *chunking // set while BDAT chunks are arriving (RFC 3030)
 }
 
-// newSession prepares the session for an accepted connection.
-func (s *Server) newSession(c net.Conn, l Listener) *session {
-	sess := &session{srv: s, lim: *s.limits.Load(), l: l, raw: c, conn: c}
+// newSession prepares the session for a connection on l.
+func (s *Server) newSession(c net.Conn, l Listener) *session { return s.newSessionOn(c, &l) }
+
+// newSessionOn is newSession with l shared, not copied.
+func (s *Server) newSessionOn(c net.Conn, l *Listener) *session {
+	sess := &session{srv: s, lim: s.limits.Load(), l: l, raw: c, conn: c}
 	sess.info = SessionInfo{ID: newID(), Listener: l.Name, Role: l.Role, Remote: c.RemoteAddr()}
 	if sess.info.Listener == "" {
 		sess.info.Listener = l.Address
@@ -73,8 +80,10 @@ func (s *Server) newSession(c net.Conn, l Listener) *session {
 	return sess
 }
 
-func (s *Server) startSession(c net.Conn, l Listener) {
-	sess := s.newSession(c, l)
+// startSession admits the connection and starts its session. The session
+// ends in close, run by whichever goroutine serves it last (see run).
+func (s *Server) startSession(c net.Conn, l *Listener) {
+	sess := s.newSessionOn(c, l)
 	if ok, why := s.admit(sess); !ok {
 		go func() {
 			c.SetWriteDeadline(s.now().Add(5 * time.Second))
@@ -86,50 +95,66 @@ func (s *Server) startSession(c net.Conn, l Listener) {
 		return
 	}
 	s.obs.ConnectionAccepted(sess.info.Listener)
-	go func() {
-		defer s.active.Done()
-		defer s.release(sess)
-		sess.serve()
-	}()
+	sess.admitted = true
+	go sess.serve()
 }
 
+// serve greets the client and runs the session.
 func (s *session) serve() {
-	// s.conn becomes the TLS connection after a handshake; closing that
-	// sends the TLS close_notify before the TCP FIN.
-	defer func() { s.conn.Close() }()
 	s.deadline = s.srv.now().Add(s.lim.SessionTimeout)
-	var cancel context.CancelFunc
-	s.bctx, cancel = context.WithDeadline(context.Background(), s.deadline)
-	defer cancel()
+	s.bctx, s.cancel = context.WithDeadline(context.Background(), s.deadline)
 	s.log.Info("connect")
 	if s.l.TLS == TLSImplicit {
 		if err := s.handshake(); err != nil {
 			s.log.Info("tls handshake failed", "err", err)
+			s.close()
 			return
 		}
 	} else {
 		s.setStreams(s.conn)
 	}
 	s.reply(smtp.R(smtp.CodeReady, "", s.srv.opts.Hostname+" ESMTP smtpkit ready"))
-	for !s.quit {
-		line, err := s.readCommand()
-		var framing *smtp.Error
-		switch {
-		case errors.As(err, &framing):
-			s.reply(framing.Reply) // a bad line is answered; the session goes on
-		case err != nil:
-			s.endOnError(err)
-			s.quit = true
-		default:
-			s.handle(line)
-		}
+	s.run()
+}
+
+// step answers what readCommand returned: a command is handled, a bad
+// line answered, and a read failure ends the session.
+func (s *session) step(line []byte, err error) {
+	var framing *smtp.Error
+	switch {
+	case errors.As(err, &framing):
+		s.reply(framing.Reply) // a bad line is answered; the session goes on
+	case err != nil:
+		s.endOnError(err)
+		s.quit = true
+	default:
+		s.handle(line)
 	}
+}
+
+// end finishes the session after its last command: the transaction is
+// discarded, the last replies are sent, and everything is given back.
+func (s *session) end() {
 	s.abortTxn()
 	s.wdl = s.srv.now().Add(finalWriteGrace) // the last one may have passed with a timeout
 	s.conn.SetWriteDeadline(s.wdl)
 	s.flushNow()
 	s.releaseReaders()
 	s.log.Info("disconnect", "errors", s.errors)
+	s.close()
+}
+
+// close releases the backend context, the connection and the slot taken
+// by admit; it runs exactly once per session, last of all.
+func (s *session) close() {
+	s.cancel()
+	// s.conn is the TLS connection after a handshake; closing that sends
+	// the TLS close_notify before the TCP FIN.
+	s.conn.Close()
+	if s.admitted {
+		s.srv.release(s)
+		s.srv.active.Done()
+	}
 }
 
 // Buffers. A session waiting for a command holds no buffer at all: it
@@ -185,10 +210,26 @@ func (s *session) releaseReaders() {
 // but the session's small wait array meanwhile, then reads on through a
 // pooled command reader. Only called when nothing is buffered.
 func (s *session) awaitInput() error {
+	s.dropCommandReader()
+	return s.readInput()
+}
+
+// dropCommandReader gives the empty command reader back to its pool.
+func (s *session) dropCommandReader() {
 	s.small.Reset(nil)
 	cmdReaders.Put(s.small)
 	s.small, s.r = nil, nil
-	n, err := s.conn.Read(s.wait[:])
+}
+
+// readInput is the blocking half of awaitInput.
+func (s *session) readInput() error {
+	return s.gotInput(s.conn.Read(s.wait[:]))
+}
+
+// gotInput puts the command reader behind the n bytes that arrived in the
+// wait array. It is apart from the read so that the frame blocked in the
+// read stays small (idle.go).
+func (s *session) gotInput(n int, err error) error {
 	if n == 0 {
 		if err == nil {
 			err = io.ErrNoProgress
@@ -260,6 +301,17 @@ var (
 // replies first when the client has nothing more in flight (RFC 2920 §3.1:
 // replies to a pipelined group are sent together).
 func (s *session) readCommand() ([]byte, error) {
+	return s.nextCommand(false)
+}
+
+// errHandedOff tells run that another goroutine now serves the session.
+var errHandedOff = errors.New("session handed to a waiting goroutine")
+
+// nextCommand is readCommand. With handOff, a session that gets nothing
+// from the client for a moment between transactions starts a fresh
+// goroutine that waits on and carries the session on (idle.go), and
+// returns errHandedOff; the caller must then leave the session alone.
+func (s *session) nextCommand(handOff bool) ([]byte, error) {
 	s.releaseDataReader()
 	if s.r.Buffered() == 0 {
 		if err := s.flush(); err != nil { // fresh write deadline: the last may have passed during a long DATA
@@ -269,16 +321,35 @@ func (s *session) readCommand() ([]byte, error) {
 	// The deadline is set before the session is marked idle, so that a
 	// shutdown's interrupt (a deadline in the past) is never overwritten.
 	s.setReadDeadline(s.lim.CommandTimeout)
+	wait := s.r == s.small && s.small.Buffered() == 0 && len(s.pre.buf) == 0
+	brief := wait && handOff && s.armBriefWait()
 	s.setIdle(!s.txn.active)
-	defer s.setIdle(false)
 	if s.srv.isClosing() && !s.txn.active {
+		s.setIdle(false)
 		return nil, errShuttingDown
 	}
-	if s.r == s.small && s.small.Buffered() == 0 && len(s.pre.buf) == 0 {
-		if err := s.awaitInput(); err != nil {
+	if wait {
+		var err error
+		if brief {
+			var handedOff bool
+			if handedOff, err = s.waitBriefly(); handedOff {
+				return nil, errHandedOff // still marked idle: resume carries on
+			}
+		} else {
+			err = s.awaitInput()
+		}
+		if err != nil {
+			s.setIdle(false)
 			return nil, err
 		}
 	}
+	line, err := s.readLine()
+	s.setIdle(false)
+	return line, err
+}
+
+// readLine reads the command line that has begun to arrive.
+func (s *session) readLine() ([]byte, error) {
 	if cap(s.lineBuf) > cmdBufSize {
 		s.lineBuf = nil // a long AUTH line does not pin memory for the session
 	}
