@@ -33,25 +33,58 @@ type session struct {
 	log     *slog.Logger
 	info    SessionInfo
 
-	helo     bool // HELO or EHLO was given (RFC 5321 §4.1.4)
-	esmtp    bool // EHLO was given: extensions and enhanced codes apply
-	errors   int  // protocol errors so far
-	authFail int  // failed AUTH attempts in this session
-	rcpts    int  // recipients accepted in this session, all transactions
-	quit     bool
+	// The flags are together so that they share one word.
+	helo  bool // HELO or EHLO was given (RFC 5321 §4.1.4)
+	esmtp bool // EHLO was given: extensions and enhanced codes apply
+	quit  bool
 	// admitted: started by startSession, so counted in Server.active until
 	// close; only such a session may outlive the call to serve (idle.go).
 	admitted bool
-	deadline time.Time // end of the whole session
+	idle     bool // guarded by mu: waiting for a command outside a transaction
+
+	errors   int       // protocol errors so far
+	authFail int       // failed AUTH attempts in this session
+	rcpts    int       // recipients accepted in this session, all transactions
 	rdl, wdl time.Time // the read and write deadlines last armed (zero: none)
 	// bctx bounds backend calls by the session deadline; one per session,
-	// not one timer per command.
-	bctx   context.Context
-	cancel context.CancelFunc
-	txn    txn
+	// not one timer per command. It is &bc.
+	bctx context.Context
+	bc   backendCtx // also holds the session deadline
+	txn  txn
 
-	mu   sync.Mutex
-	idle bool // waiting for a command outside a transaction
+	mu sync.Mutex
+}
+
+// backendCtx is the session's backend context: done at the end of the
+// session or at its deadline. The context.Context behind it, and its
+// timer, are made on first use, so that a session that never calls the
+// backend (one that said EHLO and waits) holds neither.
+type backendCtx struct {
+	once     sync.Once
+	deadline time.Time // end of the whole session
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+func (b *backendCtx) made() context.Context {
+	b.once.Do(func() { b.ctx, b.cancel = context.WithDeadline(context.Background(), b.deadline) })
+	return b.ctx
+}
+
+func (b *backendCtx) Deadline() (time.Time, bool) { return b.deadline, true }
+func (b *backendCtx) Done() <-chan struct{}       { return b.made().Done() }
+func (b *backendCtx) Err() error                  { return b.made().Err() }
+
+// Value answers from the context behind, which also lets the context
+// package see that and link contexts derived from b to it directly (no
+// goroutine per derived context).
+func (b *backendCtx) Value(key any) any { return b.made().Value(key) }
+
+// end cancels the context; one never made is made cancelled, in case the
+// backend kept b.
+func (b *backendCtx) end() {
+	b.once.Do(func() { b.ctx, b.cancel = context.WithCancel(context.Background()) })
+	b.cancel()
 }
 
 // txn is one mail transaction (RFC 5321 §3.3), from MAIL to end of data.
@@ -101,8 +134,8 @@ func (s *Server) startSession(c net.Conn, l *Listener) {
 
 // serve greets the client and runs the session.
 func (s *session) serve() {
-	s.deadline = s.srv.now().Add(s.lim.SessionTimeout)
-	s.bctx, s.cancel = context.WithDeadline(context.Background(), s.deadline)
+	s.bc.deadline = s.srv.now().Add(s.lim.SessionTimeout)
+	s.bctx = &s.bc
 	s.log.Info("connect")
 	if s.l.TLS == TLSImplicit {
 		if err := s.handshake(); err != nil {
@@ -147,7 +180,7 @@ func (s *session) end() {
 // close releases the backend context, the connection and the slot taken
 // by admit; it runs exactly once per session, last of all.
 func (s *session) close() {
-	s.cancel()
+	s.bc.end()
 	// s.conn is the TLS connection after a handshake; closing that sends
 	// the TLS close_notify before the TCP FIN.
 	s.conn.Close()
@@ -236,17 +269,17 @@ func (s *session) gotInput(n int, err error) error {
 		}
 		return err
 	}
-	s.pre = prefixReader{buf: s.wait[:n], r: s.conn}
+	s.pre = prefixReader{buf: s.wait[:n], s: s}
 	s.small = cmdReaders.Get().(*bufio.Reader)
 	s.small.Reset(&s.pre)
 	s.r = s.small
 	return nil
 }
 
-// prefixReader returns buf, then reads from r.
+// prefixReader returns buf, then reads from the session's connection.
 type prefixReader struct {
 	buf []byte
-	r   io.Reader
+	s   *session
 }
 
 func (p *prefixReader) Read(b []byte) (int, error) {
@@ -255,7 +288,7 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 		p.buf = p.buf[n:]
 		return n, nil
 	}
-	return p.r.Read(b)
+	return p.s.conn.Read(b)
 }
 
 // out is the reply writer, taken from the pool on first use.
@@ -385,8 +418,8 @@ func (s *session) readLine() ([]byte, error) {
 // deadlineIn is now+d, capped by the session deadline.
 func (s *session) deadlineIn(d time.Duration) time.Time {
 	t := s.srv.now().Add(d)
-	if t.After(s.deadline) {
-		return s.deadline
+	if t.After(s.bc.deadline) {
+		return s.bc.deadline
 	}
 	return t
 }
