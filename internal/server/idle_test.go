@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"runtime"
 	"testing"
 	"time"
@@ -151,5 +153,54 @@ func TestIdleHandOffNotInTransaction(t *testing.T) {
 	c.expect("250 2.0.0")
 	if got := len(ts.backend.messages()); got != 1 {
 		t.Fatalf("stored %d messages, want 1", got)
+	}
+}
+
+// TestBackendCtx: the session's backend context is made on first use, is
+// done at the session deadline, and ends (with what was derived from it)
+// at the end of the session, used or not.
+func TestBackendCtx(t *testing.T) {
+	used := &backendCtx{deadline: time.Now().Add(time.Hour)}
+	derived, cancel := context.WithCancel(used)
+	defer cancel()
+	if d, ok := derived.Deadline(); !ok || !d.Equal(used.deadline) {
+		t.Fatalf("derived deadline %v %v, want %v", d, ok, used.deadline)
+	}
+	if derived.Err() != nil {
+		t.Fatal("derived context done before the session ended")
+	}
+	used.end()
+	select {
+	case <-derived.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a context derived from the backend context outlived the session")
+	}
+	if !errors.Is(used.Err(), context.Canceled) {
+		t.Fatalf("used: Err %v after end", used.Err())
+	}
+
+	unused := &backendCtx{deadline: time.Now().Add(time.Hour)}
+	unused.end()
+	if !errors.Is(unused.Err(), context.Canceled) {
+		t.Fatalf("unused: Err %v after end", unused.Err())
+	}
+
+	late := &backendCtx{deadline: time.Now().Add(-time.Second)}
+	defer late.end()
+	<-late.Done()
+	if !errors.Is(late.Err(), context.DeadlineExceeded) {
+		t.Fatalf("past deadline: Err %v", late.Err())
+	}
+
+	// A session that said EHLO and waits has made none.
+	ts := startServer(t, Limits{}, Listener{Role: RoleMX, TLS: TLSNone})
+	dial(t, ts.addrs[0]).cmd("EHLO c", "250-")
+	waitHandedOff(t, 1)
+	ts.srv.mu.Lock()
+	defer ts.srv.mu.Unlock()
+	for sess := range ts.srv.sessions {
+		if sess.bc.ctx != nil {
+			t.Error("an idle session holds a backend context")
+		}
 	}
 }
