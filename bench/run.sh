@@ -5,6 +5,9 @@
 #
 # Usage: bench/run.sh            (as root: installs Postfix if missing)
 # Env:   SCALE=0.5               scale the message counts (default 1)
+#        REPEAT=3                runs of each scenario per server, alternating
+#                                which server goes first; the table gives
+#                                medians (default 3)
 #        IDLE="1000 10000"       idle-connection counts
 #        OUT=bench/results/latest.md
 #
@@ -16,6 +19,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCALE=${SCALE:-1}
+REPEAT=${REPEAT:-3}
 IDLE=${IDLE:-"1000 10000"}
 OUT=${OUT:-$ROOT/bench/results/latest.md}
 DOMAIN=bench.example
@@ -96,6 +100,23 @@ pss_kb() {
 	done
 	echo "$t"
 }
+# disk_stat: "write-requests flushes" completed so far by the block device
+# holding the work directory (0 0 when it cannot be found): the disk work
+# per message, which does not depend on how fast this VM's disk is today.
+DISK_STAT=
+find_disk_stat() {
+	local dev name
+	dev=$(df --output=source "$W" | tail -1)
+	name=$(basename "$(readlink -f "$dev")")
+	for cand in "/sys/class/block/$name/stat" "/sys/block/$name/stat"; do
+		[ -r "$cand" ] && { DISK_STAT=$cand; return; }
+	done
+}
+disk_stat() {
+	[ -n "$DISK_STAT" ] || { echo "0 0"; return; }
+	# fields: reads(1-4) writes=5 merges sectors ticks inflight io_ticks queue discards(12-15) flushes=16
+	awk '{print $5, ($16 == "" ? 0 : $16)}' "$DISK_STAT"
+}
 server_pids() { if [ "$1" = smtpkit ]; then echo "$SK_PID"; else pf_pids; fi; }
 maildir_new() {
 	if [ "$1" = smtpkit ]; then echo "$W/sk-data/mail/$DOMAIN/user/new"; else echo "$W/vmail/$DOMAIN/user/new"; fi
@@ -109,10 +130,11 @@ now() { date +%s.%N; }
 # make ext4's allocator skip "recently deleted" ones, a cost of the harness.
 measure() {
 	local srv=$1 n=$2; shift 2
-	local pids c0 t0 peak=0 got=0 i=0 limit base last= stall=0
+	local pids c0 t0 peak=0 got=0 i=0 limit base last= stall=0 d0
 	base=$(count_new "$srv")
 	pids=$(server_pids "$srv")
 	c0=$(cpu_ticks $pids)
+	d0=$(disk_stat)
 	t0=$(now)
 	"$@" >"$W/client.out" 2>&1 &
 	local cpid=$!
@@ -131,6 +153,9 @@ measure() {
 		i=$((i + 1))
 	done
 	M_SECS=$(echo "$(now) - $t0" | bc -l)
+	local d1; d1=$(disk_stat)
+	M_WIO=$(( $(echo "$d1" | cut -d' ' -f1) - $(echo "$d0" | cut -d' ' -f1) ))
+	M_FLUSH=$(( $(echo "$d1" | cut -d' ' -f2) - $(echo "$d0" | cut -d' ' -f2) ))
 	reap "$cpid" || log "client exited with an error: $(tail -3 "$W/client.out" | tr '\n' ' ')"
 	# a daemon may have exited and been reaped meanwhile: sample the current
 	# process set (the master's cutime holds the exited ones).
@@ -141,16 +166,42 @@ measure() {
 }
 
 ROWS=()
-# row SCENARIO N METRIC secs_sk cpu_sk pss_sk secs_pf cpu_pf pss_pf
-row() {
-	local name=$1 n=$2 unit=$3
-	local r_sk r_pf
-	r_sk=$(echo "$n / $4" | bc -l); r_pf=$(echo "$n / $7" | bc -l)
-	ROWS+=("$(printf '| %s | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f |' \
-		"$name" "$n" "$r_sk" "$r_pf" "$(echo "$r_sk / $r_pf" | bc -l)" \
-		"$(echo "$5 / $CLK_TCK / $n * 1000" | bc -l)" "$(echo "$8 / $CLK_TCK / $n * 1000" | bc -l)" \
-		"$(echo "$6 / 1024" | bc -l)" "$(echo "$9 / 1024" | bc -l)")")
-	log "${ROWS[-1]} ($unit)"
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+minmax() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f–%.2f", lo, hi}'; }
+
+# pair NAME N CMD...: runs CMD against each server REPEAT times, alternating
+# which goes first (this VM's disk has fast and slow phases), with TARGET in
+# CMD replaced by the server's address; then adds the table row: median
+# msgs/s of each, the median and range of the per-round ratios, and the
+# medians of CPU, peak PSS and disk requests per message.
+pair() {
+	local name=$1 n=$2; shift 2
+	local rep srv order secs_sk secs_pf
+	local -A secs=() cpu=() pss=() wio=() flush=()
+	local ratios=()
+	for rep in $(seq 1 "$REPEAT"); do
+		order="smtpkit postfix"; [ $((rep % 2)) = 0 ] && order="postfix smtpkit"
+		for srv in $order; do
+			log "$name: $srv (round $rep)"
+			measure "$srv" "$n" "${@//TARGET/$(target "$srv")}"
+			secs[$srv]+="$M_SECS " cpu[$srv]+="$M_CPU " pss[$srv]+="$M_PSS "
+			wio[$srv]+="$(echo "$M_WIO / $n" | bc -l) " flush[$srv]+="$(echo "$M_FLUSH / $n" | bc -l) "
+			[ "$srv" = smtpkit ] && secs_sk=$M_SECS || secs_pf=$M_SECS
+			if [ -n "${LAST_OUT:-}" ]; then cp "$W/client.out" "$W/$LAST_OUT-$srv.txt"; fi
+		done
+		ratios+=("$(echo "$secs_pf / $secs_sk" | bc -l)")
+	done
+	local s_sk s_pf
+	s_sk=$(median ${secs[smtpkit]}) s_pf=$(median ${secs[postfix]})
+	ROWS+=("$(printf '| %s | %d | %.0f | %.0f | **%.2f** (%s) | %.2f | %.2f | %.0f | %.0f | %.2f / %.2f | %.2f / %.2f |' \
+		"$name" "$n" "$(echo "$n / $s_sk" | bc -l)" "$(echo "$n / $s_pf" | bc -l)" \
+		"$(median "${ratios[@]}")" "$(minmax "${ratios[@]}")" \
+		"$(echo "$(median ${cpu[smtpkit]}) / $CLK_TCK / $n * 1000" | bc -l)" \
+		"$(echo "$(median ${cpu[postfix]}) / $CLK_TCK / $n * 1000" | bc -l)" \
+		"$(echo "$(median ${pss[smtpkit]}) / 1024" | bc -l)" "$(echo "$(median ${pss[postfix]}) / 1024" | bc -l)" \
+		"$(median ${wio[smtpkit]})" "$(median ${flush[smtpkit]})" \
+		"$(median ${wio[postfix]})" "$(median ${flush[postfix]})")")
+	log "${ROWS[-1]}"
 }
 
 # --- setup -------------------------------------------------------------------
@@ -265,6 +316,7 @@ restart_servers() {
 	start_servers
 }
 start_servers
+find_disk_stat
 log "smtpkit on $SK_PORT (pid $SK_PID), postfix on $PF_PORT (master $(pf_pids | head -1))"
 
 target() { if [ "$1" = smtpkit ]; then echo "127.0.0.1:$SK_PORT"; else echo "127.0.0.1:$PF_PORT"; fi; }
@@ -287,30 +339,18 @@ SCENARIOS=(
 )
 for sc in "${SCENARIOS[@]}"; do
 	IFS='|' read -r name n flags <<<"$sc"
-	declare -A R=()
-	for srv in smtpkit postfix; do
-		log "$name: $srv"
-		# shellcheck disable=SC2086
-		measure "$srv" "$n" smtp-source $flags -m "$n" -f "$FROM" -t "$RCPT" "$(target "$srv")"
-		R[$srv]="$M_SECS $M_CPU $M_PSS"
-	done
 	# shellcheck disable=SC2086
-	row "$name" "$n" msgs ${R[smtpkit]} ${R[postfix]}
+	pair "$name" "$n" smtp-source $flags -m "$n" -f "$FROM" -t "$RCPT" TARGET
 done
 
 # STARTTLS, one message per connection, with smtpkit bench (smtp-source has
 # no TLS): sessions/s = msgs/s here.
 n=$(scaled 1000)
-declare -A R=()
-for srv in smtpkit postfix; do
-	log "STARTTLS: $srv"
-	measure "$srv" "$n" "$SMTPKIT" bench --server "$(target "$srv")" --tls starttls --insecure \
-		--per-connection 1 --concurrency 20 --messages "$n" --size 1024 --from "$FROM" --to "$RCPT"
-	R[$srv]="$M_SECS $M_CPU $M_PSS"
-	cp "$W/client.out" "$W/starttls-$srv.txt"
-done
-# shellcheck disable=SC2086
-row "1 KB, 20 sessions, STARTTLS, 1 msg/connection (smtpkit bench)" "$n" sessions ${R[smtpkit]} ${R[postfix]}
+LAST_OUT=starttls
+pair "1 KB, 20 sessions, STARTTLS, 1 msg/connection (smtpkit bench), sessions/s" "$n" \
+	"$SMTPKIT" bench --server TARGET --tls starttls --insecure \
+	--per-connection 1 --concurrency 20 --messages "$n" --size 1024 --from "$FROM" --to "$RCPT"
+LAST_OUT=
 
 # --- discarding servers: Postfix's smtp-sink against smtpkit's sink listener
 SINK_PORT=$(free_port)
@@ -318,14 +358,21 @@ smtp-sink -u nobody -c "127.0.0.1:$SINK_PORT" 1000 >/dev/null 2>&1 &
 SINK_PID=$!
 PIDS+=("$SINK_PID")
 for i in $(seq 1 50); do [ -n "$(ss -Htln "sport = :$SINK_PORT")" ] && break; sleep 0.1; done
-n=$(scaled 4000)
-t0=$(now)
-smtp-source -s 20 -m "$n" -l 1024 -d -f "$FROM" -t "$RCPT" "127.0.0.1:$SINK_PORT" >/dev/null 2>&1 || log "smtp-source to smtp-sink failed"
-SINK_RATE=$(printf '%.0f' "$(echo "$n / ($(now) - $t0)" | bc -l)")
+n=$(scaled 20000)
+sink_rate() { # sink_rate PORT: msgs/s of one smtp-source run
+	local t0; t0=$(now)
+	smtp-source -s 20 -m "$n" -l 1024 -d -f "$FROM" -t "$RCPT" "127.0.0.1:$1" >/dev/null 2>&1 || log "smtp-source to port $1 failed"
+	printf '%.0f' "$(echo "$n / ($(now) - $t0)" | bc -l)"
+}
+SINK_RATES=() SKSINK_RATES=() SINK_RATIOS=()
+for rep in $(seq 1 "$REPEAT"); do
+	log "discarding servers, round $rep"
+	if [ $((rep % 2)) = 1 ]; then a=$(sink_rate "$SINK_PORT"); b=$(sink_rate "$SKSINK_PORT")
+	else b=$(sink_rate "$SKSINK_PORT"); a=$(sink_rate "$SINK_PORT"); fi
+	SINK_RATES+=("$a") SKSINK_RATES+=("$b") SINK_RATIOS+=("$(echo "$b / $a" | bc -l)")
+done
 kill "$SINK_PID" 2>/dev/null || true; reap "$SINK_PID" || true
-t0=$(now)
-smtp-source -s 20 -m "$n" -l 1024 -d -f "$FROM" -t "$RCPT" "127.0.0.1:$SKSINK_PORT" >/dev/null 2>&1 || log "smtp-source to the smtpkit sink failed"
-SKSINK_RATE=$(printf '%.0f' "$(echo "$n / ($(now) - $t0)" | bc -l)")
+SINK_RATE=$(median "${SINK_RATES[@]}") SKSINK_RATE=$(median "${SKSINK_RATES[@]}")
 
 # --- idle connections --------------------------------------------------------
 IDLE_ROWS=()
@@ -380,17 +427,21 @@ mkdir -p "$(dirname "$OUT")"
 	echo "Disk holding the Maildirs and queues: $(df -hT "$W" | awk 'NR==2 {print $1, $2, $3}')."
 	echo "The machine is shared with other engineers' tests running at the same time: expect noise of ±20%."
 	echo
-	echo "Both servers answer 250 only after fsync, and the clock stops when every message is a file in new/."
-	echo "msgs/s = messages / wall seconds; CPU s/1k = server CPU seconds (user+system) per 1,000 messages;"
-	echo "PSS = peak proportional set size of the server processes, sampled every 0.5 s (see docs/performance.md)."
+	echo "Both servers answer 250 only once the message is on stable storage (Postfix: its queue file fsynced;"
+	echo "smtpkit: its journal record fdatasynced, or the message file flushed), and the clock stops when every"
+	echo "message is a file in new/. Each scenario ran $REPEAT times per server, alternating which went first."
+	echo "msgs/s = messages / wall seconds (median); ratio = median of the per-round ratios (range in brackets);"
+	echo "CPU s/1k = server CPU seconds (user+system) per 1,000 messages; PSS = peak proportional set size of the"
+	echo "server processes, sampled every 0.5 s; disk = write requests / flushes completed by the block device"
+	echo "per message (both servers' work, medians; see docs/performance.md)."
 	echo
-	echo "| scenario | messages | smtpkit msgs/s | Postfix msgs/s | smtpkit/Postfix | smtpkit CPU s/1k | Postfix CPU s/1k | smtpkit peak PSS MB | Postfix peak PSS MB |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| scenario | messages | smtpkit msgs/s | Postfix msgs/s | smtpkit/Postfix | smtpkit CPU s/1k | Postfix CPU s/1k | smtpkit peak PSS MB | Postfix peak PSS MB | smtpkit disk writes / flushes per msg | Postfix disk writes / flushes per msg |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s\n' "${ROWS[@]}"
 	echo
 	echo "Discarding servers (accept and discard, no disk), 1 KB, 20 sessions, many per session:"
-	echo "Postfix \`smtp-sink\` $SINK_RATE msgs/s, smtpkit \`role = \"sink\"\` listener $SKSINK_RATE msgs/s"
-	echo "(ratio $(printf '%.2f' "$(echo "$SKSINK_RATE / $SINK_RATE" | bc -l)")). smtp-sink skips most of SMTP; the smtpkit sink runs"
+	echo "Postfix \`smtp-sink\` $SINK_RATE msgs/s, smtpkit \`role = \"sink\"\` listener $SKSINK_RATE msgs/s (medians of $REPEAT"
+	echo "alternating rounds of $n messages; ratio $(printf '%.2f' "$(median "${SINK_RATIOS[@]}")"), range $(minmax "${SINK_RATIOS[@]}")). smtp-sink skips most of SMTP; the smtpkit sink runs"
 	echo "the full server path (parsing, strict DATA reader, limits, Received header) and only skips storage."
 	echo
 	echo "## Idle connections (each said EHLO, then held)"
