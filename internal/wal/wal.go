@@ -56,7 +56,8 @@ var ErrClosed = errors.New("wal: closed")
 
 // Log is an open write-ahead log. It is safe for concurrent use.
 type Log struct {
-	dir string
+	dir  string
+	lock *os.File // holds the flock on dir/LOCK while open
 
 	mu      sync.Mutex
 	cond    *sync.Cond // signals flush progress and applied records
@@ -108,10 +109,15 @@ func Open(dir string) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	l := &Log{dir: dir, nextSeq: 1}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{dir: dir, lock: lock, nextSeq: 1}
 	l.cond = sync.NewCond(&l.mu)
 	names, err := segmentNames(dir)
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	for _, name := range names {
@@ -128,6 +134,7 @@ func Open(dir string) (*Log, error) {
 			return nil
 		})
 		if err != nil {
+			lock.Close()
 			return nil, err
 		}
 		if l.nextSeq == last.first { // an empty segment: start past it anyway
@@ -135,9 +142,28 @@ func Open(dir string) (*Log, error) {
 		}
 	}
 	if err := l.rotate(); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	return l, nil
+}
+
+// lockDir takes an exclusive flock on dir/LOCK: a second process opening
+// the same log would replay, and then delete, segments the first is still
+// writing.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("wal: %s is in use by another process (is another smtpkit serve running on this data_dir?)", dir)
+		}
+		return nil, fmt.Errorf("wal: lock %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 // segmentNames lists the segment files of dir in log order.
@@ -409,6 +435,7 @@ func (l *Log) Close() error {
 	}
 	err := l.cur.f.Close()
 	l.cur.f = nil
+	l.lock.Close() // releases the flock
 	return err
 }
 

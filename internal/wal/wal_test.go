@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -307,4 +308,16 @@ func TestRotation(t *testing.T) {
 	if names, _ := segmentNames(dir); len(names) != 1 { // the empty current one
 		t.Fatalf("segments after checkpoint: %v", names)
 	}
+}
+
+// TestOneProcessPerLog: a second Open of a log in use is refused (flock),
+// and allowed again once the first is closed.
+func TestOneProcessPerLog(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second Open = %v, want in use", err)
+	}
+	l.Close()
+	mustOpen(t, dir).Close()
 }
