@@ -177,15 +177,19 @@ func (s *session) end() {
 	s.close()
 }
 
-// close releases the backend context, the connection and the slot taken
-// by admit; it runs exactly once per session, last of all.
+// close releases the connection, the slot taken by admit and the backend
+// context; it runs exactly once per session, last of all. The context
+// ends after the slot is given back, so whoever looked at the session
+// under Server.mu while it was registered did so before.
 func (s *session) close() {
-	s.bc.end()
 	// s.conn is the TLS connection after a handshake; closing that sends
 	// the TLS close_notify before the TCP FIN.
 	s.conn.Close()
 	if s.admitted {
 		s.srv.release(s)
+	}
+	s.bc.end()
+	if s.admitted {
 		s.srv.active.Done()
 	}
 }
