@@ -15,6 +15,10 @@ var (
 	replyNeedHelo    = smtp.R(smtp.CodeBadSequence, "5.5.1", "Send EHLO or HELO first")
 	replyNoParams    = smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax error, no parameters allowed")
 	replyUnknownVerb = smtp.R(smtp.CodeSyntax, smtp.EnhSyntax, "Command unrecognized")
+	// The replies of every message, built once.
+	replySenderOK = smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Sender OK")
+	replyRcptOK   = smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK")
+	replyDataGo   = smtp.R(smtp.CodeStartData, "", "End data with <CR><LF>.<CR><LF>")
 )
 
 // handle parses and runs one command line. The command table is the switch

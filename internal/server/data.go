@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +44,10 @@ func (s *session) begin() (MessageWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := io.WriteString(w, s.received(env.ID)); err != nil {
+	bp := copyBufs.Get().(*[]byte)
+	_, err = w.Write(s.appendReceived((*bp)[:0], env.ID))
+	copyBufs.Put(bp)
+	if err != nil {
 		w.Abort()
 		return nil, err
 	}
@@ -72,13 +77,12 @@ func (s *session) cmdData(arg string) {
 		s.abortTxn()
 		return
 	}
-	s.reply(smtp.R(smtp.CodeStartData, "", "End data with <CR><LF>.<CR><LF>"))
+	s.reply(replyDataGo)
 	if err := s.flush(); err != nil {
 		w.Abort()
 		s.quit = true
 		return
 	}
-	s.setReadDeadline(s.lim.DataTimeout)
 	dr := smtp.NewDotReader(s.dataReader(), s.lim.MessageSize, s.lim.TextLine)
 	body := s.bodyWriter(w)
 	readErr, writeErr := s.copyBody(body, dr)
@@ -163,51 +167,96 @@ func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
 			s.replyErr(err)
 			return
 		}
-		s.log.Info("message accepted", "msgid", qid, "from", s.txn.from.String(), "rcpts", len(s.txn.rcpts),
-			"rcpt", logRcpts(s.txn.rcpts), "size", size, "tls", s.info.TLS != nil, "tls_version", tlsVersion(s.info.TLS))
+		s.logAccepted(qid, size)
 		s.srv.obs.MessageAccepted(s.info.Listener, size, s.info.TLS != nil, s.srv.now().Sub(s.txn.started))
 		s.reply(smtp.R(smtp.CodeOK, smtp.EnhOK, "OK: queued as "+qid))
 	}
 }
 
-// received is the Received header for a message (RFC 5321 §4.4), with the
-// protocol keywords of RFC 3848 and RFC 6531 §3.7.3, and the TLS version and
-// cipher in a comment.
-func (s *session) received(id string) string {
-	var b strings.Builder
+// logAccepted writes the one info line of an accepted message. Its fields
+// are typed attributes, so that nothing is boxed or formatted through fmt.
+func (s *session) logAccepted(qid string, size int64) {
+	if !s.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "message accepted",
+		slog.String("msgid", qid), slog.String("from", s.txn.from.String()), slog.Int("rcpts", len(s.txn.rcpts)),
+		slog.Any("rcpt", rcptLog(s.txn.rcpts)), slog.Int64("size", size), slog.Bool("tls", s.info.TLS != nil),
+		slog.String("tls_version", tlsVersion(s.info.TLS)))
+}
+
+// appendReceived appends the Received header for a message (RFC 5321 §4.4)
+// to b, with the protocol keywords of RFC 3848 and RFC 6531 §3.7.3, and
+// the TLS version and cipher in a comment, dated when the data began
+// (txn.started, which begin has just set). It runs for every message, so
+// it appends instead of formatting.
+func (s *session) appendReceived(b []byte, id string) []byte {
 	helo := s.info.Helo
 	if helo == "" {
 		helo = "unknown"
 	}
-	fmt.Fprintf(&b, "Received: from %s (%s)\r\n\tby %s (smtpkit) with %s id %s", sanitizeHeader(helo),
-		addrLiteral(s.info.Remote), s.srv.opts.Hostname, s.protocolKeyword(), id)
+	b = append(b, "Received: from "...)
+	b = appendSanitized(b, helo)
+	b = append(b, " ("...)
+	b = appendAddrLiteral(b, s.info.Remote)
+	b = append(b, ")\r\n\tby "...)
+	b = append(b, s.srv.opts.Hostname...)
+	b = append(b, " (smtpkit) with "...)
+	b = s.appendProtocolKeyword(b)
+	b = append(b, " id "...)
+	b = append(b, id...)
 	if st := s.info.TLS; st != nil {
-		fmt.Fprintf(&b, "\r\n\t(using %s with cipher %s)", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+		b = append(b, "\r\n\t(using "...)
+		b = append(b, tls.VersionName(st.Version)...)
+		b = append(b, " with cipher "...)
+		b = append(b, tls.CipherSuiteName(st.CipherSuite)...)
+		b = append(b, ')')
 	}
 	if len(s.txn.rcpts) == 1 {
-		fmt.Fprintf(&b, "\r\n\tfor <%s>", s.txn.rcpts[0].String())
+		b = append(b, "\r\n\tfor <"...)
+		b = s.txn.rcpts[0].AppendTo(b)
+		b = append(b, '>')
 	}
-	fmt.Fprintf(&b, ";\r\n\t%s\r\n", s.srv.now().Format(time.RFC1123Z))
-	return b.String()
+	b = append(b, ";\r\n\t"...)
+	b = s.txn.started.AppendFormat(b, time.RFC1123Z)
+	return append(b, "\r\n"...)
 }
 
-// protocolKeyword is the "with" keyword: ESMTP plus S for TLS and A for
-// AUTH (RFC 3848), UTF8SMTP… when SMTPUTF8 was used (RFC 6531 §3.7.3).
-func (s *session) protocolKeyword() string {
+// appendProtocolKeyword appends the "with" keyword: ESMTP plus S for TLS
+// and A for AUTH (RFC 3848), UTF8SMTP… when SMTPUTF8 was used (RFC 6531
+// §3.7.3).
+func (s *session) appendProtocolKeyword(b []byte) []byte {
 	if !s.esmtp {
-		return "SMTP"
+		return append(b, "SMTP"...)
 	}
-	kw := "ESMTP"
 	if s.txn.smtputf8 {
-		kw = "UTF8SMTP"
+		b = append(b, "UTF8SMTP"...)
+	} else {
+		b = append(b, "ESMTP"...)
 	}
 	if s.info.TLS != nil {
-		kw += "S"
+		b = append(b, 'S')
 	}
 	if s.info.AuthUser != "" {
-		kw += "A"
+		b = append(b, 'A')
 	}
-	return kw
+	return b
+}
+
+// appendAddrLiteral appends the client's address as an RFC 5321 §4.1.3
+// address literal: [192.0.2.1] or [IPv6:2001:db8::1].
+func appendAddrLiteral(b []byte, a net.Addr) []byte {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			ip = ip.Unmap()
+			b = append(b, '[')
+			if ip.Is6() {
+				b = append(b, "IPv6:"...)
+			}
+			return append(ip.AppendTo(b), ']')
+		}
+	}
+	return append(b, addrLiteral(a)...)
 }
 
 func addrLiteral(a net.Addr) string {
@@ -218,18 +267,20 @@ func addrLiteral(a net.Addr) string {
 	return "[" + ip + "]"
 }
 
-// sanitizeHeader keeps a peer-supplied string from breaking the header:
-// only printable ASCII survives.
-func sanitizeHeader(v string) string {
+// appendSanitized appends a peer-supplied string (at most 255 octets of
+// it) so that it cannot break the header: only printable ASCII survives,
+// anything else, each parenthesis and each non-ASCII character become '?'.
+func appendSanitized(b []byte, v string) []byte {
 	if len(v) > 255 {
 		v = v[:255]
 	}
-	return strings.Map(func(r rune) rune {
+	for _, r := range v {
 		if r < 0x21 || r > 0x7e || r == '(' || r == ')' {
-			return '?'
+			r = '?'
 		}
-		return r
-	}, v)
+		b = append(b, byte(r))
+	}
+	return b
 }
 
 // chunking is the state of a BDAT transfer (RFC 3030).

@@ -82,7 +82,7 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 	}
 	t.active = true
 	s.txn = t
-	return smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Sender OK")
+	return replySenderOK
 }
 
 // cmdRcpt handles RCPT TO (RFC 5321 §4.1.1.3).
@@ -135,7 +135,7 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 	}
 	s.txn.rcpts = append(s.txn.rcpts, addr)
 	s.rcpts++
-	return smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK")
+	return replyRcptOK
 }
 
 // errReply is the reply for err: its own when it carries one, otherwise

@@ -6,6 +6,7 @@ package server
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
@@ -177,6 +178,31 @@ func logRcpts(rcpts []smtp.Address) []string {
 	}
 	return out
 }
+
+// rcptLog is the rcpt field of the "message accepted" line: logRcpts,
+// formatted without reflection. The text form is what fmt prints for the
+// []string ("[a@x b@y +3 more]"), the JSON form its JSON array.
+type rcptLog []smtp.Address
+
+func (r rcptLog) MarshalText() ([]byte, error) {
+	n := min(len(r), maxLoggedRcpts)
+	b := make([]byte, 0, 2+n*24)
+	b = append(b, '[')
+	for i, a := range r[:n] {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = a.AppendTo(b)
+	}
+	if more := len(r) - n; more > 0 {
+		b = append(b, " +"...)
+		b = strconv.AppendInt(b, int64(more), 10)
+		b = append(b, " more"...)
+	}
+	return append(b, ']'), nil
+}
+
+func (r rcptLog) MarshalJSON() ([]byte, error) { return json.Marshal(logRcpts(r)) }
 
 // tlsVersion is the tls_version log field: "none" without TLS.
 func tlsVersion(st *tls.ConnectionState) string {

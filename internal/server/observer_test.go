@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -216,6 +218,35 @@ func TestLogRcpts(t *testing.T) {
 	for _, tt := range tests {
 		if got := logRcpts(rcpts[:tt.n]); !slices.Equal(got, tt.want) {
 			t.Errorf("logRcpts(%d) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+	// rcptLog logs exactly what the []string of logRcpts logged, in both
+	// handlers, quoted local parts included.
+	rcpts = append(rcpts[:1], smtp.Address{Local: `a "b"`, Domain: "x"})
+	for _, n := range []int{0, 1, 2} {
+		for _, more := range []int{0, 11} {
+			list := rcpts[:n]
+			if more > 0 {
+				list = slices.Concat(list, slices.Repeat(rcpts[:1], more))
+			}
+			for _, json := range []bool{false, true} {
+				line := func(v any) string {
+					var buf bytes.Buffer
+					var h slog.Handler = slog.NewTextHandler(&buf, nil)
+					if json {
+						h = slog.NewJSONHandler(&buf, nil)
+					}
+					slog.New(h).Info("m", "rcpt", v)
+					_, after, _ := strings.Cut(buf.String(), `"m"`)
+					if !json {
+						_, after, _ = strings.Cut(buf.String(), "msg=m")
+					}
+					return after
+				}
+				if got, want := line(rcptLog(list)), line(logRcpts(list)); got != want {
+					t.Errorf("rcptLog(%d recipients), json %v: %s, want %s", len(list), json, got, want)
+				}
+			}
 		}
 	}
 	if got := tlsVersion(nil); got != "none" {

@@ -67,7 +67,7 @@ func ParseCommand(line []byte) (Command, error) {
 			return Command{}, errControlChar
 		}
 	}
-	return Command{Verb: upperASCII(line[:end]), Arg: string(arg)}, nil
+	return Command{Verb: upperVerb(line[:end]), Arg: string(arg)}, nil
 }
 
 // IsBareCRLF reports whether err is ErrBareCRLF, ErrBareLF or ErrBareCR:
@@ -83,16 +83,28 @@ func isAlnum(c byte) bool { return isAlpha(c) || isDigit(c) }
 // isCtl reports an ASCII control character: C0 or DEL.
 func isCtl(c byte) bool { return c < 0x20 || c == 0x7f }
 
-// upperASCII upper-cases ASCII letters; b must be ASCII.
-func upperASCII(b []byte) string {
-	out := make([]byte, len(b))
+// knownVerbs are the verbs of RFC 5321 §4.1.1 and its extensions that
+// upperVerb returns without allocating: they arrive on every command.
+var knownVerbs = [...]string{"EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP",
+	"QUIT", "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH"}
+
+// upperVerb upper-cases a verb of at most maxVerbLen ASCII octets. A known
+// verb comes back as the shared constant, anything else as a new string.
+func upperVerb(b []byte) string {
+	var buf [maxVerbLen]byte
+	up := buf[:len(b)]
 	for i, c := range b {
 		if c >= 'a' && c <= 'z' {
 			c -= 'a' - 'A'
 		}
-		out[i] = c
+		up[i] = c
 	}
-	return string(out)
+	for _, v := range knownVerbs {
+		if string(up) == v {
+			return v
+		}
+	}
+	return string(up)
 }
 
 // lowerASCII lower-cases ASCII letters and leaves every other byte alone.

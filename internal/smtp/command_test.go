@@ -23,6 +23,8 @@ func TestParseCommand(t *testing.T) {
 		{line: "HELO tab\there", verb: "HELO", arg: "tab\there"},
 		{line: "RCPT TO:<jörg@bücher.de>", verb: "RCPT", arg: "TO:<jörg@bücher.de>"},
 		{line: "X1234567890ABCDE", verb: "X1234567890ABCDE"},
+		{line: "xyzzy now", verb: "XYZZY", arg: "now"},
+		{line: "noop", verb: "NOOP"},
 		{line: "", bad: true},
 		{line: " MAIL FROM:<a@b>", bad: true},
 		{line: "X1234567890ABCDEF", bad: true},

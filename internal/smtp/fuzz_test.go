@@ -63,8 +63,10 @@ func checkPath(t *testing.T, arg string, p Path, params Params, err error, utf8O
 		}
 		t.Fatalf("error %v has an unexpected code", err)
 	}
-	if params == nil {
-		t.Fatalf("nil params")
+	// The params are nil exactly when nothing follows the path.
+	_, after, _ := cutPath(arg[strings.IndexByte(arg, '<'):])
+	if (params == nil) != (after == "") {
+		t.Fatalf("%q: params %#v after the path %q", arg, params, after)
 	}
 	a := p.Addr
 	if !utf8OK && (!a.IsASCII() || !utf8.ValidString(a.Local)) {

@@ -57,6 +57,19 @@ func (a Address) String() string {
 	return local + "@" + a.Domain
 }
 
+// AppendTo appends the address as String formats it to b.
+func (a Address) AppendTo(b []byte) []byte {
+	if isDotString(a.Local) {
+		b = append(b, a.Local...)
+	} else if !a.IsNull() {
+		b = append(b, quoteLocal(a.Local)...)
+	}
+	if a.Domain != "" {
+		b = append(append(b, '@'), a.Domain...)
+	}
+	return b
+}
+
 // quoteLocal makes a Quoted-string, escaping only '"' and '\'.
 func quoteLocal(s string) string {
 	var b strings.Builder
@@ -349,6 +362,7 @@ func parseRoute(inner string) (mailbox string, routed bool, err error) {
 // case-insensitively; one space after the colon is tolerated because common
 // clients send it; the angle brackets are required, and "<>" is the null
 // reverse-path. A source route is stripped and reported in Path.SourceRoute.
+// The Params are nil when the command has none.
 //
 // utf8 says whether the server offers SMTPUTF8. A non-ASCII reverse-path
 // needs that and the SMTPUTF8 parameter on this very command (RFC 6531 §3.4);
@@ -426,6 +440,9 @@ func parsePathArg(rest string, enh Enhanced) (inner string, params Params, err e
 	}
 	if after != "" && after[0] != ' ' {
 		return "", nil, E(CodeSyntaxParams, enh, "Bad address syntax: text after '>'")
+	}
+	if after == "" {
+		return inner, nil, nil // no parameters: no map (this is every plain MAIL and RCPT)
 	}
 	params, err = ParseParams(after)
 	if err != nil {

@@ -145,6 +145,9 @@ func TestAddressMethods(t *testing.T) {
 		if got := tt.a.String(); got != tt.str {
 			t.Errorf("%+v.String() = %q, want %q", tt.a, got, tt.str)
 		}
+		if got := string(tt.a.AppendTo([]byte("<"))); got != "<"+tt.str {
+			t.Errorf("%+v.AppendTo(\"<\") = %q, want %q", tt.a, got, "<"+tt.str)
+		}
 		if got := tt.a.IsNull(); got != tt.null {
 			t.Errorf("%+v.IsNull() = %v", tt.a, got)
 		}

@@ -70,9 +70,19 @@ func (r Reply) appendTo(b textWriter, enhanced bool) {
 	if len(lines) == 0 {
 		lines = []string{""}
 	}
-	code := strconv.Itoa(r.Code)
+	var code [3]byte
+	threeDigit := r.Code >= 100 && r.Code <= 999 // every real code (RFC 5321 §4.2)
+	if threeDigit {
+		code = [3]byte{byte('0' + r.Code/100), byte('0' + r.Code/10%10), byte('0' + r.Code%10)}
+	}
 	for i, l := range lines {
-		b.WriteString(code)
+		if threeDigit {
+			b.WriteByte(code[0])
+			b.WriteByte(code[1])
+			b.WriteByte(code[2])
+		} else {
+			b.WriteString(strconv.Itoa(r.Code))
+		}
 		if i == len(lines)-1 {
 			b.WriteByte(' ')
 		} else {
