@@ -359,9 +359,10 @@ SINK_PID=$!
 PIDS+=("$SINK_PID")
 for i in $(seq 1 50); do [ -n "$(ss -Htln "sport = :$SINK_PORT")" ] && break; sleep 0.1; done
 n=$(scaled 20000)
-sink_rate() { # sink_rate PORT: msgs/s of one smtp-source run
-	local t0; t0=$(now)
-	smtp-source -s 20 -m "$n" -l 1024 -d -f "$FROM" -t "$RCPT" "127.0.0.1:$1" >/dev/null 2>&1 || log "smtp-source to port $1 failed"
+sink_rate() { # sink_rate PORT [PREFIX...]: msgs/s of one smtp-source run (PREFIX: e.g. taskset -c 0)
+	local port=$1 t0; shift
+	t0=$(now)
+	"$@" smtp-source -s 20 -m "$n" -l 1024 -d -f "$FROM" -t "$RCPT" "127.0.0.1:$port" >/dev/null 2>&1 || log "smtp-source to port $port failed"
 	printf '%.0f' "$(echo "$n / ($(now) - $t0)" | bc -l)"
 }
 SINK_RATES=() SKSINK_RATES=() SINK_RATIOS=()
@@ -373,6 +374,56 @@ for rep in $(seq 1 "$REPEAT"); do
 done
 kill "$SINK_PID" 2>/dev/null || true; reap "$SINK_PID" || true
 SINK_RATE=$(median "${SINK_RATES[@]}") SKSINK_RATE=$(median "${SKSINK_RATES[@]}")
+
+# The same with one CPU each, like for like: the load generator on CPU 0,
+# each discarding server alone on CPU 1 (smtp-sink is one single-threaded
+# process; smtpkit gets a process of its own holding only a sink listener,
+# and the Go runtime sizes itself to the one CPU it may use). Unpinned, the
+# client and the server compete for both CPUs and Go's runtime hands
+# goroutines between threads on different CPUs, which costs it more than
+# smtp-sink's one select loop.
+PINNED=
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+	PSINK_PORT=$(free_port)
+	PSK_PORT=$(free_port)
+	while [ "$PSK_PORT" = "$PSINK_PORT" ]; do PSK_PORT=$(free_port); done
+	{
+		echo "hostname = \"bench-smtpkit.example\""
+		echo "data_dir = \"$W/psink-data\""
+		echo "[log]"
+		echo "level = \"info\""
+		echo "[[domain]]"
+		echo "name = \"$DOMAIN\""
+		echo "[[listener]]"
+		echo "address = \"127.0.0.1:$PSK_PORT\""
+		echo "role = \"sink\""
+		echo "tls = \"none\""
+		echo "[limits]"
+		echo "connections = 20000"
+		echo "connections_per_ip = 20000"
+		echo "connection_rate = 100000000"
+		echo "session_recipients = 100000000"
+	} >"$W/psink.toml"
+	taskset -c 1 smtp-sink -u nobody -c "127.0.0.1:$PSINK_PORT" 1000 >/dev/null 2>&1 &
+	PSINK_PID=$!
+	PIDS+=("$PSINK_PID")
+	taskset -c 1 "$SMTPKIT" serve -config "$W/psink.toml" >"$W/psink.out" 2>"$W/psink.log" &
+	PSK_PID=$!
+	PIDS+=("$PSK_PID")
+	wait_listen "$PSINK_PORT"
+	wait_listen "$PSK_PORT"
+	P_SINK=() P_SK=() P_RATIOS=()
+	for rep in $(seq 1 "$REPEAT"); do
+		log "discarding servers, one CPU each, round $rep"
+		if [ $((rep % 2)) = 1 ]; then a=$(sink_rate "$PSINK_PORT" taskset -c 0); b=$(sink_rate "$PSK_PORT" taskset -c 0)
+		else b=$(sink_rate "$PSK_PORT" taskset -c 0); a=$(sink_rate "$PSINK_PORT" taskset -c 0); fi
+		P_SINK+=("$a") P_SK+=("$b") P_RATIOS+=("$(echo "$b / $a" | bc -l)")
+	done
+	kill "$PSINK_PID" "$PSK_PID" 2>/dev/null || true
+	reap "$PSINK_PID" || true
+	reap "$PSK_PID" || true
+	PINNED="One CPU each (smtp-source on CPU 0, each server alone on CPU 1): smtp-sink $(median "${P_SINK[@]}") msgs/s, smtpkit sink $(median "${P_SK[@]}") msgs/s (ratio $(printf '%.2f' "$(median "${P_RATIOS[@]}")"), range $(minmax "${P_RATIOS[@]}"))."
+fi
 
 # --- idle connections --------------------------------------------------------
 IDLE_ROWS=()
@@ -443,6 +494,7 @@ mkdir -p "$(dirname "$OUT")"
 	echo "Postfix \`smtp-sink\` $SINK_RATE msgs/s, smtpkit \`role = \"sink\"\` listener $SKSINK_RATE msgs/s (medians of $REPEAT"
 	echo "alternating rounds of $n messages; ratio $(printf '%.2f' "$(median "${SINK_RATIOS[@]}")"), range $(minmax "${SINK_RATIOS[@]}")). smtp-sink skips most of SMTP; the smtpkit sink runs"
 	echo "the full server path (parsing, strict DATA reader, limits, Received header) and only skips storage."
+	if [ -n "$PINNED" ]; then echo; echo "$PINNED"; fi
 	echo
 	echo "## Idle connections (each said EHLO, then held)"
 	echo
