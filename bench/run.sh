@@ -8,7 +8,10 @@
 #        REPEAT=3                runs of each scenario per server, alternating
 #                                which server goes first; the table gives
 #                                medians (default 3)
-#        IDLE="1000 10000"       idle-connection counts
+#        IDLE="1000 10000"       idle-connection counts ("" skips them)
+#        ONLY='20 sessions, many' run only the rows whose name matches this
+#                                regular expression ("discarding" selects
+#                                the discarding servers)
 #        OUT=bench/results/latest.md
 #
 # Everything lives under one temporary directory and every process this
@@ -20,6 +23,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCALE=${SCALE:-1}
 REPEAT=${REPEAT:-3}
+ONLY=${ONLY:-}
+wanted() { [ -z "$ONLY" ] || [[ $1 =~ $ONLY ]]; }
 IDLE=${IDLE:-"1000 10000"}
 OUT=${OUT:-$ROOT/bench/results/latest.md}
 DOMAIN=bench.example
@@ -176,6 +181,7 @@ minmax() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {
 # medians of CPU, peak PSS and disk requests per message.
 pair() {
 	local name=$1 n=$2; shift 2
+	wanted "$name" || return 0
 	local rep srv order secs_sk secs_pf
 	local -A secs=() cpu=() pss=() wio=() flush=()
 	local ratios=()
@@ -353,19 +359,20 @@ pair "1 KB, 20 sessions, STARTTLS, 1 msg/connection (smtpkit bench), sessions/s"
 LAST_OUT=
 
 # --- discarding servers: Postfix's smtp-sink against smtpkit's sink listener
-SINK_PORT=$(free_port)
-smtp-sink -u nobody -c "127.0.0.1:$SINK_PORT" 1000 >/dev/null 2>&1 &
-SINK_PID=$!
-PIDS+=("$SINK_PID")
-for i in $(seq 1 50); do [ -n "$(ss -Htln "sport = :$SINK_PORT")" ] && break; sleep 0.1; done
-n=$(scaled 20000)
-sink_rate() { # sink_rate PORT [PREFIX...]: msgs/s of one smtp-source run (PREFIX: e.g. taskset -c 0)
-	local port=$1 t0; shift
-	t0=$(now)
-	"$@" smtp-source -s 20 -m "$n" -l 1024 -d -f "$FROM" -t "$RCPT" "127.0.0.1:$port" >/dev/null 2>&1 || log "smtp-source to port $port failed"
-	printf '%.0f' "$(echo "$n / ($(now) - $t0)" | bc -l)"
+SINK_RATES=() SKSINK_RATES=() SINK_RATIOS=() SINK_RATE= SKSINK_RATE= PINNED=
+discarding() {
+	SINK_PORT=$(free_port)
+	smtp-sink -u nobody -c "127.0.0.1:$SINK_PORT" 1000 >/dev/null 2>&1 &
+	SINK_PID=$!
+	PIDS+=("$SINK_PID")
+	for i in $(seq 1 50); do [ -n "$(ss -Htln "sport = :$SINK_PORT")" ] && break; sleep 0.1; done
+	n=$(scaled 20000)
+	sink_rate() { # sink_rate PORT [PREFIX...]: msgs/s of one smtp-source run (PREFIX: e.g. taskset -c 0)
+		local port=$1 t0; shift
+		t0=$(now)
+		"$@" smtp-source -s 20 -m "$n" -l 1024 -d -f "$FROM" -t "$RCPT" "127.0.0.1:$port" >/dev/null 2>&1 || log "smtp-source to port $port failed"
+		printf '%.0f' "$(echo "$n / ($(now) - $t0)" | bc -l)"
 }
-SINK_RATES=() SKSINK_RATES=() SINK_RATIOS=()
 for rep in $(seq 1 "$REPEAT"); do
 	log "discarding servers, round $rep"
 	if [ $((rep % 2)) = 1 ]; then a=$(sink_rate "$SINK_PORT"); b=$(sink_rate "$SKSINK_PORT")
@@ -382,7 +389,6 @@ SINK_RATE=$(median "${SINK_RATES[@]}") SKSINK_RATE=$(median "${SKSINK_RATES[@]}"
 # client and the server compete for both CPUs and Go's runtime hands
 # goroutines between threads on different CPUs, which costs it more than
 # smtp-sink's one select loop.
-PINNED=
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
 	PSINK_PORT=$(free_port)
 	PSK_PORT=$(free_port)
@@ -424,6 +430,8 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
 	reap "$PSK_PID" || true
 	PINNED="One CPU each (smtp-source on CPU 0, each server alone on CPU 1): smtp-sink $(median "${P_SINK[@]}") msgs/s, smtpkit sink $(median "${P_SK[@]}") msgs/s (ratio $(printf '%.2f' "$(median "${P_RATIOS[@]}")"), range $(minmax "${P_RATIOS[@]}"))."
 fi
+}
+if wanted "discarding servers"; then discarding; fi
 
 # --- idle connections --------------------------------------------------------
 IDLE_ROWS=()
@@ -490,11 +498,13 @@ mkdir -p "$(dirname "$OUT")"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s\n' "${ROWS[@]}"
 	echo
+	if [ -n "$SINK_RATE" ]; then
 	echo "Discarding servers (accept and discard, no disk), 1 KB, 20 sessions, many per session:"
 	echo "Postfix \`smtp-sink\` $SINK_RATE msgs/s, smtpkit \`role = \"sink\"\` listener $SKSINK_RATE msgs/s (medians of $REPEAT"
 	echo "alternating rounds of $n messages; ratio $(printf '%.2f' "$(median "${SINK_RATIOS[@]}")"), range $(minmax "${SINK_RATIOS[@]}")). smtp-sink skips most of SMTP; the smtpkit sink runs"
 	echo "the full server path (parsing, strict DATA reader, limits, Received header) and only skips storage."
 	if [ -n "$PINNED" ]; then echo; echo "$PINNED"; fi
+	fi
 	echo
 	echo "## Idle connections (each said EHLO, then held)"
 	echo
@@ -507,7 +517,7 @@ mkdir -p "$(dirname "$OUT")"
 	for srv in smtpkit postfix; do
 		echo "### $srv"
 		echo '```'
-		cat "$W/starttls-$srv.txt"
+		cat "$W/starttls-$srv.txt" 2>/dev/null || echo "(not run)"
 		echo '```'
 	done
 } >"$OUT"
