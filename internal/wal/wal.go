@@ -13,14 +13,22 @@
 //	seq     uint64
 //	payload [length]byte
 //
-// Sequence numbers increase by one across segments. Reading a segment stops
-// at its first incomplete or damaged record: only a write that was never
-// acknowledged can be torn.
+// Sequence numbers increase by one across segments, and a segment's first
+// record carries the number in its name. Reading a segment stops at its
+// first incomplete or damaged record, or at one whose number does not
+// follow: only a write that was never acknowledged can be torn, and what
+// follows the last record of a reused file is older records.
 //
-// A segment is deleted by Checkpoint once every record in it was applied
+// A segment is retired by Checkpoint once every record in it was applied
 // (Ticket.Done) and the caller's flush made those applications durable.
 // Until then a restart replays it (Replay), so applying a record must be
-// idempotent.
+// idempotent. A retired segment's file is kept as a spare and overwritten
+// from its start by a later segment: writing into blocks the file already
+// has lets fdatasync flush the data alone, where appending to a growing
+// file also has to write its size and block map (measured here: 2.2
+// instead of 3.0 write requests and 40 % more flushes per second for one
+// writer). New files start with PreallocSize zero bytes for the same
+// reason.
 package wal
 
 import (
@@ -46,6 +54,14 @@ const MaxPayload = 1 << 20
 
 // SegmentSize is the size after which appends go to a new segment.
 const SegmentSize = 16 << 20
+
+// PreallocSize is how much of a new segment file is written with zeros
+// before use. Reused files grow to what the traffic between checkpoints
+// needs.
+const PreallocSize = 4 << 20
+
+// maxSpares bounds the retired files kept for reuse.
+const maxSpares = 2
 
 const headerSize = 16
 
@@ -74,6 +90,8 @@ type Log struct {
 	flushErr error
 
 	replay []*segment // segments found at Open, until Replay hands them over
+	spares []string   // retired segment files to reuse, oldest first
+	spareN uint64     // names spares
 }
 
 // segment is one file of the log.
@@ -124,12 +142,18 @@ func Open(dir string) (*Log, error) {
 		first, _ := strconv.ParseUint(strings.TrimSuffix(name, ".wal"), 16, 64)
 		l.replay = append(l.replay, &segment{path: filepath.Join(dir, name), first: first})
 	}
+	spares, bound, err := spareNames(dir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	l.spares = spares
 	// The next sequence number follows the last record on disk, so that
 	// new segments sort after the old ones.
 	if n := len(l.replay); n > 0 {
 		last := l.replay[n-1]
 		l.nextSeq = last.first
-		err := readSegment(last.path, func(seq uint64, _ []byte) error {
+		err := readSegment(last.path, last.first, func(seq uint64, _ []byte) error {
 			l.nextSeq = seq + 1
 			return nil
 		})
@@ -141,6 +165,9 @@ func Open(dir string) (*Log, error) {
 			l.nextSeq++
 		}
 	}
+	// Numbers are never used twice: a reused file holds older records
+	// after the new ones, and those must never seem to follow them.
+	l.nextSeq = max(l.nextSeq, bound)
 	if err := l.rotate(); err != nil {
 		lock.Close()
 		return nil, err
@@ -185,13 +212,69 @@ func segmentNames(dir string) ([]string, error) {
 	return names, nil
 }
 
+// spareNames lists the spare files of dir ("spare-BOUND-N") and the
+// highest BOUND: a sequence number above every one they ever held.
+func spareNames(dir string) ([]string, uint64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, 0, fmt.Errorf("wal: %w", err)
+	}
+	var spares []string
+	var bound uint64
+	for _, e := range entries {
+		name, ok := strings.CutPrefix(e.Name(), "spare-")
+		if !ok || len(name) < 16 {
+			continue
+		}
+		b, err := strconv.ParseUint(name[:16], 16, 64)
+		if err != nil {
+			continue
+		}
+		bound = max(bound, b)
+		spares = append(spares, filepath.Join(dir, e.Name()))
+	}
+	return spares, bound, nil
+}
+
+// segmentFile opens the file of a new segment at path: a spare renamed,
+// or a new file whose first PreallocSize bytes are zeros made durable.
+// Either way it is written from offset 0.
+func (l *Log) segmentFile(path string) (*os.File, error) {
+	for len(l.spares) > 0 {
+		spare := l.spares[0]
+		l.spares = l.spares[1:]
+		if err := os.Rename(spare, path); err != nil {
+			continue // gone or unusable: try the next, or make a new one
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			os.Remove(path)
+			continue
+		}
+		return f, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	if _, err := f.Write(make([]byte, PreallocSize)); err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("wal: preallocate %s: %w", path, err)
+	}
+	return f, nil
+}
+
 // rotate starts a new segment for appends; the current one joins old.
 // Called with mu held (or during Open).
 func (l *Log) rotate() error {
 	path := filepath.Join(l.dir, fmt.Sprintf("%016x.wal", l.nextSeq))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	f, err := l.segmentFile(path)
 	if err != nil {
-		return fmt.Errorf("wal: %w", err)
+		return err
 	}
 	// The new name must survive a crash, or records appended to it would
 	// be acknowledged and then lost with it.
@@ -235,7 +318,7 @@ func (l *Log) Append(payload []byte) (Ticket, error) {
 	}
 	seq := l.nextSeq
 	l.buf = appendRecord(l.buf[:0], seq, payload)
-	n, err := l.cur.f.Write(l.buf)
+	n, err := l.cur.f.WriteAt(l.buf, l.cur.size)
 	if err != nil {
 		// A partial record is a torn tail: readers stop there, and later
 		// records would be hidden behind it, so the segment is closed once
@@ -315,7 +398,7 @@ func (l *Log) Replay(fn func(seq uint64, payload []byte) error) error {
 	l.replay = nil
 	l.mu.Unlock()
 	for _, s := range segs {
-		if err := readSegment(s.path, fn); err != nil {
+		if err := readSegment(s.path, s.first, fn); err != nil {
 			return err
 		}
 	}
@@ -326,31 +409,33 @@ func (l *Log) Replay(fn func(seq uint64, payload []byte) error) error {
 }
 
 // readSegment calls fn for each intact record of the segment at path,
-// stopping quietly at the first incomplete or damaged one.
-func readSegment(path string, fn func(seq uint64, payload []byte) error) error {
+// whose first record is numbered first, stopping quietly at the first
+// incomplete or damaged one.
+func readSegment(path string, first uint64, fn func(seq uint64, payload []byte) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
 	defer f.Close()
-	return ReadRecords(bufio.NewReaderSize(f, 64<<10), fn)
+	return ReadRecords(bufio.NewReaderSize(f, 64<<10), first, fn)
 }
 
 // ReadRecords calls fn for each intact record in r, in order, and stops at
 // the end of r or at the first incomplete or damaged record (a torn tail).
-// A record whose sequence number does not follow its predecessor's is
-// damage too.
-func ReadRecords(r io.Reader, fn func(seq uint64, payload []byte) error) error {
+// The first record must be numbered first and each later one must follow
+// its predecessor; anything else ends the segment (in a reused file, what
+// follows the new records is older ones).
+func ReadRecords(r io.Reader, first uint64, fn func(seq uint64, payload []byte) error) error {
 	var h [headerSize]byte
 	var payload []byte
-	var prev uint64
+	prev := first - 1
 	for {
 		if _, err := io.ReadFull(r, h[:]); err != nil {
 			return nil
 		}
 		n := binary.LittleEndian.Uint32(h[0:4])
 		seq := binary.LittleEndian.Uint64(h[8:16])
-		if n > MaxPayload || (prev != 0 && seq != prev+1) {
+		if n > MaxPayload || seq != prev+1 {
 			return nil
 		}
 		if cap(payload) < int(n) {
@@ -409,15 +494,36 @@ func (l *Log) Checkpoint(flush func() error) error {
 	if err := flush(); err != nil {
 		return err
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for _, s := range segs {
-		if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("wal: %w", err)
+		if err := l.retire(s.path); err != nil {
+			return err
 		}
 	}
-	l.mu.Lock()
 	l.old = l.old[len(segs):]
-	l.mu.Unlock()
-	// A lost removal only means a harmless replay: no directory fsync.
+	// A lost rename or removal only means a harmless replay: no directory
+	// fsync.
+	return nil
+}
+
+// retire takes a segment whose records are applied and flushed out of the
+// log: it becomes a spare, or is removed when there are enough. Called
+// with mu held.
+func (l *Log) retire(path string) error {
+	if len(l.spares) < maxSpares {
+		l.spareN++
+		// The name holds a bound on every sequence number the file has
+		// ever held, so that Open can keep new numbers above them.
+		spare := filepath.Join(l.dir, fmt.Sprintf("spare-%016x-%d", l.nextSeq, l.spareN))
+		if err := os.Rename(path, spare); err == nil {
+			l.spares = append(l.spares, spare)
+			return nil
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("wal: %w", err)
+	}
 	return nil
 }
 

@@ -155,7 +155,7 @@ func TestTornTail(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			err := ReadRecords(bytes.NewReader(append(append([]byte(nil), good...), tc.tail...)), func(seq uint64, p []byte) error {
+			err := ReadRecords(bytes.NewReader(append(append([]byte(nil), good...), tc.tail...)), 1, func(seq uint64, p []byte) error {
 				got = append(got, fmt.Sprintf("%d:%s", seq, p))
 				return nil
 			})
@@ -253,21 +253,21 @@ func TestConcurrentAppends(t *testing.T) {
 }
 
 func FuzzReadRecords(f *testing.F) {
-	f.Add(appendRecord(appendRecord(nil, 1, []byte("a")), 2, []byte("bc")))
-	f.Add(appendRecord(nil, 7, nil))
-	f.Add([]byte{})
-	f.Add(make([]byte, 40))
-	f.Fuzz(func(t *testing.T, in []byte) {
-		var prev uint64
+	f.Add(uint64(1), appendRecord(appendRecord(nil, 1, []byte("a")), 2, []byte("bc")))
+	f.Add(uint64(7), appendRecord(nil, 7, nil))
+	f.Add(uint64(1), []byte{})
+	f.Add(uint64(0), make([]byte, 40))
+	f.Fuzz(func(t *testing.T, first uint64, in []byte) {
+		want := first
 		n := 0
-		err := ReadRecords(bytes.NewReader(in), func(seq uint64, p []byte) error {
-			if n > 0 && seq != prev+1 {
-				t.Fatalf("seq %d after %d", seq, prev)
+		err := ReadRecords(bytes.NewReader(in), first, func(seq uint64, p []byte) error {
+			if seq != want {
+				t.Fatalf("record %d numbered %d, want %d", n, seq, want)
 			}
 			if len(p) > MaxPayload {
 				t.Fatalf("payload of %d bytes", len(p))
 			}
-			prev = seq
+			want++
 			n++
 			return nil
 		})
@@ -320,4 +320,107 @@ func TestOneProcessPerLog(t *testing.T) {
 	}
 	l.Close()
 	mustOpen(t, dir).Close()
+}
+
+// TestRecycledSegment: a retired segment's file is reused from its start;
+// what is left of its older records after the new ones is never replayed,
+// also when the new segment got no record at all, and also after a restart
+// with nothing but spares left.
+func TestRecycledSegment(t *testing.T) {
+	for _, fresh := range []bool{true, false} {
+		t.Run(fmt.Sprint("fresh=", fresh), func(t *testing.T) {
+			dir := t.TempDir()
+			l := mustOpen(t, dir)
+			old := strings.Repeat("o", 4000)
+			appendAll(t, l, old+"1", old+"2", old+"3", old+"4")
+			noop := func() error { return nil }
+			if err := l.Checkpoint(noop); err != nil { // the first file becomes a spare
+				t.Fatal(err)
+			}
+			appendAll(t, l, "x")
+			if err := l.Checkpoint(noop); err != nil { // the next segment reuses it
+				t.Fatal(err)
+			}
+			names, _ := segmentNames(dir)
+			fi, err := os.Stat(filepath.Join(dir, names[len(names)-1]))
+			if err != nil || fi.Size() < 4*4000 {
+				t.Fatalf("current segment is not the reused file (size %v, %v)", fi.Size(), err)
+			}
+			// A new record exactly as long as the old first one, so that
+			// an old record starts right where it ends.
+			fresher := strings.Repeat("n", len(old)+1)
+			if fresh {
+				appendAll(t, l, fresher)
+			}
+			l.Close() // a crash
+			l2 := mustOpen(t, dir)
+			got := collect(t, l2)
+			if fresh && (len(got) != 1 || !strings.HasSuffix(got[0], ":"+fresher)) || !fresh && len(got) != 0 {
+				t.Fatalf("replay of a reused file = %.80q", got)
+			}
+			if err := l2.Checkpoint(noop); err != nil {
+				t.Fatal(err)
+			}
+			l2.Close()
+			// Only spares and an empty segment are left: numbering goes on
+			// above everything the spares ever held.
+			l3 := mustOpen(t, dir)
+			if len(collect(t, l3)) != 0 {
+				t.Fatal("records after a clean checkpoint")
+			}
+			tk, err := l3.Append([]byte("later"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tk.Done()
+			if tk.Seq <= 6 {
+				t.Fatalf("sequence number %d reused after a restart", tk.Seq)
+			}
+			l3.Close()
+		})
+	}
+}
+
+// TestSparesBounded: retiring many segments keeps at most maxSpares files.
+func TestSparesBounded(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	for range 5 {
+		appendAll(t, l, "r")
+		if err := l.Checkpoint(func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	spares, _, err := spareNames(dir)
+	if err != nil || len(spares) > maxSpares {
+		t.Fatalf("%d spares (%v), want at most %d", len(spares), err, maxSpares)
+	}
+}
+
+// TestNumbersStayAboveSpares: even with no segment file left (an operator
+// removed them after a clean stop), new numbers start above everything the
+// spares held, so their old records can never seem to follow new ones.
+func TestNumbersStayAboveSpares(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	appendAll(t, l, "a", "b", "c")
+	if err := l.Checkpoint(func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	names, _ := segmentNames(dir)
+	for _, n := range names {
+		os.Remove(filepath.Join(dir, n))
+	}
+	l2 := mustOpen(t, dir)
+	tk, err := l2.Append([]byte("d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.Done()
+	if tk.Seq <= 3 {
+		t.Fatalf("sequence number %d after spares that held 1-3", tk.Seq)
+	}
+	l2.Close()
 }
