@@ -165,7 +165,9 @@ func openMaildirs(cfg config.Config, log *slog.Logger) (*maildir.Namer, error) {
 		log.Warn("journal replayed after an unclean stop", "records", st.Records, "written", st.Written,
 			"repaired", st.Repaired, "present", st.Present, "cancelled", st.Cancelled)
 	}
-	namer.SetJournal(jl, cfg.Maildir.Checkpoint.D())
+	namer.SetJournal(jl, cfg.Maildir.Checkpoint.D(), func(err error) {
+		log.Error("journal checkpoint failed; will retry (messages stay in the journal)", "err", err)
+	})
 	return namer, nil
 }
 

@@ -74,7 +74,7 @@ func benchmarkCommitParallel(b *testing.B, mode Sync) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		n.SetJournal(log, 0)
+		n.SetJournal(log, 0, nil)
 		defer n.CloseJournal() // the last checkpoint is part of the work
 	}
 	msg := bytes.Repeat([]byte("x"), 1024)

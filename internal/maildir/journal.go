@@ -36,24 +36,28 @@ const (
 
 // journal is the Namer's write-ahead log and its checkpointer.
 type journal struct {
-	log  *wal.Log
-	n    *Namer
-	mu   sync.Mutex
-	devs map[string]string // file-system key → a directory on it
-	stop chan struct{}
-	done chan struct{}
-	pool sync.Pool // record encoding buffers
+	log   *wal.Log
+	n     *Namer
+	mu    sync.Mutex
+	devs  map[string]string // file-system key → a directory on it
+	stop  chan struct{}
+	done  chan struct{}
+	pool  sync.Pool   // record encoding buffers
+	onErr func(error) // a failed checkpoint; nil to ignore
 }
 
 // SetJournal makes deliveries that fit in the write buffer go through log
 // (see the top of this file) and starts the checkpointer, which runs every
-// interval (CheckpointInterval when 0). Call Recover first, before the
-// first delivery, and CloseJournal at shutdown.
-func (n *Namer) SetJournal(log *wal.Log, every time.Duration) {
+// interval (CheckpointInterval when 0) and reports a failed checkpoint to
+// onErr (may be nil): the segments stay for the next one, nothing is
+// lost, but a disk that fails flushes needs an operator. Call Recover
+// first, before the first delivery, and CloseJournal at shutdown.
+func (n *Namer) SetJournal(log *wal.Log, every time.Duration, onErr func(error)) {
 	if every <= 0 {
 		every = CheckpointInterval
 	}
 	n.setJournal(log, every)
+	n.journal.onErr = onErr
 }
 
 // setJournal is SetJournal with the checkpoint interval; 0 runs no
@@ -96,7 +100,9 @@ func (j *journal) run(every time.Duration) {
 			if j.log.Pending() {
 				// A failure leaves the segments for the next try or for
 				// Recover after a restart: nothing is lost.
-				j.log.Checkpoint(j.flush)
+				if err := j.log.Checkpoint(j.flush); err != nil && j.onErr != nil {
+					j.onErr(err)
+				}
 			}
 		}
 	}

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"smtpkit/internal/wal"
 )
@@ -266,4 +268,56 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("re-encoding %q gave %q", p, again)
 		}
 	})
+}
+
+// TestCheckpointFailureReported: the checkpointer hands a failed flush to
+// the callback and keeps the records for the next try.
+func TestCheckpointFailureReported(t *testing.T) {
+	f := newJournalFixture(t)
+	box := mustCreate(t, filepath.Join(f.base, "box"))
+	f.crash() // replace the fixture's log: this one runs a checkpointer
+	log, err := wal.Open(f.walDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := NewNamer(nil)
+	n.SetSync(SyncJournal)
+	errs := make(chan error, 10)
+	var failing atomic.Bool
+	failing.Store(true)
+	n.fs.group.flush = func(dir string) error {
+		if failing.Load() {
+			return fmt.Errorf("EIO")
+		}
+		return syncFS(dir)
+	}
+	n.SetJournal(log, 10*time.Millisecond, func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	})
+	d, err := n.NewDelivery(f.spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Write([]byte("Subject: x\r\n\r\ny\r\n"))
+	if _, err := d.Commit([]Dir{box}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errs:
+		if !strings.Contains(err.Error(), "EIO") {
+			t.Fatalf("reported %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no checkpoint failure reported")
+	}
+	failing.Store(false)
+	if err := n.CloseJournal(); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.recover(t); st != (RecoverStats{}) {
+		t.Fatalf("records left after a successful last checkpoint: %+v", st)
+	}
 }
