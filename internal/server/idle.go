@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"os"
+	"runtime/debug"
 	"time"
 )
 
@@ -10,18 +12,24 @@ import (
 // stack: handling EHLO (parsing, logging, TLS) grows it to 8 KiB, and the
 // garbage collector halves a stack only while less than a quarter of it is
 // in use, so a session blocked in a read some frames deep keeps 4 KiB. A
-// session that gets nothing from the client for idleHandOffAfter between
-// transactions therefore hands the wait to a fresh goroutine, which starts
-// with the smallest stack (2 KiB) and blocks right at its start; the grown
-// goroutine returns and its stack is freed at once. When input arrives the
-// new goroutine carries the session on.
+// session that gets nothing from the client for about idleHandOffAfter
+// between transactions therefore hands the wait to a fresh goroutine,
+// which starts with the smallest stack (2 KiB) and blocks right at its
+// start; the grown goroutine returns and its stack is freed at once. When
+// input arrives the new goroutine carries the session on.
 //
 // Handing off at every wait was measured to cost a third of the
 // throughput of a one-session benchmark on two cores (each go statement
-// wakes another processor), so a session first waits in its own goroutine,
-// under a read deadline idleHandOffAfter away. That is two deadline
-// changes per wait between transactions and nothing more while the client
-// keeps the session busy. Waits inside a transaction never hand off: a
+// wakes another processor), and waiting first under a brief read deadline
+// cost two deadline changes (runtime timer changes) per message. So a
+// session waits under its command deadline, marked parked, and nothing
+// else happens while the client keeps it busy. One sweeper per server
+// (sweepIdle, every idleHandOffAfter) finds the sessions that were parked
+// at its previous sweep and have not been busy since, and interrupts each
+// one's read the way a shutdown does: a read deadline in the past, with
+// handOff set to asked. The session whose read fails so starts resume and
+// returns; one whose read got input instead puts its command deadline back
+// (setIdle) and goes on. Waits inside a transaction never hand off: a
 // client that idles there is rare, and the transaction's state is in use.
 //
 // One goroutine serves a session at a time: the one that hands off touches
@@ -31,12 +39,35 @@ import (
 // shutdown's interrupt (interruptIfIdle, a deadline in the past) that came
 // meanwhile is applied again and the client gets 421 as before. Whichever
 // goroutine sees the session end runs end, which closes it exactly once.
+// The fields the sweeper reads or writes (idle, parked, seen, handOff) are
+// guarded by session.mu, and the sweeper holds Server.mu first, as
+// Shutdown does.
 
-// idleHandOffAfter is how long a session waits for the next command in its
-// own goroutine. It is far below any round trip that matters for memory
-// (RFC 5321 §4.5.3.2.7 lets a client idle for 5 minutes) and far above a
-// busy client's round trip on a LAN.
-const idleHandOffAfter = 50 * time.Millisecond
+// idleHandOffAfter is the sweeper's period: a session hands off its wait
+// after between one and two of them without input. It is far below any
+// wait that matters for memory (RFC 5321 §4.5.3.2.7 lets a client idle for
+// 5 minutes) and far above a busy client's round trip. It is short so
+// that, while many sessions open at once, the stacks that handoffs free are
+// taken again by the sessions opening next; a sweep of 10,000 sessions
+// takes a fraction of a millisecond.
+const idleHandOffAfter = 100 * time.Millisecond
+
+// idleFreeAfter is how many handoffs make the sweeper give the memory
+// they freed back to the system, at its next sweep that asks for none
+// (a burst of sessions gone idle is over). Stacks freed by a goroutine's
+// end stay with the runtime, which keeps free memory up to its next
+// collection goal, so after a burst a process would hold the grown stacks'
+// memory as if the sessions had kept them.
+const idleFreeAfter = 1024
+
+// handOffState is where a parked session is in its handoff.
+type handOffState uint8
+
+const (
+	handOffNone  handOffState = iota
+	handOffAsked              // the sweeper interrupted the read
+	handOffDone               // a fresh goroutine waits (resume)
+)
 
 // run reads and handles commands until the session ends, or until it hands
 // the wait for the client's next command to a fresh goroutine.
@@ -51,37 +82,41 @@ func (s *session) run() {
 	s.end()
 }
 
-// armBriefWait sets the read deadline idleHandOffAfter away when the
-// session may hand off its wait (between transactions, admitted) and that
-// is sooner than the command deadline; it reports whether it did. A
-// session that was not admitted (one served directly, as the fuzz target
-// does) keeps its goroutine, so that serve returns only at its end.
-func (s *session) armBriefWait() bool {
-	if s.txn.active || !s.admitted {
-		return false
-	}
-	t := s.srv.now().Add(idleHandOffAfter)
-	if !t.Before(s.rdl) {
-		return false
-	}
-	s.conn.SetReadDeadline(t)
-	return true
-}
+// mayPark reports whether the session may hand off its wait for the next
+// command: between transactions, and admitted. A session that was not
+// admitted (one served directly, as the fuzz target does) keeps its
+// goroutine, so that serve returns only at its end.
+func (s *session) mayPark() bool { return !s.txn.active && s.admitted }
 
-// waitBriefly waits for input until the brief deadline. When nothing came
-// it starts resume and reports handedOff; otherwise it restores the command
-// deadline and returns what awaitInput would have.
-func (s *session) waitBriefly() (handedOff bool, err error) {
+// waitParked waits for input as awaitInput does. When the read was
+// interrupted for a handoff it starts resume and reports handedOff.
+func (s *session) waitParked() (handedOff bool, err error) {
 	s.dropCommandReader()
 	n, err := s.conn.Read(s.wait[:])
-	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-		// The brief deadline, or a shutdown's interrupt: resume tells.
+	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && s.takeHandOff() {
 		go s.resume()
 		return true, nil
 	}
-	s.conn.SetReadDeadline(s.rdl)
-	s.setIdle(true) // re-applies an interrupt the line above overwrote
-	return false, s.gotInput(n, err)
+	err = s.gotInput(n, err)
+	// No longer parked, so that the sweeper leaves the rest of the wait
+	// alone; busy at once when the whole line is here, since reading it
+	// cannot block (that spares nextCommand's setIdle(false)).
+	whole := err == nil && bytes.IndexByte(s.wait[:n], '\n') >= 0
+	s.setIdle(!whole && err == nil, false)
+	return false, err
+}
+
+// takeHandOff reports whether the sweeper asked for the handoff whose
+// interrupt ended the read, and marks it done. During a shutdown the
+// interrupt is the shutdown's too, and the session ends with 421.
+func (s *session) takeHandOff() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handOff != handOffAsked || s.srv.isClosing() {
+		return false
+	}
+	s.handOff = handOffDone
+	return true
 }
 
 // resume is a fresh goroutine's start: restore the command deadline, wait
@@ -90,7 +125,7 @@ func (s *session) waitBriefly() (handedOff bool, err error) {
 // stack when the average goroutine uses more than about 1 KiB.
 func (s *session) resume() {
 	s.conn.SetReadDeadline(s.rdl)
-	s.setIdle(true) // after the deadline, so that a shutdown's interrupt is not lost
+	s.setIdle(true, false) // after the deadline, so that a shutdown's interrupt is not lost
 	s.carryOn(s.conn.Read(s.wait[:]))
 }
 
@@ -101,7 +136,62 @@ func (s *session) carryOn(n int, err error) {
 	if err == nil {
 		line, err = s.readLine()
 	}
-	s.setIdle(false)
+	s.setIdle(false, false)
 	s.step(line, err)
 	s.run()
+}
+
+// sweepIdle runs sweepOnce every idleHandOffAfter until stop is closed.
+func (s *Server) sweepIdle(stop <-chan struct{}) {
+	defer s.active.Done()
+	t := time.NewTicker(idleHandOffAfter)
+	defer t.Stop()
+	handedOff := 0 // since memory was last given back
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			n := s.sweepOnce()
+			handedOff += n
+			if n == 0 && handedOff >= idleFreeAfter {
+				handedOff = 0
+				debug.FreeOSMemory()
+			}
+		}
+	}
+}
+
+// sweepOnce asks every session that was parked at the previous sweep, and
+// has not been busy since, to hand off its wait; it notes the others that
+// are parked now. It returns how many it asked.
+func (s *Server) sweepOnce() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.isClosing() {
+		return 0
+	}
+	n := 0
+	for sess := range s.sessions {
+		if sess.sweep() {
+			n++
+		}
+	}
+	return n
+}
+
+// sweep is sweepOnce for one session; it reports whether it asked.
+func (s *session) sweep() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.parked || s.handOff != handOffNone {
+		return false
+	}
+	if !s.seen {
+		s.seen = true
+		return false
+	}
+	s.handOff = handOffAsked
+	s.raw.SetReadDeadline(time.Now())
+	return true
 }

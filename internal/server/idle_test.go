@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -30,13 +31,17 @@ func handedOff() int {
 }
 
 // waitHandedOff waits (at most 5 s) until n sessions have handed off their
-// wait; it polls for the state, not for a time.
-func waitHandedOff(t *testing.T, n int) {
+// wait, sweeping srv meanwhile instead of waiting for its sweeper's tick
+// (nil: the tick only); it polls for the state, not for a time.
+func waitHandedOff(t *testing.T, srv *Server, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for handedOff() < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d sessions handed off their wait, want %d", handedOff(), n)
+		}
+		if srv != nil {
+			srv.sweepOnce()
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -69,9 +74,9 @@ func TestIdleHandOff(t *testing.T) {
 	c := dial(t, ts.addrs[0])
 	c.cmd("EHLO c", "250-")
 	for i := range 3 {
-		waitHandedOff(t, 1)
+		waitHandedOff(t, ts.srv, 1)
 		c.cmd("NOOP", "250 2.0.0")
-		waitHandedOff(t, 1)
+		waitHandedOff(t, ts.srv, 1)
 		c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
 		c.expect("250 2.1.0")
 		c.expect("250 2.1.5")
@@ -82,12 +87,12 @@ func TestIdleHandOff(t *testing.T) {
 	if got := len(ts.backend.messages()); got != 3 {
 		t.Fatalf("stored %d messages, want 3", got)
 	}
-	waitHandedOff(t, 1)
+	waitHandedOff(t, ts.srv, 1)
 	c.startTLS()
 	c.cmd("EHLO c", "250-")
-	waitHandedOff(t, 1)
+	waitHandedOff(t, ts.srv, 1)
 	c.cmd("NOOP", "250 2.0.0")
-	waitHandedOff(t, 1)
+	waitHandedOff(t, ts.srv, 1)
 	c.cmd("QUIT", "221 2.0.0")
 	c.closed()
 	waitNoSessions(t, ts.srv)
@@ -104,7 +109,7 @@ func TestIdleHandOffShutdown(t *testing.T) {
 	c2.cmd("EHLO c", "250-")
 	c2.startTLS()
 	c2.cmd("EHLO c", "250-")
-	waitHandedOff(t, 2)
+	waitHandedOff(t, ts.srv, 2)
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := contextWithTimeout(5 * time.Second)
@@ -123,10 +128,10 @@ func TestIdleHandOffShutdown(t *testing.T) {
 // TestIdleHandOffTimeout: the command timeout (RFC 5321 §4.5.3.2.7) still
 // ends a session whose wait was handed off, with 421.
 func TestIdleHandOffTimeout(t *testing.T) {
-	ts := startServer(t, Limits{CommandTimeout: 20 * idleHandOffAfter}, Listener{Role: RoleMX, TLS: TLSNone})
+	ts := startServer(t, Limits{CommandTimeout: time.Second}, Listener{Role: RoleMX, TLS: TLSNone})
 	c := dial(t, ts.addrs[0])
 	c.cmd("EHLO c", "250-")
-	waitHandedOff(t, 1)
+	waitHandedOff(t, ts.srv, 1)
 	c.expect("421 4.4.2")
 	c.closed()
 	waitNoSessions(t, ts.srv)
@@ -138,12 +143,15 @@ func TestIdleHandOffNotInTransaction(t *testing.T) {
 	ts := startServer(t, Limits{}, Listener{Role: RoleMX, TLS: TLSNone})
 	c := dial(t, ts.addrs[0])
 	c.cmd("EHLO c", "250-")
-	waitHandedOff(t, 1)
+	waitHandedOff(t, ts.srv, 1)
 	c.cmd("MAIL FROM:<a@b.example>", "250 2.1.0")
 	// A second session that hands off shows that time has passed.
 	c2 := dial(t, ts.addrs[0])
 	c2.cmd("EHLO c", "250-")
-	waitHandedOff(t, 1)
+	waitHandedOff(t, ts.srv, 1)
+	for range 3 {
+		ts.srv.sweepOnce()
+	}
 	if n := handedOff(); n != 1 {
 		t.Fatalf("%d sessions handed off, want only the one outside a transaction", n)
 	}
@@ -153,6 +161,88 @@ func TestIdleHandOffNotInTransaction(t *testing.T) {
 	c.expect("250 2.0.0")
 	if got := len(ts.backend.messages()); got != 1 {
 		t.Fatalf("stored %d messages, want 1", got)
+	}
+}
+
+// TestIdleSweeper: the sweeper that Serve starts hands an idle session's
+// wait off by itself within two of its periods, and the session goes on.
+func TestIdleSweeper(t *testing.T) {
+	ts := startServer(t, Limits{}, Listener{Role: RoleMX, TLS: TLSNone})
+	c := dial(t, ts.addrs[0])
+	c.cmd("EHLO c", "250-")
+	start := time.Now()
+	waitHandedOff(t, nil, 1)
+	if waited := time.Since(start); waited > 2*idleHandOffAfter+time.Second {
+		t.Errorf("handed off after %v, want within 2×%v", waited, idleHandOffAfter)
+	}
+	c.cmd("NOOP", "250 2.0.0")
+	c.cmd("QUIT", "221 2.0.0")
+	c.closed()
+	waitNoSessions(t, ts.srv)
+}
+
+// TestIdleHandOffPartialLine: once part of a command line has come, the
+// sweeper leaves the session alone (its interrupt would look like a
+// command timeout), and the line is answered when it is complete.
+func TestIdleHandOffPartialLine(t *testing.T) {
+	ts := startServer(t, Limits{}, Listener{Role: RoleMX, TLS: TLSNone})
+	c := dial(t, ts.addrs[0])
+	c.cmd("EHLO c", "250-")
+	waitHandedOff(t, ts.srv, 1)
+	c.cmd("NOOP", "250 2.0.0") // in the session's own goroutine: parked again
+	c.send("NO")
+	for range 5 {
+		ts.srv.sweepOnce()
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.send("OP\r\n")
+	c.expect("250 2.0.0")
+	c.cmd("QUIT", "221 2.0.0")
+	c.closed()
+}
+
+// TestIdleHandOffInputWins: a session whose read got input although the
+// sweeper had interrupted it puts its command deadline back on the
+// connection, whether it is busy at once or still waits for the rest of
+// the line; otherwise its next read would fail at once as a timeout.
+func TestIdleHandOffInputWins(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srv := New(Options{Hostname: "mx.example.com"})
+	for _, stillIdle := range []bool{false, true} {
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := srv.newSession(conn, Listener{})
+		s.rdl = time.Now().Add(time.Minute)
+		conn.SetReadDeadline(s.rdl)
+		s.setIdle(true, true)
+		s.sweep()
+		s.sweep() // the interrupt: a deadline in the past
+		if s.handOff != handOffAsked {
+			t.Fatalf("handOff %d after two sweeps of a parked session, want asked", s.handOff)
+		}
+		s.setIdle(stillIdle, false)
+		if s.handOff != handOffNone {
+			t.Errorf("stillIdle %v: handOff %d, want none", stillIdle, s.handOff)
+		}
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			client.Write([]byte("NOOP\r\n"))
+		}()
+		if n, err := conn.Read(make([]byte, 16)); n == 0 {
+			t.Errorf("stillIdle %v: read after the input won: %v (deadline not restored)", stillIdle, err)
+		}
+		client.Close()
+		conn.Close()
 	}
 }
 
@@ -195,7 +285,7 @@ func TestBackendCtx(t *testing.T) {
 	// A session that said EHLO and waits has made none.
 	ts := startServer(t, Limits{}, Listener{Role: RoleMX, TLS: TLSNone})
 	dial(t, ts.addrs[0]).cmd("EHLO c", "250-")
-	waitHandedOff(t, 1)
+	waitHandedOff(t, ts.srv, 1)
 	ts.srv.mu.Lock()
 	defer ts.srv.mu.Unlock()
 	for sess := range ts.srv.sessions {

@@ -134,8 +134,10 @@ type Server struct {
 	listeners []net.Listener
 	sessions  map[*session]struct{}
 	perIP     map[string]int
-	rate      rateLimiter // new connections per IP per minute
-	closing   atomic.Bool // set once by Shutdown; read without mu to keep lock order simple
+	rate      rateLimiter   // new connections per IP per minute
+	closing   atomic.Bool   // set once by Shutdown; read without mu to keep lock order simple
+	sweepStop chan struct{} // closed by the first Shutdown; ends sweepIdle
+	sweeping  bool          // guarded by mu: sweepIdle was started
 
 	active sync.WaitGroup
 	auth   *authThrottle
@@ -162,6 +164,8 @@ func New(opts Options) *Server {
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		auth:     newAuthThrottle(now, opts.AuthFailureDelay),
+
+		sweepStop: make(chan struct{}),
 	}
 	srv.SetLimits(opts.Limits)
 	return srv
@@ -206,10 +210,16 @@ func (s *Server) Addrs() []net.Addr {
 }
 
 // Serve accepts connections on every bound listener until Shutdown. It
-// returns nil after a Shutdown.
+// returns nil after a Shutdown. It also starts the idle sweeper (idle.go),
+// which Shutdown stops.
 func (s *Server) Serve() error {
 	s.mu.Lock()
 	lns := append([]net.Listener(nil), s.listeners...)
+	if !s.sweeping && !s.isClosing() {
+		s.sweeping = true
+		s.active.Add(1) // under mu, as admit does: Shutdown waits for the sweeper too
+		go s.sweepIdle(s.sweepStop)
+	}
 	s.mu.Unlock()
 	errc := make(chan error, len(lns))
 	for i, ln := range lns {
@@ -259,7 +269,9 @@ func (s *Server) closeListeners() {
 // Shutdown stops accepting, lets sessions in progress finish until ctx is
 // done, then ends the rest with 421 (RFC 5321 §3.8).
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
+	if !s.closing.Swap(true) {
+		close(s.sweepStop)
+	}
 	s.mu.Lock()
 	for _, ln := range s.listeners {
 		ln.Close()

@@ -40,7 +40,12 @@ type session struct {
 	// admitted: started by startSession, so counted in Server.active until
 	// close; only such a session may outlive the call to serve (idle.go).
 	admitted bool
-	idle     bool // guarded by mu: waiting for a command outside a transaction
+	// Guarded by mu (idle.go); idle and parked are written only by the
+	// goroutine serving the session.
+	idle    bool         // waiting for a command outside a transaction
+	parked  bool         // idle, in the wait that may be handed off (waitParked)
+	seen    bool         // the sweeper found it parked, and it has not been busy since
+	handOff handOffState // reset when the session is busy again
 
 	errors   int       // protocol errors so far
 	authFail int       // failed AUTH attempts in this session
@@ -153,16 +158,19 @@ func (s *session) serve() {
 // step answers what readCommand returned: a command is handled, a bad
 // line answered, and a read failure ends the session.
 func (s *session) step(line []byte, err error) {
-	var framing *smtp.Error
-	switch {
-	case errors.As(err, &framing):
-		s.reply(framing.Reply) // a bad line is answered; the session goes on
-	case err != nil:
-		s.endOnError(err)
-		s.quit = true
-	default:
+	if err == nil {
 		s.handle(line)
+		return
 	}
+	// Declared only here: errors.As takes its address, which puts it on
+	// the heap, and most steps have no error.
+	var framing *smtp.Error
+	if errors.As(err, &framing) {
+		s.reply(framing.Reply) // a bad line is answered; the session goes on
+		return
+	}
+	s.endOnError(err)
+	s.quit = true
 }
 
 // end finishes the session after its last command: the transaction is
@@ -344,10 +352,10 @@ func (s *session) readCommand() ([]byte, error) {
 // errHandedOff tells run that another goroutine now serves the session.
 var errHandedOff = errors.New("session handed to a waiting goroutine")
 
-// nextCommand is readCommand. With handOff, a session that gets nothing
-// from the client for a moment between transactions starts a fresh
-// goroutine that waits on and carries the session on (idle.go), and
-// returns errHandedOff; the caller must then leave the session alone.
+// nextCommand is readCommand. With handOff, a session that waits between
+// transactions may be asked by the server's sweeper to hand its wait to a
+// fresh goroutine, which carries the session on (idle.go); nextCommand
+// then returns errHandedOff and the caller must leave the session alone.
 func (s *session) nextCommand(handOff bool) ([]byte, error) {
 	s.releaseDataReader()
 	if s.r.Buffered() == 0 {
@@ -359,29 +367,29 @@ func (s *session) nextCommand(handOff bool) ([]byte, error) {
 	// shutdown's interrupt (a deadline in the past) is never overwritten.
 	s.setReadDeadline(s.lim.CommandTimeout)
 	wait := s.r == s.small && s.small.Buffered() == 0 && len(s.pre.buf) == 0
-	brief := wait && handOff && s.armBriefWait()
-	s.setIdle(!s.txn.active)
+	park := wait && handOff && s.mayPark()
+	s.setIdle(!s.txn.active, park)
 	if s.srv.isClosing() && !s.txn.active {
-		s.setIdle(false)
+		s.setIdle(false, false)
 		return nil, errShuttingDown
 	}
 	if wait {
 		var err error
-		if brief {
+		if park {
 			var handedOff bool
-			if handedOff, err = s.waitBriefly(); handedOff {
+			if handedOff, err = s.waitParked(); handedOff {
 				return nil, errHandedOff // still marked idle: resume carries on
 			}
 		} else {
 			err = s.awaitInput()
 		}
 		if err != nil {
-			s.setIdle(false)
+			s.setIdle(false, false)
 			return nil, err
 		}
 	}
 	line, err := s.readLine()
-	s.setIdle(false)
+	s.setIdle(false, false)
 	return line, err
 }
 
@@ -493,9 +501,27 @@ func (s *session) flushNow() error {
 	return err
 }
 
-func (s *session) setIdle(idle bool) {
+// setIdle marks the session idle (waiting for a command outside a
+// transaction) or busy; park marks the idle wait as one the sweeper may
+// interrupt for a handoff (idle.go). Marking a busy session busy again
+// takes no lock: only the goroutine serving the session writes idle, and
+// a busy session has nothing for the sweeper or a shutdown.
+func (s *session) setIdle(idle, park bool) {
+	if !idle && !s.idle {
+		return
+	}
 	s.mu.Lock()
-	s.idle = idle
+	if s.handOff == handOffAsked {
+		// The sweeper's interrupt came, but so did input: the read
+		// deadline on the connection is no longer s.rdl, which
+		// setReadDeadline believes armed. Put it back.
+		s.handOff = handOffNone
+		s.raw.SetReadDeadline(s.rdl)
+	}
+	s.idle, s.parked = idle, park
+	if !idle {
+		s.seen, s.handOff = false, handOffNone
+	}
 	if idle && s.srv.isClosing() {
 		s.raw.SetReadDeadline(time.Now())
 	}
