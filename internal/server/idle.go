@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"runtime/debug"
 	"time"
 )
 
@@ -51,14 +50,6 @@ import (
 // taken again by the sessions opening next; a sweep of 10,000 sessions
 // takes a fraction of a millisecond.
 const idleHandOffAfter = 100 * time.Millisecond
-
-// idleFreeAfter is how many handoffs make the sweeper give the memory
-// they freed back to the system, at its next sweep that asks for none
-// (a burst of sessions gone idle is over). Stacks freed by a goroutine's
-// end stay with the runtime, which keeps free memory up to its next
-// collection goal, so after a burst a process would hold the grown stacks'
-// memory as if the sessions had kept them.
-const idleFreeAfter = 1024
 
 // handOffState is where a parked session is in its handoff.
 type handOffState uint8
@@ -146,18 +137,12 @@ func (s *Server) sweepIdle(stop <-chan struct{}) {
 	defer s.active.Done()
 	t := time.NewTicker(idleHandOffAfter)
 	defer t.Stop()
-	handedOff := 0 // since memory was last given back
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
-			n := s.sweepOnce()
-			handedOff += n
-			if n == 0 && handedOff >= idleFreeAfter {
-				handedOff = 0
-				debug.FreeOSMemory()
-			}
+			s.sweepOnce()
 		}
 	}
 }
