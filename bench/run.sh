@@ -367,6 +367,7 @@ discarding() {
 	PIDS+=("$SINK_PID")
 	for i in $(seq 1 50); do [ -n "$(ss -Htln "sport = :$SINK_PORT")" ] && break; sleep 0.1; done
 	n=$(scaled 20000)
+	SINK_N=$n
 	sink_rate() { # sink_rate PORT [PREFIX...]: msgs/s of one smtp-source run (PREFIX: e.g. taskset -c 0)
 		local port=$1 t0; shift
 		t0=$(now)
@@ -466,7 +467,9 @@ for n in $IDLE; do
 		idle_one "$srv" "$n"
 		per=$(( I_HELD > 0 ? (I_PSS - I_BEFORE) / I_HELD : 0 ))
 		[ "$srv" = postfix ] && PF_PER_CONN=$per
-		IDLE_ROWS+=("| $srv | $n | $I_HELD | $((I_BEFORE / 1024)) | $((I_PSS / 1024)) | $per |")
+		per1=0
+		if [ "$I_HELD" -gt 0 ]; then per1=$(echo "($I_PSS - $I_BEFORE) / $I_HELD" | bc -l); fi
+		IDLE_ROWS+=("| $srv | $n | $I_HELD | $((I_BEFORE / 1024)) | $((I_PSS / 1024)) | $(printf '%.1f' "$per1") |")
 		# wait (bounded) for the server to drop the connections again
 		for _ in $(seq 1 100); do
 			[ "$(ss -Htn state established "( sport = :$(target "$srv" | cut -d: -f2) )" | wc -l)" -lt 10 ] && break
@@ -501,7 +504,7 @@ mkdir -p "$(dirname "$OUT")"
 	if [ -n "$SINK_RATE" ]; then
 	echo "Discarding servers (accept and discard, no disk), 1 KB, 20 sessions, many per session:"
 	echo "Postfix \`smtp-sink\` $SINK_RATE msgs/s, smtpkit \`role = \"sink\"\` listener $SKSINK_RATE msgs/s (medians of $REPEAT"
-	echo "alternating rounds of $n messages; ratio $(printf '%.2f' "$(median "${SINK_RATIOS[@]}")"), range $(minmax "${SINK_RATIOS[@]}")). smtp-sink skips most of SMTP; the smtpkit sink runs"
+	echo "alternating rounds of $SINK_N messages; ratio $(printf '%.2f' "$(median "${SINK_RATIOS[@]}")"), range $(minmax "${SINK_RATIOS[@]}")). smtp-sink skips most of SMTP; the smtpkit sink runs"
 	echo "the full server path (parsing, strict DATA reader, limits, Received header) and only skips storage."
 	if [ -n "$PINNED" ]; then echo; echo "$PINNED"; fi
 	fi
