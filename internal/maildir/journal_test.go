@@ -61,6 +61,21 @@ func (f *journalFixture) recover(t *testing.T) RecoverStats {
 	return st
 }
 
+// records counts the records a restart would replay (after crash).
+func (f *journalFixture) records(t *testing.T) int {
+	t.Helper()
+	log, err := wal.Open(f.walDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	n := 0
+	if err := log.Replay(func(uint64, []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func (f *journalFixture) deliver(t *testing.T, msg []byte, dirs ...Dir) []string {
 	t.Helper()
 	d, err := f.n.NewDelivery(f.spool)
@@ -103,11 +118,8 @@ func TestJournalCommitVisible(t *testing.T) {
 	}
 	// The record is in the log until a checkpoint.
 	f.crash()
-	var records int
-	log, _ := wal.Open(f.walDir)
-	log.Replay(func(uint64, []byte) error { records++; return nil })
-	if records != 1 {
-		t.Fatalf("%d records in the log, want 1", records)
+	if n := f.records(t); n != 1 {
+		t.Fatalf("%d records in the log, want 1", n)
 	}
 }
 
@@ -120,11 +132,8 @@ func TestJournalLargeMessageBypasses(t *testing.T) {
 		t.Fatal("large message damaged")
 	}
 	f.crash()
-	log, _ := wal.Open(f.walDir)
-	var records int
-	log.Replay(func(uint64, []byte) error { records++; return nil })
-	if records != 0 {
-		t.Fatalf("a message over the buffer went to the journal (%d records)", records)
+	if n := f.records(t); n != 0 {
+		t.Fatalf("a message over the buffer went to the journal (%d records)", n)
 	}
 }
 

@@ -7,31 +7,36 @@ import (
 	"testing"
 )
 
+// sendToPostmaster sends one test message from a@b.example to
+// postmaster@test.example over the mx listener, waits for its 250 and
+// returns it.
+func sendToPostmaster(t *testing.T, s *Server, tag string) []byte {
+	t.Helper()
+	msg := testMessage(tag)
+	c := Dial(t, s.MX)
+	c.Greeting()
+	c.Hello()
+	mailFrom(c, "a@b.example")
+	c.Cmd("RCPT TO:<postmaster@test.example>", 250)
+	c.Cmd("DATA", 354)
+	c.Write(string(dotStuff(msg)) + ".\r\n")
+	c.Expect(250)
+	return msg
+}
+
 // TestKill9AfterAccept checks that 250 after DATA means durable (house
 // rule 2): a message acknowledged just before the server is killed with
 // SIGKILL is in new/, whole, when it comes back, and the restarted server
 // accepts mail again on the same ports and data directory.
 func TestKill9AfterAccept(t *testing.T) {
 	s := StartServer(t, ServerOptions{})
-	send := func(tag string) []byte {
-		msg := testMessage(tag)
-		c := Dial(t, s.MX)
-		c.Greeting()
-		c.Hello()
-		mailFrom(c, "a@b.example")
-		c.Cmd("RCPT TO:<postmaster@test.example>", 250)
-		c.Cmd("DATA", 354)
-		c.Write(string(dotStuff(msg)) + ".\r\n")
-		c.Expect(250)
-		return msg
-	}
-	first := send("before-kill")
+	first := sendToPostmaster(t, s, "before-kill")
 	s.Kill9(t)
 	if n := s.CountFiles(t, "postmaster@test.example", "new"); n != 1 {
 		t.Fatalf("%d messages in new/ after SIGKILL, want the acknowledged one", n)
 	}
 	s.Restart(t)
-	second := send("after-restart")
+	second := sendToPostmaster(t, s, "after-restart")
 	got := s.WaitMessages(t, "postmaster@test.example", 2)
 	checkDelivered(t, got[0], first, "a@b.example")
 	checkDelivered(t, got[1], second, "a@b.example")
@@ -45,15 +50,7 @@ func TestKill9AfterAccept(t *testing.T) {
 // in new/, once, byte for byte, and the log says so.
 func TestJournalReplayAfterKill9(t *testing.T) {
 	s := StartServer(t, ServerOptions{ExtraTOML: "[maildir]\nsync = \"journal\"\ncheckpoint = \"1h\"\n"})
-	msg := testMessage("journal-replay")
-	c := Dial(t, s.MX)
-	c.Greeting()
-	c.Hello()
-	mailFrom(c, "a@b.example")
-	c.Cmd("RCPT TO:<postmaster@test.example>", 250)
-	c.Cmd("DATA", 354)
-	c.Write(string(dotStuff(msg)) + ".\r\n")
-	c.Expect(250)
+	msg := sendToPostmaster(t, s, "journal-replay")
 	s.Kill9(t)
 	dir := filepath.Join(s.Maildir("postmaster@test.example"), "new")
 	names := listFiles(t, dir)
