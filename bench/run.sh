@@ -11,7 +11,12 @@
 #        IDLE="1000 10000"       idle-connection counts ("" skips them)
 #        ONLY='20 sessions, many' run only the rows whose name matches this
 #                                regular expression ("discarding" selects
-#                                the discarding servers)
+#                                the discarding servers, "other servers"
+#                                mailpit and Haraka)
+#        PEERS=0                 skip "other servers": mailpit and Haraka under the
+#                                1 KB, 20 sessions, many msgs/session load (their
+#                                builds are cached in /var/cache/smtpkit-bench;
+#                                MAILPIT_VERSION, HARAKA_VERSION pick others)
 #        OUT=bench/results/latest.md
 #
 # Everything lives under one temporary directory and every process this
@@ -171,6 +176,7 @@ measure() {
 }
 
 ROWS=()
+declare -A RES=() # RES[scenario|server|rate|cpu|pss]: pair's medians (msgs/s, CPU s/1k, peak PSS MB)
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 minmax() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f–%.2f", lo, hi}'; }
 
@@ -197,14 +203,17 @@ pair() {
 		done
 		ratios+=("$(echo "$secs_pf / $secs_sk" | bc -l)")
 	done
-	local s_sk s_pf
-	s_sk=$(median ${secs[smtpkit]}) s_pf=$(median ${secs[postfix]})
+	# the medians, kept per scenario for the "other servers" table
+	for srv in smtpkit postfix; do
+		RES["$name|$srv|rate"]=$(echo "$n / $(median ${secs[$srv]})" | bc -l)
+		RES["$name|$srv|cpu"]=$(echo "$(median ${cpu[$srv]}) / $CLK_TCK / $n * 1000" | bc -l)
+		RES["$name|$srv|pss"]=$(echo "$(median ${pss[$srv]}) / 1024" | bc -l)
+	done
 	ROWS+=("$(printf '| %s | %d | %.0f | %.0f | **%.2f** (%s) | %.2f | %.2f | %.0f | %.0f | %.2f / %.2f | %.2f / %.2f |' \
-		"$name" "$n" "$(echo "$n / $s_sk" | bc -l)" "$(echo "$n / $s_pf" | bc -l)" \
+		"$name" "$n" "${RES[$name|smtpkit|rate]}" "${RES[$name|postfix|rate]}" \
 		"$(median "${ratios[@]}")" "$(minmax "${ratios[@]}")" \
-		"$(echo "$(median ${cpu[smtpkit]}) / $CLK_TCK / $n * 1000" | bc -l)" \
-		"$(echo "$(median ${cpu[postfix]}) / $CLK_TCK / $n * 1000" | bc -l)" \
-		"$(echo "$(median ${pss[smtpkit]}) / 1024" | bc -l)" "$(echo "$(median ${pss[postfix]}) / 1024" | bc -l)" \
+		"${RES[$name|smtpkit|cpu]}" "${RES[$name|postfix|cpu]}" \
+		"${RES[$name|smtpkit|pss]}" "${RES[$name|postfix|pss]}" \
 		"$(median ${wio[smtpkit]})" "$(median ${flush[smtpkit]})" \
 		"$(median ${wio[postfix]})" "$(median ${flush[postfix]})")")
 	log "${ROWS[-1]}"
@@ -358,6 +367,227 @@ pair "1 KB, 20 sessions, STARTTLS, 1 msg/connection (smtpkit bench), sessions/s"
 	--per-connection 1 --concurrency 20 --messages "$n" --size 1024 --from "$FROM" --to "$RCPT"
 LAST_OUT=
 
+# --- other servers, same load: mailpit and Haraka ----------------------------
+# Issue #7 compares smtpkit with these two. Neither delivers to a Maildir, so
+# their rate is the acceptance rate (smtp-source's wall time, every message
+# answered 250). Installs are cached under PEER_CACHE so reruns are fast;
+# when one fails the report says "not run: <reason>" and the script goes on.
+PEERS=${PEERS:-1}
+PEER_CACHE=${PEER_CACHE:-/var/cache/smtpkit-bench}
+MAILPIT_VERSION=${MAILPIT_VERSION:-v1.33.1}
+HARAKA_VERSION=${HARAKA_VERSION:-3.3.4}
+PEER_SCENARIO="1 KB, 20 sessions, many msgs/session"
+PEER_ROWS=() PEER_RAN=
+# peer_pids PID: the process and its children (Haraka's cluster worker).
+peer_pids() { echo "$1"; ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' || true; }
+# wait_listen_pid PORT PID: like wait_listen, bounded to 30 s, but returns 1
+# (instead of dying) when PID exits or nothing listens.
+wait_listen_pid() {
+	for _ in $(seq 1 300); do
+		listening "$1" && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+stop_peer() { # stop_peer PID: TERM, up to 10 s, then KILL; workers by PID too
+	local p=$1 kids
+	kids=$(ps -o pid= --ppid "$p" 2>/dev/null | tr -d ' ' || true)
+	kill "$p" 2>/dev/null || true
+	for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$p" 2>/dev/null || true
+	reap "$p" || true
+	for k in $kids; do kill "$k" 2>/dev/null || true; done
+}
+install_mailpit() { # sets MAILPIT or PEER_WHY
+	MAILPIT=$PEER_CACHE/mailpit-$MAILPIT_VERSION/mailpit
+	[ -x "$MAILPIT" ] && return 0
+	command -v go >/dev/null || { PEER_WHY="go is missing"; return 1; }
+	log "building mailpit $MAILPIT_VERSION (cached in $(dirname "$MAILPIT"); up to 15 minutes)"
+	if ! (cd "$W" && GOBIN=$W/gobin timeout 900 go install "github.com/axllent/mailpit@$MAILPIT_VERSION") >"$W/mailpit-install.log" 2>&1; then
+		PEER_WHY="go install github.com/axllent/mailpit@$MAILPIT_VERSION failed: $(tail -1 "$W/mailpit-install.log")"
+		return 1
+	fi
+	mkdir -p "$(dirname "$MAILPIT")" && cp "$W/gobin/mailpit" "$MAILPIT.tmp" && mv "$MAILPIT.tmp" "$MAILPIT"
+}
+install_haraka() { # sets HARAKA or PEER_WHY
+	local dir=$PEER_CACHE/haraka-$HARAKA_VERSION
+	HARAKA=$dir/node_modules/.bin/haraka
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		[ "$(id -u)" = 0 ] || { PEER_WHY="node/npm missing and not root"; return 1; }
+		log "installing nodejs and npm"
+		DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q nodejs npm >"$W/node-install.log" 2>&1 ||
+			{ PEER_WHY="apt-get install nodejs npm failed: $(tail -1 "$W/node-install.log")"; return 1; }
+	fi
+	[ -x "$HARAKA" ] && return 0
+	log "installing Haraka $HARAKA_VERSION (cached in $dir)"
+	if ! timeout 600 npm install --prefix "$dir" --no-audit --no-fund "Haraka@$HARAKA_VERSION" >"$W/haraka-install.log" 2>&1; then
+		PEER_WHY="npm install Haraka@$HARAKA_VERSION failed: $(grep -m1 -i 'err' "$W/haraka-install.log" || tail -1 "$W/haraka-install.log")"
+		return 1
+	fi
+	[ -x "$HARAKA" ] || { PEER_WHY="npm install left no $HARAKA"; return 1; }
+}
+start_mailpit() { # start_mailpit PORT: sets PEER_PID; the database under $W
+	local ui
+	ui=$(free_port)
+	while [ "$ui" = "$1" ]; do ui=$(free_port); done
+	mkdir -p "$W/mailpit"
+	# --max 0: keep every message (the default prunes beyond 500); no SMTP
+	# auth is configured, so it accepts plain unauthenticated SMTP.
+	"$MAILPIT" --smtp "127.0.0.1:$1" --listen "127.0.0.1:$ui" --database "$W/mailpit/mailpit.db" \
+		--max 0 --smtp-disable-rdns --disable-version-check >"$W/mailpit.log" 2>&1 &
+	PEER_PID=$!
+	PIDS+=("$PEER_PID")
+	MAILPIT_UI=$ui
+}
+mailpit_count() { # messages in its database, via its own API
+	curl -s --max-time 10 "http://127.0.0.1:$MAILPIT_UI/api/v1/messages?limit=1" 2>/dev/null |
+		sed -n 's/.*"total":\([0-9]*\).*/\1/p'
+}
+start_haraka() { # start_haraka PORT: sets PEER_PID
+	local dir=$W/haraka
+	rm -rf "$dir"
+	"$HARAKA" -i "$dir" >"$W/haraka-init.log" 2>&1 || return 1
+	mkdir -p "$W/haraka-mail/tmp" "$W/haraka-mail/new"
+	# smtp.ini: only the address; nodes stays unset, i.e. Haraka's default of
+	# one cluster worker under a master process.
+	printf 'listen=127.0.0.1:%s\n' "$1" >"$dir/config/smtp.ini"
+	echo "$DOMAIN" >"$dir/config/host_list"
+	cp "$W/cert.pem" "$dir/config/tls_cert.pem" && cp "$W/key.pem" "$dir/config/tls_key.pem" # as the others
+	printf '[main]\nlevel=warn\n' >"$dir/config/log.ini" # no per-message log lines
+	printf 'rcpt_to.in_host_list\nbench_queue\n' >"$dir/config/plugins"
+	# bench_queue: each message to tmp/, fsync, rename into new/, then 250
+	# (no directory fsync). Core Haraka has no queue plugin that stores
+	# locally and answers 250 (queue/quarantine only stores when another
+	# plugin asks, and then declines).
+	mkdir -p "$dir/plugins"
+	cat >"$dir/plugins/bench_queue.js" <<JS
+const fs = require('node:fs')
+const path = require('node:path')
+const base = '$W/haraka-mail'
+exports.hook_queue = function (next, connection) {
+    const txn = connection.transaction
+    const tmp = path.join(base, 'tmp', txn.uuid)
+    const fail = (err) => {
+        connection.logerror(this, err.message)
+        next(DENYSOFT, 'could not store the message')
+    }
+    fs.open(tmp, 'w', (err, fd) => {
+        if (err) return fail(err)
+        const ws = fs.createWriteStream(null, { fd, autoClose: false })
+        ws.on('error', fail)
+        ws.on('finish', () => {
+            fs.fsync(fd, (err) => {
+                fs.close(fd, () => {
+                    if (err) return fail(err)
+                    fs.rename(tmp, path.join(base, 'new', txn.uuid), (err) => {
+                        if (err) return fail(err)
+                        next(OK)
+                    })
+                })
+            })
+        })
+        txn.message_stream.pipe(ws, { line_endings: '\n' })
+    })
+}
+JS
+	"$HARAKA" -c "$dir" >"$W/haraka.log" 2>&1 &
+	PEER_PID=$!
+	PIDS+=("$PEER_PID")
+}
+# peer_run NAME PORT N: REPEAT rounds of the main row's load; sets PEER_RATE
+# (median msgs/s), PEER_CPU (s per 1,000), PEER_PSS (peak MB) or PEER_WHY.
+peer_run() {
+	local name=$1 port=$2 n=$3 rep t0 c0 secs peak p i rc
+	local secss=() cpus=() psss=()
+	smtp-source -s 4 -m 40 -l 1024 -d -f "$FROM" -t "$RCPT" "127.0.0.1:$port" >"$W/peer-client.out" 2>&1 ||
+		{ PEER_WHY="warm-up failed: $(tail -1 "$W/peer-client.out")"; return 1; }
+	for rep in $(seq 1 "$REPEAT"); do
+		log "other servers: $name (round $rep)"
+		c0=$(cpu_ticks $(peer_pids "$PEER_PID"))
+		peak=0
+		t0=$(now)
+		timeout 600 smtp-source -s 20 -m "$n" -l 1024 -d -f "$FROM" -t "$RCPT" "127.0.0.1:$port" >"$W/peer-client.out" 2>&1 &
+		local cpid=$!
+		PIDS+=("$cpid")
+		i=0
+		while kill -0 "$cpid" 2>/dev/null && [ $i -lt 12000 ]; do # 0.05 s polls, 10 minutes
+			if [ $((i % 10)) = 0 ]; then p=$(pss_kb $(peer_pids "$PEER_PID")); [ "$p" -gt "$peak" ] && peak=$p; fi
+			sleep 0.05
+			i=$((i + 1))
+		done
+		rc=0
+		reap "$cpid" || rc=$?
+		secs=$(echo "$(now) - $t0" | bc -l)
+		[ "$rc" = 0 ] || { PEER_WHY="smtp-source failed (exit $rc): $(tail -1 "$W/peer-client.out")"; return 1; }
+		p=$(pss_kb $(peer_pids "$PEER_PID")); [ "$p" -gt "$peak" ] && peak=$p
+		secss+=("$secs")
+		cpus+=("$(echo "$(( $(cpu_ticks $(peer_pids "$PEER_PID")) - c0 )) / $CLK_TCK / $n * 1000" | bc -l)")
+		psss+=("$(echo "$peak / 1024" | bc -l)")
+	done
+	# n over the median time, as pair() computes its msgs/s
+	PEER_RATE=$(echo "$n / $(median "${secss[@]}")" | bc -l) PEER_CPU=$(median "${cpus[@]}") PEER_PSS=$(median "${psss[@]}")
+}
+peer_row() { # peer_row SERVER VERSION DURABILITY [COUNTED]: from PEER_* (or PEER_WHY)
+	if [ -n "${PEER_WHY:-}" ]; then
+		PEER_ROWS+=("| $1 | $2 | not run: ${PEER_WHY//|/\\|} | | | | $3 |")
+		log "other servers: $1 not run: $PEER_WHY"
+	else
+		PEER_ROWS+=("$(printf '| %s | %s | %.0f | %.2f | %.0f | %s | %s |' "$1" "$2" "$PEER_RATE" "$PEER_CPU" "$PEER_PSS" "${4:-}" "$3")")
+		log "${PEER_ROWS[-1]}"
+	fi
+}
+other_servers() {
+	local n port total sent
+	n=$(scaled 4000)
+	sent=$((40 + REPEAT * n)) # warm-up and rounds
+	PEER_N=$n PEER_RAN=1
+	for srv in smtpkit postfix; do
+		if [ -n "${RES[$PEER_SCENARIO|$srv|rate]:-}" ]; then
+			PEER_ROWS+=("$(printf '| %s | %s | %.0f | %.2f | %.0f | %s | %s |' "$srv" \
+				"$([ "$srv" = smtpkit ] && echo "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')" || postconf -h mail_version)" \
+				"${RES[$PEER_SCENARIO|$srv|rate]}" "${RES[$PEER_SCENARIO|$srv|cpu]}" "${RES[$PEER_SCENARIO|$srv|pss]}" \
+				"each round waits for all $n in new/" "$([ "$srv" = smtpkit ] && echo 'journal record fdatasynced (or message file flushed) before 250; rate counts delivery into Maildir' || echo 'queue file fsynced before 250; rate counts delivery into Maildir')")")
+		else
+			PEER_ROWS+=("| $srv | | not run: select \"$PEER_SCENARIO\" too (ONLY) | | | | |")
+		fi
+	done
+
+	PEER_WHY=
+	local mp_dur="SQLite, WAL journal, synchronous=NORMAL (its source: internal/storage/database.go): each message is committed before 250 but the WAL is not fsynced per commit, so a power loss can lose the last ones; a process crash cannot"
+	if install_mailpit; then
+		port=$(free_port)
+		start_mailpit "$port"
+		if wait_listen_pid "$port" "$PEER_PID"; then
+			peer_run mailpit "$port" "$n" || true
+			total=$(mailpit_count)
+			stop_peer "$PEER_PID"
+		else
+			PEER_WHY="mailpit did not listen: $(tail -1 "$W/mailpit.log")"
+			stop_peer "$PEER_PID"
+		fi
+	fi
+	peer_row mailpit "$MAILPIT_VERSION" "$mp_dur" "${total:-?} of $sent in its database"
+
+	PEER_WHY= total=
+	local hk_dur="bench/run.sh's bench_queue plugin: message written to a file, fsynced, renamed into new/ before 250 (no directory fsync)"
+	if install_haraka; then
+		port=$(free_port)
+		if ! start_haraka "$port"; then
+			PEER_WHY="haraka -i failed: $(tail -1 "$W/haraka-init.log")"
+		elif wait_listen_pid "$port" "$PEER_PID"; then
+			peer_run Haraka "$port" "$n" || true
+			total=$(find "$W/haraka-mail/new" -maxdepth 1 -type f | wc -l)
+			stop_peer "$PEER_PID"
+		else
+			PEER_WHY="Haraka did not listen: $(grep -m1 -i -E 'crit|error' "$W/haraka.log" || tail -1 "$W/haraka.log")"
+			stop_peer "$PEER_PID"
+		fi
+	fi
+	peer_row Haraka "$HARAKA_VERSION (node $(node --version 2>/dev/null || echo '?'))" "$hk_dur" "${total:-?} of $sent files in new/"
+}
+if [ "$PEERS" != 0 ] && wanted "other servers"; then other_servers; fi
+
 # --- discarding servers: Postfix's smtp-sink against smtpkit's sink listener
 SINK_RATES=() SKSINK_RATES=() SINK_RATIOS=() SINK_RATE= SKSINK_RATE= PINNED=
 discarding() {
@@ -507,6 +737,21 @@ mkdir -p "$(dirname "$OUT")"
 	echo "alternating rounds of $SINK_N messages; ratio $(printf '%.2f' "$(median "${SINK_RATIOS[@]}")"), range $(minmax "${SINK_RATIOS[@]}")). smtp-sink skips most of SMTP; the smtpkit sink runs"
 	echo "the full server path (parsing, strict DATA reader, limits, Received header) and only skips storage."
 	if [ -n "$PINNED" ]; then echo; echo "$PINNED"; fi
+	fi
+	if [ -n "$PEER_RAN" ]; then
+	echo
+	echo "## Other servers, same load"
+	echo
+	echo "1 KB, 20 sessions, many msgs/session (\`smtp-source -s 20 -m $PEER_N -l 1024 -d\`), $REPEAT rounds each, medians."
+	echo "smtpkit and Postfix: the main table's row from this run (msgs/s = delivered into Maildir new/)."
+	echo "mailpit and Haraka do not deliver to a Maildir: their msgs/s is the acceptance rate, messages over"
+	echo "smtp-source's wall time (every message answered 250). They ran one after the other, after the main rows;"
+	echo "Haraka with one cluster worker (smtp.ini nodes unset), log level warn, plugins rcpt_to.in_host_list and"
+	echo "bench_queue only. CPU s/1k and peak PSS cover all of each server's processes."
+	echo
+	echo "| server | version | msgs/s | CPU s/1k | peak PSS MB | messages stored | what it does before its 250 |"
+	echo "|---|---|---:|---:|---:|---|---|"
+	printf '%s\n' "${PEER_ROWS[@]}"
 	fi
 	echo
 	echo "## Idle connections (each said EHLO, then held)"
