@@ -135,9 +135,13 @@ count_new() { local d; d=$(maildir_new "$1"); [ -d "$d" ] && find "$d" -maxdepth
 now() { date +%s.%N; }
 
 # measure SERVER N CMD...: runs CMD (the client) and waits until N more files
-# are in new/ (bounded), sampling PSS. Sets M_SECS, M_CPU (ticks), M_PSS
-# (peak kB), M_GOT. Messages are never deleted during a run: freed inodes
-# make ext4's allocator skip "recently deleted" ones, a cost of the harness.
+# are in new/ (bounded), then syncs the file system holding them (syncfs), so
+# that the clock covers every message being durable in its Maildir — work a
+# server may leave to the kernel or to a later checkpoint (smtpkit's journal
+# flushes Maildir files at checkpoints) is counted too; sampling PSS. Sets
+# M_SECS, M_CPU (ticks), M_PSS (peak kB), M_GOT. Messages are never deleted
+# during a run: freed inodes make ext4's allocator skip "recently deleted"
+# ones, a cost of the harness.
 measure() {
 	local srv=$1 n=$2; shift 2
 	local pids c0 t0 peak=0 got=0 i=0 limit base last= stall=0 d0
@@ -162,6 +166,7 @@ measure() {
 		sleep 0.05
 		i=$((i + 1))
 	done
+	sync -f "$(maildir_new "$srv")" 2>/dev/null || sync
 	M_SECS=$(echo "$(now) - $t0" | bc -l)
 	local d1; d1=$(disk_stat)
 	M_WIO=$(( $(echo "$d1" | cut -d' ' -f1) - $(echo "$d0" | cut -d' ' -f1) ))
