@@ -467,7 +467,7 @@ func (l *Log) Pending() bool {
 // the current segment to appends (when it holds any record), waits until
 // every record in the closed segments is Done, calls flush — which must
 // make the applications durable (a syncfs of the file systems they were
-// applied to) — and then deletes those segments. Checkpoints are not run
+// applied to) — and then retires those segments (see retire). Checkpoints are not run
 // concurrently with each other.
 func (l *Log) Checkpoint(flush func() error) error {
 	l.mu.Lock()
