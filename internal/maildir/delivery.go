@@ -129,7 +129,7 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 	if len(dirs) == 0 {
 		return nil, errors.New("maildir: commit with no destination")
 	}
-	if d.namer.journal != nil && !d.spilled {
+	if d.namer.journal != nil && !d.spilled && fitsRecord(dirs, len(*d.buf)) {
 		return d.commitJournaled(dirs)
 	}
 	if err := d.finish(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -186,6 +187,28 @@ func (d *Delivery) commitJournaled(dirs []Dir) ([]string, error) {
 		paths = append(paths, dst)
 	}
 	return paths, nil
+}
+
+// maxNameLen bounds the file name a record carries (ours are under 100
+// octets; the host part is the machine's name).
+const maxNameLen = 255
+
+// fitsRecord reports whether a delivery of size bytes to dirs can be one
+// journal record: the counts and lengths fit its 16-bit fields and the
+// whole fits wal.MaxPayload. One that does not (thousands of recipients)
+// takes the SyncFileSystem path instead of failing.
+func fitsRecord(dirs []Dir, size int) bool {
+	if len(dirs) > math.MaxUint16 {
+		return false
+	}
+	n := 1 + 2 + maxNameLen + 2 + size
+	for _, d := range dirs {
+		if len(d.Path) > math.MaxUint16 {
+			return false
+		}
+		n += 2 + len(d.Path)
+	}
+	return n <= wal.MaxPayload
 }
 
 func encodeDeliver(b []byte, name string, dirs []Dir, data []byte) []byte {

@@ -330,3 +330,26 @@ func TestCheckpointFailureReported(t *testing.T) {
 		t.Fatalf("records left after a successful last checkpoint: %+v", st)
 	}
 }
+
+// TestJournalTooManyRecipients: a delivery whose record would exceed the
+// log's limit is committed the SyncFileSystem way instead of failing.
+func TestJournalTooManyRecipients(t *testing.T) {
+	f := newJournalFixture(t)
+	long := filepath.Join(f.base, strings.Repeat("d", 250))
+	var dirs []Dir
+	for i := range 4000 { // 4000 paths of over 260 octets: more than wal.MaxPayload
+		dirs = append(dirs, mustCreate(t, fmt.Sprintf("%s/%04d", long, i)))
+	}
+	msg := []byte("Subject: to many\r\n\r\nhi\r\n")
+	if fitsRecord(dirs, len(msg)) || !fitsRecord(dirs[:3], bufSize) {
+		t.Fatal("fitsRecord is wrong about the limit")
+	}
+	paths := f.deliver(t, msg, dirs...)
+	if len(paths) != len(dirs) || !bytes.Equal(readAll(t, paths[len(paths)-1]), msg) {
+		t.Fatalf("%d paths, want %d with the message", len(paths), len(dirs))
+	}
+	f.crash()
+	if n := f.records(t); n != 0 {
+		t.Fatalf("%d journal records for a delivery that cannot be one", n)
+	}
+}
