@@ -189,9 +189,10 @@ func (d *Delivery) commitJournaled(dirs []Dir) ([]string, error) {
 	return paths, nil
 }
 
-// maxNameLen bounds the file name a record carries (ours are under 100
-// octets; the host part is the machine's name).
-const maxNameLen = 255
+// maxNameLen bounds the file name a record carries: time, pid and counter
+// take under 50 octets, the host name at most 253, each of its characters
+// escaped to at most 4 (sanitizeHost).
+const maxNameLen = 50 + 4*253
 
 // fitsRecord reports whether a delivery of size bytes to dirs can be one
 // journal record: the counts and lengths fit its 16-bit fields and the
