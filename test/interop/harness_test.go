@@ -150,9 +150,10 @@ func StartServer(t *testing.T, opts ServerOptions) *Server {
 	// freeAddr's port can be taken by another test between its check and
 	// our bind (tests of several packages run at once): then try new ports.
 	for attempt := 1; ; attempt++ {
-		s.MX, s.Submission, s.Submissions = freeAddr(t), freeAddr(t), freeAddr(t)
+		addrs := freeAddrs(t, 4)
+		s.MX, s.Submission, s.Submissions = addrs[0], addrs[1], addrs[2]
 		if opts.AltSubmission {
-			s.AltSubmission = freeAddr(t)
+			s.AltSubmission = addrs[3]
 		}
 		if err := os.WriteFile(s.ConfigPath, []byte(s.config(opts)), 0o600); err != nil {
 			t.Fatal(err)
@@ -479,6 +480,23 @@ func freeAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// freeAddrs returns n distinct loopback host:ports that were free a moment
+// ago: the listeners are all open while the ports are chosen, so the kernel
+// cannot hand out one port twice (closing one and asking again can).
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
+	}
+	return addrs
 }
 
 // syncBuffer is a bytes.Buffer safe for the writer goroutines of a process
