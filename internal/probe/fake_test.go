@@ -2,18 +2,16 @@ package probe
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"math/big"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"smtpkit/internal/testcert"
 )
 
 // fakeCertName is the name the fake server's certificate is valid for.
@@ -140,37 +138,11 @@ func ehloReply(exts []string) string {
 // 127.0.0.1 (only the key, and so the fingerprint, changes between runs).
 func fakeCert(t *testing.T) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(0x5eed),
-		Subject:               pkix.Name{CommonName: fakeCertName, Organization: []string{"smtpkit probe test"}},
-		DNSNames:              []string{fakeCertName},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             certNotBefore,
-		NotAfter:              certNotAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
-
-func certPool(c tls.Certificate) *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(c.Leaf)
-	return p
+	return testcert.NewWith(t, func(c *x509.Certificate) {
+		c.SerialNumber = big.NewInt(0x5eed)
+		c.Subject.Organization = []string{"smtpkit probe test"}
+		c.NotBefore, c.NotAfter = certNotBefore, certNotAfter
+	}, fakeCertName, "127.0.0.1")
 }
 
 // closedPort returns a loopback port with nothing listening (it was free

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"smtpkit/internal/testcert"
 )
 
 func TestPortScenarios(t *testing.T) {
@@ -40,14 +42,14 @@ func TestPortScenarios(t *testing.T) {
 			}
 		}},
 		{"verified with --ca and --servername", starttlsServer(), func(o *Options) {
-			o.Roots, o.ServerName = certPool(cert), fakeCertName
+			o.Roots, o.ServerName = testcert.Pool(cert), fakeCertName
 		}, func(t *testing.T, r Result) {
 			if r.TLS == nil || !r.TLS.Valid || r.TLS.ServerName != fakeCertName || r.TLS.VerifyName != fakeCertName {
 				t.Fatalf("%+v", r.TLS)
 			}
 		}},
 		{"wrong server name", starttlsServer(), func(o *Options) {
-			o.Roots, o.ServerName = certPool(cert), "other.probe.test"
+			o.Roots, o.ServerName = testcert.Pool(cert), "other.probe.test"
 		}, func(t *testing.T, r Result) {
 			if r.TLS == nil || r.TLS.Valid || !r.TLS.ChainVerified || r.TLS.NameMatches {
 				t.Fatalf("%+v", r.TLS)
@@ -55,7 +57,7 @@ func TestPortScenarios(t *testing.T) {
 			wantWarning(t, r, "certificate does not match other.probe.test")
 		}},
 		{"expired at the probe's clock", starttlsServer(), func(o *Options) {
-			o.Roots = certPool(cert)
+			o.Roots = testcert.Pool(cert)
 			o.Now = func() time.Time { return certNotAfter.Add(48 * time.Hour) }
 		}, func(t *testing.T, r Result) {
 			if r.TLS == nil || r.TLS.ChainVerified || r.TLS.Certificate.DaysLeft != -2 || !strings.Contains(r.TLS.ChainError, "expired") {

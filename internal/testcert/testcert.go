@@ -1,6 +1,7 @@
 // Package testcert makes throwaway certificates for tests: one place for
 // the self-signed ECDSA P-256 certificate that the client, TLS-policy,
-// delivery and server tests all need. Production code never imports it.
+// delivery, server, probe, load-generator and interop tests all need.
+// Production code never imports it.
 package testcert
 
 import (
@@ -31,6 +32,14 @@ func New(t testing.TB, names ...string) tls.Certificate {
 // that warn about certificates close to expiry need more than an hour).
 func NewFor(t testing.TB, validFor time.Duration, names ...string) tls.Certificate {
 	t.Helper()
+	return NewWith(t, func(c *x509.Certificate) { c.NotAfter = time.Now().Add(validFor) }, names...)
+}
+
+// NewWith is New with edit applied to the certificate template before it
+// is signed: for tests that print or check fixed fields (validity dates,
+// serial number, subject).
+func NewWith(t testing.TB, edit func(*x509.Certificate), names ...string) tls.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +48,7 @@ func NewFor(t testing.TB, validFor time.Duration, names ...string) tls.Certifica
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: names[0]},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(validFor),
+		NotAfter:              time.Now().Add(time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
@@ -51,6 +60,9 @@ func NewFor(t testing.TB, validFor time.Duration, names ...string) tls.Certifica
 		} else {
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}
+	}
+	if edit != nil {
+		edit(tmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

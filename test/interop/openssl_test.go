@@ -2,18 +2,14 @@ package interop
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"smtpkit/internal/testcert"
 )
 
 // legacyCiphers lets OpenSSL 3 speak TLS 1.1 at all (its default security
@@ -90,23 +86,8 @@ func TestOpenSSL(t *testing.T) {
 // TLS 1.1, completes handshakes and closes; it stops with the test.
 func legacyTLSServer(t *testing.T) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "legacy.test.example"},
-		DNSNames:     []string{"legacy.test.example"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		Certificates: []tls.Certificate{testcert.New(t, "legacy.test.example")},
 		MinVersion:   tls.VersionTLS11,
 		MaxVersion:   tls.VersionTLS11,
 	}
