@@ -51,6 +51,8 @@ reap() {
 }
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 cleanup() {
 	set +e
@@ -71,15 +73,6 @@ install_postfix() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >/dev/null
 }
 
-free_port() {
-	local p
-	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
-		[ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return; }
-	done
-	die "no free port"
-}
-
 # --- measurement helpers -----------------------------------------------------
 # pf_pids: Postfix's master and its children.
 pf_pids() {
@@ -88,18 +81,6 @@ pf_pids() {
 	[ -n "$m" ] || return 0
 	echo "$m"
 	ps -o pid= --ppid "$m" 2>/dev/null | tr -d ' '
-}
-# cpu_ticks PID...: utime+stime of each process plus cutime+cstime (children
-# it has reaped: a Postfix daemon that exited is counted in the master's).
-cpu_ticks() {
-	local t=0 f p
-	for p in "$@"; do
-		f=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
-		# after ")": state=1 ... utime=12 stime=13 cutime=14 cstime=15
-		set -- $f
-		t=$((t + ${12} + ${13} + ${14} + ${15}))
-	done
-	echo "$t"
 }
 # pss_kb PID...: proportional set size, so shared pages count once.
 pss_kb() {
@@ -132,7 +113,6 @@ maildir_new() {
 	if [ "$1" = smtpkit ]; then echo "$W/sk-data/mail/$DOMAIN/user/new"; else echo "$W/vmail/$DOMAIN/user/new"; fi
 }
 count_new() { local d; d=$(maildir_new "$1"); [ -d "$d" ] && find "$d" -maxdepth 1 -type f | wc -l || echo 0; }
-now() { date +%s.%N; }
 
 # measure SERVER N CMD...: runs CMD (the client) and waits until N more files
 # are in new/ (bounded), then syncs the file system holding them (syncfs), so
@@ -308,11 +288,6 @@ EOF
 echo "$RCPT $DOMAIN/user/" >"$PF_CONF/vmailbox"
 postmap -c "$PF_CONF" "$PF_CONF/vmailbox"
 
-listening() { [ -n "$(ss -Htln "sport = :$1")" ]; }
-wait_listen() { # wait_listen PORT: bounded to 10 s
-	for _ in $(seq 1 100); do listening "$1" && return; sleep 0.1; done
-	die "nothing listens on port $1 (see $W)"
-}
 start_servers() {
 	"$SMTPKIT" serve -config "$W/smtpkit.toml" >"$W/smtpkit.out" 2>>"$W/smtpkit.log" &
 	SK_PID=$!

@@ -39,32 +39,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	local p
-	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
-		[ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return; }
-	done
-	echo "no free port" >&2
-	exit 1
-}
-wait_port() {
-	for _ in $(seq 1 200); do [ -n "$(ss -Htln "sport = :$1")" ] && return; sleep 0.05; done
-	echo "port $1 never opened" >&2
-	exit 1
-}
-now() { date +%s.%N; }
+die() { echo "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 CLK_TCK=$(getconf CLK_TCK)
-# ticks PID: the process's utime+stime so far.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # rate PORT PID: msgs/s of one smtp-source run against 127.0.0.1:PORT,
 # then the server's (PID) CPU time per message in µs.
 rate() {
 	local t0 c0
-	c0=$(ticks "$2")
+	c0=$(cpu_ticks "$2")
 	t0=$(now)
 	smtp-source -s 20 -m "$N" -l 1024 -d -f "$FROM" -t "$RCPT" "127.0.0.1:$1" >/dev/null 2>&1 || echo "smtp-source to port $1 failed" >&2
-	printf '%.0f %.1f' "$(echo "$N / ($(now) - $t0)" | bc -l)" "$(echo "($(ticks "$2") - $c0) * 1000000 / $CLK_TCK / $N" | bc -l)"
+	printf '%.0f %.1f' "$(echo "$N / ($(now) - $t0)" | bc -l)" "$(echo "($(cpu_ticks "$2") - $c0) * 1000000 / $CLK_TCK / $N" | bc -l)"
 }
 
 # start_smtpkit I BINARY: a sink listener; sets SKS[I] and SK_PORTS[I].
@@ -92,7 +78,7 @@ EOF
 	"$2" serve -config "$W/$i.toml" >"$W/$i.out" 2>>"$W/$i.log" &
 	SKS[i]=$!
 	PIDS+=("$!")
-	wait_port "$port"
+	wait_listen "$port"
 	SK_PORTS[i]=$port
 }
 
@@ -108,7 +94,7 @@ PF_PORT=$(free_port)
 smtp-sink -u nobody -c "127.0.0.1:$PF_PORT" 1000 >/dev/null 2>&1 &
 PF=$!
 PIDS+=("$PF")
-wait_port "$PF_PORT"
+wait_listen "$PF_PORT"
 
 for i in "${!BINS[@]}"; do rate "${SK_PORTS[$i]}" "${SKS[$i]}" >/dev/null; done # warm up
 hdr="round smtp-sink"
