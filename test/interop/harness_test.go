@@ -150,10 +150,9 @@ func StartServer(t *testing.T, opts ServerOptions) *Server {
 	// freeAddr's port can be taken by another test between its check and
 	// our bind (tests of several packages run at once): then try new ports.
 	for attempt := 1; ; attempt++ {
-		addrs := freeAddrs(t, 4)
-		s.MX, s.Submission, s.Submissions = addrs[0], addrs[1], addrs[2]
+		s.MX, s.Submission, s.Submissions = freeAddr(t), freeAddr(t), freeAddr(t)
 		if opts.AltSubmission {
-			s.AltSubmission = addrs[3]
+			s.AltSubmission = freeAddr(t)
 		}
 		if err := os.WriteFile(s.ConfigPath, []byte(s.config(opts)), 0o600); err != nil {
 			t.Fatal(err)
@@ -470,34 +469,43 @@ func missing(t *testing.T, tool string, err error) {
 }
 
 // freeAddr returns a loopback host:port that was free a moment ago. Another
-// process could take it before the server listens; that race is accepted.
+// process can still take it before the caller binds it (StartServer retries
+// then). It never returns a port it returned before in this test process:
+// the kernel readily hands a just-closed port out again, and two listeners
+// of one config on the same port make serve refuse the config.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-// freeAddrs returns n distinct loopback host:ports that were free a moment
-// ago: the listeners are all open while the ports are chosen, so the kernel
-// cannot hand out one port twice (closing one and asking again can).
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	addrs := make([]string, n)
-	for i := range addrs {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	var held []net.Listener // ports handed out before, kept busy meanwhile
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer l.Close()
-		addrs[i] = l.Addr().String()
+		addr := l.Addr().String()
+		if handedOut.ports[addr] {
+			held = append(held, l)
+			continue
+		}
+		l.Close()
+		handedOut.ports[addr] = true
+		return addr
 	}
-	return addrs
+	t.Fatal("freeAddr: no loopback port not handed out before")
+	return ""
 }
+
+// handedOut is what freeAddr has returned in this process.
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: map[string]bool{}}
 
 // syncBuffer is a bytes.Buffer safe for the writer goroutines of a process
 // and the test reading it.
