@@ -23,7 +23,7 @@ var allowed = map[string][]string{
 	"sasl":        {},
 	"config":      {},
 	"certs":       {"atomicfile"},
-	"wal":         {},
+	"wal":         {"atomicfile"},
 	"maildir":     {"atomicfile", "wal"},
 	"compose":     {},
 	"userdb":      {"atomicfile"},

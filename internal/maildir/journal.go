@@ -431,7 +431,9 @@ func sameContent(path string, data []byte) (bool, error) {
 
 // writeFile writes data under dir/tmp and renames it to dst. It is not
 // flushed here: Recover's checkpoint flushes the file system before the
-// record is dropped, and a crash before that replays again.
+// record is dropped, and a crash before that replays again. (Not
+// atomicfile.WriteFile: that puts its temporary file beside dst, in new/
+// or cur/ where mail readers look, and fsyncs each file.)
 func writeFile(dir, name, dst string, data []byte) error {
 	tmp := filepath.Join(dir, "tmp", name+".recover")
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {

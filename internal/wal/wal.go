@@ -46,6 +46,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"smtpkit/internal/atomicfile"
 )
 
 // MaxPayload bounds one record: a reader treats a longer length field as
@@ -278,7 +280,7 @@ func (l *Log) rotate() error {
 	}
 	// The new name must survive a crash, or records appended to it would
 	// be acknowledged and then lost with it.
-	if err := syncDir(l.dir); err != nil {
+	if err := atomicfile.SyncDir(l.dir); err != nil {
 		f.Close()
 		os.Remove(path)
 		return err
@@ -547,15 +549,3 @@ func (l *Log) Close() error {
 
 // Dir is the directory holding the segments.
 func (l *Log) Dir() string { return l.dir }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("wal: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("wal: fsync %s: %w", dir, err)
-	}
-	return nil
-}
