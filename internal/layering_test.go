@@ -19,6 +19,7 @@ import (
 var allowed = map[string][]string{
 	"smtp":        {},
 	"atomicfile":  {},
+	"vfs":         {},
 	"testcert":    {}, // test helper: throwaway certificates
 	"sasl":        {},
 	"config":      {},
