@@ -36,7 +36,7 @@ var allowed = map[string][]string{
 	"route":       {"dns", "smtp"},
 	"server":      {"smtp", "sasl"},
 	"client":      {"smtp", "sasl", "tlspolicy"},
-	"queue":       {"smtp", "dsn", "atomicfile"},
+	"queue":       {"smtp", "dsn", "vfs"},
 	"inbound":     {"smtp", "server", "userdb", "maildir"},
 	"delivery":    {"smtp", "sasl", "client", "route", "dns", "tlspolicy", "queue", "maildir", "userdb"},
 	"probe":       {"smtp", "sasl", "client", "tlspolicy"},

@@ -138,7 +138,7 @@ func (q *Queue) handOff(ctx context.Context, id string, rep dsn.Report) error {
 // readHeaders returns the start of message id, enough for its header
 // block (dsn.MaxHeaders).
 func (q *Queue) readHeaders(id string) ([]byte, error) {
-	f, err := os.Open(q.dir.msg(id))
+	f, err := q.dir.fs.OpenFile(q.dir.msg(id), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -24,16 +24,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"smtpkit/internal/vfs"
 )
 
 // Options configures a Queue. Zero values get the documented defaults.
 type Options struct {
 	Dir     string // the spool directory, <data_dir>/queue
+	// FS is the file system the spool lives on; default vfs.OS{}. Tests
+	// put internal/vfs/crashfs here to simulate power loss.
+	FS      vfs.FS
 	Courier Courier
 	// Bounce hands a built DSN to whoever delivers it. Nil enqueues it in
 	// this queue (EnqueueBounce), which suits senders in remote domains.
@@ -86,6 +91,9 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.FS == nil {
+		o.FS = vfs.OS{}
+	}
 }
 
 // Queue is an open spool and its scheduler. All methods are safe for
@@ -117,7 +125,7 @@ func Open(opts Options) (*Queue, error) {
 	}
 	q := &Queue{
 		opts:  opts,
-		dir:   spoolDir(opts.Dir),
+		dir:   spoolDir{root: opts.Dir, fs: opts.FS},
 		log:   opts.Logger,
 		msgs:  make(map[string]*message),
 		limit: newLimiter(opts.Concurrency, opts.PerDomain),
@@ -223,22 +231,25 @@ func (q *Queue) forget(id string) {
 // that a crash in between leaves a msg without env, which Open removes),
 // then msg.
 func (q *Queue) remove(id string) error {
-	if err := os.Remove(q.dir.env(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := q.dir.fs.Remove(q.dir.env(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err := os.Remove(q.dir.msg(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := q.dir.fs.Remove(q.dir.msg(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
 }
 
-// spoolDir is the spool's root directory.
-type spoolDir string
+// spoolDir is the spool's root directory and the file system it is on.
+type spoolDir struct {
+	root string
+	fs   vfs.FS
+}
 
-func (d spoolDir) msgDir() string         { return filepath.Join(string(d), "msg") }
-func (d spoolDir) envDir() string         { return filepath.Join(string(d), "env") }
-func (d spoolDir) tmpDir() string         { return filepath.Join(string(d), "tmp") }
-func (d spoolDir) corruptDir() string     { return filepath.Join(string(d), "corrupt") }
+func (d spoolDir) msgDir() string         { return filepath.Join(d.root, "msg") }
+func (d spoolDir) envDir() string         { return filepath.Join(d.root, "env") }
+func (d spoolDir) tmpDir() string         { return filepath.Join(d.root, "tmp") }
+func (d spoolDir) corruptDir() string     { return filepath.Join(d.root, "corrupt") }
 func (d spoolDir) msg(id string) string   { return filepath.Join(d.msgDir(), id) }
 func (d spoolDir) env(id string) string   { return filepath.Join(d.envDir(), id+".json") }
 func (d spoolDir) tmp(name string) string { return filepath.Join(d.tmpDir(), name) }

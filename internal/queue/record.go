@@ -14,7 +14,7 @@ import (
 
 // opener returns the Delivery.Open of message id.
 func (q *Queue) opener(id string) func() (io.ReadCloser, error) {
-	return func() (io.ReadCloser, error) { return os.Open(q.dir.msg(id)) }
+	return func() (io.ReadCloser, error) { return q.dir.fs.OpenFile(q.dir.msg(id), os.O_RDONLY, 0) }
 }
 
 // errNoResult stands for a recipient the Courier returned no Result for.

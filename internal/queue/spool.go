@@ -10,28 +10,34 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"smtpkit/internal/atomicfile"
 	"strings"
 )
 
-// create makes the spool directories (mode 0700: mail is private).
+// create makes the spool directories (mode 0700: mail is private) and
+// makes their entries durable: the root's in its parent, msg/, env/ and
+// tmp/ in the root. Without that a power loss after the first Commit
+// could take the whole directory, with the messages in it, away.
 func (d spoolDir) create() error {
-	for _, p := range []string{string(d), d.msgDir(), d.envDir(), d.tmpDir()} {
-		if err := os.MkdirAll(p, 0o700); err != nil {
+	for _, p := range []string{d.root, d.msgDir(), d.envDir(), d.tmpDir()} {
+		if err := d.fs.MkdirAll(p, 0o700); err != nil {
 			return err
 		}
 	}
-	return nil
+	if err := d.fs.SyncDir(filepath.Dir(d.root)); err != nil {
+		return err
+	}
+	return d.fs.SyncDir(d.root)
 }
 
 // syncDirs fsyncs msg/ and env/, making the renames into them durable.
 func (d spoolDir) syncDirs() error {
-	if err := atomicfile.SyncDir(d.msgDir()); err != nil {
+	if err := d.fs.SyncDir(d.msgDir()); err != nil {
 		return err
 	}
-	return atomicfile.SyncDir(d.envDir())
+	return d.fs.SyncDir(d.envDir())
 }
 
 // writeFileAtomic replaces dst with data: write tmp/<name>, fsync, rename.
@@ -40,7 +46,7 @@ func (d spoolDir) syncDirs() error {
 // before going on sync it themselves.
 func (d spoolDir) writeFileAtomic(dst, name string, data []byte) error {
 	tmp := d.tmp(name)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := d.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
@@ -52,10 +58,10 @@ func (d spoolDir) writeFileAtomic(dst, name string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, dst)
+		err = d.fs.Rename(tmp, dst)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		d.fs.Remove(tmp)
 	}
 	return err
 }
@@ -88,7 +94,7 @@ func (q *Queue) recover() error {
 	if err := q.clearTmp(); err != nil {
 		return err
 	}
-	envs, err := os.ReadDir(q.dir.envDir())
+	envs, err := q.dir.fs.ReadDir(q.dir.envDir())
 	if err != nil {
 		return err
 	}
@@ -102,7 +108,7 @@ func (q *Queue) recover() error {
 			return err
 		}
 	}
-	msgs, err := os.ReadDir(q.dir.msgDir())
+	msgs, err := q.dir.fs.ReadDir(q.dir.msgDir())
 	if err != nil {
 		return err
 	}
@@ -115,26 +121,26 @@ func (q *Queue) recover() error {
 		if _, known := q.msgs[id]; known {
 			continue
 		}
-		if _, err := os.Stat(q.dir.env(id)); err == nil {
+		if _, err := q.dir.fs.Stat(q.dir.env(id)); err == nil {
 			continue // set aside as corrupt, or removed above
 		}
 		q.log.Info("queue: removing unacknowledged message", "msgid", id)
-		if err := os.Remove(q.dir.msg(id)); err != nil {
+		if err := q.dir.fs.Remove(q.dir.msg(id)); err != nil {
 			return err
 		}
 	}
-	q.log.Info("queue: opened", "dir", string(q.dir), "messages", len(q.msgs))
+	q.log.Info("queue: opened", "dir", q.dir.root, "messages", len(q.msgs))
 	return q.dir.syncDirs()
 }
 
 // clearTmp removes everything in tmp/.
 func (q *Queue) clearTmp() error {
-	tmps, err := os.ReadDir(q.dir.tmpDir())
+	tmps, err := q.dir.fs.ReadDir(q.dir.tmpDir())
 	if err != nil {
 		return err
 	}
 	for _, de := range tmps {
-		if err := os.RemoveAll(q.dir.tmp(de.Name())); err != nil {
+		if err := q.dir.fs.RemoveAll(q.dir.tmp(de.Name())); err != nil {
 			return err
 		}
 	}
@@ -143,13 +149,13 @@ func (q *Queue) clearTmp() error {
 
 // recoverOne loads env/<id>.json, applying the rules of recover.
 func (q *Queue) recoverOne(id string) error {
-	data, err := os.ReadFile(q.dir.env(id))
+	data, err := q.dir.fs.ReadFile(q.dir.env(id))
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(q.dir.msg(id)); errors.Is(err, os.ErrNotExist) {
+	if _, err := q.dir.fs.Stat(q.dir.msg(id)); errors.Is(err, fs.ErrNotExist) {
 		q.log.Error("queue: envelope without message data, removing it", "msgid", id)
-		return os.Remove(q.dir.env(id))
+		return q.dir.fs.Remove(q.dir.env(id))
 	} else if err != nil {
 		return err
 	}
@@ -172,11 +178,11 @@ func (q *Queue) recoverOne(id string) error {
 
 // setAside moves a message's files to corrupt/.
 func (q *Queue) setAside(id string) error {
-	if err := os.MkdirAll(q.dir.corruptDir(), 0o700); err != nil {
+	if err := q.dir.fs.MkdirAll(q.dir.corruptDir(), 0o700); err != nil {
 		return err
 	}
 	for src, name := range map[string]string{q.dir.env(id): id + ".json", q.dir.msg(id): id} {
-		if err := os.Rename(src, filepath.Join(q.dir.corruptDir(), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := q.dir.fs.Rename(src, filepath.Join(q.dir.corruptDir(), name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("setting aside %s: %w", id, err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"smtpkit/internal/vfs"
 )
 
 // bufSize is the Writer's buffer: the message streams to tmp/ in chunks of
@@ -18,7 +20,7 @@ type Writer struct {
 	q    *Queue
 	env  *envelope
 	tmp  string
-	f    *os.File
+	f    vfs.File
 	w    *bufio.Writer
 	done bool
 }
@@ -54,7 +56,7 @@ func (q *Queue) Begin(from string, rcpts []string, meta Meta) (*Writer, error) {
 		return nil, errors.New("queue: no recipients")
 	}
 	tmp := q.dir.tmp(e.ID)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := q.dir.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
@@ -95,10 +97,10 @@ func (w *Writer) Commit() (string, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(w.tmp, q.dir.msg(id))
+		err = q.dir.fs.Rename(w.tmp, q.dir.msg(id))
 	}
 	if err != nil {
-		os.Remove(w.tmp)
+		w.q.dir.fs.Remove(w.tmp)
 		return "", fmt.Errorf("queue: writing message: %w", err)
 	}
 	data, err := w.env.marshal()
@@ -133,7 +135,7 @@ func (w *Writer) Abort() {
 	}
 	w.done = true
 	w.f.Close()
-	os.Remove(w.tmp)
+	w.q.dir.fs.Remove(w.tmp)
 }
 
 // EnqueueBounce queues a DSN from the null sender to b.To. It is the
