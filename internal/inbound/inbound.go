@@ -230,9 +230,10 @@ func mustAddress(addr string) smtp.Address {
 }
 
 // storageError turns a file system failure into 452 4.3.1 (insufficient
-// system storage, RFC 3463) so the client retries later.
+// system storage, RFC 5321 §4.2.3; RFC 3463 §3.4) so the client retries
+// later.
 func storageError(err error) error {
-	return smtp.Wrap(smtp.R(smtp.CodeInsufficientSpace, "4.3.1", "Insufficient system storage, try again later"), err)
+	return smtp.Wrap(smtp.R(smtp.CodeInsufficientSpace, smtp.EnhSystemFull.Temp(), "Insufficient system storage, try again later"), err)
 }
 
 // writer fans the message out to the Maildir delivery and the queue entry.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
+	"smtpkit/internal/smtp"
 	"smtpkit/internal/vfs"
 )
 
@@ -58,7 +60,7 @@ func (q *Queue) Begin(from string, rcpts []string, meta Meta) (*Writer, error) {
 	tmp := q.dir.tmp(e.ID)
 	f, err := q.dir.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
+		return nil, storageError(fmt.Errorf("queue: %w", err))
 	}
 	return &Writer{q: q, env: e, tmp: tmp, f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
 }
@@ -70,7 +72,23 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	n, err := w.w.Write(p)
 	w.env.Size += int64(n)
-	return n, err
+	return n, storageError(err)
+}
+
+// replyNoSpace answers a message the spool has no room for: 452 4.3.1,
+// insufficient system storage (RFC 5321 §4.2.3; RFC 3463 §3.4 "mail
+// system full"), as the Maildir path answers, so the client retries later.
+var replyNoSpace = smtp.R(smtp.CodeInsufficientSpace, smtp.EnhSystemFull.Temp(), "Insufficient system storage, try again later")
+
+// storageError gives an error that means "out of space" (ENOSPC, or
+// EDQUOT: the spool's owner is over quota) the reply replyNoSpace. Any
+// other error is returned as it is: the server answers it 451 4.3.0
+// (unknown errors are temporary).
+func storageError(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return smtp.Wrap(replyNoSpace, err)
+	}
+	return err
 }
 
 // Commit makes the message durable and schedules it. When it returns nil
@@ -101,7 +119,7 @@ func (w *Writer) Commit() (string, error) {
 	}
 	if err != nil {
 		w.q.dir.fs.Remove(w.tmp)
-		return "", fmt.Errorf("queue: writing message: %w", err)
+		return "", storageError(fmt.Errorf("queue: writing message: %w", err))
 	}
 	data, err := w.env.marshal()
 	if err == nil {
@@ -116,7 +134,7 @@ func (w *Writer) Commit() (string, error) {
 		// which delivers a message the client will send again (duplicate,
 		// never loss).
 		q.remove(id)
-		return "", fmt.Errorf("queue: committing message: %w", err)
+		return "", storageError(fmt.Errorf("queue: committing message: %w", err))
 	}
 	q.mu.Lock()
 	q.msgs[id] = newMessage(w.env)

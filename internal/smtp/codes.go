@@ -47,6 +47,7 @@ const (
 	EnhBadSyntaxDest   Enhanced = "5.1.3"
 	EnhBadSender       Enhanced = "5.1.7"
 	EnhMailboxFull     Enhanced = "5.2.2"
+	EnhSystemFull      Enhanced = "5.3.1" // mail system full (RFC 3463 §3.4); 4.3.1 when it passes
 	EnhTooBig          Enhanced = "5.3.4" // message too big for system
 	EnhNoRoute         Enhanced = "5.4.4"
 	EnhProtocol        Enhanced = "5.5.0"

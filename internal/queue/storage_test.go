@@ -1,0 +1,86 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"smtpkit/internal/smtp"
+)
+
+// TestStorageErrors: a full file system (ENOSPC) or an exhausted quota
+// (EDQUOT) anywhere on the way to a committed message is 452 4.3.1, as on
+// the Maildir path (RFC 3463 §3.4: X.3.1 mail system full); any other
+// failure is left to the server's 451 4.3.0. Nothing of a refused message
+// stays in the spool.
+func TestStorageErrors(t *testing.T) {
+	big := strings.Repeat("x", 3*bufSize) // spills to disk during Write
+	tests := []struct {
+		name     string
+		errno    error
+		op       string
+		match    func(string) bool
+		body     string
+		wantCode int
+		wantEnh  smtp.Enhanced
+	}{
+		{"message data, ENOSPC at write", syscall.ENOSPC, "write", func(p string) bool { return under(p, "tmp") }, big, 452, "4.3.1"},
+		{"message data, ENOSPC at flush", syscall.ENOSPC, "write", func(p string) bool { return under(p, "tmp") }, testMessage, 452, "4.3.1"},
+		{"message data, EDQUOT at fsync", syscall.EDQUOT, "sync", func(p string) bool { return under(p, "tmp") }, testMessage, 452, "4.3.1"},
+		{"envelope, ENOSPC", syscall.ENOSPC, "write", envTmp, testMessage, 452, "4.3.1"},
+		{"envelope rename, ENOSPC", syscall.ENOSPC, "rename", func(p string) bool { return under(p, "env") }, testMessage, 452, "4.3.1"},
+		{"directory fsync, EIO", syscall.EIO, "syncdir", func(p string) bool { return under(p+"/x", "env") }, testMessage, 0, ""},
+		{"envelope, EIO", syscall.EIO, "write", envTmp, testMessage, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ffs := &faultFS{}
+			e := open(t, &recorder{}, func(o *Options) { o.FS = ffs })
+			ffs.set(func(op, path string) error {
+				if op == tt.op && tt.match(path) {
+					return &os.PathError{Op: op, Path: path, Err: tt.errno}
+				}
+				return nil
+			})
+			w, err := e.q.Begin("alice@example.org", []string{"bob@example.net"}, Meta{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = io.WriteString(w, tt.body)
+			if err == nil {
+				_, err = w.Commit()
+			} else {
+				w.Abort()
+			}
+			if err == nil {
+				t.Fatal("committed despite the failure")
+			}
+			if !errors.Is(err, tt.errno) {
+				t.Errorf("error %v does not carry %v", err, tt.errno)
+			}
+			var se *smtp.Error
+			isSMTP := errors.As(err, &se)
+			switch {
+			case tt.wantCode == 0 && isSMTP:
+				t.Errorf("error %v has reply %v, want none (the server's 451 4.3.0)", err, se.Reply)
+			case tt.wantCode != 0 && !isSMTP:
+				t.Errorf("error %v has no reply, want %d %s", err, tt.wantCode, tt.wantEnh)
+			case tt.wantCode != 0 && (se.Reply.Code != tt.wantCode || se.Reply.Enhanced != tt.wantEnh):
+				t.Errorf("reply %d %s, want %d %s", se.Reply.Code, se.Reply.Enhanced, tt.wantCode, tt.wantEnh)
+			}
+			ffs.set(nil)
+			for _, sub := range []string{"msg", "env", "tmp"} {
+				if ents, _ := os.ReadDir(fmt.Sprintf("%s/%s", e.dir, sub)); len(ents) != 0 {
+					t.Errorf("%s/ holds %d files after the refusal", sub, len(ents))
+				}
+			}
+			if n := len(e.q.List()); n != 0 {
+				t.Errorf("%d messages listed after the refusal", n)
+			}
+		})
+	}
+}
