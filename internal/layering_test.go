@@ -20,6 +20,7 @@ var allowed = map[string][]string{
 	"smtp":        {},
 	"atomicfile":  {},
 	"vfs":         {},
+	"vfs/crashfs": {"vfs"},
 	"testcert":    {}, // test helper: throwaway certificates
 	"sasl":        {},
 	"config":      {},
