@@ -26,7 +26,7 @@ var allowed = map[string][]string{
 	"config":      {},
 	"certs":       {"atomicfile"},
 	"wal":         {"atomicfile"},
-	"maildir":     {"atomicfile", "wal"},
+	"maildir":     {"vfs", "wal"},
 	"compose":     {},
 	"userdb":      {"atomicfile"},
 	"tlspolicy":   {"smtp"},

@@ -163,7 +163,8 @@ func openMaildirs(cfg config.Config, log *slog.Logger) (*maildir.Namer, error) {
 	}
 	if st != (maildir.RecoverStats{}) {
 		log.Warn("journal replayed after an unclean stop", "records", st.Records, "written", st.Written,
-			"repaired", st.Repaired, "present", st.Present, "cancelled", st.Cancelled)
+			"repaired", st.Repaired, "present", st.Present, "cancelled", st.Cancelled,
+			"deleted", st.Deleted)
 	}
 	namer.SetJournal(jl, cfg.Maildir.Checkpoint.D(), func(err error) {
 		log.Error("journal checkpoint failed; will retry (messages stay in the journal)", "err", err)

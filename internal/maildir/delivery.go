@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"smtpkit/internal/vfs"
 )
 
 // bufSize is the write buffer of a Delivery: the message streams to disk in
@@ -26,7 +26,7 @@ type Delivery struct {
 	namer   *Namer
 	tmpDir  string // the tmp/ directory the file was made in
 	tmpPath string // "" for an anonymous O_TMPFILE file
-	f       *os.File
+	f       vfs.File
 	buf     *[]byte // pooled write buffer (cap bufSize); nil once finished
 	spilled bool    // part of the message already went to f
 	size    int64
@@ -48,13 +48,16 @@ func NewDelivery(tmp Dir) (*Delivery, error) {
 // 0600), the classic qmail way.
 func (n *Namer) NewDelivery(tmp Dir) (*Delivery, error) {
 	dir := filepath.Join(tmp.Path, "tmp")
-	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600); err == nil && !n.namedTmp {
-		f := os.NewFile(uintptr(fd), dir+"/(anonymous)")
-		return &Delivery{namer: n, tmpDir: dir, f: f, buf: n.getBuf()}, nil
+	if !n.namedTmp {
+		// Any failure (vfs.ErrUnsupported, an old kernel) falls back to a
+		// named file, which reports a real problem with tmp/ itself.
+		if f, err := n.fsys.OpenAnonymous(dir, 0o600); err == nil {
+			return &Delivery{namer: n, tmpDir: dir, f: f, buf: n.getBuf()}, nil
+		}
 	}
 	for range maxNameTries {
 		p := filepath.Join(tmp.Path, "tmp", n.next())
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := n.fsys.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, os.ErrExist) {
 			continue
 		}
@@ -139,7 +142,7 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 	for _, dir := range dirs {
 		p, err := d.place(dir)
 		if err != nil {
-			removeAll(paths)
+			removeAll(d.namer.fsys, paths)
 			return nil, err
 		}
 		paths = append(paths, p)
@@ -149,7 +152,7 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 	// removes any that remain).
 	d.Abort()
 	if err := d.syncLinks(paths); err != nil {
-		removeAll(paths)
+		removeAll(d.namer.fsys, paths)
 		return nil, err
 	}
 	return paths, nil
@@ -213,22 +216,13 @@ func (d *Delivery) finish() error {
 	return nil
 }
 
-// link gives the message the name dst.
+// link gives the message the name dst: a hard link of the named tmp
+// file, or linkat(2) of the anonymous one's descriptor (vfs.File.LinkTo).
 func (d *Delivery) link(dst string) error {
 	if d.tmpPath != "" {
-		return os.Link(d.tmpPath, dst)
+		return d.namer.fsys.Link(d.tmpPath, dst)
 	}
-	// An anonymous file is linked through its descriptor: AT_EMPTY_PATH
-	// needs CAP_DAC_READ_SEARCH, the /proc path works for everyone.
-	fd := int(d.f.Fd())
-	err := unix.Linkat(fd, "", unix.AT_FDCWD, dst, unix.AT_EMPTY_PATH)
-	if err != nil && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.EXDEV) {
-		err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
-	}
-	if err != nil {
-		return &os.LinkError{Op: "link", Old: d.f.Name(), New: dst, Err: err}
-	}
-	return nil
+	return d.f.LinkTo(dst)
 }
 
 // place links (or copies) the tmp file into dir/new under a fresh unique
@@ -255,31 +249,33 @@ func (d *Delivery) place(dir Dir) (string, error) {
 // copyInto is the cross-file-system fallback: copy the message into
 // dir/tmp/name, fsync it, link it into dst and remove the copy's tmp name.
 func (d *Delivery) copyInto(dir Dir, name, dst string) error {
+	fsys := d.namer.fsys
 	tmp := filepath.Join(dir.Path, "tmp", name)
 	if err := d.copyFile(tmp); err != nil {
-		os.Remove(tmp)
+		fsys.Remove(tmp)
 		return err
 	}
-	err := os.Link(tmp, dst)
-	os.Remove(tmp)
+	err := fsys.Link(tmp, dst)
+	fsys.Remove(tmp)
 	return err
 }
 
 // copyFile copies the message into a new file dst (which must not exist)
 // and fsyncs it.
 func (d *Delivery) copyFile(dst string) error {
+	fsys := d.namer.fsys
 	var in io.Reader
 	if d.tmpPath == "" {
 		in = io.NewSectionReader(d.f, 0, d.size)
 	} else {
-		f, err := os.Open(d.tmpPath)
+		f, err := fsys.OpenFile(d.tmpPath, os.O_RDONLY, 0)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
 		in = f
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := fsys.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
@@ -294,9 +290,9 @@ func (d *Delivery) copyFile(dst string) error {
 }
 
 // removeAll removes committed files during a rollback.
-func removeAll(paths []string) {
+func removeAll(fsys vfs.FS, paths []string) {
 	for _, p := range paths {
-		os.Remove(p)
+		fsys.Remove(p)
 	}
 }
 
@@ -316,7 +312,7 @@ func (d *Delivery) Abort() {
 		d.f = nil
 	}
 	if d.tmpPath != "" {
-		os.Remove(d.tmpPath)
+		d.namer.fsys.Remove(d.tmpPath)
 	}
 }
 

@@ -1,9 +1,6 @@
 package maildir
 
-import (
-	"smtpkit/internal/atomicfile"
-	"sync"
-)
+import "sync"
 
 // groupSync batches the directory fsyncs of concurrent deliveries (group
 // commit). Flush(dir) returns once an fsync of dir that started after the
@@ -15,7 +12,7 @@ import (
 type groupSync struct {
 	mu    sync.Mutex
 	keys  map[string]*flushState
-	flush func(path string) error // atomicfile.SyncDir; a field for tests
+	flush func(path string) error // vfs.FS.SyncDir or SyncFS; a field for tests
 }
 
 type flushState struct {
@@ -27,8 +24,8 @@ type flushState struct {
 	waiting int    // deliveries waiting; the entry is dropped at zero
 }
 
-func newGroupSync() *groupSync {
-	return &groupSync{keys: make(map[string]*flushState), flush: atomicfile.SyncDir}
+func newGroupSync(flush func(path string) error) *groupSync {
+	return &groupSync{keys: make(map[string]*flushState), flush: flush}
 }
 
 // Flush returns once an fsync of path that started after the call has

@@ -16,7 +16,7 @@ import (
 // TestDirSyncerCoversLaterCallers checks the group-commit rule: a caller
 // that arrives while an fsync runs is not satisfied by it, but by the next.
 func TestGroupSyncCoversLaterCallers(t *testing.T) {
-	s := newGroupSync()
+	s := newGroupSync(nil)
 	var syncs atomic.Int32
 	inSync := make(chan struct{})
 	release := make(chan struct{})
@@ -49,7 +49,7 @@ func TestGroupSyncCoversLaterCallers(t *testing.T) {
 }
 
 func TestGroupSyncReportsErrors(t *testing.T) {
-	s := newGroupSync()
+	s := newGroupSync(nil)
 	boom := errors.New("EIO")
 	s.flush = func(string) error { return boom }
 	if err := s.Flush("d"); !errors.Is(err, boom) {

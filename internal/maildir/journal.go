@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"smtpkit/internal/vfs"
 	"smtpkit/internal/wal"
 )
 
@@ -24,6 +26,28 @@ import (
 // file systems of the Maildirs and only then drops the log segments; after
 // a crash, Recover replays what is left, repairing or writing any file the
 // crash lost. Larger messages take the SyncFileSystem path.
+//
+// Each record carries the boot id of the running kernel
+// (/proc/sys/kernel/random/boot_id, see Namer.SetBootID), because what a
+// missing file means depends on what the crash was:
+//   - the same boot id: the process died (kill -9, a panic, the OOM
+//     killer) but the kernel did not, so its page cache kept every write
+//     and link the process made. A message file missing from both new/ and
+//     cur/ was removed on purpose (a mail client expunged it) and is not
+//     written again; a damaged one is repaired (it cannot be damaged by
+//     the crash; rewriting it is harmless).
+//   - another boot id (or none, in a record of an older version): the
+//     machine lost power or the kernel crashed, and anything not yet
+//     flushed by a checkpoint may be gone, so every missing or damaged
+//     file is written again.
+//
+// The window that remains: a message expunged after its delivery and
+// before the next checkpoint (CheckpointInterval, one second by default)
+// comes back if the machine then loses power before that checkpoint,
+// because a deletion and a file lost with the page cache look the same.
+// And a storage device that loses power on its own while the kernel keeps
+// running (an external disk, some network block devices) loses unflushed
+// data with the same boot id: such mail stores need maildir.sync = "file".
 
 // CheckpointInterval is how often, by default, the journal's applied
 // records are made durable in the Maildirs and dropped from the log.
@@ -31,9 +55,39 @@ const CheckpointInterval = time.Second
 
 // Record kinds.
 const (
-	recDeliver = 'D' // name, Maildirs, message
+	recDeliver = 'B' // boot id, name, Maildirs, message
+	recLegacy  = 'D' // name, Maildirs, message: a record without a boot id
 	recCancel  = 'C' // the seq of a delivery that failed after its record
 )
+
+// bootIDPath holds the kernel's random id of the running boot (Linux).
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+// maxBootLen bounds a boot id (a UUID is 36 octets).
+const maxBootLen = 64
+
+// readBootID returns the running kernel's boot id, or "" where there is
+// none: records without one are replayed as after a power loss.
+func readBootID() string {
+	b, err := os.ReadFile(bootIDPath)
+	if err != nil {
+		return ""
+	}
+	return validBootID(string(bytes.TrimSpace(b)))
+}
+
+func validBootID(id string) string {
+	if len(id) > maxBootLen {
+		return ""
+	}
+	return id
+}
+
+// SetBootID replaces the boot id the Namer records in journal records and
+// compares them with in Recover (read from /proc/sys/kernel/random/boot_id
+// by NewNamer): tests simulate a reboot with it. "" means unknown, which
+// Recover treats as a power loss.
+func (n *Namer) SetBootID(id string) { n.boot = validBootID(id) }
 
 // journal is the Namer's write-ahead log and its checkpointer.
 type journal struct {
@@ -161,7 +215,7 @@ func (d *Delivery) commitJournaled(dirs []Dir) ([]string, error) {
 	if bp == nil {
 		bp = new([]byte)
 	}
-	*bp = encodeDeliver((*bp)[:0], name, dirs, data)
+	*bp = encodeDeliver((*bp)[:0], d.namer.boot, name, dirs, data)
 	ticket, err := j.log.Append(*bp)
 	j.pool.Put(bp)
 	if err != nil {
@@ -176,7 +230,7 @@ func (d *Delivery) commitJournaled(dirs []Dir) ([]string, error) {
 			err = d.copyInto(dir, name, dst)
 		}
 		if err != nil {
-			removeAll(paths)
+			removeAll(d.namer.fsys, paths)
 			// The record is durable: cancel it, or a replay would deliver
 			// what the client was told failed.
 			if t, cerr := j.log.Append(encodeCancel(nil, ticket.Seq)); cerr == nil {
@@ -202,7 +256,7 @@ func fitsRecord(dirs []Dir, size int) bool {
 	if len(dirs) > math.MaxUint16 {
 		return false
 	}
-	n := 1 + 2 + maxNameLen + 2 + size
+	n := 1 + 2 + maxBootLen + 2 + maxNameLen + 2 + size
 	for _, d := range dirs {
 		if len(d.Path) > math.MaxUint16 {
 			return false
@@ -212,8 +266,15 @@ func fitsRecord(dirs []Dir, size int) bool {
 	return n <= wal.MaxPayload
 }
 
-func encodeDeliver(b []byte, name string, dirs []Dir, data []byte) []byte {
+func encodeDeliver(b []byte, boot, name string, dirs []Dir, data []byte) []byte {
 	b = append(b, recDeliver)
+	b = appendString(b, boot)
+	return appendDelivery(b, name, dirs, data)
+}
+
+// appendDelivery is the part of a delivery record after the boot id: all
+// of a recLegacy record but its kind.
+func appendDelivery(b []byte, name string, dirs []Dir, data []byte) []byte {
 	b = appendString(b, name)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(dirs)))
 	for _, d := range dirs {
@@ -235,6 +296,7 @@ func appendString(b []byte, s string) []byte {
 // record is a decoded journal record.
 type record struct {
 	kind   byte
+	boot   string // "" in a recLegacy record
 	name   string
 	dirs   []string
 	data   []byte
@@ -258,8 +320,13 @@ func decodeRecord(p []byte) (record, error) {
 		}
 		r.cancel = binary.LittleEndian.Uint64(p)
 		return r, nil
-	case recDeliver:
+	case recDeliver, recLegacy:
 		var ok bool
+		if r.kind == recDeliver {
+			if r.boot, p, ok = readString(p); !ok || len(r.boot) > maxBootLen {
+				return record{}, errBadRecord
+			}
+		}
 		if r.name, p, ok = readString(p); !ok || !validName(r.name) {
 			return record{}, errBadRecord
 		}
@@ -316,13 +383,17 @@ type RecoverStats struct {
 	Repaired  int // message files rewritten because a crash had damaged them
 	Present   int // message files found intact
 	Cancelled int // records skipped because their delivery had failed
+	Deleted   int // message files missing after a process crash: removed on purpose, not written again
 }
 
 // Recover replays the deliveries an earlier run left in log: every message
 // file a record names is made present and intact in new/ (or kept where
-// a mail client moved it in cur/), then the file systems are flushed and
-// the log's old segments dropped. Replaying twice changes nothing. Call it
-// before SetJournal and before accepting mail.
+// a mail client moved it in cur/) — except, when the record was written
+// on the running boot, a file missing from both (see the top of this
+// file) — then the file systems are flushed and the log's old segments
+// dropped. Replaying twice changes nothing. Call it before SetJournal and
+// before accepting mail; it works on n's file system and compares the
+// records' boot id with n's.
 func Recover(log *wal.Log, n *Namer) (RecoverStats, error) {
 	var st RecoverStats
 	var recs []record
@@ -346,18 +417,21 @@ func Recover(log *wal.Log, n *Namer) (RecoverStats, error) {
 		return st, err
 	}
 	j := &journal{n: n, devs: map[string]string{}}
-	cur := map[string]map[string]string{} // Maildir → base name → file in cur/
+	rs := restorer{fsys: n.fsys, cur: map[string]map[string]string{}, st: &st}
 	for i, r := range recs {
 		if cancelled[seqs[i]] {
 			st.Cancelled++
 			continue
 		}
 		st.Records++
+		// Only a process crash on this boot: the page cache kept what the
+		// process wrote.
+		sameBoot := r.boot != "" && r.boot == n.boot
 		for _, dir := range r.dirs {
-			if err := restore(dir, r.name, r.data, cur, &st); err != nil {
+			if err := rs.restore(dir, r.name, r.data, sameBoot); err != nil {
 				return st, err
 			}
-			if err := j.touch(filepath.Join(dir, "new")); err != nil {
+			if err := j.touch(filepath.Join(dir, "new")); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return st, fmt.Errorf("maildir: %w", err)
 			}
 		}
@@ -368,44 +442,56 @@ func Recover(log *wal.Log, n *Namer) (RecoverStats, error) {
 	return st, nil
 }
 
+// restorer brings back the message files of replayed records.
+type restorer struct {
+	fsys vfs.FS
+	cur  map[string]map[string]string // Maildir → base name → file in cur/
+	st   *RecoverStats
+}
+
 // restore makes the message name in Maildir dir hold data: intact where it
 // is, rewritten where a crash damaged it, written into new/ where it is
-// missing.
-func restore(dir, name string, data []byte, cur map[string]map[string]string, st *RecoverStats) error {
-	if _, err := Create(dir); err != nil { // an accepted message is never dropped
-		return err
-	}
+// missing — unless sameBoot says the crash was the process's alone, when
+// a missing file was deleted by the user and stays deleted.
+func (rs *restorer) restore(dir, name string, data []byte, sameBoot bool) error {
 	target := filepath.Join(dir, "new", name)
-	if _, err := os.Lstat(target); err != nil {
+	if _, err := rs.fsys.Lstat(target); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("maildir: %w", err)
 		}
 		target = ""
-		if moved := curFile(dir, name, cur); moved != "" {
+		if moved := rs.curFile(dir, name); moved != "" {
 			target = filepath.Join(dir, "cur", moved)
 		}
 	}
-	if target == "" {
-		st.Written++
-		return writeFile(dir, name, filepath.Join(dir, "new", name), data)
-	}
-	if same, err := sameContent(target, data); err != nil {
-		return err
-	} else if same {
-		st.Present++
+	if target == "" && sameBoot {
+		rs.st.Deleted++
 		return nil
 	}
-	st.Repaired++
-	return writeFile(dir, name, target, data)
+	if _, err := create(rs.fsys, dir); err != nil { // an accepted message is never dropped
+		return err
+	}
+	if target == "" {
+		rs.st.Written++
+		return rs.writeFile(dir, name, filepath.Join(dir, "new", name), data)
+	}
+	if same, err := rs.sameContent(target, data); err != nil {
+		return err
+	} else if same {
+		rs.st.Present++
+		return nil
+	}
+	rs.st.Repaired++
+	return rs.writeFile(dir, name, target, data)
 }
 
 // curFile finds the file in dir/cur/ whose base name (before ":") is name,
 // listing each cur/ once.
-func curFile(dir, name string, cur map[string]map[string]string) string {
-	m, ok := cur[dir]
+func (rs *restorer) curFile(dir, name string) string {
+	m, ok := rs.cur[dir]
 	if !ok {
 		m = map[string]string{}
-		entries, _ := os.ReadDir(filepath.Join(dir, "cur"))
+		entries, _ := rs.fsys.ReadDir(filepath.Join(dir, "cur"))
 		for _, e := range entries {
 			base := e.Name()
 			for i := 0; i < len(base); i++ {
@@ -416,31 +502,39 @@ func curFile(dir, name string, cur map[string]map[string]string) string {
 			}
 			m[base] = e.Name()
 		}
-		cur[dir] = m
+		rs.cur[dir] = m
 	}
 	return m[name]
 }
 
-func sameContent(path string, data []byte) (bool, error) {
-	got, err := os.ReadFile(path)
+func (rs *restorer) sameContent(path string, data []byte) (bool, error) {
+	got, err := rs.fsys.ReadFile(path)
 	if err != nil {
 		return false, fmt.Errorf("maildir: %w", err)
 	}
-	return string(got) == string(data), nil
+	return bytes.Equal(got, data), nil
 }
 
 // writeFile writes data under dir/tmp and renames it to dst. It is not
 // flushed here: Recover's checkpoint flushes the file system before the
 // record is dropped, and a crash before that replays again. (Not
-// atomicfile.WriteFile: that puts its temporary file beside dst, in new/
-// or cur/ where mail readers look, and fsyncs each file.)
-func writeFile(dir, name, dst string, data []byte) error {
+// vfs.Write: that puts its temporary file beside dst, in new/ or cur/
+// where mail readers look, and fsyncs each file.)
+func (rs *restorer) writeFile(dir, name, dst string, data []byte) error {
 	tmp := filepath.Join(dir, "tmp", name+".recover")
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	f, err := rs.fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = rs.fsys.Rename(tmp, dst)
+	}
+	if err != nil {
+		rs.fsys.Remove(tmp)
 		return fmt.Errorf("maildir: %w", err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"smtpkit/internal/vfs"
 	"smtpkit/internal/wal"
 )
 
@@ -39,6 +40,7 @@ func (f *journalFixture) start(t *testing.T) {
 	}
 	f.log = log
 	f.n = NewNamer(nil)
+	f.n.SetBootID(bootBefore)
 	f.n.SetSync(SyncJournal)
 	f.n.setJournal(log, 0)
 }
@@ -46,14 +48,31 @@ func (f *journalFixture) start(t *testing.T) {
 // crash drops the Namer without a checkpoint, as kill -9 would.
 func (f *journalFixture) crash() { f.log.Close() }
 
-// recover restarts: a fresh log, Recover, a fresh Namer.
+// The boot ids of the fixture's deliveries, and of a restart after a
+// power loss.
+const (
+	bootBefore = "6f1c3b1e-0000-4000-8000-000000000001"
+	bootAfter  = "6f1c3b1e-0000-4000-8000-000000000002"
+)
+
+// recover restarts after a power loss: a fresh log, Recover, a fresh Namer
+// on another boot.
 func (f *journalFixture) recover(t *testing.T) RecoverStats {
+	t.Helper()
+	return f.recoverOn(t, bootAfter)
+}
+
+// recoverOn restarts on the boot with the given id: bootBefore is a
+// restart after the process alone crashed.
+func (f *journalFixture) recoverOn(t *testing.T, boot string) RecoverStats {
 	t.Helper()
 	log, err := wal.Open(f.walDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := Recover(log, NewNamer(nil))
+	n := NewNamer(nil)
+	n.SetBootID(boot)
+	st, err := Recover(log, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,23 +156,35 @@ func TestJournalLargeMessageBypasses(t *testing.T) {
 	}
 }
 
-// TestRecover covers what a crash can leave: every case must end with the
-// message intact exactly once, where the mail client can see it.
+// TestRecover covers what a crash can leave: after a power loss (another
+// boot) every case must end with the message intact exactly once, where
+// the mail client can see it; after a crash of the process alone (the same
+// boot) a file missing from new/ and cur/ was expunged by the user and
+// must stay gone.
 func TestRecover(t *testing.T) {
 	msg := []byte("Subject: survive\r\n\r\nthe body\r\n")
 	for _, tc := range []struct {
-		name  string
-		crash func(t *testing.T, path string) // what the crash did to the delivered file
-		where string                          // "new" or "cur" afterwards
-		stats RecoverStats
+		name     string
+		crash    func(t *testing.T, path string) // what the crash (or the user) did to the delivered file
+		where    string                          // "new", "cur" or "" (gone) afterwards
+		stats    RecoverStats
+		sameBoot bool
 	}{
-		{"intact", func(*testing.T, string) {}, "new", RecoverStats{Records: 1, Present: 1}},
-		{"lost", func(t *testing.T, p string) { os.Remove(p) }, "new", RecoverStats{Records: 1, Written: 1}},
-		{"truncated", func(t *testing.T, p string) { os.Truncate(p, 5) }, "new", RecoverStats{Records: 1, Repaired: 1}},
-		{"zeroed", func(t *testing.T, p string) { os.WriteFile(p, make([]byte, len(msg)), 0o600) }, "new", RecoverStats{Records: 1, Repaired: 1}},
-		{"read by a client", func(t *testing.T, p string) { moveToCur(t, p) }, "cur", RecoverStats{Records: 1, Present: 1}},
-		{"read, then damaged", func(t *testing.T, p string) { os.Truncate(moveToCur(t, p), 0) }, "cur", RecoverStats{Records: 1, Repaired: 1}},
-		{"maildir removed", func(t *testing.T, p string) { os.RemoveAll(filepath.Dir(filepath.Dir(p))) }, "new", RecoverStats{Records: 1, Written: 1}},
+		{"intact", func(*testing.T, string) {}, "new", RecoverStats{Records: 1, Present: 1}, false},
+		{"lost", func(t *testing.T, p string) { os.Remove(p) }, "new", RecoverStats{Records: 1, Written: 1}, false},
+		{"truncated", func(t *testing.T, p string) { os.Truncate(p, 5) }, "new", RecoverStats{Records: 1, Repaired: 1}, false},
+		{"zeroed", func(t *testing.T, p string) { os.WriteFile(p, make([]byte, len(msg)), 0o600) }, "new", RecoverStats{Records: 1, Repaired: 1}, false},
+		{"read by a client", func(t *testing.T, p string) { moveToCur(t, p) }, "cur", RecoverStats{Records: 1, Present: 1}, false},
+		{"read, then damaged", func(t *testing.T, p string) { os.Truncate(moveToCur(t, p), 0) }, "cur", RecoverStats{Records: 1, Repaired: 1}, false},
+		{"maildir removed", func(t *testing.T, p string) { os.RemoveAll(filepath.Dir(filepath.Dir(p))) }, "new", RecoverStats{Records: 1, Written: 1}, false},
+		{"read, then lost", func(t *testing.T, p string) { os.Remove(moveToCur(t, p)) }, "new", RecoverStats{Records: 1, Written: 1}, false},
+		// The process crashed; the kernel kept its page cache.
+		{"same boot/intact", func(*testing.T, string) {}, "new", RecoverStats{Records: 1, Present: 1}, true},
+		{"same boot/read by a client", func(t *testing.T, p string) { moveToCur(t, p) }, "cur", RecoverStats{Records: 1, Present: 1}, true},
+		{"same boot/expunged from new", func(t *testing.T, p string) { os.Remove(p) }, "", RecoverStats{Records: 1, Deleted: 1}, true},
+		{"same boot/read, then expunged", func(t *testing.T, p string) { os.Remove(moveToCur(t, p)) }, "", RecoverStats{Records: 1, Deleted: 1}, true},
+		{"same boot/maildir removed", func(t *testing.T, p string) { os.RemoveAll(filepath.Dir(filepath.Dir(p))) }, "", RecoverStats{Records: 1, Deleted: 1}, true},
+		{"same boot/changed", func(t *testing.T, p string) { os.Truncate(p, 5) }, "new", RecoverStats{Records: 1, Repaired: 1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newJournalFixture(t)
@@ -161,23 +192,68 @@ func TestRecover(t *testing.T) {
 			p := f.deliver(t, msg, box)[0]
 			f.crash()
 			tc.crash(t, p)
-			if st := f.recover(t); st != tc.stats {
+			boot := bootAfter
+			if tc.sameBoot {
+				boot = bootBefore
+			}
+			if st := f.recoverOn(t, boot); st != tc.stats {
 				t.Errorf("stats %+v, want %+v", st, tc.stats)
 			}
-			files := append(entries(t, filepath.Join(box.Path, "new")), entries(t, filepath.Join(box.Path, "cur"))...)
-			if len(files) != 1 {
-				t.Fatalf("new/ and cur/ hold %v, want the message once", files)
+			var files []string
+			for _, sub := range []string{"new", "cur"} {
+				if es, err := os.ReadDir(filepath.Join(box.Path, sub)); err == nil {
+					for _, e := range es {
+						files = append(files, e.Name())
+					}
+				} else if tc.where != "" {
+					t.Fatal(err)
+				}
 			}
-			got := readAll(t, filepath.Join(box.Path, tc.where, files[0]))
-			if !bytes.Equal(got, msg) {
-				t.Fatalf("message after recovery = %q", got)
+			if tc.where == "" {
+				if len(files) != 0 {
+					t.Fatalf("recovery brought back a deleted message: %v", files)
+				}
+			} else {
+				if len(files) != 1 {
+					t.Fatalf("new/ and cur/ hold %v, want the message once", files)
+				}
+				got := readAll(t, filepath.Join(box.Path, tc.where, files[0]))
+				if !bytes.Equal(got, msg) {
+					t.Fatalf("message after recovery = %q", got)
+				}
 			}
 			// A second recovery finds nothing left to do.
-			if st := f.recover(t); st != (RecoverStats{}) {
+			if st := f.recoverOn(t, boot); st != (RecoverStats{}) {
 				t.Fatalf("second recovery %+v", st)
 			}
 		})
 	}
+}
+
+// TestRecoverLegacyRecord: a record of the format without a boot id (an
+// older smtpkit's journal) is replayed as after a power loss.
+func TestRecoverLegacyRecord(t *testing.T) {
+	f := newJournalFixture(t)
+	box := mustCreate(t, filepath.Join(f.base, "box"))
+	msg := []byte("Subject: old\r\n\r\nrecord\r\n")
+	name := "1700000000.M1P2Q3.host,S=" + fmt.Sprint(len(msg))
+	tk, err := f.log.Append(encodeLegacy(name, []Dir{box}, msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.Done()
+	f.crash()
+	if st := f.recoverOn(t, bootBefore); st != (RecoverStats{Records: 1, Written: 1}) {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := readAll(t, filepath.Join(box.Path, "new", name)); !bytes.Equal(got, msg) {
+		t.Fatalf("replayed %q", got)
+	}
+}
+
+// encodeLegacy is a delivery record of the format without a boot id.
+func encodeLegacy(name string, dirs []Dir, data []byte) []byte {
+	return appendDelivery([]byte{recLegacy}, name, dirs, data)
 }
 
 func moveToCur(t *testing.T, p string) string {
@@ -237,10 +313,14 @@ func TestJournalCheckpoint(t *testing.T) {
 }
 
 func TestDecodeRecord(t *testing.T) {
-	good := encodeDeliver(nil, "1.M2P3Q4.host,S=5", []Dir{{Path: "/m/a"}, {Path: "/m/b"}}, []byte("hello"))
+	good := encodeDeliver(nil, bootBefore, "1.M2P3Q4.host,S=5", []Dir{{Path: "/m/a"}, {Path: "/m/b"}}, []byte("hello"))
 	r, err := decodeRecord(good)
-	if err != nil || r.name != "1.M2P3Q4.host,S=5" || strings.Join(r.dirs, " ") != "/m/a /m/b" || string(r.data) != "hello" {
+	if err != nil || r.boot != bootBefore || r.name != "1.M2P3Q4.host,S=5" || strings.Join(r.dirs, " ") != "/m/a /m/b" || string(r.data) != "hello" {
 		t.Fatalf("decode = %+v, %v", r, err)
+	}
+	r, err = decodeRecord(encodeLegacy("1.M2P3Q4.host,S=5", []Dir{{Path: "/m/a"}}, []byte("hello")))
+	if err != nil || r.kind != recLegacy || r.boot != "" || r.name != "1.M2P3Q4.host,S=5" || string(r.data) != "hello" {
+		t.Fatalf("decode legacy = %+v, %v", r, err)
 	}
 	if r, err := decodeRecord(encodeCancel(nil, 42)); err != nil || r.kind != recCancel || r.cancel != 42 {
 		t.Fatalf("cancel = %+v, %v", r, err)
@@ -249,9 +329,11 @@ func TestDecodeRecord(t *testing.T) {
 		"empty":        nil,
 		"unknown kind": []byte("X"),
 		"short cancel": encodeCancel(nil, 1)[:5],
-		"no dirs":      encodeDeliver(nil, "n", nil, []byte("x")),
-		"bad name":     encodeDeliver(nil, "../etc", []Dir{{Path: "/m"}}, nil),
-		"colon name":   encodeDeliver(nil, "a:2,S", []Dir{{Path: "/m"}}, nil),
+		"no dirs":      encodeDeliver(nil, "b", "n", nil, []byte("x")),
+		"bad name":     encodeDeliver(nil, "b", "../etc", []Dir{{Path: "/m"}}, nil),
+		"colon name":   encodeDeliver(nil, "b", "a:2,S", []Dir{{Path: "/m"}}, nil),
+		"long boot":    encodeDeliver(nil, strings.Repeat("b", maxBootLen+1), "n", []Dir{{Path: "/m"}}, nil),
+		"legacy bad":   encodeLegacy("../etc", []Dir{{Path: "/m"}}, nil),
 		"cut short":    good[:12],
 	} {
 		if _, err := decodeRecord(p); err == nil {
@@ -261,19 +343,24 @@ func TestDecodeRecord(t *testing.T) {
 }
 
 func FuzzDecodeRecord(f *testing.F) {
-	f.Add(encodeDeliver(nil, "1.M2P3Q4.host,S=5", []Dir{{Path: "/m/a"}}, []byte("hello")))
+	f.Add(encodeDeliver(nil, bootBefore, "1.M2P3Q4.host,S=5", []Dir{{Path: "/m/a"}}, []byte("hello")))
+	f.Add(encodeLegacy("1.M2P3Q4.host,S=5", []Dir{{Path: "/m/a"}}, []byte("hello")))
 	f.Add(encodeCancel(nil, 7))
 	f.Add([]byte("D"))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		r, err := decodeRecord(p)
-		if err != nil || r.kind != recDeliver {
+		if err != nil || r.kind == recCancel {
 			return
 		}
 		dirs := make([]Dir, len(r.dirs))
 		for i, d := range r.dirs {
 			dirs[i] = Dir{Path: d}
 		}
-		if again := encodeDeliver(nil, r.name, dirs, r.data); !bytes.Equal(again, p) {
+		again := encodeDeliver(nil, r.boot, r.name, dirs, r.data)
+		if r.kind == recLegacy {
+			again = encodeLegacy(r.name, dirs, r.data)
+		}
+		if !bytes.Equal(again, p) {
 			t.Fatalf("re-encoding %q gave %q", p, again)
 		}
 	})
@@ -298,7 +385,7 @@ func TestCheckpointFailureReported(t *testing.T) {
 		if failing.Load() {
 			return fmt.Errorf("EIO")
 		}
-		return syncFS(dir)
+		return vfs.OS{}.SyncFS(dir)
 	}
 	n.SetJournal(log, 10*time.Millisecond, func(err error) {
 		select {

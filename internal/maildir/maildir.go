@@ -14,11 +14,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"smtpkit/internal/atomicfile"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"smtpkit/internal/vfs"
 )
 
 // Dir is one Maildir: a directory holding tmp/, new/ and cur/.
@@ -30,30 +31,45 @@ const dirMode = 0o700
 // Create makes path and its tmp, new and cur subdirectories (mode 0700) if
 // they do not exist yet, and returns the Dir. Existing directories are left
 // as they are. The new entries are fsynced into their parents so a Maildir
-// that has received mail survives a crash.
-func Create(path string) (Dir, error) {
+// that has received mail survives a crash. It works on the host's file
+// system; Namer.Create on the Namer's.
+func Create(path string) (Dir, error) { return create(vfs.OS{}, path) }
+
+// Create is the package's Create on the Namer's file system (see SetFS).
+func (n *Namer) Create(path string) (Dir, error) { return create(n.fsys, path) }
+
+func create(fsys vfs.FS, path string) (Dir, error) {
 	if path == "" {
 		return Dir{}, errors.New("maildir: empty path")
 	}
-	_, statErr := os.Stat(filepath.Join(path, "cur"))
-	if err := os.MkdirAll(path, dirMode); err != nil {
+	_, statErr := fsys.Stat(filepath.Join(path, "cur"))
+	if err := fsys.MkdirAll(path, dirMode); err != nil {
 		return Dir{}, fmt.Errorf("maildir: %w", err)
 	}
 	for _, sub := range []string{"tmp", "new", "cur"} {
-		err := os.Mkdir(filepath.Join(path, sub), dirMode)
+		err := fsys.Mkdir(filepath.Join(path, sub), dirMode)
 		if err != nil && !errors.Is(err, os.ErrExist) {
 			return Dir{}, fmt.Errorf("maildir: %w", err)
 		}
 	}
 	if statErr != nil { // freshly made: persist the directory entries
-		if err := atomicfile.SyncDir(path); err != nil {
-			return Dir{}, err
-		}
-		if err := atomicfile.SyncDir(filepath.Dir(filepath.Clean(path))); err != nil {
-			return Dir{}, err
+		if err := syncDirs(fsys, path); err != nil {
+			return Dir{}, fmt.Errorf("maildir: %w", err)
 		}
 	}
 	return Dir{Path: path}, nil
+}
+
+// syncDirs makes a freshly made Maildir's entries durable: its tmp, new
+// and cur in path, and path in its parent. MkdirAll may have made more
+// ancestors than the parent; their entries are flushed by the first
+// delivery's syncfs or, with SyncFile, are the operator's (a data
+// directory made at start).
+func syncDirs(fsys vfs.FS, path string) error {
+	if err := fsys.SyncDir(path); err != nil {
+		return err
+	}
+	return fsys.SyncDir(filepath.Dir(filepath.Clean(path)))
 }
 
 // Namer makes the unique file names of one delivering process:
@@ -72,6 +88,8 @@ type Namer struct {
 	now   func() time.Time
 	seq   atomic.Uint64
 	mode  Sync
+	fsys  vfs.FS     // every file operation goes here (SetFS)
+	boot  string     // this boot's id, recorded in journal records (SetBootID)
 	syncs *groupSync // SyncFile: new/ directory fsyncs
 	fs    *fsSyncer  // SyncFileSystem: syncfs per file system
 	// bufs pools the Deliveries' write buffers.
@@ -93,12 +111,24 @@ func NewNamer(now func() time.Time) *Namer {
 	if now == nil {
 		now = time.Now
 	}
-	return &Namer{host: sanitizeHost(host), pid: os.Getpid(), now: now, syncs: newGroupSync(), fs: newFSSyncer()}
+	n := &Namer{host: sanitizeHost(host), pid: os.Getpid(), now: now, boot: readBootID()}
+	n.SetFS(vfs.OS{})
+	return n
 }
 
 // SetSync chooses how deliveries are made durable (SyncFileSystem unless
 // set). Call it before the first delivery.
 func (n *Namer) SetSync(mode Sync) { n.mode = mode }
+
+// SetFS makes the Namer do all its file operations — deliveries, Create,
+// CleanTmp, Recover and the journal's checkpoints — on fsys instead of the
+// host's file system (vfs.OS): tests put a power-loss simulation there.
+// Call it before the first delivery.
+func (n *Namer) SetFS(fsys vfs.FS) {
+	n.fsys = fsys
+	n.syncs = newGroupSync(fsys.SyncDir)
+	n.fs = newFSSyncer(fsys)
+}
 
 // next returns a fresh base name (without the ",S=" size suffix).
 func (n *Namer) next() string {
@@ -122,15 +152,21 @@ const TmpMaxAge = 36 * time.Hour
 // CleanTmp removes files older than maxAge from the tmp/ directories of
 // every Maildir directly under root/*/* (the <data_dir>/mail/<domain>/<user>
 // layout): leftovers of deliveries cut short by a crash. It returns how
-// many it removed.
+// many it removed. It works on the host's file system; Namer.CleanTmp on
+// the Namer's.
 func CleanTmp(root string, maxAge time.Duration, now time.Time) (int, error) {
-	dirs, err := filepath.Glob(filepath.Join(root, "*", "*", "tmp"))
-	if err != nil {
-		return 0, err
-	}
+	return cleanTmp(vfs.OS{}, root, maxAge, now)
+}
+
+// CleanTmp is the package's CleanTmp on the Namer's file system.
+func (n *Namer) CleanTmp(root string, maxAge time.Duration, now time.Time) (int, error) {
+	return cleanTmp(n.fsys, root, maxAge, now)
+}
+
+func cleanTmp(fsys vfs.FS, root string, maxAge time.Duration, now time.Time) (int, error) {
 	removed := 0
-	for _, dir := range dirs {
-		entries, err := os.ReadDir(dir)
+	for _, dir := range tmpDirs(fsys, root) {
+		entries, err := fsys.ReadDir(dir)
 		if err != nil {
 			continue
 		}
@@ -139,10 +175,27 @@ func CleanTmp(root string, maxAge time.Duration, now time.Time) (int, error) {
 			if err != nil || !info.Mode().IsRegular() || now.Sub(info.ModTime()) < maxAge {
 				continue
 			}
-			if os.Remove(filepath.Join(dir, e.Name())) == nil {
+			if fsys.Remove(filepath.Join(dir, e.Name())) == nil {
 				removed++
 			}
 		}
 	}
 	return removed, nil
+}
+
+// tmpDirs lists root/*/*/tmp, the tmp/ directories of the
+// <domain>/<user> layout (as filepath.Glob would, symbolic links followed).
+func tmpDirs(fsys vfs.FS, root string) []string {
+	var dirs []string
+	domains, _ := fsys.ReadDir(root)
+	for _, d := range domains {
+		users, _ := fsys.ReadDir(filepath.Join(root, d.Name())) // fails on a non-directory
+		for _, u := range users {
+			tmp := filepath.Join(root, d.Name(), u.Name(), "tmp")
+			if fi, err := fsys.Stat(tmp); err == nil && fi.IsDir() {
+				dirs = append(dirs, tmp)
+			}
+		}
+	}
+	return dirs
 }

@@ -2,11 +2,9 @@ package maildir
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"smtpkit/internal/vfs"
 )
 
 // Sync is how a delivery makes its message and its new/ entry durable
@@ -63,14 +61,17 @@ func (s Sync) String() string {
 // fsSyncer groups syncfs(2) calls by file system: Flush(dir) returns once
 // a syncfs of dir's file system that started after the call has finished.
 type fsSyncer struct {
+	fsys  vfs.FS
 	group *groupSync
 	devs  sync.Map // directory path → file-system key
 }
 
-func newFSSyncer() *fsSyncer {
-	g := newGroupSync()
-	g.flush = syncFS
-	return &fsSyncer{group: g}
+// newFSSyncer flushes with fsys.SyncFS. vfs.OS opens a descriptor for
+// each call: syncfs reports the write-back errors recorded since the
+// descriptor was opened (Linux 5.8+), so an error during this flush is
+// never missed.
+func newFSSyncer(fsys vfs.FS) *fsSyncer {
+	return &fsSyncer{fsys: fsys, group: newGroupSync(fsys.SyncFS)}
 }
 
 // Flush makes everything written on dir's file system so far durable.
@@ -82,33 +83,16 @@ func (f *fsSyncer) Flush(dir string) error {
 	return f.group.FlushKey(key, dir)
 }
 
-// key names the file system holding dir (its device number), cached per
+// key names the file system holding dir (vfs.FS.DeviceKey), cached per
 // directory: one stat per Maildir for the life of the process.
 func (f *fsSyncer) key(dir string) (string, error) {
 	if k, ok := f.devs.Load(dir); ok {
 		return k.(string), nil
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		return "", &os.PathError{Op: "stat", Path: dir, Err: err}
+	k, err := f.fsys.DeviceKey(dir)
+	if err != nil {
+		return "", err
 	}
-	k := strconv.FormatUint(st.Dev, 10)
 	f.devs.Store(dir, k)
 	return k, nil
-}
-
-// syncFS runs syncfs(2) on the file system holding dir. The descriptor is
-// opened for each call: syncfs reports the write-back errors recorded
-// since the descriptor was opened (Linux 5.8+), so an error during this
-// flush is never missed.
-func syncFS(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: dir, Err: err}
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
-	}
-	return nil
 }

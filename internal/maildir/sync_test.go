@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"smtpkit/internal/vfs"
 )
 
 func TestParseSync(t *testing.T) {
@@ -45,7 +47,7 @@ func TestSyncFileSystemOrder(t *testing.T) {
 	var seen []int // files in box/new at each flush
 	n.fs.group.flush = func(dir string) error {
 		seen = append(seen, len(entries(t, filepath.Join(box.Path, "new"))))
-		return syncFS(dir)
+		return vfs.OS{}.SyncFS(dir)
 	}
 	d, err := n.NewDelivery(spool)
 	if err != nil {
@@ -78,7 +80,7 @@ func TestSyncFileSystemShared(t *testing.T) {
 		if flushes.Add(1) == 1 {
 			time.Sleep(100 * time.Millisecond) // let every writer arrive
 		}
-		return syncFS(dir)
+		return vfs.OS{}.SyncFS(dir)
 	}
 	var wg sync.WaitGroup
 	for i := range writers {
@@ -142,7 +144,7 @@ func TestSyncFileSystemErrors(t *testing.T) {
 }
 
 func TestSyncFSMissingDir(t *testing.T) {
-	if err := syncFS(filepath.Join(t.TempDir(), "gone")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("syncFS of a missing dir = %v", err)
+	if err := NewNamer(nil).fs.Flush(filepath.Join(t.TempDir(), "gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("file-system flush of a missing dir = %v", err)
 	}
 }
