@@ -72,8 +72,11 @@ func wireOutbound(cfg config.Config, local *inbound.Backend, m *metrics.Metrics,
 	})
 	o := &outbound{remote: remote}
 	q, err := queue.Open(queue.Options{
-		Dir:          filepath.Join(cfg.DataDir, "queue"),
-		Courier:      m.Courier(remote), // counted for the metrics
+		Dir:     filepath.Join(cfg.DataDir, "queue"),
+		Courier: m.Courier(remote), // counted for the metrics
+		// Local recipients whose Maildir delivery failed on receipt
+		// (queue.Writer.AddLocal).
+		Local:        delivery.NewLocal(local),
 		Bounce:       o.bounce(local),
 		RetryMin:     cfg.Outbound.RetryMin.D(),
 		RetryMax:     cfg.Outbound.RetryMax.D(),
@@ -107,7 +110,7 @@ func (o *outbound) bounce(local *inbound.Backend) func(context.Context, queue.Bo
 // message become one queue entry.
 type relay struct{ q *queue.Queue }
 
-func (r *relay) Begin(_ context.Context, env *server.Envelope, rcpts []smtp.Address) (server.MessageWriter, error) {
+func (r *relay) Begin(_ context.Context, env *server.Envelope, rcpts []smtp.Address) (inbound.RelayWriter, error) {
 	to := make([]string, len(rcpts))
 	for i, a := range rcpts {
 		to[i] = a.String()
@@ -118,7 +121,7 @@ func (r *relay) Begin(_ context.Context, env *server.Envelope, rcpts []smtp.Addr
 	}
 	w, err := r.q.Begin(env.From.String(), to, meta)
 	if err != nil {
-		return nil, smtp.Wrap(smtp.R(smtp.CodeInsufficientSpace, "4.3.1", "Queue unavailable, try again later"), err)
+		return nil, smtp.Wrap(smtp.R(smtp.CodeInsufficientSpace, smtp.EnhSystemFull.Temp(), "Queue unavailable, try again later"), err)
 	}
 	return w, nil
 }

@@ -30,8 +30,26 @@ type Accounts interface {
 // Relay takes messages for remote recipients (the outbound queue).
 type Relay interface {
 	// Begin opens a queue entry for env restricted to the remote
-	// recipients; the message bytes follow, then Commit or Abort.
-	Begin(ctx context.Context, env *server.Envelope, rcpts []smtp.Address) (server.MessageWriter, error)
+	// recipients; the message bytes follow, then Prepare or Abort.
+	Begin(ctx context.Context, env *server.Envelope, rcpts []smtp.Address) (RelayWriter, error)
+}
+
+// RelayWriter is one queue entry being written (queue.Writer). Its two
+// steps let the fan-out of a message to Maildirs and the queue be atomic
+// as the client sees it (see writer.Commit).
+type RelayWriter interface {
+	io.Writer
+	// Prepare makes the entry durable without releasing it for delivery.
+	Prepare() (id string, err error)
+	// AddLocal adds local mailboxes to a prepared entry, durably, for the
+	// queue to deliver into their Maildirs later.
+	AddLocal(boxes []string) error
+	// Publish releases a prepared entry for delivery.
+	Publish()
+	// Withdraw takes a prepared entry back, durably.
+	Withdraw() error
+	// Abort discards an entry (before Prepare).
+	Abort()
 }
 
 // Options configure a Backend.
@@ -130,6 +148,7 @@ func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, _, rcpt sm
 // every local mailbox, and a queue entry for remote recipients.
 func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.MessageWriter, error) {
 	var dirs []maildir.Dir
+	var mailboxes []string
 	seen := map[string]bool{}
 	var remote []smtp.Address
 	for _, rcpt := range env.Recipients {
@@ -156,12 +175,13 @@ func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.Messa
 				return nil, err
 			}
 			dirs = append(dirs, dir)
+			mailboxes = append(mailboxes, box)
 		}
 	}
 	if len(remote) > 0 && b.opts.Relay == nil {
 		return nil, errNoRelayYet
 	}
-	w := &writer{id: env.ID, dirs: dirs, b: b}
+	w := &writer{id: env.ID, dirs: dirs, boxes: mailboxes, b: b}
 	if len(dirs) > 0 {
 		d, err := b.opts.Namer.NewDelivery(dirs[0])
 		if err != nil {
@@ -241,8 +261,9 @@ type writer struct {
 	b     *Backend
 	id    string // the envelope id, used when there is no queue id
 	dirs  []maildir.Dir
+	boxes []string // the mailbox addresses of dirs, in order
 	local *maildir.Delivery
-	queue server.MessageWriter
+	queue RelayWriter
 }
 
 func (w *writer) Write(p []byte) (int, error) {
@@ -259,31 +280,66 @@ func (w *writer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Commit stores the queue copy first and then the Maildir copies, so that
-// a failure leaves nothing visible and the client can retry the whole
-// message; the id is the queue id when there is one.
+// Commit stores the message so that, as the client sees it, the fan-out is
+// all or nothing: a 250 means every recipient gets exactly one copy, an
+// error means nothing was stored or queued and the client may send the
+// whole message again.
+//
+//  1. The queue copy is prepared: durable, but not yet released for
+//     delivery. If that fails, nothing is stored (4xx).
+//  2. The Maildir copies are committed.
+//  3. If that fails, the local mailboxes are added to the prepared queue
+//     entry, durably, and the queue delivers them into their Maildirs
+//     later (its local courier); the client gets 250. If even that fails,
+//     the queue entry is withdrawn and the client gets 452 4.3.1.
+//  4. The queue entry is published.
+//
+// The id is the queue id when there is one.
 func (w *writer) Commit() (string, error) {
-	id := ""
-	if w.queue != nil {
-		qid, err := w.queue.Commit()
-		if err != nil {
-			w.queue = nil
-			w.Abort()
-			return "", err
-		}
-		id = qid
-	}
-	if w.local != nil {
-		_, err := w.local.Commit(w.dirs)
-		if err != nil {
+	if w.queue == nil {
+		if _, err := w.local.Commit(w.dirs); err != nil {
 			w.b.forget(w.dirs)
 			return "", storageError(err)
 		}
+		return w.id, nil
 	}
-	if id == "" {
-		id = w.id
+	q := w.queue
+	w.queue = nil
+	id, err := q.Prepare()
+	if err != nil {
+		w.Abort()
+		return "", err
 	}
+	if w.local != nil {
+		if _, err := w.local.Commit(w.dirs); err != nil {
+			w.b.forget(w.dirs)
+			if err := w.queueLocal(q, id, err); err != nil {
+				return "", err
+			}
+		}
+	}
+	q.Publish()
 	return id, nil
+}
+
+// queueLocal is step 3 of Commit: the Maildir commit failed with cause
+// after the queue copy was prepared.
+func (w *writer) queueLocal(q RelayWriter, id string, cause error) error {
+	log := w.b.opts.Logger.With("msgid", id, "mailboxes", len(w.boxes))
+	aerr := q.AddLocal(w.boxes)
+	if aerr == nil {
+		log.Warn("maildir delivery failed; local recipients queued for a later delivery", "err", cause)
+		return nil
+	}
+	if werr := q.Withdraw(); werr != nil {
+		// The queue copy may survive a crash while the client sends the
+		// message again: its remote recipients may get it twice.
+		log.Error("maildir delivery failed and the queue copy could not be withdrawn",
+			"err", cause, "queue_err", aerr, "withdraw_err", werr, "possible_duplicate", true)
+	} else {
+		log.Warn("maildir delivery failed; queue copy withdrawn, the client will retry", "err", cause, "queue_err", aerr)
+	}
+	return storageError(cause)
 }
 
 func (w *writer) Abort() {
@@ -311,4 +367,44 @@ func (b *Backend) DeliverMessage(ctx context.Context, id string, from smtp.Addre
 	}
 	_, err = w.Commit()
 	return err
+}
+
+// DeliverLocal stores a queued message (the local recipients that the
+// queue took over when their Maildir delivery failed, see writer.Commit)
+// into the Maildirs of boxes, local mailbox addresses, with Return-Path
+// <from> ("" is the null sender). It is all or nothing: on error no
+// Maildir holds the message.
+func (b *Backend) DeliverLocal(ctx context.Context, id, from string, boxes []string, body io.Reader) error {
+	dirs := make([]maildir.Dir, 0, len(boxes))
+	for _, box := range boxes {
+		if !strings.Contains(box, "@") || !b.IsLocal(domainOf(box)) {
+			return smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "not a local mailbox: "+box)
+		}
+		dir, err := b.mailbox(box)
+		if err != nil {
+			return err
+		}
+		dirs = append(dirs, dir)
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	d, err := b.opts.Namer.NewDelivery(dirs[0])
+	if err != nil {
+		b.forget(dirs)
+		return storageError(err)
+	}
+	if _, err := fmt.Fprintf(d, "Return-Path: <%s>\r\n", from); err == nil {
+		_, err = io.Copy(d, body)
+	}
+	if err != nil {
+		d.Abort()
+		return storageError(err)
+	}
+	if _, err := d.Commit(dirs); err != nil {
+		b.forget(dirs)
+		return storageError(err)
+	}
+	b.opts.Logger.Info("delivered", "msgid", id, "from", from, "mailboxes", len(dirs))
+	return nil
 }

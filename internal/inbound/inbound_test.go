@@ -101,25 +101,46 @@ func TestRecipientAndSenderPolicy(t *testing.T) {
 	}
 }
 
-// memRelay collects what would be queued.
+// memRelay collects what would be queued, and the steps taken.
 type memRelay struct {
 	rcpts []smtp.Address
 	data  strings.Builder
-	fail  bool
+	fail  bool // Prepare fails
+	// addFail and withdrawFail make AddLocal and Withdraw fail.
+	addFail, withdrawFail bool
+	local                 []string // added by AddLocal
+	steps                 []string
 }
 
-func (m *memRelay) Begin(_ context.Context, _ *server.Envelope, rcpts []smtp.Address) (server.MessageWriter, error) {
+func (m *memRelay) Begin(_ context.Context, _ *server.Envelope, rcpts []smtp.Address) (RelayWriter, error) {
 	m.rcpts = rcpts
 	return m, nil
 }
 func (m *memRelay) Write(p []byte) (int, error) { return m.data.Write(p) }
-func (m *memRelay) Commit() (string, error) {
+func (m *memRelay) Prepare() (string, error) {
+	m.steps = append(m.steps, "prepare")
 	if m.fail {
 		return "", errors.New("disk on fire")
 	}
 	return "Q1", nil
 }
-func (m *memRelay) Abort() {}
+func (m *memRelay) AddLocal(boxes []string) error {
+	m.steps = append(m.steps, "add")
+	if m.addFail {
+		return errors.New("disk on fire")
+	}
+	m.local = append(m.local, boxes...)
+	return nil
+}
+func (m *memRelay) Publish() { m.steps = append(m.steps, "publish") }
+func (m *memRelay) Withdraw() error {
+	m.steps = append(m.steps, "withdraw")
+	if m.withdrawFail {
+		return errors.New("disk on fire")
+	}
+	return nil
+}
+func (m *memRelay) Abort() { m.steps = append(m.steps, "abort") }
 
 func TestBeginDeliversToEveryMailboxOnce(t *testing.T) {
 	relay := &memRelay{}

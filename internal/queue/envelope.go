@@ -48,8 +48,11 @@ type envelope struct {
 
 // rcpt is one recipient's state.
 type rcpt struct {
-	Addr     string    `json:"addr"`
-	Domain   string    `json:"domain"` // lower-cased ASCII letters; the grouping key
+	Addr   string `json:"addr"`
+	Domain string `json:"domain"` // lower-cased ASCII letters; the grouping key
+	// Local marks a mailbox of ours, delivered by Options.Local (a Maildir
+	// delivery that failed while the message was received, see AddLocal).
+	Local    bool      `json:"local,omitempty"`
 	State    State     `json:"state"`
 	Attempts int       `json:"attempts,omitempty"`
 	Next     time.Time `json:"next,omitzero"` // next attempt, for Queued and Deferred
@@ -64,6 +67,15 @@ type rcpt struct {
 	// Notified is set once the bounce for a Failed recipient was handed off
 	// (or was not needed: null sender).
 	Notified bool `json:"notified,omitempty"`
+}
+
+// group is the key deliveries are grouped, limited and marked busy by:
+// the domain, local recipients apart from remote ones.
+func (r *rcpt) group() string {
+	if r.Local {
+		return "local " + r.Domain
+	}
+	return r.Domain
 }
 
 // pending reports whether r still needs delivery attempts.
@@ -136,8 +148,9 @@ func domainOf(addr string) string {
 type message struct {
 	mu        sync.Mutex
 	env       *envelope
-	busy      map[string]bool // domains with a delivery in flight
+	busy      map[string]bool // groups (rcpt.group) with a delivery in flight
 	notifying bool            // a bounce hand-off is in progress
+	prepared  bool            // committed by Writer.Prepare, not yet published: not scheduled
 	deleted   bool            // removed by Delete; in-flight results are dropped
 }
 

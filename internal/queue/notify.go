@@ -49,7 +49,7 @@ func (e *envelope) unnotified() []*rcpt {
 func (q *Queue) claimNotify(m *message, now time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.deleted || m.env.Held || m.notifying || len(m.busy) > 0 || m.env.bounceAt.After(now) {
+	if m.deleted || m.prepared || m.env.Held || m.notifying || len(m.busy) > 0 || m.env.bounceAt.After(now) {
 		return false
 	}
 	due := len(m.env.unnotified()) > 0

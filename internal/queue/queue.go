@@ -35,11 +35,15 @@ import (
 
 // Options configures a Queue. Zero values get the documented defaults.
 type Options struct {
-	Dir     string // the spool directory, <data_dir>/queue
+	Dir string // the spool directory, <data_dir>/queue
 	// FS is the file system the spool lives on; default vfs.OS{}. Tests
 	// put internal/vfs/crashfs here to simulate power loss.
 	FS      vfs.FS
 	Courier Courier
+	// Local delivers the recipients that AddLocal put in the queue (local
+	// mailboxes whose Maildir delivery failed on receipt). Nil refuses
+	// AddLocal.
+	Local Courier
 	// Bounce hands a built DSN to whoever delivers it. Nil enqueues it in
 	// this queue (EnqueueBounce), which suits senders in remote domains.
 	Bounce func(ctx context.Context, b Bounce) error

@@ -34,13 +34,13 @@ func (q *Queue) record(ctx context.Context, j *job, results []Result) {
 	m := j.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.busy, j.domain)
+	delete(m.busy, j.group)
 	if m.deleted {
 		return
 	}
 	changed := false
 	for _, addr := range j.rcpts {
-		r := m.env.findPending(addr)
+		r := m.env.findPending(addr, j.local)
 		if r == nil {
 			continue
 		}
@@ -59,10 +59,10 @@ func (q *Queue) record(ctx context.Context, j *job, results []Result) {
 	}
 }
 
-// findPending returns the pending recipient addr.
-func (e *envelope) findPending(addr string) *rcpt {
+// findPending returns the pending recipient addr (a local one or not).
+func (e *envelope) findPending(addr string, local bool) *rcpt {
 	for _, r := range e.Rcpts {
-		if r.Addr == addr && r.pending() {
+		if r.Addr == addr && r.Local == local && r.pending() {
 			return r
 		}
 	}

@@ -65,6 +65,8 @@ func (q *Queue) RunOnce(ctx context.Context) int {
 type job struct {
 	m      *message
 	domain string
+	group  string // rcpt.group: the limiter and busy key
+	local  bool   // for Options.Local
 	rcpts  []string
 }
 
@@ -118,32 +120,33 @@ func compareIDs(a, b *message) int {
 func (q *Queue) dueJobs(m *message, now time.Time, tried map[string]bool) []*job {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.deleted || m.env.Held || m.notifying {
+	if m.deleted || m.prepared || m.env.Held || m.notifying {
 		return nil
 	}
 	var jobs []*job
-	byDomain := make(map[string]*job)
+	byGroup := make(map[string]*job)
 	for _, r := range m.env.Rcpts {
-		if !r.pending() || r.Next.After(now) || m.busy[r.Domain] {
+		g := r.group()
+		if !r.pending() || r.Next.After(now) || m.busy[g] {
 			continue
 		}
-		j := byDomain[r.Domain]
+		j := byGroup[g]
 		if j == nil {
-			key := m.env.ID + "/" + r.Domain
-			if tried[key] || !q.limit.tryAcquire(r.Domain) {
+			key := m.env.ID + "/" + g
+			if tried[key] || !q.limit.tryAcquire(g) {
 				continue
 			}
 			if tried != nil {
 				tried[key] = true
 			}
-			j = &job{m: m, domain: r.Domain}
-			byDomain[r.Domain] = j
+			j = &job{m: m, domain: r.Domain, group: g, local: r.Local}
+			byGroup[g] = j
 			jobs = append(jobs, j)
 		}
 		j.rcpts = append(j.rcpts, r.Addr)
 	}
 	for _, j := range jobs {
-		m.busy[j.domain] = true
+		m.busy[j.group] = true
 	}
 	return jobs
 }
@@ -156,13 +159,30 @@ func (q *Queue) runJob(ctx context.Context, j *job) {
 		Size: e.Size, SMTPUTF8: e.Meta.SMTPUTF8, EightBit: e.Meta.EightBit,
 		Open: q.opener(e.ID),
 	}
-	results := q.opts.Courier.Deliver(ctx, d)
-	q.limit.release(j.domain)
+	var results []Result
+	switch {
+	case !j.local:
+		results = q.opts.Courier.Deliver(ctx, d)
+	case q.opts.Local != nil:
+		results = q.opts.Local.Deliver(ctx, d)
+	default:
+		results = allTemporary(j.rcpts, errNoLocal)
+	}
+	q.limit.release(j.group)
 	q.record(ctx, j, results)
 	if q.claimNotify(j.m, q.now()) {
 		q.notify(ctx, j.m)
 	}
 	q.poke()
+}
+
+// allTemporary fails every recipient of rcpts temporarily with err.
+func allTemporary(rcpts []string, err error) []Result {
+	out := make([]Result, len(rcpts))
+	for i, a := range rcpts {
+		out[i] = Result{Rcpt: a, Err: err}
+	}
+	return out
 }
 
 // nextDue returns the earliest time after now at which something becomes
@@ -178,7 +198,7 @@ func (q *Queue) nextDue(now time.Time) (time.Time, bool) {
 	}
 	for _, m := range q.snapshot() {
 		m.mu.Lock()
-		if !m.deleted && !m.env.Held {
+		if !m.deleted && !m.prepared && !m.env.Held {
 			for _, r := range m.env.Rcpts {
 				if r.pending() {
 					consider(r.Next)

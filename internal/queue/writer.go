@@ -25,6 +25,7 @@ type Writer struct {
 	f    vfs.File
 	w    *bufio.Writer
 	done bool
+	m    *message // after Prepare, until Publish or Withdraw
 }
 
 // Begin starts a message from the reverse-path from ("" or "<>" is the
@@ -91,8 +92,22 @@ func storageError(err error) error {
 	return err
 }
 
-// Commit makes the message durable and schedules it. When it returns nil
-// the message is on stable storage and may be acknowledged with 250:
+// Commit makes the message durable and schedules it: Prepare, then
+// Publish. When it returns nil the message is on stable storage and may be
+// acknowledged with 250.
+func (w *Writer) Commit() (string, error) {
+	id, err := w.Prepare()
+	if err != nil {
+		return "", err
+	}
+	w.Publish()
+	return id, nil
+}
+
+// Prepare makes the message durable but does not hand it to the
+// scheduler yet: nothing is delivered before Publish, and Withdraw can
+// still take it back. When it returns nil the message survives a crash
+// (and is delivered after it):
 //
 //  1. the bytes are flushed and fsynced in tmp/<id>, then renamed to msg/<id>;
 //  2. the envelope is written to tmp/, fsynced and renamed to env/<id>.json
@@ -101,7 +116,7 @@ func storageError(err error) error {
 //
 // On error nothing of the message remains (or what remains is removed at
 // the next Open) and the caller must answer with a temporary failure.
-func (w *Writer) Commit() (string, error) {
+func (w *Writer) Prepare() (string, error) {
 	if w.done {
 		return "", errors.New("queue: commit after commit or abort")
 	}
@@ -136,18 +151,40 @@ func (w *Writer) Commit() (string, error) {
 		q.remove(id)
 		return "", storageError(fmt.Errorf("queue: committing message: %w", err))
 	}
+	w.m = newMessage(w.env)
+	w.m.prepared = true
 	q.mu.Lock()
-	q.msgs[id] = newMessage(w.env)
+	q.msgs[id] = w.m
 	q.mu.Unlock()
-	q.log.Info("queued", "msgid", id, "from", w.env.From, "rcpts", len(w.env.Rcpts), "size", w.env.Size,
-		"auth_user", w.env.Meta.AuthUser, "remote", w.env.Meta.ReceivedFrom)
-	q.poke()
 	return id, nil
 }
 
+// Publish hands a prepared message to the scheduler.
+func (w *Writer) Publish() {
+	m, q := w.m, w.q
+	if m == nil {
+		return
+	}
+	w.m = nil
+	m.mu.Lock()
+	m.prepared = false
+	e := m.env
+	m.mu.Unlock()
+	q.log.Info("queued", "msgid", e.ID, "from", e.From, "rcpts", len(e.Rcpts), "size", e.Size,
+		"auth_user", e.Meta.AuthUser, "remote", e.Meta.ReceivedFrom)
+	q.poke()
+}
+
 // Abort discards the message. It is safe to call after Commit (it does
-// nothing then), so callers can defer it.
+// nothing then), so callers can defer it; after Prepare without Publish
+// it withdraws the message.
 func (w *Writer) Abort() {
+	if w.m != nil {
+		if err := w.Withdraw(); err != nil {
+			w.q.log.Error("queue: withdrawing a prepared message", "msgid", w.env.ID, "err", err)
+		}
+		return
+	}
 	if w.done {
 		return
 	}
