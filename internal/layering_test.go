@@ -25,7 +25,7 @@ var allowed = map[string][]string{
 	"sasl":        {},
 	"config":      {},
 	"certs":       {"atomicfile"},
-	"wal":         {"atomicfile"},
+	"wal":         {"vfs"},
 	"maildir":     {"vfs", "wal"},
 	"compose":     {},
 	"userdb":      {"atomicfile"},

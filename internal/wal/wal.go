@@ -47,20 +47,34 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"smtpkit/internal/atomicfile"
+	"smtpkit/internal/vfs"
 )
 
 // MaxPayload bounds one record: a reader treats a longer length field as
 // damage rather than allocating it.
 const MaxPayload = 1 << 20
 
-// SegmentSize is the size after which appends go to a new segment.
-const SegmentSize = 16 << 20
+// DefaultSegmentSize is the size after which appends go to a new segment.
+const DefaultSegmentSize = 16 << 20
 
-// PreallocSize is how much of a new segment file is written with zeros
-// before use. Reused files grow to what the traffic between checkpoints
-// needs.
-const PreallocSize = 4 << 20
+// DefaultPreallocSize is how much of a new segment file is written with
+// zeros before use. Reused files grow to what the traffic between
+// checkpoints needs.
+const DefaultPreallocSize = 4 << 20
+
+// Options configures OpenOptions. The zero value is Open's: the host's
+// file system and the default sizes.
+type Options struct {
+	// FS holds the log; nil is vfs.OS{}. The LOCK file's flock is taken
+	// only on vfs.OS.
+	FS vfs.FS
+	// SegmentSize is the size after which appends go to a new segment;
+	// 0 is DefaultSegmentSize.
+	SegmentSize int64
+	// PreallocSize is how much of a new segment file is written with
+	// zeros before use; 0 is DefaultPreallocSize, negative is none.
+	PreallocSize int64
+}
 
 // maxSpares bounds the retired files kept for reuse.
 const maxSpares = 2
@@ -74,8 +88,11 @@ var ErrClosed = errors.New("wal: closed")
 
 // Log is an open write-ahead log. It is safe for concurrent use.
 type Log struct {
-	dir  string
-	lock *os.File // holds the flock on dir/LOCK while open
+	dir      string
+	fs       vfs.FS
+	segSize  int64
+	prealloc int64
+	lock     *os.File // holds the flock on dir/LOCK while open; nil when not vfs.OS
 
 	mu      sync.Mutex
 	cond    *sync.Cond // signals flush progress and applied records
@@ -99,7 +116,7 @@ type Log struct {
 // segment is one file of the log.
 type segment struct {
 	path    string
-	f       *os.File
+	f       vfs.File
 	first   uint64 // seq of its first record
 	size    int64
 	pending int // records appended whose Ticket is not Done yet
@@ -123,30 +140,47 @@ func (t Ticket) Done() {
 	t.l.mu.Unlock()
 }
 
-// Open opens the log in dir, creating dir if needed. Segments left by an
-// earlier run are kept for Replay; appends go to a new segment.
-func Open(dir string) (*Log, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// Open opens the log in dir on the host's file system with the default
+// sizes: OpenOptions(dir, Options{}).
+func Open(dir string) (*Log, error) { return OpenOptions(dir, Options{}) }
+
+// OpenOptions opens the log in dir, creating dir if needed. Segments left
+// by an earlier run are kept for Replay; appends go to a new segment.
+func OpenOptions(dir string, opts Options) (*Log, error) {
+	if opts.FS == nil {
+		opts.FS = vfs.OS{}
+	}
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.PreallocSize == 0 {
+		opts.PreallocSize = DefaultPreallocSize
+	}
+	fsys := opts.FS
+	if err := fsys.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	lock, err := lockDir(dir)
-	if err != nil {
-		return nil, err
+	var lock *os.File
+	if _, ok := fsys.(vfs.OS); ok {
+		var err error
+		if lock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
 	}
-	l := &Log{dir: dir, lock: lock, nextSeq: 1}
+	l := &Log{dir: dir, fs: fsys, segSize: opts.SegmentSize, prealloc: max(opts.PreallocSize, 0), lock: lock, nextSeq: 1}
 	l.cond = sync.NewCond(&l.mu)
-	names, err := segmentNames(dir)
+	names, err := segmentNames(fsys, dir)
 	if err != nil {
-		lock.Close()
+		l.unlock()
 		return nil, err
 	}
 	for _, name := range names {
 		first, _ := strconv.ParseUint(strings.TrimSuffix(name, ".wal"), 16, 64)
 		l.replay = append(l.replay, &segment{path: filepath.Join(dir, name), first: first})
 	}
-	spares, bound, err := spareNames(dir)
+	spares, bound, err := spareNames(fsys, dir)
 	if err != nil {
-		lock.Close()
+		l.unlock()
 		return nil, err
 	}
 	l.spares = spares
@@ -155,12 +189,12 @@ func Open(dir string) (*Log, error) {
 	if n := len(l.replay); n > 0 {
 		last := l.replay[n-1]
 		l.nextSeq = last.first
-		err := readSegment(last.path, last.first, func(seq uint64, _ []byte) error {
+		err := readSegment(fsys, last.path, last.first, func(seq uint64, _ []byte) error {
 			l.nextSeq = seq + 1
 			return nil
 		})
 		if err != nil {
-			lock.Close()
+			l.unlock()
 			return nil, err
 		}
 		if l.nextSeq == last.first { // an empty segment: start past it anyway
@@ -171,10 +205,17 @@ func Open(dir string) (*Log, error) {
 	// after the new ones, and those must never seem to follow them.
 	l.nextSeq = max(l.nextSeq, bound)
 	if err := l.rotate(); err != nil {
-		lock.Close()
+		l.unlock()
 		return nil, err
 	}
 	return l, nil
+}
+
+// unlock releases the flock, if any.
+func (l *Log) unlock() {
+	if l.lock != nil {
+		l.lock.Close()
+	}
 }
 
 // lockDir takes an exclusive flock on dir/LOCK: a second process opening
@@ -196,8 +237,8 @@ func lockDir(dir string) (*os.File, error) {
 }
 
 // segmentNames lists the segment files of dir in log order.
-func segmentNames(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
+func segmentNames(fsys vfs.FS, dir string) ([]string, error) {
+	entries, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
@@ -216,8 +257,8 @@ func segmentNames(dir string) ([]string, error) {
 
 // spareNames lists the spare files of dir ("spare-BOUND-N") and the
 // highest BOUND: a sequence number above every one they ever held.
-func spareNames(dir string) ([]string, uint64, error) {
-	entries, err := os.ReadDir(dir)
+func spareNames(fsys vfs.FS, dir string) ([]string, uint64, error) {
+	entries, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, 0, fmt.Errorf("wal: %w", err)
 	}
@@ -241,30 +282,30 @@ func spareNames(dir string) ([]string, uint64, error) {
 // segmentFile opens the file of a new segment at path: a spare renamed,
 // or a new file whose first PreallocSize bytes are zeros made durable.
 // Either way it is written from offset 0.
-func (l *Log) segmentFile(path string) (*os.File, error) {
+func (l *Log) segmentFile(path string) (vfs.File, error) {
 	for len(l.spares) > 0 {
 		spare := l.spares[0]
 		l.spares = l.spares[1:]
-		if err := os.Rename(spare, path); err != nil {
+		if err := l.fs.Rename(spare, path); err != nil {
 			continue // gone or unusable: try the next, or make a new one
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		f, err := l.fs.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
-			os.Remove(path)
+			l.fs.Remove(path)
 			continue
 		}
 		return f, nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := l.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	if _, err := f.Write(make([]byte, PreallocSize)); err == nil {
+	if _, err := f.Write(make([]byte, l.prealloc)); err == nil {
 		err = f.Sync()
 	}
 	if err != nil {
 		f.Close()
-		os.Remove(path)
+		l.fs.Remove(path)
 		return nil, fmt.Errorf("wal: preallocate %s: %w", path, err)
 	}
 	return f, nil
@@ -280,9 +321,9 @@ func (l *Log) rotate() error {
 	}
 	// The new name must survive a crash, or records appended to it would
 	// be acknowledged and then lost with it.
-	if err := atomicfile.SyncDir(l.dir); err != nil {
+	if err := l.fs.SyncDir(l.dir); err != nil {
 		f.Close()
-		os.Remove(path)
+		l.fs.Remove(path)
 		return err
 	}
 	if l.cur != nil {
@@ -308,7 +349,7 @@ func (l *Log) Append(payload []byte) (Ticket, error) {
 	if l.closed {
 		return Ticket{}, ErrClosed
 	}
-	if l.cur.size >= SegmentSize {
+	if l.cur.size >= l.segSize {
 		// Wait for the segment's last appends to be durable before its
 		// descriptor goes.
 		if err := l.waitDurable(l.written); err != nil {
@@ -360,7 +401,7 @@ func (l *Log) waitDurable(pos uint64) error {
 		target := l.written
 		f := l.cur.f
 		l.mu.Unlock()
-		err := unix.Fdatasync(int(f.Fd()))
+		err := f.Datasync()
 		l.mu.Lock()
 		l.flushing = false
 		if err != nil {
@@ -400,7 +441,7 @@ func (l *Log) Replay(fn func(seq uint64, payload []byte) error) error {
 	l.replay = nil
 	l.mu.Unlock()
 	for _, s := range segs {
-		if err := readSegment(s.path, s.first, fn); err != nil {
+		if err := readSegment(l.fs, s.path, s.first, fn); err != nil {
 			return err
 		}
 	}
@@ -413,8 +454,8 @@ func (l *Log) Replay(fn func(seq uint64, payload []byte) error) error {
 // readSegment calls fn for each intact record of the segment at path,
 // whose first record is numbered first, stopping quietly at the first
 // incomplete or damaged one.
-func readSegment(path string, first uint64, fn func(seq uint64, payload []byte) error) error {
-	f, err := os.Open(path)
+func readSegment(fsys vfs.FS, path string, first uint64, fn func(seq uint64, payload []byte) error) error {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
@@ -518,12 +559,12 @@ func (l *Log) retire(path string) error {
 		// The name holds a bound on every sequence number the file has
 		// ever held, so that Open can keep new numbers above them.
 		spare := filepath.Join(l.dir, fmt.Sprintf("spare-%016x-%d", l.nextSeq, l.spareN))
-		if err := os.Rename(path, spare); err == nil {
+		if err := l.fs.Rename(path, spare); err == nil {
 			l.spares = append(l.spares, spare)
 			return nil
 		}
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := l.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("wal: %w", err)
 	}
 	return nil
@@ -543,7 +584,7 @@ func (l *Log) Close() error {
 	}
 	err := l.cur.f.Close()
 	l.cur.f = nil
-	l.lock.Close() // releases the flock
+	l.unlock()
 	return err
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"smtpkit/internal/vfs"
 )
 
 // collect replays l and returns its records as "seq:payload" strings.
@@ -171,7 +173,7 @@ func TestTornSegmentOnDisk(t *testing.T) {
 	l := mustOpen(t, dir)
 	appendAll(t, l, "x", "y")
 	l.Close()
-	names, _ := segmentNames(dir)
+	names, _ := segmentNames(vfs.OS{}, dir)
 	f, err := os.OpenFile(filepath.Join(dir, names[len(names)-1]), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +288,7 @@ func TestRotation(t *testing.T) {
 	dir := t.TempDir()
 	l := mustOpen(t, dir)
 	big := bytes.Repeat([]byte("m"), MaxPayload)
-	const n = SegmentSize/MaxPayload + 2
+	const n = DefaultSegmentSize/MaxPayload + 2
 	for range n {
 		tk, err := l.Append(big)
 		if err != nil {
@@ -294,7 +296,7 @@ func TestRotation(t *testing.T) {
 		}
 		tk.Done()
 	}
-	if names, _ := segmentNames(dir); len(names) < 2 {
+	if names, _ := segmentNames(vfs.OS{}, dir); len(names) < 2 {
 		t.Fatalf("%d segments after %d MiB", len(names), n)
 	}
 	l.Close()
@@ -305,7 +307,7 @@ func TestRotation(t *testing.T) {
 	if err := l2.Checkpoint(func() error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if names, _ := segmentNames(dir); len(names) != 1 { // the empty current one
+	if names, _ := segmentNames(vfs.OS{}, dir); len(names) != 1 { // the empty current one
 		t.Fatalf("segments after checkpoint: %v", names)
 	}
 }
@@ -341,7 +343,7 @@ func TestRecycledSegment(t *testing.T) {
 			if err := l.Checkpoint(noop); err != nil { // the next segment reuses it
 				t.Fatal(err)
 			}
-			names, _ := segmentNames(dir)
+			names, _ := segmentNames(vfs.OS{}, dir)
 			fi, err := os.Stat(filepath.Join(dir, names[len(names)-1]))
 			if err != nil || fi.Size() < 4*4000 {
 				t.Fatalf("current segment is not the reused file (size %v, %v)", fi.Size(), err)
@@ -392,7 +394,7 @@ func TestSparesBounded(t *testing.T) {
 		}
 	}
 	l.Close()
-	spares, _, err := spareNames(dir)
+	spares, _, err := spareNames(vfs.OS{}, dir)
 	if err != nil || len(spares) > maxSpares {
 		t.Fatalf("%d spares (%v), want at most %d", len(spares), err, maxSpares)
 	}
@@ -409,7 +411,7 @@ func TestNumbersStayAboveSpares(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	names, _ := segmentNames(dir)
+	names, _ := segmentNames(vfs.OS{}, dir)
 	for _, n := range names {
 		os.Remove(filepath.Join(dir, n))
 	}
