@@ -15,6 +15,8 @@ var (
 	replyNeedHelo    = smtp.R(smtp.CodeBadSequence, "5.5.1", "Send EHLO or HELO first")
 	replyNoParams    = smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax error, no parameters allowed")
 	replyUnknownVerb = smtp.R(smtp.CodeSyntax, smtp.EnhSyntax, "Command unrecognized")
+	// RFC 3030 §3: BODY=BINARYMIME only where BINARYMIME is advertised.
+	replyNoBinaryMIME = smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "BODY=BINARYMIME not supported here (RFC 3030 §3)")
 	// The replies of every message, built once.
 	replySenderOK = smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Sender OK")
 	replyRcptOK   = smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK")

@@ -39,6 +39,8 @@ func FuzzSession(f *testing.F) {
 		"EHLO a\r\nAUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldA==\r\n",
 		"EHLO a\r\nMAIL FROM:<a@b.example> SIZE=99999999999 BODY=8BITMIME SMTPUTF8\r\n",
 		"\x00\xff\r\n\r\n\n\r",
+		"EHLO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nx\r\n\x00.\r\nMAIL FROM:<e@x>\r\n.\r\n",
+		"EHLO a\r\nMAIL FROM:<a@b.example> BODY=BINARYMIME\r\nRCPT TO:<alice@example.com>\r\nBDAT 2 LAST\r\n\x00\x00",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

@@ -53,8 +53,9 @@ func (h *headerLimiter) Close() error { return h.next.Close() }
 // textChecker holds BDAT data to the rules DATA's dot reader enforces: the
 // message is text (we offer no BINARYMIME, RFC 3030 §3), so every line ends
 // in CRLF and is at most maxLine octets with it (RFC 5321 §2.3.8,
-// §4.5.3.1.6). A bare CR or LF stored or relayed could smuggle a second
-// message past a less careful next hop.
+// §4.5.3.1.6), and no octet is NUL (RFC 5322 §2.1, RFC 2045 §2.8). A bare
+// CR or LF, or a NUL that a next hop strips, stored or relayed could
+// smuggle a second message past a less careful next hop.
 type textChecker struct {
 	next    io.WriteCloser
 	maxLine int
@@ -72,6 +73,8 @@ func (c *textChecker) Write(p []byte) (int, error) {
 		case b == '\n':
 			c.line, c.cr = 0, false
 			continue
+		case b == 0:
+			return 0, smtp.ErrNUL
 		}
 		c.cr = b == '\r'
 		if c.line++; c.line > c.maxLine-1 { // maxLine counts the CRLF; the CR is in c.line

@@ -56,6 +56,12 @@ func TestDialogues(t *testing.T) {
 		{"UTF-8 sender without SMTPUTF8", []step{{"EHLO c", "250-"}, {"MAIL FROM:<jö@b.example>", "553 5.6.7"}}},
 		{"UTF-8 sender with SMTPUTF8", []step{{"EHLO c", "250-"}, {"MAIL FROM:<jö@b.example> SMTPUTF8", "250 2.1.0"}}},
 		{"BODY=8BITMIME", []step{{"EHLO c", "250-"}, {"MAIL FROM:<a@b.example> BODY=8BITMIME", "250 2.1.0"}}},
+		{"BODY=7BIT", []step{{"EHLO c", "250-"}, {"MAIL FROM:<a@b.example> BODY=7BIT", "250 2.1.0"}}},
+		// RFC 3030 §3: BINARYMIME is not advertised, so it is refused, and
+		// no transaction starts (DATA or BDAT after it are out of sequence).
+		{"BODY=BINARYMIME not advertised", []step{{"EHLO c", "250-"}, {"MAIL FROM:<a@b.example> BODY=BINARYMIME", "555 5.5.4"}, {"RCPT TO:<alice@example.com>", "503 5.5.1"}, {"DATA", "503 5.5.1"}}},
+		{"BODY=binarymime lower case", []step{{"EHLO c", "250-"}, {"MAIL FROM:<a@b.example> BODY=binarymime", "555 5.5.4"}}},
+		{"BODY=BINARYMIME with SIZE", []step{{"EHLO c", "250-"}, {"MAIL FROM:<a@b.example> SIZE=10 BODY=BINARYMIME", "555 5.5.4"}, {"MAIL FROM:<a@b.example>", "250 2.1.0"}}},
 		{"AUTH before TLS", []step{{"EHLO c", "250-"}, {"AUTH PLAIN", "502 5.5.1"}}},
 		{"STARTTLS with argument", []step{{"EHLO c", "250-"}, {"STARTTLS now", "501 5.5.4"}}},
 		{"DATA with argument", []step{{"EHLO c", "250-"}, {"MAIL FROM:<a@b.example>", "250"}, {"RCPT TO:<alice@example.com>", "250"}, {"DATA x", "501 5.5.4"}}},
@@ -77,6 +83,9 @@ func TestEHLOAdvertises(t *testing.T) {
 	}
 	if strings.Contains(got, "AUTH") {
 		t.Errorf("mx listener offers AUTH:\n%s", got)
+	}
+	if strings.Contains(got, "BINARYMIME") {
+		t.Errorf("BINARYMIME advertised, but BDAT data is checked as text:\n%s", got)
 	}
 	sub := dial(t, ts.addrs[1])
 	if got := sub.cmd("EHLO c", "250-"); strings.Contains(got, "AUTH") {
@@ -316,6 +325,40 @@ func TestBDAT(t *testing.T) {
 	c.cmd("DATA", "503 5.5.1")
 	if n := len(ts.backend.messages()); n != 1 {
 		t.Errorf("oversized BDAT stored")
+	}
+}
+
+// TestNUL sends NUL octets in DATA and BDAT: text may not hold them
+// (RFC 5322 §2.1), and a next hop that strips them would read
+// "\r\n\x00.\r\n" as an end of data. Each is refused with 554 5.6.0 after
+// the real end of the data, nothing is stored, and the session stays in
+// step.
+func TestNUL(t *testing.T) {
+	ts := startServer(t, Limits{}, Listener{Role: RoleMX, TLS: TLSNone})
+	c := runScript(t, ts.addrs[0], []step{{"EHLO c", "250-"}})
+	smuggled := "MAIL FROM:<evil@b.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nsmuggled\r\n"
+	for _, body := range []string{
+		"Subject: x\r\n\r\nbody\r\n\x00.\r\n" + smuggled,
+		"Subject: x\r\n\r\nbody\r\n.\x00\r\n" + smuggled,
+		"Subject: x\r\n\r\nbo\x00dy\r\n",
+		"\x00\r\n",
+	} {
+		c.cmd("MAIL FROM:<a@b.example>", "250")
+		c.cmd("RCPT TO:<alice@example.com>", "250")
+		c.cmd("DATA", "354")
+		c.send(body + ".\r\n")
+		c.expect("554 5.6.0 NUL")
+		c.cmd("NOOP", "250 2.0.0")
+	}
+	c.cmd("MAIL FROM:<a@b.example>", "250")
+	c.cmd("RCPT TO:<alice@example.com>", "250")
+	c.send("BDAT 8\r\na\r\n\x00.\r\nX")
+	c.expect("554 5.6.0 NUL") // the chunk is read whole, the message refused
+	c.send("BDAT 3 LAST\r\nb\r\n")
+	c.expect("554 5.6.0 NUL")
+	c.cmd("NOOP", "250 2.0.0")
+	if n := len(ts.backend.messages()); n != 0 {
+		t.Errorf("%d messages with NUL stored", n)
 	}
 }
 

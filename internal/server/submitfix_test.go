@@ -100,6 +100,8 @@ func TestTextChecker(t *testing.T) {
 		{"bare LF", "a\nb\r\n", smtp.ErrBareLF},
 		{"bare CR", "a\rb\r\n", smtp.ErrBareCR},
 		{"CR at the very end", "a\r", smtp.ErrBareCR},
+		{"NUL", "a\r\n\x00.\r\n", smtp.ErrNUL},
+		{"NUL in a line", "a\x00b\r\n", smtp.ErrNUL},
 		{"line of 998", strings.Repeat("x", 998) + "\r\n", nil},
 		{"line of 999", strings.Repeat("x", 999) + "\r\n", smtp.ErrLineTooLong},
 	}

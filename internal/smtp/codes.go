@@ -47,8 +47,10 @@ const (
 	EnhBadSyntaxDest   Enhanced = "5.1.3"
 	EnhBadSender       Enhanced = "5.1.7"
 	EnhMailboxFull     Enhanced = "5.2.2"
+	EnhSystem          Enhanced = "5.3.0" // other or undefined mail system status; 4.3.0 as Temp()
 	EnhSystemFull      Enhanced = "5.3.1" // mail system full (RFC 3463 §3.4); 4.3.1 when it passes
 	EnhTooBig          Enhanced = "5.3.4" // message too big for system
+	EnhConnection      Enhanced = "5.4.2" // bad connection; 4.4.2 as Temp(), the timeout of RFC 5321 §4.5.3.2
 	EnhNoRoute         Enhanced = "5.4.4"
 	EnhProtocol        Enhanced = "5.5.0"
 	EnhInvalidCommand  Enhanced = "5.5.1"
@@ -56,6 +58,7 @@ const (
 	EnhTooManyRcpt     Enhanced = "5.5.3"
 	EnhBadParams       Enhanced = "5.5.4"
 	EnhWrongProtocol   Enhanced = "5.5.5"
+	EnhMedia           Enhanced = "5.6.0" // other or undefined media error (content not accepted)
 	EnhConversion      Enhanced = "5.6.7" // RFC 6531: address needs SMTPUTF8
 	EnhSecurity        Enhanced = "5.7.0"
 	EnhNotAuthorized   Enhanced = "5.7.1" // delivery not authorized (relay denied)

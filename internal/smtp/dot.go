@@ -16,9 +16,17 @@ const MaxLineLen = 1000
 //
 // Bare CR and LF get 500 5.5.2, a syntax error: the client broke the
 // framing rule of RFC 5321 §2.3.8, it is not a content policy (550 5.6.0).
+//
+// A NUL octet gets 554 5.6.0: it breaks no framing rule, but text may not
+// hold it (RFC 5322 §2.1 and §3.5; RFC 2045 §2.7 and §2.8 for 7bit and
+// 8bit data, which is what 8BITMIME carries, RFC 6152 §2). Only binary data
+// may, and that needs BODY=BINARYMIME (RFC 3030 §3), which smtpkit does not
+// offer. A next hop that strips NULs would turn "\r\n\x00.\r\n" into an end
+// of data, so a NUL relayed is a smuggling vector too.
 var (
 	ErrBareLF      error = E(CodeSyntax, EnhSyntax, "Bare LF in message data not allowed; lines must end in CRLF (RFC 5321 §2.3.8)")
 	ErrBareCR      error = E(CodeSyntax, EnhSyntax, "Bare CR in message data not allowed; lines must end in CRLF (RFC 5321 §2.3.8)")
+	ErrNUL         error = E(CodeTransactionFailed, EnhMedia, "NUL in message text not allowed (RFC 5322 §2.1, RFC 2045 §2.8)")
 	ErrLineTooLong error = E(CodeSyntax, EnhSyntax, "Line too long (RFC 5321 §4.5.3.1.6)")
 	ErrTooLarge    error = E(CodeExceededStorage, EnhTooBig, "Message size exceeds fixed maximum message size")
 )
@@ -29,7 +37,7 @@ var (
 // CRLF) is never a line break, so "\n.\n", "\r.\r" and the like cannot end
 // the data early: that is the defence against SMTP smuggling
 // (CVE-2023-51764, -51765, -51766). When the reader meets a bare CR or LF,
-// a line longer than the limit, or more data than the size limit, it
+// a NUL, a line longer than the limit, or more data than the size limit, it
 // remembers the first such error, stops passing data on, keeps reading up
 // to the real end of data so that the session stays in step with the
 // client, and then returns the error instead of io.EOF. Nothing after the
@@ -199,6 +207,9 @@ func (d *DotReader) scan(buf, out []byte) int {
 	}
 	if d.err == nil && bytes.IndexByte(body, '\r') >= 0 {
 		d.setErr(ErrBareCR)
+	}
+	if d.err == nil && bytes.IndexByte(body, 0) >= 0 {
+		d.setErr(ErrNUL)
 	}
 	d.lineLen += len(chunk)
 	if d.lineLen > d.maxLine {

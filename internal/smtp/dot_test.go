@@ -101,7 +101,14 @@ func TestDotReader(t *testing.T) {
 		{name: "dot inside line", in: "a.\r\n a\r\n .\r\n.\r\n", want: "a.\r\n a\r\n .\r\n"},
 		{name: "pipelined commands stay", in: "x\r\n.\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n", want: "x\r\n", rest: "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"},
 		{name: "dot with trailing space is data", in: ". \r\n.\r\n", want: " \r\n"},
-		{name: "8bit and NUL pass", in: "caf\xc3\xa9\x00\r\n.\r\n", want: "caf\xc3\xa9\x00\r\n"},
+		{name: "8bit passes", in: "caf\xc3\xa9\r\n.\r\n", want: "caf\xc3\xa9\r\n"},
+		{name: "NUL in a line", in: "caf\xc3\xa9\x00\r\n.\r\nQUIT\r\n", err: ErrNUL, rest: "QUIT\r\n"},
+		{name: "NUL line", in: "a\r\n\x00\r\n.\r\n", err: ErrNUL},
+		{name: "NUL at the start", in: "\x00.\r\n.\r\n", err: ErrNUL},
+		{name: "NUL after a stuffed dot", in: ".\x00\r\n.\r\n", err: ErrNUL},
+		{name: "NUL before CRLF dot", in: "a\x00\r\n.\r\n", err: ErrNUL},
+		{name: "NUL then bare LF, first wins", in: "\x00\r\na\n\r\n.\r\n", err: ErrNUL},
+		{name: "NUL keeps draining", in: "\x00" + strings.Repeat("0123456789\r\n", 1000) + ".\r\nQUIT\r\n", err: ErrNUL, rest: "QUIT\r\n"},
 		{name: "1000 octet line", in: line998 + "\r\n.\r\n", want: line998 + "\r\n"},
 		{name: "1000 octet stuffed line", in: "." + line998[1:] + "\r\n.\r\n", want: line998[1:] + "\r\n"},
 		{name: "1001 octet line", in: line998 + "x\r\nok\r\n.\r\nNOOP\r\n", err: ErrLineTooLong, rest: "NOOP\r\n"},
@@ -148,7 +155,11 @@ func TestDotReaderSmuggling(t *testing.T) {
 		{"\r\n.\n", ErrBareLF},
 		{"\r\n.\r", ErrBareCR},
 		{"\r.\r\n", ErrBareCR},
-		{"\r\n\x00.\r\n", nil}, // not an end either, but no framing error: NUL is data
+		// The scanners' "null" cases: not an end here, but one for a next
+		// hop that strips NUL, so they are refused too.
+		{"\r\n\x00.\r\n", ErrNUL},
+		{"\r\n.\x00\r\n", ErrNUL},
+		{"\n\x00.\n", ErrBareLF},
 	}
 	for _, p := range payloads {
 		smuggled := "MAIL FROM:<admin@bank.example>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nFrom: admin@bank.example\r\n\r\nPay now\r\n"

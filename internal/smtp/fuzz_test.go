@@ -160,6 +160,9 @@ func refDot(in []byte, maxSize int64, maxLine int) (out, rest []byte, errs []err
 		if bytes.IndexByte(line, '\r') >= 0 {
 			errs = append(errs, ErrBareCR)
 		}
+		if bytes.IndexByte(line, 0) >= 0 {
+			errs = append(errs, ErrNUL)
+		}
 		size += int64(len(line) + 2)
 		if maxSize > 0 && size > maxSize {
 			errs = append(errs, ErrTooLarge)
@@ -174,6 +177,7 @@ func FuzzDotReader(f *testing.F) {
 		"Hello\r\n.\r\nQUIT\r\n", ".\r\n", "..\r\n.\r\n", "a\n.\nb\r\n.\r\n", "a\n.\r\nb\r\n.\r\n",
 		"a\r.\rb\r\n.\r\n", "a\r\n.\nb\r\n.\r\n", "a\r\n.\rb\r\n.\r\n", "a\r\r\n.\r\n", "abc",
 		"0123456789012345678901234567890\r\n.\r\n", "\r\n\r\n.\r\nX",
+		"a\r\n\x00.\r\nb\r\n.\r\n", "\x00\r\n.\r\n", ".\x00\r\n.\r\n", "a\x00\nb\r\n.\r\n",
 	} {
 		f.Add([]byte(s), int64(0), uint8(0))
 		f.Add([]byte(s), int64(10), uint8(20))
