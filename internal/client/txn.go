@@ -151,8 +151,17 @@ func (c *Conn) writeBody(body io.Reader) (smtp.Reply, error) {
 		}
 		return smtp.Reply{}, c.transportErr(err)
 	}
-	return c.readReply(c.t.DataEnd)
+	rep, err := c.readReply(c.t.DataEnd)
+	if err != nil {
+		return rep, fmt.Errorf("%w: %w", ErrNoFinalReply, err)
+	}
+	return rep, nil
 }
+
+// ErrNoFinalReply marks a transport failure after the final "." was sent
+// and before the server's reply to it was read: the server may have taken
+// the message, so sending it again may deliver it twice (RFC 1047).
+var ErrNoFinalReply = errors.New("client: connection lost after the end of data, before the final reply")
 
 // bodyBuf is the pair of buffers one DATA transfer uses; they are pooled,
 // since a courier or load generator sends many messages.

@@ -27,6 +27,7 @@ type script struct {
 	rcpt     map[string]string // reply to RCPT, by address
 	data     string            // reply after the message
 	dropData bool              // close the connection after the first message line
+	dropDot  bool              // close the connection after the final ".", without a reply
 }
 
 // received is one message a fakeServer accepted.
@@ -310,6 +311,9 @@ func (f *fakeServer) data(c *fakeConn) bool {
 			return false
 		}
 		if l == ".\r\n" {
+			if f.script.dropDot {
+				return false // the message was taken, the reply is lost (RFC 1047)
+			}
 			break
 		}
 		if f.script.dropData {

@@ -270,6 +270,9 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Delivery
 	where := fmt.Sprintf("%s[%s]", hop.Host, ip)
 	if err != nil {
 		c.Close()
+		if errors.Is(err, client.ErrNoFinalReply) {
+			return r.possibleDuplicate(d, hop, ip, plan, err), true, nil
+		}
 		var se *smtp.Error
 		if errors.As(err, &se) && se.Permanent() {
 			// MAIL refused for good, or the message cannot be carried
@@ -300,6 +303,22 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Delivery
 		c.Close()
 	}
 	return out, true, nil
+}
+
+// possibleDuplicate is the outcome of a transaction whose connection was
+// lost after the final "." and before the reply to it (RFC 1047): the
+// server may have taken the message. It is decided here — a temporary
+// failure retried later with backoff, not at once on the next hop — and
+// marked, so that the queue logs the retry as a possible duplicate.
+func (r *Remote) possibleDuplicate(d *queue.Delivery, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan, err error) []queue.Result {
+	r.log.Warn("delivery attempt", "msgid", d.ID, "host", hop.Host, "ip", ip.String(),
+		"tls_policy", plan.Policy.String(), "rcpts", len(d.Recipients), "err", err, "possible_duplicate", true)
+	out := allFailed(d.Recipients, temporary(err), fmt.Sprintf("%s[%s]: %v", hop.Host, ip, err))
+	for i := range out {
+		out[i].PossibleDuplicate = true
+		out[i].TLSPolicy = plan.Policy.String()
+	}
+	return out
 }
 
 // failureOf classifies a StartTLS error for the plan.

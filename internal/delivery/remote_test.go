@@ -5,11 +5,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +48,7 @@ type envOpts struct {
 	roots  *x509.CertPool
 	routes []route.Static
 	idle   time.Duration
+	log    *slog.Logger
 }
 
 func newEnv(t *testing.T, port int, o envOpts) *env {
@@ -59,7 +62,7 @@ func newEnv(t *testing.T, port int, o envOpts) *env {
 	r := NewRemote(RemoteOptions{
 		Router: router, Policy: o.policy, LocalName: "out.local.example", Roots: o.roots,
 		Timeouts:    client.Timeouts{Connect: to, Greeting: to, Mail: to, Rcpt: to, DataInit: to, DataBlock: to, DataEnd: to, Command: to},
-		IdleTimeout: o.idle,
+		IdleTimeout: o.idle, Logger: o.log,
 	})
 	t.Cleanup(r.Close)
 	return &env{remote: r, port: port}
@@ -264,6 +267,43 @@ func TestRemoteDropMidData(t *testing.T) {
 	if len(f1.Messages()) != 0 {
 		t.Errorf("a dropped message was recorded")
 	}
+}
+
+// TestRemoteConnectionLostAfterDot: a server that takes the final "." and
+// closes without a reply may have delivered the message (RFC 1047). The
+// attempt is a temporary failure marked as a possible duplicate, logged so,
+// and the message is not sent at once to the next MX.
+func TestRemoteConnectionLostAfterDot(t *testing.T) {
+	_, f2, port := twoMX(t, &script{dropDot: true}, &script{})
+	var logs strings.Builder
+	var mu sync.Mutex
+	e := newEnv(t, port, envOpts{policy: tlspolicy.None, log: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
+	res := e.deliver(t, delivery("remote.example", "x@remote.example", "y@remote.example"))
+	wantOutcomes(t, res, "temp", "temp")
+	for _, r := range res {
+		if !r.PossibleDuplicate {
+			t.Errorf("%s: not marked as a possible duplicate: %+v", r.Rcpt, r)
+		}
+	}
+	if n := f2.Accepts(); n != 0 {
+		t.Errorf("the second MX got %d connections; a possible duplicate must wait for the retry", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "possible_duplicate=true") {
+		t.Errorf("no possible_duplicate=true in the log:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func TestRemoteNullMX(t *testing.T) {

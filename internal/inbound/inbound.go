@@ -224,7 +224,7 @@ func (b *Backend) mailbox(addr string) (maildir.Dir, error) {
 	if _, ok := b.created.Load(path); ok {
 		return maildir.Dir{Path: path}, nil
 	}
-	dir, err := maildir.Create(path)
+	dir, err := b.opts.Namer.Create(path)
 	if err != nil {
 		return maildir.Dir{}, storageError(err)
 	}

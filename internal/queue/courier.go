@@ -38,6 +38,11 @@ type Result struct {
 	// "<host>[<ip>] said: <reply>" when a server answered; the part before
 	// "[" or " said:" becomes the DSN's Remote-MTA.
 	Detail string
+	// PossibleDuplicate marks a failed attempt whose next hop may have
+	// taken the message all the same: the connection was lost after the
+	// end of the data and before the final reply (RFC 1047). The retry is
+	// logged with possible_duplicate=true.
+	PossibleDuplicate bool
 	// TLSPolicy is the outbound TLS policy the attempt ran under ("none",
 	// "opportunistic", "required", "verify"; "" when no connection was
 	// tried), for metrics and logs.

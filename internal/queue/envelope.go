@@ -64,6 +64,10 @@ type rcpt struct {
 	Diagnostic string `json:"diagnostic,omitempty"`
 	DiagType   string `json:"diag_type,omitempty"`
 	Detail     string `json:"detail,omitempty"` // the courier's Detail, for `queue show`
+	// MaybeDelivered is set when an attempt lost the connection after the
+	// end of data (Result.PossibleDuplicate): the next hop may have taken
+	// the message, and later attempts are logged as possible duplicates.
+	MaybeDelivered bool `json:"maybe_delivered,omitempty"`
 	// Notified is set once the bounce for a Failed recipient was handed off
 	// (or was not needed: null sender).
 	Notified bool `json:"notified,omitempty"`

@@ -103,7 +103,7 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 		e.Warned = true
 	}
 	if !m.deleted {
-		q.persist(m)
+		q.persist(m, nil)
 	}
 }
 

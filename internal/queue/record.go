@@ -39,6 +39,7 @@ func (q *Queue) record(ctx context.Context, j *job, results []Result) {
 		return
 	}
 	changed := false
+	var delivered []string // a lost state change repeats these deliveries
 	for _, addr := range j.rcpts {
 		r := m.env.findPending(addr, j.local)
 		if r == nil {
@@ -53,9 +54,12 @@ func (q *Queue) record(ctx context.Context, j *job, results []Result) {
 		}
 		q.apply(m.env, r, res, now)
 		changed = true
+		if res.Err == nil {
+			delivered = append(delivered, addr)
+		}
 	}
 	if changed {
-		q.persist(m)
+		q.persist(m, delivered)
 	}
 }
 
@@ -70,23 +74,30 @@ func (e *envelope) findPending(addr string, local bool) *rcpt {
 }
 
 // persist saves m after a state change, or removes it when it is done.
-// The caller holds m.mu.
-func (q *Queue) persist(m *message) {
+// The caller holds m.mu. delivered are the recipients this change marks
+// delivered: if the change cannot be saved, a restart delivers them again,
+// so the failure is logged as a possible duplicate.
+func (q *Queue) persist(m *message, delivered []string) {
 	id := m.env.ID
+	var err error
 	if m.env.done() {
-		if err := q.remove(id); err != nil {
-			q.log.Error("queue: removing finished message", "msgid", id, "err", err)
-		}
+		err = q.remove(id)
 		m.deleted = true
 		q.forget(id)
 		q.log.Info("queue: message done", "msgid", id)
+	} else {
+		err = q.saveEnv(m)
+	}
+	if err == nil {
 		return
 	}
-	if err := q.saveEnv(m); err != nil {
-		// The state in memory is ahead of the disk; a crash now repeats the
-		// attempt (duplicate, never loss).
-		q.log.Error("queue: saving state", "msgid", id, "err", err)
+	// The state in memory is ahead of the disk; a crash now repeats the
+	// attempt (duplicate, never loss).
+	attrs := []any{"msgid", id, "err", err}
+	if len(delivered) > 0 {
+		attrs = append(attrs, "possible_duplicate", true, "rcpt", delivered)
 	}
+	q.log.Error("queue: saving state; a restart repeats the last attempt", attrs...)
 }
 
 // isPermanent reports an *smtp.Error with a 5xx reply. Everything else,
@@ -103,7 +114,15 @@ func (q *Queue) apply(e *envelope, r *rcpt, res Result, now time.Time) {
 	r.Last = now
 	r.Detail = oneLine(res.Detail)
 	r.RemoteMTA = remoteMTA(res.Detail)
+	if res.PossibleDuplicate {
+		r.MaybeDelivered = true
+	}
 	log := q.log.With("msgid", e.ID, "rcpt", r.Addr, "attempt", r.Attempts, "detail", r.Detail)
+	if r.MaybeDelivered {
+		// RFC 1047: an earlier attempt (or this one) lost the connection
+		// after the end of data; the next hop may hold a copy already.
+		log = log.With("possible_duplicate", true)
+	}
 	if res.Err == nil {
 		r.State, r.Status, r.Diagnostic, r.DiagType = Delivered, "2.0.0", "", ""
 		log.Info("delivered")
