@@ -2,7 +2,7 @@ package cli
 
 import (
 	"log/slog"
-	"reflect"
+	"strings"
 
 	"smtpkit/internal/certs"
 	"smtpkit/internal/config"
@@ -10,11 +10,14 @@ import (
 )
 
 // reload is SIGHUP: read the config again and apply what can change while
-// running — limits, local domains, certificates — without dropping
-// sessions. A config that does not load or validate is refused with a log
-// line and the old one keeps running. Changes that need new sockets or a
-// new spool (listeners, hostname, data_dir, outbound) are logged as needing
-// a restart. The account store reloads itself whenever its file changes.
+// running — the limits (shutdown_grace included), the local domains with
+// the postmaster domain, the certificates — without dropping sessions. A
+// config that does not load or validate is refused with a log line and
+// the old one keeps running. Every other key that changed (listeners,
+// hostname, data_dir, maildir, outbound, routes, log, metrics, …) needs
+// new sockets, a new spool or a new logger: it keeps its running value
+// and is named in one warning as needing a restart. The account store
+// reloads itself whenever its file changes.
 func (d *daemon) reload(path string, log *slog.Logger) {
 	cfg, source, err := config.Resolve(path)
 	if err != nil {
@@ -26,30 +29,58 @@ func (d *daemon) reload(path string, log *slog.Logger) {
 		log.Error("config reload refused: certificates", "err", err)
 		return
 	}
-	d.srv.SetLimits(serverLimits(cfg.Limits))
-	d.backend.SetDomains(domainNames(cfg))
-	for _, f := range []struct {
-		name string
-		a, b any
-	}{
-		{"listener", old.Listeners, cfg.Listeners},
-		{"hostname", old.Hostname, cfg.Hostname},
-		{"data_dir", old.DataDir, cfg.DataDir},
-		{"maildir", old.Maildir, cfg.Maildir},
-		{"outbound", old.Outbound, cfg.Outbound},
-		{"route", old.Routes, cfg.Routes},
-		{"log", old.Log, cfg.Log},
-		{"metrics", old.Metrics, cfg.Metrics},
-	} {
-		if !reflect.DeepEqual(f.a, f.b) {
-			log.Warn("config change needs a restart to take effect", "section", f.name)
+	var restart []string
+	for _, key := range config.Diff(old, cfg) {
+		if !d.appliesLive(key, cfg) {
+			restart = append(restart, key)
 		}
 	}
-	// Keep what is actually running for the sections a reload cannot change.
-	cfg.Listeners, cfg.Hostname, cfg.DataDir, cfg.Maildir = old.Listeners, old.Hostname, old.DataDir, old.Maildir
-	cfg.Outbound, cfg.Routes, cfg.Log, cfg.Metrics = old.Outbound, old.Routes, old.Log, old.Metrics
-	d.cfg = cfg
-	log.Info("configuration reloaded", "source", source, "domains", domainList(cfg))
+	// What runs from now on: the old config with the live keys replaced.
+	applied := old
+	applied.Limits = cfg.Limits
+	applied.Domains = cfg.Domains
+	if d.appliesLive("tls.certificate", cfg) {
+		applied.TLS.Certificates = cfg.TLS.Certificates
+	}
+	d.srv.SetLimits(serverLimits(applied.Limits))
+	d.backend.SetDomains(domainNames(applied))
+	d.srv.SetPostmasterDomain(postmasterDomain(applied))
+	d.cfg = applied
+	if len(restart) > 0 {
+		log.Warn("config change needs a restart to take effect; the running value stays", "keys", strings.Join(restart, ", "))
+	}
+	log.Info("configuration reloaded", "source", source, "domains", domainList(applied),
+		"postmaster", postmasterDomain(applied), "shutdown_grace", applied.Limits.ShutdownGrace.String())
+}
+
+// appliesLive reports whether a reload applies a change of key to cfg;
+// the keys are those of docs/config.md, "Reloading". A key not listed
+// needs a restart: a new key whose change serve applies while running must
+// be added here, or a reload says it needs a restart. New certificate
+// files apply unless the running server uses the self-signed development
+// certificate or the new list is empty.
+func (d *daemon) appliesLive(key string, cfg config.Config) bool {
+	switch key {
+	case "limits.message_size", "limits.recipients", "limits.errors", "limits.connections",
+		"limits.connections_per_ip", "limits.command_timeout", "limits.data_timeout",
+		"limits.session_timeout", "limits.shutdown_grace", "limits.connection_rate",
+		"limits.session_recipients", "limits.header_size":
+		return true // serverLimits, and shutdown_grace read at shutdown
+	case "domain":
+		return true // backend domains and the postmaster domain
+	case "tls.certificate":
+		return d.certs != nil && !d.selfSign && len(cfg.TLS.Certificates) > 0
+	}
+	return false
+}
+
+// postmasterDomain completes "RCPT TO:<Postmaster>" (RFC 5321 §4.1.1.3):
+// the first local domain, or the hostname when there is none.
+func postmasterDomain(cfg config.Config) string {
+	if len(cfg.Domains) > 0 {
+		return cfg.Domains[0].Name
+	}
+	return cfg.Hostname
 }
 
 // reloadCerts re-reads the certificate files, switching to a new list when

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -24,11 +25,18 @@ import (
 	"smtpkit/internal/sasl"
 	"smtpkit/internal/server"
 	"smtpkit/internal/userdb"
+	"smtpkit/internal/vfs"
 	"smtpkit/internal/wal"
 )
 
 // runServe is `smtpkit serve [-config FILE]`: it runs the server until
 // SIGTERM or SIGINT, reloading configuration and certificates on SIGHUP.
+//
+// "ready" (stdout and READY=1) means ready: the signal handlers are
+// installed first, before anything that can take time, so a signal during
+// start-up waits until start-up is done instead of killing the process;
+// then the stores are opened (journal replay), the control socket and the
+// listeners are bound and served, and only then is ready said.
 func runServe(args []string, stdio Stdio) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stdio.Err)
@@ -36,6 +44,9 @@ func runServe(args []string, stdio Stdio) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	cfg, source, err := config.Resolve(*configPath)
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
@@ -48,12 +59,23 @@ func runServe(args []string, stdio Stdio) int {
 		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
 		return 1
 	}
+	ctl, err := listenControl(cfg.DataDir, vfs.OS{}, log)
+	if err != nil {
+		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
+		return 1
+	}
 	if err := d.srv.Listen(); err != nil {
+		if ctl != nil {
+			ctl.Close()
+		}
 		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
 		return 1
 	}
 	endpoint, err := startMetrics(cfg.Metrics.Address, d.metrics, d.health, log)
 	if err != nil {
+		if ctl != nil {
+			ctl.Close()
+		}
 		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
 		return 1
 	}
@@ -64,40 +86,41 @@ func runServe(args []string, stdio Stdio) int {
 			log.Info("maildir tmp/ cleanup", "removed", n, "err", err)
 		}
 	}()
-	printListeners(stdio.Out, cfg, d)
-	fmt.Fprintln(stdio.Out, "smtpkit: ready")
-	notify := newNotifier(os.Getenv("NOTIFY_SOCKET"), log)
-	notify.ready()
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- d.health.run("smtp", d.srv.Serve) }()
 	queueCtx, stopQueue := context.WithCancel(context.Background())
-	queueDone := make(chan struct{}, 2)
+	var background sync.WaitGroup
+	background.Add(1)
 	go func() {
-		defer func() { queueDone <- struct{}{} }()
+		defer background.Done()
 		if err := d.health.run("queue", func() error { return d.out.queue.Run(queueCtx) }); err != nil {
 			log.Error("queue stopped", "err", err)
 		}
 	}()
-	go func() {
-		defer func() { queueDone <- struct{}{} }()
-		if err := serveControl(queueCtx, cfg.DataDir, d.out.queue, log); err != nil {
-			log.Error("control socket stopped", "err", err)
-		}
-	}()
+	if ctl != nil {
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			if err := ctl.Serve(queueCtx, queueHandler{q: d.out.queue, log: log}); err != nil {
+				log.Error("control socket stopped", "err", err)
+			}
+		}()
+	}
 	defer func() {
 		stopQueue()
-		<-queueDone
-		<-queueDone
+		background.Wait()
 		d.out.queue.Close()
 		d.out.remote.Close()
 		if err := d.namer.CloseJournal(); err != nil {
 			log.Error("journal checkpoint at shutdown", "err", err)
 		}
 	}()
+
+	printListeners(stdio.Out, cfg, d)
+	fmt.Fprintln(stdio.Out, "smtpkit: ready")
+	notify := newNotifier(os.Getenv("NOTIFY_SOCKET"), log)
+	notify.ready()
 	for {
 		select {
 		case err := <-served:
@@ -114,8 +137,9 @@ func runServe(args []string, stdio Stdio) int {
 				continue
 			}
 			notify.stopping()
-			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Limits.ShutdownGrace.String())
-			ctx, cancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownGrace.D())
+			grace := d.cfg.Limits.ShutdownGrace // as the last reload left it
+			log.Info("shutting down", "signal", sig.String(), "grace", grace.String())
+			ctx, cancel := context.WithTimeout(context.Background(), grace.D())
 			d.srv.Shutdown(ctx)
 			cancel()
 			<-served
@@ -138,15 +162,12 @@ type daemon struct {
 	namer    *maildir.Namer // Maildir delivery: names, group commit, journal
 }
 
-// openMaildirs sets up Maildir delivery as maildir.sync says. With the
-// journal it first replays what an earlier run left in
-// <data_dir>/journal, so that every message acknowledged before a crash is
-// in its Maildir before new mail is accepted.
-func openMaildirs(cfg config.Config, log *slog.Logger) (*maildir.Namer, error) {
-	mode, err := maildir.ParseSync(cfg.Maildir.Sync)
-	if err != nil {
-		return nil, err
-	}
+// openMaildirs sets up Maildir delivery in mode, the maildir.sync mode
+// checkStorage found the file systems can keep. With the journal it first
+// replays what an earlier run left in <data_dir>/journal, so that every
+// message acknowledged before a crash is in its Maildir before new mail
+// is accepted.
+func openMaildirs(cfg config.Config, mode maildir.Sync, log *slog.Logger) (*maildir.Namer, error) {
 	namer := maildir.NewNamer(nil)
 	namer.SetSync(mode)
 	if mode != maildir.SyncJournal {
@@ -187,7 +208,11 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	domains := domainNames(cfg)
-	namer, err := openMaildirs(cfg, log)
+	mode, err := checkStorage(vfs.OS{}, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	namer, err := openMaildirs(cfg, mode, log)
 	if err != nil {
 		return nil, err
 	}
@@ -232,13 +257,9 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		}
 		listeners = append(listeners, sl)
 	}
-	postmaster := cfg.Hostname
-	if len(domains) > 0 {
-		postmaster = domains[0]
-	}
 	d.srv = server.New(server.Options{
 		Hostname:         cfg.Hostname,
-		PostmasterDomain: postmaster,
+		PostmasterDomain: postmasterDomain(cfg),
 		Listeners:        listeners,
 		Backend:          backend,
 		Credentials:      credentials{accounts},

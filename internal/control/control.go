@@ -62,15 +62,58 @@ const (
 	MaxResponse = 256 << 20
 )
 
-// Serve listens on the unix socket path until ctx is done, then closes
-// the listener and every connection and returns nil. A stale socket left
-// by a crashed server is replaced; a live one is an error (another server
-// is running on the same data directory).
-func Serve(ctx context.Context, path string, h Handler) error {
+// MaxPath is the longest socket path a unix socket address holds on
+// Linux: sun_path is 108 bytes with the terminating NUL.
+const MaxPath = 107
+
+// ErrInUse is returned by Listen when a server already answers on the
+// socket: another smtpkit is running on the same data directory.
+var ErrInUse = errors.New("another server is listening")
+
+// ErrPathTooLong is returned by Listen for a path longer than MaxPath.
+var ErrPathTooLong = errors.New("socket path too long")
+
+// Listener is a bound control socket. Serve answers on it; Close releases
+// it when Serve is never called.
+type Listener struct {
+	ln   net.Listener
+	path string
+}
+
+// Listen binds the unix socket path with mode 0600. A stale socket left by
+// a crashed server is replaced; a live one is ErrInUse. Binding before
+// serving lets a caller say it is ready only once the socket answers.
+func Listen(path string) (*Listener, error) {
 	ln, err := listen(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Listener{ln: ln, path: path}, nil
+}
+
+// Path is the socket's path.
+func (l *Listener) Path() string { return l.path }
+
+// Close closes the socket and removes its file.
+func (l *Listener) Close() error {
+	err := l.ln.Close()
+	os.Remove(l.path)
+	return err
+}
+
+// Serve is Listen then Listener.Serve.
+func Serve(ctx context.Context, path string, h Handler) error {
+	l, err := Listen(path)
 	if err != nil {
 		return err
 	}
+	return l.Serve(ctx, h)
+}
+
+// Serve answers requests until ctx is done, then closes the listener and
+// every connection, removes the socket and returns nil.
+func (l *Listener) Serve(ctx context.Context, h Handler) error {
+	ln, path := l.ln, l.path
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -121,13 +164,16 @@ func Serve(ctx context.Context, path string, h Handler) error {
 
 // listen creates the socket with mode 0600, replacing a stale one.
 func listen(path string) (net.Listener, error) {
+	if len(path) > MaxPath {
+		return nil, fmt.Errorf("control: %s: %w (%d bytes; a unix socket address holds at most %d)", path, ErrPathTooLong, len(path), MaxPath)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
 			return nil, fmt.Errorf("control: %s exists and is not a socket", path)
 		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
-			return nil, fmt.Errorf("control: %s: another server is listening", path)
+			return nil, fmt.Errorf("control: %s: %w", path, ErrInUse)
 		}
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("control: removing stale socket: %w", err)

@@ -168,3 +168,42 @@ func TestStaleAndLiveSocket(t *testing.T) {
 		t.Error("Call without a server succeeded")
 	}
 }
+
+// TestListenErrors: a live socket is ErrInUse; a path longer than a unix
+// socket address holds is ErrPathTooLong, said before any bind, and
+// leaves nothing behind; Listen binds so that a client connects before
+// Serve runs (what "ready" relies on), up to the longest path there is.
+func TestListenErrors(t *testing.T) {
+	path := serve(t)
+	if _, err := Listen(path); !errors.Is(err, ErrInUse) {
+		t.Errorf("Listen on a live socket: %v, want ErrInUse", err)
+	}
+	dir := t.TempDir()
+	for _, n := range []int{MaxPath + 1, 200} {
+		long := filepath.Join(dir, strings.Repeat("x", n-len(dir)-1))
+		if len(long) != n {
+			t.Fatalf("path of %d bytes, want %d", len(long), n)
+		}
+		_, err := Listen(long)
+		if !errors.Is(err, ErrPathTooLong) || !strings.Contains(err.Error(), "at most 107") {
+			t.Errorf("Listen(%d bytes): %v, want ErrPathTooLong", n, err)
+		}
+		if _, serr := os.Lstat(long); serr == nil {
+			t.Errorf("Listen(%d bytes) left a file", n)
+		}
+	}
+	longest := filepath.Join(dir, strings.Repeat("y", MaxPath-len(dir)-1))
+	l, err := Listen(longest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("unix", l.Path())
+	if err != nil {
+		t.Fatalf("dial before Serve: %v", err)
+	}
+	c.Close()
+	l.Close()
+	if _, err := os.Lstat(l.Path()); err == nil {
+		t.Error("Close left the socket file")
+	}
+}

@@ -110,7 +110,7 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 	addr := path.Addr
 	if addr.Domain == "" && strings.EqualFold(addr.Local, "postmaster") {
 		// RFC 5321 §4.1.1.3: <Postmaster> without a domain is ours.
-		addr.Domain = s.srv.opts.PostmasterDomain
+		addr.Domain = *s.srv.postmaster.Load()
 	}
 	// Source routes (RFC 5321 §4.1.2, Appendix C) and routing tricks in
 	// the local part (percent hack, bang paths, quoted "@") are relay

@@ -130,6 +130,10 @@ type Server struct {
 	obs    Observer
 	now    func() time.Time
 
+	// postmaster is the domain completing <Postmaster>, replaced by
+	// SetPostmasterDomain (a reload that changes the local domains).
+	postmaster atomic.Pointer[string]
+
 	mu        sync.Mutex
 	listeners []net.Listener
 	sessions  map[*session]struct{}
@@ -168,8 +172,13 @@ func New(opts Options) *Server {
 		sweepStop: make(chan struct{}),
 	}
 	srv.SetLimits(opts.Limits)
+	srv.SetPostmasterDomain(opts.PostmasterDomain)
 	return srv
 }
+
+// SetPostmasterDomain replaces the domain that completes a bare
+// "RCPT TO:<Postmaster>" (RFC 5321 §4.1.1.3) for the commands that follow.
+func (s *Server) SetPostmasterDomain(domain string) { s.postmaster.Store(&domain) }
 
 // SetLimits replaces the limits (a config reload). Sessions already
 // running keep the limits they started with; new ones get these.
