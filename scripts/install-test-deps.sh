@@ -39,8 +39,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		'postfix postfix/main_mailer_type select Local only' \
 		'postfix postfix/mailname string localhost' |
 		"${sudo[@]}" debconf-set-selections
-	"${sudo[@]}" apt-get update
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+	# Wait for the dpkg lock (another apt run, unattended-upgrades) for up
+	# to five minutes instead of failing at once.
+	lock=(-o DPkg::Lock::Timeout=300)
+	"${sudo[@]}" apt-get "${lock[@]}" update
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${lock[@]}" install -y "${missing[@]}"
 	# The tests use their own ports; a Postfix started by the package's
 	# postinst would only hold port 25.
 	for p in "${missing[@]}"; do
