@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -163,17 +164,25 @@ type daemon struct {
 }
 
 // openMaildirs sets up Maildir delivery in mode, the maildir.sync mode
-// checkStorage found the file systems can keep. With the journal it first
-// replays what an earlier run left in <data_dir>/journal, so that every
-// message acknowledged before a crash is in its Maildir before new mail
-// is accepted.
+// checkStorage found the file systems can keep. It first replays what an
+// earlier run left in <data_dir>/journal (in every mode: the journal may
+// be from a run in another one), so that every message acknowledged
+// before a crash is in its Maildir before new mail is accepted.
 func openMaildirs(cfg config.Config, mode maildir.Sync, log *slog.Logger) (*maildir.Namer, error) {
 	namer := maildir.NewNamer(nil)
 	namer.SetSync(mode)
+	dir := filepath.Join(cfg.DataDir, "journal")
 	if mode != maildir.SyncJournal {
-		return namer, nil
+		// A journal an earlier run left (maildir.sync was "journal", or
+		// checkStorage did not fall back then) still holds acknowledged
+		// messages: replay it before running without one.
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			return namer, nil
+		} else if err != nil {
+			return nil, err
+		}
 	}
-	jl, err := wal.Open(filepath.Join(cfg.DataDir, "journal"))
+	jl, err := wal.Open(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +195,9 @@ func openMaildirs(cfg config.Config, mode maildir.Sync, log *slog.Logger) (*mail
 		log.Warn("journal replayed after an unclean stop", "records", st.Records, "written", st.Written,
 			"repaired", st.Repaired, "present", st.Present, "cancelled", st.Cancelled,
 			"deleted", st.Deleted)
+	}
+	if mode != maildir.SyncJournal {
+		return namer, jl.Close()
 	}
 	namer.SetJournal(jl, cfg.Maildir.Checkpoint.D(), func(err error) {
 		log.Error("journal checkpoint failed; will retry (messages stay in the journal)", "err", err)
