@@ -73,8 +73,8 @@ func (e *envelope) findPending(addr string, local bool) *rcpt {
 	return nil
 }
 
-// persist saves m after a state change, or removes it when it is done.
-// The caller holds m.mu. delivered are the recipients this change marks
+// persist saves m after a state change, or removes it when it is done,
+// and makes that durable. The caller holds m.mu. delivered are the recipients this change marks
 // delivered: if the change cannot be saved, a restart delivers them again,
 // so the failure is logged as a possible duplicate.
 func (q *Queue) persist(m *message, delivered []string) {
@@ -87,6 +87,12 @@ func (q *Queue) persist(m *message, delivered []string) {
 		q.log.Info("queue: message done", "msgid", id)
 	} else {
 		err = q.saveEnv(m)
+	}
+	if err == nil {
+		// Durable before the next attempt is decided on it: a power loss
+		// must not bring back as pending a recipient recorded delivered
+		// (group commit, shared with the Commits in flight).
+		err = q.sync.Sync()
 	}
 	if err == nil {
 		return

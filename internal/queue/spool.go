@@ -17,17 +17,30 @@ import (
 )
 
 // create makes the spool directories (mode 0700: mail is private) and
-// makes their entries durable: the root's in its parent, msg/, env/ and
-// tmp/ in the root. Without that a power loss after the first Commit
-// could take the whole directory, with the messages in it, away.
+// makes their entries durable: each new directory's in its parent, and
+// msg/, env/ and tmp/ in the root. Without that a power loss after the
+// first Commit could take the whole directory, with the messages in it,
+// away.
 func (d spoolDir) create() error {
+	var missing []string // outermost last
+	for p := d.root; ; p = filepath.Dir(p) {
+		if _, err := d.fs.Stat(p); err == nil {
+			break
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
 	for _, p := range []string{d.root, d.msgDir(), d.envDir(), d.tmpDir()} {
 		if err := d.fs.MkdirAll(p, 0o700); err != nil {
 			return err
 		}
 	}
-	if err := d.fs.SyncDir(filepath.Dir(d.root)); err != nil {
-		return err
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := d.fs.SyncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
 	}
 	return d.fs.SyncDir(d.root)
 }
@@ -69,8 +82,9 @@ func (d spoolDir) writeFileAtomic(dst, name string, data []byte) error {
 // saveEnv rewrites m's env file from m.env. The caller holds m.mu, which
 // also makes the tmp name (derived from the id) unique.
 //
-// The env directory is not fsynced here: if a crash loses this rename, the
-// previous state comes back, which at worst repeats a delivery or a bounce
+// The env directory is not fsynced here: persist and AddLocal sync it
+// after (group commit). Until then a crash that loses this rename brings
+// the previous state back, which at worst repeats a delivery or a bounce
 // (the queue may duplicate, never skip).
 func (q *Queue) saveEnv(m *message) error {
 	data, err := m.env.marshal()
