@@ -15,7 +15,9 @@ fi
 # command are the independent SCRAM-SHA-256 clients instead. sasl2-bin
 # (saslpasswd2) and libsasl2-modules give the private Postfix relay host of
 # postfix_relay_test.go its Cyrus SASL sasldb and PLAIN/LOGIN mechanisms.
-packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules)
+# bindfs is a FUSE file system for daemon_test.go (syncfs is no barrier on
+# FUSE: serve must fall back to per-file fsync there).
+packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs)
 
 # installed reports whether the Debian package $1 is fully installed.
 installed() {

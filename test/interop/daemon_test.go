@@ -217,3 +217,59 @@ func TestReloadAppliesOrNamesRestart(t *testing.T) {
 		t.Errorf("shutdown did not use the reloaded grace:\n%s", s.Logs())
 	}
 }
+
+// TestFUSEFallsBackToFile: with data_dir on a real FUSE file system
+// (bindfs), where syncfs(2) never reaches the FUSE daemon, serve runs the
+// default maildir.sync = "journal" as "file", says so at warn with the
+// file-system kind, opens no journal, and still delivers and answers
+// `smtpkit queue`.
+func TestFUSEFallsBackToFile(t *testing.T) {
+	bindfs := Need(t, "bindfs")
+	s := StartServer(t, ServerOptions{})
+	s.Stop(t)
+	src, mnt := filepath.Join(s.Dir, "fuse-src"), filepath.Join(s.Dir, "fuse")
+	for _, d := range []string{src, mnt} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := runPeer(t, nil, bindfs, src, mnt); r.Err != nil {
+		t.Skipf("cannot mount a FUSE file system here (bindfs: %v %s)", r.Err, r.Stderr)
+	}
+	t.Cleanup(func() {
+		s.Stop(t) // before the unmount; StartServer's own cleanup runs later
+		if r := runPeer(t, nil, "umount", mnt); r.Err != nil {
+			t.Errorf("umount %s: %v %s", mnt, r.Err, r.Stderr)
+		}
+	})
+	s.DataDir = filepath.Join(mnt, "data")
+	s.CertPath = filepath.Join(s.DataDir, "tls", "selfsigned.crt")
+	if err := os.WriteFile(s.ConfigPath, []byte(s.config(ServerOptions{})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart(t)
+	logs := s.Logs()
+	for _, want := range []string{
+		`level=WARN msg="maildir.sync falls back to per-file fsync: syncfs is not a durability barrier on this file system" configured=journal effective=file role=maildir path=` + filepath.Join(s.DataDir, "mail") + ` filesystem="fuse (0x65735546)"`,
+		`msg="maildir sync mode in effect" sync=file configured=journal maildir_filesystem="fuse (0x65735546)"`,
+	} {
+		if n := strings.Count(logs, want); n != 1 {
+			t.Errorf("log says %q %d times, want once:\n%s", want, n, logs)
+		}
+	}
+	c := Dial(t, s.MX)
+	c.Greeting()
+	c.Hello()
+	c.Cmd("MAIL FROM:<a@b.example>", 250)
+	c.Cmd("RCPT TO:<postmaster@"+testDomain+">", 250)
+	c.Cmd("DATA", 354)
+	c.Send("Subject: on FUSE", "", "fsynced file by file", ".")
+	c.Expect(250)
+	c.Cmd("QUIT", 221)
+	c.Close()
+	s.WaitMessages(t, "postmaster@"+testDomain, 1)
+	if _, err := os.Stat(filepath.Join(s.DataDir, "journal")); err == nil {
+		t.Error("a journal was opened on the FUSE file system")
+	}
+	mustRun(t, nil, s.bin, "queue", "list", "-config", s.ConfigPath)
+}
