@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"smtpkit/internal/vfs"
@@ -289,10 +290,21 @@ func (d *Delivery) copyFile(dst string) error {
 	return err
 }
 
-// removeAll removes committed files during a rollback.
+// removeAll removes committed files during a rollback and makes the
+// removals durable (fsync of each new/ touched): a caller that delivers
+// the message another way after the error — the inbound fan-out queues the
+// local recipients then — must not find a rolled-back link back after a
+// power loss, which would be a second copy.
 func removeAll(fsys vfs.FS, paths []string) {
+	var dirs []string
 	for _, p := range paths {
 		fsys.Remove(p)
+		if d := filepath.Dir(p); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	for _, d := range dirs {
+		fsys.SyncDir(d)
 	}
 }
 
