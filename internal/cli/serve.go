@@ -20,6 +20,7 @@ import (
 
 	"smtpkit/internal/certs"
 	"smtpkit/internal/config"
+	"smtpkit/internal/control"
 	"smtpkit/internal/inbound"
 	"smtpkit/internal/maildir"
 	"smtpkit/internal/metrics"
@@ -90,12 +91,24 @@ func runServe(args []string, stdio Stdio) int {
 
 	served := make(chan error, 1)
 	go func() { served <- d.health.run("smtp", d.srv.Serve) }()
-	queueCtx, stopQueue := context.WithCancel(context.Background())
+	defer d.startBackground(ctl, log)()
+
+	printListeners(stdio.Out, cfg, d)
+	fmt.Fprintln(stdio.Out, "smtpkit: ready")
+	notify := newNotifier(os.Getenv("NOTIFY_SOCKET"), log)
+	notify.ready()
+	return d.handleSignals(sigs, served, *configPath, notify, log)
+}
+
+// startBackground runs the queue and, when it was bound, the control
+// socket. The function it returns stops them and closes the stores.
+func (d *daemon) startBackground(ctl *control.Listener, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
 	var background sync.WaitGroup
 	background.Add(1)
 	go func() {
 		defer background.Done()
-		if err := d.health.run("queue", func() error { return d.out.queue.Run(queueCtx) }); err != nil {
+		if err := d.health.run("queue", func() error { return d.out.queue.Run(ctx) }); err != nil {
 			log.Error("queue stopped", "err", err)
 		}
 	}()
@@ -103,25 +116,26 @@ func runServe(args []string, stdio Stdio) int {
 		background.Add(1)
 		go func() {
 			defer background.Done()
-			if err := ctl.Serve(queueCtx, queueHandler{q: d.out.queue, log: log}); err != nil {
+			if err := ctl.Serve(ctx, queueHandler{q: d.out.queue, log: log}); err != nil {
 				log.Error("control socket stopped", "err", err)
 			}
 		}()
 	}
-	defer func() {
-		stopQueue()
+	return func() {
+		cancel()
 		background.Wait()
 		d.out.queue.Close()
 		d.out.remote.Close()
 		if err := d.namer.CloseJournal(); err != nil {
 			log.Error("journal checkpoint at shutdown", "err", err)
 		}
-	}()
+	}
+}
 
-	printListeners(stdio.Out, cfg, d)
-	fmt.Fprintln(stdio.Out, "smtpkit: ready")
-	notify := newNotifier(os.Getenv("NOTIFY_SOCKET"), log)
-	notify.ready()
+// handleSignals serves until SIGTERM or SIGINT (a graceful shutdown within
+// limits.shutdown_grace, as the last reload left it) or the SMTP server
+// stopping, reloading on SIGHUP; it returns serve's exit code.
+func (d *daemon) handleSignals(sigs <-chan os.Signal, served <-chan error, configPath string, notify *notifier, log *slog.Logger) int {
 	for {
 		select {
 		case err := <-served:
@@ -133,12 +147,12 @@ func runServe(args []string, stdio Stdio) int {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				notify.reloading()
-				d.reload(*configPath, log)
+				d.reload(configPath, log)
 				notify.ready()
 				continue
 			}
 			notify.stopping()
-			grace := d.cfg.Limits.ShutdownGrace // as the last reload left it
+			grace := d.cfg.Limits.ShutdownGrace
 			log.Info("shutting down", "signal", sig.String(), "grace", grace.String())
 			ctx, cancel := context.WithTimeout(context.Background(), grace.D())
 			d.srv.Shutdown(ctx)
