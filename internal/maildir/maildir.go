@@ -42,7 +42,6 @@ func create(fsys vfs.FS, path string) (Dir, error) {
 	if path == "" {
 		return Dir{}, errors.New("maildir: empty path")
 	}
-	_, statErr := fsys.Stat(filepath.Join(path, "cur"))
 	if err := fsys.MkdirAll(path, dirMode); err != nil {
 		return Dir{}, fmt.Errorf("maildir: %w", err)
 	}
@@ -52,10 +51,14 @@ func create(fsys vfs.FS, path string) (Dir, error) {
 			return Dir{}, fmt.Errorf("maildir: %w", err)
 		}
 	}
-	if statErr != nil { // freshly made: persist the directory entries
-		if err := syncDirs(fsys, path); err != nil {
-			return Dir{}, fmt.Errorf("maildir: %w", err)
-		}
+	// Persist the directory entries every time, also when the Maildir was
+	// there already: it may be a concurrent Create's, whose syncs have not
+	// run yet, and a delivery into it must not be acknowledged before they
+	// did (the fan-out power-loss test lost a message that way). Callers
+	// remember created Maildirs (inbound does), so this runs once per
+	// mailbox, not per message.
+	if err := syncDirs(fsys, path); err != nil {
+		return Dir{}, fmt.Errorf("maildir: %w", err)
 	}
 	return Dir{Path: path}, nil
 }
