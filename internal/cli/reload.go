@@ -64,7 +64,8 @@ func (d *daemon) appliesLive(key string, cfg config.Config) bool {
 	case "limits.message_size", "limits.recipients", "limits.errors", "limits.connections",
 		"limits.connections_per_ip", "limits.command_timeout", "limits.data_timeout",
 		"limits.session_timeout", "limits.shutdown_grace", "limits.connection_rate",
-		"limits.session_recipients", "limits.header_size":
+		"limits.session_recipients", "limits.header_size",
+		"limits.min_data_rate", "limits.stress_threshold", "limits.stress_command_timeout", "limits.stress_data_timeout":
 		return true // serverLimits, and shutdown_grace read at shutdown
 	case "domain":
 		return true // backend domains and the postmaster domain

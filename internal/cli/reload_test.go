@@ -26,6 +26,8 @@ func TestAppliesLive(t *testing.T) {
 		{files, "limits.shutdown_grace", none, true},
 		{files, "limits.message_size", none, true},
 		{files, "limits.session_timeout", none, true},
+		{files, "limits.min_data_rate", none, true},
+		{files, "limits.stress_command_timeout", none, true},
 		{files, "domain", none, true},
 		{files, "tls.certificate", withCerts, true},
 		{files, "tls.certificate", none, false},
