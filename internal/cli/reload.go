@@ -115,6 +115,11 @@ func serverLimits(l config.Limits) server.Limits {
 		ConnectionRate:   l.ConnectionRate,
 		SessionRcpts:     l.SessionRcpts,
 		HeaderSize:       int64(l.HeaderSize),
+
+		MinDataRate:          int64(l.MinDataRate),
+		StressThreshold:      l.StressThreshold,
+		StressCommandTimeout: l.StressCommandTimeout.D(),
+		StressDataTimeout:    l.StressDataTimeout.D(),
 	}
 }
 

@@ -138,6 +138,16 @@ type Limits struct {
 	ConnectionRate   int      `toml:"connection_rate"`    // new connections per minute from one client IP, default 120
 	SessionRcpts     int      `toml:"session_recipients"` // recipients per session over all transactions, default 1000
 	HeaderSize       ByteSize `toml:"header_size"`        // header block of one message, default 1MiB
+	// MinDataRate is the slowest DATA/BDAT transfer accepted, in octets
+	// per second after data_timeout's allowance, default 500 (as
+	// Postfix's smtpd_min_data_rate).
+	MinDataRate int `toml:"min_data_rate"`
+	// Stress mode: from stress_threshold percent of connections in use
+	// (default 80), waits for commands and data get the stress timeouts
+	// (default 10s each, as Postfix's stress mode).
+	StressThreshold      int      `toml:"stress_threshold"`
+	StressCommandTimeout Duration `toml:"stress_command_timeout"`
+	StressDataTimeout    Duration `toml:"stress_data_timeout"`
 }
 
 // Outbound configures delivery to other servers.
@@ -216,6 +226,11 @@ func Default() Config {
 			ConnectionRate:   120,
 			SessionRcpts:     1000,
 			HeaderSize:       1 << 20,
+
+			MinDataRate:          500,
+			StressThreshold:      80,
+			StressCommandTimeout: Duration(10 * time.Second),
+			StressDataTimeout:    Duration(10 * time.Second),
 		},
 		Outbound: Outbound{
 			TLS:         OutTLSOpportunistic,

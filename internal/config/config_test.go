@@ -25,7 +25,9 @@ func TestDefaults(t *testing.T) {
 	l := d.Limits
 	if l.MessageSize != 50*MiB || l.Recipients != 100 || l.Errors != 10 || l.Connections != 1000 ||
 		l.ConnectionsPerIP != 20 || l.CommandTimeout.D() != 5*time.Minute || l.DataTimeout.D() != 10*time.Minute ||
-		l.SessionTimeout.D() != 30*time.Minute || l.ShutdownGrace.D() != 30*time.Second {
+		l.SessionTimeout.D() != 30*time.Minute || l.ShutdownGrace.D() != 30*time.Second ||
+		l.MinDataRate != 500 || l.StressThreshold != 80 || l.StressCommandTimeout.D() != 10*time.Second ||
+		l.StressDataTimeout.D() != 10*time.Second {
 		t.Errorf("Default limits = %+v", l)
 	}
 	o := d.Outbound
@@ -296,7 +298,13 @@ func TestValidate(t *testing.T) {
 		{"limits", func(c *Config) {
 			c.Limits = Limits{Recipients: 100, Connections: 1, ConnectionsPerIP: 2, ShutdownGrace: -1}
 		}, []string{"limits.message_size", "limits.errors", "limits.connections_per_ip",
-			"limits.command_timeout", "limits.data_timeout", "limits.session_timeout", "limits.shutdown_grace"}},
+			"limits.command_timeout", "limits.data_timeout", "limits.session_timeout", "limits.shutdown_grace",
+			"limits.min_data_rate", "limits.stress_threshold", "limits.stress_command_timeout", "limits.stress_data_timeout"}},
+		{"stress limits", func(c *Config) {
+			c.Limits.MinDataRate, c.Limits.StressThreshold = -1, 101
+			c.Limits.StressCommandTimeout, c.Limits.StressDataTimeout = 0, Duration(-time.Second)
+		}, []string{"limits.min_data_rate", "limits.stress_threshold", "limits.stress_command_timeout", "limits.stress_data_timeout"}},
+		{"stress threshold 100", func(c *Config) { c.Limits.StressThreshold = 100 }, nil},
 		{"outbound", func(c *Config) {
 			c.Outbound = Outbound{TLS: "yes", MaxAge: Duration(time.Hour), RetryMin: Duration(time.Hour),
 				RetryMax: Duration(time.Minute), DelayWarning: Duration(2 * time.Hour), Resolver: "nonsense"}

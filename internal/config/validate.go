@@ -161,6 +161,25 @@ func (v *validator) limits(l Limits) {
 	if l.HeaderSize < 0 || (l.HeaderSize > 0 && l.HeaderSize < 1000) {
 		v.add("limits.header_size", "%s: want at least 1000 octets", l.HeaderSize)
 	}
+	v.stress(l)
+}
+
+// stress checks the minimum data rate and the stress-mode keys.
+func (v *validator) stress(l Limits) {
+	if l.MinDataRate < 1 {
+		v.add("limits.min_data_rate", "must be at least 1 (octets per second), got %d", l.MinDataRate)
+	}
+	if l.StressThreshold < 1 || l.StressThreshold > 100 {
+		v.add("limits.stress_threshold", "%d: want a percentage of limits.connections, 1 to 100", l.StressThreshold)
+	}
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{{"limits.stress_command_timeout", l.StressCommandTimeout}, {"limits.stress_data_timeout", l.StressDataTimeout}} {
+		if d.d <= 0 {
+			v.add(d.key, "must be positive, got %s", d.d)
+		}
+	}
 }
 
 func (v *validator) outbound(o Outbound) {

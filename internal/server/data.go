@@ -51,6 +51,7 @@ func (s *session) begin() (MessageWriter, error) {
 		w.Abort()
 		return nil, err
 	}
+	s.open = w
 	return w, nil
 }
 
@@ -79,13 +80,14 @@ func (s *session) cmdData(arg string) {
 	}
 	s.reply(replyDataGo)
 	if err := s.flush(); err != nil {
+		s.open = nil
 		w.Abort()
 		s.quit = true
 		return
 	}
 	dr := smtp.NewDotReader(s.dataReader(), s.lim.MessageSize, s.lim.TextLine)
 	body := s.bodyWriter(w)
-	readErr, writeErr := s.copyBody(body, dr)
+	readErr, writeErr := s.copyBody(body, dr, pace{start: s.srv.now()})
 	if writeErr == nil {
 		writeErr = body.Close()
 	}
@@ -108,17 +110,24 @@ func (nopCloser) Close() error { return nil }
 
 // copyBody moves the message from r to w. After a write error it keeps
 // reading (and discarding) to the end of the data so the session stays in
-// step with the client. It returns the read and the write error separately.
-func (s *session) copyBody(w io.Writer, r io.Reader) (readErr, writeErr error) {
+// step with the client. It returns the read and the write error
+// separately. The reads keep the pace p (pace.go).
+func (s *session) copyBody(w io.Writer, r io.Reader, p pace) (readErr, writeErr error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
+	s.setInData(true)
+	defer s.setInData(false)
+	var got int64
 	for {
-		// Each block of data gets DataTimeout (RFC 5321 §4.5.3.2.5), so a
+		// Each block of data gets DataTimeout (RFC 5321 §4.5.3.2.6), so a
 		// large message on a slow link is fine while a stalled client is
-		// not; the session deadline bounds a trickle.
-		s.setReadDeadline(s.lim.DataTimeout)
+		// not; the minimum data rate bounds a trickle.
+		if err := s.armData(p, got); err != nil {
+			return err, writeErr
+		}
 		n, err := r.Read(buf)
+		got += int64(n)
 		if n > 0 && writeErr == nil {
 			_, writeErr = w.Write(buf[:n])
 		}
@@ -134,7 +143,7 @@ func (s *session) copyBody(w io.Writer, r io.Reader) (readErr, writeErr error) {
 // finish ends a DATA or the last BDAT: commit when everything arrived,
 // otherwise abort and explain. The transaction is over in every case.
 func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
-	defer func() { s.txn = txn{} }()
+	defer func() { s.txn, s.open = txn{}, nil }() // also after a panic in Commit or Abort (fence.go)
 	if readErr != nil || writeErr != nil {
 		s.srv.obs.MessageRefused(s.info.Listener, dataRefusal(readErr, writeErr))
 	}
@@ -153,7 +162,7 @@ func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
 		s.quit = true
 		var ne net.Error
 		if errors.As(readErr, &ne) && ne.Timeout() {
-			s.reply(smtp.R(smtp.CodeUnavailable, "4.4.2", s.srv.opts.Hostname+" timeout exceeded, closing connection"))
+			s.reply(s.replyTimeout())
 		}
 	case writeErr != nil:
 		w.Abort()
@@ -285,10 +294,11 @@ func appendSanitized(b []byte, v string) []byte {
 
 // chunking is the state of a BDAT transfer (RFC 3030).
 type chunking struct {
-	w    MessageWriter
-	body io.WriteCloser // w, or the submission header fix-up in front of it
-	size int64
-	err  error // first read/limit/write problem; reported at LAST
+	w     MessageWriter
+	body  io.WriteCloser // w, or the submission header fix-up in front of it
+	size  int64
+	err   error     // first read/limit/write problem; reported at LAST
+	start time.Time // the first chunk: the transfer's pace begins (pace.go)
 }
 
 // cmdBdat handles BDAT size [LAST] (RFC 3030 §2). The chunk is always read
@@ -316,22 +326,24 @@ func (s *session) cmdBdat(arg string) {
 			s.abortTxn()
 			return
 		}
-		s.txn.chunks = &chunking{w: w, body: &textChecker{next: s.bodyWriter(w), maxLine: s.lim.TextLine}}
+		s.txn.chunks = &chunking{w: w, body: &textChecker{next: s.bodyWriter(w), maxLine: s.lim.TextLine}, start: s.srv.now()}
 	}
 	c := s.txn.chunks
-	s.setReadDeadline(s.lim.DataTimeout)
 	if c.err == nil && c.size+n > s.lim.MessageSize {
 		c.err = smtp.E(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
 	}
+	// The chunk is copied or, once the message is refused, discarded at
+	// the same pace: either way the client must keep MinDataRate.
 	var readErr error
+	p := pace{start: c.start, received: c.size}
 	if c.err == nil {
 		var werr error
-		readErr, werr = s.copyBody(c.body, &exactReader{r: s.dataReader(), n: n})
+		readErr, werr = s.copyBody(c.body, &exactReader{r: s.dataReader(), n: n}, p)
 		if werr != nil {
 			c.err = werr
 		}
 	} else {
-		readErr = s.discardChunk(n)
+		_, readErr = s.copyBody(io.Discard, &exactReader{r: s.dataReader(), n: n}, p)
 	}
 	c.size += n
 	if readErr != nil {
@@ -354,8 +366,9 @@ func (s *session) cmdBdat(arg string) {
 	s.finish(c.w, c.size, nil, c.err)
 }
 
+// discardChunk reads and drops a chunk sent outside a transaction.
 func (s *session) discardChunk(n int64) error {
-	s.setReadDeadline(s.lim.DataTimeout)
+	s.setReadDeadline(s.dataTimeout())
 	m, err := io.CopyN(io.Discard, s.dataReader(), n)
 	if err == nil && m < n {
 		err = io.ErrUnexpectedEOF

@@ -110,12 +110,14 @@ func (s *session) takeHandOff() bool {
 	return true
 }
 
-// resume is a fresh goroutine's start: restore the command deadline, wait
-// for input, then serve on. It blocks with as few and as small frames as
+// resume is a fresh goroutine's start: restore the command deadline (in
+// stress mode, arm the short one: stress.go), wait for input, then serve
+// on. Its panics are fenced like serve's (fence.go). It blocks with as few and as small frames as
 // possible below it, since the runtime starts new goroutines with a larger
 // stack when the average goroutine uses more than about 1 KiB.
 func (s *session) resume() {
-	s.conn.SetReadDeadline(s.rdl)
+	defer s.fence()
+	s.conn.SetReadDeadline(s.readDeadline())
 	s.setIdle(true, false) // after the deadline, so that a shutdown's interrupt is not lost
 	s.carryOn(s.conn.Read(s.wait[:]))
 }

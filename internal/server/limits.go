@@ -37,6 +37,10 @@ func (s *Server) admit(sess *session) (ok bool, why string) {
 	s.perIP[ip]++
 	s.sessions[sess] = struct{}{}
 	s.active.Add(1) // under mu, so it never races with Shutdown's Wait
+	s.updateStress()
+	if s.stressed.Load() {
+		sess.stressed.Store(true) // before serve starts (stress.go)
+	}
 	return true, ""
 }
 
@@ -54,6 +58,7 @@ func (s *Server) release(sess *session) {
 	} else {
 		s.perIP[ip]--
 	}
+	s.updateStress()
 }
 
 func remoteIP(a net.Addr) string {

@@ -36,6 +36,19 @@ type Limits struct {
 	ConnectionRate   int           // new connections per minute per client IP
 	SessionRcpts     int           // recipients per session, all transactions together
 	HeaderSize       int64         // octets of one message's header block
+	// MinDataRate is the slowest message data is taken at, in octets per
+	// second: all of a DATA, or of a BDAT transfer, must have arrived by
+	// DataTimeout after its start plus one second per MinDataRate octets
+	// (pace.go). It ends the trickle that DataTimeout, a bound on each
+	// wait, cannot see.
+	MinDataRate int64
+	// StressThreshold is the percentage of Connections in use at which
+	// the server goes into stress mode (stress.go): then the command and
+	// data timeouts are the Stress ones, and sessions already waiting are
+	// told.
+	StressThreshold      int
+	StressCommandTimeout time.Duration
+	StressDataTimeout    time.Duration
 }
 
 // DefaultLimits are the limits used for zero fields.
@@ -54,6 +67,11 @@ func DefaultLimits() Limits {
 		ConnectionRate:   120,
 		SessionRcpts:     1000,
 		HeaderSize:       1 << 20,
+		// Postfix's smtpd_min_data_rate and its stress-mode timeouts.
+		MinDataRate:          500,
+		StressThreshold:      80,
+		StressCommandTimeout: 10 * time.Second,
+		StressDataTimeout:    10 * time.Second,
 	}
 }
 
@@ -98,6 +116,18 @@ func (l Limits) withDefaults() Limits {
 	if l.HeaderSize < 1000 {
 		l.HeaderSize = d.HeaderSize
 	}
+	if l.MinDataRate <= 0 {
+		l.MinDataRate = d.MinDataRate
+	}
+	if l.StressThreshold <= 0 || l.StressThreshold > 100 {
+		l.StressThreshold = d.StressThreshold
+	}
+	if l.StressCommandTimeout <= 0 {
+		l.StressCommandTimeout = d.StressCommandTimeout
+	}
+	if l.StressDataTimeout <= 0 {
+		l.StressDataTimeout = d.StressDataTimeout
+	}
 	return l
 }
 
@@ -140,6 +170,7 @@ type Server struct {
 	perIP     map[string]int
 	rate      rateLimiter   // new connections per IP per minute
 	closing   atomic.Bool   // set once by Shutdown; read without mu to keep lock order simple
+	stressed  atomic.Bool   // stress mode (stress.go); written under mu, read without
 	sweepStop chan struct{} // closed by the first Shutdown; ends sweepIdle
 	sweeping  bool          // guarded by mu: sweepIdle was started
 

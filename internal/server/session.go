@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"smtpkit/internal/smtp"
@@ -46,6 +47,20 @@ type session struct {
 	parked  bool         // idle, in the wait that may be handed off (waitParked)
 	seen    bool         // the sweeper found it parked, and it has not been busy since
 	handOff handOffState // reset when the session is busy again
+	inData  bool         // waiting for message data (stress.go)
+	// armed is the read deadline last armed (Unix ns, 0: none); cutAt
+	// (0: none) the one stressCut brought it forward to since, so that
+	// the connection's deadline is no longer rdl.
+	armed atomic.Int64
+	cutAt atomic.Int64
+	// stressed: the session lived through stress mode and has the short
+	// timeouts (stress.go). Set under Server.mu.
+	stressed atomic.Bool
+	// closed: close has run (a panic fence may come after it, fence.go).
+	closed bool
+	// open is the backend's writer of the message being received, until
+	// Commit or Abort was called on it; the panic fence aborts it.
+	open MessageWriter
 
 	errors   int       // protocol errors so far
 	authFail int       // failed AUTH attempts in this session
@@ -137,8 +152,10 @@ func (s *Server) startSession(c net.Conn, l *Listener) {
 	go sess.serve()
 }
 
-// serve greets the client and runs the session.
+// serve greets the client and runs the session. A panic ends this
+// session only (fence.go).
 func (s *session) serve() {
+	defer s.fence()
 	s.bc.deadline = s.srv.now().Add(s.lim.SessionTimeout)
 	s.bctx = &s.bc
 	s.log.Info("connect")
@@ -190,6 +207,10 @@ func (s *session) end() {
 // ends after the slot is given back, so whoever looked at the session
 // under Server.mu while it was registered did so before.
 func (s *session) close() {
+	if s.closed {
+		return // a panic after close (fence.go)
+	}
+	s.closed = true
 	// s.conn is the TLS connection after a handshake; closing that sends
 	// the TLS close_notify before the TCP FIN.
 	s.conn.Close()
@@ -365,7 +386,7 @@ func (s *session) nextCommand(handOff bool) ([]byte, error) {
 	}
 	// The deadline is set before the session is marked idle, so that a
 	// shutdown's interrupt (a deadline in the past) is never overwritten.
-	s.setReadDeadline(s.lim.CommandTimeout)
+	s.setReadDeadline(s.commandTimeout())
 	wait := s.r == s.small && s.small.Buffered() == 0 && len(s.pre.buf) == 0
 	park := wait && handOff && s.mayPark()
 	s.setIdle(!s.txn.active, park)
@@ -449,13 +470,19 @@ func (s *session) endOnError(err error) {
 	case errors.Is(err, errShuttingDown) || s.srv.isClosing():
 		s.reply(smtp.R(smtp.CodeUnavailable, "4.3.2", s.srv.opts.Hostname+" service shutting down, closing connection"))
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		s.reply(smtp.R(smtp.CodeUnavailable, "4.4.2", s.srv.opts.Hostname+" timeout exceeded, closing connection"))
-		s.log.Info("timeout")
+		s.reply(s.replyTimeout())
+		s.log.Info("timeout", "stressed", s.stressed.Load())
 	case errors.Is(err, io.EOF):
 		s.log.Debug("client closed connection")
 	default:
 		s.log.Debug("read failed", "err", err)
 	}
+}
+
+// replyTimeout is the reply that ends a session whose client was too slow
+// (RFC 5321 §4.5.3.2: the server may close after its timeout, with 421).
+func (s *session) replyTimeout() smtp.Reply {
+	return smtp.R(smtp.CodeUnavailable, smtp.EnhConnection.Temp(), s.srv.opts.Hostname+" timeout exceeded, closing connection")
 }
 
 // reply queues r for the client. Enhanced codes are sent once the client
@@ -483,7 +510,7 @@ func (s *session) flush() error {
 	if s.w == nil {
 		return nil
 	}
-	s.setWriteDeadline(s.lim.CommandTimeout)
+	s.setWriteDeadline(s.commandTimeout())
 	return s.flushNow()
 }
 
@@ -516,7 +543,7 @@ func (s *session) setIdle(idle, park bool) {
 		// deadline on the connection is no longer s.rdl, which
 		// setReadDeadline believes armed. Put it back.
 		s.handOff = handOffNone
-		s.raw.SetReadDeadline(s.rdl)
+		s.raw.SetReadDeadline(s.readDeadline())
 	}
 	s.idle, s.parked = idle, park
 	if !idle {
@@ -546,6 +573,7 @@ func (s *session) interrupt() {
 // abortTxn discards the transaction, including a half-received BDAT message.
 func (s *session) abortTxn() {
 	if s.txn.chunks != nil {
+		s.open = nil
 		s.txn.chunks.w.Abort()
 	}
 	s.txn = txn{}
@@ -557,10 +585,22 @@ func (s *session) abortTxn() {
 // within a small slack of the wanted one is left as it is: the timeout
 // stays between d-slack and d.
 func (s *session) setReadDeadline(d time.Duration) {
-	if t, stale := s.rearm(s.rdl, d); stale {
-		s.rdl = t
-		s.conn.SetReadDeadline(t)
+	s.setReadDeadlineAt(s.deadlineIn(d), d)
+}
+
+// setReadDeadlineAt arms the read deadline t (capped by the session
+// deadline), leaving one within deadlineSlack(d) before it as it is.
+func (s *session) setReadDeadlineAt(t time.Time, d time.Duration) {
+	if t.After(s.bc.deadline) {
+		t = s.bc.deadline
 	}
+	if keep(s.rdl, t, d) && s.cutAt.Load() == 0 {
+		return
+	}
+	s.cutAt.Store(0)
+	s.rdl = t
+	s.armed.Store(t.UnixNano())
+	s.conn.SetReadDeadline(t)
 }
 
 // setWriteDeadline is setReadDeadline for writes.
@@ -575,8 +615,13 @@ func (s *session) setWriteDeadline(d time.Duration) {
 // whether the one last armed is too stale to keep.
 func (s *session) rearm(last time.Time, d time.Duration) (time.Time, bool) {
 	t := s.deadlineIn(d)
-	keep := !last.IsZero() && !t.Before(last) && t.Sub(last) < deadlineSlack(d)
-	return t, !keep
+	return t, !keep(last, t, d)
+}
+
+// keep reports whether the deadline last armed may stay for the wanted t:
+// it is not later than t, and earlier by less than deadlineSlack(d).
+func keep(last, t time.Time, d time.Duration) bool {
+	return !last.IsZero() && !t.Before(last) && t.Sub(last) < deadlineSlack(d)
 }
 
 // deadlineSlack is how stale a deadline may get before it is re-armed.
@@ -586,13 +631,14 @@ func deadlineSlack(d time.Duration) time.Duration { return min(d/8, 5*time.Secon
 // replaces the streams; used for implicit TLS and after STARTTLS.
 func (s *session) handshake() error {
 	tc := tls.Server(s.conn, s.l.TLSConfig)
-	tc.SetDeadline(s.deadlineIn(s.lim.CommandTimeout))
+	tc.SetDeadline(s.deadlineIn(s.commandTimeout()))
 	if err := tc.Handshake(); err != nil {
 		s.srv.obs.TLSFailed(s.info.Listener)
 		return err
 	}
 	tc.SetDeadline(time.Time{})
 	s.rdl, s.wdl = time.Time{}, time.Time{}
+	s.armed.Store(0)
 	s.conn = tc
 	st := tc.ConnectionState()
 	s.info.TLS = &st

@@ -178,9 +178,12 @@ func checkWithin(t *testing.T, what string, d, lo, hi time.Duration) {
 // line (slowloris) while other clients are served promptly; data_timeout
 // cuts a stalled DATA sender; session_timeout cuts a trickling one.
 func TestFaultSlowClients(t *testing.T) {
+	// min_data_rate = 1: the trickle below (2 octets/s) is cut by
+	// session_timeout, not by the rate (TestSlowlorisData has that).
 	s := StartServer(t, ServerOptions{ExtraTOML: `command_timeout = "2s"
 data_timeout = "1s"
 session_timeout = "5s"
+min_data_rate = 1
 connections_per_ip = 200
 connection_rate = 10000`})
 
