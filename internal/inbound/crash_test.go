@@ -98,7 +98,7 @@ func openFanOut(fsys *crashfs.FS, mode maildir.Sync) (*Backend, *queue.Queue, er
 	namer.SetFS(fsys)
 	var b *Backend
 	q, err := queue.Open(queue.Options{Dir: crashQueue, FS: fsys, Courier: &remoteRecorder{got: map[string]int{}},
-		Local: courierFunc(func(ctx context.Context, d *queue.Delivery) []queue.Result { return localCourier{b}.Deliver(ctx, d) }),
+		Local:  courierFunc(func(ctx context.Context, d *queue.Delivery) []queue.Result { return localCourier{b}.Deliver(ctx, d) }),
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, nil, err

@@ -22,6 +22,7 @@ type Summary struct {
 // RcptStatus is one recipient's state as shown to an operator.
 type RcptStatus struct {
 	Addr        string    `json:"addr"`
+	Local       bool      `json:"local,omitempty"` // a local mailbox the queue delivers (AddLocal)
 	State       State     `json:"state"`
 	Attempts    int       `json:"attempts"`
 	InFlight    bool      `json:"in_flight,omitempty"`
@@ -64,14 +65,14 @@ func summarize(m *message) Summary {
 	e := m.env
 	s := Summary{ID: e.ID, From: e.From, Arrival: e.Arrival, Size: e.Size, Held: e.Held}
 	for _, r := range e.Rcpts {
-		rs := RcptStatus{Addr: r.Addr, State: r.State, Attempts: r.Attempts, LastAttempt: r.Last,
+		rs := RcptStatus{Addr: r.Addr, Local: r.Local, State: r.State, Attempts: r.Attempts, LastAttempt: r.Last,
 			LastReply: r.Detail, Status: r.Status}
 		if rs.LastReply == "" {
 			rs.LastReply = r.Diagnostic
 		}
 		if r.pending() {
 			rs.NextAttempt = r.Next
-			rs.InFlight = m.busy[r.Domain]
+			rs.InFlight = m.busy[r.group()]
 		}
 		s.Recipients = append(s.Recipients, rs)
 	}

@@ -548,18 +548,24 @@ func TestOutboundPeerDown(t *testing.T) {
 // connection in the middle of the message data; later sessions accept.
 type dropPeer struct {
 	l        net.Listener
+	afterDot bool // drop after the final "." instead of mid-DATA
 	mu       sync.Mutex
 	sessions int
 	bodies   []string
 }
 
-func startDropPeer(t *testing.T) *dropPeer {
+func startDropPeer(t *testing.T) *dropPeer { t.Helper(); return startDropPeerAt(t, false) }
+
+// startDropPeerAt is startDropPeer; with afterDot the first session takes
+// the whole message and its final "." and then closes without a reply,
+// the RFC 1047 case (the message counts as received).
+func startDropPeerAt(t *testing.T, afterDot bool) *dropPeer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &dropPeer{l: l}
+	p := &dropPeer{l: l, afterDot: afterDot}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { l.Close(); wg.Wait() })
 	wg.Add(1)
@@ -609,7 +615,7 @@ func (p *dropPeer) session(nc net.Conn, drop bool) {
 				if err != nil {
 					return
 				}
-				if drop && lines == 3 {
+				if drop && !p.afterDot && lines == 3 {
 					return // mid-DATA: some body bytes read, no reply
 				}
 				if l == ".\r\n" {
@@ -620,6 +626,9 @@ func (p *dropPeer) session(nc net.Conn, drop bool) {
 			p.mu.Lock()
 			p.bodies = append(p.bodies, body.String())
 			p.mu.Unlock()
+			if drop && p.afterDot {
+				return // taken, but the reply never comes
+			}
 			say("250 accepted")
 		default:
 			say("502 unknown")
@@ -644,6 +653,35 @@ func TestOutboundDropMidData(t *testing.T) {
 	}
 	if !strings.Contains(a.Logs(), "delivery deferred") {
 		t.Errorf("the dropped attempt was not deferred")
+	}
+}
+
+// TestOutboundDropAfterDot: the peer takes the message and its final "."
+// and closes without a reply (RFC 1047). smtpkit cannot know whether it
+// was delivered: it retries after the backoff (the peer then holds two
+// copies) and logs the attempt and the retry with possible_duplicate=true.
+func TestOutboundDropAfterDot(t *testing.T) {
+	p := startDropPeerAt(t, true)
+	a := startSender(t, outConf{routes: []outRoute{{domain: "drop.example", host: p.l.Addr().String(), tls: "none"}}})
+	outSubmit(t, a, testMessage("drop-after-dot"), "x@drop.example")
+	eventually(t, "the retry", func() bool { _, m := p.count(); return m >= 2 })
+	eventually(t, "the queue to empty", func() bool { return queued(t, a) == 0 })
+	if s, m := p.count(); m != 2 || s != 2 {
+		t.Errorf("%d messages over %d sessions, want 2 over 2", m, s)
+	}
+	var dup []string
+	for _, line := range strings.Split(a.Logs(), "\n") {
+		if strings.Contains(line, "possible_duplicate=true") {
+			dup = append(dup, line)
+		}
+	}
+	deferred, delivered := false, false
+	for _, line := range dup {
+		deferred = deferred || strings.Contains(line, "delivery deferred")
+		delivered = delivered || strings.Contains(line, "msg=delivered")
+	}
+	if !deferred || !delivered {
+		t.Errorf("want the deferral and the delivery logged with possible_duplicate=true; got:\n%s", strings.Join(dup, "\n"))
 	}
 }
 
