@@ -197,3 +197,26 @@ func TestFanOutExactlyOnceWithQueue(t *testing.T) {
 type courierFunc func(context.Context, *queue.Delivery) []queue.Result
 
 func (f courierFunc) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result { return f(ctx, d) }
+
+// emptyAccounts resolves every address to no mailbox at all (an alias
+// without members).
+type emptyAccounts struct{}
+
+func (emptyAccounts) Resolve(string) ([]string, bool) { return nil, true }
+func (emptyAccounts) Owns(string, string) bool        { return true }
+
+// TestCommitWithNoMailbox: a message whose recipients resolve to no
+// mailbox and no remote address is accepted with nothing to store, not a
+// crash of the session.
+func TestCommitWithNoMailbox(t *testing.T) {
+	b := New(Options{Domains: []string{"example.com"}, Accounts: emptyAccounts{}, MailDir: t.TempDir()})
+	env := &server.Envelope{ID: "ID9", Session: &server.SessionInfo{}, From: addr("s@x.example"), Recipients: []smtp.Address{addr("list@example.com")}}
+	w, err := b.Begin(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "x\r\n")
+	if id, err := w.Commit(); err != nil || id != "ID9" {
+		t.Errorf("Commit = %q, %v; want ID9, nil", id, err)
+	}
+}

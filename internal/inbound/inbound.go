@@ -297,9 +297,11 @@ func (w *writer) Write(p []byte) (int, error) {
 // The id is the queue id when there is one.
 func (w *writer) Commit() (string, error) {
 	if w.queue == nil {
-		if _, err := w.local.Commit(w.dirs); err != nil {
-			w.b.forget(w.dirs)
-			return "", storageError(err)
+		if w.local != nil {
+			if _, err := w.local.Commit(w.dirs); err != nil {
+				w.b.forget(w.dirs)
+				return "", storageError(err)
+			}
 		}
 		return w.id, nil
 	}
