@@ -12,7 +12,7 @@ import (
 // Replies shared by several commands.
 var (
 	replyOK          = smtp.R(smtp.CodeOK, smtp.EnhOK, "OK")
-	replyNeedHelo    = smtp.R(smtp.CodeBadSequence, "5.5.1", "Send EHLO or HELO first")
+	replyNeedHelo    = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Send EHLO or HELO first")
 	replyNoParams    = smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax error, no parameters allowed")
 	replyUnknownVerb = smtp.R(smtp.CodeSyntax, smtp.EnhSyntax, "Command unrecognized")
 	// RFC 3030 §3: BODY=BINARYMIME only where BINARYMIME is advertised.
@@ -61,7 +61,7 @@ func (s *session) handle(line []byte) {
 		s.reply(s.cmdVrfy(cmd.Arg))
 	case "EXPN":
 		// RFC 5321 §3.5.2: EXPN may be disabled; lists are not disclosed.
-		s.reply(smtp.R(smtp.CodeNotImplemented, "5.5.1", "EXPN not available"))
+		s.reply(smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "EXPN not available"))
 	case "HELP":
 		s.reply(s.cmdHelp())
 	case "STARTTLS":
@@ -149,7 +149,7 @@ func (s *session) cmdVrfy(arg string) smtp.Reply {
 	if strings.TrimSpace(arg) == "" {
 		return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: VRFY address")
 	}
-	return smtp.R(smtp.CodeCannotVRFY, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery")
+	return smtp.R(smtp.CodeCannotVRFY, smtp.EnhProtocolOK, "Cannot VRFY user, but will accept message and attempt delivery")
 }
 
 func (s *session) cmdHelp() smtp.Reply {

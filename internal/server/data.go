@@ -24,9 +24,9 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 func (s *session) dataPolicy() (smtp.Reply, bool) {
 	switch {
 	case !s.txn.active:
-		return smtp.R(smtp.CodeBadSequence, "5.5.1", "Need MAIL command first"), false
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need MAIL command first"), false
 	case len(s.txn.rcpts) == 0:
-		return smtp.R(smtp.CodeBadSequence, "5.5.1", "Need RCPT command first"), false
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need RCPT command first"), false
 	}
 	return smtp.Reply{}, true
 }
@@ -64,7 +64,7 @@ func (s *session) cmdData(arg string) {
 		return
 	}
 	if s.txn.chunks != nil {
-		s.reply(smtp.R(smtp.CodeBadSequence, "5.5.1", "DATA not allowed after BDAT"))
+		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "DATA not allowed after BDAT"))
 		return
 	}
 	if r, ok := s.dataPolicy(); !ok {

@@ -15,11 +15,11 @@ func (s *session) mailPolicy() (smtp.Reply, bool) {
 	case !s.helo:
 		return replyNeedHelo, false
 	case s.txn.active:
-		return smtp.R(smtp.CodeBadSequence, "5.5.1", "Nested MAIL command"), false
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Nested MAIL command"), false
 	case s.l.TLS == TLSRequired && s.info.TLS == nil:
-		return smtp.R(smtp.CodeAuthRequired, "5.7.0", "Must issue a STARTTLS command first"), false
+		return smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurity, "Must issue a STARTTLS command first"), false
 	case s.l.Role.IsSubmission() && s.info.AuthUser == "":
-		return smtp.R(smtp.CodeAuthRequired, "5.7.0", "Authentication required"), false
+		return smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurity, "Authentication required"), false
 	}
 	return smtp.Reply{}, true
 }
@@ -80,7 +80,7 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 		}
 	}
 	if !t.smtputf8 && !path.Addr.IsASCII() {
-		return smtp.R(smtp.CodeMailboxName, "5.6.7", "Address needs SMTPUTF8")
+		return smtp.R(smtp.CodeMailboxName, smtp.EnhConversion, "Address needs SMTPUTF8")
 	}
 	ctx := s.bctx
 	if err := s.backend().Sender(ctx, &s.info, path.Addr); err != nil {
@@ -95,10 +95,10 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 // cmdRcpt handles RCPT TO (RFC 5321 §4.1.1.3).
 func (s *session) cmdRcpt(arg string) smtp.Reply {
 	if !s.txn.active {
-		return smtp.R(smtp.CodeBadSequence, "5.5.1", "Need MAIL command first")
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need MAIL command first")
 	}
 	if s.txn.chunks != nil {
-		return smtp.R(smtp.CodeBadSequence, "5.5.1", "RCPT not allowed during BDAT")
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "RCPT not allowed during BDAT")
 	}
 	path, params, err := smtp.ParseRcpt(arg, s.txn.smtputf8)
 	if err != nil {
@@ -128,11 +128,11 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 	if len(s.txn.rcpts) >= s.lim.Recipients {
 		// RFC 5321 §4.5.3.1.10: 452 for too many recipients.
 		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
-		return smtp.R(smtp.CodeInsufficientSpace, "4.5.3", "Too many recipients")
+		return smtp.R(smtp.CodeInsufficientSpace, smtp.EnhTooManyRcpt.Temp(), "Too many recipients")
 	}
 	if s.rcpts >= s.lim.SessionRcpts {
 		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
-		return smtp.R(smtp.CodeInsufficientSpace, "4.5.3", "Too many recipients in this session, try again in a new one")
+		return smtp.R(smtp.CodeInsufficientSpace, smtp.EnhTooManyRcpt.Temp(), "Too many recipients in this session, try again in a new one")
 	}
 	ctx := s.bctx
 	if err := s.backend().Recipient(ctx, &s.info, s.txn.from, addr); err != nil {
@@ -152,5 +152,5 @@ func errReply(err error) smtp.Reply {
 	if errors.As(err, &se) {
 		return se.Reply
 	}
-	return smtp.R(smtp.CodeLocalError, "4.3.0", "Local error in processing, try again later")
+	return smtp.R(smtp.CodeLocalError, smtp.EnhSystem.Temp(), "Local error in processing, try again later")
 }

@@ -142,7 +142,7 @@ func rcptRefusal(err error) string {
 			return ReasonRelay
 		case smtp.EnhBadMailbox:
 			return ReasonUnknownUser
-		case "4.5.3", smtp.EnhTooManyRcpt:
+		case smtp.EnhTooManyRcpt.Temp(), smtp.EnhTooManyRcpt:
 			return ReasonTooManyRecipients
 		}
 	}

@@ -140,7 +140,7 @@ func (s *Server) startSession(c net.Conn, l *Listener) {
 	if ok, why := s.admit(sess); !ok {
 		go func() {
 			c.SetWriteDeadline(s.now().Add(5 * time.Second))
-			io.WriteString(c, smtp.R(smtp.CodeUnavailable, "4.7.0", s.opts.Hostname+" "+why+", try again later").String())
+			io.WriteString(c, smtp.R(smtp.CodeUnavailable, smtp.EnhSecurity.Temp(), s.opts.Hostname+" "+why+", try again later").String())
 			c.Close()
 		}()
 		sess.log.Warn("connection refused", "reason", why)
@@ -468,7 +468,7 @@ const finalWriteGrace = 5 * time.Second
 func (s *session) endOnError(err error) {
 	switch {
 	case errors.Is(err, errShuttingDown) || s.srv.isClosing():
-		s.reply(smtp.R(smtp.CodeUnavailable, "4.3.2", s.srv.opts.Hostname+" service shutting down, closing connection"))
+		s.reply(smtp.R(smtp.CodeUnavailable, smtp.EnhNotAccepting.Temp(), s.srv.opts.Hostname+" service shutting down, closing connection"))
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.reply(s.replyTimeout())
 		s.log.Info("timeout", "stressed", s.stressed.Load())
@@ -493,7 +493,7 @@ func (s *session) reply(r smtp.Reply) {
 	if r.Code >= 500 && r.Code <= 504 {
 		s.errors++
 		if s.errors >= s.lim.Errors {
-			smtp.R(smtp.CodeUnavailable, "4.7.0", s.srv.opts.Hostname+" too many errors, closing connection").Write(s.out(), s.esmtp)
+			smtp.R(smtp.CodeUnavailable, smtp.EnhSecurity.Temp(), s.srv.opts.Hostname+" too many errors, closing connection").Write(s.out(), s.esmtp)
 			s.log.Info("too many errors", "errors", s.errors)
 			s.quit = true
 		}

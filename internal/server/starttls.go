@@ -20,10 +20,10 @@ func (s *session) cmdStartTLS(arg string) {
 		s.reply(replyNoParams)
 		return
 	case s.info.TLS != nil:
-		s.reply(smtp.R(smtp.CodeBadSequence, "5.5.1", "TLS already active"))
+		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "TLS already active"))
 		return
 	case !s.canStartTLS():
-		s.reply(smtp.R(smtp.CodeNotImplemented, "5.5.1", "STARTTLS not available"))
+		s.reply(smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "STARTTLS not available"))
 		return
 	}
 	// RFC 3207 does not require EHLO before STARTTLS, and some clients

@@ -39,6 +39,7 @@ const (
 	EnhOK              Enhanced = "2.0.0"
 	EnhSenderOK        Enhanced = "2.1.0"
 	EnhRecipientOK     Enhanced = "2.1.5"
+	EnhProtocolOK      Enhanced = "2.5.0" // e.g. VRFY's 252: will accept, cannot verify
 	EnhMessageOK       Enhanced = "2.6.0"
 	EnhAuthOK          Enhanced = "2.7.0"
 	EnhOther           Enhanced = "5.0.0"
@@ -49,6 +50,7 @@ const (
 	EnhMailboxFull     Enhanced = "5.2.2"
 	EnhSystem          Enhanced = "5.3.0" // other or undefined mail system status; 4.3.0 as Temp()
 	EnhSystemFull      Enhanced = "5.3.1" // mail system full (RFC 3463 §3.4); 4.3.1 when it passes
+	EnhNotAccepting    Enhanced = "5.3.2" // system not accepting network messages; 4.3.2 at shutdown
 	EnhTooBig          Enhanced = "5.3.4" // message too big for system
 	EnhConnection      Enhanced = "5.4.2" // bad connection; 4.4.2 as Temp(), the timeout of RFC 5321 §4.5.3.2
 	EnhNoRoute         Enhanced = "5.4.4"
