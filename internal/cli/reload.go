@@ -17,8 +17,13 @@ import (
 // hostname, data_dir, maildir, outbound, routes, log, metrics, …) needs
 // new sockets, a new spool or a new logger: it keeps its running value
 // and is named in one warning as needing a restart. The account store
-// reloads itself whenever its file changes.
+// reloads itself whenever its file changes; here it is re-read once more,
+// so that a file it cannot load is logged again (at error level, by the
+// store).
 func (d *daemon) reload(path string, log *slog.Logger) {
+	if d.accounts != nil {
+		d.accounts.Reload()
+	}
 	cfg, source, err := config.Resolve(path)
 	if err != nil {
 		log.Error("config reload refused, keeping the running configuration", "source", path, "err", err)

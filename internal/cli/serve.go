@@ -24,7 +24,6 @@ import (
 	"smtpkit/internal/inbound"
 	"smtpkit/internal/maildir"
 	"smtpkit/internal/metrics"
-	"smtpkit/internal/sasl"
 	"smtpkit/internal/server"
 	"smtpkit/internal/userdb"
 	"smtpkit/internal/vfs"
@@ -175,6 +174,7 @@ type daemon struct {
 	certs    *certs.Store
 	selfSign bool
 	namer    *maildir.Namer // Maildir delivery: names, group commit, journal
+	accounts *userdb.File   // re-read on SIGHUP too, to log a file it cannot load
 }
 
 // openMaildirs sets up Maildir delivery in mode, the maildir.sync mode
@@ -224,11 +224,11 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	accounts, err := userdb.Open(filepath.Join(cfg.DataDir, "accounts.json"))
+	accounts, err := openAccounts(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{cfg: cfg, metrics: metrics.New(metrics.Options{}), health: newHealth("smtp", "queue")}
+	d := &daemon{cfg: cfg, accounts: accounts, metrics: metrics.New(metrics.Options{}), health: newHealth("smtp", "queue")}
 	tlsConf, err := d.loadTLS(cfg, log)
 	if err != nil {
 		return nil, err
@@ -321,28 +321,6 @@ func (d *daemon) loadTLS(cfg config.Config, log *slog.Logger) (*tls.Config, erro
 	}
 	d.certs = store
 	return certs.ServerConfig(store, false), nil
-}
-
-// credentials adapts the account store to the SASL mechanisms.
-type credentials struct{ db *userdb.File }
-
-func (c credentials) CheckPassword(username, password string) error {
-	if _, err := c.db.Authenticate(username, password); err != nil {
-		if errors.Is(err, userdb.ErrBadCredentials) {
-			return sasl.ErrInvalidCredentials
-		}
-		return err
-	}
-	return nil
-}
-
-func (c credentials) ScramKeys(username string) (sasl.ScramKeys, error) {
-	acct, ok := c.db.Lookup(username)
-	if !ok || len(acct.Scram.StoredKey) == 0 {
-		return sasl.ScramKeys{}, sasl.ErrInvalidCredentials
-	}
-	k := acct.Scram
-	return sasl.ScramKeys{Iterations: k.Iterations, Salt: k.Salt, StoredKey: k.StoredKey, ServerKey: k.ServerKey}, nil
 }
 
 // printListeners prints the table of what is listening where.

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"smtpkit/internal/userdb"
@@ -63,17 +65,17 @@ func TestUserAddAndPasswd(t *testing.T) {
 		t.Fatalf("data dir: %v %v", fi, err)
 	}
 	store := openStore(t, data)
-	if _, err := store.Authenticate("a@example.com", "pw"); err != nil {
+	if _, err := store.Authenticate(context.Background(), "a@example.com", "pw"); err != nil {
 		t.Fatalf("stored password does not work: %v", err)
 	}
 	// Flags after the address work too; a last line without newline counts.
 	if code, _, errs := runUserCmd("new pw", "passwd", "a@example.com", "-config", cfg); code != 0 {
 		t.Fatalf("passwd: exit %d: %s", code, errs)
 	}
-	if _, err := store.Authenticate("a@example.com", "new pw"); err != nil {
+	if _, err := store.Authenticate(context.Background(), "a@example.com", "new pw"); err != nil {
 		t.Errorf("new password does not work: %v", err)
 	}
-	if _, err := store.Authenticate("a@example.com", "pw"); err == nil {
+	if _, err := store.Authenticate(context.Background(), "a@example.com", "pw"); err == nil {
 		t.Error("old password still works")
 	}
 }
@@ -193,5 +195,47 @@ func TestUserHelp(t *testing.T) {
 		if code != 0 || !strings.Contains(errs, "usage") && !strings.Contains(errs, "-config") {
 			t.Errorf("%v: exit %d, %q", args, code, errs)
 		}
+	}
+}
+
+// TestUserKeepsOwnerAndMode: `smtpkit user add` run as root keeps the
+// accounts file's owner, group and mode (here nobody's, 0640), so the
+// server running as that user can still read it; a store created by root
+// in a data directory owned by the server's user belongs to that user.
+// Before, the file was replaced by a root-owned 0600 one.
+func TestUserKeepsOwnerAndMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to hand files to another uid")
+	}
+	const uid, gid = 65534, 65534
+	cfg, data := userTestConfig(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Mkdir(data, 0o700))
+	must(os.Chown(data, uid, gid))
+	if code, _, errs := runUserCmd("pw\n", "add", "-config", cfg, "a@example.com"); code != 0 {
+		t.Fatalf("add: exit %d: %s", code, errs)
+	}
+	p := filepath.Join(data, "accounts.json")
+	check := func(when string, mode os.FileMode) {
+		t.Helper()
+		fi, err := os.Stat(p)
+		must(err)
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != uid || st.Gid != gid || fi.Mode().Perm() != mode {
+			t.Errorf("%s: uid %d gid %d mode %o, want %d %d %o", when, st.Uid, st.Gid, fi.Mode().Perm(), uid, gid, mode)
+		}
+	}
+	check("new store", 0o600)
+	must(os.Chmod(p, 0o640))
+	for _, args := range [][]string{{"add", "b@example.com"}, {"passwd", "a@example.com"}, {"alias", "add", "x@example.com", "a@example.com"}, {"del", "b@example.com"}} {
+		if code, _, errs := runUserCmd("pw2\n", append(args, "-config", cfg)...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		check(strings.Join(args, " "), 0o640)
 	}
 }

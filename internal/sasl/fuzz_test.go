@@ -2,6 +2,7 @@ package sasl
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -25,7 +26,7 @@ func checkOutcome(t *testing.T, srv Server, done bool, err error) {
 	if err != nil && srv.Username() != "" {
 		t.Fatalf("failure (%v) but Username() = %q", err, srv.Username())
 	}
-	if _, again, err2 := srv.Next(nil); !again || err2 == nil {
+	if _, again, err2 := srv.Next(context.Background(), nil); !again || err2 == nil {
 		t.Fatalf("Next after the end: done=%v err=%v", again, err2)
 	}
 }
@@ -34,7 +35,7 @@ func checkOutcome(t *testing.T, srv Server, done bool, err error) {
 func run(t *testing.T, srv Server, responses ...[]byte) {
 	t.Helper()
 	for _, r := range responses {
-		challenge, done, err := srv.Next(r)
+		challenge, done, err := srv.Next(context.Background(), r)
 		if done {
 			checkOutcome(t, srv, done, err)
 			return
@@ -111,7 +112,7 @@ func scramSeed(f *testing.F, creds Credentials, user, pass string) [3][]byte {
 	var msgs [3][]byte
 	_, msgs[0], _ = client.Start()
 	for i := 1; i < 3; i++ {
-		challenge, done, err := srv.Next(msgs[i-1])
+		challenge, done, err := srv.Next(context.Background(), msgs[i-1])
 		if done {
 			f.Fatalf("seed exchange ended early: %v", err)
 		}
@@ -122,7 +123,7 @@ func scramSeed(f *testing.F, creds Credentials, user, pass string) [3][]byte {
 	// The seed must replay to a success, so the fuzzer starts from one.
 	srv, _ = NewServerOptions(MechScramSHA256, creds, Options{Rand: fuzzRand()})
 	for i, m := range msgs {
-		if _, done, err := srv.Next(m); done != (i == 2) || err != nil {
+		if _, done, err := srv.Next(context.Background(), m); done != (i == 2) || err != nil {
 			f.Fatalf("seed replay step %d: done=%v err=%v", i, done, err)
 		}
 	}
@@ -150,7 +151,7 @@ func FuzzScramServer(f *testing.F) {
 		if len(first) == 0 {
 			first = nil
 		}
-		challenge, done, err := srv.Next(first)
+		challenge, done, err := srv.Next(context.Background(), first)
 		if !done && first != nil && !bytes.HasPrefix(challenge, []byte("r=")) {
 			t.Fatalf("server-first %q", challenge)
 		}

@@ -1,6 +1,7 @@
 package sasl
 
 import (
+	"context"
 	"errors"
 	"testing"
 )
@@ -12,7 +13,7 @@ type memCreds struct {
 	fail      error // returned by every lookup when set (a broken store)
 }
 
-func (m memCreds) CheckPassword(username, password string) error {
+func (m memCreds) CheckPassword(_ context.Context, username, password string) error {
 	if m.fail != nil {
 		return m.fail
 	}
@@ -22,7 +23,7 @@ func (m memCreds) CheckPassword(username, password string) error {
 	return nil
 }
 
-func (m memCreds) ScramKeys(username string) (ScramKeys, error) {
+func (m memCreds) ScramKeys(_ context.Context, username string) (ScramKeys, error) {
 	if m.fail != nil {
 		return ScramKeys{}, m.fail
 	}
@@ -56,7 +57,7 @@ func exchange(t *testing.T, srv Server, responses ...[]byte) (challenges [][]byt
 	t.Helper()
 	for i, r := range responses {
 		var c []byte
-		c, done, err = srv.Next(r)
+		c, done, err = srv.Next(context.Background(), r)
 		if done {
 			if i != len(responses)-1 {
 				t.Fatalf("exchange finished after %d of %d responses: %v", i+1, len(responses), err)
@@ -76,7 +77,7 @@ func drive(t *testing.T, client Client, srv Server) error {
 		return err
 	}
 	for i := 0; i < MaxSteps+1; i++ {
-		challenge, done, err := srv.Next(resp)
+		challenge, done, err := srv.Next(context.Background(), resp)
 		if done {
 			return err
 		}

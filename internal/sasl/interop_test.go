@@ -128,7 +128,7 @@ func gsaslClientRun(t *testing.T, mech, user, pass string, tamper func([]byte) [
 		if i == 0 && len(msg) == 0 {
 			msg = nil // gsasl prints an empty line when it has no initial response
 		}
-		challenge, done, err := srv.Next(msg)
+		challenge, done, err := srv.Next(context.Background(), msg)
 		if done {
 			if err == nil {
 				// gsasl reads the outcome's additional data: none.
@@ -188,7 +188,7 @@ func TestInteropGsaslClientChecksSignature(t *testing.T) {
 	p.expectMechanism(MechScramSHA256)
 	srv, _ := NewServer(MechScramSHA256, testCreds())
 	for i := 0; i < 2; i++ {
-		challenge, done, err := srv.Next(p.recv())
+		challenge, done, err := srv.Next(context.Background(), p.recv())
 		if done || err != nil {
 			t.Fatalf("server: done=%v err=%v", done, err)
 		}

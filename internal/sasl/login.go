@@ -2,6 +2,7 @@ package sasl
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -30,8 +31,9 @@ type loginServer struct {
 }
 
 func (l *loginServer) Username() string { return l.username }
+func (l *loginServer) Identity() string { return l.pending }
 
-func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+func (l *loginServer) Next(ctx context.Context, response []byte) ([]byte, bool, error) {
 	if err := l.steps.admit(response); err != nil {
 		return nil, true, err
 	}
@@ -53,7 +55,7 @@ func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
 	if err != nil {
 		return l.steps.finish(err)
 	}
-	if err := checkStoreError(l.creds.CheckPassword(l.pending, pass)); err != nil {
+	if err := checkStoreError(l.creds.CheckPassword(ctx, l.pending, pass)); err != nil {
 		return l.steps.finish(err)
 	}
 	l.username = l.pending

@@ -2,6 +2,7 @@ package sasl
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -15,12 +16,14 @@ import (
 type plainServer struct {
 	creds    Credentials
 	steps    steps
+	claimed  string // authcid, once parsed
 	username string
 }
 
 func (p *plainServer) Username() string { return p.username }
+func (p *plainServer) Identity() string { return p.claimed }
 
-func (p *plainServer) Next(response []byte) ([]byte, bool, error) {
+func (p *plainServer) Next(ctx context.Context, response []byte) ([]byte, bool, error) {
 	if err := p.steps.admit(response); err != nil {
 		return nil, true, err
 	}
@@ -33,12 +36,13 @@ func (p *plainServer) Next(response []byte) ([]byte, bool, error) {
 	if err != nil {
 		return p.steps.finish(err)
 	}
+	p.claimed = authcid
 	// RFC 4616 §2: the server decides whether authcid may act as authzid;
 	// smtpkit allows only acting as oneself.
 	if authzid != "" && authzid != authcid {
 		return p.steps.finish(ErrInvalidCredentials)
 	}
-	if err := checkStoreError(p.creds.CheckPassword(authcid, passwd)); err != nil {
+	if err := checkStoreError(p.creds.CheckPassword(ctx, authcid, passwd)); err != nil {
 		return p.steps.finish(err)
 	}
 	p.username = authcid

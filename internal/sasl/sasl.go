@@ -10,6 +10,7 @@
 package sasl
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -60,14 +61,27 @@ const (
 //
 // Errors other than ErrInvalidCredentials are treated as failures of the
 // store and returned (wrapped) from Server.Next, so that the session can
-// answer with a temporary error (454 4.7.0) instead of a 535.
+// answer with a temporary error (454 4.7.0) instead of a 535. The context
+// is Next's: a store that has to wait (for a hash slot) gives up with it.
 type Credentials interface {
 	// CheckPassword verifies a username/password pair (PLAIN, LOGIN).
 	// It returns ErrInvalidCredentials on mismatch or unknown user.
-	CheckPassword(username, password string) error
+	CheckPassword(ctx context.Context, username, password string) error
 	// ScramKeys returns the stored SCRAM-SHA-256 keys for username
 	// (ErrInvalidCredentials if unknown).
-	ScramKeys(username string) (ScramKeys, error)
+	ScramKeys(ctx context.Context, username string) (ScramKeys, error)
+}
+
+// Decoys is implemented by Credentials that can answer SCRAM-SHA-256 for a
+// username without an account the way they answer for one with an account
+// (RFC 5802 §9). ScramDecoy returns the salt and iteration count to send:
+// the same for the same name in every exchange, unpredictable without the
+// store's secret, shaped like a real account's. A nil salt means "none";
+// then, as for Credentials without Decoys, the mechanism sends a fresh
+// random salt, which tells a client that asks twice that the name is
+// unknown.
+type Decoys interface {
+	ScramDecoy(username string) (salt []byte, iterations int)
 }
 
 // Server is one server-side exchange.
@@ -81,12 +95,18 @@ type Server interface {
 	// none, empty (non-nil) when it sent "=". For SCRAM-SHA-256 the final
 	// server message (v=...) is returned as a challenge with done=false, and
 	// the client's empty reply to it then finishes the exchange.
-	Next(response []byte) (challenge []byte, done bool, err error)
+	//
+	// ctx bounds what Next asks of the Credentials.
+	Next(ctx context.Context, response []byte) (challenge []byte, done bool, err error)
 	// Username is the authenticated identity after a successful exchange, and
 	// "" before that. An authorization identity (PLAIN's authzid, SCRAM's a=)
 	// is accepted only when empty or equal to the authentication identity,
 	// so Username is always the identity whose password was checked.
 	Username() string
+	// Identity is the authentication identity the client has claimed so
+	// far, verified or not, and "" before it named one: the account an
+	// unfinished or failed exchange was aimed at, for the throttle.
+	Identity() string
 }
 
 // Client is one client-side exchange.

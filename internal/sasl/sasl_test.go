@@ -2,6 +2,7 @@ package sasl
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -48,11 +49,11 @@ func TestStepBounds(t *testing.T) {
 	for _, mech := range Mechanisms() {
 		t.Run(mech+"/oversize", func(t *testing.T) {
 			srv, _ := NewServer(mech, testCreds())
-			_, done, err := srv.Next(bytes.Repeat([]byte("a"), MaxResponse+1))
+			_, done, err := srv.Next(context.Background(), bytes.Repeat([]byte("a"), MaxResponse+1))
 			if !done || !errors.Is(err, ErrMalformed) {
 				t.Fatalf("oversize response: done=%v err=%v", done, err)
 			}
-			if _, done, err = srv.Next(nil); !done || !errors.Is(err, ErrTooManySteps) {
+			if _, done, err = srv.Next(context.Background(), nil); !done || !errors.Is(err, ErrTooManySteps) {
 				t.Fatalf("Next after failure: done=%v err=%v", done, err)
 			}
 		})
@@ -66,7 +67,7 @@ func TestStepBounds(t *testing.T) {
 			if err := drive(t, client, srv); err != nil {
 				t.Fatal(err)
 			}
-			if _, done, err := srv.Next([]byte{}); !done || !errors.Is(err, ErrTooManySteps) {
+			if _, done, err := srv.Next(context.Background(), []byte{}); !done || !errors.Is(err, ErrTooManySteps) {
 				t.Fatalf("Next after success: done=%v err=%v", done, err)
 			}
 			if srv.Username() != "alice@example.org" {
@@ -86,7 +87,7 @@ func TestTooManySteps(t *testing.T) {
 	}
 	s := srv.(*scramServer)
 	s.steps.n = MaxSteps // pretend the peer used up its steps
-	if _, done, err := srv.Next([]byte("c=biws")); !done || !errors.Is(err, ErrTooManySteps) {
+	if _, done, err := srv.Next(context.Background(), []byte("c=biws")); !done || !errors.Is(err, ErrTooManySteps) {
 		t.Fatalf("step %d: done=%v err=%v", MaxSteps+1, done, err)
 	}
 }

@@ -1,6 +1,7 @@
 package sasl
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -49,8 +50,9 @@ type scramServer struct {
 }
 
 func (s *scramServer) Username() string { return s.username }
+func (s *scramServer) Identity() string { return s.user }
 
-func (s *scramServer) Next(response []byte) ([]byte, bool, error) {
+func (s *scramServer) Next(ctx context.Context, response []byte) ([]byte, bool, error) {
 	if err := s.steps.admit(response); err != nil {
 		return nil, true, err
 	}
@@ -59,7 +61,7 @@ func (s *scramServer) Next(response []byte) ([]byte, bool, error) {
 		if response == nil && s.steps.n == 1 {
 			return []byte{}, false, nil
 		}
-		return s.first(string(response))
+		return s.first(ctx, string(response))
 	case scramAwaitFinal:
 		return s.final(string(response))
 	}
@@ -77,7 +79,7 @@ func (s *scramServer) Next(response []byte) ([]byte, bool, error) {
 const maxClientNonce = 512
 
 // first handles client-first-message and returns server-first-message.
-func (s *scramServer) first(msg string) ([]byte, bool, error) {
+func (s *scramServer) first(ctx context.Context, msg string) ([]byte, bool, error) {
 	hdr, bare, user, cnonce, err := parseClientFirst(msg)
 	if err != nil {
 		return s.steps.finish(err)
@@ -86,17 +88,18 @@ func (s *scramServer) first(msg string) ([]byte, bool, error) {
 		// The server echoes the nonce: bound what a client can make it send.
 		return s.steps.finish(fmt.Errorf("%w: client nonce of %d bytes exceeds %d", ErrMalformed, len(cnonce), maxClientNonce))
 	}
+	s.user = user
 	if hdr.authzid != "" && hdr.authzid != user {
 		return s.steps.finish(ErrInvalidCredentials)
 	}
-	if err := s.lookup(user); err != nil {
+	if err := s.lookup(ctx, user); err != nil {
 		return s.steps.finish(err)
 	}
 	snonce, err := newNonce(s.opts.rand(), s.opts.nonceLength())
 	if err != nil {
 		return s.steps.finish(err)
 	}
-	s.hdr, s.user, s.nonce = hdr, user, cnonce+snonce
+	s.hdr, s.nonce = hdr, cnonce+snonce
 	serverFirst := "r=" + s.nonce + ",s=" + b64().EncodeToString(s.keys.Salt) +
 		",i=" + strconv.Itoa(s.keys.Iterations)
 	s.authMsg = bare + "," + serverFirst
@@ -104,18 +107,19 @@ func (s *scramServer) first(msg string) ([]byte, bool, error) {
 	return []byte(serverFirst), false, nil
 }
 
-// lookup loads the user's keys. For an unknown user it makes up a salt and
-// carries on, so that the reply to client-first does not reveal whether the
-// account exists (RFC 5802 §9); the proof check then fails.
-func (s *scramServer) lookup(user string) error {
-	keys, err := s.creds.ScramKeys(user)
+// lookup loads the user's keys. For an unknown user it carries on with the
+// store's decoy salt and iteration count (Decoys), so that the reply to
+// client-first does not reveal whether the account exists (RFC 5802 §9);
+// the proof check then fails whatever the client sends.
+func (s *scramServer) lookup(ctx context.Context, user string) error {
+	keys, err := s.creds.ScramKeys(ctx, user)
 	switch err = checkStoreError(err); {
 	case err == ErrInvalidCredentials:
-		salt := make([]byte, fakeSaltLength)
-		if _, err := io.ReadFull(s.opts.rand(), salt); err != nil {
-			return fmt.Errorf("sasl: reading salt: %w", err)
+		salt, iterations, err := s.decoy(user)
+		if err != nil {
+			return err
 		}
-		s.keys, s.unknown = ScramKeys{Iterations: MinIterations, Salt: salt}, true
+		s.keys, s.unknown = ScramKeys{Iterations: iterations, Salt: salt}, true
 		return nil
 	case err != nil:
 		return err
@@ -126,6 +130,21 @@ func (s *scramServer) lookup(user string) error {
 	}
 	s.keys = keys
 	return nil
+}
+
+// decoy returns the salt and iteration count for an unknown user: the
+// store's decoy, or a fresh random salt when the store has none.
+func (s *scramServer) decoy(user string) ([]byte, int, error) {
+	if d, ok := s.creds.(Decoys); ok {
+		if salt, iterations := d.ScramDecoy(user); len(salt) > 0 && iterations > 0 {
+			return salt, iterations, nil
+		}
+	}
+	salt := make([]byte, fakeSaltLength)
+	if _, err := io.ReadFull(s.opts.rand(), salt); err != nil {
+		return nil, 0, fmt.Errorf("sasl: reading salt: %w", err)
+	}
+	return salt, MinIterations, nil
 }
 
 // final checks client-final-message and returns server-final-message.

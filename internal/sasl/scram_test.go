@@ -1,6 +1,7 @@
 package sasl
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -71,7 +72,7 @@ func TestScramRFC7677Exchange(t *testing.T) {
 		{rfcServerFinal, ""},
 	}
 	for _, step := range steps {
-		challenge, done, err := srv.Next(msg)
+		challenge, done, err := srv.Next(context.Background(), msg)
 		if done || err != nil || string(challenge) != step.server {
 			t.Fatalf("server Next(%q) = %q, %v, %v; want %q", msg, challenge, done, err, step.server)
 		}
@@ -79,7 +80,7 @@ func TestScramRFC7677Exchange(t *testing.T) {
 			t.Fatalf("client Next(%q) = %q, %v; want %q", challenge, msg, err, step.client)
 		}
 	}
-	if _, done, err := srv.Next(msg); !done || err != nil {
+	if _, done, err := srv.Next(context.Background(), msg); !done || err != nil {
 		t.Fatalf("server final step: done=%v err=%v", done, err)
 	}
 	if srv.Username() != rfcUser {
@@ -185,7 +186,7 @@ func TestScramServer(t *testing.T) {
 				}
 				return true
 			}
-			serverFirst, done, err := srv.Next([]byte(c.gs2 + c.bare))
+			serverFirst, done, err := srv.Next(context.Background(), []byte(c.gs2+c.bare))
 			if !check(1, serverFirst, done, err) {
 				return
 			}
@@ -197,14 +198,14 @@ func TestScramServer(t *testing.T) {
 				cbind = base64.StdEncoding.EncodeToString([]byte(c.gs2))
 			}
 			final := c.mangle(scramFinal(t, c.password, c.bare, string(serverFirst), cbind))
-			serverFinal, done, err := srv.Next([]byte(final))
+			serverFinal, done, err := srv.Next(context.Background(), []byte(final))
 			if !check(2, serverFinal, done, err) {
 				return
 			}
 			if !strings.HasPrefix(string(serverFinal), "v=") {
 				t.Fatalf("server-final %q", serverFinal)
 			}
-			_, done, err = srv.Next([]byte(c.ack))
+			_, done, err = srv.Next(context.Background(), []byte(c.ack))
 			if c.stage == 3 {
 				check(3, nil, done, err)
 				return
@@ -218,22 +219,22 @@ func TestScramServer(t *testing.T) {
 
 func TestScramServerEmptyChallengeFirst(t *testing.T) {
 	srv, _ := NewServer(MechScramSHA256, testCreds())
-	challenge, done, err := srv.Next(nil)
+	challenge, done, err := srv.Next(context.Background(), nil)
 	if done || err != nil || challenge == nil || len(challenge) != 0 {
 		t.Fatalf("Next(nil) = %q, %v, %v; want empty challenge", challenge, done, err)
 	}
 	client := NewScramSHA256Client("alice@example.org", "s3cret")
 	_, first, _ := client.Start()
-	serverFirst, _, _ := srv.Next(first)
+	serverFirst, _, _ := srv.Next(context.Background(), first)
 	final, err := client.Next(serverFirst)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serverFinal, _, _ := srv.Next(final)
+	serverFinal, _, _ := srv.Next(context.Background(), final)
 	if _, err := client.Next(serverFinal); err != nil {
 		t.Fatal(err)
 	}
-	if _, done, err := srv.Next([]byte{}); !done || err != nil {
+	if _, done, err := srv.Next(context.Background(), []byte{}); !done || err != nil {
 		t.Fatalf("done=%v err=%v", done, err)
 	}
 }
@@ -241,7 +242,7 @@ func TestScramServerEmptyChallengeFirst(t *testing.T) {
 func TestScramServerUnusableKeys(t *testing.T) {
 	creds := memCreds{keys: map[string]ScramKeys{"u": {Iterations: 4096, Salt: []byte("s")}}}
 	srv, _ := NewServer(MechScramSHA256, creds)
-	_, done, err := srv.Next([]byte("n,,n=u,r=abc"))
+	_, done, err := srv.Next(context.Background(), []byte("n,,n=u,r=abc"))
 	if !done || err == nil || errors.Is(err, ErrInvalidCredentials) || errors.Is(err, ErrMalformed) {
 		t.Fatalf("done=%v err=%v; want a store error", done, err)
 	}

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +22,11 @@ func (s *session) authOffered() bool {
 
 func (s *session) mechanisms() []string { return sasl.Mechanisms() }
 
-// cmdAuth runs the AUTH exchange of RFC 4954 §4 with a sasl.Server.
+// cmdAuth runs the AUTH exchange of RFC 4954 §4 with a sasl.Server. Every
+// exchange that starts and does not succeed counts as a failed login for
+// the client's IP and for the account it named (if it named one): a wrong
+// password, a cancel ("*"), a malformed or undecodable response, and a
+// connection lost mid-exchange alike.
 func (s *session) cmdAuth(arg string) {
 	mech, initial, hasInitial := strings.Cut(strings.TrimSpace(arg), " ")
 	switch {
@@ -44,50 +50,81 @@ func (s *session) cmdAuth(arg string) {
 		s.reply(smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: AUTH mechanism [initial-response]"))
 		return
 	}
-	creds := &attempt{Credentials: s.srv.opts.Credentials}
-	srv, err := sasl.NewServer(mech, creds)
+	ip := remoteIP(s.raw.RemoteAddr())
+	a := &attempt{creds: s.srv.opts.Credentials, auth: s.srv.auth, ip: ip}
+	srv, err := sasl.NewServer(mech, a)
 	if err != nil {
 		s.reply(smtp.R(smtp.CodeParamNotImpl, smtp.EnhBadParams, "Unrecognized authentication mechanism"))
 		return
 	}
-	ip := remoteIP(s.raw.RemoteAddr())
 	if s.srv.auth.blocked(ipKey(ip)) {
-		s.reply(smtp.R(smtp.CodeUnavailable, "4.7.0", s.srv.opts.Hostname+" too many failed logins, try again later"))
+		s.reply(replyAddressBlocked(s.srv.opts.Hostname))
 		s.quit = true
 		return
 	}
+	ex := authExchange{srv: srv, a: a, mech: strings.ToUpper(mech), ip: ip}
 	var resp []byte
 	if hasInitial {
 		// RFC 4954 §4: "=" is an empty initial response.
 		if resp, err = decodeAuthLine(initial); err != nil {
-			s.reply(smtp.R(smtp.CodeSyntaxParams, smtp.EnhSyntax, "Invalid base64 data"))
+			s.authAborted(ex, "invalid base64", replyBadBase64)
 			return
 		}
 	}
 	for {
-		challenge, done, err := srv.Next(resp)
+		challenge, done, err := srv.Next(s.bctx, resp)
 		if done {
-			s.authDone(srv, mech, ip, creds.username, err)
+			s.authDone(ex, err)
 			return
 		}
 		s.reply(smtp.Reply{Code: smtp.CodeAuthContinue, Lines: []string{base64.StdEncoding.EncodeToString(challenge)}})
 		line, rerr := s.readCommand()
 		if rerr != nil {
+			s.authAborted(ex, "connection lost", smtp.Reply{})
 			s.endOnError(rerr)
 			s.quit = true
 			return
 		}
 		if string(line) == "*" {
 			// RFC 4954 §4: the client cancelled.
-			s.reply(smtp.R(smtp.CodeSyntaxParams, "5.0.0", "Authentication cancelled"))
+			s.authAborted(ex, "cancelled", smtp.R(smtp.CodeSyntaxParams, "5.0.0", "Authentication cancelled"))
 			return
 		}
 		if resp, err = decodeAuthLine(string(line)); err != nil {
-			s.reply(smtp.R(smtp.CodeSyntaxParams, smtp.EnhSyntax, "Invalid base64 data"))
+			s.authAborted(ex, "invalid base64", replyBadBase64)
 			return
 		}
 	}
 }
+
+// authExchange is one AUTH command's exchange, for the functions that
+// answer its end.
+type authExchange struct {
+	srv  sasl.Server
+	a    *attempt
+	mech string // upper case
+	ip   string
+}
+
+// keys are the throttle keys a failure of the exchange counts against:
+// the client IP, and the account named so far.
+func (ex authExchange) keys() []string {
+	keys := []string{ipKey(ex.ip)}
+	if user := ex.srv.Identity(); user != "" {
+		keys = append(keys, userKey(user))
+	}
+	return keys
+}
+
+var replyBadBase64 = smtp.R(smtp.CodeSyntaxParams, smtp.EnhSyntax, "Invalid base64 data")
+
+func replyAddressBlocked(hostname string) smtp.Reply {
+	return smtp.R(smtp.CodeUnavailable, "4.7.0", hostname+" too many failed logins, try again later")
+}
+
+// replyAccountLocked is the one answer to every attempt on a locked
+// account, whatever the password: it never depends on a check.
+var replyAccountLocked = smtp.R(smtp.CodeTempAuthFailure, "4.7.0", "Too many failed logins for this account, try again later")
 
 func decodeAuthLine(s string) ([]byte, error) {
 	if s == "=" {
@@ -98,44 +135,90 @@ func decodeAuthLine(s string) ([]byte, error) {
 
 // authDone answers the end of an exchange and feeds the throttle. Failures
 // are logged with the client IP and the mechanism, never the password.
-func (s *session) authDone(srv sasl.Server, mech, ip, user string, err error) {
-	mech = strings.ToUpper(mech)
-	keys := []string{ipKey(ip)}
-	if user != "" {
-		keys = append(keys, userKey(user))
-	}
+func (s *session) authDone(ex authExchange, err error) {
 	switch {
-	case err == nil && s.srv.auth.blocked(userKey(user)):
-		// The right password for an account under attack still waits out
-		// the window, so guessing cannot be confirmed by a success.
-		s.log.Warn("auth refused, account throttled", "mech", mech, "ip", ip)
-		s.srv.obs.AuthResult(s.info.Listener, mech, false)
-		s.reply(smtp.R(smtp.CodeTempAuthFailure, "4.7.0", "Too many failed logins for this account, try again later"))
+	case errors.Is(err, errAccountLocked),
+		err == nil && s.srv.auth.blocked(userKey(ex.srv.Username())): // locked during the check
+		s.authLocked(ex)
 	case err == nil:
-		s.info.AuthUser = srv.Username()
-		s.srv.auth.success(ipKey(ip))
-		s.srv.obs.AuthResult(s.info.Listener, mech, true)
-		s.log.Info("auth ok", "user", s.info.AuthUser, "mech", mech)
+		s.info.AuthUser = ex.srv.Username()
+		s.srv.auth.success(ipKey(ex.ip))
+		s.srv.obs.AuthResult(s.info.Listener, ex.mech, true)
+		s.log.Info("auth ok", "user", s.info.AuthUser, "mech", ex.mech)
 		s.reply(smtp.R(smtp.CodeAuthOK, smtp.EnhAuthOK, "Authentication successful"))
 	case errors.Is(err, sasl.ErrInvalidCredentials):
 		s.authFail++
-		delay := s.srv.auth.failure(keys...)
-		s.srv.obs.AuthResult(s.info.Listener, mech, false)
-		s.log.Warn("auth failed", "mech", mech, "ip", ip, "failures", s.authFail, "delay", delay)
-		if delay > 0 {
-			s.flush()
-			time.Sleep(delay) // the growing delay of a failed login (bounded by maxAuthDelay)
+		delay, counted := ex.a.counted()
+		if !counted {
+			delay = s.srv.auth.failure(ex.keys()...)
 		}
+		s.srv.obs.AuthResult(s.info.Listener, ex.mech, false)
+		s.log.Warn("auth failed", "mech", ex.mech, "ip", ex.ip, "failures", s.authFail, "delay", delay)
+		s.pause(delay)
 		s.reply(smtp.R(smtp.CodeAuthFailed, smtp.EnhBadCredentials, "Authentication credentials invalid"))
-		if s.authFail >= maxAuthFailuresPerSession || s.srv.auth.blocked(ipKey(ip)) {
-			s.reply(smtp.R(smtp.CodeUnavailable, "4.7.0", s.srv.opts.Hostname+" too many failed logins, closing connection"))
-			s.quit = true
-		}
+		s.closeIfTooManyFailures(ex.ip)
+	case errors.Is(err, errAddressBlocked):
+		s.srv.obs.AuthResult(s.info.Listener, ex.mech, false)
+		s.reply(replyAddressBlocked(s.srv.opts.Hostname))
+		s.quit = true
 	case errors.Is(err, sasl.ErrMalformed) || errors.Is(err, sasl.ErrTooManySteps):
-		s.reply(smtp.R(smtp.CodeSyntaxParams, smtp.EnhSyntax, "Malformed authentication exchange"))
+		s.authAborted(ex, "malformed", smtp.R(smtp.CodeSyntaxParams, smtp.EnhSyntax, "Malformed authentication exchange"))
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		// No hash slot came free within the session's time: not the
+		// client's fault, and not counted.
+		s.log.Warn("auth not checked: the password checks stayed busy", "mech", ex.mech, "ip", ex.ip)
+		s.reply(smtp.R(smtp.CodeTempAuthFailure, "4.7.0", "Temporary authentication failure, try again later"))
 	default:
-		s.log.Error("auth backend failure", "mech", mech, "err", err)
+		s.log.Error("auth backend failure", "mech", ex.mech, "err", err)
 		s.reply(smtp.R(smtp.CodeTempAuthFailure, "4.7.0", "Temporary authentication failure"))
+	}
+}
+
+// authLocked answers an attempt on a locked account. The password was not
+// checked (see attempt), so the reply and its delay are the same whether
+// it was right or wrong: the lock's delay, then 454. The attempt counts
+// against the client IP, not against the account, so that the lock ends
+// when its window after the last real failure passes.
+func (s *session) authLocked(ex authExchange) {
+	s.authFail++
+	delay := s.srv.auth.lockedFailure(ipKey(ex.ip))
+	s.srv.obs.AuthResult(s.info.Listener, ex.mech, false)
+	s.log.Warn("auth refused, account locked", "mech", ex.mech, "ip", ex.ip, "failures", s.authFail, "delay", delay)
+	s.pause(delay)
+	s.reply(replyAccountLocked)
+	s.closeIfTooManyFailures(ex.ip)
+}
+
+// authAborted answers (with r, unless the connection is gone) an exchange
+// that ended without a verdict and counts it as a failed login, so that
+// cancelling after the server-first message (SCRAM) or before the
+// password (LOGIN) probes nothing for free. No delay: nothing was guessed.
+func (s *session) authAborted(ex authExchange, why string, r smtp.Reply) {
+	s.authFail++
+	s.srv.auth.failure(ex.keys()...)
+	s.srv.obs.AuthResult(s.info.Listener, ex.mech, false)
+	s.log.Warn("auth aborted", "mech", ex.mech, "ip", ex.ip, "why", why, "failures", s.authFail)
+	if r.Code == 0 {
+		return
+	}
+	s.reply(r)
+	s.closeIfTooManyFailures(ex.ip)
+}
+
+// closeIfTooManyFailures ends the session after the third failure in it,
+// or once the client IP is blocked.
+func (s *session) closeIfTooManyFailures(ip string) {
+	if s.authFail >= maxAuthFailuresPerSession || s.srv.auth.blocked(ipKey(ip)) {
+		s.reply(smtp.R(smtp.CodeUnavailable, "4.7.0", s.srv.opts.Hostname+" too many failed logins, closing connection"))
+		s.quit = true
+	}
+}
+
+// pause sends what is queued and waits d before the next reply.
+func (s *session) pause(d time.Duration) {
+	if d > 0 {
+		s.flush()
+		time.Sleep(d) // the growing delay of a failed login (bounded by maxAuthDelay)
 	}
 }
 
@@ -147,35 +230,91 @@ const (
 	maxThrottleEntries        = 100000
 )
 
-// attempt records which account an exchange tried, so that failures can be
-// throttled per account as well as per client IP.
+// Errors of an attempt that the session answers without a verdict on the
+// password.
+var (
+	errAccountLocked  = errors.New("account locked after too many failed logins")
+	errAddressBlocked = errors.New("client address blocked after too many failed logins")
+)
+
+// attempt stands between one exchange and the store. It refuses to check
+// anything for a locked account (errAccountLocked), so that a right
+// password cannot be told from a wrong one while the lock lasts; it lets
+// one password check per client IP run at a time (the others from that IP
+// wait, within the session's deadline, outside the store's hash slots, so
+// that one address cannot fill the queue ahead of everyone else); and it
+// counts a wrong password while the IP's turn lasts, so that the next
+// check from that IP already sees it.
 type attempt struct {
-	sasl.Credentials
-	username string
+	creds sasl.Credentials
+	auth  *authThrottle
+	ip    string
+
+	delay time.Duration // of the failure counted in CheckPassword
+	done  bool          // CheckPassword counted a failure
 }
 
-func (a *attempt) CheckPassword(username, password string) error {
-	a.username = username
-	return a.Credentials.CheckPassword(username, password)
+func (a *attempt) CheckPassword(ctx context.Context, username, password string) error {
+	if a.auth.blocked(userKey(username)) {
+		return errAccountLocked
+	}
+	leave, err := a.auth.gate.enter(ctx, ipKey(a.ip))
+	if err != nil {
+		return fmt.Errorf("waiting for the previous login from %s: %w", a.ip, err)
+	}
+	defer leave()
+	// Again: what finished while this one waited may have blocked the
+	// address or locked the account.
+	if a.auth.blocked(ipKey(a.ip)) {
+		return errAddressBlocked
+	}
+	if a.auth.blocked(userKey(username)) {
+		return errAccountLocked
+	}
+	err = a.creds.CheckPassword(ctx, username, password)
+	if errors.Is(err, sasl.ErrInvalidCredentials) {
+		a.delay, a.done = a.auth.failure(ipKey(a.ip), userKey(username)), true
+	}
+	return err
 }
 
-func (a *attempt) ScramKeys(username string) (sasl.ScramKeys, error) {
-	a.username = username
-	return a.Credentials.ScramKeys(username)
+func (a *attempt) ScramKeys(ctx context.Context, username string) (sasl.ScramKeys, error) {
+	if a.auth.blocked(userKey(username)) {
+		return sasl.ScramKeys{}, errAccountLocked
+	}
+	return a.creds.ScramKeys(ctx, username)
 }
 
-func ipKey(ip string) string     { return "ip " + ip }
-func userKey(user string) string { return "user " + strings.ToLower(user) }
+// ScramDecoy passes the store's decoys on (sasl.Decoys).
+func (a *attempt) ScramDecoy(username string) ([]byte, int) {
+	if d, ok := a.creds.(sasl.Decoys); ok {
+		return d.ScramDecoy(username)
+	}
+	return nil, 0
+}
+
+// counted returns the delay of the failure CheckPassword already counted,
+// and whether it did.
+func (a *attempt) counted() (time.Duration, bool) { return a.delay, a.done }
+
+func ipKey(ip string) string { return "ip " + ip }
+
+// userKey is the throttle key of a login name, normalised as the account
+// store normalises it (trimmed, lower case), so that " Alice@X" cannot
+// escape the lock on "alice@x".
+func userKey(user string) string { return "user " + strings.ToLower(strings.TrimSpace(user)) }
 
 // authThrottle slows down and then blocks password guessing per client IP
 // and per account: each failure within the window doubles the delay before
 // the 535 (from base up to maxAuthDelay), and after maxAuthFailures the IP
-// gets 421 and the account refuses logins until the window passes.
+// gets 421 and the account is locked (454, no password checked) until the
+// window after its last failure passes.
 type authThrottle struct {
 	mu    sync.Mutex
 	now   func() time.Time
 	base  time.Duration
 	byKey map[string]*authFailures
+	gate  checkGate // one password check per client IP at a time
 }
 
 type authFailures struct {
@@ -184,7 +323,7 @@ type authFailures struct {
 }
 
 func newAuthThrottle(now func() time.Time, base time.Duration) *authThrottle {
-	return &authThrottle{now: now, base: base, byKey: make(map[string]*authFailures)}
+	return &authThrottle{now: now, base: base, byKey: make(map[string]*authFailures), gate: checkGate{byKey: map[string]*gateTurn{}}}
 }
 
 func (t *authThrottle) current(key string) *authFailures {
@@ -222,7 +361,18 @@ func (t *authThrottle) failure(keys ...string) time.Duration {
 		f.last = t.now()
 		n = max(n, f.n)
 	}
-	return min(t.base<<min(n-1, 10), maxAuthDelay)
+	return t.delay(n)
+}
+
+// delay is the wait before the answer to the n-th failure.
+func (t *authThrottle) delay(n int) time.Duration { return min(t.base<<min(n-1, 10), maxAuthDelay) }
+
+// lockedFailure records an attempt on a locked account against the IP key
+// only and returns the delay every such attempt gets: that of the failure
+// that locks an account, the same whatever the IP's count.
+func (t *authThrottle) lockedFailure(ipKey string) time.Duration {
+	t.failure(ipKey)
+	return t.delay(maxAuthFailures)
 }
 
 func (t *authThrottle) success(key string) {

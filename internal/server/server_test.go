@@ -77,13 +77,13 @@ func (w *memWriter) Abort() {}
 
 type memCreds struct{}
 
-func (memCreds) CheckPassword(u, p string) error {
+func (memCreds) CheckPassword(_ context.Context, u, p string) error {
 	if u == "alice@example.com" && p == "secret" {
 		return nil
 	}
 	return sasl.ErrInvalidCredentials
 }
-func (memCreds) ScramKeys(string) (sasl.ScramKeys, error) {
+func (memCreds) ScramKeys(context.Context, string) (sasl.ScramKeys, error) {
 	return sasl.ScramKeys{}, sasl.ErrInvalidCredentials
 }
 

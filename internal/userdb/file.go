@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"smtpkit/internal/atomicfile"
+	"path/filepath"
 	"sync"
 	"syscall"
 )
@@ -19,20 +20,41 @@ const formatVersion = 1
 const maxFileSize = 64 << 20
 
 // File is the embedded account store: one JSON file (see docs/accounts.md),
-// rewritten atomically with mode 0600. Every call stats the file once and
-// re-reads it when its identity (device, inode, size, mtime, ctime)
-// changed, so the running server sees edits made by another process without
-// a restart. Writers take an flock on "<path>.lock" around
-// read-modify-write, so two processes never lose each other's changes.
-// File is safe for concurrent use.
+// rewritten atomically with the owner and mode it had (see replaceFile).
+// Every call stats the file once and re-reads it when its identity
+// (device, inode, size, mtime, ctime) changed, so the running server sees
+// edits made by another process without a restart. Writers take an flock
+// on "<path>.lock" around read-modify-write, so two processes never lose
+// each other's changes. File is safe for concurrent use.
 type File struct {
-	path string
-	wmu  sync.Mutex // serialises writers within this process
+	path   string
+	log    *slog.Logger
+	secret []byte        // keys the SCRAM decoys (decoy.go)
+	hashes chan struct{} // one token per argon2id computation running (hash.go)
+	wmu    sync.Mutex    // serialises writers within this process
 
 	mu      sync.RWMutex
 	id      fileID
-	data    *db   // immutable snapshot; replaced wholesale, never mutated
-	loadErr error // the last reload failed: data is the last good content
+	data    *db    // immutable snapshot; replaced wholesale, never mutated
+	loadErr error  // the last reload failed: data is the last good content
+	statErr string // the stat failure last logged, so it is logged once
+}
+
+// Options adjust a File. The zero value suits `smtpkit user`.
+type Options struct {
+	// Logger gets an error line, with the reason, for every version of the
+	// file that cannot be loaded (and for every Reload that fails), and an
+	// info line for every successful re-read. Nil discards.
+	Logger *slog.Logger
+	// Secret keys the SCRAM decoys given to names without an account
+	// (ScramDecoy). Nil means a random key for the life of the File, which
+	// keeps decoys stable only until the process restarts; the server
+	// passes the durable one from LoadSecret.
+	Secret []byte
+	// MaxHashes bounds how many argon2id computations Authenticate runs at
+	// once; further calls wait for a slot within their context. Zero means
+	// runtime.GOMAXPROCS(0).
+	MaxHashes int
 }
 
 // fileID identifies one version of the file on disk.
@@ -65,57 +87,92 @@ type diskFormat struct {
 	Aliases  map[string][]string `json:"aliases"`
 }
 
-// Open opens the store at path. A missing file is an empty store (it is
-// created by the first change); an unreadable or malformed file is an
-// error.
-func Open(path string) (*File, error) {
+// Open opens the store at path with default Options. A missing file is an
+// empty store (it is created by the first change); an unreadable or
+// malformed file is an error.
+func Open(path string) (*File, error) { return OpenOptions(path, Options{}) }
+
+// OpenOptions is Open with explicit Options.
+func OpenOptions(path string, opts Options) (*File, error) {
 	d, id, err := load(path)
 	if err != nil {
 		return nil, err
 	}
-	return &File{path: path, data: d, id: id}, nil
+	f := &File{path: path, log: opts.Logger, secret: opts.Secret, data: d, id: id}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	if len(f.secret) == 0 {
+		f.secret = newSecret()
+	}
+	f.hashes = make(chan struct{}, hashSlots(opts.MaxHashes))
+	return f, nil
 }
 
 // Path is the file the store lives in.
 func (f *File) Path() string { return f.path }
 
-// Reload re-reads the file if it changed and reports why the current
-// content could not be loaded, if it could not. Queries call it implicitly
-// and keep serving the last good content on error; a server can call it to
-// log the problem.
+// Reload re-reads the file now, even when its identity looks unchanged
+// (SIGHUP), and reports why it could not be loaded, if it could not; the
+// failure is also logged at error level. Queries re-read a changed file by
+// themselves and keep serving the last good content on error.
 func (f *File) Reload() error {
-	_, err := f.snapshot()
+	_, err := f.refresh(true)
 	return err
 }
 
 // snapshot returns the current content, re-reading the file if it changed
 // since it was last read.
-func (f *File) snapshot() (*db, error) {
+func (f *File) snapshot() (*db, error) { return f.refresh(false) }
+
+// refresh re-reads the file if it changed since it was last read, or
+// always when forced. Every version of the file that fails to load is
+// logged once at error level with the reason (and again on each forced
+// refresh); the last good content stays in service.
+func (f *File) refresh(force bool) (*db, error) {
 	var id fileID
 	if fi, err := os.Stat(f.path); err == nil {
 		id = statID(fi)
 	} else if !errors.Is(err, os.ErrNotExist) {
-		f.mu.RLock()
-		defer f.mu.RUnlock()
-		return f.data, fmt.Errorf("userdb: %w", err)
+		err = fmt.Errorf("userdb: %w", err)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if force || f.statErr != err.Error() {
+			f.statErr = err.Error()
+			f.logFailure(err)
+		}
+		return f.data, err
 	}
 	f.mu.RLock()
 	d, cur, lerr := f.data, f.id, f.loadErr
 	f.mu.RUnlock()
-	if cur == id {
+	if cur == id && !force {
 		return d, lerr
 	}
 	nd, nid, err := load(f.path)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.statErr = ""
 	if err != nil {
 		// Remember the failure for this version of the file so that we do
 		// not re-parse it on every call; keep serving the last good data.
+		if force || f.id != id || f.loadErr == nil {
+			f.logFailure(err)
+		}
 		f.id, f.loadErr = id, err
 		return f.data, err
 	}
+	if force || f.id != nid || f.loadErr != nil {
+		f.log.Info("account store reloaded", "path", f.path, "accounts", len(nd.accounts), "aliases", len(nd.aliases))
+	}
 	f.data, f.id, f.loadErr = nd, nid, nil
 	return nd, nil
+}
+
+// logFailure logs a failed reload; f.mu is held.
+func (f *File) logFailure(err error) {
+	f.log.Error("account store reload failed, still serving the accounts loaded before",
+		"path", f.path, "accounts", len(f.data.accounts), "err", err)
 }
 
 // load reads and parses the file; the identity comes from the open file
@@ -233,7 +290,7 @@ func (f *File) update(change func(d *db) error) error {
 	if err != nil {
 		return fmt.Errorf("userdb: %w", err)
 	}
-	id, err := writeAtomic(f.path, raw)
+	id, err := replaceFile(f.path, raw)
 	if err != nil {
 		return err
 	}
@@ -243,19 +300,6 @@ func (f *File) update(change func(d *db) error) error {
 	return nil
 }
 
-// writeAtomic replaces path with data: temp file in the same directory,
-// fsync, rename, fsync the directory. It returns the new file's identity.
-func writeAtomic(path string, data []byte) (fileID, error) {
-	if err := atomicfile.Write(path, data, 0o600); err != nil {
-		return fileID{}, fmt.Errorf("userdb: %w", err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileID{}, fmt.Errorf("userdb: %w", err)
-	}
-	return statID(fi), nil
-}
-
 // lockFile takes an exclusive flock on path (created with mode 0600),
 // waiting for other holders, and returns the function that releases it.
 func lockFile(path string) (func(), error) {
@@ -263,6 +307,7 @@ func lockFile(path string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("userdb: lock: %w", err)
 	}
+	ownLike(fh, filepath.Dir(path)) // so that the server's user can take it too
 	for {
 		err = syscall.Flock(int(fh.Fd()), syscall.LOCK_EX)
 		if !errors.Is(err, syscall.EINTR) {

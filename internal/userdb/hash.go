@@ -1,6 +1,7 @@
 package userdb
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -76,6 +78,33 @@ func hmacSHA256(key []byte, msg string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(msg))
 	return m.Sum(nil)
+}
+
+// hashSlots is the number of argon2id computations that may run at once:
+// n, or one per CPU the Go scheduler uses. Each takes argonMemory (19 MiB)
+// while it runs, so this bounds the memory logins can take, whatever the
+// number of clients trying at once.
+func hashSlots(n int) int {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return n
+}
+
+// hashSlot waits for a free hash slot, or until ctx ends (ErrBusy). The
+// returned function gives the slot back.
+func (f *File) hashSlot(ctx context.Context) (func(), error) {
+	select {
+	case f.hashes <- struct{}{}:
+		return func() { <-f.hashes }, nil
+	default:
+	}
+	select {
+	case f.hashes <- struct{}{}:
+		return func() { <-f.hashes }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
+	}
 }
 
 // argonParams is a parsed PHC string.

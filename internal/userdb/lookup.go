@@ -1,6 +1,7 @@
 package userdb
 
 import (
+	"context"
 	"slices"
 	"strings"
 )
@@ -77,10 +78,17 @@ func (d *db) expand(addr string, depth int, seen map[string]bool, out *[]string)
 	return true
 }
 
-// Authenticate implements Store.
-func (f *File) Authenticate(username, password string) (Account, error) {
+// Authenticate implements Store. Every call, for a known account or not,
+// runs one argon2id computation, in one of the store's hash slots; when
+// none frees up before ctx ends, the error wraps ErrBusy and ctx's error.
+func (f *File) Authenticate(ctx context.Context, username, password string) (Account, error) {
 	d, _ := f.snapshot()
-	acct, ok := d.accounts[strings.ToLower(strings.TrimSpace(username))]
+	release, err := f.hashSlot(ctx)
+	if err != nil {
+		return Account{}, err
+	}
+	defer release()
+	acct, ok := d.accounts[normalize(username)]
 	if !ok || len(password) > maxPasswordLen {
 		dummyWork(password)
 		return Account{}, ErrBadCredentials
@@ -94,7 +102,7 @@ func (f *File) Authenticate(username, password string) (Account, error) {
 // Lookup implements Store.
 func (f *File) Lookup(username string) (Account, bool) {
 	d, _ := f.snapshot()
-	acct, ok := d.accounts[strings.ToLower(strings.TrimSpace(username))]
+	acct, ok := d.accounts[normalize(username)]
 	return acct.copy(), ok
 }
 
@@ -118,6 +126,10 @@ func (f *File) Owns(account, addr string) bool {
 	}
 	return slices.Contains(d.resolve(addr), account)
 }
+
+// normalize is how a login name becomes an account key: trimmed and
+// lowercased, the canonical form of Canonical.
+func normalize(username string) string { return strings.ToLower(strings.TrimSpace(username)) }
 
 // copy returns a with its byte slices copied, so callers cannot change the
 // store's snapshot.

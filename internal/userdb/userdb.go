@@ -11,6 +11,7 @@
 package userdb
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"unicode/utf8"
@@ -45,8 +46,9 @@ type Store interface {
 	// (external addresses) are returned unchanged; the caller routes them.
 	Resolve(address string) (mailboxes []string, ok bool)
 	// Authenticate checks a password. Every failure is ErrBadCredentials,
-	// and an unknown user costs as much time as a wrong password.
-	Authenticate(username, password string) (Account, error)
+	// and an unknown user costs as much time as a wrong password. Waiting
+	// for the right to compute a hash ends with ctx (ErrBusy).
+	Authenticate(ctx context.Context, username, password string) (Account, error)
 	// Lookup returns an account by address, for SCRAM.
 	Lookup(username string) (Account, bool)
 	// Owns reports whether account may use addr as envelope sender
@@ -60,6 +62,9 @@ var (
 	ErrBadCredentials = errors.New("userdb: invalid credentials")
 	ErrNotFound       = errors.New("userdb: no such account or alias")
 	ErrExists         = errors.New("userdb: address already exists")
+	// ErrBusy: every hash slot stayed taken until the caller's context
+	// ended. It is a temporary condition, not a wrong password.
+	ErrBusy = errors.New("userdb: password check not started: every hash slot is busy")
 )
 
 // Bounds on what a client can make the store process.

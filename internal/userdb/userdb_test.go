@@ -1,6 +1,7 @@
 package userdb
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -155,7 +156,7 @@ func TestAuthenticate(t *testing.T) {
 		{"nobody@example.com", "alice-pw", false},
 		{"alice@example.com", strings.Repeat("x", maxPasswordLen+1), false},
 	} {
-		acct, err := f.Authenticate(tc.user, tc.pw)
+		acct, err := f.Authenticate(context.Background(), tc.user, tc.pw)
 		if tc.ok {
 			if err != nil || acct.Address != strings.ToLower(tc.user) {
 				t.Errorf("Authenticate(%q, %q) = %v, %v", tc.user, tc.pw, acct.Address, err)
@@ -232,10 +233,10 @@ func TestAdminErrors(t *testing.T) {
 func TestAdminRoundTrip(t *testing.T) {
 	f := fixture(t)
 	must(t, f.SetPassword("alice@example.com", "new-pw"))
-	if _, err := f.Authenticate("alice@example.com", "alice-pw"); err == nil {
+	if _, err := f.Authenticate(context.Background(), "alice@example.com", "alice-pw"); err == nil {
 		t.Error("old password still works")
 	}
-	if _, err := f.Authenticate("alice@example.com", "new-pw"); err != nil {
+	if _, err := f.Authenticate(context.Background(), "alice@example.com", "new-pw"); err != nil {
 		t.Errorf("new password: %v", err)
 	}
 	must(t, f.AddAlias("info@example.com", "Alice@example.com", "carol@remote.net"))
@@ -321,7 +322,7 @@ func TestReloadAcrossInstances(t *testing.T) {
 		t.Fatalf("admin sees %d accounts", got)
 	}
 	must(t, admin.SetPassword("alice@example.com", "pw3"))
-	if _, err := server.Authenticate("alice@example.com", "pw3"); err != nil {
+	if _, err := server.Authenticate(context.Background(), "alice@example.com", "pw3"); err != nil {
 		t.Errorf("server did not pick up the new password: %v", err)
 	}
 	must(t, os.Remove(p))

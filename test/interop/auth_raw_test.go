@@ -142,16 +142,30 @@ func TestAuthRaw(t *testing.T) {
 		expectReply(t, c, 501, "5.0.0")
 		c.Send("AUTH PLAIN !!not-base64!!")
 		expectReply(t, c, 501, "5.5.2")
-		c.Send("AUTH LOGIN")
-		c.Expect(334)
-		c.Send("@@@")
-		expectReply(t, c, 501, "5.5.2")
-		c.Send("AUTH CRAM-MD5")
+		c.Send("AUTH CRAM-MD5") // no exchange starts: not a failed login
 		expectReply(t, c, 504, "5.5.4")
-		// None of that counted as a login; the session still works.
+		// Two aborted exchanges count as two failed logins; the session
+		// still works.
 		login(t, c, aliceAddr, alicePW)
 		c.Send("MAIL FROM:<" + aliceAddr + ">")
 		expectReply(t, c, 250, "2.1.0")
+
+		// A third aborted exchange in one session ends it, as a third
+		// wrong password does.
+		c, _ = submissionConn(t, s)
+		for _, line := range []string{"*", "@@@"} {
+			c.Send("AUTH LOGIN")
+			c.Expect(334)
+			c.Send(line)
+			c.Expect(501)
+		}
+		c.Send("AUTH LOGIN " + base64.StdEncoding.EncodeToString([]byte(aliceAddr)))
+		c.Expect(334)
+		c.Send("*")
+		expectReply(t, c, 501, "5.0.0")
+		if rest := c.ExpectClosed(); len(rest) != 1 || rest[0].Code != 421 {
+			t.Errorf("after the third aborted exchange: %v, want 421 and the end of the connection", rest)
+		}
 	})
 
 	t.Run("sender ownership", func(t *testing.T) {
