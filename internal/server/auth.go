@@ -67,7 +67,7 @@ func (s *session) cmdAuth(arg string) {
 	if hasInitial {
 		// RFC 4954 §4: "=" is an empty initial response.
 		if resp, err = decodeAuthLine(initial); err != nil {
-			s.authAborted(ex, "invalid base64", replyBadBase64)
+			s.authAborted(ex, "invalid base64", replyBadBase64())
 			return
 		}
 	}
@@ -91,7 +91,7 @@ func (s *session) cmdAuth(arg string) {
 			return
 		}
 		if resp, err = decodeAuthLine(string(line)); err != nil {
-			s.authAborted(ex, "invalid base64", replyBadBase64)
+			s.authAborted(ex, "invalid base64", replyBadBase64())
 			return
 		}
 	}
@@ -116,7 +116,9 @@ func (ex authExchange) keys() []string {
 	return keys
 }
 
-var replyBadBase64 = smtp.R(smtp.CodeSyntaxParams, smtp.EnhSyntax, "Invalid base64 data")
+func replyBadBase64() smtp.Reply {
+	return smtp.R(smtp.CodeSyntaxParams, smtp.EnhSyntax, "Invalid base64 data")
+}
 
 func replyAddressBlocked(hostname string) smtp.Reply {
 	return smtp.R(smtp.CodeUnavailable, "4.7.0", hostname+" too many failed logins, try again later")
@@ -124,7 +126,9 @@ func replyAddressBlocked(hostname string) smtp.Reply {
 
 // replyAccountLocked is the one answer to every attempt on a locked
 // account, whatever the password: it never depends on a check.
-var replyAccountLocked = smtp.R(smtp.CodeTempAuthFailure, "4.7.0", "Too many failed logins for this account, try again later")
+func replyAccountLocked() smtp.Reply {
+	return smtp.R(smtp.CodeTempAuthFailure, "4.7.0", "Too many failed logins for this account, try again later")
+}
 
 func decodeAuthLine(s string) ([]byte, error) {
 	if s == "=" {
@@ -185,7 +189,7 @@ func (s *session) authLocked(ex authExchange) {
 	s.srv.obs.AuthResult(s.info.Listener, ex.mech, false)
 	s.log.Warn("auth refused, account locked", "mech", ex.mech, "ip", ex.ip, "failures", s.authFail, "delay", delay)
 	s.pause(delay)
-	s.reply(replyAccountLocked)
+	s.reply(replyAccountLocked())
 	s.closeIfTooManyFailures(ex.ip)
 }
 

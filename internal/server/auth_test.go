@@ -150,8 +150,8 @@ func TestLockedAccountChecksNothing(t *testing.T) {
 		if right != wrong {
 			t.Errorf("%s on a locked account: right password got\n%q\nwrong one\n%q", mech, right, wrong)
 		}
-		if !strings.HasSuffix(right, replyAccountLocked.String()) {
-			t.Errorf("%s on a locked account: %q, want %v", mech, right, replyAccountLocked)
+		if !strings.HasSuffix(right, replyAccountLocked().String()) {
+			t.Errorf("%s on a locked account: %q, want %v", mech, right, replyAccountLocked())
 		}
 	}
 	if n := creds.checks.Load() - before; n != 0 {

@@ -52,7 +52,7 @@ func authTranscript(t *testing.T, conf *tls.Config, ip, addr string, lines []str
 		if err := writeRaw(c, l+"\r\n"); err != nil {
 			return "", err
 		}
-		r, err := c.ReadReply()
+		r, err := awaitReply(c, loadPhase) // up to 8 s of delay, plus the wait for a hash slot
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", l, err)
 		}
