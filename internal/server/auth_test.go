@@ -1,13 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,24 +43,6 @@ func (c *countingCreds) ScramKeys(_ context.Context, u string) (sasl.ScramKeys, 
 func (c *countingCreds) ScramDecoy(u string) ([]byte, int) {
 	sum := sha256.Sum256([]byte(u))
 	return sum[:16], sasl.MinIterations
-}
-
-// syncLog is a log sink the sessions write to concurrently.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // authTestServer runs an implicit-TLS submissions listener with creds,
