@@ -56,6 +56,10 @@
 //     Ops counts the mutating calls, so a test can run a workload once,
 //     count its steps, and then crash it at every step boundary.
 //
+// Options.AfterSync is called after every successful flush, outside the
+// lock, so that a test can let other goroutines run while a "flush is in
+// flight" (runtime.Gosched), as they do on a real disk.
+//
 // After Crash or CrashRandom the old FS and its open files are dead: every
 // call fails with EIO. An FS is safe for concurrent use (one mutex).
 package crashfs

@@ -143,24 +143,19 @@ func (f *file) Close() error {
 
 // Sync makes the file's content, size and mode durable; on a directory,
 // its entries.
-func (f *file) Sync() error {
-	err := f.enter("sync", true)
-	defer f.s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	f.n.sync(true)
-	return nil
-}
+func (f *file) Sync() error { return f.sync("sync", true) }
 
 // Datasync makes the file's content and size durable.
-func (f *file) Datasync() error {
-	err := f.enter("fdatasync", true)
-	defer f.s.mu.Unlock()
-	if err != nil {
+func (f *file) Datasync() error { return f.sync("fdatasync", false) }
+
+func (f *file) sync(op string, meta bool) error {
+	if err := f.enter(op, true); err != nil {
+		f.s.mu.Unlock()
 		return err
 	}
-	f.n.sync(false)
+	f.n.sync(meta)
+	f.s.mu.Unlock()
+	f.s.afterSync()
 	return nil
 }
 

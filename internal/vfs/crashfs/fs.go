@@ -30,6 +30,11 @@ type Options struct {
 	NoAnonymous bool
 	// Now is the clock for modification times; nil is time.Now.
 	Now func() time.Time
+	// AfterSync, when set, is called after every Sync, Datasync, SyncDir
+	// and SyncFS that succeeded, with no lock held: a test makes flushes
+	// take time with it (runtime.Gosched lets other goroutines run, as
+	// they do while a real flush is in flight).
+	AfterSync func()
 }
 
 // blockSize is the allocation unit and the page of a random crash.
@@ -487,29 +492,31 @@ func (f *FS) ReadFile(name string) ([]byte, error) {
 // SyncDir makes the entries of the directory dir durable.
 func (f *FS) SyncDir(dir string) error {
 	s := f.s
-	err := s.enter("fsync", dir, true)
-	defer s.mu.Unlock()
-	if err != nil {
+	if err := s.enter("fsync", dir, true); err != nil {
+		s.mu.Unlock()
 		return err
 	}
 	d, err := s.lookup(clean(dir))
 	if err != nil {
+		s.mu.Unlock()
 		return pathErr("open", dir, err)
 	}
 	d.sync(true)
+	s.mu.Unlock()
+	s.afterSync()
 	return nil
 }
 
 // SyncFS makes everything on the mount holding path durable.
 func (f *FS) SyncFS(path string) error {
 	s := f.s
-	err := s.enter("syncfs", path, true)
-	defer s.mu.Unlock()
-	if err != nil {
+	if err := s.enter("syncfs", path, true); err != nil {
+		s.mu.Unlock()
 		return err
 	}
 	p := clean(path)
 	if _, err := s.lookup(p); err != nil {
+		s.mu.Unlock()
 		return pathErr("open", path, err)
 	}
 	m := s.mount(p)
@@ -518,7 +525,16 @@ func (f *FS) SyncFS(path string) error {
 			n.sync(true)
 		}
 	}
+	s.mu.Unlock()
+	s.afterSync()
 	return nil
+}
+
+// afterSync runs Options.AfterSync; called without the lock.
+func (s *state) afterSync() {
+	if s.opts.AfterSync != nil {
+		s.opts.AfterSync()
+	}
 }
 
 // DeviceKey names the mount holding path.
