@@ -63,6 +63,8 @@ func (s *session) cmdAuth(arg string) {
 		return
 	}
 	ex := authExchange{srv: srv, a: a, mech: strings.ToUpper(mech), ip: ip}
+	ctx, cancel := s.authContext()
+	defer cancel()
 	var resp []byte
 	if hasInitial {
 		// RFC 4954 §4: "=" is an empty initial response.
@@ -72,7 +74,7 @@ func (s *session) cmdAuth(arg string) {
 		}
 	}
 	for {
-		challenge, done, err := srv.Next(s.bctx, resp)
+		challenge, done, err := srv.Next(ctx, resp)
 		if done {
 			s.authDone(ex, err)
 			return
@@ -95,6 +97,13 @@ func (s *session) cmdAuth(arg string) {
 			return
 		}
 	}
+}
+
+// authContext bounds what an exchange waits for (a password check's turn
+// and hash slot) by the session's deadline, early enough that the 454 can
+// still be sent.
+func (s *session) authContext() (context.Context, context.CancelFunc) {
+	return context.WithDeadline(s.bctx, s.bc.deadline.Add(-finalWriteGrace))
 }
 
 // authExchange is one AUTH command's exchange, for the functions that

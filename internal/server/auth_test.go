@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -49,12 +50,18 @@ func (c *countingCreds) ScramDecoy(u string) ([]byte, int) {
 // a 1 ms base failure delay and a log the test can read.
 func authTestServer(t *testing.T, creds sasl.Credentials) (*Server, string, *syncLog) {
 	t.Helper()
+	return authTestServerLimits(t, creds, Limits{})
+}
+
+// authTestServerLimits is authTestServer with limits.
+func authTestServerLimits(t *testing.T, creds sasl.Credentials, limits Limits) (*Server, string, *syncLog) {
+	t.Helper()
 	logs := &syncLog{}
 	srv := New(Options{
 		Hostname: "mx.example.com", PostmasterDomain: "example.com",
 		Listeners:   []Listener{{Address: "127.0.0.1:0", Role: RoleSubmissions, TLS: TLSImplicit, Auth: true, TLSConfig: testTLSConfig(t)}},
 		Backend:     &memBackend{},
-		Credentials: creds, AuthFailureDelay: time.Millisecond,
+		Credentials: creds, AuthFailureDelay: time.Millisecond, Limits: limits,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err := srv.Listen(); err != nil {
@@ -239,5 +246,32 @@ func TestCheckGate(t *testing.T) {
 	defer g.mu.Unlock()
 	if len(g.byKey) != 0 {
 		t.Errorf("gate entries left: %v", g.byKey)
+	}
+}
+
+// busyCreds never gets a hash slot: every check waits until its context
+// ends, as a store whose slots stay taken does.
+type busyCreds struct{ countingCreds }
+
+func (*busyCreds) CheckPassword(ctx context.Context, _, _ string) error {
+	<-ctx.Done()
+	return fmt.Errorf("store busy: %w", ctx.Err())
+}
+
+// TestAuthWaitEnds: a password check that cannot start waits no
+// longer than the session's deadline allows, and the client then gets 454
+// 4.7.0 in time (not counted as a failed login) and may go on.
+func TestAuthWaitEnds(t *testing.T) {
+	creds := &busyCreds{}
+	srv, addr, logs := authTestServerLimits(t, creds, Limits{SessionTimeout: finalWriteGrace + time.Second})
+	c := tlsDial(t, addr)
+	c.cmd("EHLO c", "250-")
+	c.cmd("AUTH PLAIN "+b64("\x00alice@example.com\x00secret"), "454 4.7.0 Temporary authentication failure")
+	c.cmd("NOOP", "250")
+	if n := srv.auth.failures(ipKey("127.0.0.1")); n != 0 {
+		t.Errorf("a check that never ran counted as %d failures", n)
+	}
+	if !strings.Contains(logs.String(), "auth not checked") {
+		t.Errorf("the wait that ran out is not logged:\n%s", logs)
 	}
 }
