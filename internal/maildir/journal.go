@@ -417,7 +417,7 @@ func Recover(log *wal.Log, n *Namer) (RecoverStats, error) {
 		return st, err
 	}
 	j := &journal{n: n, devs: map[string]string{}}
-	rs := restorer{fsys: n.fsys, cur: map[string]map[string]string{}, st: &st}
+	rs := restorer{fsys: n.fsys, cur: map[string]map[string]string{}, st: &st, perFile: n.mode == SyncFile}
 	for i, r := range recs {
 		if cancelled[seqs[i]] {
 			st.Cancelled++
@@ -447,6 +447,11 @@ type restorer struct {
 	fsys vfs.FS
 	cur  map[string]map[string]string // Maildir → base name → file in cur/
 	st   *RecoverStats
+	// perFile: the Namer runs in per-file mode, where the checkpoint's
+	// syncfs may be no barrier (FUSE, network file systems: the mode
+	// serve falls back to there), so every file a record names is made
+	// durable with fsyncs of its own before the record is dropped.
+	perFile bool
 }
 
 // restore makes the message name in Maildir dir hold data: intact where it
@@ -473,16 +478,46 @@ func (rs *restorer) restore(dir, name string, data []byte, sameBoot bool) error 
 	}
 	if target == "" {
 		rs.st.Written++
-		return rs.writeFile(dir, name, filepath.Join(dir, "new", name), data)
+		target = filepath.Join(dir, "new", name)
+		if err := rs.writeFile(dir, name, target, data); err != nil {
+			return err
+		}
+		return rs.durable(target)
 	}
 	if same, err := rs.sameContent(target, data); err != nil {
 		return err
 	} else if same {
 		rs.st.Present++
-		return nil
+		return rs.durable(target)
 	}
 	rs.st.Repaired++
-	return rs.writeFile(dir, name, target, data)
+	if err := rs.writeFile(dir, name, target, data); err != nil {
+		return err
+	}
+	return rs.durable(target)
+}
+
+// durable makes the file at path and its name durable on their own, in
+// per-file mode; otherwise Recover's checkpoint flush does.
+func (rs *restorer) durable(path string) error {
+	if !rs.perFile {
+		return nil
+	}
+	f, err := rs.fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = rs.fsys.SyncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return nil
 }
 
 // curFile finds the file in dir/cur/ whose base name (before ":") is name,
@@ -517,7 +552,8 @@ func (rs *restorer) sameContent(path string, data []byte) (bool, error) {
 
 // writeFile writes data under dir/tmp and renames it to dst. It is not
 // flushed here: Recover's checkpoint flushes the file system before the
-// record is dropped, and a crash before that replays again. (Not
+// record is dropped (or, in per-file mode, durable does), and a crash
+// before that replays again. (Not
 // vfs.Write: that puts its temporary file beside dst, in new/ or cur/
 // where mail readers look, and fsyncs each file.)
 func (rs *restorer) writeFile(dir, name, dst string, data []byte) error {
