@@ -28,7 +28,7 @@ func TestLeftoverJournalReplayed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			before := maildir.NewNamer(nil)
+			before := maildir.NewWriter(nil)
 			before.SetBootID("6f1c3b1e-0000-4000-8000-00000000000a") // not this boot: a power loss
 			before.SetSync(maildir.SyncJournal)
 			before.SetJournal(jl, time.Hour, nil) // no checkpoint before the "crash"
@@ -36,7 +36,7 @@ func TestLeftoverJournalReplayed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := before.NewDelivery(box)
+			d, err := before.NewMessage(box)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,11 +49,11 @@ func TestLeftoverJournalReplayed(t *testing.T) {
 			os.Remove(paths[0]) // the file was lost with the page cache
 
 			var logs bytes.Buffer
-			namer, err := openMaildirs(cfg, mode, slog.New(slog.NewTextHandler(&logs, nil)))
+			writer, err := openMaildirs(cfg, mode, slog.New(slog.NewTextHandler(&logs, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer namer.CloseJournal()
+			defer writer.CloseJournal()
 			es, err := os.ReadDir(filepath.Join(box.Path, "new"))
 			if err != nil || len(es) != 1 {
 				t.Fatalf("new/ holds %v (%v), want the message once; log:\n%s", es, err, logs.String())

@@ -20,7 +20,7 @@ import (
 // scriptedCourier fails every delivery temporarily.
 type scriptedCourier struct{}
 
-func (scriptedCourier) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result {
+func (scriptedCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 	out := make([]queue.Result, len(d.Recipients))
 	for i, r := range d.Recipients {
 		out[i] = queue.Result{Rcpt: r, Err: smtp.E(451, "4.7.1", "greylisted"), Detail: "mx.example.net[192.0.2.1] said: 451 4.7.1 greylisted"}

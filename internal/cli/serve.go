@@ -125,7 +125,7 @@ func (d *daemon) startBackground(ctl *control.Listener, log *slog.Logger) (stop 
 		background.Wait()
 		d.out.queue.Close()
 		d.out.remote.Close()
-		if err := d.namer.CloseJournal(); err != nil {
+		if err := d.writer.CloseJournal(); err != nil {
 			log.Error("journal checkpoint at shutdown", "err", err)
 		}
 	}
@@ -173,8 +173,8 @@ type daemon struct {
 	health   *health          // what /healthz reports
 	certs    *certs.Store
 	selfSign bool
-	namer    *maildir.Namer // Maildir delivery: names, group commit, journal
-	accounts *userdb.File   // re-read on SIGHUP too, to log a file it cannot load
+	writer   *maildir.Writer // Maildir delivery: names, group commit, journal
+	accounts *userdb.File    // re-read on SIGHUP too, to log a file it cannot load
 }
 
 // openMaildirs sets up Maildir delivery in mode, the maildir.sync mode
@@ -182,16 +182,16 @@ type daemon struct {
 // earlier run left in <data_dir>/journal (in every mode: the journal may
 // be from a run in another one), so that every message acknowledged
 // before a crash is in its Maildir before new mail is accepted.
-func openMaildirs(cfg config.Config, mode maildir.Sync, log *slog.Logger) (*maildir.Namer, error) {
-	namer := maildir.NewNamer(nil)
-	namer.SetSync(mode)
+func openMaildirs(cfg config.Config, mode maildir.Sync, log *slog.Logger) (*maildir.Writer, error) {
+	writer := maildir.NewWriter(nil)
+	writer.SetSync(mode)
 	dir := filepath.Join(cfg.DataDir, "journal")
 	if mode != maildir.SyncJournal {
 		// A journal an earlier run left (maildir.sync was "journal", or
 		// checkStorage did not fall back then) still holds acknowledged
 		// messages: replay it before running without one.
 		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-			return namer, nil
+			return writer, nil
 		} else if err != nil {
 			return nil, err
 		}
@@ -200,7 +200,7 @@ func openMaildirs(cfg config.Config, mode maildir.Sync, log *slog.Logger) (*mail
 	if err != nil {
 		return nil, err
 	}
-	st, err := maildir.Recover(jl, namer)
+	st, err := maildir.Recover(jl, writer)
 	if err != nil {
 		jl.Close()
 		return nil, fmt.Errorf("journal recovery: %w", err)
@@ -211,12 +211,12 @@ func openMaildirs(cfg config.Config, mode maildir.Sync, log *slog.Logger) (*mail
 			"deleted", st.Deleted)
 	}
 	if mode != maildir.SyncJournal {
-		return namer, jl.Close()
+		return writer, jl.Close()
 	}
-	namer.SetJournal(jl, cfg.Maildir.Checkpoint.D(), func(err error) {
+	writer.SetJournal(jl, cfg.Maildir.Checkpoint.D(), func(err error) {
 		log.Error("journal checkpoint failed; will retry (messages stay in the journal)", "err", err)
 	})
-	return namer, nil
+	return writer, nil
 }
 
 // wireServer builds the server, its backend and its TLS from cfg.
@@ -238,18 +238,18 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	namer, err := openMaildirs(cfg, mode, log)
+	writer, err := openMaildirs(cfg, mode, log)
 	if err != nil {
 		return nil, err
 	}
-	d.namer = namer
+	d.writer = writer
 	rl := &relay{}
 	backend := inbound.New(inbound.Options{
 		Domains:  domains,
 		Accounts: accounts,
 		MailDir:  filepath.Join(cfg.DataDir, "mail"),
 		Relay:    rl,
-		Namer:    namer,
+		Writer:   writer,
 		Logger:   log,
 	})
 	d.backend = backend

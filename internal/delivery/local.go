@@ -26,7 +26,7 @@ func NewLocal(store Mailboxes) *Local { return &Local{store: store} }
 // Deliver stores the message once for all of d's recipients: they share
 // one outcome. A storage failure is temporary (retried with backoff); a
 // recipient that is no longer a local mailbox fails permanently.
-func (l *Local) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result {
+func (l *Local) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 	body, err := d.Open()
 	if err == nil {
 		err = l.store.DeliverLocal(ctx, d.ID, d.From, d.Recipients, body)

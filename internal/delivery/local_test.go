@@ -38,7 +38,7 @@ func TestLocalOutcomes(t *testing.T) {
 				got = id + " " + from + " " + strings.Join(boxes, ",") + " " + string(b)
 				return tt.err
 			}))
-			d := &queue.Delivery{ID: "Q1", From: "s@x.example", Domain: "example.com", Recipients: []string{"a@example.com", "b@example.com"},
+			d := &queue.Attempt{ID: "Q1", From: "s@x.example", Domain: "example.com", Recipients: []string{"a@example.com", "b@example.com"},
 				Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("body")), nil }}
 			res := l.Deliver(context.Background(), d)
 			if want := "Q1 s@x.example a@example.com,b@example.com body"; got != want {

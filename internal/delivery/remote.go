@@ -79,7 +79,7 @@ func (r *Remote) Close() { r.pool.closeAll() }
 // that takes the transaction past MAIL decides the recipients' outcome; a
 // hop that fails before that (no connection, 4xx greeting, TLS the plan
 // requires missing, 4xx to MAIL) passes the message on to the next hop.
-func (r *Remote) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result {
+func (r *Remote) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 	hops, err := r.opts.Router.Hops(ctx, d.Domain)
 	if err != nil {
 		return allFailed(d.Recipients, err, "no route to "+d.Domain)
@@ -121,7 +121,7 @@ func informative(err error) int {
 
 // tryHost delivers through one address of one hop. decided is false when
 // the hop failed before the transaction and the next one should be tried.
-func (r *Remote) tryHost(ctx context.Context, d *queue.Delivery, hop route.Hop, ip netip.Addr) ([]queue.Result, bool, error) {
+func (r *Remote) tryHost(ctx context.Context, d *queue.Attempt, hop route.Hop, ip netip.Addr) ([]queue.Result, bool, error) {
 	plan, err := r.plan(hop)
 	if err != nil {
 		return nil, false, err
@@ -254,7 +254,7 @@ func hasWord(list, w string) bool {
 
 // transact runs one transaction on c and returns the per-recipient results.
 // A connection that ends the transaction cleanly is kept under poolKey.
-func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Delivery, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan, poolKey string) ([]queue.Result, bool, error) {
+func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan, poolKey string) ([]queue.Result, bool, error) {
 	body, err := d.Open()
 	if err != nil {
 		c.Close()
@@ -310,7 +310,7 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Delivery
 // server may have taken the message. It is decided here — a temporary
 // failure retried later with backoff, not at once on the next hop — and
 // marked, so that the queue logs the retry as a possible duplicate.
-func (r *Remote) possibleDuplicate(d *queue.Delivery, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan, err error) []queue.Result {
+func (r *Remote) possibleDuplicate(d *queue.Attempt, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan, err error) []queue.Result {
 	r.log.Warn("delivery attempt", "msgid", d.ID, "host", hop.Host, "ip", ip.String(),
 		"tls_policy", plan.Policy.String(), "rcpts", len(d.Recipients), "err", err, "possible_duplicate", true)
 	out := allFailed(d.Recipients, temporary(err), fmt.Sprintf("%s[%s]: %v", hop.Host, ip, err))

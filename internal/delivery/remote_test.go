@@ -68,14 +68,14 @@ func newEnv(t *testing.T, port int, o envOpts) *env {
 	return &env{remote: r, port: port}
 }
 
-func delivery(domain string, rcpts ...string) *queue.Delivery {
-	return &queue.Delivery{
+func delivery(domain string, rcpts ...string) *queue.Attempt {
+	return &queue.Attempt{
 		ID: "msg1", From: "a@local.example", Domain: domain, Recipients: rcpts, Size: int64(len(testBody)),
 		Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(testBody)), nil },
 	}
 }
 
-func (e *env) deliver(t *testing.T, d *queue.Delivery) []queue.Result {
+func (e *env) deliver(t *testing.T, d *queue.Attempt) []queue.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -24,7 +24,7 @@ func (benchAccounts) Owns(string, string) bool             { return true }
 // and link into every new/). It is the storage half of a message's cost.
 func benchmarkDeliver(b *testing.B, size, nrcpt int) {
 	be := New(Options{Domains: []string{"bench.example"}, Accounts: benchAccounts{},
-		MailDir: b.TempDir(), Namer: maildir.NewNamer(nil), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		MailDir: b.TempDir(), Writer: maildir.NewWriter(nil), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	body := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"), size/74+1)[:size]
 	from, err := smtp.ParseAddress("sender@client.example")
 	if err != nil {

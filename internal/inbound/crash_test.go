@@ -93,19 +93,19 @@ const (
 
 // open wires a Backend and a queue on fsys, as serve does.
 func openFanOut(fsys *crashfs.FS, mode maildir.Sync) (*Backend, *queue.Queue, error) {
-	namer := maildir.NewNamer(nil)
-	namer.SetSync(mode)
-	namer.SetFS(fsys)
+	writer := maildir.NewWriter(nil)
+	writer.SetSync(mode)
+	writer.SetFS(fsys)
 	var b *Backend
 	q, err := queue.Open(queue.Options{Dir: crashQueue, FS: fsys, Courier: &remoteRecorder{got: map[string]int{}},
-		Local:  courierFunc(func(ctx context.Context, d *queue.Delivery) []queue.Result { return localCourier{b}.Deliver(ctx, d) }),
+		Local:  courierFunc(func(ctx context.Context, d *queue.Attempt) []queue.Result { return localCourier{b}.Deliver(ctx, d) }),
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, nil, err
 	}
 	accounts := mapAccounts{"alice@example.com": true, "bob@example.com": true, "carol@example.com": true}
 	b = New(Options{Domains: []string{"example.com"}, Accounts: accounts, MailDir: crashMail,
-		Relay: queueRelay{q}, Namer: namer, Logger: slog.New(slog.DiscardHandler)})
+		Relay: queueRelay{q}, Writer: writer, Logger: slog.New(slog.DiscardHandler)})
 	return b, q, nil
 }
 

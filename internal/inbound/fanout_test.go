@@ -129,7 +129,7 @@ func (r queueRelay) Begin(_ context.Context, env *server.Envelope, rcpts []smtp.
 // recipient got.
 type remoteRecorder struct{ got map[string]int }
 
-func (c *remoteRecorder) Deliver(_ context.Context, d *queue.Delivery) []queue.Result {
+func (c *remoteRecorder) Deliver(_ context.Context, d *queue.Attempt) []queue.Result {
 	out := make([]queue.Result, len(d.Recipients))
 	for i, r := range d.Recipients {
 		c.got[r]++
@@ -141,7 +141,7 @@ func (c *remoteRecorder) Deliver(_ context.Context, d *queue.Delivery) []queue.R
 // localCourier is delivery.Local, which inbound cannot import.
 type localCourier struct{ b *Backend }
 
-func (c localCourier) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result {
+func (c localCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 	body, err := d.Open()
 	if err == nil {
 		err = c.b.DeliverLocal(ctx, d.ID, d.From, d.Recipients, body)
@@ -160,7 +160,7 @@ func (c localCourier) Deliver(ctx context.Context, d *queue.Delivery) []queue.Re
 func TestFanOutExactlyOnceWithQueue(t *testing.T) {
 	remote := &remoteRecorder{got: map[string]int{}}
 	var b *Backend
-	q, err := queue.Open(queue.Options{Dir: t.TempDir(), Courier: remote, Local: courierFunc(func(ctx context.Context, d *queue.Delivery) []queue.Result {
+	q, err := queue.Open(queue.Options{Dir: t.TempDir(), Courier: remote, Local: courierFunc(func(ctx context.Context, d *queue.Attempt) []queue.Result {
 		return localCourier{b}.Deliver(ctx, d)
 	}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -194,9 +194,9 @@ func TestFanOutExactlyOnceWithQueue(t *testing.T) {
 	}
 }
 
-type courierFunc func(context.Context, *queue.Delivery) []queue.Result
+type courierFunc func(context.Context, *queue.Attempt) []queue.Result
 
-func (f courierFunc) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result { return f(ctx, d) }
+func (f courierFunc) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result { return f(ctx, d) }
 
 // emptyAccounts resolves every address to no mailbox at all (an alias
 // without members).

@@ -65,7 +65,7 @@ type Options struct {
 	// Relay, when set, takes authenticated mail for remote domains. When
 	// nil such mail is refused with a temporary error, never dropped.
 	Relay  Relay
-	Namer  *maildir.Namer
+	Writer *maildir.Writer
 	Logger *slog.Logger
 }
 
@@ -78,8 +78,8 @@ type Backend struct {
 
 // New returns a Backend for opts.
 func New(opts Options) *Backend {
-	if opts.Namer == nil {
-		opts.Namer = maildir.NewNamer(nil)
+	if opts.Writer == nil {
+		opts.Writer = maildir.NewWriter(nil)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -183,7 +183,7 @@ func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.Messa
 	}
 	w := &writer{id: env.ID, dirs: dirs, boxes: mailboxes, b: b}
 	if len(dirs) > 0 {
-		d, err := b.opts.Namer.NewDelivery(dirs[0])
+		d, err := b.opts.Writer.NewMessage(dirs[0])
 		if err != nil {
 			b.forget(dirs)
 			return nil, storageError(err)
@@ -224,7 +224,7 @@ func (b *Backend) mailbox(addr string) (maildir.Dir, error) {
 	if _, ok := b.created.Load(path); ok {
 		return maildir.Dir{Path: path}, nil
 	}
-	dir, err := b.opts.Namer.Create(path)
+	dir, err := b.opts.Writer.Create(path)
 	if err != nil {
 		return maildir.Dir{}, storageError(err)
 	}
@@ -262,7 +262,7 @@ type writer struct {
 	id    string // the envelope id, used when there is no queue id
 	dirs  []maildir.Dir
 	boxes []string // the mailbox addresses of dirs, in order
-	local *maildir.Delivery
+	local *maildir.Message
 	queue RelayWriter
 }
 
@@ -391,7 +391,7 @@ func (b *Backend) DeliverLocal(ctx context.Context, id, from string, boxes []str
 	if len(dirs) == 0 {
 		return nil
 	}
-	d, err := b.opts.Namer.NewDelivery(dirs[0])
+	d, err := b.opts.Writer.NewMessage(dirs[0])
 	if err != nil {
 		b.forget(dirs)
 		return storageError(err)

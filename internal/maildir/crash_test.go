@@ -125,7 +125,7 @@ func newCrashWorld(t *testing.T, tc crashCase) *crashWorld {
 	t.Helper()
 	fsys := crashfs.New(crashfs.Options{Mounts: []string{crashFar}, NoAnonymous: tc.named})
 	w := &crashWorld{tc: tc, fs: fsys}
-	setup := w.newNamer(fsys, bootBefore)
+	setup := w.newWriter(fsys, bootBefore)
 	for _, p := range crashBoxes {
 		d, err := setup.Create(p)
 		if err != nil {
@@ -144,8 +144,8 @@ func newCrashWorld(t *testing.T, tc crashCase) *crashWorld {
 	return w
 }
 
-func (w *crashWorld) newNamer(fsys vfs.FS, boot string) *Namer {
-	n := NewNamer(nil)
+func (w *crashWorld) newWriter(fsys vfs.FS, boot string) *Writer {
+	n := NewWriter(nil)
 	n.SetFS(fsys)
 	n.SetSync(w.tc.mode)
 	n.SetBootID(boot)
@@ -160,12 +160,12 @@ type crashRun struct {
 
 // run is a server delivering the workload on the world's file system,
 // through hook (may be nil), and returns what was acknowledged.
-// Deliveries fail once the file system froze at its crash point (or the
+// Messages fail once the file system froze at its crash point (or the
 // hook killed the process); the run goes on to the end.
 func (w *crashWorld) run(t *testing.T, hook func(string) error) crashRun {
 	t.Helper()
 	fsys := &hookFS{FS: w.fs, before: hook}
-	n := w.newNamer(fsys, bootBefore)
+	n := w.newWriter(fsys, bootBefore)
 	var checkpoints chan struct{}
 	var cpDone sync.WaitGroup
 	if w.tc.mode == SyncJournal {
@@ -218,9 +218,9 @@ func (w *crashWorld) run(t *testing.T, hook func(string) error) crashRun {
 
 // deliverCrash delivers message id and reports whether Commit
 // acknowledged it.
-func deliverCrash(n *Namer, boxes []Dir, id int) bool {
+func deliverCrash(n *Writer, boxes []Dir, id int) bool {
 	idx := crashDirs(id)
-	d, err := n.NewDelivery(boxes[idx[0]])
+	d, err := n.NewMessage(boxes[idx[0]])
 	if err != nil {
 		return false
 	}
@@ -254,7 +254,7 @@ func (w *crashWorld) restart(t *testing.T, post vfs.FS, boot string) (RecoverSta
 		return RecoverStats{}, fmt.Errorf("reopening the journal: %w", err)
 	}
 	defer log.Close()
-	return Recover(log, w.newNamer(post, boot))
+	return Recover(log, w.newWriter(post, boot))
 }
 
 // crashCheck is what check found.

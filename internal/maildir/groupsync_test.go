@@ -67,7 +67,7 @@ func benchmarkCommitParallel(b *testing.B, mode Sync) {
 	base := b.TempDir()
 	spool := mustCreate(b, filepath.Join(base, "spool"))
 	box := mustCreate(b, filepath.Join(base, "box"))
-	n := NewNamer(nil)
+	n := NewWriter(nil)
 	n.SetSync(mode)
 	if mode == SyncJournal {
 		log, err := wal.Open(filepath.Join(base, "journal"))
@@ -82,7 +82,7 @@ func benchmarkCommitParallel(b *testing.B, mode Sync) {
 	b.SetParallelism(8) // like 16 sessions on 2 cores
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			d, err := n.NewDelivery(spool)
+			d, err := n.NewMessage(spool)
 			if err != nil {
 				b.Error(err)
 				return

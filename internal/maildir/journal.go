@@ -28,7 +28,7 @@ import (
 // crash lost. Larger messages take the SyncFileSystem path.
 //
 // Each record carries the boot id of the running kernel
-// (/proc/sys/kernel/random/boot_id, see Namer.SetBootID), because what a
+// (/proc/sys/kernel/random/boot_id, see Writer.SetBootID), because what a
 // missing file means depends on what the crash was:
 //   - the same boot id: the process died (kill -9, a panic, the OOM
 //     killer) but the kernel did not, so its page cache kept every write
@@ -83,16 +83,16 @@ func validBootID(id string) string {
 	return id
 }
 
-// SetBootID replaces the boot id the Namer records in journal records and
+// SetBootID replaces the boot id the Writer records in journal records and
 // compares them with in Recover (read from /proc/sys/kernel/random/boot_id
-// by NewNamer): tests simulate a reboot with it. "" means unknown, which
+// by NewWriter): tests simulate a reboot with it. "" means unknown, which
 // Recover treats as a power loss.
-func (n *Namer) SetBootID(id string) { n.boot = validBootID(id) }
+func (n *Writer) SetBootID(id string) { n.boot = validBootID(id) }
 
-// journal is the Namer's write-ahead log and its checkpointer.
+// journal is the Writer's write-ahead log and its checkpointer.
 type journal struct {
 	log   *wal.Log
-	n     *Namer
+	n     *Writer
 	mu    sync.Mutex
 	devs  map[string]string // file-system key → a directory on it
 	stop  chan struct{}
@@ -107,7 +107,7 @@ type journal struct {
 // onErr (may be nil): the segments stay for the next one, nothing is
 // lost, but a disk that fails flushes needs an operator. Call Recover
 // first, before the first delivery, and CloseJournal at shutdown.
-func (n *Namer) SetJournal(log *wal.Log, every time.Duration, onErr func(error)) {
+func (n *Writer) SetJournal(log *wal.Log, every time.Duration, onErr func(error)) {
 	if every <= 0 {
 		every = CheckpointInterval
 	}
@@ -117,7 +117,7 @@ func (n *Namer) SetJournal(log *wal.Log, every time.Duration, onErr func(error))
 
 // setJournal is SetJournal with the checkpoint interval; 0 runs no
 // checkpointer (tests that simulate a crash).
-func (n *Namer) setJournal(log *wal.Log, every time.Duration) {
+func (n *Writer) setJournal(log *wal.Log, every time.Duration) {
 	j := &journal{log: log, n: n, devs: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	n.journal = j
 	if every == 0 {
@@ -128,8 +128,8 @@ func (n *Namer) setJournal(log *wal.Log, every time.Duration) {
 }
 
 // CloseJournal stops the checkpointer, runs a last checkpoint and closes
-// the log. Deliveries must have stopped.
-func (n *Namer) CloseJournal() error {
+// the log. Messages must have stopped.
+func (n *Writer) CloseJournal() error {
 	j := n.journal
 	if j == nil {
 		return nil
@@ -197,15 +197,15 @@ func (j *journal) flush() error {
 }
 
 // commitJournaled is Commit for a message held whole in the buffer.
-func (d *Delivery) commitJournaled(dirs []Dir) ([]string, error) {
-	j := d.namer.journal
+func (d *Message) commitJournaled(dirs []Dir) ([]string, error) {
+	j := d.writer.journal
 	data := *d.buf
 	// The file gets its bytes before the record is written, so that
 	// linking after it costs no more than the link.
 	if _, err := d.f.Write(data); err != nil {
 		return nil, fmt.Errorf("maildir: %w", err)
 	}
-	name := fmt.Sprintf("%s,S=%d", d.namer.next(), d.size)
+	name := fmt.Sprintf("%s,S=%d", d.writer.next(), d.size)
 	for _, dir := range dirs {
 		if err := j.touch(filepath.Join(dir.Path, "new")); err != nil {
 			return nil, fmt.Errorf("maildir: %w", err)
@@ -215,7 +215,7 @@ func (d *Delivery) commitJournaled(dirs []Dir) ([]string, error) {
 	if bp == nil {
 		bp = new([]byte)
 	}
-	*bp = encodeDeliver((*bp)[:0], d.namer.boot, name, dirs, data)
+	*bp = encodeDeliver((*bp)[:0], d.writer.boot, name, dirs, data)
 	ticket, err := j.log.Append(*bp)
 	j.pool.Put(bp)
 	if err != nil {
@@ -230,7 +230,7 @@ func (d *Delivery) commitJournaled(dirs []Dir) ([]string, error) {
 			err = d.copyInto(dir, name, dst)
 		}
 		if err != nil {
-			removeAll(d.namer.fsys, paths)
+			removeAll(d.writer.fsys, paths)
 			// The record is durable: cancel it, or a replay would deliver
 			// what the client was told failed.
 			if t, cerr := j.log.Append(encodeCancel(nil, ticket.Seq)); cerr == nil {
@@ -394,7 +394,7 @@ type RecoverStats struct {
 // dropped. Replaying twice changes nothing. Call it before SetJournal and
 // before accepting mail; it works on n's file system and compares the
 // records' boot id with n's.
-func Recover(log *wal.Log, n *Namer) (RecoverStats, error) {
+func Recover(log *wal.Log, n *Writer) (RecoverStats, error) {
 	var st RecoverStats
 	var recs []record
 	cancelled := map[uint64]bool{}
@@ -447,7 +447,7 @@ type restorer struct {
 	fsys vfs.FS
 	cur  map[string]map[string]string // Maildir → base name → file in cur/
 	st   *RecoverStats
-	// perFile: the Namer runs in per-file mode, where the checkpoint's
+	// perFile: the Writer runs in per-file mode, where the checkpoint's
 	// syncfs may be no barrier (FUSE, network file systems: the mode
 	// serve falls back to there), so every file a record names is made
 	// durable with fsyncs of its own before the record is dropped.

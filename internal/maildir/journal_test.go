@@ -14,12 +14,12 @@ import (
 	"smtpkit/internal/wal"
 )
 
-// journalFixture is a Namer delivering through a journal whose checkpointer
+// journalFixture is a Writer delivering through a journal whose checkpointer
 // never runs, so that a test can stop it like a crash would.
 type journalFixture struct {
 	base, walDir string
 	spool        Dir
-	n            *Namer
+	n            *Writer
 	log          *wal.Log
 }
 
@@ -39,13 +39,13 @@ func (f *journalFixture) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.log = log
-	f.n = NewNamer(nil)
+	f.n = NewWriter(nil)
 	f.n.SetBootID(bootBefore)
 	f.n.SetSync(SyncJournal)
 	f.n.setJournal(log, 0)
 }
 
-// crash drops the Namer without a checkpoint, as kill -9 would.
+// crash drops the Writer without a checkpoint, as kill -9 would.
 func (f *journalFixture) crash() { f.log.Close() }
 
 // The boot ids of the fixture's deliveries, and of a restart after a
@@ -55,7 +55,7 @@ const (
 	bootAfter  = "6f1c3b1e-0000-4000-8000-000000000002"
 )
 
-// recover restarts after a power loss: a fresh log, Recover, a fresh Namer
+// recover restarts after a power loss: a fresh log, Recover, a fresh Writer
 // on another boot.
 func (f *journalFixture) recover(t *testing.T) RecoverStats {
 	t.Helper()
@@ -70,7 +70,7 @@ func (f *journalFixture) recoverOn(t *testing.T, boot string) RecoverStats {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := NewNamer(nil)
+	n := NewWriter(nil)
 	n.SetBootID(boot)
 	st, err := Recover(log, n)
 	if err != nil {
@@ -97,7 +97,7 @@ func (f *journalFixture) records(t *testing.T) int {
 
 func (f *journalFixture) deliver(t *testing.T, msg []byte, dirs ...Dir) []string {
 	t.Helper()
-	d, err := f.n.NewDelivery(f.spool)
+	d, err := f.n.NewMessage(f.spool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func TestJournalLinkFailureCancels(t *testing.T) {
 	good := mustCreate(t, filepath.Join(f.base, "good"))
 	bad := mustCreate(t, filepath.Join(f.base, "bad"))
 	breakers["new is a file"](t, bad)
-	d, err := f.n.NewDelivery(f.spool)
+	d, err := f.n.NewMessage(f.spool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestCheckpointFailureReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := NewNamer(nil)
+	n := NewWriter(nil)
 	n.SetSync(SyncJournal)
 	errs := make(chan error, 10)
 	var failing atomic.Bool
@@ -393,7 +393,7 @@ func TestCheckpointFailureReported(t *testing.T) {
 		default:
 		}
 	})
-	d, err := n.NewDelivery(f.spool)
+	d, err := n.NewMessage(f.spool)
 	if err != nil {
 		t.Fatal(err)
 	}

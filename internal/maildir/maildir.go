@@ -32,11 +32,11 @@ const dirMode = 0o700
 // they do not exist yet, and returns the Dir. Existing directories are left
 // as they are. The new entries are fsynced into their parents so a Maildir
 // that has received mail survives a crash. It works on the host's file
-// system; Namer.Create on the Namer's.
+// system; Writer.Create on the Writer's.
 func Create(path string) (Dir, error) { return create(vfs.OS{}, path) }
 
-// Create is the package's Create on the Namer's file system (see SetFS).
-func (n *Namer) Create(path string) (Dir, error) { return create(n.fsys, path) }
+// Create is the package's Create on the Writer's file system (see SetFS).
+func (n *Writer) Create(path string) (Dir, error) { return create(n.fsys, path) }
 
 func create(fsys vfs.FS, path string) (Dir, error) {
 	if path == "" {
@@ -75,17 +75,18 @@ func syncDirs(fsys vfs.FS, path string) error {
 	return fsys.SyncDir(filepath.Dir(filepath.Clean(path)))
 }
 
-// Namer makes the unique file names of one delivering process:
+// Writer writes messages into Maildirs for one delivering process (see
+// Message): it makes their unique file names,
 // "<sec>.M<usec>P<pid>Q<n>.<host>" (qmail's modern convention, as Dovecot
-// writes it). The counter n is the Namer's own, so a long-lived server should
-// create one Namer at start-up and share it between all deliveries; it is
-// safe for concurrent use. A name collision (two Namers in the same process
+// writes it). The counter n is the Writer's own, so a long-lived server should
+// create one Writer at start-up and share it between all deliveries; it is
+// safe for concurrent use. A name collision (two Writers in the same process
 // and microsecond) is still detected: creating and linking use exclusive
 // operations and retry with the next counter value.
 //
-// The Namer also batches the disk flushes of concurrent deliveries (group
+// The Writer also batches the disk flushes of concurrent deliveries (group
 // commit, see Sync), so sharing one matters for speed as well.
-type Namer struct {
+type Writer struct {
 	host  string
 	pid   int
 	now   func() time.Time
@@ -95,7 +96,7 @@ type Namer struct {
 	boot  string     // this boot's id, recorded in journal records (SetBootID)
 	syncs *groupSync // SyncFile: new/ directory fsyncs
 	fs    *fsSyncer  // SyncFileSystem: syncfs per file system
-	// bufs pools the Deliveries' write buffers.
+	// bufs pools the Messages' write buffers.
 	bufs sync.Pool
 	// journal, when set, takes deliveries that fit in the write buffer
 	// (see SetJournal).
@@ -104,9 +105,9 @@ type Namer struct {
 	namedTmp bool
 }
 
-// NewNamer returns a Namer for this process and host. now may be nil for
+// NewWriter returns a Writer for this process and host. now may be nil for
 // time.Now.
-func NewNamer(now func() time.Time) *Namer {
+func NewWriter(now func() time.Time) *Writer {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"
@@ -114,27 +115,27 @@ func NewNamer(now func() time.Time) *Namer {
 	if now == nil {
 		now = time.Now
 	}
-	n := &Namer{host: sanitizeHost(host), pid: os.Getpid(), now: now, boot: readBootID()}
+	n := &Writer{host: sanitizeHost(host), pid: os.Getpid(), now: now, boot: readBootID()}
 	n.SetFS(vfs.OS{})
 	return n
 }
 
 // SetSync chooses how deliveries are made durable (SyncFileSystem unless
 // set). Call it before the first delivery.
-func (n *Namer) SetSync(mode Sync) { n.mode = mode }
+func (n *Writer) SetSync(mode Sync) { n.mode = mode }
 
-// SetFS makes the Namer do all its file operations — deliveries, Create,
+// SetFS makes the Writer do all its file operations — deliveries, Create,
 // CleanTmp, Recover and the journal's checkpoints — on fsys instead of the
 // host's file system (vfs.OS): tests put a power-loss simulation there.
 // Call it before the first delivery.
-func (n *Namer) SetFS(fsys vfs.FS) {
+func (n *Writer) SetFS(fsys vfs.FS) {
 	n.fsys = fsys
 	n.syncs = newGroupSync(fsys.SyncDir)
 	n.fs = newFSSyncer(fsys)
 }
 
 // next returns a fresh base name (without the ",S=" size suffix).
-func (n *Namer) next() string {
+func (n *Writer) next() string {
 	t := n.now()
 	q := n.seq.Add(1)
 	return fmt.Sprintf("%d.M%dP%dQ%d.%s", t.Unix(), t.Nanosecond()/1000, n.pid, q, n.host)
@@ -155,14 +156,14 @@ const TmpMaxAge = 36 * time.Hour
 // CleanTmp removes files older than maxAge from the tmp/ directories of
 // every Maildir directly under root/*/* (the <data_dir>/mail/<domain>/<user>
 // layout): leftovers of deliveries cut short by a crash. It returns how
-// many it removed. It works on the host's file system; Namer.CleanTmp on
-// the Namer's.
+// many it removed. It works on the host's file system; Writer.CleanTmp on
+// the Writer's.
 func CleanTmp(root string, maxAge time.Duration, now time.Time) (int, error) {
 	return cleanTmp(vfs.OS{}, root, maxAge, now)
 }
 
-// CleanTmp is the package's CleanTmp on the Namer's file system.
-func (n *Namer) CleanTmp(root string, maxAge time.Duration, now time.Time) (int, error) {
+// CleanTmp is the package's CleanTmp on the Writer's file system.
+func (n *Writer) CleanTmp(root string, maxAge time.Duration, now time.Time) (int, error) {
 	return cleanTmp(n.fsys, root, maxAge, now)
 }
 

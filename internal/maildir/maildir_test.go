@@ -82,10 +82,10 @@ func testCommitSeveralDirs(t *testing.T, mode Sync, named bool) {
 		dirs = append(dirs, mustCreate(t, filepath.Join(base, u)))
 	}
 	msg := bytes.Repeat([]byte("Subject: hi\r\n\r\nbody line\r\n"), 5000) // > 64 KiB
-	namer := NewNamer(nil)
-	namer.namedTmp = named
-	namer.SetSync(mode)
-	d, err := namer.NewDelivery(spool)
+	writer := NewWriter(nil)
+	writer.namedTmp = named
+	writer.SetSync(mode)
+	d, err := writer.NewMessage(spool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,9 +154,9 @@ func TestAbortLeavesNothing(t *testing.T) {
 
 func testAbortLeavesNothing(t *testing.T, named bool) {
 	dir := mustCreate(t, t.TempDir())
-	n := NewNamer(nil)
+	n := NewWriter(nil)
 	n.namedTmp = named
-	d, err := n.NewDelivery(dir)
+	d, err := n.NewMessage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func testAbortLeavesNothing(t *testing.T, named bool) {
 
 func TestCommitNoDirs(t *testing.T) {
 	dir := mustCreate(t, t.TempDir())
-	d, err := NewDelivery(dir)
+	d, err := NewMessage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,9 +237,9 @@ func testCommitRollsBack(t *testing.T, mode Sync, breakIt func(*testing.T, Dir))
 	bad := mustCreate(t, filepath.Join(base, "b"))
 	good2 := mustCreate(t, filepath.Join(base, "c"))
 	breakIt(t, bad)
-	n := NewNamer(nil)
+	n := NewWriter(nil)
 	n.SetSync(mode)
-	d, err := n.NewDelivery(good1)
+	d, err := n.NewMessage(good1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestUniqueNamesConcurrent(t *testing.T) {
 	box := mustCreate(t, filepath.Join(base, "box"))
 	// A frozen clock forces every name to differ by its counter alone.
 	frozen := time.Unix(1700000000, 123456000)
-	n := NewNamer(func() time.Time { return frozen })
+	n := NewWriter(func() time.Time { return frozen })
 	const workers, each = 8, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
@@ -274,7 +274,7 @@ func TestUniqueNamesConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				d, err := n.NewDelivery(spool)
+				d, err := n.NewMessage(spool)
 				if err != nil {
 					errs <- err
 					return
@@ -297,16 +297,16 @@ func TestUniqueNamesConcurrent(t *testing.T) {
 	}
 }
 
-// TestNameCollisionRetries uses two Namers with the same frozen clock, so
+// TestNameCollisionRetries uses two Writers with the same frozen clock, so
 // their names collide; exclusive create and link must pick fresh names.
 func TestNameCollisionRetries(t *testing.T) {
 	dir := mustCreate(t, t.TempDir())
 	frozen := time.Unix(1700000000, 0)
 	clock := func() time.Time { return frozen }
-	n1, n2 := NewNamer(clock), NewNamer(clock)
+	n1, n2 := NewWriter(clock), NewWriter(clock)
 	var paths []string
-	for _, n := range []*Namer{n1, n2} {
-		d, err := n.NewDelivery(dir)
+	for _, n := range []*Writer{n1, n2} {
+		d, err := n.NewMessage(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +341,7 @@ func TestSanitizeHost(t *testing.T) {
 func TestCopyFallback(t *testing.T) {
 	src := mustCreate(t, t.TempDir())
 	dst := mustCreate(t, t.TempDir())
-	d, err := NewDelivery(src)
+	d, err := NewMessage(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestCommitAcrossDevices(t *testing.T) {
 		t.Skip("/dev/shm is on the same device as the temp dir")
 	}
 	spool, box := mustCreate(t, local), mustCreate(t, other)
-	d, err := NewDelivery(spool)
+	d, err := NewMessage(spool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,11 +395,11 @@ func BenchmarkCommit1KB(b *testing.B) {
 	base := b.TempDir()
 	spool := mustCreate(b, filepath.Join(base, "spool"))
 	box := mustCreate(b, filepath.Join(base, "box"))
-	n := NewNamer(nil)
+	n := NewWriter(nil)
 	msg := bytes.Repeat([]byte("x"), 1024)
 	b.SetBytes(int64(len(msg)))
 	for b.Loop() {
-		d, err := n.NewDelivery(spool)
+		d, err := n.NewMessage(spool)
 		if err != nil {
 			b.Fatal(err)
 		}

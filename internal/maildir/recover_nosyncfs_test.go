@@ -21,7 +21,7 @@ func (noSyncFS) SyncFS(string) error { return nil }
 func TestRecoverPerFileWithoutSyncFS(t *testing.T) {
 	tc := crashCase{name: "journal", mode: SyncJournal, segment: 4 << 10}
 	w := newCrashWorld(t, tc)
-	n := w.newNamer(w.fs, bootBefore)
+	n := w.newWriter(w.fs, bootBefore)
 	log, err := openCrashLog(w.fs, tc.segment)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func TestRecoverPerFileWithoutSyncFS(t *testing.T) {
 	// Power loss; the machine comes back with the data on a file system
 	// whose syncfs does nothing, so serve runs in per-file mode.
 	post := w.fs.Crash()
-	replayer := NewNamer(nil)
+	replayer := NewWriter(nil)
 	replayer.SetFS(noSyncFS{post})
 	replayer.SetSync(SyncFile)
 	replayer.SetBootID(bootAfter)

@@ -29,7 +29,7 @@ const (
 	SyncFile
 	// SyncJournal logs each message that fits in the write buffer (64 KiB)
 	// in a write-ahead log with group commit and flushes the Maildirs at
-	// checkpoints (see Namer.SetJournal); larger messages are made durable
+	// checkpoints (see Writer.SetJournal); larger messages are made durable
 	// the SyncFileSystem way. The caller opens the log.
 	SyncJournal
 )

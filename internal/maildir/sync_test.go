@@ -43,13 +43,13 @@ func TestSyncFileSystemOrder(t *testing.T) {
 	base := t.TempDir()
 	spool := mustCreate(t, filepath.Join(base, "spool"))
 	box := mustCreate(t, filepath.Join(base, "box"))
-	n := NewNamer(nil)
+	n := NewWriter(nil)
 	var seen []int // files in box/new at each flush
 	n.fs.group.flush = func(dir string) error {
 		seen = append(seen, len(entries(t, filepath.Join(box.Path, "new"))))
 		return vfs.OS{}.SyncFS(dir)
 	}
-	d, err := n.NewDelivery(spool)
+	d, err := n.NewMessage(spool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestSyncFileSystemShared(t *testing.T) {
 	for i := range writers {
 		boxes = append(boxes, mustCreate(t, filepath.Join(base, fmt.Sprint("box", i))))
 	}
-	n := NewNamer(nil)
+	n := NewWriter(nil)
 	var flushes atomic.Int32
 	n.fs.group.flush = func(dir string) error {
 		if flushes.Add(1) == 1 {
@@ -87,7 +87,7 @@ func TestSyncFileSystemShared(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, err := n.NewDelivery(spool)
+			d, err := n.NewMessage(spool)
 			if err != nil {
 				t.Error(err)
 				return
@@ -117,7 +117,7 @@ func TestSyncFileSystemErrors(t *testing.T) {
 			base := t.TempDir()
 			spool := mustCreate(t, filepath.Join(base, "spool"))
 			box := mustCreate(t, filepath.Join(base, "box"))
-			n := NewNamer(nil)
+			n := NewWriter(nil)
 			boom := errors.New("EIO")
 			var calls int
 			n.fs.group.flush = func(string) error {
@@ -126,7 +126,7 @@ func TestSyncFileSystemErrors(t *testing.T) {
 				}
 				return nil
 			}
-			d, err := n.NewDelivery(spool)
+			d, err := n.NewMessage(spool)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +144,7 @@ func TestSyncFileSystemErrors(t *testing.T) {
 }
 
 func TestSyncFSMissingDir(t *testing.T) {
-	if err := NewNamer(nil).fs.Flush(filepath.Join(t.TempDir(), "gone")); !errors.Is(err, os.ErrNotExist) {
+	if err := NewWriter(nil).fs.Flush(filepath.Join(t.TempDir(), "gone")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("file-system flush of a missing dir = %v", err)
 	}
 }

@@ -32,7 +32,7 @@ type countingCourier struct {
 }
 
 // Deliver implements queue.Courier.
-func (c *countingCourier) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result {
+func (c *countingCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 	c.m.deliveryInFlight.Inc()
 	defer c.m.deliveryInFlight.Dec()
 	start := c.m.now()

@@ -147,7 +147,7 @@ type scriptedCourier struct {
 	inFlight float64
 }
 
-func (c *scriptedCourier) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result {
+func (c *scriptedCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 	c.inFlight = testutil.ToFloat64(c.m.deliveryInFlight)
 	return c.results
 }
@@ -162,7 +162,7 @@ func TestCourierCountsResults(t *testing.T) {
 		{Rcpt: "broken@example.org", Err: errors.New("connection reset")},
 	}}
 	c := m.Courier(inner)
-	res := c.Deliver(context.Background(), &queue.Delivery{ID: "q1", Domain: "example.org", Recipients: []string{
+	res := c.Deliver(context.Background(), &queue.Attempt{ID: "q1", Domain: "example.org", Recipients: []string{
 		"ok@example.org", "gone@example.org", "later@example.org", "broken@example.org", "missing@example.org"}})
 	if len(res) != 4 {
 		t.Fatalf("wrapper changed the results: %+v", res)

@@ -117,7 +117,7 @@ func TestAbandonedAttempt(t *testing.T) {
 // returns when its context ends.
 func TestRun(t *testing.T) {
 	delivered := make(chan string, 1)
-	e := open(t, courierFunc(func(ctx context.Context, d *Delivery) []Result {
+	e := open(t, courierFunc(func(ctx context.Context, d *Attempt) []Result {
 		delivered <- d.Recipients[0]
 		return []Result{{Rcpt: d.Recipients[0]}}
 	}), func(o *Options) { o.Now = time.Now })

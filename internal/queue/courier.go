@@ -10,11 +10,12 @@ import (
 // delivery implements it). It must honour ctx and return one Result per
 // recipient; a recipient without a Result counts as a temporary failure.
 type Courier interface {
-	Deliver(ctx context.Context, d *Delivery) []Result
+	Deliver(ctx context.Context, d *Attempt) []Result
 }
 
-// Delivery is one attempt handed to a Courier.
-type Delivery struct {
+// Attempt is one delivery attempt handed to a Courier: one message, its
+// recipients of one domain, and how to read the bytes.
+type Attempt struct {
 	ID         string
 	From       string // "" is the null reverse-path
 	Domain     string

@@ -87,7 +87,7 @@ func (r *simRun) run(fsys *crashfs.FS, clock *clock) {
 	r.acked = map[string]int{}
 	r.delivered = map[string]map[string]bool{}
 	r.marked = map[string]map[string]bool{}
-	courier := courierFunc(func(_ context.Context, d *Delivery) []Result {
+	courier := courierFunc(func(_ context.Context, d *Attempt) []Result {
 		if d.Domain == "later.example" {
 			return allTemporary(d.Recipients, temp)
 		}

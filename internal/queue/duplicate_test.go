@@ -47,7 +47,7 @@ func (l *logBuf) lines(words ...string) []string {
 func TestPossibleDuplicateIsLogged(t *testing.T) {
 	var attempts int
 	var mu sync.Mutex
-	c := courierFunc(func(_ context.Context, d *Delivery) []Result {
+	c := courierFunc(func(_ context.Context, d *Attempt) []Result {
 		mu.Lock()
 		defer mu.Unlock()
 		attempts++
@@ -88,7 +88,7 @@ func TestUnsavedDeliveryIsAPossibleDuplicate(t *testing.T) {
 	ffs := &faultFS{}
 	logs := &logBuf{}
 	rec := &recorder{}
-	e := open(t, courierFunc(func(ctx context.Context, d *Delivery) []Result {
+	e := open(t, courierFunc(func(ctx context.Context, d *Attempt) []Result {
 		if d.Domain == "later.example" {
 			return allTemporary(d.Recipients, temp)
 		}

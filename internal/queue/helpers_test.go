@@ -32,9 +32,9 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // courierFunc adapts a function to Courier.
-type courierFunc func(ctx context.Context, d *Delivery) []Result
+type courierFunc func(ctx context.Context, d *Attempt) []Result
 
-func (f courierFunc) Deliver(ctx context.Context, d *Delivery) []Result { return f(ctx, d) }
+func (f courierFunc) Deliver(ctx context.Context, d *Attempt) []Result { return f(ctx, d) }
 
 // recorder is a Courier that answers every recipient with the next of its
 // scripted errors (nil = delivered; when the script runs out, delivered)
@@ -46,11 +46,11 @@ type recorder struct {
 }
 
 type attempt struct {
-	d    Delivery
+	d    Attempt
 	body string
 }
 
-func (r *recorder) Deliver(ctx context.Context, d *Delivery) []Result {
+func (r *recorder) Deliver(ctx context.Context, d *Attempt) []Result {
 	rc, err := d.Open()
 	var body []byte
 	if err == nil {

@@ -12,7 +12,7 @@ import (
 	"smtpkit/internal/smtp"
 )
 
-// opener returns the Delivery.Open of message id.
+// opener returns the Attempt.Open of message id.
 func (q *Queue) opener(id string) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) { return q.dir.fs.OpenFile(q.dir.msg(id), os.O_RDONLY, 0) }
 }

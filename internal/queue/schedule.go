@@ -154,7 +154,7 @@ func (q *Queue) dueJobs(m *message, now time.Time, tried map[string]bool) []*job
 // runJob makes one delivery attempt and records its results.
 func (q *Queue) runJob(ctx context.Context, j *job) {
 	e := j.m.env // ID, From, Size and Meta never change
-	d := &Delivery{
+	d := &Attempt{
 		ID: e.ID, From: e.From, Domain: j.domain, Recipients: j.rcpts,
 		Size: e.Size, SMTPUTF8: e.Meta.SMTPUTF8, EightBit: e.Meta.EightBit,
 		Open: q.opener(e.ID),

@@ -210,7 +210,7 @@ func TestDefaultBounceIsQueued(t *testing.T) {
 }
 
 func TestMissingResultIsTemporary(t *testing.T) {
-	e := open(t, courierFunc(func(ctx context.Context, d *Delivery) []Result {
+	e := open(t, courierFunc(func(ctx context.Context, d *Attempt) []Result {
 		return []Result{{Rcpt: "other@example.net", Err: perm}}
 	}), nil)
 	id := enqueue(t, e.q, "alice@example.org", "bob@example.net")
@@ -232,7 +232,7 @@ func TestUnknownErrorIsTemporary(t *testing.T) {
 // gate is a Courier that blocks every delivery until released and tracks
 // how many run at once, in total and per domain.
 type gate struct {
-	entered chan *Delivery
+	entered chan *Attempt
 	release chan struct{}
 
 	mu        sync.Mutex
@@ -243,10 +243,10 @@ type gate struct {
 }
 
 func newGate() *gate {
-	return &gate{entered: make(chan *Delivery, 100), release: make(chan struct{}), perDomain: map[string]int{}}
+	return &gate{entered: make(chan *Attempt, 100), release: make(chan struct{}), perDomain: map[string]int{}}
 }
 
-func (g *gate) Deliver(ctx context.Context, d *Delivery) []Result {
+func (g *gate) Deliver(ctx context.Context, d *Attempt) []Result {
 	g.mu.Lock()
 	g.active++
 	g.perDomain[d.Domain]++

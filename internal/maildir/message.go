@@ -12,19 +12,19 @@ import (
 	"smtpkit/internal/vfs"
 )
 
-// bufSize is the write buffer of a Delivery: the message streams to disk in
+// bufSize is the write buffer of a Message: the message streams to disk in
 // chunks of this size and is never held in memory as a whole. A message that
-// fits is what the journal takes (see Namer.SetJournal).
+// fits is what the journal takes (see Writer.SetJournal).
 const bufSize = 64 << 10
 
 // maxNameTries bounds the retries after a file name collision.
 const maxNameTries = 100
 
-// Delivery is one message written once into a tmp/ directory and committed
+// Message is one message written once into a tmp/ directory and committed
 // into the new/ directory of one or more Maildirs. Write, Commit and Abort
-// must not be called concurrently on the same Delivery.
-type Delivery struct {
-	namer   *Namer
+// must not be called concurrently on the same Message.
+type Message struct {
+	writer  *Writer
 	tmpDir  string // the tmp/ directory the file was made in
 	tmpPath string // "" for an anonymous O_TMPFILE file
 	f       vfs.File
@@ -34,26 +34,26 @@ type Delivery struct {
 	done    bool // committed or aborted: the tmp file is gone
 }
 
-// NewDelivery starts a delivery whose tmp file lives in tmp.Path/tmp, with a
-// Namer of its own. Servers delivering many messages should share one Namer
-// and call Namer.NewDelivery instead.
-func NewDelivery(tmp Dir) (*Delivery, error) {
-	return NewNamer(nil).NewDelivery(tmp)
+// NewMessage starts a delivery whose tmp file lives in tmp.Path/tmp, with a
+// Writer of its own. Servers delivering many messages should share one Writer
+// and call Writer.NewMessage instead.
+func NewMessage(tmp Dir) (*Message, error) {
+	return NewWriter(nil).NewMessage(tmp)
 }
 
-// NewDelivery starts a delivery in tmp.Path/tmp. Where the kernel and file
+// NewMessage starts a delivery in tmp.Path/tmp. Where the kernel and file
 // system support it the file is anonymous (O_TMPFILE, Linux 3.11+): it has
 // no name until Commit links it into new/, so a crash or an abort leaves
 // nothing behind and no tmp name is created or removed per message.
 // Otherwise it is a new, uniquely named file (created exclusively, mode
 // 0600), the classic qmail way.
-func (n *Namer) NewDelivery(tmp Dir) (*Delivery, error) {
+func (n *Writer) NewMessage(tmp Dir) (*Message, error) {
 	dir := filepath.Join(tmp.Path, "tmp")
 	if !n.namedTmp {
 		// Any failure (vfs.ErrUnsupported, an old kernel) falls back to a
 		// named file, which reports a real problem with tmp/ itself.
 		if f, err := n.fsys.OpenAnonymous(dir, 0o600); err == nil {
-			return &Delivery{namer: n, tmpDir: dir, f: f, buf: n.getBuf()}, nil
+			return &Message{writer: n, tmpDir: dir, f: f, buf: n.getBuf()}, nil
 		}
 	}
 	for range maxNameTries {
@@ -65,13 +65,13 @@ func (n *Namer) NewDelivery(tmp Dir) (*Delivery, error) {
 		if err != nil {
 			return nil, fmt.Errorf("maildir: %w", err)
 		}
-		return &Delivery{namer: n, tmpDir: dir, tmpPath: p, f: f, buf: n.getBuf()}, nil
+		return &Message{writer: n, tmpDir: dir, tmpPath: p, f: f, buf: n.getBuf()}, nil
 	}
 	return nil, errors.New("maildir: could not find a unique tmp file name")
 }
 
 // Write appends p to the message.
-func (d *Delivery) Write(p []byte) (int, error) {
+func (d *Message) Write(p []byte) (int, error) {
 	if d.done {
 		return 0, errors.New("maildir: write after commit or abort")
 	}
@@ -94,7 +94,7 @@ func (d *Delivery) Write(p []byte) (int, error) {
 }
 
 // spill writes the buffered bytes to the tmp file.
-func (d *Delivery) spill() error {
+func (d *Message) spill() error {
 	b := *d.buf
 	if len(b) == 0 {
 		return nil
@@ -106,7 +106,7 @@ func (d *Delivery) spill() error {
 }
 
 // Size is the number of bytes written so far.
-func (d *Delivery) Size() int64 { return d.size }
+func (d *Message) Size() int64 { return d.size }
 
 // Commit makes the message durable and visible in new/ of every dir:
 // it makes the tmp file durable, hard-links it into each new/ under a
@@ -124,8 +124,8 @@ func (d *Delivery) Size() int64 { return d.size }
 //
 // On any error Commit removes every file it created, so no new/ holds a
 // partial result, removes the tmp file, and returns the error. Either way the
-// Delivery is finished afterwards.
-func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
+// Message is finished afterwards.
+func (d *Message) Commit(dirs []Dir) ([]string, error) {
 	if d.done {
 		return nil, errors.New("maildir: commit after commit or abort")
 	}
@@ -133,7 +133,7 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 	if len(dirs) == 0 {
 		return nil, errors.New("maildir: commit with no destination")
 	}
-	if d.namer.journal != nil && !d.spilled && fitsRecord(dirs, len(*d.buf)) {
+	if d.writer.journal != nil && !d.spilled && fitsRecord(dirs, len(*d.buf)) {
 		return d.commitJournaled(dirs)
 	}
 	if err := d.finish(); err != nil {
@@ -143,7 +143,7 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 	for _, dir := range dirs {
 		p, err := d.place(dir)
 		if err != nil {
-			removeAll(d.namer.fsys, paths)
+			removeAll(d.writer.fsys, paths)
 			return nil, err
 		}
 		paths = append(paths, p)
@@ -153,7 +153,7 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 	// removes any that remain).
 	d.Abort()
 	if err := d.syncLinks(paths); err != nil {
-		removeAll(d.namer.fsys, paths)
+		removeAll(d.writer.fsys, paths)
 		return nil, err
 	}
 	return paths, nil
@@ -163,7 +163,7 @@ func (d *Delivery) Commit(dirs []Dir) ([]string, error) {
 // other deliveries in flight (group commit): one flush per new/ directory
 // (SyncFile) or per file system (SyncFileSystem, where flushes of the same
 // file system are shared whatever the directory).
-func (d *Delivery) syncLinks(paths []string) error {
+func (d *Message) syncLinks(paths []string) error {
 	var flushed [4]string // distinct directories, in order; few recipients is the rule
 	seen := flushed[:0]
 next:
@@ -176,12 +176,12 @@ next:
 		}
 		seen = append(seen, dir)
 		var err error
-		if d.namer.mode != SyncFile {
-			if err = d.namer.fs.Flush(dir); err != nil {
+		if d.writer.mode != SyncFile {
+			if err = d.writer.fs.Flush(dir); err != nil {
 				err = fmt.Errorf("maildir: %w", err)
 			}
 		} else {
-			err = d.namer.syncs.Flush(dir)
+			err = d.writer.syncs.Flush(dir)
 		}
 		if err != nil {
 			return err
@@ -194,13 +194,13 @@ next:
 // shared with the deliveries in flight): it is durable before anything
 // links to it, so new/ never names a file whose data could be lost. A named
 // tmp file is closed here; an anonymous one stays open for linking.
-func (d *Delivery) finish() error {
+func (d *Message) finish() error {
 	err := d.spill()
-	d.namer.putBuf(d.buf)
+	d.writer.putBuf(d.buf)
 	d.buf = nil
 	if err == nil {
-		if d.namer.mode != SyncFile {
-			err = d.namer.fs.Flush(d.tmpDir)
+		if d.writer.mode != SyncFile {
+			err = d.writer.fs.Flush(d.tmpDir)
 		} else {
 			err = d.f.Sync()
 		}
@@ -219,18 +219,18 @@ func (d *Delivery) finish() error {
 
 // link gives the message the name dst: a hard link of the named tmp
 // file, or linkat(2) of the anonymous one's descriptor (vfs.File.LinkTo).
-func (d *Delivery) link(dst string) error {
+func (d *Message) link(dst string) error {
 	if d.tmpPath != "" {
-		return d.namer.fsys.Link(d.tmpPath, dst)
+		return d.writer.fsys.Link(d.tmpPath, dst)
 	}
 	return d.f.LinkTo(dst)
 }
 
 // place links (or copies) the tmp file into dir/new under a fresh unique
 // name and returns that name.
-func (d *Delivery) place(dir Dir) (string, error) {
+func (d *Message) place(dir Dir) (string, error) {
 	for range maxNameTries {
-		name := fmt.Sprintf("%s,S=%d", d.namer.next(), d.size)
+		name := fmt.Sprintf("%s,S=%d", d.writer.next(), d.size)
 		dst := filepath.Join(dir.Path, "new", name)
 		err := d.link(dst)
 		if errors.Is(err, syscall.EXDEV) {
@@ -249,8 +249,8 @@ func (d *Delivery) place(dir Dir) (string, error) {
 
 // copyInto is the cross-file-system fallback: copy the message into
 // dir/tmp/name, fsync it, link it into dst and remove the copy's tmp name.
-func (d *Delivery) copyInto(dir Dir, name, dst string) error {
-	fsys := d.namer.fsys
+func (d *Message) copyInto(dir Dir, name, dst string) error {
+	fsys := d.writer.fsys
 	tmp := filepath.Join(dir.Path, "tmp", name)
 	if err := d.copyFile(tmp); err != nil {
 		fsys.Remove(tmp)
@@ -263,8 +263,8 @@ func (d *Delivery) copyInto(dir Dir, name, dst string) error {
 
 // copyFile copies the message into a new file dst (which must not exist)
 // and fsyncs it.
-func (d *Delivery) copyFile(dst string) error {
-	fsys := d.namer.fsys
+func (d *Message) copyFile(dst string) error {
+	fsys := d.writer.fsys
 	var in io.Reader
 	if d.tmpPath == "" {
 		in = io.NewSectionReader(d.f, 0, d.size)
@@ -310,13 +310,13 @@ func removeAll(fsys vfs.FS, paths []string) {
 
 // Abort discards the message: it closes and removes the tmp file. It is safe
 // to call after Commit and more than once.
-func (d *Delivery) Abort() {
+func (d *Message) Abort() {
 	if d.done {
 		return
 	}
 	d.done = true
 	if d.buf != nil {
-		d.namer.putBuf(d.buf)
+		d.writer.putBuf(d.buf)
 		d.buf = nil
 	}
 	if d.f != nil {
@@ -324,13 +324,13 @@ func (d *Delivery) Abort() {
 		d.f = nil
 	}
 	if d.tmpPath != "" {
-		d.namer.fsys.Remove(d.tmpPath)
+		d.writer.fsys.Remove(d.tmpPath)
 	}
 }
 
-// getBuf takes a write buffer from the Namer's pool: a delivering server
+// getBuf takes a write buffer from the Writer's pool: a delivering server
 // would otherwise allocate bufSize per message.
-func (n *Namer) getBuf() *[]byte {
+func (n *Writer) getBuf() *[]byte {
 	if b, _ := n.bufs.Get().(*[]byte); b != nil {
 		return b
 	}
@@ -338,7 +338,7 @@ func (n *Namer) getBuf() *[]byte {
 	return &b
 }
 
-func (n *Namer) putBuf(b *[]byte) {
+func (n *Writer) putBuf(b *[]byte) {
 	*b = (*b)[:0]
 	n.bufs.Put(b)
 }
