@@ -111,15 +111,11 @@ func (o *outbound) bounce(local *inbound.Backend) func(context.Context, queue.Bo
 type relay struct{ q *queue.Queue }
 
 func (r *relay) Begin(_ context.Context, env *server.Envelope, rcpts []smtp.Address) (inbound.RelayWriter, error) {
-	to := make([]string, len(rcpts))
-	for i, a := range rcpts {
-		to[i] = a.String()
-	}
 	meta := queue.Meta{SMTPUTF8: env.SMTPUTF8, EightBit: env.Body == "8BITMIME", AuthUser: env.Session.AuthUser}
 	if env.Session.Remote != nil {
 		meta.ReceivedFrom = env.Session.Remote.String()
 	}
-	w, err := r.q.Begin(env.From.String(), to, meta)
+	w, err := r.q.Begin(queue.Envelope{From: env.From, To: rcpts, Meta: meta})
 	if err != nil {
 		return nil, smtp.Wrap(smtp.R(smtp.CodeInsufficientSpace, smtp.EnhSystemFull.Temp(), "Queue unavailable, try again later"), err)
 	}

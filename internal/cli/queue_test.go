@@ -81,7 +81,11 @@ func TestQueueCommand(t *testing.T) {
 	if code, out, _ := runQueueCmd("list", "-config", cfg); code != 0 || out != "queue is empty\n" {
 		t.Fatalf("empty list: %d %q", code, out)
 	}
-	w, err := q.Begin("alice@example.com", []string{"bob@example.net", "carol@example.org"}, queue.Meta{AuthUser: "alice@example.com", ReceivedFrom: "192.0.2.7"})
+	w, err := q.Begin(queue.Envelope{
+		From: smtp.Address{Local: "alice", Domain: "example.com"},
+		To:   []smtp.Address{{Local: "bob", Domain: "example.net"}, {Local: "carol", Domain: "example.org"}},
+		Meta: queue.Meta{AuthUser: "alice@example.com", ReceivedFrom: "192.0.2.7"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,11 +118,7 @@ func TestFanOutPrepareFailure(t *testing.T) {
 type queueRelay struct{ q *queue.Queue }
 
 func (r queueRelay) Begin(_ context.Context, env *server.Envelope, rcpts []smtp.Address) (RelayWriter, error) {
-	to := make([]string, len(rcpts))
-	for i, a := range rcpts {
-		to[i] = a.String()
-	}
-	return r.q.Begin(env.From.String(), to, queue.Meta{})
+	return r.q.Begin(queue.Envelope{From: env.From, To: rcpts})
 }
 
 // remoteRecorder is the remote courier: it counts the copies each remote

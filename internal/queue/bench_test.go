@@ -24,7 +24,7 @@ func BenchmarkCommitParallel(b *testing.B) {
 			b.SetParallelism(8) // sessions per CPU
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					w, err := q.Begin("a@example.org", []string{"b@example.net"}, Meta{})
+					w, err := q.Begin(envelopeOf("a@example.org", []string{"b@example.net"}, Meta{}))
 					if err != nil {
 						b.Error(err)
 						return

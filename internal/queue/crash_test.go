@@ -35,7 +35,7 @@ func TestCrashChild(t *testing.T) {
 		os.Exit(1)
 	}
 	for i := range 10000 {
-		w, err := q.Begin("a@example.org", []string{fmt.Sprintf("r%d@example.net", i)}, Meta{})
+		w, err := q.Begin(envelopeOf("a@example.org", []string{fmt.Sprintf("r%d@example.net", i)}, Meta{}))
 		if err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)

@@ -124,7 +124,7 @@ func (r *simRun) run(fsys *crashfs.FS, clock *clock) {
 			defer wg.Done()
 			for k := range simPerWriter {
 				i := g*simPerWriter + k
-				w, err := q.Begin("a@example.org", simRcpts(i), Meta{ReceivedFrom: fmt.Sprint(i)})
+				w, err := q.Begin(envelopeOf("a@example.org", simRcpts(i), Meta{ReceivedFrom: fmt.Sprint(i)}))
 				if err != nil {
 					return
 				}

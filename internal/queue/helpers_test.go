@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,7 +146,7 @@ const testMessage = "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: 
 // enqueue commits testMessage and returns its id.
 func enqueue(t *testing.T, q *Queue, from string, rcpts ...string) string {
 	t.Helper()
-	w, err := q.Begin(from, rcpts, Meta{ReceivedFrom: "192.0.2.9", AuthUser: "alice"})
+	w, err := q.Begin(envelopeOf(from, rcpts, Meta{ReceivedFrom: "192.0.2.9", AuthUser: "alice"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,4 +170,23 @@ func state(t *testing.T, q *Queue, id string) []RcptStatus {
 		}
 	}
 	return nil
+}
+
+// testAddr splits a test address at its last '@' without checking its
+// syntax ("" is the null sender, "nodomain" has no domain).
+func testAddr(s string) smtp.Address {
+	i := strings.LastIndexByte(s, '@')
+	if i < 0 {
+		return smtp.Address{Local: s}
+	}
+	return smtp.Address{Local: s[:i], Domain: s[i+1:]}
+}
+
+// envelopeOf is the Envelope from from to rcpts with meta.
+func envelopeOf(from string, rcpts []string, meta Meta) Envelope {
+	e := Envelope{From: testAddr(from), Meta: meta}
+	for _, r := range rcpts {
+		e.To = append(e.To, testAddr(r))
+	}
+	return e
 }

@@ -11,7 +11,7 @@ import (
 // prepare begins and prepares testMessage to rcpts.
 func prepare(t *testing.T, q *Queue, rcpts ...string) (*Writer, string) {
 	t.Helper()
-	w, err := q.Begin("alice@example.org", rcpts, Meta{})
+	w, err := q.Begin(envelopeOf("alice@example.org", rcpts, Meta{}))
 	if err != nil {
 		t.Fatal(err)
 	}

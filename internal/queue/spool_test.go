@@ -88,13 +88,13 @@ func TestSpoolRoundTrip(t *testing.T) {
 
 func TestBeginErrorsAndAbort(t *testing.T) {
 	e := open(t, &recorder{}, nil)
-	if _, err := e.q.Begin("a@b", nil, Meta{}); err == nil {
+	if _, err := e.q.Begin(envelopeOf("a@b", nil, Meta{})); err == nil {
 		t.Error("no recipients accepted")
 	}
-	if _, err := e.q.Begin("a@b", []string{"nodomain"}, Meta{}); err == nil {
+	if _, err := e.q.Begin(envelopeOf("a@b", []string{"nodomain"}, Meta{})); err == nil {
 		t.Error("recipient without domain accepted")
 	}
-	w, err := e.q.Begin("<>", []string{"x@example.net"}, Meta{})
+	w, err := e.q.Begin(envelopeOf("", []string{"x@example.net"}, Meta{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestBeginErrorsAndAbort(t *testing.T) {
 	if len(e.q.List()) != 0 {
 		t.Error("aborted message listed")
 	}
-	w, err = e.q.Begin("a@b", []string{"x@example.net"}, Meta{})
+	w, err = e.q.Begin(envelopeOf("a@b", []string{"x@example.net"}, Meta{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestBeginErrorsAndAbort(t *testing.T) {
 	if _, err := w.Commit(); err == nil {
 		t.Error("commit after Close succeeded")
 	}
-	if _, err := e.q.Begin("a@b", []string{"x@example.net"}, Meta{}); err == nil {
+	if _, err := e.q.Begin(envelopeOf("a@b", []string{"x@example.net"}, Meta{})); err == nil {
 		t.Error("Begin after Close succeeded")
 	}
 	for _, sub := range []string{"msg", "env", "tmp"} {
@@ -141,7 +141,7 @@ func TestConcurrentCommit(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				wr, err := e.q.Begin("a@example.org", []string{fmt.Sprintf("r%d-%d@example.net", w, i)}, Meta{})
+				wr, err := e.q.Begin(envelopeOf("a@example.org", []string{fmt.Sprintf("r%d-%d@example.net", w, i)}, Meta{}))
 				if err != nil {
 					t.Error(err)
 					return

@@ -46,7 +46,7 @@ func TestStorageErrors(t *testing.T) {
 				}
 				return nil
 			})
-			w, err := e.q.Begin("alice@example.org", []string{"bob@example.net"}, Meta{})
+			w, err := e.q.Begin(envelopeOf("alice@example.org", []string{"bob@example.net"}, Meta{}))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -28,13 +28,29 @@ type Writer struct {
 	m    *message // after Prepare, until Publish or Withdraw
 }
 
-// Begin starts a message from the reverse-path from ("" or "<>" is the
-// null sender) to rcpts (addresses without angle brackets; exact
-// duplicates are dropped). The bytes go to tmp/ until Commit.
-func (q *Queue) Begin(from string, rcpts []string, meta Meta) (*Writer, error) {
-	if from == "<>" {
-		from = ""
+// Envelope is what Begin needs of a message besides its bytes: the
+// reverse-path, the recipients and what the receiving session knew. (The
+// queue's own record of a message, with each recipient's state, is the
+// env file, see envelope.)
+type Envelope struct {
+	From smtp.Address   // the reverse-path; the zero Address is the null sender (RFC 5321 §4.5.5)
+	To   []smtp.Address // the recipients; exact duplicates are dropped
+	Meta Meta
+}
+
+// Begin starts a message for env. Every recipient needs a domain. The
+// bytes go to tmp/ until Commit.
+func (q *Queue) Begin(env Envelope) (*Writer, error) {
+	to := make([]string, len(env.To))
+	for i, a := range env.To {
+		to[i] = a.String()
 	}
+	return q.begin(env.From.String(), to, env.Meta)
+}
+
+// begin is Begin on addresses as the env file keeps them: from "" is the
+// null sender; each recipient's domain is what follows its last '@'.
+func (q *Queue) begin(from string, rcpts []string, meta Meta) (*Writer, error) {
 	q.mu.Lock()
 	closed := q.closed
 	q.mu.Unlock()
@@ -196,7 +212,7 @@ func (w *Writer) Abort() {
 // EnqueueBounce queues a DSN from the null sender to b.To. It is the
 // default Options.Bounce.
 func (q *Queue) EnqueueBounce(ctx context.Context, b Bounce) error {
-	w, err := q.Begin("", []string{b.To}, Meta{SMTPUTF8: b.SMTPUTF8, EightBit: b.EightBit})
+	w, err := q.begin("", []string{b.To}, Meta{SMTPUTF8: b.SMTPUTF8, EightBit: b.EightBit})
 	if err != nil {
 		return err
 	}
