@@ -34,7 +34,7 @@ var allowed = map[string][]string{
 	"dns":         {},
 	"dns/dnstest": {"dns"},
 	"dsn":         {"smtp"},
-	"route":       {"dns", "smtp"},
+	"route":       {"dns", "smtp", "tlspolicy"},
 	"server":      {"smtp", "sasl"},
 	"client":      {"smtp", "sasl", "tlspolicy"},
 	"queue":       {"smtp", "dsn", "vfs"},

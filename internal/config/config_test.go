@@ -317,6 +317,15 @@ func TestValidate(t *testing.T) {
 				{Domain: "example.net", Host: "relay", AuthUser: "u", AuthPasswordFile: "/p", TLS: "opportunistic"},
 			}
 		}, []string{"route[2].domain", "route[2].host", "route[2].tls", "route[2]", "route[3].tls"}},
+		// Policy names are case-insensitive, as tlspolicy.ParsePolicy
+		// reads them when cli builds the routes.
+		{"route tls case", func(c *Config) {
+			c.Outbound.TLS = "Verify"
+			c.Routes = []Route{
+				{Domain: "*", Host: "relay.example.net:587", AuthUser: "u", AuthPasswordFile: "/p", TLS: "REQUIRED"},
+				{Domain: "example.net", Host: "relay", AuthUser: "u", AuthPasswordFile: "/p", TLS: "Opportunistic"},
+			}
+		}, []string{"route[1].tls"}},
 		{"metrics", func(c *Config) { c.Metrics.Address = "127.0.0.1:10025" }, []string{"metrics.address"}},
 		{"log", func(c *Config) { c.Log = Log{Format: "xml", Level: "loud"} }, []string{"log.format", "log.level"}},
 		{"maildir sync", func(c *Config) { c.Maildir.Sync = "fsync" }, []string{"maildir.sync"}},

@@ -236,7 +236,7 @@ func (v *validator) routes(rs []Route) {
 		if (r.AuthUser == "") != (r.AuthPasswordFile == "") {
 			v.add(key, "auth_user and auth_password_file go together")
 		}
-		if r.AuthUser != "" && (r.TLS == OutTLSNone || r.TLS == OutTLSOpportunistic) {
+		if t := strings.ToLower(r.TLS); r.AuthUser != "" && (t == OutTLSNone || t == OutTLSOpportunistic) {
 			v.add(key+".tls", "AUTH needs tls = \"required\" or \"verify\" (or leave tls empty to inherit), not %q", r.TLS)
 		}
 	}
@@ -310,8 +310,11 @@ func validDomain(s string) bool {
 	return true
 }
 
+// validOutTLS accepts an outbound TLS policy name, case-insensitive as
+// tlspolicy.ParsePolicy reads it (cli parses the names; config stays free of
+// smtpkit imports).
 func validOutTLS(s string) bool {
-	return oneOf(s, OutTLSNone, OutTLSOpportunistic, OutTLSRequired, OutTLSVerify)
+	return oneOf(strings.ToLower(s), OutTLSNone, OutTLSOpportunistic, OutTLSRequired, OutTLSVerify)
 }
 
 func oneOf(s string, options ...string) bool {

@@ -122,13 +122,11 @@ func informative(err error) int {
 // tryHost delivers through one address of one hop. decided is false when
 // the hop failed before the transaction and the next one should be tried.
 func (r *Remote) tryHost(ctx context.Context, d *queue.Attempt, hop route.Hop, ip netip.Addr) ([]queue.Result, bool, error) {
-	plan, err := r.plan(hop)
-	if err != nil {
-		return nil, false, err
-	}
+	plan := r.plan(hop)
 	addr := net.JoinHostPort(ip.String(), strconv.Itoa(hop.Port))
 	key := addr + "|" + plan.String()
 	c, reused := r.pool.get(key), true
+	var err error
 	if c == nil {
 		reused = false
 		if c, plan, err = r.connect(ctx, addr, hop, plan); err != nil {
@@ -153,14 +151,10 @@ func (r *Remote) tryHost(ctx context.Context, d *queue.Attempt, hop route.Hop, i
 
 // plan decides TLS for a hop: the route's own policy when it has one, and
 // at least required when the route authenticates.
-func (r *Remote) plan(hop route.Hop) (tlspolicy.Plan, error) {
+func (r *Remote) plan(hop route.Hop) tlspolicy.Plan {
 	policy, source := r.opts.Policy, "outbound default"
-	if hop.Route != nil && hop.Route.TLS != "" {
-		p, err := tlspolicy.ParsePolicy(hop.Route.TLS)
-		if err != nil {
-			return tlspolicy.Plan{}, smtp.Wrap(smtp.R(smtp.CodeLocalError, "4.3.5", "bad route TLS policy"), err)
-		}
-		policy, source = p, "route "+hop.Route.Domain
+	if hop.Route != nil && hop.Route.TLSSet {
+		policy, source = hop.Route.TLS, "route "+hop.Route.Domain
 	}
 	if hop.Route != nil && hop.Route.AuthUser != "" && policy < tlspolicy.Required {
 		// Credentials never go out in plaintext (the client refuses to send
@@ -168,7 +162,7 @@ func (r *Remote) plan(hop route.Hop) (tlspolicy.Plan, error) {
 		// fail as "connection failed" rather than as the TLS problem it is.
 		policy, source = tlspolicy.Required, source+", raised to required for AUTH"
 	}
-	return tlspolicy.Decide(tlspolicy.Input{Policy: policy, Host: hop.Host, Port: hop.Port, Source: source}), nil
+	return tlspolicy.Decide(tlspolicy.Input{Policy: policy, Host: hop.Host, Port: hop.Port, Source: source})
 }
 
 // connect dials, says EHLO, does what the TLS plan asks and authenticates

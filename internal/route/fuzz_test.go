@@ -37,7 +37,11 @@ func FuzzParseStatic(f *testing.F) {
 		if s.Port != 0 {
 			hp = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 		}
-		again, err := ParseStatic(s.Domain, hp, s.TLS, s.AuthUser, s.AuthPasswordFile)
+		policy := ""
+		if s.TLSSet {
+			policy = s.TLS.String()
+		}
+		again, err := ParseStatic(s.Domain, hp, policy, s.AuthUser, s.AuthPasswordFile)
 		if err != nil || again != s {
 			t.Fatalf("round trip of %+v via %q: %+v, %v", s, hp, again, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"smtpkit/internal/smtp"
+	"smtpkit/internal/tlspolicy"
 )
 
 // Static is a configured route: mail for Domain goes to Host instead of the
@@ -18,19 +19,20 @@ type Static struct {
 	Domain string // lower case, no trailing dot; "*" = every remote domain
 	Host   string // host name (lower case) or IP address, without brackets or port
 	Port   int    // 0 = the Router's default port
-	// TLS is the outbound TLS mode for this route ("" = the global
-	// setting, none, opportunistic, required, verify); tlspolicy applies it.
-	TLS              string
+	// TLS is the route's own outbound TLS policy when TLSSet, parsed once
+	// from the configuration; otherwise the outbound default (outbound.tls)
+	// applies. tlspolicy turns it into a plan for each connection.
+	TLS              tlspolicy.Policy
+	TLSSet           bool
 	AuthUser         string // SMTP AUTH user; "" = no AUTH
 	AuthPasswordFile string // file holding the password
 }
 
-// TLS modes a static route may name (as config's outbound.tls).
-var staticTLS = map[string]bool{"": true, "none": true, "opportunistic": true, "required": true, "verify": true}
-
 // ParseStatic validates and normalises a configured route. hostport is
 // "host", "host:port", "[IPv6]:port", "[address]" or a bare IP address;
-// the port, when given, must be 1-65535. Whether the port implies implicit
+// the port, when given, must be 1-65535. tls is a policy name as
+// tlspolicy.ParsePolicy reads it (case-insensitive), or "" for the outbound
+// default. Whether the port implies implicit
 // TLS (465, RFC 8314) is for tlspolicy to decide, not this package.
 func ParseStatic(domain, hostport, tls, authUser, authPasswordFile string) (Static, error) {
 	d := strings.ToLower(strings.TrimSuffix(domain, "."))
@@ -41,8 +43,11 @@ func ParseStatic(domain, hostport, tls, authUser, authPasswordFile string) (Stat
 	if err != nil {
 		return Static{}, fmt.Errorf("route %s: %w", d, err)
 	}
-	if !staticTLS[tls] {
-		return Static{}, fmt.Errorf("route %s: tls %q: want none, opportunistic, required or verify", d, tls)
+	var policy tlspolicy.Policy
+	if tls != "" {
+		if policy, err = tlspolicy.ParsePolicy(tls); err != nil {
+			return Static{}, fmt.Errorf("route %s: tls: %w", d, err)
+		}
 	}
 	if (authUser == "") != (authPasswordFile == "") {
 		return Static{}, fmt.Errorf("route %s: auth user and password file go together", d)
@@ -50,7 +55,7 @@ func ParseStatic(domain, hostport, tls, authUser, authPasswordFile string) (Stat
 	if strings.ContainsAny(authUser, "\x00\r\n") {
 		return Static{}, fmt.Errorf("route %s: auth user contains a control character", d)
 	}
-	return Static{Domain: d, Host: host, Port: port, TLS: tls, AuthUser: authUser, AuthPasswordFile: authPasswordFile}, nil
+	return Static{Domain: d, Host: host, Port: port, TLS: policy, TLSSet: tls != "", AuthUser: authUser, AuthPasswordFile: authPasswordFile}, nil
 }
 
 // splitHostPort parses a route's host with an optional port.

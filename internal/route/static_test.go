@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"smtpkit/internal/tlspolicy"
 )
 
 func TestParseStatic(t *testing.T) {
@@ -14,15 +16,18 @@ func TestParseStatic(t *testing.T) {
 		ok                                bool
 	}{
 		{"Example.COM.", "Smart.Example.net", "", "", "", Static{Domain: "example.com", Host: "smart.example.net"}, true},
-		{"*", "smart.example.net:587", "required", "u", "/pw", Static{Domain: "*", Host: "smart.example.net", Port: 587, TLS: "required", AuthUser: "u", AuthPasswordFile: "/pw"}, true},
-		{"a.example", "smart.example.net:465", "verify", "", "", Static{Domain: "a.example", Host: "smart.example.net", Port: 465, TLS: "verify"}, true},
+		{"*", "smart.example.net:587", "required", "u", "/pw", Static{Domain: "*", Host: "smart.example.net", Port: 587, TLS: tlspolicy.Required, TLSSet: true, AuthUser: "u", AuthPasswordFile: "/pw"}, true},
+		{"a.example", "smart.example.net:465", "verify", "", "", Static{Domain: "a.example", Host: "smart.example.net", Port: 465, TLS: tlspolicy.Verify, TLSSet: true}, true},
 		{"a.example", "192.0.2.1", "", "", "", Static{Domain: "a.example", Host: "192.0.2.1"}, true},
 		{"a.example", "192.0.2.1:2525", "", "", "", Static{Domain: "a.example", Host: "192.0.2.1", Port: 2525}, true},
 		{"a.example", "2001:db8::1", "", "", "", Static{Domain: "a.example", Host: "2001:db8::1"}, true},
 		{"a.example", "[2001:DB8::1]", "", "", "", Static{Domain: "a.example", Host: "2001:db8::1"}, true},
-		{"a.example", "[2001:db8::1]:25", "none", "", "", Static{Domain: "a.example", Host: "2001:db8::1", Port: 25, TLS: "none"}, true},
+		{"a.example", "[2001:db8::1]:25", "none", "", "", Static{Domain: "a.example", Host: "2001:db8::1", Port: 25, TLS: tlspolicy.None, TLSSet: true}, true},
 		{"a.example", "[192.0.2.1]", "", "", "", Static{Domain: "a.example", Host: "192.0.2.1"}, true},
-		{"_dmarc.a.example", "mx_1.example:25", "opportunistic", "", "", Static{Domain: "_dmarc.a.example", Host: "mx_1.example", Port: 25, TLS: "opportunistic"}, true},
+		// Policy names are case-insensitive, as in outbound.tls.
+		{"a.example", "smart.example", "VERIFY", "", "", Static{Domain: "a.example", Host: "smart.example", TLS: tlspolicy.Verify, TLSSet: true}, true},
+		{"a.example", "smart.example", "Opportunistic", "", "", Static{Domain: "a.example", Host: "smart.example", TLS: tlspolicy.Opportunistic, TLSSet: true}, true},
+		{"_dmarc.a.example", "mx_1.example:25", "opportunistic", "", "", Static{Domain: "_dmarc.a.example", Host: "mx_1.example", Port: 25, TLS: tlspolicy.Opportunistic, TLSSet: true}, true},
 		// Refused.
 		{"", "smart.example", "", "", "", Static{}, false},
 		{"a..example", "smart.example", "", "", "", Static{}, false},
