@@ -162,7 +162,7 @@ func (c *Conn) mailParams(env Envelope, utf8 bool) (string, error) {
 	}
 	if env.EightBit {
 		if _, ok := c.Ext("8BITMIME"); !ok {
-			return "", smtp.E(smtp.CodeTransactionFailed, "5.6.3",
+			return "", smtp.E(smtp.CodeTransactionFailed, smtp.EnhNoConversion,
 				"8-bit message but the server does not support 8BITMIME")
 		}
 		b.WriteString(" BODY=8BITMIME")

@@ -37,7 +37,7 @@ func (l *Local) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 		var se *smtp.Error
 		if !errors.As(err, &se) {
 			// Unknown errors are temporary (house rule 3).
-			err = smtp.Wrap(smtp.R(smtp.CodeLocalError, "4.3.0", "local delivery failed"), err)
+			err = smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhSystem.Temp(), "local delivery failed"), err)
 		}
 		detail = "local delivery: " + err.Error()
 	}

@@ -102,7 +102,7 @@ func (r *Remote) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 		}
 	}
 	if last == nil {
-		last = smtp.E(smtp.CodeLocalError, "4.4.1", "No answer from any next hop")
+		last = smtp.E(smtp.CodeLocalError, smtp.EnhNoAnswer.Temp(), "No answer from any next hop")
 	}
 	return allFailed(d.Recipients, temporary(last), lastDetail)
 }
@@ -212,7 +212,7 @@ func (r *Remote) connect(ctx context.Context, addr string, hop route.Hop, plan t
 func (r *Remote) auth(c *client.Conn, st *route.Static) error {
 	pw, err := os.ReadFile(st.AuthPasswordFile)
 	if err != nil {
-		return smtp.Wrap(smtp.R(smtp.CodeLocalError, "4.3.5", "cannot read relay password file"), err)
+		return smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhMisconfigured.Temp(), "cannot read relay password file"), err)
 	}
 	password := strings.TrimRight(string(pw), "\r\n")
 	mechs, _ := c.Ext("AUTH")
@@ -230,7 +230,7 @@ func (r *Remote) auth(c *client.Conn, st *route.Static) error {
 		if errors.As(err, &se) && se.Permanent() {
 			// Wrong relay credentials are the operator's to fix: keep the
 			// mail queued rather than bounce it.
-			return smtp.Wrap(smtp.R(smtp.CodeLocalError, "4.7.8", "relay host refused our credentials: "+se.Reply.Text()), err)
+			return smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhBadCredentials.Temp(), "relay host refused our credentials: "+se.Reply.Text()), err)
 		}
 		return err
 	}
@@ -353,7 +353,7 @@ func temporary(err error) error {
 	if errors.As(err, &se) {
 		return se
 	}
-	return smtp.Wrap(smtp.R(smtp.CodeLocalError, "4.4.1", "connection failed: "+err.Error()), err)
+	return smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhNoAnswer.Temp(), "connection failed: "+err.Error()), err)
 }
 
 func allFailed(rcpts []string, err error, detail string) []queue.Result {

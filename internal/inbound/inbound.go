@@ -106,7 +106,7 @@ var (
 	errNoSuchUser   = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "No such user here")
 	errNotOwner     = smtp.E(smtp.CodeMailboxName, smtp.EnhNotAuthorized, "Sender address not owned by authenticated user")
 	errNullOnSubmit = smtp.E(smtp.CodeMailboxName, smtp.EnhNotAuthorized, "Null sender not allowed on submission")
-	errNoRelayYet   = smtp.E(smtp.CodeLocalError, "4.4.3", "Outbound delivery is not configured; try again later")
+	errNoRelayYet   = smtp.E(smtp.CodeLocalError, smtp.EnhDirectory.Temp(), "Outbound delivery is not configured; try again later")
 )
 
 // Sender applies RFC 6409 §6.1 on submission: an authenticated user may

@@ -130,7 +130,7 @@ func (q *Queue) apply(e *envelope, r *rcpt, res Result, now time.Time) {
 		log = log.With("possible_duplicate", true)
 	}
 	if res.Err == nil {
-		r.State, r.Status, r.Diagnostic, r.DiagType = Delivered, "2.0.0", "", ""
+		r.State, r.Status, r.Diagnostic, r.DiagType = Delivered, string(smtp.EnhOK), "", ""
 		log.Info("delivered")
 		return
 	}
@@ -143,7 +143,7 @@ func (q *Queue) apply(e *envelope, r *rcpt, res Result, now time.Time) {
 	case !now.Before(expires):
 		// RFC 5321 §4.5.4.1: give up after the retry period; X.4.7 is
 		// "delivery time expired" (RFC 3463 §3.5).
-		r.State, r.Status = Failed, "5.4.7"
+		r.State, r.Status = Failed, string(smtp.EnhExpired)
 		log.Info("delivery expired", "err", r.Diagnostic, "queued_for", now.Sub(e.Arrival).String())
 	default:
 		r.State = Deferred
@@ -179,7 +179,7 @@ func describe(err error) (status, diag, typ string) {
 		}
 		return status, oneLine(diag), "smtp"
 	}
-	return "4.0.0", oneLine(err.Error()), "X-smtpkit"
+	return string(smtp.EnhOther.Temp()), oneLine(err.Error()), "X-smtpkit"
 }
 
 // remoteMTA extracts the host from a Detail of the form

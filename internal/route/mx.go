@@ -33,7 +33,7 @@ func (r *Router) mxHops(ctx context.Context, d string) ([]Hop, error) {
 			fmt.Sprintf("domain %s does not exist (NXDOMAIN)", d))
 	}
 	if isNullMX(ans.Records) {
-		return nil, smtp.Wrap(smtp.R(codeNoMail, enhNullMX,
+		return nil, smtp.Wrap(smtp.R(smtp.CodeNoMail, smtp.EnhNullMX,
 			fmt.Sprintf("domain %s does not accept mail (null MX, RFC 7505)", d)), ErrNullMX)
 	}
 	var mxs []dns.MX
@@ -134,6 +134,6 @@ func dnsError(d, what string, err error) *smtp.Error {
 		return smtp.Wrap(smtp.R(smtp.CodeMailboxUnavail, smtp.EnhBadSystem,
 			fmt.Sprintf("%s is not a valid domain name", d)), err)
 	}
-	return smtp.Wrap(smtp.R(smtp.CodeLocalError, enhDNSFailure,
+	return smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhDirectory.Temp(),
 		fmt.Sprintf("DNS %s lookup for %s failed, will retry", what, d)), err)
 }

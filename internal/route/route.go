@@ -30,17 +30,10 @@ const (
 	MaxAddrs = 8
 )
 
-// Reply codes and enhanced codes used here that internal/smtp does not name.
-const (
-	codeNoMail    = 556                     // RFC 7505 §4.1: domain does not accept mail
-	enhNullMX     = smtp.Enhanced("5.1.10") // RFC 7505 §4.1: recipient address has null MX
-	enhDNSFailure = smtp.Enhanced("4.4.3")  // RFC 3463 §3.5: directory server failure
-)
-
 // ErrNullMX is the permanent error for a domain that publishes a null MX
 // (RFC 7505 §3): 556 5.1.10. Hops wraps it in an *smtp.Error naming the
 // domain, so test with errors.Is.
-var ErrNullMX = smtp.E(codeNoMail, enhNullMX, "domain does not accept mail")
+var ErrNullMX = smtp.E(smtp.CodeNoMail, smtp.EnhNullMX, "domain does not accept mail")
 
 // Hop is one next hop: a host to connect to and its addresses in the order
 // to try them.

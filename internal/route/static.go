@@ -157,7 +157,7 @@ func (r *Router) staticHops(ctx context.Context, d string, s Static) ([]Hop, err
 	}
 	ans, err := r.res.LookupIP(ctx, s.Host)
 	if err != nil {
-		return nil, smtp.Wrap(smtp.R(smtp.CodeLocalError, enhDNSFailure,
+		return nil, smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhDirectory.Temp(),
 			fmt.Sprintf("DNS lookup of route host %s for %s failed, will retry", s.Host, d)), err)
 	}
 	if len(ans.IPs) == 0 {

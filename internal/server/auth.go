@@ -31,20 +31,20 @@ func (s *session) cmdAuth(arg string) {
 	mech, initial, hasInitial := strings.Cut(strings.TrimSpace(arg), " ")
 	switch {
 	case !s.l.Auth || s.srv.opts.Credentials == nil:
-		s.reply(smtp.R(smtp.CodeNotImplemented, "5.5.1", "AUTH not available on this port"))
+		s.reply(smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "AUTH not available on this port"))
 		return
 	case s.info.TLS == nil:
 		// RFC 4954 §4 and §6: 538 when the mechanism needs encryption.
 		s.reply(smtp.R(smtp.CodeEncryptRequired, smtp.EnhEncryptRequired, "Encryption required for requested authentication mechanism"))
 		return
 	case !s.esmtp:
-		s.reply(smtp.R(smtp.CodeBadSequence, "5.5.1", "Send EHLO first"))
+		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Send EHLO first"))
 		return
 	case s.info.AuthUser != "":
-		s.reply(smtp.R(smtp.CodeBadSequence, "5.5.1", "Already authenticated"))
+		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Already authenticated"))
 		return
 	case s.txn.active:
-		s.reply(smtp.R(smtp.CodeBadSequence, "5.5.1", "AUTH not allowed during a mail transaction"))
+		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "AUTH not allowed during a mail transaction"))
 		return
 	case mech == "":
 		s.reply(smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: AUTH mechanism [initial-response]"))
@@ -89,7 +89,7 @@ func (s *session) cmdAuth(arg string) {
 		}
 		if string(line) == "*" {
 			// RFC 4954 §4: the client cancelled.
-			s.authAborted(ex, "cancelled", smtp.R(smtp.CodeSyntaxParams, "5.0.0", "Authentication cancelled"))
+			s.authAborted(ex, "cancelled", smtp.R(smtp.CodeSyntaxParams, smtp.EnhOther, "Authentication cancelled"))
 			return
 		}
 		if resp, err = decodeAuthLine(string(line)); err != nil {
@@ -130,13 +130,13 @@ func replyBadBase64() smtp.Reply {
 }
 
 func replyAddressBlocked(hostname string) smtp.Reply {
-	return smtp.R(smtp.CodeUnavailable, "4.7.0", hostname+" too many failed logins, try again later")
+	return smtp.R(smtp.CodeUnavailable, smtp.EnhSecurity.Temp(), hostname+" too many failed logins, try again later")
 }
 
 // replyAccountLocked is the one answer to every attempt on a locked
 // account, whatever the password: it never depends on a check.
 func replyAccountLocked() smtp.Reply {
-	return smtp.R(smtp.CodeTempAuthFailure, "4.7.0", "Too many failed logins for this account, try again later")
+	return smtp.R(smtp.CodeTempAuthFailure, smtp.EnhSecurity.Temp(), "Too many failed logins for this account, try again later")
 }
 
 func decodeAuthLine(s string) ([]byte, error) {
@@ -180,10 +180,10 @@ func (s *session) authDone(ex authExchange, err error) {
 		// No hash slot came free within the session's time: not the
 		// client's fault, and not counted.
 		s.log.Warn("auth not checked: the password checks stayed busy", "mech", ex.mech, "ip", ex.ip)
-		s.reply(smtp.R(smtp.CodeTempAuthFailure, "4.7.0", "Temporary authentication failure, try again later"))
+		s.reply(smtp.R(smtp.CodeTempAuthFailure, smtp.EnhSecurity.Temp(), "Temporary authentication failure, try again later"))
 	default:
 		s.log.Error("auth backend failure", "mech", ex.mech, "err", err)
-		s.reply(smtp.R(smtp.CodeTempAuthFailure, "4.7.0", "Temporary authentication failure"))
+		s.reply(smtp.R(smtp.CodeTempAuthFailure, smtp.EnhSecurity.Temp(), "Temporary authentication failure"))
 	}
 }
 
@@ -222,7 +222,7 @@ func (s *session) authAborted(ex authExchange, why string, r smtp.Reply) {
 // or once the client IP is blocked.
 func (s *session) closeIfTooManyFailures(ip string) {
 	if s.authFail >= maxAuthFailuresPerSession || s.srv.auth.blocked(ipKey(ip)) {
-		s.reply(smtp.R(smtp.CodeUnavailable, "4.7.0", s.srv.opts.Hostname+" too many failed logins, closing connection"))
+		s.reply(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurity.Temp(), s.srv.opts.Hostname+" too many failed logins, closing connection"))
 		s.quit = true
 	}
 }

@@ -92,11 +92,11 @@ func (p Plan) OnFailure(f Failure) Action {
 // "security features not supported"), 451 4.7.5 when the handshake or the
 // certificate failed ("cryptographic failure"). cause, if any, is wrapped.
 func (p Plan) FailureError(f Failure, cause error) *smtp.Error {
-	enh := smtp.Enhanced("4.7.5")
+	enh := smtp.EnhCrypto.Temp()
 	text := f.String()
 	switch f {
 	case NotOffered, Refused:
-		enh = "4.7.4"
+		enh = smtp.EnhNoTLS.Temp()
 		text = "TLS is required (" + p.Policy.String() + "), but " + f.String()
 	case Certificate:
 		text = "server certificate not verified for " + p.VerifyName
