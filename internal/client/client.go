@@ -109,6 +109,7 @@ type Conn struct {
 	tlsOn    bool
 	tlsState tls.ConnectionState
 	broken   error // a transport error left the connection in an unknown state
+	quit     bool  // the session was ended with QUIT (and the connection closed)
 }
 
 // writeBufSize lets a pipelined group of MAIL, many RCPTs and DATA go out
@@ -220,8 +221,13 @@ func (c *Conn) Noop() error { return c.simple("NOOP", smtp.CodeOK) }
 func (c *Conn) Reset() error { return c.simple("RSET", smtp.CodeOK) }
 
 // Quit sends QUIT (RFC 5321 §4.1.1.10), waits for 221 and closes the
-// connection. The connection is closed even when QUIT fails.
+// connection. The connection is closed even when QUIT fails. After a
+// session Send already ended (a message it refused itself) it does nothing.
 func (c *Conn) Quit() error {
+	if c.quit {
+		return nil
+	}
+	c.quit = true
 	err := c.simple("QUIT", smtp.CodeClosing)
 	if cerr := c.Close(); err == nil {
 		err = cerr
@@ -240,8 +246,7 @@ func (c *Conn) Close() error {
 }
 
 func (c *Conn) quitQuietly() {
-	_ = c.simple("QUIT", smtp.CodeClosing)
-	c.Close()
+	_ = c.Quit()
 }
 
 // simple sends a command and wants one reply code.

@@ -47,6 +47,23 @@ type Result struct {
 	Reply smtp.Reply
 }
 
+// ErrRefused is in the chain of every refusal the client makes itself,
+// without asking the server: an address that is not valid syntax (the
+// recipient's Result.Rcpt entry), or a message the server declared it cannot
+// take — over its SIZE limit, 8-bit without 8BITMIME, SMTPUTF8 needed but
+// not offered (Send's error). Such an *smtp.Error carries smtpkit's reply,
+// not the server's: no server said it. Send ends the session with QUIT when
+// it refuses the whole message.
+var ErrRefused = errors.New("client: refused before sending")
+
+// refused is a refusal of the client's own (ErrRefused), with its cause.
+func refused(rep smtp.Reply, cause error) *smtp.Error {
+	if cause == nil {
+		return smtp.Wrap(rep, ErrRefused)
+	}
+	return smtp.Wrap(rep, fmt.Errorf("%w: %w", ErrRefused, cause))
+}
+
 // ErrNoRecipients is Result.Data when every RCPT failed: DATA was not sent
 // (or, when pipelined, was answered with just "."), and RSET ended the
 // transaction.
@@ -59,7 +76,9 @@ var ErrNoRecipients = errors.New("client: no recipient accepted")
 //
 // body is the message as CRLF text; a smtp.DotWriter stuffs leading dots
 // and turns bare LF or CR into CRLF. A refusal of MAIL returns
-// err = *smtp.Error. Transport failures return a plain err and leave the
+// err = *smtp.Error. A message the client refuses itself before MAIL
+// returns an *smtp.Error with ErrRefused in its chain, and the session is
+// over: Send has sent QUIT and closed the connection. Transport failures return a plain err and leave the
 // connection unusable. Whenever the transaction did not end with a
 // delivered message, Send sends RSET so that the connection can be reused.
 // ctx cancels the transaction (the connection is unusable afterwards).
@@ -67,6 +86,10 @@ func (c *Conn) Send(ctx context.Context, env Envelope, body io.Reader) (Result, 
 	res := Result{Rcpt: make([]error, len(env.To))}
 	mail, rcpts, err := c.envelopeCommands(env, res.Rcpt)
 	if err != nil {
+		// Refused here, before MAIL (errors.Is(err, ErrRefused)): the
+		// session is sound but this client has nothing to say in it, so it
+		// ends it properly (RFC 5321 §4.1.1.10) instead of dropping it.
+		c.quitQuietly()
 		return res, err
 	}
 	stop := c.watch(ctx)
@@ -121,18 +144,18 @@ type cmdStep struct {
 // rcptErrs and no command.
 func (c *Conn) envelopeCommands(env Envelope, rcptErrs []error) (cmdStep, []cmdStep, error) {
 	if len(env.To) == 0 {
-		return cmdStep{}, nil, errors.New("client: envelope without recipients")
+		return cmdStep{}, nil, fmt.Errorf("%w: envelope without recipients", ErrRefused)
 	}
 	from, err := formatPath(env.From, true)
 	if err != nil {
-		return cmdStep{}, nil, smtp.Wrap(smtp.R(smtp.CodeMailboxName, smtp.EnhBadSender, "invalid sender address"), err)
+		return cmdStep{}, nil, refused(smtp.R(smtp.CodeMailboxName, smtp.EnhBadSender, "invalid sender address"), err)
 	}
 	utf8 := env.SMTPUTF8 || !isASCII(env.From)
 	var rcpts []cmdStep
 	for i, to := range env.To {
 		p, err := formatPath(to, false)
 		if err != nil {
-			rcptErrs[i] = smtp.Wrap(smtp.R(smtp.CodeMailboxName, smtp.EnhBadSyntaxDest, "invalid recipient address"), err)
+			rcptErrs[i] = refused(smtp.R(smtp.CodeMailboxName, smtp.EnhBadSyntaxDest, "invalid recipient address"), err)
 			continue
 		}
 		utf8 = utf8 || !isASCII(to)
@@ -155,22 +178,22 @@ func (c *Conn) mailParams(env Envelope, utf8 bool) (string, error) {
 	if limit, ok := c.Ext("SIZE"); ok && env.Size > 0 {
 		// RFC 1870 §4: a limit of 0 (or none) means no fixed maximum.
 		if n, err := strconv.ParseInt(limit, 10, 64); err == nil && n > 0 && env.Size > n {
-			return "", smtp.E(smtp.CodeExceededStorage, smtp.EnhTooBig,
-				fmt.Sprintf("message of %d octets exceeds the server's limit of %d", env.Size, n))
+			return "", refused(smtp.R(smtp.CodeExceededStorage, smtp.EnhTooBig,
+				fmt.Sprintf("message of %d octets exceeds the server's limit of %d", env.Size, n)), nil)
 		}
 		b.WriteString(" SIZE=" + strconv.FormatInt(env.Size, 10))
 	}
 	if env.EightBit {
 		if _, ok := c.Ext("8BITMIME"); !ok {
-			return "", smtp.E(smtp.CodeTransactionFailed, smtp.EnhNoConversion,
-				"8-bit message but the server does not support 8BITMIME")
+			return "", refused(smtp.R(smtp.CodeTransactionFailed, smtp.EnhNoConversion,
+				"8-bit message but the server does not support 8BITMIME"), nil)
 		}
 		b.WriteString(" BODY=8BITMIME")
 	}
 	if utf8 {
 		if _, ok := c.Ext("SMTPUTF8"); !ok {
-			return "", smtp.E(smtp.CodeMailboxName, smtp.EnhConversion,
-				"message needs SMTPUTF8 but the server does not support it")
+			return "", refused(smtp.R(smtp.CodeMailboxName, smtp.EnhConversion,
+				"message needs SMTPUTF8 but the server does not support it"), nil)
 		}
 		b.WriteString(" SMTPUTF8")
 	}

@@ -173,6 +173,76 @@ func TestSendRefusedBeforeMail(t *testing.T) {
 	}
 }
 
+// TestSendRefusedEndsWithQuit: a message the client refuses itself ends the
+// session with QUIT, sent by Send (the script's last step), and nothing
+// else: no MAIL, no bare close. The refusal is marked as the client's own.
+func TestSendRefusedEndsWithQuit(t *testing.T) {
+	tests := []struct {
+		name string
+		ext  []string
+		env  Envelope
+	}{
+		{"size over limit", []string{"SIZE 1000"}, Envelope{From: "a@example.org", To: []string{"b@example.net"}, Size: 2000}},
+		{"smtputf8 missing", []string{"8BITMIME"}, Envelope{From: "a@example.org", To: []string{"b@example.net"}, SMTPUTF8: true}},
+		{"8bitmime missing", nil, Envelope{From: "a@example.org", To: []string{"b@example.net"}, EightBit: true}},
+		{"bad sender", nil, Envelope{From: "a@b\r\nRSET", To: []string{"b@example.net"}}},
+		{"every recipient invalid", nil, Envelope{From: "a@example.org", To: []string{"x>\r\nDATA", "@"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := startFake(t, []step{{send: greeting}, ehloStep(tt.ext...), quitStep()})
+			c := session(t, f, nil)
+			res, err := c.Send(context.Background(), tt.env, strings.NewReader("x\r\n"))
+			if !errors.Is(err, ErrRefused) || code(err) < 500 {
+				t.Fatalf("err = %v, want a permanent refusal of the client's own", err)
+			}
+			for i, e := range res.Rcpt {
+				if e != nil && !errors.Is(e, ErrRefused) {
+					t.Errorf("Rcpt[%d] = %v, not marked as the client's own", i, e)
+				}
+			}
+			if err := f.wait(); err != nil {
+				t.Fatalf("server: %v", err)
+			}
+			if err := c.Noop(); err == nil {
+				t.Error("the connection is still usable after the session ended")
+			}
+			if err := c.Quit(); err != nil {
+				t.Errorf("Quit after the session ended: %v", err)
+			}
+		})
+	}
+}
+
+// TestSendServerRefusalNotOurs: what a server said is never marked as the
+// client's own refusal.
+func TestSendServerRefusalNotOurs(t *testing.T) {
+	f := startFake(t, []step{
+		{send: greeting}, ehloStep(),
+		{recv: []string{"MAIL FROM:<a@example.org>"}, send: "250 ok\r\n"},
+		{recv: []string{"RCPT TO:<b@example.net>"}, send: "550 5.1.1 no such user\r\n"},
+		{recv: []string{"RCPT TO:<c@example.net>"}, send: "250 ok\r\n"},
+		{recv: []string{"DATA"}, send: "354 go\r\n"},
+		{data: true, send: "554 5.6.0 spam\r\n"},
+		{recv: []string{"MAIL FROM:<a@example.org>"}, send: "550 5.7.1 go away\r\n"},
+		{recv: []string{"RSET"}, send: "250 ok\r\n"},
+		quitStep(),
+	})
+	c := session(t, f, nil)
+	env := Envelope{From: "a@example.org", To: []string{"b@example.net", "c@example.net"}}
+	res, err := c.Send(context.Background(), env, strings.NewReader("x\r\n"))
+	if err != nil || code(res.Rcpt[0]) != 550 || errors.Is(res.Rcpt[0], ErrRefused) ||
+		code(res.Data) != 554 || errors.Is(res.Data, ErrRefused) {
+		t.Fatalf("%v %+v", err, res)
+	}
+	<-f.data
+	_, err = c.Send(context.Background(), Envelope{From: "a@example.org", To: []string{"b@example.net"}}, strings.NewReader("x\r\n"))
+	if code(err) != 550 || errors.Is(err, ErrRefused) {
+		t.Fatalf("MAIL refused: %v", err)
+	}
+	finish(t, f, c)
+}
+
 func TestSendInvalidRecipientNotSent(t *testing.T) {
 	f := startFake(t, []step{
 		{send: greeting}, ehloStep(),
