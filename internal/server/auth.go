@@ -17,7 +17,7 @@ import (
 // listener allows it, there are credentials to check, and the session is
 // inside TLS (no passwords over plaintext, on any listener).
 func (s *session) authOffered() bool {
-	return s.l.Auth && s.srv.opts.Credentials != nil && s.info.TLS != nil
+	return s.listener.Auth && s.srv.opts.Credentials != nil && s.info.TLS != nil
 }
 
 func (s *session) mechanisms() []string { return sasl.Mechanisms() }
@@ -30,7 +30,7 @@ func (s *session) mechanisms() []string { return sasl.Mechanisms() }
 func (s *session) cmdAuth(arg string) {
 	mech, initial, hasInitial := strings.Cut(strings.TrimSpace(arg), " ")
 	switch {
-	case !s.l.Auth || s.srv.opts.Credentials == nil:
+	case !s.listener.Auth || s.srv.opts.Credentials == nil:
 		s.reply(smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "AUTH not available on this port"))
 		return
 	case s.info.TLS == nil:
@@ -50,7 +50,7 @@ func (s *session) cmdAuth(arg string) {
 		s.reply(smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: AUTH mechanism [initial-response]"))
 		return
 	}
-	ip := remoteIP(s.raw.RemoteAddr())
+	ip := remoteIP(s.conn.raw.RemoteAddr())
 	a := &attempt{creds: s.srv.opts.Credentials, auth: s.srv.auth, ip: ip}
 	srv, err := sasl.NewServer(mech, a)
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *session) cmdAuth(arg string) {
 			return
 		}
 		s.reply(smtp.Reply{Code: smtp.CodeAuthContinue, Lines: []string{base64.StdEncoding.EncodeToString(challenge)}})
-		line, rerr := s.readCommand()
+		line, rerr := s.conn.readCommand(!s.txn.active)
 		if rerr != nil {
 			s.authAborted(ex, "connection lost", smtp.Reply{})
 			s.endOnError(rerr)
@@ -103,7 +103,7 @@ func (s *session) cmdAuth(arg string) {
 // and hash slot) by the session's deadline, early enough that the 454 can
 // still be sent.
 func (s *session) authContext() (context.Context, context.CancelFunc) {
-	return context.WithDeadline(s.bctx, s.bc.deadline.Add(-finalWriteGrace))
+	return context.WithDeadline(s.backendContext(), s.backendCtx.deadline.Add(-finalWriteGrace))
 }
 
 // authExchange is one AUTH command's exchange, for the functions that
@@ -230,7 +230,7 @@ func (s *session) closeIfTooManyFailures(ip string) {
 // pause sends what is queued and waits d before the next reply.
 func (s *session) pause(d time.Duration) {
 	if d > 0 {
-		s.flush()
+		s.conn.flush()
 		time.Sleep(d) // the growing delay of a failed login (bounded by maxAuthDelay)
 	}
 }

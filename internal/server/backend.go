@@ -84,8 +84,8 @@ func (sinkWriter) Abort()                      {}
 
 // backend is the Backend serving this session's listener.
 func (s *session) backend() Backend {
-	if s.l.Backend != nil {
-		return s.l.Backend
+	if s.listener.Backend != nil {
+		return s.listener.Backend
 	}
 	return s.srv.opts.Backend
 }

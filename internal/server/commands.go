@@ -119,7 +119,7 @@ func (s *session) cmdHello(arg string, ehlo bool) smtp.Reply {
 func (s *session) extensions() []string {
 	ext := []string{
 		"PIPELINING", // RFC 2920
-		"SIZE " + strconv.FormatInt(s.lim.MessageSize, 10), // RFC 1870
+		"SIZE " + strconv.FormatInt(s.limits.MessageSize, 10), // RFC 1870
 		"8BITMIME",            // RFC 6152
 		"ENHANCEDSTATUSCODES", // RFC 2034
 		"SMTPUTF8",            // RFC 6531

@@ -37,8 +37,7 @@ func (s *session) begin() (MessageWriter, error) {
 		Body: s.txn.body, SMTPUTF8: s.txn.smtputf8, DeclaredSize: s.txn.size,
 	}
 	s.txn.started = s.srv.now()
-	ctx := s.bctx
-	w, err := s.backend().Begin(ctx, env)
+	w, err := s.backend().Begin(s.backendContext(), env)
 	if err != nil {
 		return nil, err
 	}
@@ -77,13 +76,13 @@ func (s *session) cmdData(arg string) {
 		return
 	}
 	s.reply(replyDataGo)
-	if err := s.flush(); err != nil {
+	if err := s.conn.flush(); err != nil {
 		s.open = nil
 		w.Abort()
 		s.quit = true
 		return
 	}
-	dr := smtp.NewDotReader(s.dataReader(), s.lim.MessageSize, s.lim.TextLine)
+	dr := smtp.NewDotReader(s.conn.forData(), s.limits.MessageSize, s.limits.TextLine)
 	body := s.bodyWriter(w)
 	readErr, writeErr := s.copyBody(body, dr, pace{start: s.srv.now()})
 	if writeErr == nil {
@@ -96,10 +95,10 @@ func (s *session) cmdData(arg string) {
 // on submission listeners through the RFC 6409 §8 header fix-up.
 func (s *session) bodyWriter(w MessageWriter) io.WriteCloser {
 	var next io.WriteCloser = nopCloser{w}
-	if s.l.Role.IsSubmission() && s.info.AuthUser != "" {
+	if s.listener.Role.IsSubmission() && s.info.AuthUser != "" {
 		next = newHeaderFixer(w, s.srv.opts.Hostname, newID(), s.srv.now())
 	}
-	return &headerLimiter{next: next, max: s.lim.HeaderSize}
+	return &headerLimiter{next: next, max: s.limits.HeaderSize}
 }
 
 type nopCloser struct{ io.Writer }
@@ -114,14 +113,14 @@ func (s *session) copyBody(w io.Writer, r io.Reader, p pace) (readErr, writeErr 
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
-	s.setInData(true)
-	defer s.setInData(false)
+	s.conn.setInData(true)
+	defer s.conn.setInData(false)
 	var got int64
 	for {
 		// Each block of data gets DataTimeout (RFC 5321 §4.5.3.2.6), so a
 		// large message on a slow link is fine while a stalled client is
 		// not; the minimum data rate bounds a trickle.
-		if err := s.armData(p, got); err != nil {
+		if err := s.conn.armData(p, got); err != nil {
 			return err, writeErr
 		}
 		n, err := r.Read(buf)
@@ -226,10 +225,10 @@ func (s *session) cmdBdat(arg string) {
 			s.abortTxn()
 			return
 		}
-		s.txn.chunks = &chunking{w: w, body: &textChecker{next: s.bodyWriter(w), maxLine: s.lim.TextLine}, start: s.srv.now()}
+		s.txn.chunks = &chunking{w: w, body: &textChecker{next: s.bodyWriter(w), maxLine: s.limits.TextLine}, start: s.srv.now()}
 	}
 	c := s.txn.chunks
-	if c.err == nil && c.size+n > s.lim.MessageSize {
+	if c.err == nil && c.size+n > s.limits.MessageSize {
 		c.err = smtp.E(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
 	}
 	// The chunk is copied or, once the message is refused, discarded at
@@ -238,12 +237,12 @@ func (s *session) cmdBdat(arg string) {
 	p := pace{start: c.start, received: c.size}
 	if c.err == nil {
 		var werr error
-		readErr, werr = s.copyBody(c.body, &exactReader{r: s.dataReader(), n: n}, p)
+		readErr, werr = s.copyBody(c.body, &exactReader{r: s.conn.forData(), n: n}, p)
 		if werr != nil {
 			c.err = werr
 		}
 	} else {
-		_, readErr = s.copyBody(io.Discard, &exactReader{r: s.dataReader(), n: n}, p)
+		_, readErr = s.copyBody(io.Discard, &exactReader{r: s.conn.forData(), n: n}, p)
 	}
 	c.size += n
 	if readErr != nil {
@@ -268,8 +267,8 @@ func (s *session) cmdBdat(arg string) {
 
 // discardChunk reads and drops a chunk sent outside a transaction.
 func (s *session) discardChunk(n int64) error {
-	s.setReadDeadline(s.dataTimeout())
-	m, err := io.CopyN(io.Discard, s.dataReader(), n)
+	s.conn.setReadDeadline(s.conn.dataTimeout())
+	m, err := io.CopyN(io.Discard, s.conn.forData(), n)
 	if err == nil && m < n {
 		err = io.ErrUnexpectedEOF
 	}

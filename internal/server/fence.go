@@ -45,10 +45,9 @@ func (s *session) endAfterPanic() {
 	}
 	s.txn = txn{}
 	guard(func() {
-		s.conn.SetWriteDeadline(s.srv.now().Add(finalWriteGrace))
-		smtp.R(smtp.CodeUnavailable, smtp.EnhSystem.Temp(), s.srv.opts.Hostname+" local error, closing connection").Write(s.out(), s.esmtp)
-		s.flushNow()
+		s.conn.queue(smtp.R(smtp.CodeUnavailable, smtp.EnhSystem.Temp(), s.srv.opts.Hostname+" local error, closing connection"), s.esmtp)
+		s.conn.flushFinal()
 	})
-	guard(s.releaseReaders)
+	guard(s.conn.release)
 	s.close()
 }

@@ -39,8 +39,9 @@ import (
 // meanwhile is applied again and the client gets 421 as before. Whichever
 // goroutine sees the session end runs end, which closes it exactly once.
 // The fields the sweeper reads or writes (idle, parked, seen, handOff) are
-// guarded by session.mu, and the sweeper holds Server.mu first, as
-// Shutdown does.
+// guarded by conn.mu, and the sweeper holds Server.mu first, as Shutdown
+// does. The wait and its handoff are the connection's (conn, below); what
+// runs after it is the session's (run, resume).
 
 // idleHandOffAfter is the sweeper's period: a session hands off its wait
 // after between one and two of them without input. It is far below any
@@ -61,11 +62,12 @@ const (
 )
 
 // run reads and handles commands until the session ends, or until it hands
-// the wait for the client's next command to a fresh goroutine.
+// the wait for the client's next command to a fresh goroutine (resume).
 func (s *session) run() {
 	for !s.quit {
-		line, err := s.nextCommand(true)
+		line, err := s.conn.nextCommand(!s.txn.active, s.mayPark())
 		if err == errHandedOff {
+			go s.resume() // the last thing this goroutine does with the session
 			return
 		}
 		s.step(line, err)
@@ -79,59 +81,112 @@ func (s *session) run() {
 // goroutine, so that serve returns only at its end.
 func (s *session) mayPark() bool { return !s.txn.active && s.admitted }
 
+// resume is a fresh goroutine's start: wait for input (conn.resumed), then
+// serve on. Its panics are fenced like serve's (fence.go). It blocks with
+// as few and as small frames as possible below it, since the runtime
+// starts new goroutines with a larger stack when the average goroutine
+// uses more than about 1 KiB.
+func (s *session) resume() {
+	defer s.fence()
+	line, err := s.conn.resumed()
+	s.step(line, err)
+	s.run()
+}
+
 // waitParked waits for input as awaitInput does. When the read was
-// interrupted for a handoff it starts resume and reports handedOff.
-func (s *session) waitParked() (handedOff bool, err error) {
-	s.dropCommandReader()
-	n, err := s.conn.Read(s.wait[:])
-	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && s.takeHandOff() {
-		go s.resume()
+// interrupted for a handoff it reports handedOff; the session then starts
+// resume.
+func (c *conn) waitParked() (handedOff bool, err error) {
+	c.dropCommandReader()
+	n, err := c.transport.Read(c.waitBuf[:])
+	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && c.takeHandOff() {
 		return true, nil
 	}
-	err = s.gotInput(n, err)
+	err = c.gotInput(n, err)
 	// No longer parked, so that the sweeper leaves the rest of the wait
 	// alone; busy at once when the whole line is here, since reading it
 	// cannot block (that spares nextCommand's setIdle(false)).
-	whole := err == nil && bytes.IndexByte(s.wait[:n], '\n') >= 0
-	s.setIdle(!whole && err == nil, false)
+	whole := err == nil && bytes.IndexByte(c.waitBuf[:n], '\n') >= 0
+	c.setIdle(!whole && err == nil, false)
 	return false, err
 }
 
 // takeHandOff reports whether the sweeper asked for the handoff whose
 // interrupt ended the read, and marks it done. During a shutdown the
 // interrupt is the shutdown's too, and the session ends with 421.
-func (s *session) takeHandOff() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.handOff != handOffAsked || s.srv.isClosing() {
+func (c *conn) takeHandOff() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.handOff != handOffAsked || c.closing.Load() {
 		return false
 	}
-	s.handOff = handOffDone
+	c.handOff = handOffDone
 	return true
 }
 
-// resume is a fresh goroutine's start: restore the command deadline (in
-// stress mode, arm the short one: stress.go), wait for input, then serve
-// on. Its panics are fenced like serve's (fence.go). It blocks with as few and as small frames as
-// possible below it, since the runtime starts new goroutines with a larger
-// stack when the average goroutine uses more than about 1 KiB.
-func (s *session) resume() {
-	defer s.fence()
-	s.conn.SetReadDeadline(s.readDeadline())
-	s.setIdle(true, false) // after the deadline, so that a shutdown's interrupt is not lost
-	s.carryOn(s.conn.Read(s.wait[:]))
+// resumed is the wait of a goroutine that took over a handed-off session:
+// restore the command deadline (in stress mode, arm the short one:
+// stress.go), mark the session idle again, and read the command that
+// comes.
+func (c *conn) resumed() ([]byte, error) {
+	c.transport.SetReadDeadline(c.readDeadline())
+	c.setIdle(true, false) // after the deadline, so that a shutdown's interrupt is not lost
+	return c.carryOn(c.transport.Read(c.waitBuf[:]))
 }
 
-// carryOn serves the session on from the n bytes that resume's read got.
-func (s *session) carryOn(n int, err error) {
-	err = s.gotInput(n, err)
+// carryOn reads the command line begun by the n bytes that resumed's read
+// got. It is apart from the read so that the frame blocked there stays
+// small.
+func (c *conn) carryOn(n int, err error) ([]byte, error) {
+	err = c.gotInput(n, err)
 	var line []byte
 	if err == nil {
-		line, err = s.readLine()
+		line, err = c.readLine()
 	}
-	s.setIdle(false, false)
-	s.step(line, err)
-	s.run()
+	c.setIdle(false, false)
+	return line, err
+}
+
+// setIdle marks the session idle (waiting for a command outside a
+// transaction) or busy; park marks the idle wait as one the sweeper may
+// interrupt for a handoff. Marking a busy session busy again takes no
+// lock: only the goroutine serving the session writes idle, and a busy
+// session has nothing for the sweeper or a shutdown.
+func (c *conn) setIdle(idle, park bool) {
+	if !idle && !c.idle {
+		return
+	}
+	c.mu.Lock()
+	if c.handOff == handOffAsked {
+		// The sweeper's interrupt came, but so did input: the read
+		// deadline on the connection is no longer readArmed, which
+		// setReadDeadline believes armed. Put it back.
+		c.handOff = handOffNone
+		c.raw.SetReadDeadline(c.readDeadline())
+	}
+	c.idle, c.parked = idle, park
+	if !idle {
+		c.seen, c.handOff = false, handOffNone
+	}
+	if idle && c.closing.Load() {
+		c.raw.SetReadDeadline(time.Now())
+	}
+	c.mu.Unlock()
+}
+
+// interruptIfIdle wakes a session waiting for a command outside a
+// transaction so that it can say 421 during shutdown.
+func (c *conn) interruptIfIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.idle {
+		c.raw.SetReadDeadline(time.Now())
+	}
+}
+
+// interrupt ends a session whatever it is doing (shutdown grace is over).
+func (c *conn) interrupt() {
+	c.raw.SetDeadline(time.Now())
 }
 
 // sweepIdle runs sweepOnce every idleHandOffAfter until stop is closed.
@@ -160,7 +215,7 @@ func (s *Server) sweepOnce() int {
 	}
 	n := 0
 	for sess := range s.sessions {
-		if sess.sweep() {
+		if sess.conn.sweep() {
 			n++
 		}
 	}
@@ -168,17 +223,17 @@ func (s *Server) sweepOnce() int {
 }
 
 // sweep is sweepOnce for one session; it reports whether it asked.
-func (s *session) sweep() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.parked || s.handOff != handOffNone {
+func (c *conn) sweep() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.parked || c.handOff != handOffNone {
 		return false
 	}
-	if !s.seen {
-		s.seen = true
+	if !c.seen {
+		c.seen = true
 		return false
 	}
-	s.handOff = handOffAsked
-	s.raw.SetReadDeadline(time.Now())
+	c.handOff = handOffAsked
+	c.raw.SetReadDeadline(time.Now())
 	return true
 }

@@ -221,18 +221,18 @@ func TestIdleHandOffInputWins(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := srv.newSession(conn, Listener{})
-		s.rdl = time.Now().Add(time.Minute)
-		conn.SetReadDeadline(s.rdl)
-		s.setIdle(true, true)
-		s.sweep()
-		s.sweep() // the interrupt: a deadline in the past
-		if s.handOff != handOffAsked {
-			t.Fatalf("handOff %d after two sweeps of a parked session, want asked", s.handOff)
+		c := &srv.newSession(conn, Listener{}).conn
+		c.readArmed = time.Now().Add(time.Minute)
+		conn.SetReadDeadline(c.readArmed)
+		c.setIdle(true, true)
+		c.sweep()
+		c.sweep() // the interrupt: a deadline in the past
+		if c.handOff != handOffAsked {
+			t.Fatalf("handOff %d after two sweeps of a parked session, want asked", c.handOff)
 		}
-		s.setIdle(stillIdle, false)
-		if s.handOff != handOffNone {
-			t.Errorf("stillIdle %v: handOff %d, want none", stillIdle, s.handOff)
+		c.setIdle(stillIdle, false)
+		if c.handOff != handOffNone {
+			t.Errorf("stillIdle %v: handOff %d, want none", stillIdle, c.handOff)
 		}
 		go func() {
 			time.Sleep(20 * time.Millisecond)
@@ -289,7 +289,7 @@ func TestBackendCtx(t *testing.T) {
 	ts.srv.mu.Lock()
 	defer ts.srv.mu.Unlock()
 	for sess := range ts.srv.sessions {
-		if sess.bc.ctx != nil {
+		if sess.backendCtx.ctx != nil {
 			t.Error("an idle session holds a backend context")
 		}
 	}

@@ -19,7 +19,7 @@ func isResourceExhausted(err error) bool {
 // the total or per-IP limit is reached; the caller answers 421 4.7.0 and
 // closes (RFC 5321 §3.8 allows 421 at connection time).
 func (s *Server) admit(sess *session) (ok bool, why string) {
-	ip := remoteIP(sess.raw.RemoteAddr())
+	ip := remoteIP(sess.conn.raw.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
@@ -39,14 +39,14 @@ func (s *Server) admit(sess *session) (ok bool, why string) {
 	s.active.Add(1) // under mu, so it never races with Shutdown's Wait
 	s.updateStress()
 	if s.stressed.Load() {
-		sess.stressed.Store(true) // before serve starts (stress.go)
+		sess.conn.stressed.Store(true) // before serve starts (stress.go)
 	}
 	return true, ""
 }
 
 // release gives back the slot taken by admit.
 func (s *Server) release(sess *session) {
-	ip := remoteIP(sess.raw.RemoteAddr())
+	ip := remoteIP(sess.conn.raw.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.sessions[sess]; !ok {

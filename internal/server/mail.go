@@ -16,9 +16,9 @@ func (s *session) mailPolicy() (smtp.Reply, bool) {
 		return replyNeedHelo, false
 	case s.txn.active:
 		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Nested MAIL command"), false
-	case s.l.TLS == TLSRequired && s.info.TLS == nil:
+	case s.listener.TLS == TLSRequired && s.info.TLS == nil:
 		return smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurity, "Must issue a STARTTLS command first"), false
-	case s.l.Role.IsSubmission() && s.info.AuthUser == "":
+	case s.listener.Role.IsSubmission() && s.info.AuthUser == "":
 		return smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurity, "Authentication required"), false
 	}
 	return smtp.Reply{}, true
@@ -47,7 +47,7 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 				return errReply(err)
 			}
 			// RFC 1870 §6.2: a declared size over the limit is refused at MAIL.
-			if n > s.lim.MessageSize {
+			if n > s.limits.MessageSize {
 				return smtp.R(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
 			}
 			t.size = n
@@ -82,8 +82,7 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 	if !t.smtputf8 && !path.Addr.IsASCII() {
 		return smtp.R(smtp.CodeMailboxName, smtp.EnhConversion, "Address needs SMTPUTF8")
 	}
-	ctx := s.bctx
-	if err := s.backend().Sender(ctx, &s.info, path.Addr); err != nil {
+	if err := s.backend().Sender(s.backendContext(), &s.info, path.Addr); err != nil {
 		s.log.Info("sender refused", "from", path.Addr.String(), "err", err)
 		return errReply(err)
 	}
@@ -125,17 +124,16 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 			return smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK (duplicate)")
 		}
 	}
-	if len(s.txn.rcpts) >= s.lim.Recipients {
+	if len(s.txn.rcpts) >= s.limits.Recipients {
 		// RFC 5321 §4.5.3.1.10: 452 for too many recipients.
 		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
 		return smtp.R(smtp.CodeInsufficientSpace, smtp.EnhTooManyRcpt.Temp(), "Too many recipients")
 	}
-	if s.rcpts >= s.lim.SessionRcpts {
+	if s.rcpts >= s.limits.SessionRcpts {
 		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
 		return smtp.R(smtp.CodeInsufficientSpace, smtp.EnhTooManyRcpt.Temp(), "Too many recipients in this session, try again in a new one")
 	}
-	ctx := s.bctx
-	if err := s.backend().Recipient(ctx, &s.info, s.txn.from, addr); err != nil {
+	if err := s.backend().Recipient(s.backendContext(), &s.info, s.txn.from, addr); err != nil {
 		s.log.Info("recipient refused", "from", s.txn.from.String(), "rcpt", addr.String(), "err", err)
 		s.srv.obs.RecipientRefused(s.info.Listener, rcptRefusal(err))
 		return errReply(err)

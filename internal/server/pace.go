@@ -60,13 +60,13 @@ func (errTooSlow) Timeout() bool { return true }
 // which got octets arrived in this copy. It returns errTooSlow when that
 // deadline has passed already: the data may be buffered, so the read
 // itself would not notice.
-func (s *session) armData(p pace, got int64) error {
-	now := s.srv.now()
-	d := s.dataTimeout()
-	t := paceDeadline(now, p.start, p.received+got, d, s.lim.MinDataRate)
+func (c *conn) armData(p pace, got int64) error {
+	now := c.now()
+	d := c.dataTimeout()
+	t := paceDeadline(now, p.start, p.received+got, d, c.limits.MinDataRate)
 	if !t.After(now) {
-		return errTooSlow{rate: s.lim.MinDataRate}
+		return errTooSlow{rate: c.limits.MinDataRate}
 	}
-	s.setReadDeadlineAt(t, d)
+	c.setReadDeadlineAt(t, d)
 	return nil
 }

@@ -317,7 +317,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	for sess := range s.sessions {
-		sess.interruptIfIdle()
+		sess.conn.interruptIfIdle()
 	}
 	s.mu.Unlock()
 
@@ -330,7 +330,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	for sess := range s.sessions {
-		sess.interrupt()
+		sess.conn.interrupt()
 	}
 	s.mu.Unlock()
 	<-done

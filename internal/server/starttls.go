@@ -7,7 +7,7 @@ import (
 // canStartTLS reports whether STARTTLS is offered: on listeners with TLS
 // and not yet inside TLS (RFC 3207 §4.2: not offered after the handshake).
 func (s *session) canStartTLS() bool {
-	return (s.l.TLS == TLSOpportunistic || s.l.TLS == TLSRequired) && s.info.TLS == nil
+	return (s.listener.TLS == TLSOpportunistic || s.listener.TLS == TLSRequired) && s.info.TLS == nil
 }
 
 // cmdStartTLS runs RFC 3207. Anything the client pipelined after STARTTLS
@@ -29,18 +29,11 @@ func (s *session) cmdStartTLS(arg string) {
 	// RFC 3207 does not require EHLO before STARTTLS, and some clients
 	// (gsasl --starttls) skip it; the session starts over afterwards anyway.
 	s.reply(smtp.R(smtp.CodeReady, smtp.EnhOK, "Ready to start TLS"))
-	if err := s.flush(); err != nil {
+	if err := s.conn.flush(); err != nil {
 		s.quit = true
 		return
 	}
-	n := s.small.Buffered() + len(s.pre.buf)
-	s.pre.buf = nil
-	if s.r != s.small {
-		n += s.r.Buffered()
-		s.r.Discard(s.r.Buffered())
-	}
-	s.small.Discard(s.small.Buffered())
-	if n > 0 {
+	if n := s.conn.discardBuffered(); n > 0 {
 		s.log.Warn("discarding plaintext pipelined after STARTTLS", "bytes", n)
 	}
 	if err := s.handshake(); err != nil {

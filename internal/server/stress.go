@@ -53,7 +53,7 @@ func (s *Server) updateStress() {
 			"command_timeout", lim.StressCommandTimeout, "data_timeout", lim.StressDataTimeout)
 		now := s.now()
 		for sess := range s.sessions {
-			sess.stressCut(now)
+			sess.conn.stressCut(now)
 		}
 	case s.stressed.Load() && n <= leave:
 		s.stressed.Store(false)
@@ -63,61 +63,61 @@ func (s *Server) updateStress() {
 
 // commandTimeout is how long the session waits for a command line (and
 // for a reply to be taken), shorter in stress mode.
-func (s *session) commandTimeout() time.Duration {
-	if s.stressed.Load() {
-		return min(s.lim.StressCommandTimeout, s.lim.CommandTimeout)
+func (c *conn) commandTimeout() time.Duration {
+	if c.stressed.Load() {
+		return min(c.limits.StressCommandTimeout, c.limits.CommandTimeout)
 	}
-	return s.lim.CommandTimeout
+	return c.limits.CommandTimeout
 }
 
 // dataTimeout is how long the session waits for the next block of message
 // data, shorter in stress mode.
-func (s *session) dataTimeout() time.Duration {
-	if s.stressed.Load() {
-		return min(s.lim.StressDataTimeout, s.lim.DataTimeout)
+func (c *conn) dataTimeout() time.Duration {
+	if c.stressed.Load() {
+		return min(c.limits.StressDataTimeout, c.limits.DataTimeout)
 	}
-	return s.lim.DataTimeout
+	return c.limits.DataTimeout
 }
 
 // stressCut marks a session stressed when stress mode begins: one waiting between
 // commands or for message data gets a read deadline of now plus the
 // stress timeout, unless the one it armed is sooner. A session doing
 // anything else arms a short deadline at its next wait. The session's own
-// record of its deadline (rdl) is left alone; cutAt makes its next arming
+// record of its deadline (readArmed) is left alone; cutAt makes its next arming
 // happen whatever that record says, and readDeadline honour the cut.
 // Called under Server.mu.
-func (s *session) stressCut(now time.Time) {
-	s.stressed.Store(true)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (c *conn) stressCut(now time.Time) {
+	c.stressed.Store(true)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var d time.Duration
 	switch {
-	case s.inData:
-		d = min(s.lim.StressDataTimeout, s.lim.DataTimeout)
-	case s.idle && s.handOff != handOffAsked: // an asked handoff re-arms in resume
-		d = min(s.lim.StressCommandTimeout, s.lim.CommandTimeout)
+	case c.inData:
+		d = min(c.limits.StressDataTimeout, c.limits.DataTimeout)
+	case c.idle && c.handOff != handOffAsked: // an asked handoff re-arms in resume
+		d = min(c.limits.StressCommandTimeout, c.limits.CommandTimeout)
 	default:
 		return
 	}
 	t := now.Add(d)
-	if armed := s.armed.Load(); armed != 0 && armed <= t.UnixNano() {
+	if armed := c.armedAt.Load(); armed != 0 && armed <= t.UnixNano() {
 		return
 	}
-	s.cutAt.Store(t.UnixNano())
-	s.raw.SetReadDeadline(t)
+	c.cutAt.Store(t.UnixNano())
+	c.raw.SetReadDeadline(t)
 }
 
 // readDeadline is the read deadline the connection has now, for putting it
 // back after a handoff's interrupt: the one the session armed, or the one
 // stressCut brought forward since. In stress mode it is at most the stress
 // command timeout away.
-func (s *session) readDeadline() time.Time {
-	t := s.rdl
-	if c := s.cutAt.Load(); c != 0 && (t.IsZero() || c < t.UnixNano()) {
-		t = time.Unix(0, c)
+func (c *conn) readDeadline() time.Time {
+	t := c.readArmed
+	if cut := c.cutAt.Load(); cut != 0 && (t.IsZero() || cut < t.UnixNano()) {
+		t = time.Unix(0, cut)
 	}
-	if s.stressed.Load() {
-		if st := s.deadlineIn(s.commandTimeout()); t.IsZero() || st.Before(t) {
+	if c.stressed.Load() {
+		if st := c.deadlineIn(c.commandTimeout()); t.IsZero() || st.Before(t) {
 			t = st
 		}
 	}
@@ -125,8 +125,8 @@ func (s *session) readDeadline() time.Time {
 }
 
 // setInData marks the session as waiting for message data, for stressCut.
-func (s *session) setInData(on bool) {
-	s.mu.Lock()
-	s.inData = on
-	s.mu.Unlock()
+func (c *conn) setInData(on bool) {
+	c.mu.Lock()
+	c.inData = on
+	c.mu.Unlock()
 }

@@ -38,11 +38,12 @@ func waitWaiting(t *testing.T, srv *Server, n int) {
 		got := 0
 		srv.mu.Lock()
 		for sess := range srv.sessions {
-			sess.mu.Lock()
-			if sess.idle || sess.inData && sess.armed.Load() > time.Now().Add(30*time.Second).UnixNano() {
+			c := &sess.conn
+			c.mu.Lock()
+			if c.idle || c.inData && c.armedAt.Load() > time.Now().Add(30*time.Second).UnixNano() {
 				got++
 			}
-			sess.mu.Unlock()
+			c.mu.Unlock()
 		}
 		srv.mu.Unlock()
 		if got >= n {
@@ -116,7 +117,7 @@ func TestStressMode(t *testing.T) {
 	fresh.cmd("EHLO fresh", "250-")
 	srv.mu.Lock()
 	for sess := range srv.sessions {
-		if sess.stressed.Load() {
+		if sess.conn.stressed.Load() {
 			t.Error("a session started after stress mode has the stress timeouts")
 		}
 	}
