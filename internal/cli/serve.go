@@ -205,10 +205,14 @@ func openMaildirs(cfg config.Config, mode maildir.Sync, log *slog.Logger) (*mail
 		jl.Close()
 		return nil, fmt.Errorf("journal recovery: %w", err)
 	}
-	if st != (maildir.RecoverStats{}) {
+	if !st.Empty() {
 		log.Warn("journal replayed after an unclean stop", "records", st.Records, "written", st.Written,
 			"repaired", st.Repaired, "present", st.Present, "cancelled", st.Cancelled,
-			"deleted", st.Deleted)
+			"deleted", st.Deleted, "unplaced", len(st.Unplaced))
+	}
+	for _, u := range st.Unplaced {
+		log.Error("journal replay: a Maildir cannot take its message; kept for the operator to move", "maildir", u.Maildir,
+			"saved", u.Saved, "err", u.Err)
 	}
 	if mode != maildir.SyncJournal {
 		return writer, jl.Close()

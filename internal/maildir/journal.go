@@ -384,6 +384,24 @@ type RecoverStats struct {
 	Present   int // message files found intact
 	Cancelled int // records skipped because their delivery had failed
 	Deleted   int // message files missing after a process crash: removed on purpose, not written again
+	// Unplaced lists the Maildirs a record names that are no longer
+	// usable (not a directory, no permission): their messages are kept in
+	// the journal's unplaced/ directory for an operator, and the replay
+	// goes on with the other Maildirs.
+	Unplaced []Unplaced
+}
+
+// Empty reports whether the replay found nothing to do.
+func (st RecoverStats) Empty() bool {
+	return st.Records == 0 && st.Written == 0 && st.Repaired == 0 && st.Present == 0 &&
+		st.Cancelled == 0 && st.Deleted == 0 && len(st.Unplaced) == 0
+}
+
+// Unplaced is one message Recover could not put back into its Maildir.
+type Unplaced struct {
+	Maildir string // the Maildir the record names
+	Saved   string // where the message is kept instead
+	Err     error  // why the Maildir could not take it
 }
 
 // Recover replays the deliveries an earlier run left in log: every message
@@ -429,7 +447,17 @@ func Recover(log *wal.Log, n *Writer) (RecoverStats, error) {
 		sameBoot := r.boot != "" && r.boot == n.boot
 		for _, dir := range r.dirs {
 			if err := rs.restore(dir, r.name, r.data, sameBoot); err != nil {
-				return st, err
+				if !unusableMaildir(err) {
+					return st, err
+				}
+				// One broken Maildir must not keep the server from
+				// starting, nor may its message be dropped.
+				saved, serr := saveUnplaced(n.fsys, log.Dir(), r.name, r.data)
+				if serr != nil {
+					return st, fmt.Errorf("%w (and keeping its message: %v)", err, serr)
+				}
+				st.Unplaced = append(st.Unplaced, Unplaced{Maildir: dir, Saved: saved, Err: err})
+				continue
 			}
 			if err := j.touch(filepath.Join(dir, "new")); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return st, fmt.Errorf("maildir: %w", err)
@@ -440,6 +468,36 @@ func Recover(log *wal.Log, n *Writer) (RecoverStats, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// unusableMaildir reports whether err says a Maildir itself is broken
+// (something in its path is not a directory, or it may not be written),
+// rather than the file system failing.
+func unusableMaildir(err error) bool {
+	for _, e := range []error{syscall.ENOTDIR, syscall.EISDIR, syscall.EACCES, syscall.EPERM, syscall.ELOOP, syscall.ENAMETOOLONG} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// saveUnplaced keeps a message a replay could not put into its Maildir:
+// durably, as unplaced/<name> in the journal directory jdir, once however
+// many Maildirs refused it.
+func saveUnplaced(fsys vfs.FS, jdir, name string, data []byte) (string, error) {
+	dir := filepath.Join(jdir, "unplaced")
+	path := filepath.Join(dir, name)
+	if got, err := fsys.ReadFile(path); err == nil && bytes.Equal(got, data) {
+		return path, nil
+	}
+	if err := fsys.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := fsys.SyncDir(jdir); err != nil {
+		return "", err
+	}
+	return path, vfs.Write(fsys, path, data, 0o600)
 }
 
 // restorer brings back the message files of replayed records.

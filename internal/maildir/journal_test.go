@@ -2,11 +2,14 @@ package maildir
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,7 +199,7 @@ func TestRecover(t *testing.T) {
 			if tc.sameBoot {
 				boot = bootBefore
 			}
-			if st := f.recoverOn(t, boot); st != tc.stats {
+			if st := f.recoverOn(t, boot); !reflect.DeepEqual(st, tc.stats) {
 				t.Errorf("stats %+v, want %+v", st, tc.stats)
 			}
 			var files []string
@@ -223,7 +226,7 @@ func TestRecover(t *testing.T) {
 				}
 			}
 			// A second recovery finds nothing left to do.
-			if st := f.recoverOn(t, boot); st != (RecoverStats{}) {
+			if st := f.recoverOn(t, boot); !st.Empty() {
 				t.Fatalf("second recovery %+v", st)
 			}
 		})
@@ -243,7 +246,7 @@ func TestRecoverLegacyRecord(t *testing.T) {
 	}
 	tk.Done()
 	f.crash()
-	if st := f.recoverOn(t, bootBefore); st != (RecoverStats{Records: 1, Written: 1}) {
+	if st := f.recoverOn(t, bootBefore); !reflect.DeepEqual(st, RecoverStats{Records: 1, Written: 1}) {
 		t.Fatalf("stats %+v", st)
 	}
 	if got := readAll(t, filepath.Join(box.Path, "new", name)); !bytes.Equal(got, msg) {
@@ -304,7 +307,7 @@ func TestJournalCheckpoint(t *testing.T) {
 	if err := f.n.CloseJournal(); err != nil {
 		t.Fatal(err)
 	}
-	if st := f.recover(t); st != (RecoverStats{}) {
+	if st := f.recover(t); !st.Empty() {
 		t.Fatalf("recovery after a clean stop: %+v", st)
 	}
 	if got := entries(t, filepath.Join(box.Path, "new")); len(got) != 5 {
@@ -413,7 +416,7 @@ func TestCheckpointFailureReported(t *testing.T) {
 	if err := n.CloseJournal(); err != nil {
 		t.Fatal(err)
 	}
-	if st := f.recover(t); st != (RecoverStats{}) {
+	if st := f.recover(t); !st.Empty() {
 		t.Fatalf("records left after a successful last checkpoint: %+v", st)
 	}
 }
@@ -438,5 +441,42 @@ func TestJournalTooManyRecipients(t *testing.T) {
 	f.crash()
 	if n := f.records(t); n != 0 {
 		t.Fatalf("%d journal records for a delivery that cannot be one", n)
+	}
+}
+
+// TestRecoverUnusableMaildir: a Maildir a record names is no longer usable
+// when the journal is replayed (its new/ became a file). The replay goes
+// on with the other Maildirs and keeps the message in the journal's
+// unplaced/ directory instead of failing the start or dropping it.
+func TestRecoverUnusableMaildir(t *testing.T) {
+	msg := []byte("Subject: unplaced\r\n\r\nbody\r\n")
+	f := newJournalFixture(t)
+	good := mustCreate(t, filepath.Join(f.base, "good"))
+	broken := mustCreate(t, filepath.Join(f.base, "broken"))
+	paths := f.deliver(t, msg, good, broken)
+	f.crash()
+	for _, p := range paths {
+		os.Remove(p) // the power loss took both files
+	}
+	newDir := filepath.Join(broken.Path, "new")
+	if err := os.RemoveAll(newDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(newDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := f.recover(t)
+	if st.Records != 1 || st.Written != 1 || len(st.Unplaced) != 1 {
+		t.Fatalf("stats %+v: want 1 record, 1 written, 1 unplaced", st)
+	}
+	u := st.Unplaced[0]
+	if u.Maildir != broken.Path || !errors.Is(u.Err, syscall.ENOTDIR) {
+		t.Errorf("unplaced %+v: want %s with ENOTDIR", u, broken.Path)
+	}
+	if got := readAll(t, u.Saved); !bytes.Equal(got, msg) {
+		t.Errorf("saved %q, want %q", got, msg)
+	}
+	if got := readAll(t, paths[0]); !bytes.Equal(got, msg) {
+		t.Errorf("the usable Maildir holds %q, want %q", got, msg)
 	}
 }

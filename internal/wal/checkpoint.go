@@ -45,14 +45,24 @@ func (l *Log) Checkpoint(flush func() error) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, s := range segs {
+	// Oldest first, each retirement durable before the next: after a
+	// crash the segments left are always the newest ones. A record in an
+	// older segment may be undone by one in a newer segment (maildir's
+	// cancel of a failed delivery), so a replay must never see the older
+	// without the newer — with the renames left to the kernel, a power
+	// loss may keep any subset of them (the fan-out power-loss test saw a
+	// cancelled delivery come back that way, as a duplicate).
+	for i, s := range segs {
 		if err := l.retire(s); err != nil {
+			l.old = l.old[i:]
 			return err
+		}
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			l.old = l.old[i+1:]
+			return fmt.Errorf("wal: %w", err)
 		}
 	}
 	l.old = l.old[len(segs):]
-	// A lost rename or removal only means a harmless replay: no directory
-	// fsync.
 	return nil
 }
 
