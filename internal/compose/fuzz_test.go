@@ -67,3 +67,31 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRecipients checks the -t recipient reader on any header: it does not
+// panic, and what it returns is either an address net/mail accepts or a
+// local name without the characters of an address.
+func FuzzRecipients(f *testing.F) {
+	for _, s := range []string{"To: a@b.example, C <c@d.example>\r\n\r\n", "To: root, admin\r\n\r\n",
+		"Cc: g:a@b.example;\r\nBcc: x@y,\r\n z@w\r\n\r\n", "To: <a@\r\n\r\n", "To: ,,\r\n\r\n", "To: \"a b\"@c\r\n\r\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, _ := Split(ToCRLF([]byte(s)))
+		list, err := h.Recipients()
+		if err != nil {
+			return
+		}
+		for _, r := range list {
+			if r == "" {
+				t.Fatalf("empty recipient from %q", s)
+			}
+			if strings.ContainsAny(r, "@<>\" ()[]:;") {
+				continue // an address: net/mail parsed it
+			}
+			if strings.TrimSpace(r) != r || strings.Contains(r, ",") {
+				t.Fatalf("local name %q from %q", r, s)
+			}
+		}
+	})
+}
