@@ -43,6 +43,7 @@ var allowed = map[string][]string{
 	"probe":       {"smtp", "sasl", "client", "tlspolicy"},
 	"metrics":     {"queue", "smtp"},
 	"loadgen":     {"smtp", "client", "sasl", "tlspolicy"},
+	"submit":      {"smtp", "client", "compose", "sasl"},
 	"cli":         nil, // wiring: may import everything
 }
 

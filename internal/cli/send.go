@@ -1,15 +1,11 @@
 package cli
 
 // send.go: `smtpkit send` — compose a message (internal/compose) or take
-// one as is, and send it over SMTP with internal/client, like swaks or
-// msmtp. The session code (connect, TLS, AUTH, one transaction, progress)
-// is shared with sendmail.go.
+// one as is, and send it over SMTP with internal/submit, like swaks or
+// msmtp: flags, the files of the message, the password, exit codes.
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,8 +21,7 @@ import (
 
 	"smtpkit/internal/client"
 	"smtpkit/internal/compose"
-	"smtpkit/internal/sasl"
-	"smtpkit/internal/smtp"
+	"smtpkit/internal/submit"
 )
 
 const sendUsageText = `usage: smtpkit send --server HOST:PORT --from ADDR --to ADDR [flags]
@@ -47,14 +42,6 @@ const (
 	sendExitUsage   = 2
 	sendExitConnect = 3
 	sendExitAuth    = 4
-)
-
-// TLS modes of the client side (--tls).
-const (
-	tlsNone          = "none"          // plaintext
-	tlsOpportunistic = "opportunistic" // STARTTLS when offered, verified when used
-	tlsStartTLS      = "starttls"      // STARTTLS required
-	tlsImplicit      = "implicit"      // TLS from the first byte (RFC 8314 §3.3)
 )
 
 // listFlag collects a repeated flag.
@@ -127,27 +114,17 @@ func (f *sendFlags) check() error {
 	if _, _, err := net.SplitHostPort(f.server); err != nil {
 		return fmt.Errorf("--server %q: %v", f.server, err)
 	}
-	if f.tlsMode == "" {
-		f.tlsMode = defaultTLSMode(f.server)
+	mode, err := submit.ParseTLSMode(f.tlsMode, f.server)
+	if err != nil {
+		return fmt.Errorf("--tls %q: %v", f.tlsMode, err)
 	}
-	switch f.tlsMode {
-	case tlsNone, tlsOpportunistic, tlsStartTLS, tlsImplicit:
-	default:
-		return fmt.Errorf("--tls %q: want none, opportunistic, starttls or implicit", f.tlsMode)
-	}
-	if _, err := mechanism(f.authMech, ""); f.authMech != "" && err != nil {
-		return err
+	f.tlsMode = string(mode)
+	if f.authMech != "" {
+		if _, err := submit.ParseMechanism(f.authMech); err != nil {
+			return fmt.Errorf("--auth-mech %q: %v", f.authMech, err)
+		}
 	}
 	return nil
-}
-
-// defaultTLSMode is implicit TLS for port 465 (RFC 8314 §3.3), STARTTLS
-// required everywhere else.
-func defaultTLSMode(addr string) string {
-	if _, port, _ := net.SplitHostPort(addr); port == "465" {
-		return tlsImplicit
-	}
-	return tlsStartTLS
 }
 
 func runSend(args []string, stdio Stdio) int {
@@ -175,23 +152,21 @@ func runSend(args []string, stdio Stdio) int {
 		return sendExitUsage
 	}
 	ctx := context.Background()
-	c, err := openSession(ctx, target, stdio.Out)
+	c, err := submit.Open(ctx, target, stdio.Out)
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit send: %v\n", err)
-		if errors.As(err, new(*authError)) {
+		if errors.As(err, new(*submit.AuthError)) {
 			return sendExitAuth
 		}
 		return sendExitConnect
 	}
 	defer c.Close()
-	msg, err := f.message(m, c, target.ehlo)
+	msg, err := f.message(m, c, target.EHLO)
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit send: %v\n", err)
 		return sendExitUsage
 	}
-	env.Size, env.EightBit = int64(len(msg)), compose.Has8Bit(msg)
-	out := transact(ctx, c, env, msg, stdio.Out)
-	return out.sendExit()
+	return sendExit(submit.Transact(ctx, c, env, msg, stdio.Out))
 }
 
 // envelope parses the sender and recipients; "Name <addr>" is allowed.
@@ -260,9 +235,9 @@ func (f *sendFlags) readInputs(stdio Stdio) (compose.Message, error) {
 	return m, nil
 }
 
-// message builds the message once the server's extensions are known: a
-// non-ASCII body goes 8bit only when the server offers 8BITMIME. With
-// --data the message is m.Body as read.
+// message is the message to send: with --data m.Body as read, else m
+// with the addresses and fields of the flags, built by submit.Build once
+// the server's extensions are known.
 func (f *sendFlags) message(m compose.Message, c *client.Conn, ehlo string) ([]byte, error) {
 	if f.data != "" {
 		return []byte(m.Body), nil
@@ -273,38 +248,32 @@ func (f *sendFlags) message(m compose.Message, c *client.Conn, ehlo string) ([]b
 	m.Cc, _ = parseAddrs(f.cc)
 	m.Subject = f.subject
 	m.Extra = f.header
-	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
-	if !strings.Contains(from.Address, "@") || domain == "" {
-		domain = ehlo
-	}
-	m.MessageID = compose.NewMessageID(domain)
-	_, m.EightBit = c.Ext("8BITMIME")
-	return m.Build()
+	return submit.Build(m, c, ehlo)
 }
 
 // target turns the flags into how to reach the server.
-func (f *sendFlags) target(stdio Stdio) (smtpTarget, error) {
+func (f *sendFlags) target(stdio Stdio) (submit.Target, error) {
 	host, _, _ := net.SplitHostPort(f.server)
 	name := f.serverName
 	if name == "" {
 		name = host
 	}
-	cfg, err := clientTLSConfig(f.ca, name, f.insecure)
+	cfg, err := submit.TLSConfig(f.ca, name, f.insecure)
 	if err != nil {
-		return smtpTarget{}, err
+		return submit.Target{}, err
 	}
-	t := smtpTarget{
-		addr: f.server, tlsMode: f.tlsMode, tlsConfig: cfg, ehlo: f.ehlo,
-		timeout: f.timeout, user: f.authUser, mech: f.authMech,
+	t := submit.Target{
+		Addr: f.server, TLSMode: submit.TLSMode(f.tlsMode), TLSConfig: cfg, EHLO: f.ehlo,
+		Timeout: f.timeout, User: f.authUser, Mech: f.authMech,
 	}
-	if t.ehlo == "" {
-		t.ehlo = localHostname()
+	if t.EHLO == "" {
+		t.EHLO = localHostname()
 	}
 	if f.verbose {
-		t.transcript = stdio.Err
+		t.Transcript = stdio.Err
 	}
 	if f.authUser != "" {
-		if t.password, err = password(f.passwordFile, stdio, f.data == "-"); err != nil {
+		if t.Password, err = password(f.passwordFile, stdio, f.data == "-"); err != nil {
 			return t, err
 		}
 	}
@@ -317,25 +286,6 @@ func localHostname() string {
 		return h
 	}
 	return "localhost"
-}
-
-// clientTLSConfig verifies the server's certificate against the system
-// roots, or the PEM certificates in caFile, for serverName; insecure
-// skips verification.
-func clientTLSConfig(caFile, serverName string, insecure bool) (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no PEM certificate found", caFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
 }
 
 // password reads the first line of file, else $SMTPKIT_PASSWORD, else
@@ -362,186 +312,15 @@ func password(file string, stdio Stdio, stdinBusy bool) (string, error) {
 	return string(pw), err
 }
 
-// smtpTarget is how to reach one server and what to say to it.
-type smtpTarget struct {
-	addr       string
-	tlsMode    string
-	tlsConfig  *tls.Config
-	ehlo       string
-	timeout    time.Duration
-	transcript io.Writer
-	// AUTH: none when user is empty; mech "" = the best the server offers.
-	user, password, mech string
-	// plaintextAuth allows AUTH without TLS (--tls none, or loopback).
-	plaintextAuth bool
-}
-
-// authError marks a failed AUTH, for the exit code.
-type authError struct{ err error }
-
-func (e *authError) Error() string { return "authentication failed: " + e.err.Error() }
-func (e *authError) Unwrap() error { return e.err }
-
-// openSession connects, says EHLO, sets up TLS as t.tlsMode asks and
-// authenticates, reporting each step on out. Failures of AUTH are
-// *authError; every other error is a connection, TLS or protocol failure.
-func openSession(ctx context.Context, t smtpTarget, out io.Writer) (*client.Conn, error) {
-	opts := client.Options{
-		LocalName: t.ehlo, Transcript: t.transcript,
-		AllowPlaintextAuth: t.plaintextAuth || t.tlsMode == tlsNone,
-		Timeouts: client.Timeouts{Connect: t.timeout, Greeting: t.timeout, Mail: t.timeout, Rcpt: t.timeout,
-			DataInit: t.timeout, DataBlock: t.timeout, DataEnd: t.timeout, Command: t.timeout},
-	}
-	var c *client.Conn
-	var err error
-	if t.tlsMode == tlsImplicit {
-		c, err = client.DialTLS(ctx, t.addr, t.tlsConfig, opts)
-	} else {
-		c, err = client.Dial(ctx, t.addr, opts)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", t.addr, err)
-	}
-	if err := setupSession(c, t, out); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-func setupSession(c *client.Conn, t smtpTarget, out io.Writer) error {
-	if err := c.Hello(); err != nil {
-		return fmt.Errorf("EHLO: %w", err)
-	}
-	if t.tlsMode == tlsStartTLS || t.tlsMode == tlsOpportunistic {
-		err := c.StartTLS(t.tlsConfig)
-		var te *client.TLSError
-		switch {
-		case err == nil:
-		case t.tlsMode == tlsOpportunistic && (errors.Is(err, client.ErrNoStartTLS) || errors.As(err, &te) && te.Refused):
-			fmt.Fprintf(out, "STARTTLS not available (%v): continuing without TLS\n", err)
-		case errors.Is(err, client.ErrNoStartTLS):
-			return fmt.Errorf("%s does not offer STARTTLS, which --tls %s requires", t.addr, t.tlsMode)
-		default:
-			return fmt.Errorf("STARTTLS: %w", err)
-		}
-	}
-	if st, ok := c.TLSState(); ok {
-		fmt.Fprintf(out, "connected to %s with %s (%s)\n", t.addr, tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
-	} else {
-		fmt.Fprintf(out, "connected to %s without TLS\n", t.addr)
-	}
-	if t.user == "" {
-		return nil
-	}
-	offered, _ := c.Ext("AUTH")
-	mech, err := mechanism(t.mech, offered)
-	if err != nil {
-		return &authError{err}
-	}
-	if err := c.Auth(saslClient(mech, t.user, t.password)); err != nil {
-		return &authError{err}
-	}
-	fmt.Fprintf(out, "authenticated as %s with %s\n", t.user, mech)
-	return nil
-}
-
-// mechanism picks the SASL mechanism: the one asked for, or the best one
-// offered (the AUTH parameters of EHLO): SCRAM-SHA-256, which never
-// reveals the password, then PLAIN, then LOGIN.
-func mechanism(asked, offered string) (string, error) {
-	if asked != "" {
-		for _, m := range []string{sasl.MechScramSHA256, sasl.MechPlain, sasl.MechLogin} {
-			if strings.EqualFold(asked, m) {
-				return m, nil
-			}
-		}
-		return "", fmt.Errorf("--auth-mech %q: want plain, login or scram-sha-256", asked)
-	}
-	have := strings.Fields(strings.ToUpper(offered))
-	for _, m := range []string{sasl.MechScramSHA256, sasl.MechPlain, sasl.MechLogin} {
-		for _, h := range have {
-			if h == m {
-				return m, nil
-			}
-		}
-	}
-	if offered == "" {
-		return "", errors.New("the server does not offer AUTH")
-	}
-	return "", fmt.Errorf("no supported mechanism among %q", offered)
-}
-
-func saslClient(mech, user, pw string) sasl.Client {
-	switch mech {
-	case sasl.MechScramSHA256:
-		return sasl.NewScramSHA256Client(user, pw)
-	case sasl.MechLogin:
-		return sasl.NewLoginClient(user, pw)
-	}
-	return sasl.NewPlainClient("", user, pw)
-}
-
-// outcome is what became of one transaction.
-type outcome struct {
-	err       error   // transport failure, or MAIL refused (*smtp.Error)
-	rcpt      []error // per recipient
-	data      error   // the message (nil: accepted)
-	delivered bool    // accepted for at least one recipient
-}
-
-// transact sends msg to env and prints per recipient and for the message
-// what the server said.
-func transact(ctx context.Context, c *client.Conn, env client.Envelope, msg []byte, out io.Writer) outcome {
-	res, err := c.Send(ctx, env, bytes.NewReader(msg))
-	o := outcome{err: err, rcpt: res.Rcpt, data: res.Data}
-	var se *smtp.Error
-	if err != nil && !errors.As(err, &se) {
-		// A transport failure: what the recipients' replies were is not
-		// known for all of them.
-		fmt.Fprintf(out, "connection failed: %v\n", err)
-		return o
-	}
-	for i, e := range res.Rcpt {
-		if e == nil {
-			fmt.Fprintf(out, "<%s>: accepted\n", env.To[i])
-		} else {
-			fmt.Fprintf(out, "<%s>: refused: %v\n", env.To[i], e)
-		}
-	}
-	switch {
-	case err != nil:
-		fmt.Fprintf(out, "message not sent: %v\n", err)
-	case errors.Is(res.Data, client.ErrNoRecipients):
-		fmt.Fprintln(out, "message not sent: no recipient accepted")
-	case res.Data != nil:
-		fmt.Fprintf(out, "message refused: %v\n", res.Data)
-	default:
-		o.delivered = true
-		fmt.Fprintf(out, "message accepted: %s\n", replyLine(res.Reply))
-	}
-	c.Quit()
-	return o
-}
-
-func replyLine(r smtp.Reply) string {
-	s := fmt.Sprint(r.Code)
-	if r.Enhanced != "" {
-		s += " " + string(r.Enhanced)
-	}
-	return s + " " + r.Text()
-}
-
 // sendExit maps an outcome to the exit codes of `smtpkit send`.
-func (o outcome) sendExit() int {
-	var se *smtp.Error
-	if o.err != nil && !errors.As(o.err, &se) {
-		return sendExitConnect // transport failure
+func sendExit(o submit.Outcome) int {
+	if o.Transport() {
+		return sendExitConnect
 	}
-	if o.err != nil || o.data != nil {
+	if o.Err != nil || o.Data != nil {
 		return sendExitRefused
 	}
-	for _, e := range o.rcpt {
+	for _, e := range o.Rcpt {
 		if e != nil {
 			return sendExitRefused
 		}

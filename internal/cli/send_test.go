@@ -9,6 +9,7 @@ import (
 
 	"smtpkit/internal/client"
 	"smtpkit/internal/smtp"
+	"smtpkit/internal/submit"
 )
 
 func TestSendFlags(t *testing.T) {
@@ -18,9 +19,9 @@ func TestSendFlags(t *testing.T) {
 		wantTLS string
 		err     string
 	}{
-		{base, tlsStartTLS, ""},
-		{[]string{"--server", "mail.example:465", "--from", "a@b.example", "--bcc", "c@d.example"}, tlsImplicit, ""},
-		{append(base, "--tls", "opportunistic", "--auth-mech", "SCRAM-SHA-256"), tlsOpportunistic, ""},
+		{base, string(submit.TLSStartTLS), ""},
+		{[]string{"--server", "mail.example:465", "--from", "a@b.example", "--bcc", "c@d.example"}, string(submit.TLSImplicit), ""},
+		{append(base, "--tls", "opportunistic", "--auth-mech", "SCRAM-SHA-256"), string(submit.TLSOpportunistic), ""},
 		{append(base, "--tls", "maybe"), "", "--tls"},
 		{append(base, "--auth-mech", "cram-md5"), "", "--auth-mech"},
 		{[]string{"--from", "a@b.example", "--to", "c@d.example"}, "", "--server"},
@@ -62,39 +63,20 @@ func TestSendEnvelope(t *testing.T) {
 	}
 }
 
-func TestMechanism(t *testing.T) {
-	tests := []struct{ asked, offered, want string }{
-		{"", "PLAIN LOGIN SCRAM-SHA-256", "SCRAM-SHA-256"},
-		{"", "LOGIN PLAIN", "PLAIN"},
-		{"", "login", "LOGIN"},
-		{"", "CRAM-MD5", ""},
-		{"", "", ""},
-		{"plain", "", "PLAIN"},
-		{"Scram-Sha-256", "PLAIN", "SCRAM-SHA-256"},
-		{"xoauth2", "XOAUTH2", ""},
-	}
-	for _, tt := range tests {
-		got, err := mechanism(tt.asked, tt.offered)
-		if got != tt.want || (err != nil) != (tt.want == "") {
-			t.Errorf("mechanism(%q, %q) = %q, %v; want %q", tt.asked, tt.offered, got, err, tt.want)
-		}
-	}
-}
-
 func TestSendExit(t *testing.T) {
 	tests := []struct {
-		o    outcome
+		o    submit.Outcome
 		want int
 	}{
-		{outcome{rcpt: []error{nil, nil}}, sendExitOK},
-		{outcome{rcpt: []error{nil, smtp.E(550, "5.1.1", "no")}}, sendExitRefused},
-		{outcome{rcpt: []error{nil}, data: smtp.E(554, "5.6.0", "no")}, sendExitRefused},
-		{outcome{rcpt: []error{smtp.E(450, "4.2.0", "later")}, data: client.ErrNoRecipients}, sendExitRefused},
-		{outcome{err: smtp.E(553, "5.7.1", "not yours")}, sendExitRefused},
-		{outcome{err: errors.New("broken pipe"), data: errors.New("broken pipe")}, sendExitConnect},
+		{submit.Outcome{Rcpt: []error{nil, nil}}, sendExitOK},
+		{submit.Outcome{Rcpt: []error{nil, smtp.E(550, "5.1.1", "no")}}, sendExitRefused},
+		{submit.Outcome{Rcpt: []error{nil}, Data: smtp.E(554, "5.6.0", "no")}, sendExitRefused},
+		{submit.Outcome{Rcpt: []error{smtp.E(450, "4.2.0", "later")}, Data: client.ErrNoRecipients}, sendExitRefused},
+		{submit.Outcome{Err: smtp.E(553, "5.7.1", "not yours")}, sendExitRefused},
+		{submit.Outcome{Err: errors.New("broken pipe"), Data: errors.New("broken pipe")}, sendExitConnect},
 	}
 	for i, tt := range tests {
-		if got := tt.o.sendExit(); got != tt.want {
+		if got := sendExit(tt.o); got != tt.want {
 			t.Errorf("%d: %d, want %d", i, got, tt.want)
 		}
 	}

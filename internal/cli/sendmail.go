@@ -4,7 +4,9 @@ package cli
 // every Unix program uses to hand over mail: the message on stdin,
 // recipients as arguments or (-t) from the header, exit codes from
 // sysexits.h. The message goes to the local server's mx listener, or to a
-// submission server named by SMTPKIT_SUBMIT (docs/send.md).
+// submission server named by SMTPKIT_SUBMIT (docs/send.md). The message
+// is prepared and sent by internal/submit; this file reads the command
+// line, the config or the environment, and maps the outcome to sysexits.
 
 import (
 	"context"
@@ -14,17 +16,16 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/mail"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"smtpkit/internal/client"
 	"smtpkit/internal/compose"
 	"smtpkit/internal/config"
 	"smtpkit/internal/smtp"
+	"smtpkit/internal/submit"
 )
 
 // Exit codes of sendmail, from sysexits.h.
@@ -140,17 +141,17 @@ func runSendmail(args []string, stdio Stdio) int {
 		return exConfig
 	}
 	if o.verbose {
-		dest.target.transcript = stdio.Err
+		dest.target.Transcript = stdio.Err
 	}
 	input, err := compose.ReadInput(stdio.In, o.dotEnds, dest.maxSize)
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit sendmail: reading the message: %v\n", err)
 		return exDataErr
 	}
-	env, msg, err := prepareSendmail(input, o, dest, time.Now())
+	env, msg, err := submit.Prepare(input, o.request(), dest.defaults(), time.Now())
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit sendmail: %v\n", err)
-		if errors.As(err, new(sendmailArgError)) {
+		if errors.As(err, new(submit.ArgError)) {
 			return exUsage
 		}
 		return exDataErr
@@ -160,16 +161,15 @@ func runSendmail(args []string, stdio Stdio) int {
 		progress = stdio.Err
 	}
 	ctx := context.Background()
-	c, err := openSession(ctx, dest.target, progress)
+	c, err := submit.Open(ctx, dest.target, progress)
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit sendmail: %v\n", err)
 		return sessionExit(err)
 	}
 	defer c.Close()
-	env.Size, env.EightBit = int64(len(msg)), compose.Has8Bit(msg)
 	var report strings.Builder
-	out := transact(ctx, c, env, msg, &report)
-	if code := out.sendmailExit(); code != exOK || o.verbose {
+	out := submit.Transact(ctx, c, env, msg, &report)
+	if code := sendmailExit(out); code != exOK || o.verbose {
 		fmt.Fprint(stdio.Err, prefixLines("smtpkit sendmail: ", report.String()))
 		return code
 	}
@@ -186,12 +186,21 @@ func prefixLines(prefix, s string) string {
 	return strings.Join(lines, "")
 }
 
+// request is what the command line asks of submit.Prepare.
+func (o sendmailOpts) request() submit.Request {
+	return submit.Request{From: o.from, FullName: o.fullName, Rcpts: o.rcpts, HeaderRcpts: o.headerRcpts}
+}
+
 // destination is where sendmail sends and what it assumes there.
 type destination struct {
-	target  smtpTarget
+	target  submit.Target
 	sender  string // default envelope sender
 	domain  string // qualifies recipients without a domain ("root")
 	maxSize int64
+}
+
+func (d destination) defaults() submit.Defaults {
+	return submit.Defaults{Sender: d.sender, Domain: d.domain}
 }
 
 // sendmailDestination chooses the server: SMTPKIT_SUBMIT when set, else
@@ -215,23 +224,20 @@ func submitDestination(addr string, o sendmailOpts, getenv func(string) string) 
 	if err != nil {
 		return destination{}, fmt.Errorf("SMTPKIT_SUBMIT=%q: %v", addr, err)
 	}
-	mode := getenv("SMTPKIT_TLS")
-	if mode == "" {
-		mode = defaultTLSMode(addr)
-	}
-	if mode != tlsNone && mode != tlsOpportunistic && mode != tlsStartTLS && mode != tlsImplicit {
-		return destination{}, fmt.Errorf("SMTPKIT_TLS=%q: want none, opportunistic, starttls or implicit", mode)
+	mode, err := submit.ParseTLSMode(getenv("SMTPKIT_TLS"), addr)
+	if err != nil {
+		return destination{}, fmt.Errorf("SMTPKIT_TLS=%q: %v", getenv("SMTPKIT_TLS"), err)
 	}
 	name := getenv("SMTPKIT_SERVERNAME")
 	if name == "" {
 		name = host
 	}
-	tc, err := clientTLSConfig(getenv("SMTPKIT_CA"), name, false)
+	tc, err := submit.TLSConfig(getenv("SMTPKIT_CA"), name, false)
 	if err != nil {
 		return destination{}, fmt.Errorf("SMTPKIT_CA: %v", err)
 	}
 	d := destination{
-		target:  smtpTarget{addr: addr, tlsMode: mode, tlsConfig: tc, ehlo: localHostname(), timeout: 5 * time.Minute},
+		target:  submit.Target{Addr: addr, TLSMode: mode, TLSConfig: tc, EHLO: localHostname(), Timeout: 5 * time.Minute},
 		maxSize: maxSubmitSize,
 		domain:  localHostname(),
 	}
@@ -239,20 +245,16 @@ func submitDestination(addr string, o sendmailOpts, getenv func(string) string) 
 	if user == "" {
 		return d, errors.New("SMTPKIT_SUBMIT needs SMTPKIT_USER (and SMTPKIT_PASSWORD or -password-file)")
 	}
-	d.target.user = user
+	d.target.User = user
 	if o.passwordFile != "" {
-		d.target.password, err = password(o.passwordFile, Stdio{}, true)
+		d.target.Password, err = password(o.passwordFile, Stdio{}, true)
 	} else if pw := getenv("SMTPKIT_PASSWORD"); pw != "" {
-		d.target.password = pw
+		d.target.Password = pw
 	} else {
 		err = errors.New("SMTPKIT_SUBMIT needs SMTPKIT_PASSWORD or -password-file")
 	}
-	if strings.Contains(user, "@") {
-		d.sender = user
-		d.domain = user[strings.LastIndexByte(user, '@')+1:]
-	} else {
-		d.sender = loginName() + "@" + d.domain
-	}
+	def := submit.LoginDefaults(user, loginName(), d.domain)
+	d.sender, d.domain = def.Sender, def.Domain
 	return d, err
 }
 
@@ -281,20 +283,20 @@ func localDestination(cfg config.Config) (destination, error) {
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	t := smtpTarget{addr: net.JoinHostPort(host, port), ehlo: cfg.Hostname, timeout: 5 * time.Minute}
+	t := submit.Target{Addr: net.JoinHostPort(host, port), EHLO: cfg.Hostname, Timeout: 5 * time.Minute}
 	roots := localRoots(cfg)
-	t.tlsConfig = &tls.Config{ServerName: cfg.Hostname, RootCAs: roots, MinVersion: tls.VersionTLS12}
+	t.TLSConfig = &tls.Config{ServerName: cfg.Hostname, RootCAs: roots, MinVersion: tls.VersionTLS12}
 	switch {
 	case l.TLS == config.TLSNone:
-		t.tlsMode = tlsNone
+		t.TLSMode = submit.TLSNone
 	case l.TLS == config.TLSImplicit:
-		t.tlsMode = tlsImplicit
+		t.TLSMode = submit.TLSImplicit
 	case l.TLS == config.TLSRequired:
-		t.tlsMode = tlsStartTLS
+		t.TLSMode = submit.TLSStartTLS
 	case roots != nil:
-		t.tlsMode = tlsOpportunistic
+		t.TLSMode = submit.TLSOpportunistic
 	default:
-		t.tlsMode = tlsNone
+		t.TLSMode = submit.TLSNone
 	}
 	d := destination{target: t, maxSize: int64(cfg.Limits.MessageSize), domain: cfg.Hostname}
 	if len(cfg.Domains) > 0 {
@@ -341,130 +343,10 @@ func loginName() string {
 	return "nobody"
 }
 
-// prepareSendmail turns the input into the envelope and the message:
-// recipients from the arguments and, with -t, from To, Cc and Bcc; the Bcc
-// field removed; From (with -F's full name), Date and Message-ID added when
-// missing (RFC 5322 §3.6 requires From and Date; RFC 6409 §8 lets the
-// submitter add them).
-func prepareSendmail(input []byte, o sendmailOpts, d destination, now time.Time) (client.Envelope, []byte, error) {
-	env := client.Envelope{From: o.from}
-	switch env.From {
-	case "":
-		env.From = d.sender
-	case "<>":
-		env.From = "" // the null reverse-path (RFC 5321 §4.5.5)
-	}
-	if env.From != "" {
-		a, err := smtp.ParseAddress(env.From)
-		if err != nil {
-			return env, nil, sendmailArgError(fmt.Sprintf("sender %q: %v", env.From, err))
-		}
-		env.From = a.String()
-	}
-	h, body := compose.Split(input)
-	rcpts, err := sendmailRecipients(o, &h, d.domain)
-	if err != nil {
-		return env, nil, err
-	}
-	env.To = rcpts
-	h.Del("Bcc")
-	if !h.Has("From") {
-		author := env.From
-		if author == "" {
-			author = d.sender
-		}
-		h.Add(compose.FormatAddressField("From", []mail.Address{{Name: o.fullName, Address: author}}))
-	}
-	if !h.Has("Date") {
-		h.Add(compose.FormatField("Date", compose.FormatDate(now)))
-	}
-	if !h.Has("Message-ID") {
-		domain := d.domain
-		if i := strings.LastIndexByte(env.From, '@'); i >= 0 {
-			domain = env.From[i+1:]
-		}
-		h.Add(compose.FormatField("Message-ID", "<"+compose.NewMessageID(domain)+">"))
-	}
-	return env, compose.Join(h, body), nil
-}
-
-// sendmailRecipients collects the recipients: the arguments (each may be
-// a comma-separated list), then with -t those of To, Cc and Bcc; names
-// without a domain get domain; duplicates are dropped.
-func sendmailRecipients(o sendmailOpts, h *compose.Header, domain string) ([]string, error) {
-	var addrs []string
-	for _, arg := range o.rcpts {
-		for _, s := range strings.Split(arg, ",") {
-			s = strings.TrimSpace(s)
-			if s == "" {
-				continue
-			}
-			if a, err := mail.ParseAddress(s); err == nil {
-				s = a.Address
-			}
-			addrs = append(addrs, s)
-		}
-	}
-	if o.headerRcpts {
-		list, err := headerRecipients(h)
-		if err != nil {
-			return nil, err
-		}
-		addrs = append(addrs, list...)
-	}
-	var out []string
-	seen := map[string]bool{}
-	for _, s := range addrs {
-		if !strings.Contains(s, "@") && !strings.EqualFold(s, "postmaster") {
-			s += "@" + domain
-		}
-		a, err := smtp.ParseAddress(s)
-		if err != nil {
-			return nil, fmt.Errorf("recipient %q: %v", s, err)
-		}
-		if key := strings.ToLower(a.String()); !seen[key] {
-			seen[key] = true
-			out = append(out, a.String())
-		}
-	}
-	if len(out) == 0 {
-		return nil, sendmailArgError("no recipients: give them as arguments or use -t with To/Cc/Bcc")
-	}
-	return out, nil
-}
-
-// headerRecipients returns the addresses of To, Cc and Bcc. A field that
-// is not an RFC 5322 address list may still be a list of local names
-// ("To: root, admin"), as cron writes them.
-func headerRecipients(h *compose.Header) ([]string, error) {
-	var out []string
-	for _, f := range h.Fields {
-		if !strings.EqualFold(f.Name, "To") && !strings.EqualFold(f.Name, "Cc") && !strings.EqualFold(f.Name, "Bcc") {
-			continue
-		}
-		one := compose.Header{Fields: []compose.Field{f}}
-		list, err := one.Addresses(f.Name)
-		if err == nil {
-			for _, a := range list {
-				out = append(out, a.Address)
-			}
-			continue
-		}
-		for _, name := range strings.Split(f.Value(), ",") {
-			name = strings.TrimSpace(name)
-			if name == "" || strings.ContainsAny(name, "@<>\" ()[]:;") {
-				return nil, err
-			}
-			out = append(out, name)
-		}
-	}
-	return out, nil
-}
-
 // sessionExit maps a failure to open the session to a sysexits code.
 func sessionExit(err error) int {
 	var se *smtp.Error
-	if errors.As(err, new(*authError)) {
+	if errors.As(err, new(*submit.AuthError)) {
 		if errors.As(err, &se) && se.Temporary() {
 			return exTempFail
 		}
@@ -480,19 +362,19 @@ func sessionExit(err error) int {
 // refused recipient is EX_NOUSER (the others got the message), a
 // temporary refusal or a lost connection EX_TEMPFAIL, a refused sender or
 // message EX_UNAVAILABLE.
-func (o outcome) sendmailExit() int {
-	var se *smtp.Error
-	if o.err != nil && !errors.As(o.err, &se) {
+func sendmailExit(o submit.Outcome) int {
+	if o.Transport() {
 		return exTempFail
 	}
-	if o.err != nil { // MAIL refused, or refused before it (SIZE, 8BITMIME, SMTPUTF8)
-		if se.Temporary() {
+	var se *smtp.Error
+	if o.Err != nil { // MAIL refused, or refused before it (SIZE, 8BITMIME, SMTPUTF8)
+		if errors.As(o.Err, &se) && se.Temporary() {
 			return exTempFail
 		}
 		return exUnavailable
 	}
 	temp := false
-	for _, e := range o.rcpt {
+	for _, e := range o.Rcpt {
 		if errors.As(e, &se) && se.Permanent() {
 			return exNoUser
 		}
@@ -501,8 +383,8 @@ func (o outcome) sendmailExit() int {
 	if temp {
 		return exTempFail
 	}
-	if o.data != nil {
-		if errors.As(o.data, &se) && se.Permanent() {
+	if o.Data != nil {
+		if errors.As(o.Data, &se) && se.Permanent() {
 			return exUnavailable
 		}
 		return exTempFail
