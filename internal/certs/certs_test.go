@@ -268,3 +268,14 @@ func TestServerConfig(t *testing.T) {
 		}
 	}
 }
+
+// Leaves returns the parsed leaf certificate of each pair, in order — for
+// logging names and expiry dates. The caller must not modify them.
+func (s *Store) Leaves() []*x509.Certificate {
+	set := s.set.Load()
+	out := make([]*x509.Certificate, len(set.all))
+	for i, c := range set.all {
+		out[i] = c.Leaf
+	}
+	return out
+}

@@ -136,17 +136,6 @@ func (s *Store) ReloadPairs(pairs []Pair) error {
 	return nil
 }
 
-// Leaves returns the parsed leaf certificate of each pair, in order — for
-// logging names and expiry dates. The caller must not modify them.
-func (s *Store) Leaves() []*x509.Certificate {
-	set := s.set.Load()
-	out := make([]*x509.Certificate, len(set.all))
-	for i, c := range set.all {
-		out[i] = c.Leaf
-	}
-	return out
-}
-
 // ServerConfig returns a server tls.Config serving s's certificates with
 // TLS 1.2 as the minimum (RFC 8996 deprecates 1.0 and 1.1; RFC 8314 §4.1).
 // Session tickets are off unless sessionTickets is set (golang/go#70232).

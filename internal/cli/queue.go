@@ -244,14 +244,6 @@ func byteSize(n int64) string {
 	return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
 }
 
-// serveControl answers the control socket of dataDir with q until ctx is
-// done. `smtpkit serve` runs it next to the queue's scheduler.
-func serveControl(ctx context.Context, dataDir string, q *queue.Queue, log *slog.Logger) error {
-	path := controlSocket(dataDir)
-	log.Info("control socket listening", "path", path)
-	return control.Serve(ctx, path, queueHandler{q: q, log: log})
-}
-
 // queueHandler adapts the queue to control.Handler.
 type queueHandler struct {
 	q   *queue.Queue

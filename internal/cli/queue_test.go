@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"smtpkit/internal/control"
 	"smtpkit/internal/queue"
 	"smtpkit/internal/smtp"
 )
@@ -180,4 +181,14 @@ func TestPrintQueueList(t *testing.T) {
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
+}
+
+// serveControl answers the control socket of dataDir with q until ctx is
+// done, as serve does (without its in-use diagnosis).
+func serveControl(ctx context.Context, dataDir string, q *queue.Queue, log *slog.Logger) error {
+	l, err := control.Listen(controlSocket(dataDir))
+	if err != nil {
+		return err
+	}
+	return l.Serve(ctx, queueHandler{q: q, log: log})
 }

@@ -91,23 +91,11 @@ func Listen(path string) (*Listener, error) {
 	return &Listener{ln: ln, path: path}, nil
 }
 
-// Path is the socket's path.
-func (l *Listener) Path() string { return l.path }
-
 // Close closes the socket and removes its file.
 func (l *Listener) Close() error {
 	err := l.ln.Close()
 	os.Remove(l.path)
 	return err
-}
-
-// Serve is Listen then Listener.Serve.
-func Serve(ctx context.Context, path string, h Handler) error {
-	l, err := Listen(path)
-	if err != nil {
-		return err
-	}
-	return l.Serve(ctx, h)
 }
 
 // Serve answers requests until ctx is done, then closes the listener and

@@ -197,13 +197,23 @@ func TestListenErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("unix", l.Path())
+	c, err := net.Dial("unix", l.path)
 	if err != nil {
 		t.Fatalf("dial before Serve: %v", err)
 	}
 	c.Close()
 	l.Close()
-	if _, err := os.Lstat(l.Path()); err == nil {
+	if _, err := os.Lstat(l.path); err == nil {
 		t.Error("Close left the socket file")
 	}
+}
+
+// Serve is Listen then Listener.Serve (serve in cli listens first, to
+// report a socket in use before it starts).
+func Serve(ctx context.Context, path string, h Handler) error {
+	l, err := Listen(path)
+	if err != nil {
+		return err
+	}
+	return l.Serve(ctx, h)
 }

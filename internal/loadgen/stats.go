@@ -30,9 +30,6 @@ func (h *Histogram) Merge(o *Histogram) {
 	h.sorted = false
 }
 
-// Count is the number of samples.
-func (h *Histogram) Count() int { return len(h.samples) }
-
 func (h *Histogram) sort() {
 	if !h.sorted {
 		slices.Sort(h.samples)

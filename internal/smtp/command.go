@@ -1,7 +1,5 @@
 package smtp
 
-import "errors"
-
 // Command is one SMTP command line split into its verb and argument
 // (RFC 5321 §4.1.1: a command is a verb, optionally followed by a space and
 // an argument, terminated by CRLF).
@@ -68,12 +66,6 @@ func ParseCommand(line []byte) (Command, error) {
 		}
 	}
 	return Command{Verb: upperVerb(line[:end]), Arg: string(arg)}, nil
-}
-
-// IsBareCRLF reports whether err is ErrBareCRLF, ErrBareLF or ErrBareCR:
-// the peer broke CRLF framing.
-func IsBareCRLF(err error) bool {
-	return errors.Is(err, ErrBareCRLF) || errors.Is(err, ErrBareLF) || errors.Is(err, ErrBareCR)
 }
 
 func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }

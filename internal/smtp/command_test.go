@@ -78,3 +78,9 @@ func TestLowerASCII(t *testing.T) {
 		}
 	}
 }
+
+// IsBareCRLF reports whether err is ErrBareCRLF, ErrBareLF or ErrBareCR:
+// the peer broke CRLF framing.
+func IsBareCRLF(err error) bool {
+	return errors.Is(err, ErrBareCRLF) || errors.Is(err, ErrBareLF) || errors.Is(err, ErrBareCR)
+}
