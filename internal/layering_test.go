@@ -28,7 +28,7 @@ var allowed = map[string][]string{
 	"wal":         {"vfs"},
 	"maildir":     {"vfs", "wal"},
 	"compose":     {},
-	"userdb":      {"atomicfile"},
+	"userdb":      {"atomicfile", "sasl"},
 	"tlspolicy":   {"smtp"},
 	"control":     {},
 	"dns":         {},

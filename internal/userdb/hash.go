@@ -2,10 +2,7 @@ package userdb
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -14,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/argon2"
+
+	"smtpkit/internal/sasl"
 )
 
 // Argon2id parameters for new hashes: OWASP's recommended minimum
@@ -55,29 +54,15 @@ func credentials(password string) (string, ScramKeys, error) {
 // b64 is the PHC string format's base64: standard alphabet, no padding.
 var b64 = base64.RawStdEncoding
 
-// DeriveScram computes the SCRAM-SHA-256 keys (RFC 5802 §3):
-// SaltedPassword = Hi(password, salt, i) = PBKDF2-HMAC-SHA-256,
-// ClientKey = HMAC(SaltedPassword, "Client Key"), StoredKey = H(ClientKey),
-// ServerKey = HMAC(SaltedPassword, "Server Key").
+// DeriveScram computes the SCRAM-SHA-256 keys (RFC 5802 §3) with
+// sasl.NewScramKeys, the one derivation the server's SCRAM exchange checks
+// them with.
 func DeriveScram(password string, salt []byte, iterations int) (ScramKeys, error) {
-	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
-	if err != nil {
-		return ScramKeys{}, fmt.Errorf("userdb: %w", err)
+	k := sasl.NewScramKeys(password, salt, iterations)
+	if k.StoredKey == nil {
+		return ScramKeys{}, errors.New("userdb: the SCRAM key derivation refused the parameters")
 	}
-	clientKey := hmacSHA256(salted, "Client Key")
-	storedKey := sha256.Sum256(clientKey)
-	return ScramKeys{
-		Iterations: iterations,
-		Salt:       append([]byte(nil), salt...),
-		StoredKey:  storedKey[:],
-		ServerKey:  hmacSHA256(salted, "Server Key"),
-	}, nil
-}
-
-func hmacSHA256(key []byte, msg string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(msg))
-	return m.Sum(nil)
+	return ScramKeys{Iterations: k.Iterations, Salt: k.Salt, StoredKey: k.StoredKey, ServerKey: k.ServerKey}, nil
 }
 
 // hashSlots is the number of argon2id computations that may run at once:

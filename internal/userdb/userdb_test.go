@@ -485,3 +485,9 @@ func TestParsePHC(t *testing.T) {
 		}
 	}
 }
+
+func hmacSHA256(key []byte, msg string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}
