@@ -28,14 +28,11 @@ type Dir struct{ Path string }
 // dirMode is the mode of every directory Create makes: mail is private.
 const dirMode = 0o700
 
-// Create makes path and its tmp, new and cur subdirectories (mode 0700) if
-// they do not exist yet, and returns the Dir. Existing directories are left
-// as they are. The new entries are fsynced into their parents so a Maildir
-// that has received mail survives a crash. It works on the host's file
-// system; Writer.Create on the Writer's.
-func Create(path string) (Dir, error) { return create(vfs.OS{}, path) }
-
-// Create is the package's Create on the Writer's file system (see SetFS).
+// Create makes path and its tmp, new and cur subdirectories (mode 0700) on
+// the Writer's file system (see SetFS) if they do not exist yet, and returns
+// the Dir. Existing directories are left as they are. The new entries are
+// fsynced into their parents so a Maildir that has received mail survives a
+// crash.
 func (n *Writer) Create(path string) (Dir, error) { return create(n.fsys, path) }
 
 func create(fsys vfs.FS, path string) (Dir, error) {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"smtpkit/internal/vfs"
 )
 
 func mustCreate(t testing.TB, path string) Dir {
@@ -409,3 +411,10 @@ func BenchmarkCommit1KB(b *testing.B) {
 		}
 	}
 }
+
+// Create is Writer.Create on the host's file system, for tests that need
+// no Writer of their own.
+func Create(path string) (Dir, error) { return create(vfs.OS{}, path) }
+
+// NewMessage starts a message with a Writer of its own.
+func NewMessage(tmp Dir) (*Message, error) { return NewWriter(nil).NewMessage(tmp) }

@@ -34,13 +34,6 @@ type Message struct {
 	done    bool // committed or aborted: the tmp file is gone
 }
 
-// NewMessage starts a delivery whose tmp file lives in tmp.Path/tmp, with a
-// Writer of its own. Servers delivering many messages should share one Writer
-// and call Writer.NewMessage instead.
-func NewMessage(tmp Dir) (*Message, error) {
-	return NewWriter(nil).NewMessage(tmp)
-}
-
 // NewMessage starts a delivery in tmp.Path/tmp. Where the kernel and file
 // system support it the file is anonymous (O_TMPFILE, Linux 3.11+): it has
 // no name until Commit links it into new/, so a crash or an abort leaves
