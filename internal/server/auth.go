@@ -22,6 +22,23 @@ func (s *session) authOffered() bool {
 
 func (s *session) mechanisms() []string { return sasl.Mechanisms() }
 
+// authGate is AUTH's predicate, checked before its sequence (the command
+// table): AUTH exists only where offered (502), inside TLS (RFC 4954 §4
+// and §6: 538 when the mechanism needs encryption), after EHLO, and once.
+func (s *session) authGate() (smtp.Reply, bool) {
+	switch {
+	case !s.listener.Auth || s.srv.opts.Credentials == nil:
+		return smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "AUTH not available on this port"), false
+	case s.info.TLS == nil:
+		return smtp.R(smtp.CodeEncryptRequired, smtp.EnhEncryptRequired, "Encryption required for requested authentication mechanism"), false
+	case !s.esmtp:
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Send EHLO first"), false
+	case s.info.AuthUser != "":
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Already authenticated"), false
+	}
+	return smtp.Reply{}, true
+}
+
 // cmdAuth runs the AUTH exchange of RFC 4954 §4 with a sasl.Server. Every
 // exchange that starts and does not succeed counts as a failed login for
 // the client's IP and for the account it named (if it named one): a wrong
@@ -29,24 +46,7 @@ func (s *session) mechanisms() []string { return sasl.Mechanisms() }
 // connection lost mid-exchange alike.
 func (s *session) cmdAuth(arg string) {
 	mech, initial, hasInitial := strings.Cut(strings.TrimSpace(arg), " ")
-	switch {
-	case !s.listener.Auth || s.srv.opts.Credentials == nil:
-		s.reply(smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "AUTH not available on this port"))
-		return
-	case s.info.TLS == nil:
-		// RFC 4954 §4 and §6: 538 when the mechanism needs encryption.
-		s.reply(smtp.R(smtp.CodeEncryptRequired, smtp.EnhEncryptRequired, "Encryption required for requested authentication mechanism"))
-		return
-	case !s.esmtp:
-		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Send EHLO first"))
-		return
-	case s.info.AuthUser != "":
-		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Already authenticated"))
-		return
-	case s.txn.active:
-		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "AUTH not allowed during a mail transaction"))
-		return
-	case mech == "":
+	if mech == "" {
 		s.reply(smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: AUTH mechanism [initial-response]"))
 		return
 	}
@@ -80,7 +80,7 @@ func (s *session) cmdAuth(arg string) {
 			return
 		}
 		s.reply(smtp.Reply{Code: smtp.CodeAuthContinue, Lines: []string{base64.StdEncoding.EncodeToString(challenge)}})
-		line, rerr := s.conn.readCommand(!s.txn.active)
+		line, rerr := s.conn.readCommand(true) // AUTH runs between transactions
 		if rerr != nil {
 			s.authAborted(ex, "connection lost", smtp.Reply{})
 			s.endOnError(rerr)

@@ -23,9 +23,85 @@ var (
 	replyDataGo   = smtp.R(smtp.CodeStartData, "", "End data with <CR><LF>.<CR><LF>")
 )
 
-// handle parses and runs one command line. The command table is the switch
-// below: each case checks sequencing and then runs the command.
+// command is one row of the command table: a verb, the states it runs in,
+// and the checks before its handler. handle runs them in this order, the
+// first that fails answers:
+//
+//  1. syntax: an argument that must be refused before anything else
+//     (DATA takes none; BDAT's size frames the chunk, RFC 3030 §2);
+//  2. gate, when gateFirst: whether the command exists here at all (AUTH:
+//     502 without credentials, 538 outside TLS, RFC 4954 §4, §6);
+//  3. states: in any other state, refuse answers (503, RFC 5321 §4.1.4);
+//  4. gate, otherwise: the listener's TLS and AUTH predicate (MAIL:
+//     RFC 3207 §4, RFC 6409 §4.3; STARTTLS: offered and not in TLS yet);
+//  5. run, which replies itself and moves the session's state on.
+//
+// HELP's list and the verbs the session knows come from this table.
+type command struct {
+	verb      string
+	unlisted  bool // not named by HELP (EXPN: RFC 5321 §3.5.2 lets it be disabled)
+	syntax    func(s *session, arg string) (smtp.Reply, bool)
+	gateFirst bool
+	gate      func(s *session) (smtp.Reply, bool)
+	states    stateSet
+	refuse    func(s *session, arg string) smtp.Reply
+	run       func(s *session, arg string)
+}
+
+// commands is the command table. Its order is HELP's.
+var commands = [...]command{
+	{verb: "EHLO", syntax: helloSyntax, states: anyState, run: func(s *session, arg string) { s.reply(s.cmdHello(arg, true)) }},
+	{verb: "HELO", syntax: helloSyntax, states: anyState, run: func(s *session, arg string) { s.reply(s.cmdHello(arg, false)) }},
+	{verb: "MAIL", states: in(stateReady), refuse: refuseMail, gate: (*session).mailGate,
+		run: func(s *session, arg string) { s.reply(s.cmdMail(arg)) }},
+	{verb: "RCPT", states: in(stateMail, stateRcpt), refuse: refuseRcpt,
+		run: func(s *session, arg string) { s.reply(s.cmdRcpt(arg)) }},
+	{verb: "DATA", syntax: noArgs, states: in(stateRcpt), refuse: refuseData, run: (*session).cmdData},
+	{verb: "BDAT", syntax: bdatSyntax, states: in(stateRcpt, stateBdat), refuse: refuseBdat, run: (*session).cmdBdat},
+	{verb: "RSET", syntax: noArgs, states: anyState, run: func(s *session, _ string) { s.abortTxn(); s.reply(replyOK) }},
+	// RFC 5321 §4.1.1.9: the argument, if any, is ignored.
+	{verb: "NOOP", states: anyState, run: func(s *session, _ string) { s.reply(replyOK) }},
+	{verb: "QUIT", states: anyState, run: (*session).cmdQuit},
+	{verb: "VRFY", states: anyState, run: func(s *session, arg string) { s.reply(cmdVrfy(arg)) }},
+	// RFC 5321 §3.5.2: EXPN may be disabled; lists are not disclosed.
+	{verb: "EXPN", unlisted: true, states: anyState, run: func(s *session, _ string) {
+		s.reply(smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "EXPN not available"))
+	}},
+	{verb: "HELP", states: anyState, run: func(s *session, _ string) { s.reply(s.srv.help) }},
+	{verb: "STARTTLS", syntax: noArgs, gate: (*session).startTLSGate, states: anyState, run: (*session).cmdStartTLS},
+	{verb: "AUTH", gateFirst: true, gate: (*session).authGate, states: in(stateReady), refuse: refuseAuth, run: (*session).cmdAuth},
+}
+
+// lookup is the table's row for verb (upper case), nil for a verb the
+// session does not know.
+func lookup(verb string) *command {
+	for i := range commands {
+		if commands[i].verb == verb {
+			return &commands[i]
+		}
+	}
+	return nil
+}
+
+// helpReply is HELP's answer: the verbs of the table (RFC 5321 §4.1.1.8).
+func helpReply() smtp.Reply {
+	var verbs []string
+	for _, c := range commands {
+		if !c.unlisted {
+			verbs = append(verbs, c.verb)
+		}
+	}
+	return smtp.Reply{Code: smtp.CodeHelp, Enhanced: smtp.EnhOK, Lines: []string{
+		"smtpkit: commands are",
+		strings.Join(verbs, " "),
+		"See RFC 5321",
+	}}
+}
+
+// handle parses one command line and runs it through its row of the
+// command table.
 func (s *session) handle(line []byte) {
+	s.current = nil
 	if s.isHTTP(line) {
 		s.log.Warn("HTTP request on SMTP port, closing", "line", printable(line))
 		s.quit = true
@@ -36,41 +112,111 @@ func (s *session) handle(line []byte) {
 		s.replyErr(err)
 		return
 	}
-	switch cmd.Verb {
-	case "EHLO":
-		s.reply(s.cmdHello(cmd.Arg, true))
-	case "HELO":
-		s.reply(s.cmdHello(cmd.Arg, false))
-	case "MAIL":
-		s.reply(s.cmdMail(cmd.Arg))
-	case "RCPT":
-		s.reply(s.cmdRcpt(cmd.Arg))
-	case "DATA":
-		s.cmdData(cmd.Arg)
-	case "BDAT":
-		s.cmdBdat(cmd.Arg)
-	case "RSET":
-		s.reply(s.cmdRset(cmd.Arg))
-	case "NOOP":
-		// RFC 5321 §4.1.1.9: the argument, if any, is ignored.
-		s.reply(replyOK)
-	case "QUIT":
-		s.reply(smtp.R(smtp.CodeClosing, smtp.EnhOK, s.srv.opts.Hostname+" closing connection"))
-		s.quit = true
-	case "VRFY":
-		s.reply(s.cmdVrfy(cmd.Arg))
-	case "EXPN":
-		// RFC 5321 §3.5.2: EXPN may be disabled; lists are not disclosed.
-		s.reply(smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "EXPN not available"))
-	case "HELP":
-		s.reply(s.cmdHelp())
-	case "STARTTLS":
-		s.cmdStartTLS(cmd.Arg)
-	case "AUTH":
-		s.cmdAuth(cmd.Arg)
-	default:
+	c := lookup(cmd.Verb)
+	if c == nil {
 		s.reply(replyUnknownVerb)
+		return
 	}
+	s.current, s.arrivedIn = c, s.state
+	if c.syntax != nil {
+		if r, ok := c.syntax(s, cmd.Arg); !ok {
+			s.reply(r)
+			return
+		}
+	}
+	if c.gateFirst && !s.passes(c.gate) {
+		return
+	}
+	if !c.states.has(s.state) {
+		s.reply(c.refuse(s, cmd.Arg))
+		return
+	}
+	if !c.gateFirst && !s.passes(c.gate) {
+		return
+	}
+	c.run(s, cmd.Arg)
+}
+
+// passes runs a command's gate (if it has one) and answers its refusal.
+func (s *session) passes(gate func(*session) (smtp.Reply, bool)) bool {
+	if gate == nil {
+		return true
+	}
+	r, ok := gate(s)
+	if !ok {
+		s.reply(r)
+	}
+	return ok
+}
+
+// noArgs refuses an argument to a command that takes none.
+func noArgs(_ *session, arg string) (smtp.Reply, bool) {
+	if arg != "" {
+		return replyNoParams, false
+	}
+	return smtp.Reply{}, true
+}
+
+// helloSyntax checks EHLO's and HELO's domain (RFC 5321 §4.1.1.1).
+func helloSyntax(_ *session, arg string) (smtp.Reply, bool) {
+	if name := strings.TrimSpace(arg); name == "" || strings.ContainsAny(name, " \t") {
+		return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: EHLO hostname"), false
+	}
+	return smtp.Reply{}, true
+}
+
+// Sequence refusals (RFC 5321 §4.1.4: 503 for commands out of order).
+var (
+	replyNeedMail = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need MAIL command first")
+	replyNeedRcpt = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need RCPT command first")
+)
+
+func refuseMail(s *session, _ string) smtp.Reply {
+	if s.state == stateGreeted {
+		return replyNeedHelo
+	}
+	return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Nested MAIL command")
+}
+
+func refuseRcpt(s *session, _ string) smtp.Reply {
+	if s.state == stateBdat {
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "RCPT not allowed during BDAT")
+	}
+	return replyNeedMail
+}
+
+func refuseData(s *session, _ string) smtp.Reply {
+	switch s.state {
+	case stateBdat:
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "DATA not allowed after BDAT")
+	case stateMail:
+		return replyNeedRcpt
+	}
+	return replyNeedMail
+}
+
+// refuseBdat reads and drops the chunk first, so that the session stays
+// in step (RFC 3030 §2: the chunk follows whatever the answer).
+func refuseBdat(s *session, arg string) smtp.Reply {
+	n, _, _ := parseBdatArg(arg) // bdatSyntax passed
+	s.discardChunk(n)
+	if s.state == stateMail {
+		return replyNeedRcpt
+	}
+	return replyNeedMail
+}
+
+func refuseAuth(s *session, _ string) smtp.Reply {
+	if !s.state.inTxn() {
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Send EHLO first")
+	}
+	// RFC 4954 §4: AUTH is not permitted during a mail transaction.
+	return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "AUTH not allowed during a mail transaction")
+}
+
+func (s *session) cmdQuit(string) {
+	s.reply(smtp.R(smtp.CodeClosing, smtp.EnhOK, s.srv.opts.Hostname+" closing connection"))
+	s.quit = true
 }
 
 // replyErr answers err: an *smtp.Error with its own reply, anything else
@@ -86,7 +232,7 @@ func (s *session) replyErr(err error) {
 // isHTTP spots an HTTP request line or header sent to the SMTP port (a
 // browser or a cross-protocol attack); such sessions are closed at once.
 func (s *session) isHTTP(line []byte) bool {
-	if s.helo {
+	if s.state != stateGreeted {
 		return false
 	}
 	if bytes.HasSuffix(line, []byte(" HTTP/1.1")) || bytes.HasSuffix(line, []byte(" HTTP/1.0")) {
@@ -99,12 +245,9 @@ func (s *session) isHTTP(line []byte) bool {
 // cmdHello handles EHLO and HELO (RFC 5321 §4.1.1.1). Both reset the
 // transaction; EHLO lists the extensions this listener offers now.
 func (s *session) cmdHello(arg string, ehlo bool) smtp.Reply {
-	name := strings.TrimSpace(arg)
-	if name == "" || strings.ContainsAny(name, " \t") {
-		return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: EHLO hostname")
-	}
+	name := strings.TrimSpace(arg) // helloSyntax checked it
 	s.abortTxn()
-	s.helo, s.esmtp = true, ehlo
+	s.state, s.esmtp = stateReady, ehlo
 	s.info.Helo = name
 	if !ehlo {
 		return smtp.R(smtp.CodeOK, "", s.srv.opts.Hostname)
@@ -135,29 +278,13 @@ func (s *session) extensions() []string {
 	return ext
 }
 
-func (s *session) cmdRset(arg string) smtp.Reply {
-	if arg != "" {
-		return replyNoParams
-	}
-	s.abortTxn()
-	return replyOK
-}
-
 // cmdVrfy never tells whether a user exists (RFC 5321 §3.5.3: 252 is the
 // answer for "will accept but cannot verify").
-func (s *session) cmdVrfy(arg string) smtp.Reply {
+func cmdVrfy(arg string) smtp.Reply {
 	if strings.TrimSpace(arg) == "" {
 		return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: VRFY address")
 	}
 	return smtp.R(smtp.CodeCannotVRFY, smtp.EnhProtocolOK, "Cannot VRFY user, but will accept message and attempt delivery")
-}
-
-func (s *session) cmdHelp() smtp.Reply {
-	return smtp.Reply{Code: smtp.CodeHelp, Enhanced: smtp.EnhOK, Lines: []string{
-		"smtpkit: commands are",
-		"EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
-		"See RFC 5321",
-	}}
 }
 
 // printable makes a peer's line safe for a log: at most 100 bytes, control

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"smtpkit/internal/smtp"
 )
@@ -17,17 +18,6 @@ import (
 // copyBufs holds the buffers used to move message data; they are taken only
 // for the length of a DATA or BDAT, so idle sessions hold none.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// dataPolicy checks that a transaction has recipients before its data.
-func (s *session) dataPolicy() (smtp.Reply, bool) {
-	switch {
-	case !s.txn.active:
-		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need MAIL command first"), false
-	case len(s.txn.rcpts) == 0:
-		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need RCPT command first"), false
-	}
-	return smtp.Reply{}, true
-}
 
 // begin opens the backend writer for the current transaction and writes
 // the trace header (RFC 5321 §4.4).
@@ -55,19 +45,9 @@ func (s *session) begin() (MessageWriter, error) {
 // cmdData handles DATA (RFC 5321 §4.1.1.4). The body streams through the
 // strict dot reader into the backend; 250 is sent only after Commit, i.e.
 // after the message is on stable storage.
-func (s *session) cmdData(arg string) {
-	if arg != "" {
-		s.reply(replyNoParams)
-		return
-	}
-	if s.txn.chunks != nil {
-		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "DATA not allowed after BDAT"))
-		return
-	}
-	if r, ok := s.dataPolicy(); !ok {
-		s.reply(r)
-		return
-	}
+//
+// The command table let it run in stateRcpt only, without an argument.
+func (s *session) cmdData(string) {
 	w, err := s.begin()
 	if err != nil {
 		s.srv.obs.MessageRefused(s.info.Listener, dataRefusal(nil, err))
@@ -76,6 +56,7 @@ func (s *session) cmdData(arg string) {
 		return
 	}
 	s.reply(replyDataGo)
+	s.state = stateData
 	if err := s.conn.flush(); err != nil {
 		s.open = nil
 		w.Abort()
@@ -140,7 +121,7 @@ func (s *session) copyBody(w io.Writer, r io.Reader, p pace) (readErr, writeErr 
 // finish ends a DATA or the last BDAT: commit when everything arrived,
 // otherwise abort and explain. The transaction is over in every case.
 func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
-	defer func() { s.txn, s.open = txn{}, nil }() // also after a panic in Commit or Abort (fence.go)
+	defer func() { s.txn, s.open, s.state = txn{}, nil, stateReady }() // also after a panic in Commit or Abort (fence.go)
 	if readErr != nil || writeErr != nil {
 		s.srv.obs.MessageRefused(s.info.Listener, dataRefusal(readErr, writeErr))
 	}
@@ -200,22 +181,21 @@ type chunking struct {
 	start time.Time // the first chunk: the transfer's pace begins (pace.go)
 }
 
-// cmdBdat handles BDAT size [LAST] (RFC 3030 §2). The chunk is always read
-// in full, even when it is refused, so the session stays in step.
-func (s *session) cmdBdat(arg string) {
-	sizeStr, last, err := parseBdatArg(arg)
-	if err != nil {
-		s.reply(smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: BDAT size [LAST]"))
-		// The chunk length is unknown: the session cannot stay in step.
+// bdatSyntax checks BDAT's arguments before anything else: without the
+// chunk's size the session cannot stay in step, and ends.
+func bdatSyntax(s *session, arg string) (smtp.Reply, bool) {
+	if _, _, err := parseBdatArg(arg); err != nil {
 		s.quit = true
-		return
+		return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: BDAT size [LAST]"), false
 	}
-	n := sizeStr
-	if r, ok := s.dataPolicy(); !ok {
-		s.discardChunk(n)
-		s.reply(r)
-		return
-	}
+	return smtp.Reply{}, true
+}
+
+// cmdBdat handles BDAT size [LAST] (RFC 3030 §2) in stateRcpt or
+// stateBdat (the command table). The chunk is always read in full, even
+// when it is refused, so the session stays in step.
+func (s *session) cmdBdat(arg string) {
+	n, last, _ := parseBdatArg(arg) // bdatSyntax passed
 	if s.txn.chunks == nil {
 		w, err := s.begin()
 		if err != nil {
@@ -226,6 +206,7 @@ func (s *session) cmdBdat(arg string) {
 			return
 		}
 		s.txn.chunks = &chunking{w: w, body: &textChecker{next: s.bodyWriter(w), maxLine: s.limits.TextLine}, start: s.srv.now()}
+		s.state = stateBdat
 	}
 	c := s.txn.chunks
 	if c.err == nil && c.size+n > s.limits.MessageSize {
@@ -275,19 +256,33 @@ func (s *session) discardChunk(n int64) error {
 	return err
 }
 
+// parseBdatArg parses "size [LAST]". It allocates nothing, since it runs
+// twice for every chunk (bdatSyntax, then cmdBdat or refuseBdat).
 func parseBdatArg(arg string) (int64, bool, error) {
-	f := strings.Fields(arg)
-	if len(f) == 0 || len(f) > 2 {
+	size, rest := nextField(arg)
+	last, rest := nextField(rest)
+	if size == "" || strings.TrimSpace(rest) != "" {
 		return 0, false, errors.New("bad BDAT arguments")
 	}
-	n, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil || n < 0 || len(f[0]) > 18 {
+	n, err := strconv.ParseInt(size, 10, 64)
+	if err != nil || n < 0 || len(size) > 18 {
 		return 0, false, errors.New("bad BDAT size")
 	}
-	if len(f) == 2 && !strings.EqualFold(f[1], "LAST") {
+	if last != "" && !strings.EqualFold(last, "LAST") {
 		return 0, false, errors.New("bad BDAT argument")
 	}
-	return n, len(f) == 2, nil
+	return n, last != "", nil
+}
+
+// nextField returns the first whitespace-separated field of s (as
+// strings.Fields splits) and what follows it.
+func nextField(s string) (field, rest string) {
+	s = strings.TrimLeftFunc(s, unicode.IsSpace)
+	end := strings.IndexFunc(s, unicode.IsSpace)
+	if end < 0 {
+		return s, ""
+	}
+	return s[:end], s[end:]
 }
 
 // exactReader reads exactly n bytes from r: io.EOF after n, and

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"smtpkit/internal/smtp"
 )
 
 // scriptConn is a net.Conn that reads a fixed input and keeps what the
@@ -28,7 +30,9 @@ func (c *scriptConn) SetWriteDeadline(t time.Time) error { return nil }
 
 // FuzzSession feeds arbitrary client input to a whole session. Invariants:
 // no panic, every reply line is CRLF-terminated and starts with a 3-digit
-// code, and nothing is stored unless a DATA or BDAT transaction completed.
+// code, every reply code is legal for the state its command arrived in
+// (legalReply, by the state × verb table of commands_test.go), and nothing
+// is stored unless a DATA or BDAT transaction completed.
 func FuzzSession(f *testing.F) {
 	seeds := []string{
 		"EHLO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n",
@@ -40,6 +44,10 @@ func FuzzSession(f *testing.F) {
 		"EHLO a\r\nMAIL FROM:<a@b.example> SIZE=99999999999 BODY=8BITMIME SMTPUTF8\r\n",
 		"\x00\xff\r\n\r\n\n\r",
 		"EHLO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nx\r\n\x00.\r\nMAIL FROM:<e@x>\r\n.\r\n",
+		// Out of sequence in every state (the state × verb table).
+		"DATA\r\nRCPT TO:<alice@example.com>\r\nBDAT 1\r\nxAUTH PLAIN\r\nEHLO a\r\nDATA\r\nBDAT 1 LAST\r\nxMAIL FROM:<a@b.example>\r\n" +
+			"MAIL FROM:<a@b.example>\r\nDATA\r\nBDAT 1\r\nxAUTH PLAIN\r\nRCPT TO:<alice@example.com>\r\nMAIL FROM:<a@b.example>\r\nAUTH PLAIN\r\n" +
+			"BDAT 1\r\nxRCPT TO:<alice@example.com>\r\nDATA\r\nMAIL FROM:<a@b.example>\r\nBDAT 1 LAST\r\nyQUIT\r\n",
 		"EHLO a\r\nMAIL FROM:<a@b.example> BODY=BINARYMIME\r\nRCPT TO:<alice@example.com>\r\nBDAT 2 LAST\r\n\x00\x00",
 	}
 	for _, s := range seeds {
@@ -50,6 +58,17 @@ func FuzzSession(f *testing.F) {
 		srv := New(Options{Hostname: "mx.example.com", PostmasterDomain: "example.com", Backend: b, Credentials: memCreds{}, AuthFailureDelay: time.Nanosecond})
 		c := &scriptConn{in: bytes.NewReader(in)}
 		sess := srv.newSession(c, Listener{Address: "fuzz", Role: RoleMX, TLS: TLSNone})
+		greeted := false
+		sess.onReply = func(st state, cmd *command, r smtp.Reply) {
+			if !legalReply(st, cmd, r, greeted) {
+				verb := "(none)"
+				if cmd != nil {
+					verb = cmd.verb
+				}
+				t.Fatalf("reply %d %q to %s in state %s is not legal there; input %q", r.Code, r.Lines, verb, st, in)
+			}
+			greeted = true
+		}
 		sess.serve()
 		out := c.out.String()
 		if !strings.HasSuffix(out, "\r\n") {

@@ -65,7 +65,7 @@ const (
 // the wait for the client's next command to a fresh goroutine (resume).
 func (s *session) run() {
 	for !s.quit {
-		line, err := s.conn.nextCommand(!s.txn.active, s.mayPark())
+		line, err := s.conn.nextCommand(!s.state.inTxn(), s.mayPark())
 		if err == errHandedOff {
 			go s.resume() // the last thing this goroutine does with the session
 			return
@@ -79,7 +79,7 @@ func (s *session) run() {
 // command: between transactions, and admitted. A session that was not
 // admitted (one served directly, as the fuzz target does) keeps its
 // goroutine, so that serve returns only at its end.
-func (s *session) mayPark() bool { return !s.txn.active && s.admitted }
+func (s *session) mayPark() bool { return !s.state.inTxn() && s.admitted }
 
 // resume is a fresh goroutine's start: wait for input (conn.resumed), then
 // serve on. Its panics are fenced like serve's (fence.go). It blocks with

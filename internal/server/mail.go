@@ -7,15 +7,12 @@ import (
 	"smtpkit/internal/smtp"
 )
 
-// mailPolicy checks what must hold before a transaction may start on this
-// listener: EHLO first, TLS where required (RFC 3207 §4), AUTH on
-// submission (RFC 6409 §4.3).
-func (s *session) mailPolicy() (smtp.Reply, bool) {
+// mailGate is MAIL's TLS/AUTH predicate: what must hold on this listener
+// before a transaction may start: TLS where required (RFC 3207 §4), AUTH
+// on submission (RFC 6409 §4.3). The command table checked the sequence
+// (EHLO first, no transaction open) before.
+func (s *session) mailGate() (smtp.Reply, bool) {
 	switch {
-	case !s.helo:
-		return replyNeedHelo, false
-	case s.txn.active:
-		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Nested MAIL command"), false
 	case s.listener.TLS == TLSRequired && s.info.TLS == nil:
 		return smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurity, "Must issue a STARTTLS command first"), false
 	case s.listener.Role.IsSubmission() && s.info.AuthUser == "":
@@ -28,9 +25,6 @@ func (s *session) mailPolicy() (smtp.Reply, bool) {
 // (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531) and AUTH
 // (RFC 4954 §5).
 func (s *session) cmdMail(arg string) smtp.Reply {
-	if r, ok := s.mailPolicy(); !ok {
-		return r
-	}
 	path, params, err := smtp.ParseMail(arg, s.esmtp)
 	if err != nil {
 		return errReply(err)
@@ -86,19 +80,12 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 		s.log.Info("sender refused", "from", path.Addr.String(), "err", err)
 		return errReply(err)
 	}
-	t.active = true
-	s.txn = t
+	s.txn, s.state = t, stateMail
 	return replySenderOK
 }
 
 // cmdRcpt handles RCPT TO (RFC 5321 §4.1.1.3).
 func (s *session) cmdRcpt(arg string) smtp.Reply {
-	if !s.txn.active {
-		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need MAIL command first")
-	}
-	if s.txn.chunks != nil {
-		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "RCPT not allowed during BDAT")
-	}
 	path, params, err := smtp.ParseRcpt(arg, s.txn.smtputf8)
 	if err != nil {
 		return errReply(err)
@@ -139,6 +126,7 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 		return errReply(err)
 	}
 	s.txn.rcpts = append(s.txn.rcpts, addr)
+	s.state = stateRcpt
 	s.rcpts++
 	return replyRcptOK
 }

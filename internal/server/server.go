@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"smtpkit/internal/sasl"
+	"smtpkit/internal/smtp"
 )
 
 // Limits bound what one peer can make the server do. Zero values are
@@ -176,6 +177,7 @@ type Server struct {
 
 	active sync.WaitGroup
 	auth   *authThrottle
+	help   smtp.Reply // HELP's answer, from the command table
 }
 
 // New returns a server for opts. It does not listen yet.
@@ -199,6 +201,7 @@ func New(opts Options) *Server {
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		auth:     newAuthThrottle(now, opts.AuthFailureDelay),
+		help:     helpReply(),
 
 		sweepStop: make(chan struct{}),
 	}

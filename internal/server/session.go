@@ -26,9 +26,16 @@ type session struct {
 	info     SessionInfo
 
 	// The flags are together so that they share one word.
-	helo  bool // HELO or EHLO was given (RFC 5321 §4.1.4)
-	esmtp bool // EHLO was given: extensions and enhanced codes apply
+	state state // where the session is in the command sequence (state.go)
+	esmtp bool  // EHLO was given: extensions and enhanced codes apply
 	quit  bool
+	// current is the row of the command being answered, nil for the
+	// greeting, a line that is no command, and the end; arrivedIn is the
+	// state the command came in. onReply, when set (tests), sees every
+	// reply with them.
+	current   *command
+	arrivedIn state
+	onReply   func(arrivedIn state, c *command, r smtp.Reply)
 	// admitted: started by startSession, so counted in Server.active until
 	// close; only such a session may outlive the call to serve (idle.go).
 	admitted bool
@@ -81,7 +88,6 @@ func (b *backendCtx) end() {
 
 // txn is one mail transaction (RFC 5321 §3.3), from MAIL to end of data.
 type txn struct {
-	active   bool
 	from     smtp.Address
 	rcpts    []smtp.Address
 	body     string
@@ -148,6 +154,7 @@ func (s *session) serve() {
 // step answers what readCommand returned: a command is handled, a bad
 // line answered, and a read failure ends the session.
 func (s *session) step(line []byte, err error) {
+	s.current, s.arrivedIn = nil, s.state
 	if err == nil {
 		s.handle(line)
 		return
@@ -218,6 +225,9 @@ func (s *session) replyTimeout() smtp.Reply {
 // said EHLO (RFC 2034 §3). Protocol errors are counted; past the limit the
 // session ends with 421 (RFC 5321 §4.5.3.1.x leaves the limit to the server).
 func (s *session) reply(r smtp.Reply) {
+	if s.onReply != nil {
+		s.onReply(s.arrivedIn, s.current, r)
+	}
 	s.conn.queue(r, s.esmtp)
 	if r.Code >= 500 && r.Code <= 504 {
 		s.errors++
@@ -232,13 +242,17 @@ func (s *session) reply(r smtp.Reply) {
 	}
 }
 
-// abortTxn discards the transaction, including a half-received BDAT message.
+// abortTxn discards the transaction, including a half-received BDAT
+// message; a session in one is ready again.
 func (s *session) abortTxn() {
 	if s.txn.chunks != nil {
 		s.open = nil
 		s.txn.chunks.w.Abort()
 	}
 	s.txn = txn{}
+	if s.state.inTxn() {
+		s.state = stateReady
+	}
 }
 
 // backendContext is the context of the session's backend calls.

@@ -10,22 +10,23 @@ func (s *session) canStartTLS() bool {
 	return (s.listener.TLS == TLSOpportunistic || s.listener.TLS == TLSRequired) && s.info.TLS == nil
 }
 
+// startTLSGate is STARTTLS's predicate: once (RFC 3207 §4.2), and only
+// where offered.
+func (s *session) startTLSGate() (smtp.Reply, bool) {
+	switch {
+	case s.info.TLS != nil:
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "TLS already active"), false
+	case !s.canStartTLS():
+		return smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "STARTTLS not available"), false
+	}
+	return smtp.Reply{}, true
+}
+
 // cmdStartTLS runs RFC 3207. Anything the client pipelined after STARTTLS
 // is discarded unread (the CVE-2011-0411 class of command injection), and
 // after the handshake the session starts over: no HELO, no transaction, no
 // authentication (RFC 3207 §4.2).
-func (s *session) cmdStartTLS(arg string) {
-	switch {
-	case arg != "":
-		s.reply(replyNoParams)
-		return
-	case s.info.TLS != nil:
-		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "TLS already active"))
-		return
-	case !s.canStartTLS():
-		s.reply(smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "STARTTLS not available"))
-		return
-	}
+func (s *session) cmdStartTLS(string) {
 	// RFC 3207 does not require EHLO before STARTTLS, and some clients
 	// (gsasl --starttls) skip it; the session starts over afterwards anyway.
 	s.reply(smtp.R(smtp.CodeReady, smtp.EnhOK, "Ready to start TLS"))
@@ -42,7 +43,7 @@ func (s *session) cmdStartTLS(arg string) {
 		return
 	}
 	s.abortTxn()
-	s.helo, s.esmtp = false, false
+	s.state, s.esmtp = stateGreeted, false
 	s.info.Helo = ""
 	s.info.AuthUser = ""
 }
