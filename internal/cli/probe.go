@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"smtpkit/internal/probe"
+	"smtpkit/internal/tlspolicy"
 )
 
 const probeUsage = `usage: smtpkit probe [flags] HOST[:PORT]...
@@ -145,11 +146,11 @@ func (f probeFlags) options() (probe.Options, []probe.Target, error) {
 	}
 	switch {
 	case f.starttls:
-		opts.Mode = probe.StartTLS
+		opts.Mode = tlspolicy.ModeStartTLS
 	case f.implicit:
-		opts.Mode = probe.Implicit
+		opts.Mode = tlspolicy.ModeImplicit
 	case f.noTLS:
-		opts.Mode = probe.NoTLS
+		opts.Mode = tlspolicy.ModeNone
 	}
 	if opts.EHLOName == "" {
 		if h, err := os.Hostname(); err == nil && h != "" {

@@ -149,20 +149,15 @@ func (r *Remote) tryHost(ctx context.Context, d *queue.Attempt, hop route.Hop, i
 	return res, decided, err
 }
 
-// plan decides TLS for a hop: the route's own policy when it has one, and
-// at least required when the route authenticates.
+// plan decides TLS for a hop: tlspolicy.Decide gets the default policy,
+// what the static route says (its own policy, its AUTH) and the
+// destination, and its plan is obeyed as it is.
 func (r *Remote) plan(hop route.Hop) tlspolicy.Plan {
-	policy, source := r.opts.Policy, "outbound default"
-	if hop.Route != nil && hop.Route.TLSSet {
-		policy, source = hop.Route.TLS, "route "+hop.Route.Domain
+	in := tlspolicy.Input{Policy: r.opts.Policy, Source: "outbound default", Host: hop.Host, Port: hop.Port}
+	if st := hop.Route; st != nil {
+		in.Route = &tlspolicy.Route{Domain: st.Domain, HasPolicy: st.TLSSet, Policy: st.TLS, Auth: st.AuthUser != ""}
 	}
-	if hop.Route != nil && hop.Route.AuthUser != "" && policy < tlspolicy.Required {
-		// Credentials never go out in plaintext (the client refuses to send
-		// them): without this a relay that does not offer STARTTLS would
-		// fail as "connection failed" rather than as the TLS problem it is.
-		policy, source = tlspolicy.Required, source+", raised to required for AUTH"
-	}
-	return tlspolicy.Decide(tlspolicy.Input{Policy: policy, Host: hop.Host, Port: hop.Port, Source: source})
+	return tlspolicy.Decide(in)
 }
 
 // connect dials, says EHLO, does what the TLS plan asks and authenticates

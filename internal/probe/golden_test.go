@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"smtpkit/internal/testcert"
+	"smtpkit/internal/tlspolicy"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -39,7 +40,7 @@ func goldenReport(t *testing.T) Report {
 	var results []Result
 	results = append(results, Port(context.Background(), "127.0.0.1", st.start(t, cert), opts))
 	verified := opts
-	verified.Mode, verified.Roots, verified.ServerName = Implicit, testcert.Pool(cert), fakeCertName
+	verified.Mode, verified.Roots, verified.ServerName = tlspolicy.ModeImplicit, testcert.Pool(cert), fakeCertName
 	results = append(results, Port(context.Background(), "127.0.0.1", implicit.start(t, cert), verified))
 	results = append(results, Port(context.Background(), "127.0.0.1", plain.start(t, cert), opts))
 	results = append(results, Port(context.Background(), "127.0.0.1", closedPort(t), opts))

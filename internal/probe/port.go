@@ -28,7 +28,7 @@ func Port(ctx context.Context, host string, port int, opts Options) Result {
 		Host:     host,
 		Port:     port,
 		Address:  net.JoinHostPort(host, strconv.Itoa(port)),
-		Mode:     modeOf(plan),
+		Mode:     plan.Mode().String(),
 		Plan:     plan.String(),
 		Warnings: []string{},
 	}
@@ -43,36 +43,27 @@ func Port(ctx context.Context, host string, port int, opts Options) Result {
 
 // PlanFor is the tlspolicy plan the probe follows on host:port: the
 // opportunistic policy (required with RequireTLS, verify with
-// RequireValidCert, none with NoTLS), adjusted when a mode is forced.
+// RequireValidCert, none with NoTLS), with the forced mode, if any, as an
+// input to Decide like everything else.
 func PlanFor(host string, port int, opts Options) tlspolicy.Plan {
 	policy := tlspolicy.Opportunistic
 	switch {
-	case opts.Mode == NoTLS:
+	case opts.Mode == tlspolicy.ModeNone:
 		policy = tlspolicy.None
 	case opts.RequireValidCert:
 		policy = tlspolicy.Verify
 	case opts.RequireTLS:
 		policy = tlspolicy.Required
 	}
-	plan := tlspolicy.Decide(tlspolicy.Input{Policy: policy, Host: verifyName(host, opts), Port: port, Source: "smtpkit probe"})
-	switch opts.Mode {
-	case Implicit:
-		if !plan.Implicit {
-			plan.Implicit, plan.StartTLS, plan.Require = true, false, true
-			plan.Reason += "; --implicit-tls"
-		}
-	case StartTLS:
-		if plan.Implicit {
-			plan.Implicit, plan.StartTLS, plan.Require = false, true, policy >= tlspolicy.Required
-			plan.Reason += "; --starttls"
-		}
-	case NoTLS:
-		if plan.UsesTLS() {
-			plan.Implicit, plan.StartTLS, plan.Require = false, false, false
-			plan.Reason += "; --no-tls"
-		}
-	}
-	return plan
+	return tlspolicy.Decide(tlspolicy.Input{Policy: policy, Source: "smtpkit probe",
+		Host: verifyName(host, opts), Port: port, Mode: opts.Mode, ModeSource: modeFlag[opts.Mode]})
+}
+
+// modeFlag is the command-line flag that forces each mode, for Reason.
+var modeFlag = map[tlspolicy.Mode]string{
+	tlspolicy.ModeStartTLS: "--starttls",
+	tlspolicy.ModeImplicit: "--implicit-tls",
+	tlspolicy.ModeNone:     "--no-tls",
 }
 
 // verifyName is the name the certificate must be valid for.
@@ -81,16 +72,6 @@ func verifyName(host string, opts Options) string {
 		return strings.TrimSuffix(opts.ServerName, ".")
 	}
 	return strings.TrimSuffix(host, ".")
-}
-
-func modeOf(p tlspolicy.Plan) string {
-	switch {
-	case p.Implicit:
-		return Implicit.String()
-	case p.StartTLS:
-		return StartTLS.String()
-	}
-	return NoTLS.String()
 }
 
 // prober holds one port's conversation.

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"smtpkit/internal/tlspolicy"
 )
 
 // DefaultPorts returns the ports probed when a target names none: SMTP
@@ -32,34 +34,12 @@ import (
 // (RFC 8314 §3.3) and the common alternative submission port.
 func DefaultPorts() []int { return []int{25, 587, 465, 2525} }
 
-// Mode is how a port is asked for TLS.
-type Mode int
-
-// The modes. Auto is implicit TLS on port 465 and STARTTLS elsewhere.
-const (
-	Auto Mode = iota
-	StartTLS
-	Implicit
-	NoTLS
-)
-
-func (m Mode) String() string {
-	switch m {
-	case Auto:
-		return "auto"
-	case StartTLS:
-		return "starttls"
-	case Implicit:
-		return "implicit"
-	case NoTLS:
-		return "none"
-	}
-	return fmt.Sprintf("Mode(%d)", int(m))
-}
-
 // Options configure a probe run.
 type Options struct {
-	Mode Mode
+	// Mode forces how TLS starts on every port (--starttls, --implicit-tls,
+	// --no-tls); tlspolicy.ModeAuto, the zero value, is implicit TLS on 465
+	// and STARTTLS elsewhere, as delivery does.
+	Mode tlspolicy.Mode
 	// ServerName is the name the certificate must be valid for and the SNI
 	// sent; empty means the target's host.
 	ServerName string

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"smtpkit/internal/testcert"
+	"smtpkit/internal/tlspolicy"
 )
 
 func TestPortScenarios(t *testing.T) {
@@ -65,7 +66,7 @@ func TestPortScenarios(t *testing.T) {
 			}
 		}},
 		{"implicit TLS", &fakeServer{Greeting: "220 fake.probe.test ESMTP\r\n", Implicit: true,
-			EHLO: []string{"AUTH PLAIN"}}, func(o *Options) { o.Mode = Implicit },
+			EHLO: []string{"AUTH PLAIN"}}, func(o *Options) { o.Mode = tlspolicy.ModeImplicit },
 			func(t *testing.T, r Result) {
 				if !r.OK() || r.Mode != "implicit" || r.TLS == nil || r.EHLOBeforeTLS != nil || !slices.Equal(r.AuthAfterTLS, []string{"PLAIN"}) {
 					t.Fatalf("%+v", r)
@@ -104,7 +105,7 @@ func TestPortScenarios(t *testing.T) {
 				t.Fatalf("%+v", r)
 			}
 		}},
-		{"--no-tls ignores STARTTLS", starttlsServer(), func(o *Options) { o.Mode = NoTLS }, func(t *testing.T, r Result) {
+		{"--no-tls ignores STARTTLS", starttlsServer(), func(o *Options) { o.Mode = tlspolicy.ModeNone }, func(t *testing.T, r Result) {
 			if !r.OK() || r.Mode != "none" || r.TLS != nil || !r.StartTLSOffered {
 				t.Fatalf("%+v", r)
 			}
@@ -221,9 +222,9 @@ func TestPlanFor(t *testing.T) {
 		{465, Options{}, "implicit TLS, TLS required, certificate not verified (policy opportunistic from smtpkit probe; port 465 is implicit TLS)"},
 		{587, Options{RequireTLS: true}, "STARTTLS when offered, TLS required, certificate not verified (policy required from smtpkit probe)"},
 		{25, Options{RequireValidCert: true, ServerName: "mx.example.net"}, "STARTTLS when offered, TLS required, certificate must be valid for mx.example.net (policy verify from smtpkit probe)"},
-		{2525, Options{Mode: Implicit}, "implicit TLS, TLS required, certificate not verified (policy opportunistic from smtpkit probe; --implicit-tls)"},
-		{465, Options{Mode: StartTLS}, "STARTTLS when offered, certificate not verified (policy opportunistic from smtpkit probe; port 465 is implicit TLS; --starttls)"},
-		{465, Options{Mode: NoTLS}, "no TLS (policy none from smtpkit probe; port 465 is implicit TLS; --no-tls)"},
+		{2525, Options{Mode: tlspolicy.ModeImplicit}, "implicit TLS, TLS required, certificate not verified (policy opportunistic from smtpkit probe; --implicit-tls)"},
+		{465, Options{Mode: tlspolicy.ModeStartTLS}, "STARTTLS when offered, certificate not verified (policy opportunistic from smtpkit probe; port 465 is implicit TLS; --starttls)"},
+		{465, Options{Mode: tlspolicy.ModeNone}, "no TLS (policy none from smtpkit probe; port 465 is implicit TLS; --no-tls)"},
 	}
 	for _, tt := range tests {
 		if got := PlanFor("mx.example.net", tt.port, tt.opts).String(); got != tt.want {

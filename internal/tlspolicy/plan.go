@@ -1,6 +1,7 @@
 package tlspolicy
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -11,12 +12,39 @@ import (
 // byte (RFC 8314 §3.3). Routes to it never use STARTTLS.
 const ImplicitTLSPort = 465
 
-// Input is what a decision is made from.
+// Input is everything a plan is decided from, and the only place new
+// inputs go (MTA-STS and DANE will add theirs here): callers do not adjust
+// a Plan after Decide returns.
 type Input struct {
+	// Policy is the default policy: outbound.tls for delivery, the one the
+	// probe's flags choose for a host probe. Route, when it names a policy,
+	// overrides it.
 	Policy Policy
-	Host   string // MX or relay host name: what the certificate must match under Verify
-	Port   int
-	Source string // where the policy came from, for Reason, e.g. "route example.net"
+	Source string // where Policy came from, for Reason, e.g. "outbound default"
+	// Route is the static route the next hop comes from; nil for MX hops
+	// and address literals.
+	Route *Route
+	Host  string // MX or relay host name: what the certificate must match under Verify
+	Port  int
+	// Mode forces how TLS starts (the probe's --starttls, --implicit-tls,
+	// --no-tls); ModeAuto, the zero value, lets the port and policy decide,
+	// as delivery does. ModeSource names it in Reason, e.g. "--starttls".
+	Mode       Mode
+	ModeSource string
+}
+
+// Route is what a static route says about TLS.
+type Route struct {
+	Domain string // the route's domain, "example.net" or "*"
+	// HasPolicy reports that the route names its own policy (route.tls);
+	// without it the default applies.
+	HasPolicy bool
+	Policy    Policy
+	// Auth: the route logs in to the relay (SMTP AUTH). Credentials never
+	// go out in plaintext, so the policy is at least Required: without
+	// this a relay that does not offer STARTTLS would fail as "connection
+	// failed" rather than as the TLS problem it is.
+	Auth bool
 }
 
 // Plan is what one connection must do about TLS; delivery obeys it, the
@@ -31,18 +59,33 @@ type Plan struct {
 	Reason     string // human text, e.g. "policy verify from route example.net"
 }
 
-// Decide turns a policy and a next hop into a Plan:
+// Decide turns the inputs into a Plan. It is pure: the same Input always
+// gives the same Plan.
 //
-//   - port 465: Implicit, and Require (a TLS port cannot be spoken in
-//     plaintext), whatever the policy;
+//   - the policy is the route's own when it names one, else the default;
+//     a route with AUTH raises it to at least required;
 //   - none: no TLS;
 //   - opportunistic: StartTLS;
 //   - required: StartTLS + Require;
-//   - verify: StartTLS (or Implicit) + Require + VerifyName = Host.
+//   - verify: StartTLS (or Implicit) + Require + VerifyName = Host;
+//   - an unknown policy is treated as verify, the strictest;
+//   - port 465: Implicit, and Require (a TLS port cannot be spoken in
+//     plaintext), whatever the policy;
+//   - last, a forced Mode: implicit (Require), STARTTLS (Require only
+//     under required or verify) or none (no TLS at all).
 func Decide(in Input) Plan {
 	host := strings.TrimSuffix(in.Host, ".")
-	p := Plan{Policy: in.Policy, ServerName: sniName(host)}
-	switch in.Policy {
+	policy, source := in.Policy, in.Source
+	if r := in.Route; r != nil {
+		if r.HasPolicy {
+			policy, source = r.Policy, "route "+r.Domain
+		}
+		if r.Auth && policy < Required {
+			policy, source = Required, source+", raised to required for AUTH"
+		}
+	}
+	p := Plan{Policy: policy, ServerName: sniName(host)}
+	switch policy {
 	case None:
 	case Opportunistic:
 		p.StartTLS = true
@@ -56,23 +99,43 @@ func Decide(in Input) Plan {
 		p.Policy = Verify
 		p.StartTLS, p.Require, p.VerifyName = true, true, host
 	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "policy %s", p.Policy)
+	if source != "" {
+		fmt.Fprintf(&b, " from %s", source)
+	}
 	if in.Port == ImplicitTLSPort {
 		p.Implicit, p.StartTLS, p.Require = true, false, true
+		fmt.Fprintf(&b, "; port %d is implicit TLS", in.Port)
 	}
-	p.Reason = reason(in, p)
+	if force(&p, in.Mode) {
+		fmt.Fprintf(&b, "; %s", cmp.Or(in.ModeSource, "mode "+in.Mode.String()))
+	}
+	p.Reason = b.String()
 	return p
 }
 
-func reason(in Input, p Plan) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "policy %s", p.Policy)
-	if in.Source != "" {
-		fmt.Fprintf(&b, " from %s", in.Source)
+// force makes the plan start TLS as m says and reports whether that
+// changed it.
+func force(p *Plan, m Mode) bool {
+	switch m {
+	case ModeImplicit:
+		if !p.Implicit {
+			p.Implicit, p.StartTLS, p.Require = true, false, true
+			return true
+		}
+	case ModeStartTLS:
+		if p.Implicit {
+			p.Implicit, p.StartTLS, p.Require = false, true, p.Policy >= Required
+			return true
+		}
+	case ModeNone:
+		if p.UsesTLS() {
+			p.Implicit, p.StartTLS, p.Require, p.VerifyName = false, false, false, ""
+			return true
+		}
 	}
-	if p.Implicit {
-		fmt.Fprintf(&b, "; port %d is implicit TLS", in.Port)
-	}
-	return b.String()
+	return false
 }
 
 // sniName is the name to send as SNI: RFC 6066 §3 forbids IP literals.

@@ -40,26 +40,63 @@ func TestDecide(t *testing.T) {
 		in   Input
 		want Plan
 	}{
-		{"none", Input{None, "mx.example.net", 25, "route example.net"},
+		{"none", Input{Policy: None, Host: "mx.example.net", Port: 25, Source: "route example.net"},
 			Plan{Policy: None, ServerName: "mx.example.net", Reason: "policy none from route example.net"}},
-		{"opportunistic", Input{Opportunistic, "mx.example.net", 25, ""},
+		{"opportunistic", Input{Policy: Opportunistic, Host: "mx.example.net", Port: 25},
 			Plan{Policy: Opportunistic, StartTLS: true, ServerName: "mx.example.net", Reason: "policy opportunistic"}},
-		{"required", Input{Required, "mx.example.net.", 587, "default"},
+		{"required", Input{Policy: Required, Host: "mx.example.net.", Port: 587, Source: "default"},
 			Plan{Policy: Required, StartTLS: true, Require: true, ServerName: "mx.example.net", Reason: "policy required from default"}},
-		{"verify", Input{Verify, "mx.example.net", 25, "route example.net"},
+		{"verify", Input{Policy: Verify, Host: "mx.example.net", Port: 25, Source: "route example.net"},
 			Plan{Policy: Verify, StartTLS: true, Require: true, VerifyName: "mx.example.net", ServerName: "mx.example.net",
 				Reason: "policy verify from route example.net"}},
-		{"verify on 465", Input{Verify, "smtp.example.net", 465, ""},
+		{"verify on 465", Input{Policy: Verify, Host: "smtp.example.net", Port: 465},
 			Plan{Policy: Verify, Implicit: true, Require: true, VerifyName: "smtp.example.net", ServerName: "smtp.example.net",
 				Reason: "policy verify; port 465 is implicit TLS"}},
-		{"none on 465 still TLS", Input{None, "smtp.example.net", 465, ""},
+		{"none on 465 still TLS", Input{Policy: None, Host: "smtp.example.net", Port: 465},
 			Plan{Policy: None, Implicit: true, Require: true, ServerName: "smtp.example.net",
 				Reason: "policy none; port 465 is implicit TLS"}},
-		{"IP literal: no SNI", Input{Opportunistic, "[192.0.2.1]", 25, ""},
+		{"IP literal: no SNI", Input{Policy: Opportunistic, Host: "[192.0.2.1]", Port: 25},
 			Plan{Policy: Opportunistic, StartTLS: true, Reason: "policy opportunistic"}},
-		{"unknown policy fails safe", Input{Policy(9), "mx.example.net", 25, ""},
+		{"unknown policy fails safe", Input{Policy: Policy(9), Host: "mx.example.net", Port: 25},
 			Plan{Policy: Verify, StartTLS: true, Require: true, VerifyName: "mx.example.net", ServerName: "mx.example.net",
 				Reason: "policy verify"}},
+		// A static route's own policy overrides the default.
+		{"route policy", Input{Policy: Opportunistic, Source: "outbound default", Host: "relay.example.net", Port: 587,
+			Route: &Route{Domain: "example.net", HasPolicy: true, Policy: Verify}},
+			Plan{Policy: Verify, StartTLS: true, Require: true, VerifyName: "relay.example.net", ServerName: "relay.example.net",
+				Reason: "policy verify from route example.net"}},
+		{"route without policy keeps the default", Input{Policy: Required, Source: "outbound default", Host: "relay.example.net", Port: 25,
+			Route: &Route{Domain: "*"}},
+			Plan{Policy: Required, StartTLS: true, Require: true, ServerName: "relay.example.net",
+				Reason: "policy required from outbound default"}},
+		// Relay AUTH raises the policy to required, never lowers it.
+		{"AUTH raises none", Input{Policy: Opportunistic, Source: "outbound default", Host: "relay.example.net", Port: 587,
+			Route: &Route{Domain: "example.net", HasPolicy: true, Policy: None, Auth: true}},
+			Plan{Policy: Required, StartTLS: true, Require: true, ServerName: "relay.example.net",
+				Reason: "policy required from route example.net, raised to required for AUTH"}},
+		{"AUTH raises the default", Input{Policy: Opportunistic, Source: "outbound default", Host: "relay.example.net", Port: 587,
+			Route: &Route{Domain: "*", Auth: true}},
+			Plan{Policy: Required, StartTLS: true, Require: true, ServerName: "relay.example.net",
+				Reason: "policy required from outbound default, raised to required for AUTH"}},
+		{"AUTH keeps verify", Input{Policy: Verify, Source: "outbound default", Host: "relay.example.net", Port: 587,
+			Route: &Route{Domain: "*", Auth: true}},
+			Plan{Policy: Verify, StartTLS: true, Require: true, VerifyName: "relay.example.net", ServerName: "relay.example.net",
+				Reason: "policy verify from outbound default"}},
+		{"unknown route policy fails safe", Input{Policy: None, Host: "relay.example.net", Port: 25,
+			Route: &Route{Domain: "example.net", HasPolicy: true, Policy: Policy(7), Auth: true}},
+			Plan{Policy: Verify, StartTLS: true, Require: true, VerifyName: "relay.example.net", ServerName: "relay.example.net",
+				Reason: "policy verify from route example.net"}},
+		// A forced mode comes last and is named in Reason.
+		{"forced implicit", Input{Policy: Opportunistic, Host: "mx.example.net", Port: 2525, Mode: ModeImplicit, ModeSource: "--implicit-tls"},
+			Plan{Policy: Opportunistic, Implicit: true, Require: true, ServerName: "mx.example.net",
+				Reason: "policy opportunistic; --implicit-tls"}},
+		{"forced STARTTLS on 465", Input{Policy: Verify, Host: "mx.example.net", Port: 465, Mode: ModeStartTLS},
+			Plan{Policy: Verify, StartTLS: true, Require: true, VerifyName: "mx.example.net", ServerName: "mx.example.net",
+				Reason: "policy verify; port 465 is implicit TLS; mode starttls"}},
+		{"forced none", Input{Policy: Verify, Host: "mx.example.net", Port: 25, Mode: ModeNone, ModeSource: "--no-tls"},
+			Plan{Policy: Verify, ServerName: "mx.example.net", Reason: "policy verify; --no-tls"}},
+		{"forced mode already in effect", Input{Policy: Opportunistic, Host: "mx.example.net", Port: 25, Mode: ModeStartTLS, ModeSource: "--starttls"},
+			Plan{Policy: Opportunistic, StartTLS: true, ServerName: "mx.example.net", Reason: "policy opportunistic"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,16 +107,46 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+func TestMode(t *testing.T) {
+	for _, m := range []Mode{ModeAuto, ModeNone, ModeStartTLS, ModeImplicit} {
+		if got, err := ParseMode(m.String()); err != nil || got != m {
+			t.Errorf("ParseMode(%q) = %v, %v", m.String(), got, err)
+		}
+	}
+	for _, bad := range []string{"", "tls", "STARTTLS", "opportunistic"} {
+		if _, err := ParseMode(bad); err == nil {
+			t.Errorf("ParseMode(%q) accepted", bad)
+		}
+	}
+	tests := []struct {
+		in   Input
+		want Mode
+	}{
+		{Input{Policy: None, Port: 25}, ModeNone},
+		{Input{Policy: Opportunistic, Port: 25}, ModeStartTLS},
+		{Input{Policy: None, Port: 465}, ModeImplicit},
+		{Input{Policy: Verify, Port: 465, Mode: ModeNone}, ModeNone},
+	}
+	for _, tt := range tests {
+		if got := Decide(tt.in).Mode(); got != tt.want {
+			t.Errorf("%+v: mode %v, want %v", tt.in, got, tt.want)
+		}
+	}
+	if s := Mode(9).String(); s != "Mode(9)" {
+		t.Errorf("unknown mode String = %q", s)
+	}
+}
+
 func TestClientConfig(t *testing.T) {
 	tests := []struct {
 		in       Input
 		insecure bool
 		name     string
 	}{
-		{Input{Opportunistic, "mx.example.net", 25, ""}, true, "mx.example.net"},
-		{Input{Required, "mx.example.net", 25, ""}, true, "mx.example.net"},
-		{Input{Verify, "mx.example.net.", 25, ""}, false, "mx.example.net"},
-		{Input{Verify, "[192.0.2.1]", 25, ""}, false, "192.0.2.1"},
+		{Input{Policy: Opportunistic, Host: "mx.example.net", Port: 25}, true, "mx.example.net"},
+		{Input{Policy: Required, Host: "mx.example.net", Port: 25}, true, "mx.example.net"},
+		{Input{Policy: Verify, Host: "mx.example.net.", Port: 25}, false, "mx.example.net"},
+		{Input{Policy: Verify, Host: "[192.0.2.1]", Port: 25}, false, "192.0.2.1"},
 	}
 	for _, tt := range tests {
 		cfg := Decide(tt.in).ClientConfig(nil)
@@ -147,10 +214,10 @@ func TestPlanString(t *testing.T) {
 		in   Input
 		want string
 	}{
-		{Input{None, "h", 25, ""}, "no TLS (policy none)"},
-		{Input{Opportunistic, "h", 25, ""}, "STARTTLS when offered, certificate not verified (policy opportunistic)"},
-		{Input{Verify, "h", 25, "route x"}, "STARTTLS when offered, TLS required, certificate must be valid for h (policy verify from route x)"},
-		{Input{Required, "h", 465, ""}, "implicit TLS, TLS required, certificate not verified (policy required; port 465 is implicit TLS)"},
+		{Input{Policy: None, Host: "h", Port: 25}, "no TLS (policy none)"},
+		{Input{Policy: Opportunistic, Host: "h", Port: 25}, "STARTTLS when offered, certificate not verified (policy opportunistic)"},
+		{Input{Policy: Verify, Host: "h", Port: 25, Source: "route x"}, "STARTTLS when offered, TLS required, certificate must be valid for h (policy verify from route x)"},
+		{Input{Policy: Required, Host: "h", Port: 465}, "implicit TLS, TLS required, certificate not verified (policy required; port 465 is implicit TLS)"},
 	}
 	for _, tt := range tests {
 		if got := Decide(tt.in).String(); got != tt.want {
