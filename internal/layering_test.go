@@ -40,7 +40,7 @@ var allowed = map[string][]string{
 	"queue":       {"smtp", "dsn", "vfs"},
 	"inbound":     {"smtp", "server", "userdb", "maildir"},
 	"delivery":    {"smtp", "sasl", "client", "route", "dns", "tlspolicy", "queue", "maildir", "userdb"},
-	"probe":       {"smtp", "sasl", "client", "tlspolicy"},
+	"probe":       {"smtp", "sasl", "client", "route", "tlspolicy"},
 	"metrics":     {"queue", "smtp"},
 	"loadgen":     {"smtp", "client", "sasl", "tlspolicy"},
 	"submit":      {"smtp", "client", "compose", "sasl"},

@@ -2,23 +2,17 @@ package cli
 
 import (
 	"context"
-	"crypto/x509"
-	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"smtpkit/internal/config"
 	"smtpkit/internal/delivery"
-	"smtpkit/internal/dns"
 	"smtpkit/internal/inbound"
 	"smtpkit/internal/metrics"
 	"smtpkit/internal/queue"
-	"smtpkit/internal/route"
 	"smtpkit/internal/server"
 	"smtpkit/internal/smtp"
-	"smtpkit/internal/tlspolicy"
 )
 
 // outbound is the wired outbound side: the queue and its remote courier.
@@ -31,44 +25,12 @@ type outbound struct {
 // (DNS → route → TLS policy → client). Bounces for local senders go
 // straight into their Maildir through local; others are queued.
 func wireOutbound(cfg config.Config, local *inbound.Backend, m *metrics.Metrics, log *slog.Logger) (*outbound, error) {
-	var servers []string
-	if cfg.Outbound.Resolver != "" {
-		servers = []string{cfg.Outbound.Resolver}
-	}
-	res, err := dns.New(dns.Options{Servers: servers})
-	if err != nil {
-		return nil, fmt.Errorf("resolver: %w", err)
-	}
-	var statics []route.Static
-	for _, r := range cfg.Routes {
-		st, err := route.ParseStatic(r.Domain, r.Host, r.TLS, r.AuthUser, r.AuthPasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("route %s: %w", r.Domain, err)
-		}
-		statics = append(statics, st)
-	}
-	port := cfg.Outbound.Port
-	if port == 0 {
-		port = 25
-	}
-	router := route.New(res, statics, route.Options{DefaultPort: port, AllowLoopback: cfg.Outbound.AllowLoopback})
-	policy, err := tlspolicy.ParsePolicy(cfg.Outbound.TLS)
+	rt, err := newRouting(cfg)
 	if err != nil {
 		return nil, err
 	}
-	var roots *x509.CertPool
-	if cfg.Outbound.CAFile != "" {
-		pemBytes, err := os.ReadFile(cfg.Outbound.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("outbound.ca_file: %w", err)
-		}
-		roots = x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("outbound.ca_file %s: no PEM certificate in it", cfg.Outbound.CAFile)
-		}
-	}
 	remote := delivery.NewRemote(delivery.RemoteOptions{
-		Router: router, Policy: policy, LocalName: cfg.Hostname, Roots: roots, Logger: log,
+		Router: rt.router, Policy: rt.policy, LocalName: cfg.Hostname, Roots: rt.roots, Logger: log,
 	})
 	o := &outbound{remote: remote}
 	q, err := queue.Open(queue.Options{

@@ -11,17 +11,24 @@ import (
 	"os"
 	"time"
 
+	"smtpkit/internal/config"
 	"smtpkit/internal/probe"
 	"smtpkit/internal/tlspolicy"
 )
 
-const probeUsage = `usage: smtpkit probe [flags] HOST[:PORT]...
+const probeUsage = `usage: smtpkit probe [flags] DOMAIN|HOST:PORT|ADDRESS...
 
-Test a server's SMTP ports: connect, banner, EHLO, STARTTLS (or implicit TLS
-on 465), the certificate, EHLO after TLS and the AUTH mechanisms before and
-after TLS. Without a port, HOST is probed on 25, 587, 465 and 2525 in
-parallel. HOST is a name, an IP address or [IPv6]; sends no mail and no
-credentials.
+Test SMTP servers: connect, banner, EHLO, STARTTLS (or implicit TLS on 465),
+the certificate, EHLO after TLS and the AUTH mechanisms before and after TLS.
+Sends no mail and no credentials.
+
+A DOMAIN (a name without a port) is probed where the queue would deliver its
+mail: its static route, or else its MX hosts, every address of each, on the
+port delivery uses, each with the TLS plan delivery would follow. Routes,
+resolver, outbound.tls, outbound.port and outbound.ca_file come from the
+configuration (-config). HOST:PORT probes that port; an IP ADDRESS (or
+[IPv6]) without a port, or any name with --host, is probed on 25, 587, 465
+and 2525 in parallel.
 
 Exit status (the highest that applies):
   0  every port reachable, no failure, requirements met
@@ -40,6 +47,8 @@ type probeFlags struct {
 	timeout                      time.Duration
 	requireTLS, requireValidCert bool
 	json, verbose, noColor       bool
+	hostOnly                     bool   // --host: names are hosts, not mail domains
+	configPath                   string // -config, for domain targets
 	targets                      []string
 }
 
@@ -58,6 +67,8 @@ func newProbeFlagSet(f *probeFlags, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&f.json, "json", false, "print JSON (field names in docs/probe.md)")
 	fs.BoolVar(&f.verbose, "v", false, "show the whole conversation (C: client, S: server)")
 	fs.BoolVar(&f.noColor, "no-color", false, "no colors, even on a terminal")
+	fs.BoolVar(&f.hostOnly, "host", false, "a name without a port is a host, probed on 25, 587, 465 and 2525, not a mail domain")
+	fs.StringVar(&f.configPath, "config", "", "config file for a DOMAIN's routes (default "+config.DefaultPath+" if it exists, else the development default)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, probeUsage)
 		fs.PrintDefaults()
@@ -94,7 +105,7 @@ func parseProbeFlags(args []string, stderr io.Writer) (probeFlags, error) {
 	case f.timeout <= 0:
 		return f, errors.New("--timeout must be positive")
 	case len(f.targets) == 0:
-		return f, errors.New("no HOST given")
+		return f, errors.New("no HOST given (want a DOMAIN, HOST:PORT or ADDRESS)")
 	}
 	return f, nil
 }
@@ -168,14 +179,48 @@ func (f probeFlags) options() (probe.Options, []probe.Target, error) {
 		}
 	}
 	var targets []probe.Target
+	domains := false
 	for _, s := range f.targets {
-		t, err := probe.ParseTarget(s)
+		parse := probe.ParseDestination
+		if f.hostOnly {
+			parse = probe.ParseTarget
+		}
+		t, err := parse(s)
 		if err != nil {
 			return opts, nil, err
 		}
+		domains = domains || t.Domain != ""
 		targets = append(targets, t)
 	}
+	if domains {
+		if err := f.route(&opts); err != nil {
+			return opts, nil, err
+		}
+	}
 	return opts, targets, nil
+}
+
+// route gives the options what domain targets need, built from the
+// configuration exactly as the queue's courier is (newRouting): the
+// router, the default policy, the roots (unless --ca) and the EHLO name
+// (unless --ehlo).
+func (f probeFlags) route(opts *probe.Options) error {
+	cfg, source, err := config.Resolve(f.configPath)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	rt, err := newRouting(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	opts.Router, opts.Outbound = rt.router, rt.policy
+	if f.caFile == "" {
+		opts.Roots = rt.roots
+	}
+	if f.ehlo == "" {
+		opts.EHLOName = cfg.Hostname
+	}
+	return nil
 }
 
 // isTerminalWriter reports whether w is a terminal (an *os.File that is a

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"smtpkit/internal/dns/dnstest"
 )
 
 func runProbeArgs(args ...string) (code int, stdout, stderr string) {
@@ -166,4 +169,72 @@ func plainSMTP(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// TestProbeDomain: a domain is probed where the queue would deliver it,
+// with the router built from the configuration like the queue's: a static
+// route to the plaintext listener, and an MX record (from a loopback DNS
+// server named as outbound.resolver) pointing at the same listener.
+func TestProbeDomain(t *testing.T) {
+	addr := plainSMTP(t)
+	_, port, _ := net.SplitHostPort(addr)
+	resolver := dnstest.NewServer(t, "mx.test. MX 10 mx1.mx.test.", "mx1.mx.test. A 127.0.0.1", "nullmx.test. MX 0 .")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "smtpkit.toml")
+	os.WriteFile(cfg, []byte(`hostname = "probe.cli.test"
+data_dir = "`+dir+`"
+[[domain]]
+name = "cli.test"
+[tls]
+self_signed = true
+[outbound]
+tls = "verify"
+resolver = "`+resolver+`"
+port = `+port+`
+allow_loopback = true
+[[route]]
+domain = "routed.test"
+host = "`+addr+`"
+tls = "none"
+`), 0o600)
+
+	code, out, stderr := runProbeArgs("--json", "-v", "-config", cfg, "routed.test", "mx.test", "nullmx.test")
+	var rep struct {
+		Results []struct {
+			Domain, Host, Address, IP, Route, Plan, Error string
+			Pref                                          int
+			Transcript                                    []string
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Results) != 3 {
+		t.Fatalf("exit %d, %v\n%s%s", code, err, out, stderr)
+	}
+	routed, mx, null := rep.Results[0], rep.Results[1], rep.Results[2]
+	if routed.Domain != "routed.test" || routed.Route != "routed.test" || routed.Address != addr ||
+		routed.Plan != "no TLS (policy none from route routed.test)" || routed.Error != "" {
+		t.Errorf("static route: %+v", routed)
+	}
+	if mx.Host != "mx1.mx.test" || mx.Pref != 10 || mx.Address != addr || mx.Error != "" ||
+		mx.Plan != "STARTTLS when offered, TLS required, certificate must be valid for mx1.mx.test (policy verify from outbound default)" {
+		t.Errorf("MX: %+v", mx)
+	}
+	if !contains(mx.Transcript, "C: EHLO probe.cli.test") {
+		t.Errorf("EHLO name is not the configured hostname: %q", mx.Transcript)
+	}
+	if !strings.Contains(null.Error, "556 5.1.10") || code != 1 {
+		t.Errorf("null MX: exit %d, %+v", code, null)
+	}
+	// --host: the same name is a host again, to be probed on the four
+	// ports, and no configuration is read.
+	f, err := parseProbeFlags([]string{"--host", "-config", filepath.Join(dir, "none.toml"), "mx.test"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, targets, err := f.options(); err != nil || len(targets) != 1 || targets[0].Host != "mx.test" || len(targets[0].Ports) != 4 {
+		t.Errorf("--host: %+v, %v", targets, err)
+	}
+	// A configuration that does not load is a usage error.
+	if code, _, stderr := runProbeArgs("-config", filepath.Join(dir, "none.toml"), "mx.test"); code != 2 || !strings.Contains(stderr, "config") {
+		t.Errorf("missing config: exit %d, %s", code, stderr)
+	}
 }

@@ -151,13 +151,11 @@ func (r *Remote) tryHost(ctx context.Context, d *queue.Attempt, hop route.Hop, i
 
 // plan decides TLS for a hop: tlspolicy.Decide gets the default policy,
 // what the static route says (its own policy, its AUTH) and the
-// destination, and its plan is obeyed as it is.
+// destination, and its plan is obeyed as it is. The probe builds the same
+// Input for a domain (probe.HopPlan).
 func (r *Remote) plan(hop route.Hop) tlspolicy.Plan {
-	in := tlspolicy.Input{Policy: r.opts.Policy, Source: "outbound default", Host: hop.Host, Port: hop.Port}
-	if st := hop.Route; st != nil {
-		in.Route = &tlspolicy.Route{Domain: st.Domain, HasPolicy: st.TLSSet, Policy: st.TLS, Auth: st.AuthUser != ""}
-	}
-	return tlspolicy.Decide(in)
+	return tlspolicy.Decide(tlspolicy.Input{Policy: r.opts.Policy, Source: "outbound default",
+		Route: hop.Route.TLSRoute(), Host: hop.Host, Port: hop.Port})
 }
 
 // connect dials, says EHLO, does what the TLS plan asks and authenticates

@@ -21,18 +21,22 @@ import (
 // is recorded in the Result.
 func Port(ctx context.Context, host string, port int, opts Options) Result {
 	opts = opts.withDefaults()
+	return probeJob(ctx, hostJob(host, port, opts), opts)
+}
+
+// hostJob is the job for one port of a host target.
+func hostJob(host string, port int, opts Options) job {
+	at := Result{Host: host, Port: port, Address: net.JoinHostPort(host, strconv.Itoa(port))}
+	return job{at: at, plan: PlanFor(host, port, opts)}
+}
+
+// probeJob probes one address with the job's plan; opts has its defaults.
+func probeJob(ctx context.Context, j job, opts Options) Result {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	plan := PlanFor(host, port, opts)
-	r := Result{
-		Host:     host,
-		Port:     port,
-		Address:  net.JoinHostPort(host, strconv.Itoa(port)),
-		Mode:     plan.Mode().String(),
-		Plan:     plan.String(),
-		Warnings: []string{},
-	}
-	p := &prober{ctx: ctx, opts: opts, plan: plan, r: &r, tr: &strings.Builder{}}
+	r := j.at
+	r.Mode, r.Plan, r.Warnings = j.plan.Mode().String(), j.plan.String(), []string{}
+	p := &prober{ctx: ctx, opts: opts, plan: j.plan, r: &r, tr: &strings.Builder{}}
 	p.run()
 	p.warnings()
 	if opts.Transcript {
@@ -244,6 +248,9 @@ func (p *prober) warnings() {
 	if p.plan.StartTLS && r.EHLOBeforeTLS != nil && !r.StartTLSOffered {
 		r.Warnings = append(r.Warnings, "STARTTLS not offered: mail on this port travels in plaintext")
 	}
+	if r.Domain != "" {
+		p.planWarnings()
+	}
 	if r.TLS == nil {
 		return
 	}
@@ -264,6 +271,22 @@ func (p *prober) warnings() {
 	}
 	if slices.Contains(r.EHLOAfterTLS, "STARTTLS") {
 		r.Warnings = append(r.Warnings, "STARTTLS offered again after TLS (RFC 3207 §4.2)")
+	}
+}
+
+// planWarnings says, for a domain's next hop, where what the server
+// showed would make delivery under the same plan defer (tlspolicy's
+// OnFailure): no TLS where the plan requires it, or a certificate the plan
+// verifies that is not valid. The probe itself goes on to show the rest.
+func (p *prober) planWarnings() {
+	r := p.r
+	switch {
+	case !r.Connected || r.EHLOBeforeTLS == nil && !p.plan.Implicit:
+		// not far enough to tell
+	case p.plan.Require && r.TLS == nil:
+		r.Warnings = append(r.Warnings, "delivery would defer: the plan requires TLS and none was negotiated")
+	case p.plan.VerifyName != "" && r.TLS != nil && !r.TLS.Valid:
+		r.Warnings = append(r.Warnings, "delivery would defer: the certificate is not valid for "+p.plan.VerifyName+", as the plan requires")
 	}
 }
 

@@ -61,6 +61,12 @@ type Options struct {
 	Now func() time.Time
 	// Parallel bounds how many ports are probed at once; zero means 8.
 	Parallel int
+	// Router follows domain targets (static routes, then MX) as the queue
+	// does; nil: a domain target fails. Outbound is the default policy for
+	// them (outbound.tls): a static route's own policy overrides it, as in
+	// delivery. Host targets use neither.
+	Router   Router
+	Outbound tlspolicy.Policy
 }
 
 // DefaultTimeout is the per-port timeout when Options.Timeout is zero.
@@ -85,10 +91,15 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Target is one host and the ports to probe on it.
+// Target is one host and the ports to probe on it, or a mail domain.
 type Target struct {
 	Host  string // name or IP address, without brackets
 	Ports []int
+	// Domain, when set, is a mail domain: the probe follows its routes
+	// (Options.Router) and probes every address of every next hop on the
+	// hop's port, with the plan delivery would use. Host and Ports are
+	// then unused.
+	Domain string
 }
 
 // ParseTarget parses "HOST", "HOST:PORT", "[IPv6]", "[IPv6]:PORT" or a bare
@@ -163,25 +174,36 @@ func checkHost(h string) error {
 	return nil
 }
 
-// Run probes every port of every target, several at once, and returns the
-// results in the order of targets and ports. ctx cancels the whole run.
+// Run probes every port of every host target and every address of every
+// next hop of every domain target, several at once, and returns the
+// results in the order of targets, then ports or hops and addresses. ctx
+// cancels the whole run.
 func Run(ctx context.Context, targets []Target, opts Options) Report {
 	opts = opts.withDefaults()
-	var jobs []Target // one port each
+	var jobs []job // one address and port each
 	for _, t := range targets {
+		if t.Domain != "" {
+			jobs = append(jobs, domainJobs(ctx, t.Domain, opts)...)
+			continue
+		}
 		for _, p := range t.Ports {
-			jobs = append(jobs, Target{Host: t.Host, Ports: []int{p}})
+			jobs = append(jobs, hostJob(t.Host, p, opts))
 		}
 	}
 	results := make([]Result, len(jobs))
 	sem := make(chan struct{}, opts.Parallel)
 	var wg sync.WaitGroup
 	for i, j := range jobs {
+		if j.err != "" {
+			results[i] = j.at
+			results[i].Error, results[i].Warnings = j.err, []string{}
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			results[i] = Port(ctx, j.Host, j.Ports[0], opts)
+			results[i] = probeJob(ctx, j, opts)
 		}()
 	}
 	wg.Wait()

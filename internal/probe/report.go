@@ -11,9 +11,16 @@ type Report struct {
 // interface for monitoring (docs/probe.md); new fields may be added, none
 // renamed or removed.
 type Result struct {
-	Host    string `json:"host"`
+	Host    string `json:"host"` // the host as given, or a domain's next hop (MX or route host)
 	Port    int    `json:"port"`
-	Address string `json:"address"` // host:port as dialled
+	Address string `json:"address"` // host:port as dialled (for a domain: ip:port)
+	// Domain is the mail domain probed ("" for a host target); Route the
+	// static route its mail takes ("" for MX hops, whose preference is
+	// Pref); IP the address of the hop dialled.
+	Domain string `json:"domain,omitempty"`
+	Route  string `json:"route,omitempty"`
+	Pref   int    `json:"pref,omitempty"`
+	IP     string `json:"ip,omitempty"`
 	// Mode is how TLS was asked for: "starttls", "implicit" or "none".
 	Mode string `json:"mode"`
 	// Plan is the tlspolicy plan in words, as delivery would print it.

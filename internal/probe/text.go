@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -75,11 +76,21 @@ func (t textWriter) result(r Result) {
 	case len(r.Warnings) > 0:
 		status = t.paint(ansiYellow, fmt.Sprintf("OK with %d warning(s)", len(r.Warnings)))
 	}
-	fmt.Fprintf(t.w, "%s  %s\n", t.paint(ansiBold, r.Address), status)
-	t.row("plan", r.Plan)
-	if !r.Connected {
+	fmt.Fprintf(t.w, "%s  %s\n", t.paint(ansiBold, cmp.Or(r.Address, r.Domain)), status)
+	if r.Domain != "" {
+		t.row("domain", r.Domain)
+		if r.Address != "" {
+			t.row("next hop", nextHop(r))
+		}
+	}
+	if r.Plan != "" {
+		t.row("plan", r.Plan)
+	}
+	switch {
+	case r.Address == "": // the domain has no route: nothing was dialled
+	case !r.Connected:
 		t.row("connect", t.paint(ansiRed, "failed")+fmt.Sprintf(" (%d ms)", r.ConnectMS))
-	} else {
+	default:
 		t.row("connect", fmt.Sprintf("ok (%d ms)", r.ConnectMS))
 	}
 	if r.Banner != "" {
@@ -148,6 +159,15 @@ func (t textWriter) tls(v *TLSInfo) {
 	} else {
 		t.row("name", t.paint(ansiRed, "does not match "+v.VerifyName)+": "+v.NameError)
 	}
+}
+
+// nextHop words where a domain's result was dialled: the MX host and its
+// preference, or the static route.
+func nextHop(r Result) string {
+	if r.Route != "" {
+		return fmt.Sprintf("%s, address %s (static route %s)", r.Host, r.IP, r.Route)
+	}
+	return fmt.Sprintf("%s, address %s (MX preference %d)", r.Host, r.IP, r.Pref)
 }
 
 func nonEmpty(s string) string {

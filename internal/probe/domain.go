@@ -1,0 +1,91 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"smtpkit/internal/route"
+	"smtpkit/internal/smtp"
+	"smtpkit/internal/tlspolicy"
+)
+
+// Router finds the next hops of a mail domain: internal/route's Router,
+// built from the same configuration as the queue's, so that the probe of a
+// domain follows exactly the static routes and MX records delivery would.
+type Router interface {
+	Hops(ctx context.Context, domain string) ([]route.Hop, error)
+}
+
+// ParseDestination parses a command-line target: a name without a port is
+// a mail domain, probed where its mail would go (Target.Domain); anything
+// else (HOST:PORT, an IP address, [IPv6]) is a host, as ParseTarget reads it.
+func ParseDestination(s string) (Target, error) {
+	if s == "" || strings.ContainsAny(s, ":[") || net.ParseIP(s) != nil {
+		return ParseTarget(s)
+	}
+	d := strings.ToLower(strings.TrimSuffix(s, "."))
+	if err := checkHost(d); err != nil {
+		return Target{}, fmt.Errorf("probe: domain %q: %w", s, err)
+	}
+	return Target{Domain: d}, nil
+}
+
+// HopPlan is the plan the queue's courier would follow to hop: the same
+// tlspolicy.Input delivery builds (outbound default, the static route's
+// own policy and AUTH, the hop's host and port), with the probe's forced
+// mode and --servername.
+func HopPlan(hop route.Hop, opts Options) tlspolicy.Plan {
+	return tlspolicy.Decide(tlspolicy.Input{Policy: opts.Outbound, Source: "outbound default",
+		Route: hop.Route.TLSRoute(), Host: verifyName(hop.Host, opts), Port: hop.Port,
+		Mode: opts.Mode, ModeSource: modeFlag[opts.Mode]})
+}
+
+// job is one address to probe with its plan, and what the Result says
+// about where it came from.
+type job struct {
+	at   Result // Host, Port, Address and, for a domain, Domain, Route, Pref, IP
+	plan tlspolicy.Plan
+	err  string // routing failed: no probe, this error
+}
+
+// domainJobs routes d and returns one job per hop and address, in the
+// order delivery tries them (RFC 5321 §5.1), or one failed job when the
+// domain has no route.
+func domainJobs(ctx context.Context, d string, opts Options) []job {
+	if opts.Router == nil {
+		return []job{{at: Result{Domain: d, Host: d}, err: "route: no router to follow the domain with"}}
+	}
+	hops, err := opts.Router.Hops(ctx, d)
+	if err != nil {
+		return []job{{at: Result{Domain: d, Host: d}, err: "route: " + routeError(err)}}
+	}
+	var jobs []job
+	for _, hop := range hops {
+		plan := HopPlan(hop, opts)
+		for _, ip := range hop.Addrs {
+			at := Result{Domain: d, Host: hop.Host, Port: hop.Port, IP: ip.String(),
+				Address: net.JoinHostPort(ip.String(), strconv.Itoa(hop.Port))}
+			if hop.Route != nil {
+				at.Route = hop.Route.Domain
+			} else {
+				at.Pref = int(hop.Pref)
+			}
+			jobs = append(jobs, job{at: at, plan: plan})
+		}
+	}
+	return jobs
+}
+
+// routeError words a routing failure with its reply, as the queue would
+// record it.
+func routeError(err error) string {
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		return replyLine(se.Reply)
+	}
+	return err.Error()
+}
