@@ -48,7 +48,7 @@ func (d *daemon) reload(path string, log *slog.Logger) {
 		applied.TLS.Certificates = cfg.TLS.Certificates
 	}
 	d.srv.SetLimits(serverLimits(applied.Limits))
-	d.backend.SetDomains(domainNames(applied))
+	d.local.SetDomains(domainNames(applied))
 	d.srv.SetPostmasterDomain(postmasterDomain(applied))
 	d.cfg = applied
 	if len(restart) > 0 {

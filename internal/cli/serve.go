@@ -22,6 +22,7 @@ import (
 	"smtpkit/internal/config"
 	"smtpkit/internal/control"
 	"smtpkit/internal/inbound"
+	"smtpkit/internal/local"
 	"smtpkit/internal/maildir"
 	"smtpkit/internal/metrics"
 	"smtpkit/internal/server"
@@ -167,7 +168,7 @@ func (d *daemon) handleSignals(sigs <-chan os.Signal, served <-chan error, confi
 type daemon struct {
 	cfg      config.Config // the configuration in force
 	srv      *server.Server
-	backend  *inbound.Backend
+	local    *local.Store // local delivery: the local domains and their Maildirs
 	out      *outbound
 	metrics  *metrics.Metrics // also the server's Observer and the courier's counter
 	health   *health          // what /healthz reports
@@ -247,21 +248,23 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	d.writer = writer
-	rl := &relay{}
-	backend := inbound.New(inbound.Options{
+	d.local = local.New(local.Options{
 		Domains:  domains,
 		Accounts: accounts,
 		MailDir:  filepath.Join(cfg.DataDir, "mail"),
-		Relay:    rl,
 		Writer:   writer,
 		Logger:   log,
 	})
-	d.backend = backend
-	if d.out, err = wireOutbound(cfg, backend, d.metrics, log); err != nil {
+	if d.out, err = wireOutbound(cfg, d.local, d.metrics, log); err != nil {
 		return nil, err
 	}
 	d.metrics.WatchQueue(d.out.queue)
-	rl.q = d.out.queue
+	backend := inbound.New(inbound.Options{
+		Local:    d.local,
+		Accounts: accounts,
+		Relay:    inbound.QueueRelay(d.out.queue),
+		Logger:   log,
+	})
 	var listeners []server.Listener
 	for _, l := range cfg.Listeners {
 		role, err := server.ParseRole(l.Role)

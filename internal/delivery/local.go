@@ -3,16 +3,17 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"smtpkit/internal/queue"
 	"smtpkit/internal/smtp"
 )
 
-// Mailboxes stores a message into local mailboxes (inbound.Backend). It
-// is all or nothing: on error no mailbox holds the message.
+// Mailboxes stores a message into local mailboxes (local.Store). It is
+// all or nothing: on error no mailbox holds the message.
 type Mailboxes interface {
-	DeliverLocal(ctx context.Context, id, from string, boxes []string, body io.Reader) error
+	Deliver(ctx context.Context, id string, from smtp.Address, boxes []string, body io.Reader) error
 }
 
 // Local is the queue's courier for local recipients: the mailboxes the
@@ -27,10 +28,13 @@ func NewLocal(store Mailboxes) *Local { return &Local{store: store} }
 // one outcome. A storage failure is temporary (retried with backoff); a
 // recipient that is no longer a local mailbox fails permanently.
 func (l *Local) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
-	body, err := d.Open()
+	from, err := reversePath(d.From)
 	if err == nil {
-		err = l.store.DeliverLocal(ctx, d.ID, d.From, d.Recipients, body)
-		body.Close()
+		var body io.ReadCloser
+		if body, err = d.Open(); err == nil {
+			err = l.store.Deliver(ctx, d.ID, from, d.Recipients, body)
+			body.Close()
+		}
 	}
 	detail := "delivered to the local Maildir"
 	if err != nil {
@@ -46,3 +50,17 @@ func (l *Local) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 }
 
 var _ queue.Courier = (*Local)(nil)
+
+// reversePath parses the reverse-path the queue keeps as a string ("" is
+// the null sender). The queue wrote it from an smtp.Address, so it parses
+// back; if it does not, the error is an unknown one: temporary.
+func reversePath(from string) (smtp.Address, error) {
+	if from == "" {
+		return smtp.Address{}, nil
+	}
+	a, err := smtp.ParseAddress(from)
+	if err != nil {
+		return smtp.Address{}, fmt.Errorf("queued reverse-path %q: %v", from, err) // %v: not its 501
+	}
+	return a, nil
+}

@@ -13,9 +13,9 @@ import (
 )
 
 // mailboxesFunc adapts a function to Mailboxes.
-type mailboxesFunc func(ctx context.Context, id, from string, boxes []string, body io.Reader) error
+type mailboxesFunc func(ctx context.Context, id string, from smtp.Address, boxes []string, body io.Reader) error
 
-func (f mailboxesFunc) DeliverLocal(ctx context.Context, id, from string, boxes []string, body io.Reader) error {
+func (f mailboxesFunc) Deliver(ctx context.Context, id string, from smtp.Address, boxes []string, body io.Reader) error {
 	return f(ctx, id, from, boxes, body)
 }
 
@@ -33,9 +33,9 @@ func TestLocalOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got string
-			l := NewLocal(mailboxesFunc(func(_ context.Context, id, from string, boxes []string, body io.Reader) error {
+			l := NewLocal(mailboxesFunc(func(_ context.Context, id string, from smtp.Address, boxes []string, body io.Reader) error {
 				b, _ := io.ReadAll(body)
-				got = id + " " + from + " " + strings.Join(boxes, ",") + " " + string(b)
+				got = id + " " + from.String() + " " + strings.Join(boxes, ",") + " " + string(b)
 				return tt.err
 			}))
 			d := &queue.Attempt{ID: "Q1", From: "s@x.example", Domain: "example.com", Recipients: []string{"a@example.com", "b@example.com"},

@@ -8,6 +8,7 @@ import (
 	"net"
 	"testing"
 
+	"smtpkit/internal/local"
 	"smtpkit/internal/maildir"
 	"smtpkit/internal/server"
 	"smtpkit/internal/smtp"
@@ -23,8 +24,10 @@ func (benchAccounts) Owns(string, string) bool             { return true }
 // Backend, as the server does after DATA: Begin, the bytes, Commit (fsync
 // and link into every new/). It is the storage half of a message's cost.
 func benchmarkDeliver(b *testing.B, size, nrcpt int) {
-	be := New(Options{Domains: []string{"bench.example"}, Accounts: benchAccounts{},
-		MailDir: b.TempDir(), Writer: maildir.NewWriter(nil), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := local.New(local.Options{Domains: []string{"bench.example"}, Accounts: benchAccounts{},
+		MailDir: b.TempDir(), Writer: maildir.NewWriter(nil), Logger: log})
+	be := New(Options{Local: store, Accounts: benchAccounts{}, Logger: log})
 	body := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"), size/74+1)[:size]
 	from, err := smtp.ParseAddress("sender@client.example")
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"smtpkit/internal/local"
 	"smtpkit/internal/maildir"
 	"smtpkit/internal/queue"
 	"smtpkit/internal/server"
@@ -117,17 +118,16 @@ func openFanOut(fsys *crashfs.FS, mode maildir.Sync, boot string) (*Backend, *qu
 		writer.SetJournal(log, time.Hour, nil)
 		closeJournal = func() { writer.CloseJournal() }
 	}
-	var b *Backend
+	accounts := mapAccounts{"alice@example.com": true, "bob@example.com": true, "carol@example.com": true}
+	store := local.New(local.Options{Domains: []string{"example.com"}, Accounts: accounts, MailDir: crashMail,
+		Writer: writer, Logger: slog.New(slog.DiscardHandler)})
 	q, err := queue.Open(queue.Options{Dir: crashQueue, FS: fsys, Courier: &remoteRecorder{got: map[string]int{}},
-		Local:  courierFunc(func(ctx context.Context, d *queue.Attempt) []queue.Result { return localCourier{b}.Deliver(ctx, d) }),
-		Logger: slog.New(slog.DiscardHandler)})
+		Local: localCourier{store}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		closeJournal()
 		return nil, nil, nil, err
 	}
-	accounts := mapAccounts{"alice@example.com": true, "bob@example.com": true, "carol@example.com": true}
-	b = New(Options{Domains: []string{"example.com"}, Accounts: accounts, MailDir: crashMail,
-		Relay: queueRelay{q}, Writer: writer, Logger: slog.New(slog.DiscardHandler)})
+	b := New(Options{Local: store, Accounts: accounts, Relay: QueueRelay(q), Logger: slog.New(slog.DiscardHandler)})
 	return b, q, func() { q.Close(); closeJournal() }, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"smtpkit/internal/local"
 	"smtpkit/internal/queue"
 	"smtpkit/internal/server"
 	"smtpkit/internal/smtp"
@@ -20,9 +21,11 @@ import (
 // the first delivery filled). repair undoes it.
 func breakMaildir(t *testing.T, b *Backend, mail, box string) (repair func()) {
 	t.Helper()
-	if _, err := b.mailbox(box); err != nil {
+	w, err := b.opts.Local.Begin(smtp.Address{}, []string{box}) // fills the cache
+	if err != nil {
 		t.Fatal(err)
 	}
+	w.Abort()
 	local, domain, _ := strings.Cut(box, "@")
 	newDir := filepath.Join(mail, domain, local, "new")
 	if err := os.RemoveAll(newDir); err != nil {
@@ -114,13 +117,6 @@ func TestFanOutPrepareFailure(t *testing.T) {
 	}
 }
 
-// queueRelay is cli's adapter of the queue to Relay.
-type queueRelay struct{ q *queue.Queue }
-
-func (r queueRelay) Begin(_ context.Context, env *server.Envelope, rcpts []smtp.Address) (RelayWriter, error) {
-	return r.q.Begin(queue.Envelope{From: env.From, To: rcpts})
-}
-
 // remoteRecorder is the remote courier: it counts the copies each remote
 // recipient got.
 type remoteRecorder struct{ got map[string]int }
@@ -135,12 +131,18 @@ func (c *remoteRecorder) Deliver(_ context.Context, d *queue.Attempt) []queue.Re
 }
 
 // localCourier is delivery.Local, which inbound cannot import.
-type localCourier struct{ b *Backend }
+type localCourier struct{ s *local.Store }
 
 func (c localCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 	body, err := d.Open()
 	if err == nil {
-		err = c.b.DeliverLocal(ctx, d.ID, d.From, d.Recipients, body)
+		var from smtp.Address
+		if d.From != "" {
+			from, err = smtp.ParseAddress(d.From)
+		}
+		if err == nil {
+			err = c.s.Deliver(ctx, d.ID, from, d.Recipients, body)
+		}
 		body.Close()
 	}
 	out := make([]queue.Result, len(d.Recipients))
@@ -157,13 +159,13 @@ func TestFanOutExactlyOnceWithQueue(t *testing.T) {
 	remote := &remoteRecorder{got: map[string]int{}}
 	var b *Backend
 	q, err := queue.Open(queue.Options{Dir: t.TempDir(), Courier: remote, Local: courierFunc(func(ctx context.Context, d *queue.Attempt) []queue.Result {
-		return localCourier{b}.Deliver(ctx, d)
+		return localCourier{b.opts.Local}.Deliver(ctx, d)
 	}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	b, mail := newBackend(t, queueRelay{q})
+	b, mail := newBackend(t, QueueRelay(q))
 	repair := breakMaildir(t, b, mail, "bob@example.com")
 	for try := 0; ; try++ {
 		if try == 3 {
@@ -205,7 +207,8 @@ func (emptyAccounts) Owns(string, string) bool        { return true }
 // mailbox and no remote address is accepted with nothing to store, not a
 // crash of the session.
 func TestCommitWithNoMailbox(t *testing.T) {
-	b := New(Options{Domains: []string{"example.com"}, Accounts: emptyAccounts{}, MailDir: t.TempDir()})
+	store := local.New(local.Options{Domains: []string{"example.com"}, Accounts: emptyAccounts{}, MailDir: t.TempDir()})
+	b := New(Options{Local: store, Accounts: emptyAccounts{}})
 	env := &server.Envelope{ID: "ID9", Session: &server.SessionInfo{}, From: addr("s@x.example"), Recipients: []smtp.Address{addr("list@example.com")}}
 	w, err := b.Begin(context.Background(), env)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"smtpkit/internal/local"
+	"smtpkit/internal/queue"
 	"smtpkit/internal/server"
 	"smtpkit/internal/smtp"
 	"smtpkit/internal/userdb"
@@ -31,7 +33,8 @@ func newBackend(t *testing.T, relay Relay) (*Backend, string) {
 		t.Fatal(err)
 	}
 	mail := filepath.Join(dir, "mail")
-	return New(Options{Domains: []string{"Example.com"}, Accounts: db, MailDir: mail, Relay: relay}), mail
+	store := local.New(local.Options{Domains: []string{"Example.com"}, Accounts: db, MailDir: mail})
+	return New(Options{Local: store, Accounts: db, Relay: relay}), mail
 }
 
 func addr(s string) smtp.Address {
@@ -112,8 +115,8 @@ type memRelay struct {
 	steps                 []string
 }
 
-func (m *memRelay) Begin(_ context.Context, _ *server.Envelope, rcpts []smtp.Address) (RelayWriter, error) {
-	m.rcpts = rcpts
+func (m *memRelay) Begin(_ context.Context, env queue.Envelope) (RelayWriter, error) {
+	m.rcpts = env.To
 	return m, nil
 }
 func (m *memRelay) Write(p []byte) (int, error) { return m.data.Write(p) }

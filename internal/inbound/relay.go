@@ -1,0 +1,66 @@
+package inbound
+
+import (
+	"context"
+	"io"
+
+	"smtpkit/internal/queue"
+	"smtpkit/internal/server"
+	"smtpkit/internal/smtp"
+)
+
+// Relay takes messages for remote recipients (the outbound queue, see
+// QueueRelay).
+type Relay interface {
+	// Begin opens a queue entry for env; the message bytes follow, then
+	// Prepare or Abort.
+	Begin(ctx context.Context, env queue.Envelope) (RelayWriter, error)
+}
+
+// RelayWriter is one queue entry being written (queue.Writer). Its two
+// steps let the fan-out of a message to Maildirs and the queue be atomic
+// as the client sees it (see writer.Commit).
+type RelayWriter interface {
+	io.Writer
+	// Prepare makes the entry durable without releasing it for delivery.
+	Prepare() (id string, err error)
+	// AddLocal adds local mailboxes to a prepared entry, durably, for the
+	// queue to deliver into their Maildirs later.
+	AddLocal(boxes []string) error
+	// Publish releases a prepared entry for delivery.
+	Publish()
+	// Withdraw takes a prepared entry back, durably.
+	Withdraw() error
+	// Abort discards an entry (before Prepare).
+	Abort()
+}
+
+// QueueRelay is the outbound queue as a Relay.
+func QueueRelay(q *queue.Queue) Relay { return queueRelay{q} }
+
+type queueRelay struct{ q *queue.Queue }
+
+// errQueueUnavailable answers a message the queue cannot open an entry
+// for: 452 4.3.1, so the client retries later.
+var errQueueUnavailable = smtp.R(smtp.CodeInsufficientSpace, smtp.EnhSystemFull.Temp(), "Queue unavailable, try again later")
+
+func (r queueRelay) Begin(_ context.Context, env queue.Envelope) (RelayWriter, error) {
+	w, err := r.q.Begin(env)
+	if err != nil {
+		return nil, smtp.Wrap(errQueueUnavailable, err)
+	}
+	return w, nil
+}
+
+// queueEnvelope is the queue's envelope for the remote recipients to of
+// env, with what the session knew.
+func queueEnvelope(env *server.Envelope, to []smtp.Address) queue.Envelope {
+	meta := queue.Meta{SMTPUTF8: env.SMTPUTF8, EightBit: env.Body == "8BITMIME"}
+	if s := env.Session; s != nil {
+		meta.AuthUser = s.AuthUser
+		if s.Remote != nil {
+			meta.ReceivedFrom = s.Remote.String()
+		}
+	}
+	return queue.Envelope{From: env.From, To: to, Meta: meta}
+}
