@@ -1,0 +1,95 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	"smtpkit/internal/local"
+	"smtpkit/internal/queue"
+	"smtpkit/internal/smtp"
+)
+
+// fakeStore is local delivery for example.com: team@ is an alias of
+// alice and of carol@remote.example.
+type fakeStore struct {
+	stored []string // "id from box,box body"
+	fail   error    // Deliver fails
+}
+
+func (*fakeStore) IsLocal(domain string) bool { return strings.EqualFold(domain, "example.com") }
+
+func (*fakeStore) Resolve(rcpts []smtp.Address) (local.Destinations, error) {
+	var d local.Destinations
+	for _, r := range rcpts {
+		switch strings.ToLower(r.String()) {
+		case "alice@example.com":
+			d.Mailboxes = append(d.Mailboxes, "alice@example.com")
+		case "team@example.com":
+			d.Mailboxes = append(d.Mailboxes, "alice@example.com")
+			d.Remote = append(d.Remote, smtp.Address{Local: "carol", Domain: "remote.example"})
+		default:
+			return local.Destinations{}, local.ErrNoSuchUser
+		}
+	}
+	return d, nil
+}
+
+func (s *fakeStore) Deliver(_ context.Context, id string, from smtp.Address, boxes []string, body io.Reader) error {
+	if s.fail != nil {
+		return s.fail
+	}
+	b, _ := io.ReadAll(body)
+	s.stored = append(s.stored, id+" <"+from.String()+"> "+strings.Join(boxes, ",")+" "+string(b))
+	return nil
+}
+
+type fakeEnqueuer struct{ to []string }
+
+func (q *fakeEnqueuer) EnqueueBounce(_ context.Context, b queue.Bounce) error {
+	q.to = append(q.to, b.To)
+	return nil
+}
+
+func TestBounces(t *testing.T) {
+	tests := []struct {
+		name     string
+		to       string
+		fail     error
+		stored   []string
+		queued   []string
+		wantCode int
+	}{
+		{"local sender: its mailbox, from <>", "alice@example.com", nil, []string{"bounce-Q1 <> alice@example.com DSN"}, nil, 0},
+		{"local domain in any case", "alice@EXAMPLE.com", nil, []string{"bounce-Q1 <> alice@example.com DSN"}, nil, 0},
+		{"remote sender: the queue", "dave@far.example", nil, nil, []string{"dave@far.example"}, 0},
+		{"local alias: mailboxes here, members elsewhere queued", "team@example.com", nil,
+			[]string{"bounce-Q1 <> alice@example.com DSN"}, []string{"carol@remote.example"}, 0},
+		{"local sender gone: an error, retried", "gone@example.com", nil, nil, nil, 550},
+		{"mailbox full: an error, retried", "alice@example.com", smtp.Wrap(smtp.R(smtp.CodeInsufficientSpace, smtp.EnhSystemFull.Temp(), "full"), errors.New("ENOSPC")), nil, nil, 452},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store, q := &fakeStore{fail: tt.fail}, &fakeEnqueuer{}
+			b := &Bounces{Local: store, Queue: q}
+			err := b.Deliver(context.Background(), queue.Bounce{ID: "Q1", To: tt.to, Message: []byte("DSN")})
+			var se *smtp.Error
+			if got := 0; err != nil {
+				if errors.As(err, &se) {
+					got = se.Reply.Code
+				}
+				if got != tt.wantCode {
+					t.Fatalf("Deliver: %v, want code %d", err, tt.wantCode)
+				}
+			} else if tt.wantCode != 0 {
+				t.Fatalf("Deliver succeeded, want code %d", tt.wantCode)
+			}
+			if !slices.Equal(store.stored, tt.stored) || !slices.Equal(q.to, tt.queued) {
+				t.Errorf("stored %q, queued %q; want %q, %q", store.stored, q.to, tt.stored, tt.queued)
+			}
+		})
+	}
+}
