@@ -83,6 +83,15 @@ func lookup(verb string) *command {
 	return nil
 }
 
+// verbNames are the table's verbs, the ones the session knows.
+func verbNames() []string {
+	var verbs []string
+	for _, c := range commands {
+		verbs = append(verbs, c.verb)
+	}
+	return verbs
+}
+
 // helpReply is HELP's answer: the verbs of the table (RFC 5321 §4.1.1.8).
 func helpReply() smtp.Reply {
 	var verbs []string
@@ -107,7 +116,7 @@ func (s *session) handle(line []byte) {
 		s.quit = true
 		return
 	}
-	cmd, err := smtp.ParseCommand(line)
+	cmd, err := smtp.ParseCommand(line, s.srv.verbs)
 	if err != nil {
 		s.replyErr(err)
 		return

@@ -178,6 +178,7 @@ type Server struct {
 	active sync.WaitGroup
 	auth   *authThrottle
 	help   smtp.Reply // HELP's answer, from the command table
+	verbs  []string   // the verbs of the command table (smtp.ParseCommand)
 }
 
 // New returns a server for opts. It does not listen yet.
@@ -202,6 +203,7 @@ func New(opts Options) *Server {
 		perIP:    make(map[string]int),
 		auth:     newAuthThrottle(now, opts.AuthFailureDelay),
 		help:     helpReply(),
+		verbs:    verbNames(),
 
 		sweepStop: make(chan struct{}),
 	}

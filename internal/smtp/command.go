@@ -28,12 +28,15 @@ var (
 // letters or digits, matched case-insensitively (§2.4) and returned
 // upper-cased; it is separated from the argument by exactly one space, and
 // the argument is returned as sent. Whether the verb is known, and whether
-// the argument suits it, is the caller's business.
+// the argument suits it, is the caller's business: verbs are the upper-case
+// verbs it knows (the server's command table), and one of them comes back
+// as that very string, without allocating; any other verb is upper-cased
+// into a new string.
 //
 // Errors are *Error values carrying 500 5.5.2: an empty line, a bad verb,
 // a CR or LF anywhere (ErrBareCRLF), or a control character (C0 or DEL)
 // anywhere except HTAB inside the argument.
-func ParseCommand(line []byte) (Command, error) {
+func ParseCommand(line []byte, verbs []string) (Command, error) {
 	if len(line) == 0 {
 		return Command{}, errEmptyCommand
 	}
@@ -65,7 +68,7 @@ func ParseCommand(line []byte) (Command, error) {
 			return Command{}, errControlChar
 		}
 	}
-	return Command{Verb: upperVerb(line[:end]), Arg: string(arg)}, nil
+	return Command{Verb: upperVerb(line[:end], verbs), Arg: string(arg)}, nil
 }
 
 func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
@@ -75,14 +78,9 @@ func isAlnum(c byte) bool { return isAlpha(c) || isDigit(c) }
 // isCtl reports an ASCII control character: C0 or DEL.
 func isCtl(c byte) bool { return c < 0x20 || c == 0x7f }
 
-// knownVerbs are the verbs of RFC 5321 §4.1.1 and its extensions that
-// upperVerb returns without allocating: they arrive on every command.
-var knownVerbs = [...]string{"EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP",
-	"QUIT", "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH"}
-
-// upperVerb upper-cases a verb of at most maxVerbLen ASCII octets. A known
-// verb comes back as the shared constant, anything else as a new string.
-func upperVerb(b []byte) string {
+// upperVerb upper-cases a verb of at most maxVerbLen ASCII octets. One of
+// verbs comes back as the caller's string, anything else as a new one.
+func upperVerb(b []byte, verbs []string) string {
 	var buf [maxVerbLen]byte
 	up := buf[:len(b)]
 	for i, c := range b {
@@ -91,7 +89,7 @@ func upperVerb(b []byte) string {
 		}
 		up[i] = c
 	}
-	for _, v := range knownVerbs {
+	for _, v := range verbs {
 		if string(up) == v {
 			return v
 		}

@@ -41,7 +41,7 @@ func TestParseCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
-			c, err := ParseCommand([]byte(tt.line))
+			c, err := ParseCommand([]byte(tt.line), nil)
 			if tt.bad {
 				var se *Error
 				if !errors.As(err, &se) || se.Reply.Code != 500 || se.Reply.Enhanced != "5.5.2" {

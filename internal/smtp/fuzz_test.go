@@ -19,7 +19,7 @@ func FuzzParseCommand(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		c, err := ParseCommand(line)
+		c, err := ParseCommand(line, nil)
 		if err != nil {
 			var se *Error
 			if !errors.As(err, &se) || se.Reply.Code != CodeSyntax {

@@ -15,12 +15,13 @@ var benchLines = []struct{ name, line string }{
 }
 
 func BenchmarkParseCommand(b *testing.B) {
+	verbs := []string{"EHLO", "MAIL", "RCPT", "DATA", "QUIT"} // the caller's known verbs: no allocation
 	for _, tc := range benchLines {
 		line := []byte(tc.line)
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := ParseCommand(line); err != nil {
+				if _, err := ParseCommand(line, verbs); err != nil {
 					b.Fatal(err)
 				}
 			}
