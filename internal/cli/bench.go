@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"smtpkit/internal/loadgen"
+	"smtpkit/internal/tlspolicy"
 )
 
 const benchUsage = `usage: smtpkit bench --server HOST:PORT [flags]
@@ -107,9 +108,12 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 
 // options turns the flags into loadgen options.
 func (f benchFlags) options() (loadgen.Options, error) {
-	mode, err := loadgen.ParseTLSMode(f.tlsMode)
+	mode, err := tlspolicy.ParseMode(f.tlsMode)
+	if err == nil && mode == tlspolicy.ModeAuto {
+		err = errors.New("auto needs a policy, and a load run has none")
+	}
 	if err != nil {
-		return loadgen.Options{}, fmt.Errorf("--tls: %w", err)
+		return loadgen.Options{}, fmt.Errorf("--tls: %w (want none, starttls or implicit)", err)
 	}
 	o := loadgen.Options{Addr: f.server, TLS: mode, AuthUser: f.authUser, From: f.from,
 		Concurrency: f.concurrency, Messages: f.messages, Duration: f.duration, Size: f.size,
@@ -126,7 +130,7 @@ func (f benchFlags) options() (loadgen.Options, error) {
 		}
 		o.Password = pw
 	}
-	if mode != loadgen.NoTLS {
+	if mode != tlspolicy.ModeNone {
 		host, _, _ := net.SplitHostPort(f.server)
 		o.TLSConfig = &tls.Config{ServerName: host, InsecureSkipVerify: f.insecure}
 		if f.caFile != "" {

@@ -41,6 +41,14 @@ func TestParseBenchFlags(t *testing.T) {
 	if _, err := f.options(); err == nil {
 		t.Error("--tls tls accepted")
 	}
+	// --tls takes tlspolicy's mode words; auto needs a policy a load run
+	// does not have.
+	for mode, ok := range map[string]bool{"none": true, "starttls": true, "implicit": true, "auto": false, "STARTTLS": false} {
+		f.tlsMode = mode
+		if o, err := f.options(); (err == nil) != ok || ok && o.TLS.String() != mode {
+			t.Errorf("--tls %s: %v, %v", mode, o.TLS, err)
+		}
+	}
 	f.tlsMode = "starttls"
 	o, err := f.options()
 	if err != nil || len(o.To) != 2 || o.TLSConfig == nil || o.TLSConfig.ServerName != "127.0.0.1" {

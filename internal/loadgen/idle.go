@@ -28,7 +28,7 @@ func Idle(ctx context.Context, opts Options, n int, hold time.Duration, held fun
 	if opts.Addr == "" || n <= 0 {
 		return rep, errors.New("loadgen: idle needs an address and a positive count")
 	}
-	if opts.TLS != NoTLS && opts.TLSConfig == nil {
+	if usesTLS(opts.TLS) && opts.TLSConfig == nil {
 		return rep, errors.New("loadgen: TLS needs a tls.Config")
 	}
 	opts.Concurrency = max(opts.Concurrency, 1)

@@ -24,38 +24,16 @@ import (
 	"smtpkit/internal/client"
 	"smtpkit/internal/sasl"
 	"smtpkit/internal/smtp"
+	"smtpkit/internal/tlspolicy"
 )
-
-// TLSMode is how sessions use TLS.
-type TLSMode int
-
-const (
-	NoTLS    TLSMode = iota // plaintext
-	StartTLS                // STARTTLS after EHLO (RFC 3207)
-	Implicit                // TLS from the first byte (RFC 8314 §3.3)
-)
-
-// ParseTLSMode maps "none", "starttls" and "implicit" to a TLSMode.
-func ParseTLSMode(s string) (TLSMode, error) {
-	switch s {
-	case "none", "":
-		return NoTLS, nil
-	case "starttls":
-		return StartTLS, nil
-	case "implicit":
-		return Implicit, nil
-	}
-	return NoTLS, fmt.Errorf("unknown TLS mode %q (want none, starttls or implicit)", s)
-}
-
-func (m TLSMode) String() string {
-	return [...]string{"none", "starttls", "implicit"}[m]
-}
 
 // Options describe one load run.
 type Options struct {
-	Addr      string  // host:port
-	TLS       TLSMode // how each session uses TLS
+	Addr string // host:port
+	// TLS is how each session uses TLS, in tlspolicy's vocabulary:
+	// ModeStartTLS or ModeImplicit; ModeNone, and the zero value ModeAuto
+	// (a load run makes no policy decision), are plaintext.
+	TLS       tlspolicy.Mode
 	TLSConfig *tls.Config
 	// AuthUser, when set, authenticates every session with AUTH PLAIN.
 	// Credentials go out only inside TLS, or on a loopback address.
@@ -112,6 +90,20 @@ type Report struct {
 	Session      Summary           `json:"session_latency"`
 }
 
+// usesTLS reports whether sessions in mode m use TLS.
+func usesTLS(m tlspolicy.Mode) bool {
+	return m == tlspolicy.ModeStartTLS || m == tlspolicy.ModeImplicit
+}
+
+// reportMode is the mode as the report names it: "none", "starttls" or
+// "implicit".
+func reportMode(m tlspolicy.Mode) string {
+	if !usesTLS(m) {
+		return tlspolicy.ModeNone.String()
+	}
+	return m.String()
+}
+
 func (o *Options) check() error {
 	switch {
 	case o.Addr == "":
@@ -120,7 +112,7 @@ func (o *Options) check() error {
 		return errors.New("loadgen: set a message count or a duration")
 	case len(o.To) == 0:
 		return errors.New("loadgen: no recipient")
-	case o.TLS != NoTLS && o.TLSConfig == nil:
+	case usesTLS(o.TLS) && o.TLSConfig == nil:
 		return errors.New("loadgen: TLS needs a tls.Config")
 	}
 	o.Concurrency = max(o.Concurrency, 1)
@@ -180,7 +172,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	elapsed := time.Since(start)
 	stopProgress()
 
-	rep := &Report{Server: opts.Addr, TLS: opts.TLS.String(), Concurrency: opts.Concurrency,
+	rep := &Report{Server: opts.Addr, TLS: reportMode(opts.TLS), Concurrency: opts.Concurrency,
 		Size: len(rs.body), PerConnection: opts.PerConnection, Elapsed: elapsed,
 		Errors: map[string]int{}, ErrorSamples: map[string]string{}}
 	var msgLat, sessLat Histogram
@@ -290,7 +282,7 @@ func (w *worker) open(ctx context.Context) (*client.Conn, error) {
 	copts := client.Options{LocalName: o.LocalName, Timeouts: o.Timeouts, AllowPlaintextAuth: isLoopback(o.Addr)}
 	var c *client.Conn
 	var err error
-	if o.TLS == Implicit {
+	if o.TLS == tlspolicy.ModeImplicit {
 		c, err = client.DialTLS(ctx, o.Addr, o.TLSConfig, copts)
 	} else {
 		c, err = client.Dial(ctx, o.Addr, copts)
@@ -298,7 +290,7 @@ func (w *worker) open(ctx context.Context) (*client.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err = c.Hello(); err == nil && o.TLS == StartTLS {
+	if err = c.Hello(); err == nil && o.TLS == tlspolicy.ModeStartTLS {
 		err = c.StartTLS(o.TLSConfig)
 	}
 	if err == nil && o.AuthUser != "" {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"smtpkit/internal/testcert"
+
+	"smtpkit/internal/tlspolicy"
 )
 
 // sink is a scripted SMTP server on loopback: it offers PIPELINING, SIZE
@@ -215,7 +217,7 @@ func TestRunErrorsByCode(t *testing.T) {
 
 func TestRunStartTLSOnePerConnection(t *testing.T) {
 	s := newSink(t, 0, true)
-	rep, err := Run(ctx(t), Options{Addr: s.addr(), TLS: StartTLS,
+	rep, err := Run(ctx(t), Options{Addr: s.addr(), TLS: tlspolicy.ModeStartTLS,
 		TLSConfig: &tls.Config{InsecureSkipVerify: true}, From: "a@x.test", To: []string{"b@y.test"},
 		Concurrency: 2, Messages: 6, PerConnection: 1, Size: 2000})
 	if err != nil {
@@ -225,7 +227,7 @@ func TestRunStartTLSOnePerConnection(t *testing.T) {
 		t.Errorf("sent %d sessions %d handshakes %d conns %d errors %v", rep.Sent, rep.Sessions, s.tlsDone.Load(), s.conns.Load(), rep.Errors)
 	}
 	// A certificate that does not verify fails every session with "tls".
-	rep, err = Run(ctx(t), Options{Addr: s.addr(), TLS: StartTLS, TLSConfig: &tls.Config{ServerName: "sink.test"},
+	rep, err = Run(ctx(t), Options{Addr: s.addr(), TLS: tlspolicy.ModeStartTLS, TLSConfig: &tls.Config{ServerName: "sink.test"},
 		From: "a@x.test", To: []string{"b@y.test"}, Messages: 2, PerConnection: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +269,7 @@ func TestRunOptions(t *testing.T) {
 		{To: []string{"b@y.test"}, Messages: 1},
 		{Addr: "127.0.0.1:1", To: []string{"b@y.test"}},
 		{Addr: "127.0.0.1:1", Messages: 1},
-		{Addr: "127.0.0.1:1", To: []string{"b@y.test"}, Messages: 1, TLS: StartTLS},
+		{Addr: "127.0.0.1:1", To: []string{"b@y.test"}, Messages: 1, TLS: tlspolicy.ModeStartTLS},
 	} {
 		if _, err := Run(context.Background(), o); err == nil {
 			t.Errorf("Run(%+v) accepted", o)

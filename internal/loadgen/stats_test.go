@@ -122,17 +122,6 @@ func TestBodySize(t *testing.T) {
 	}
 }
 
-func TestParseTLSMode(t *testing.T) {
-	for in, want := range map[string]TLSMode{"": NoTLS, "none": NoTLS, "starttls": StartTLS, "implicit": Implicit} {
-		if got, err := ParseTLSMode(in); err != nil || got != want {
-			t.Errorf("ParseTLSMode(%q) = %v, %v", in, got, err)
-		}
-	}
-	if _, err := ParseTLSMode("tls"); err == nil {
-		t.Error("ParseTLSMode(tls) accepted")
-	}
-}
-
 func TestProgressLine(t *testing.T) {
 	got := ProgressLine(Progress{Sent: 40, Failed: 10, Messages: 100, Elapsed: 2 * time.Second}, 10)
 	if !strings.HasPrefix(got, "[=====     ]  50% 40 sent 10 failed 20 msgs/s") {
