@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +25,9 @@ type scriptedCourier struct{}
 func (scriptedCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 	out := make([]queue.Result, len(d.Recipients))
 	for i, r := range d.Recipients {
-		out[i] = queue.Result{Rcpt: r, Err: smtp.E(451, "4.7.1", "greylisted"), Detail: "mx.example.net[192.0.2.1] said: 451 4.7.1 greylisted"}
+		greylisted := smtp.E(451, "4.7.1", "greylisted")
+		out[i] = queue.Result{Rcpt: r, Err: greylisted, Reply: greylisted.Reply,
+			Remote: queue.Remote{Host: "mx.example.net", Addr: netip.MustParseAddr("192.0.2.1")}}
 	}
 	return out
 }

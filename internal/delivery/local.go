@@ -36,17 +36,16 @@ func (l *Local) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 			body.Close()
 		}
 	}
-	detail := "delivered to the local Maildir"
 	if err != nil {
 		var se *smtp.Error
 		if !errors.As(err, &se) {
 			// Unknown errors are temporary (house rule 3).
 			err = smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhSystem.Temp(), "local delivery failed"), err)
 		}
-		detail = "local delivery: " + err.Error()
 	}
-	// One Maildir delivery for all: one outcome for all.
-	return allFailed(d.Recipients, err, detail)
+	// One Maildir delivery for all: one outcome for all. No server said
+	// it: the outcome is smtpkit's own.
+	return allFailed(d.Recipients, queue.Result{Err: err})
 }
 
 var _ queue.Courier = (*Local)(nil)

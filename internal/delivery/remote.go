@@ -5,10 +5,8 @@ package delivery
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -82,10 +80,12 @@ func (r *Remote) Close() { r.pool.closeAll() }
 func (r *Remote) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 	hops, err := r.opts.Router.Hops(ctx, d.Domain)
 	if err != nil {
-		return allFailed(d.Recipients, err, "no route to "+d.Domain)
+		// The route's own decision (null MX, no such domain, a DNS
+		// failure): no server was asked.
+		return allFailed(d.Recipients, queue.Result{Err: err})
 	}
 	var last error
-	lastDetail := ""
+	var lastAt queue.Remote
 	for _, hop := range hops {
 		for _, ip := range hop.Addrs {
 			res, decided, err := r.tryHost(ctx, d, hop, ip)
@@ -93,18 +93,19 @@ func (r *Remote) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 				return res
 			}
 			r.log.Info("next hop failed", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "err", err)
+			at := queue.Remote{Host: hop.Host, Addr: ip}
 			if ctx.Err() != nil {
-				return allFailed(d.Recipients, temporary(ctx.Err()), fmt.Sprintf("%s[%s]: %v", hop.Host, ip, err))
+				return allFailed(d.Recipients, queue.Result{Err: temporary(ctx.Err()), Remote: at})
 			}
 			if last == nil || informative(err) >= informative(last) {
-				last, lastDetail = err, fmt.Sprintf("%s[%s]: %v", hop.Host, ip, err)
+				last, lastAt = err, at
 			}
 		}
 	}
 	if last == nil {
 		last = smtp.E(smtp.CodeLocalError, smtp.EnhNoAnswer.Temp(), "No answer from any next hop")
 	}
-	return allFailed(d.Recipients, temporary(last), lastDetail)
+	return allFailed(d.Recipients, queue.Result{Err: temporary(last), Remote: lastAt, Reply: replyOf(last)})
 }
 
 // informative ranks a hop's failure for the report when every hop failed:
@@ -171,11 +172,11 @@ func (r *Remote) connect(ctx context.Context, addr string, hop route.Hop, plan t
 			return nil, plan, tlsFailure(plan, err)
 		}
 	} else if c, err = client.Dial(ctx, addr, copts); err != nil {
-		return nil, plan, err
+		return nil, plan, fromServer(err)
 	}
 	if err := c.Hello(); err != nil {
 		c.Close()
-		return nil, plan, err
+		return nil, plan, fromServer(err)
 	}
 	if plan.StartTLS {
 		if err := c.StartTLS(plan.ClientConfig(r.opts.Roots)); err != nil {
@@ -223,9 +224,9 @@ func (r *Remote) auth(c *client.Conn, st *route.Static) error {
 		if errors.As(err, &se) && se.Permanent() {
 			// Wrong relay credentials are the operator's to fix: keep the
 			// mail queued rather than bounce it.
-			return smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhBadCredentials.Temp(), "relay host refused our credentials: "+se.Reply.Text()), err)
+			return smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhBadCredentials.Temp(), "relay host refused our credentials: "+se.Reply.Text()), fromServer(err))
 		}
-		return err
+		return fromServer(err)
 	}
 	return nil
 }
@@ -242,48 +243,54 @@ func hasWord(list, w string) bool {
 // transact runs one transaction on c and returns the per-recipient results.
 // A connection that ends the transaction cleanly is kept under poolKey.
 func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan, poolKey string) ([]queue.Result, bool, error) {
+	at := queue.Remote{Host: hop.Host, Addr: ip}
+	facts := queue.TLS{Policy: plan.Policy.String()}
+	if st, ok := c.TLSState(); ok {
+		facts.Version = st.Version
+	}
 	body, err := d.Open()
 	if err != nil {
 		c.Close()
-		return allFailed(d.Recipients, temporary(err), "reading the queued message"), true, nil
+		return allFailed(d.Recipients, queue.Result{Err: temporary(err), Remote: at, TLS: facts}), true, nil
 	}
 	defer body.Close()
 	env := client.Envelope{From: d.From, To: d.Recipients, Size: d.Size, EightBit: d.EightBit, SMTPUTF8: d.SMTPUTF8}
 	res, err := c.Send(ctx, env, body)
-	tlsNote := "no TLS"
-	if st, ok := c.TLSState(); ok {
-		tlsNote = tls.VersionName(st.Version)
-	}
-	where := fmt.Sprintf("%s[%s]", hop.Host, ip)
 	if err != nil {
 		c.Close()
 		if errors.Is(err, client.ErrNoFinalReply) {
-			return r.possibleDuplicate(d, hop, ip, plan, err), true, nil
+			return r.possibleDuplicate(d, at, facts, err), true, nil
 		}
 		var se *smtp.Error
 		if errors.As(err, &se) && se.Permanent() {
 			// MAIL refused for good, or the message cannot be carried
-			// (SIZE, SMTPUTF8, 8BITMIME): the whole message fails.
-			return allFailed(d.Recipients, se, where+" said: "+se.Reply.Text()), true, nil
+			// (SIZE, SMTPUTF8, 8BITMIME: refused by the client itself,
+			// which ended the session): the whole message fails.
+			out := queue.Result{Err: se, Remote: at, TLS: facts, Reply: replyOf(fromServer(err))}
+			if !out.Said() {
+				r.log.Info("message refused before MAIL", "msgid", d.ID, "host", hop.Host, "ip", ip.String(),
+					"rcpts", len(d.Recipients), "err", err)
+			}
+			return allFailed(d.Recipients, out), true, nil
 		}
-		return nil, false, err
+		return nil, false, fromServer(err)
 	}
 	out := make([]queue.Result, len(d.Recipients))
 	for i, rcpt := range d.Recipients {
-		out[i] = queue.Result{Rcpt: rcpt, TLSPolicy: plan.Policy.String()}
+		out[i] = queue.Result{Rcpt: rcpt, Remote: at, TLS: facts}
 		switch {
 		case res.Rcpt[i] != nil:
-			out[i].Err = res.Rcpt[i]
-			out[i].Detail = where + " said: " + replyText(res.Rcpt[i])
+			out[i].Err = res.Rcpt[i] // the server's refusal, or the client's of an invalid address
+			out[i].Reply = replyOf(fromServer(res.Rcpt[i]))
 		case res.Data != nil:
 			out[i].Err = temporary(res.Data)
-			out[i].Detail = where + " said: " + replyText(res.Data)
+			out[i].Reply = replyOf(fromServer(res.Data))
 		default:
-			out[i].Detail = fmt.Sprintf("%s said: %d %s (%s)", where, res.Reply.Code, res.Reply.Text(), tlsNote)
+			out[i].Reply = res.Reply
 		}
 	}
-	r.log.Info("delivery attempt", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "tls", tlsNote,
-		"tls_policy", plan.Policy.String(), "rcpts", len(d.Recipients), "code", res.Reply.Code)
+	r.log.Info("delivery attempt", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "tls", facts.String(),
+		"tls_policy", facts.Policy, "rcpts", len(d.Recipients), "code", res.Reply.Code)
 	if res.Data == nil || errors.Is(res.Data, client.ErrNoRecipients) {
 		r.pool.put(poolKey, c)
 	} else {
@@ -297,15 +304,10 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt,
 // server may have taken the message. It is decided here — a temporary
 // failure retried later with backoff, not at once on the next hop — and
 // marked, so that the queue logs the retry as a possible duplicate.
-func (r *Remote) possibleDuplicate(d *queue.Attempt, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan, err error) []queue.Result {
-	r.log.Warn("delivery attempt", "msgid", d.ID, "host", hop.Host, "ip", ip.String(),
-		"tls_policy", plan.Policy.String(), "rcpts", len(d.Recipients), "err", err, "possible_duplicate", true)
-	out := allFailed(d.Recipients, temporary(err), fmt.Sprintf("%s[%s]: %v", hop.Host, ip, err))
-	for i := range out {
-		out[i].PossibleDuplicate = true
-		out[i].TLSPolicy = plan.Policy.String()
-	}
-	return out
+func (r *Remote) possibleDuplicate(d *queue.Attempt, at queue.Remote, facts queue.TLS, err error) []queue.Result {
+	r.log.Warn("delivery attempt", "msgid", d.ID, "host", at.Host, "ip", at.Addr.String(),
+		"tls_policy", facts.Policy, "rcpts", len(d.Recipients), "err", err, "possible_duplicate", true)
+	return allFailed(d.Recipients, queue.Result{Err: temporary(err), Remote: at, TLS: facts, PossibleDuplicate: true})
 }
 
 // failureOf classifies a StartTLS error for the plan.
@@ -328,15 +330,38 @@ func tlsFailure(plan tlspolicy.Plan, err error) error {
 	if errors.As(err, &te) {
 		return plan.FailureError(failureOf(err), err)
 	}
-	return err
+	return fromServer(err)
 }
 
-func replyText(err error) string {
+// serverError marks an *smtp.Error that is a server's reply, read by the
+// client (to the greeting, EHLO, AUTH, MAIL, RCPT or DATA), so that the
+// result reports the server as the one that said it. smtpkit's own
+// *smtp.Errors (a TLS policy's, a refusal the client made itself, the
+// ones below) are never marked.
+type serverError struct{ err *smtp.Error }
+
+func (e serverError) Error() string { return e.err.Error() }
+func (e serverError) Unwrap() error { return e.err }
+
+// fromServer marks err as a server's reply when it is one: an *smtp.Error
+// from the client that the client did not make itself (client.ErrRefused).
+func fromServer(err error) error {
 	var se *smtp.Error
-	if errors.As(err, &se) {
-		return fmt.Sprintf("%d %s %s", se.Reply.Code, se.Reply.Enhanced, se.Reply.Text())
+	var marked serverError
+	if err == nil || !errors.As(err, &se) || errors.Is(err, client.ErrRefused) || errors.As(err, &marked) {
+		return err
 	}
-	return err.Error()
+	return serverError{se}
+}
+
+// replyOf is the server's reply err carries (marked by fromServer), or
+// the zero Reply when no server said it.
+func replyOf(err error) smtp.Reply {
+	var se serverError
+	if errors.As(err, &se) {
+		return se.err.Reply
+	}
+	return smtp.Reply{}
 }
 
 // temporary keeps *smtp.Errors as they are and makes anything else a 4.4.1
@@ -349,10 +374,12 @@ func temporary(err error) error {
 	return smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhNoAnswer.Temp(), "connection failed: "+err.Error()), err)
 }
 
-func allFailed(rcpts []string, err error, detail string) []queue.Result {
+// allFailed gives every recipient the same outcome.
+func allFailed(rcpts []string, res queue.Result) []queue.Result {
 	out := make([]queue.Result, len(rcpts))
 	for i, r := range rcpts {
-		out[i] = queue.Result{Rcpt: r, Err: err, Detail: detail}
+		out[i] = res
+		out[i].Rcpt = r
 	}
 	return out
 }

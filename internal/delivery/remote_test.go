@@ -112,7 +112,7 @@ func wantOutcomes(t *testing.T, res []queue.Result, want ...string) {
 	t.Helper()
 	for i, r := range res {
 		if got := outcome(r); !strings.HasPrefix(got, want[i]) {
-			t.Errorf("%s: outcome %q, want %q (err %v, detail %q)", r.Rcpt, got, want[i], r.Err, r.Detail)
+			t.Errorf("%s: outcome %q, want %q (err %v, detail %q)", r.Rcpt, got, want[i], r.Err, r.Detail())
 		}
 	}
 }
@@ -141,8 +141,8 @@ func TestRemoteMXOrder(t *testing.T) {
 	e := newEnv(t, port, envOpts{policy: tlspolicy.Opportunistic})
 	res := e.deliver(t, delivery("remote.example", "x@remote.example", "y@remote.example"))
 	wantOutcomes(t, res, "ok", "ok")
-	if !strings.HasPrefix(res[0].Detail, "mx1.remote.example[127.0.0.2] said: 250") {
-		t.Errorf("detail %q, want it to name mx1 and its 250", res[0].Detail)
+	if !strings.HasPrefix(res[0].Detail(), "mx1.remote.example[127.0.0.2] said: 250") {
+		t.Errorf("detail %q, want it to name mx1 and its 250", res[0].Detail())
 	}
 	msgs := f1.Messages()
 	if len(msgs) != 1 || f2.Accepts() != 0 {
@@ -176,8 +176,8 @@ func TestRemoteFallback(t *testing.T) {
 			if n := len(f2.Messages()); n != 1 {
 				t.Errorf("mx2 got %d messages, want 1", n)
 			}
-			if !strings.HasPrefix(res[0].Detail, "mx2.remote.example[127.0.0.3]") {
-				t.Errorf("detail %q, want mx2", res[0].Detail)
+			if !strings.HasPrefix(res[0].Detail(), "mx2.remote.example[127.0.0.3]") {
+				t.Errorf("detail %q, want mx2", res[0].Detail())
 			}
 		})
 	}
@@ -193,17 +193,18 @@ func TestRemoteAllHopsFail(t *testing.T) {
 		policy   tlspolicy.Policy
 		want     string
 		detail   string
+		said     bool // the reported failure is the server's reply (not a TLS decision or a failed connection)
 	}{
 		{"421 then refused", &script{greeting: "421 4.3.2 busy"}, nil, tlspolicy.Opportunistic,
-			"temp 421 4.3.2", "mx1.remote.example[127.0.0.2]: "},
+			"temp 421 4.3.2", "mx1.remote.example[127.0.0.2] said: 421 4.3.2 busy", true},
 		{"no STARTTLS under required, then refused", &script{}, nil, tlspolicy.Required,
-			"temp 451 4.7.4", "mx1.remote.example[127.0.0.2]: "},
+			"temp 451 4.7.4", "mx1.remote.example[127.0.0.2]: ", false},
 		{"refused then 421", nil, &script{greeting: "421 4.3.2 busy"}, tlspolicy.Opportunistic,
-			"temp 421 4.3.2", "mx2.remote.example[127.0.0.3]: "},
+			"temp 421 4.3.2", "mx2.remote.example[127.0.0.3] said: 421 4.3.2 busy", true},
 		{"two 4xx MAIL", &script{mail: "451 4.3.0 one"}, &script{mail: "452 4.3.1 two"}, tlspolicy.None,
-			"temp 452 4.3.1", "mx2.remote.example[127.0.0.3]: "},
+			"temp 452 4.3.1", "mx2.remote.example[127.0.0.3] said: 452 4.3.1 two", true},
 		{"both refused", nil, nil, tlspolicy.None,
-			"temp 451 4.4.1", "mx2.remote.example[127.0.0.3]: "},
+			"temp 451 4.4.1", "mx2.remote.example[127.0.0.3]: ", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,11 +212,67 @@ func TestRemoteAllHopsFail(t *testing.T) {
 			e := newEnv(t, port, envOpts{policy: tc.policy})
 			res := e.deliver(t, delivery("remote.example", "x@remote.example", "y@remote.example"))
 			wantOutcomes(t, res, tc.want, tc.want)
-			if !strings.HasPrefix(res[0].Detail, tc.detail) {
-				t.Errorf("detail %q, want it to start with %q", res[0].Detail, tc.detail)
+			if !strings.HasPrefix(res[0].Detail(), tc.detail) {
+				t.Errorf("detail %q, want it to start with %q", res[0].Detail(), tc.detail)
+			}
+			if res[0].Said() != tc.said || res[0].Remote.Host == "" {
+				t.Errorf("said %v (reply %v) by %v, want said %v", res[0].Said(), res[0].Reply, res[0].Remote, tc.said)
 			}
 		})
 	}
+}
+
+// TestRemoteRefusalIsOurs: a message the client refuses itself because the
+// server cannot take it is smtpkit's refusal: the result names the server
+// it talked to but no reply of its, the session ended with QUIT and no
+// MAIL, and the queue will report it without a Remote-MTA. A server's own
+// refusal, for contrast, is its reply.
+func TestRemoteRefusalIsOurs(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(d *queue.Attempt)
+		want string
+	}{
+		{"SMTPUTF8 not offered", func(d *queue.Attempt) { d.SMTPUTF8 = true }, "perm 553 5.6.7"},
+		{"over the SIZE limit", func(d *queue.Attempt) { d.Size = 2000000 }, "perm 552 5.3.4"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f1, _, port := twoMX(t, &script{}, nil)
+			e := newEnv(t, port, envOpts{policy: tlspolicy.None})
+			d := delivery("remote.example", "x@remote.example")
+			tc.edit(d)
+			res := e.deliver(t, d)
+			wantOutcomes(t, res, tc.want)
+			r := res[0]
+			if r.Said() || !errors.Is(r.Err, client.ErrRefused) {
+				t.Errorf("reply %v, err %v: want no server reply and the client's own refusal", r.Reply, r.Err)
+			}
+			if r.Remote.Host != "mx1.remote.example" || r.Remote.Addr.String() != "127.0.0.2" {
+				t.Errorf("remote %v, want mx1.remote.example[127.0.0.2]", r.Remote)
+			}
+			if strings.Contains(r.Detail(), "said") {
+				t.Errorf("detail %q says a server said it", r.Detail())
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for !f1.sawVerb("QUIT") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !f1.sawVerb("QUIT") || f1.sawVerb("MAIL") {
+				t.Errorf("server saw %q, want the session ended with QUIT before any MAIL", f1.Commands())
+			}
+		})
+	}
+	t.Run("server refusal", func(t *testing.T) {
+		_, _, port := twoMX(t, &script{rcpt: map[string]string{"x@remote.example": "550 5.1.1 no such user"}}, nil)
+		e := newEnv(t, port, envOpts{policy: tlspolicy.None})
+		res := e.deliver(t, delivery("remote.example", "x@remote.example"))
+		wantOutcomes(t, res, "perm 550 5.1.1")
+		if r := res[0]; !r.Said() || r.Reply.Code != 550 || r.Remote.Host != "mx1.remote.example" ||
+			r.Detail() != "mx1.remote.example[127.0.0.2] said: 550 5.1.1 no such user" {
+			t.Errorf("reply %v by %v, detail %q", r.Reply, r.Remote, r.Detail())
+		}
+	})
 }
 
 func TestRemoteRecipientOutcomes(t *testing.T) {
@@ -251,8 +308,8 @@ func TestRemoteRecipientOutcomes(t *testing.T) {
 				t.Errorf("mx2 was contacted although mx1 decided the transaction")
 			}
 			for _, r := range res {
-				if r.Err != nil && !strings.HasPrefix(r.Detail, "mx1.remote.example[127.0.0.2] said: ") {
-					t.Errorf("%s: detail %q", r.Rcpt, r.Detail)
+				if r.Err != nil && !strings.HasPrefix(r.Detail(), "mx1.remote.example[127.0.0.2] said: ") {
+					t.Errorf("%s: detail %q", r.Rcpt, r.Detail())
 				}
 			}
 		})
@@ -356,8 +413,8 @@ func TestRemoteTLSPolicies(t *testing.T) {
 				if f1.sawVerb("MAIL") || len(msgs) != 0 {
 					t.Errorf("the transaction started although TLS failed: %q", f1.Commands())
 				}
-				if !strings.HasPrefix(res[0].Detail, "mx1.remote.example[127.0.0.2]: ") {
-					t.Errorf("detail %q names no host", res[0].Detail)
+				if !strings.HasPrefix(res[0].Detail(), "mx1.remote.example[127.0.0.2]: ") {
+					t.Errorf("detail %q names no host", res[0].Detail())
 				}
 			} else if len(msgs) != 1 || msgs[0].TLS != tc.tls {
 				t.Errorf("messages %v, want one with tls=%v", msgs, tc.tls)

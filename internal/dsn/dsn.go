@@ -16,9 +16,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"smtpkit/internal/smtp"
 )
 
 // MaxHeaders bounds the copy of the original message's header block
@@ -44,16 +47,22 @@ type Recipient struct {
 	// Status is an RFC 3463 enhanced status code, e.g. "5.1.1". Empty means
 	// "5.0.0" for failed and "4.0.0" for delayed.
 	Status string
-	// RemoteMTA is the host name of the server that gave the reply, when a
-	// server did (RFC 3464 §2.3.5). Empty leaves the field out.
+	// RemoteMTA is the host name of the server that said Reply (RFC 3464
+	// §2.3.5). It is reported only together with a Reply: a server that
+	// said nothing is never named as the one that did.
 	RemoteMTA string
-	// Diagnostic is that server's reply (for example "550 5.1.1 no such
-	// user"), or a description of a local problem when DiagnosticType is
-	// not "smtp". Empty leaves Diagnostic-Code out (RFC 3464 §2.3.6).
+	// Reply is the server's reply, when a server gave the outcome (for
+	// example 550 5.1.1 no such user): Diagnostic-Code of type "smtp"
+	// (RFC 3464 §2.3.6), formatted here. Zero when no server said it.
+	Reply smtp.Reply
+	// Diagnostic describes the problem when no server replied (Reply is
+	// zero): smtpkit's own decision or a connection that failed. Empty
+	// leaves Diagnostic-Code out (RFC 3464 §2.3.6).
 	Diagnostic string
-	// DiagnosticType is the diagnostic-type of Diagnostic-Code; empty means
-	// "smtp". Non-SMTP problems (a connection refused, a timeout) use
-	// "X-smtpkit" (RFC 3464 §2.3.6 allows extension types starting "X-").
+	// DiagnosticType is the diagnostic-type of Diagnostic; smtpkit's own
+	// reports use "X-smtpkit" (RFC 3464 §2.3.6 allows extension types
+	// starting "X-"). Empty means "smtp", the type of a server's reply
+	// text kept by an older queue record.
 	DiagnosticType string
 	LastAttempt    time.Time // zero leaves Last-Attempt-Date out
 	// WillRetryUntil is reported for delayed recipients (RFC 3464 §2.3.9).
@@ -209,8 +218,10 @@ func writeHuman(b *bytes.Buffer, r Report, intl bool) {
 
 func humanReason(rc Recipient) string {
 	switch {
-	case rc.Diagnostic != "" && rc.RemoteMTA != "":
-		return rc.RemoteMTA + " said: " + rc.Diagnostic
+	case rc.said() && rc.RemoteMTA != "":
+		return rc.RemoteMTA + " said: " + replyLine(rc.Reply)
+	case rc.said():
+		return replyLine(rc.Reply)
 	case rc.Diagnostic != "":
 		return rc.Diagnostic
 	}
@@ -235,15 +246,18 @@ func writeStatus(b *bytes.Buffer, r Report, intl bool) {
 		fmt.Fprintf(b, "Final-Recipient: %s; %s\r\n", addrType, oneLine(rc.Addr, intl))
 		fmt.Fprintf(b, "Action: %s\r\n", rc.Action)
 		fmt.Fprintf(b, "Status: %s\r\n", status(rc))
-		if rc.RemoteMTA != "" {
+		if rc.said() && rc.RemoteMTA != "" {
 			fmt.Fprintf(b, "Remote-MTA: dns; %s\r\n", oneLine(rc.RemoteMTA, intl))
 		}
-		if rc.Diagnostic != "" {
-			typ := rc.DiagnosticType
+		typ, diag := rc.DiagnosticType, rc.Diagnostic
+		if rc.said() {
+			typ, diag = "smtp", replyLine(rc.Reply)
+		}
+		if diag != "" {
 			if typ == "" {
 				typ = "smtp"
 			}
-			fmt.Fprintf(b, "Diagnostic-Code: %s; %s\r\n", typ, oneLine(rc.Diagnostic, intl))
+			fmt.Fprintf(b, "Diagnostic-Code: %s; %s\r\n", typ, oneLine(diag, intl))
 		}
 		if !rc.LastAttempt.IsZero() {
 			fmt.Fprintf(b, "Last-Attempt-Date: %s\r\n", rc.LastAttempt.Format(time.RFC1123Z))
@@ -252,6 +266,22 @@ func writeStatus(b *bytes.Buffer, r Report, intl bool) {
 			fmt.Fprintf(b, "Will-Retry-Until: %s\r\n", rc.WillRetryUntil.Format(time.RFC1123Z))
 		}
 	}
+}
+
+// said reports whether a server gave the recipient's outcome.
+func (rc Recipient) said() bool { return rc.Reply.Code != 0 }
+
+// replyLine is a server's reply as a diagnostic: code, enhanced code and
+// text on one line (oneLine makes it safe for a header).
+func replyLine(rep smtp.Reply) string {
+	s := strconv.Itoa(rep.Code)
+	if rep.Enhanced != "" {
+		s += " " + string(rep.Enhanced)
+	}
+	if t := rep.Text(); t != "" {
+		s += " " + t
+	}
+	return s
 }
 
 // status is the recipient's Status value: its code when it is a well formed

@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"smtpkit/internal/smtp"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func failedReport() Report {
 		Boundary:     "BOUNDARY",
 		Recipients: []Recipient{
 			{Addr: "bob@example.net", Action: Failed, Status: "5.1.1", RemoteMTA: "mx1.example.net",
-				Diagnostic: "550 5.1.1 <bob@example.net>: no such user", LastAttempt: attempt},
+				Reply: smtp.R(550, "5.1.1", "<bob@example.net>: no such user"), LastAttempt: attempt},
 			{Addr: "carol@example.com", Action: Failed, Status: "5.4.7",
 				Diagnostic: "delivery time expired: connection refused", DiagnosticType: "X-smtpkit", LastAttempt: attempt},
 		},
@@ -241,12 +242,23 @@ func TestBuildTable(t *testing.T) {
 			has: []string{"Status: 5.2.2\r\n"}},
 		{name: "status invalid", edit: func(r *Report) { r.Recipients[0].Status = "5.1" },
 			has: []string{"Status: 5.0.0\r\n"}},
-		{name: "reply injection", edit: func(r *Report) { r.Recipients[0].Diagnostic = "550 no\r\nAction: delivered" },
+		{name: "reply injection", edit: func(r *Report) { r.Recipients[0].Reply = smtp.R(550, "", "no\r\nAction: delivered") },
 			has: []string{"Diagnostic-Code: smtp; 550 no  Action: delivered\r\n"}, hasNot: []string{"\r\nAction: delivered"}},
-		{name: "long diagnostic cut", edit: func(r *Report) { r.Recipients[0].Diagnostic = long },
+		{name: "long diagnostic cut", edit: func(r *Report) { r.Recipients[0].Reply = smtp.R(550, "", long) },
 			hasNot: []string{long}},
-		{name: "utf8 diagnostic in ascii report", edit: func(r *Report) { r.Recipients[0].Diagnostic = "550 nö" },
+		{name: "long own diagnostic cut", edit: func(r *Report) { r.Recipients[1].Diagnostic = long },
+			hasNot: []string{long}},
+		{name: "utf8 diagnostic in ascii report", edit: func(r *Report) { r.Recipients[0].Reply = smtp.R(550, "", "nö") },
 			has: []string{"smtp; 550 n?\r\n"}, hasNot: []string{"charset=utf-8"}},
+		// A refusal smtpkit made itself names no Remote-MTA, even when the
+		// caller knows which server it was talking to.
+		{name: "own refusal names no remote MTA", edit: func(r *Report) {
+			r.Recipients[0].Reply = smtp.Reply{}
+			r.Recipients[0].Diagnostic = "553 5.6.7 message needs SMTPUTF8 but the server does not support it"
+			r.Recipients[0].DiagnosticType = "X-smtpkit"
+		}, has: []string{"Diagnostic-Code: X-smtpkit; 553 5.6.7 message needs SMTPUTF8",
+			"<bob@example.net>: 553 5.6.7 message needs SMTPUTF8"},
+			hasNot: []string{"Remote-MTA", "mx1.example.net"}},
 		{name: "headers without body", edit: func(r *Report) { r.Headers = []byte("Subject: only\r\n") },
 			has: []string{"Subject: only\r\n"}},
 		{name: "bare LF headers normalized", edit: func(r *Report) { r.Headers = []byte("Subject: lf\nX: y\n\nbody") },

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/mail"
 	"testing"
+
+	"smtpkit/internal/smtp"
 )
 
 // FuzzBuild: whatever a peer puts in a reply, a recipient or the original
@@ -14,6 +16,8 @@ func FuzzBuild(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rcpt, diag, status string, headers []byte) {
 		r := failedReport()
 		r.Recipients[0] = Recipient{Addr: rcpt, Action: Failed, Status: status, Diagnostic: diag}
+		r.Recipients[1] = Recipient{Addr: rcpt, Action: Failed, Status: status, RemoteMTA: diag,
+			Reply: smtp.Reply{Code: len(diag), Enhanced: smtp.Enhanced(status), Lines: []string{diag, diag}}}
 		r.Headers = headers
 		got, err := Build(r)
 		if err != nil {

@@ -48,7 +48,7 @@ func (c *countingCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue
 			// The queue treats a recipient without a Result as temporary.
 			r.Err = errNoResult
 		}
-		policy := r.TLSPolicy
+		policy := r.TLS.Policy
 		if policy == "" {
 			policy = "unknown"
 		}

@@ -156,8 +156,8 @@ func TestCourierCountsResults(t *testing.T) {
 	tick := time.Unix(0, 0)
 	m := New(Options{NoRuntime: true, Now: func() time.Time { tick = tick.Add(250 * time.Millisecond); return tick }})
 	inner := &scriptedCourier{m: m, results: []queue.Result{
-		{Rcpt: "ok@example.org", TLSPolicy: "verify"},
-		{Rcpt: "gone@example.org", Err: smtp.E(550, "5.1.1", "no such user"), TLSPolicy: "opportunistic"},
+		{Rcpt: "ok@example.org", TLS: queue.TLS{Policy: "verify"}},
+		{Rcpt: "gone@example.org", Err: smtp.E(550, "5.1.1", "no such user"), TLS: queue.TLS{Policy: "opportunistic"}},
 		{Rcpt: "later@example.org", Err: smtp.E(451, "4.3.0", "try later")},
 		{Rcpt: "broken@example.org", Err: errors.New("connection reset")},
 	}}

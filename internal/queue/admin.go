@@ -68,7 +68,7 @@ func summarize(m *message) Summary {
 		rs := RcptStatus{Addr: r.Addr, Local: r.Local, State: r.State, Attempts: r.Attempts, LastAttempt: r.Last,
 			LastReply: r.Detail, Status: r.Status}
 		if rs.LastReply == "" {
-			rs.LastReply = r.Diagnostic
+			rs.LastReply = r.diagnostic()
 		}
 		if r.pending() {
 			rs.NextAttempt = r.Next

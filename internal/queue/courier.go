@@ -28,28 +28,6 @@ type Attempt struct {
 	Open func() (io.ReadCloser, error)
 }
 
-// Result is the outcome for one recipient.
-type Result struct {
-	Rcpt string
-	// Err is nil when the next hop accepted the recipient; an *smtp.Error
-	// whose Permanent() is true fails it now (bounce); anything else is
-	// temporary and retried (house rule 3: unknown errors are temporary).
-	Err error
-	// Detail describes the attempt for logs and DSNs. By convention it is
-	// "<host>[<ip>] said: <reply>" when a server answered; the part before
-	// "[" or " said:" becomes the DSN's Remote-MTA.
-	Detail string
-	// PossibleDuplicate marks a failed attempt whose next hop may have
-	// taken the message all the same: the connection was lost after the
-	// end of the data and before the final reply (RFC 1047). The retry is
-	// logged with possible_duplicate=true.
-	PossibleDuplicate bool
-	// TLSPolicy is the outbound TLS policy the attempt ran under ("none",
-	// "opportunistic", "required", "verify"; "" when no connection was
-	// tried), for metrics and logs.
-	TLSPolicy string
-}
-
 // Bounce is a built DSN on its way back to the original sender.
 type Bounce struct {
 	ID       string // the original message's id

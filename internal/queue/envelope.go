@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"smtpkit/internal/smtp"
 )
 
 // State is where one recipient of a queued message stands.
@@ -57,13 +59,17 @@ type rcpt struct {
 	Attempts int       `json:"attempts,omitempty"`
 	Next     time.Time `json:"next,omitzero"` // next attempt, for Queued and Deferred
 	Last     time.Time `json:"last,omitzero"` // last attempt
-	// Status, RemoteMTA, Diagnostic and DiagType describe the last
-	// attempt's outcome, in DSN terms (RFC 3464 §2.3).
-	Status     string `json:"status,omitempty"`
-	RemoteMTA  string `json:"remote_mta,omitempty"`
-	Diagnostic string `json:"diagnostic,omitempty"`
-	DiagType   string `json:"diag_type,omitempty"`
-	Detail     string `json:"detail,omitempty"` // the courier's Detail, for `queue show`
+	// Status, RemoteMTA, Reply, Diagnostic and DiagType describe the last
+	// attempt's outcome, in DSN terms (RFC 3464 §2.3): the enhanced status;
+	// the server that said Reply, when one did (Result.Reply); otherwise
+	// smtpkit's own diagnostic and its type. Envelopes written before
+	// Reply existed hold a server's reply in Diagnostic, type "smtp".
+	Status     string      `json:"status,omitempty"`
+	RemoteMTA  string      `json:"remote_mta,omitempty"`
+	Reply      *savedReply `json:"reply,omitempty"`
+	Diagnostic string      `json:"diagnostic,omitempty"`
+	DiagType   string      `json:"diag_type,omitempty"`
+	Detail     string      `json:"detail,omitempty"` // the attempt in one line (Result.Detail), for `queue show`
 	// MaybeDelivered is set when an attempt lost the connection after the
 	// end of data (Result.PossibleDuplicate): the next hop may have taken
 	// the message, and later attempts are logged as possible duplicates.
@@ -71,6 +77,31 @@ type rcpt struct {
 	// Notified is set once the bounce for a Failed recipient was handed off
 	// (or was not needed: null sender).
 	Notified bool `json:"notified,omitempty"`
+}
+
+// savedReply is a server's reply as an envelope keeps it: its text in
+// one bounded line (oneLine).
+type savedReply struct {
+	Code     int    `json:"code"`
+	Enhanced string `json:"enhanced,omitempty"`
+	Text     string `json:"text,omitempty"`
+}
+
+func saveReply(rep smtp.Reply) *savedReply {
+	return &savedReply{Code: rep.Code, Enhanced: string(rep.Enhanced), Text: oneLine(rep.Text())}
+}
+
+func (r *savedReply) reply() smtp.Reply {
+	return smtp.R(r.Code, smtp.Enhanced(r.Enhanced), r.Text)
+}
+
+// diagnostic is the last outcome in one line, for logs and `queue show`:
+// the server's reply, or smtpkit's own diagnostic.
+func (r *rcpt) diagnostic() string {
+	if r.Reply != nil {
+		return formatReply(r.Reply.reply())
+	}
+	return r.Diagnostic
 }
 
 // group is the key deliveries are grouped, limited and marked busy by:

@@ -2,8 +2,10 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -67,16 +69,24 @@ func (r *recorder) Deliver(ctx context.Context, d *Attempt) []Result {
 	}
 	out := make([]Result, len(d.Recipients))
 	for i, a := range d.Recipients {
-		out[i] = Result{Rcpt: a, Err: e, Detail: "mx.example.net[192.0.2.1] said: " + replyOf(e)}
+		out[i] = Result{Rcpt: a, Err: e, Remote: Remote{Host: "mx.example.net", Addr: netip.MustParseAddr("192.0.2.1")},
+			Reply: replyOf(e)}
 	}
 	return out
 }
 
-func replyOf(err error) string {
-	if err == nil {
-		return "250 2.0.0 OK"
+// replyOf is the server's reply behind a scripted outcome: 250 for a
+// delivery, the reply of an *smtp.Error; none for other errors (the
+// connection failed, no server said anything).
+func replyOf(err error) smtp.Reply {
+	var se *smtp.Error
+	switch {
+	case err == nil:
+		return smtp.R(250, "2.0.0", "OK")
+	case errors.As(err, &se):
+		return se.Reply
 	}
-	return err.Error()
+	return smtp.Reply{}
 }
 
 func (r *recorder) count() int {

@@ -146,10 +146,17 @@ func (q *Queue) readHeaders(id string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, dsn.MaxHeaders+2))
 }
 
+// dsnRecipient is r's block of the DSN: the server and its reply when a
+// server gave the outcome, else smtpkit's own diagnostic (an older record's
+// server reply text among them, then without its Remote-MTA).
 func dsnRecipient(r *rcpt, action dsn.Action, until time.Time) dsn.Recipient {
-	return dsn.Recipient{
-		Addr: r.Addr, Action: action, Status: r.Status, RemoteMTA: r.RemoteMTA,
+	rc := dsn.Recipient{
+		Addr: r.Addr, Action: action, Status: r.Status,
 		Diagnostic: r.Diagnostic, DiagnosticType: r.DiagType,
 		LastAttempt: r.Last, WillRetryUntil: until,
 	}
+	if r.Reply != nil {
+		rc.RemoteMTA, rc.Reply = r.RemoteMTA, r.Reply.reply()
+	}
+	return rc
 }

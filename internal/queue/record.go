@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -118,8 +117,11 @@ func isPermanent(err error) bool {
 func (q *Queue) apply(e *envelope, r *rcpt, res Result, now time.Time) {
 	r.Attempts++
 	r.Last = now
-	r.Detail = oneLine(res.Detail)
-	r.RemoteMTA = remoteMTA(res.Detail)
+	detail := res.Detail()
+	if r.Local && res.Remote == (Remote{}) {
+		detail = "local Maildir: " + detail
+	}
+	r.Detail = oneLine(detail)
 	if res.PossibleDuplicate {
 		r.MaybeDelivered = true
 	}
@@ -130,21 +132,22 @@ func (q *Queue) apply(e *envelope, r *rcpt, res Result, now time.Time) {
 		log = log.With("possible_duplicate", true)
 	}
 	if res.Err == nil {
-		r.State, r.Status, r.Diagnostic, r.DiagType = Delivered, string(smtp.EnhOK), "", ""
+		r.State, r.Status = Delivered, string(smtp.EnhOK)
+		r.RemoteMTA, r.Reply, r.Diagnostic, r.DiagType = "", nil, "", ""
 		log.Info("delivered")
 		return
 	}
-	r.Status, r.Diagnostic, r.DiagType = describe(res.Err)
+	r.setOutcome(res)
 	expires := e.Arrival.Add(q.opts.MaxAge)
 	switch {
 	case isPermanent(res.Err):
 		r.State = Failed
-		log.Info("delivery failed", "code", r.Diagnostic)
+		log.Info("delivery failed", "code", r.diagnostic())
 	case !now.Before(expires):
 		// RFC 5321 §4.5.4.1: give up after the retry period; X.4.7 is
 		// "delivery time expired" (RFC 3463 §3.5).
 		r.State, r.Status = Failed, string(smtp.EnhExpired)
-		log.Info("delivery expired", "err", r.Diagnostic, "queued_for", now.Sub(e.Arrival).String())
+		log.Info("delivery expired", "err", r.diagnostic(), "queued_for", now.Sub(e.Arrival).String())
 	default:
 		r.State = Deferred
 		next := now.Add(q.backoff(r.Attempts))
@@ -152,7 +155,7 @@ func (q *Queue) apply(e *envelope, r *rcpt, res Result, now time.Time) {
 			next = expires // the last attempt is made when the message expires
 		}
 		r.Next = next
-		log.Info("delivery deferred", "err", r.Diagnostic, "next", r.Next.Format(time.RFC3339))
+		log.Info("delivery deferred", "err", r.diagnostic(), "next", r.Next.Format(time.RFC3339))
 	}
 	if r.State == Failed && e.From == "" {
 		r.Notified = true // RFC 5321 §4.5.5: never bounce a bounce
@@ -160,37 +163,17 @@ func (q *Queue) apply(e *envelope, r *rcpt, res Result, now time.Time) {
 	}
 }
 
-// describe turns an attempt's error into DSN terms: status, diagnostic and
-// diagnostic type (RFC 3464 §2.3.4, §2.3.6).
-func describe(err error) (status, diag, typ string) {
-	var se *smtp.Error
-	if errors.As(err, &se) {
-		rep := se.Reply
-		status = string(rep.Enhanced)
-		if status == "" {
-			status = strconv.Itoa(rep.Code/100) + ".0.0"
-		}
-		diag = strconv.Itoa(rep.Code)
-		if rep.Enhanced != "" {
-			diag += " " + string(rep.Enhanced)
-		}
-		if t := rep.Text(); t != "" {
-			diag += " " + t
-		}
-		return status, oneLine(diag), "smtp"
+// setOutcome records a failed attempt in DSN terms: the status from Err;
+// the server and its reply when a server said it (Remote-MTA and an "smtp"
+// Diagnostic-Code), else smtpkit's own diagnostic and no Remote-MTA.
+func (r *rcpt) setOutcome(res Result) {
+	status, diag, typ := describe(res.Err)
+	r.Status = status
+	if res.Said() {
+		r.RemoteMTA, r.Reply, r.Diagnostic, r.DiagType = oneLine(res.Remote.Host), saveReply(res.Reply), "", ""
+		return
 	}
-	return string(smtp.EnhOther.Temp()), oneLine(err.Error()), "X-smtpkit"
-}
-
-// remoteMTA extracts the host from a Detail of the form
-// "host[ip] said: reply"; "" when no server answered.
-func remoteMTA(detail string) string {
-	host, _, ok := strings.Cut(detail, " said:")
-	if !ok {
-		return ""
-	}
-	host, _, _ = strings.Cut(host, "[")
-	return oneLine(strings.TrimSpace(host))
+	r.RemoteMTA, r.Reply, r.Diagnostic, r.DiagType = "", nil, diag, typ
 }
 
 // oneLine bounds text from a peer for storage and logs: control characters
