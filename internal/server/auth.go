@@ -160,13 +160,13 @@ func (s *session) authDone(ex authExchange, err error) {
 		s.log.Info("auth ok", "user", s.info.AuthUser, "mech", ex.mech)
 		s.reply(smtp.R(smtp.CodeAuthOK, smtp.EnhAuthOK, "Authentication successful"))
 	case errors.Is(err, sasl.ErrInvalidCredentials):
-		s.authFail++
+		s.authFailures++
 		delay, counted := ex.a.counted()
 		if !counted {
 			delay = s.srv.auth.failure(ex.keys()...)
 		}
 		s.srv.obs.AuthResult(s.info.Listener, ex.mech, false)
-		s.log.Warn("auth failed", "mech", ex.mech, "ip", ex.ip, "failures", s.authFail, "delay", delay)
+		s.log.Warn("auth failed", "mech", ex.mech, "ip", ex.ip, "failures", s.authFailures, "delay", delay)
 		s.pause(delay)
 		s.reply(smtp.R(smtp.CodeAuthFailed, smtp.EnhBadCredentials, "Authentication credentials invalid"))
 		s.closeIfTooManyFailures(ex.ip)
@@ -193,10 +193,10 @@ func (s *session) authDone(ex authExchange, err error) {
 // against the client IP, not against the account, so that the lock ends
 // when its window after the last real failure passes.
 func (s *session) authLocked(ex authExchange) {
-	s.authFail++
+	s.authFailures++
 	delay := s.srv.auth.lockedFailure(ipKey(ex.ip))
 	s.srv.obs.AuthResult(s.info.Listener, ex.mech, false)
-	s.log.Warn("auth refused, account locked", "mech", ex.mech, "ip", ex.ip, "failures", s.authFail, "delay", delay)
+	s.log.Warn("auth refused, account locked", "mech", ex.mech, "ip", ex.ip, "failures", s.authFailures, "delay", delay)
 	s.pause(delay)
 	s.reply(replyAccountLocked())
 	s.closeIfTooManyFailures(ex.ip)
@@ -207,10 +207,10 @@ func (s *session) authLocked(ex authExchange) {
 // cancelling after the server-first message (SCRAM) or before the
 // password (LOGIN) probes nothing for free. No delay: nothing was guessed.
 func (s *session) authAborted(ex authExchange, why string, r smtp.Reply) {
-	s.authFail++
+	s.authFailures++
 	s.srv.auth.failure(ex.keys()...)
 	s.srv.obs.AuthResult(s.info.Listener, ex.mech, false)
-	s.log.Warn("auth aborted", "mech", ex.mech, "ip", ex.ip, "why", why, "failures", s.authFail)
+	s.log.Warn("auth aborted", "mech", ex.mech, "ip", ex.ip, "why", why, "failures", s.authFailures)
 	if r.Code == 0 {
 		return
 	}
@@ -221,7 +221,7 @@ func (s *session) authAborted(ex authExchange, why string, r smtp.Reply) {
 // closeIfTooManyFailures ends the session after the third failure in it,
 // or once the client IP is blocked.
 func (s *session) closeIfTooManyFailures(ip string) {
-	if s.authFail >= maxAuthFailuresPerSession || s.srv.auth.blocked(ipKey(ip)) {
+	if s.authFailures >= maxAuthFailuresPerSession || s.srv.auth.blocked(ipKey(ip)) {
 		s.reply(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurity.Temp(), s.srv.opts.Hostname+" too many failed logins, closing connection"))
 		s.quit = true
 	}

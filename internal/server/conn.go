@@ -24,7 +24,7 @@ import (
 type conn struct {
 	raw       net.Conn      // the accepted connection; only deadlines are set on it from other goroutines
 	transport net.Conn      // raw, or the TLS connection over it
-	in        *bufio.Reader // cmdReader, or dataReader during and right after message data
+	reader    *bufio.Reader // cmdReader, or dataReader during and right after message data
 	cmdReader *bufio.Reader // command phase
 	// dataReader is taken from dataReaders for message data and reads
 	// through cmdReader, so nothing buffered is lost.
@@ -91,7 +91,7 @@ func (c *conn) start(t net.Conn) {
 	c.arrived = prefixReader{}
 	c.cmdReader = cmdReaders.Get().(*bufio.Reader)
 	c.cmdReader.Reset(t)
-	c.in = c.cmdReader
+	c.reader = c.cmdReader
 }
 
 // release gives the command and data readers back to their pools,
@@ -105,7 +105,7 @@ func (c *conn) release() {
 	if c.cmdReader != nil {
 		c.cmdReader.Reset(nil)
 		cmdReaders.Put(c.cmdReader)
-		c.cmdReader, c.in = nil, nil
+		c.cmdReader, c.reader = nil, nil
 	}
 }
 
@@ -125,7 +125,7 @@ func (c *conn) awaitInput() error {
 func (c *conn) dropCommandReader() {
 	c.cmdReader.Reset(nil)
 	cmdReaders.Put(c.cmdReader)
-	c.cmdReader, c.in = nil, nil
+	c.cmdReader, c.reader = nil, nil
 }
 
 // gotInput puts the command reader behind the n bytes that arrived in
@@ -141,7 +141,7 @@ func (c *conn) gotInput(n int, err error) error {
 	c.arrived = prefixReader{buf: c.waitBuf[:n], c: c}
 	c.cmdReader = cmdReaders.Get().(*bufio.Reader)
 	c.cmdReader.Reset(&c.arrived)
-	c.in = c.cmdReader
+	c.reader = c.cmdReader
 	return nil
 }
 
@@ -180,7 +180,7 @@ func (c *conn) forData() *bufio.Reader {
 	if c.dataReader == nil {
 		c.dataReader = dataReaders.Get().(*bufio.Reader)
 		c.dataReader.Reset(c.cmdReader)
-		c.in = c.dataReader
+		c.reader = c.dataReader
 	}
 	return c.dataReader
 }
@@ -194,7 +194,7 @@ func (c *conn) releaseDataReader() {
 	c.dataReader.Reset(nil)
 	dataReaders.Put(c.dataReader)
 	c.dataReader = nil
-	c.in = c.cmdReader
+	c.reader = c.cmdReader
 }
 
 // discardBuffered drops everything the client sent that is not read yet
@@ -202,9 +202,9 @@ func (c *conn) releaseDataReader() {
 func (c *conn) discardBuffered() int {
 	n := c.cmdReader.Buffered() + len(c.arrived.buf)
 	c.arrived.buf = nil
-	if c.in != c.cmdReader {
-		n += c.in.Buffered()
-		c.in.Discard(c.in.Buffered())
+	if c.reader != c.cmdReader {
+		n += c.reader.Buffered()
+		c.reader.Discard(c.reader.Buffered())
 	}
 	c.cmdReader.Discard(c.cmdReader.Buffered())
 	return n
@@ -237,7 +237,7 @@ var errHandedOff = errors.New("session handed to a waiting goroutine")
 // then returns errHandedOff.
 func (c *conn) nextCommand(idle, mayPark bool) ([]byte, error) {
 	c.releaseDataReader()
-	if c.in.Buffered() == 0 {
+	if c.reader.Buffered() == 0 {
 		if err := c.flush(); err != nil { // fresh write deadline: the last may have passed during a long DATA
 			return nil, err
 		}
@@ -245,7 +245,7 @@ func (c *conn) nextCommand(idle, mayPark bool) ([]byte, error) {
 	// The deadline is set before the session is marked idle, so that a
 	// shutdown's interrupt (a deadline in the past) is never overwritten.
 	c.setReadDeadline(c.commandTimeout())
-	wait := c.in == c.cmdReader && c.cmdReader.Buffered() == 0 && len(c.arrived.buf) == 0
+	wait := c.reader == c.cmdReader && c.cmdReader.Buffered() == 0 && len(c.arrived.buf) == 0
 	park := wait && mayPark
 	c.setIdle(idle, park)
 	if idle && c.closing.Load() {
@@ -277,12 +277,12 @@ func (c *conn) readLine() ([]byte, error) {
 	if cap(c.longLine) > cmdBufSize {
 		c.longLine = nil // a long AUTH line does not pin memory for the session
 	}
-	line, err := c.in.ReadSlice('\n')
+	line, err := c.reader.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		// Longer than the buffer: assemble it, up to the limit.
 		c.longLine = append(c.longLine[:0], line...)
 		for errors.Is(err, bufio.ErrBufferFull) && len(c.longLine) <= c.limits.CommandLine {
-			line, err = c.in.ReadSlice('\n')
+			line, err = c.reader.ReadSlice('\n')
 			c.longLine = append(c.longLine, line...)
 		}
 		line = c.longLine
@@ -290,7 +290,7 @@ func (c *conn) readLine() ([]byte, error) {
 	if len(line) > c.limits.CommandLine {
 		// Discard the rest of the over-long line so the session stays in step.
 		for errors.Is(err, bufio.ErrBufferFull) {
-			_, err = c.in.ReadSlice('\n')
+			_, err = c.reader.ReadSlice('\n')
 		}
 		if err != nil {
 			return nil, err

@@ -38,7 +38,7 @@ func (s *session) begin() (MessageWriter, error) {
 		w.Abort()
 		return nil, err
 	}
-	s.open = w
+	s.openWriter = w
 	return w, nil
 }
 
@@ -58,7 +58,7 @@ func (s *session) cmdData(string) {
 	s.reply(replyDataGo)
 	s.state = stateData
 	if err := s.conn.flush(); err != nil {
-		s.open = nil
+		s.openWriter = nil
 		w.Abort()
 		s.quit = true
 		return
@@ -121,7 +121,7 @@ func (s *session) copyBody(w io.Writer, r io.Reader, p pace) (readErr, writeErr 
 // finish ends a DATA or the last BDAT: commit when everything arrived,
 // otherwise abort and explain. The transaction is over in every case.
 func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
-	defer func() { s.txn, s.open, s.state = txn{}, nil, stateReady }() // also after a panic in Commit or Abort (fence.go)
+	defer func() { s.txn, s.openWriter, s.state = txn{}, nil, stateReady }() // also after a panic in Commit or Abort (fence.go)
 	if readErr != nil || writeErr != nil {
 		s.srv.obs.MessageRefused(s.info.Listener, dataRefusal(readErr, writeErr))
 	}

@@ -39,8 +39,8 @@ func (s *session) endAfterPanic() {
 		defer func() { recover() }()
 		step()
 	}
-	if w := s.open; w != nil {
-		s.open = nil
+	if w := s.openWriter; w != nil {
+		s.openWriter = nil
 		guard(w.Abort)
 	}
 	s.txn = txn{}

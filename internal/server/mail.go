@@ -116,7 +116,7 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
 		return smtp.R(smtp.CodeInsufficientSpace, smtp.EnhTooManyRcpt.Temp(), "Too many recipients")
 	}
-	if s.rcpts >= s.limits.SessionRcpts {
+	if s.sessionRcpts >= s.limits.SessionRcpts {
 		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
 		return smtp.R(smtp.CodeInsufficientSpace, smtp.EnhTooManyRcpt.Temp(), "Too many recipients in this session, try again in a new one")
 	}
@@ -127,7 +127,7 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 	}
 	s.txn.rcpts = append(s.txn.rcpts, addr)
 	s.state = stateRcpt
-	s.rcpts++
+	s.sessionRcpts++
 	return replyRcptOK
 }
 

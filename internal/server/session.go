@@ -41,13 +41,13 @@ type session struct {
 	admitted bool
 	// closed: close has run (a panic fence may come after it, fence.go).
 	closed bool
-	// open is the backend's writer of the message being received, until
-	// Commit or Abort was called on it; the panic fence aborts it.
-	open MessageWriter
+	// openWriter is the backend's writer of the message being received,
+	// until Commit or Abort was called on it; the panic fence aborts it.
+	openWriter MessageWriter
 
-	errors   int // protocol errors so far
-	authFail int // failed AUTH attempts in this session
-	rcpts    int // recipients accepted in this session, all transactions
+	errors       int // protocol errors so far
+	authFailures int // failed AUTH attempts in this session
+	sessionRcpts int // recipients accepted in this session, all transactions (Limits.SessionRcpts)
 	// backendCtx bounds backend calls by the session deadline; one per
 	// session, not one timer per command (see backendContext).
 	backendCtx backendCtx
@@ -246,7 +246,7 @@ func (s *session) reply(r smtp.Reply) {
 // message; a session in one is ready again.
 func (s *session) abortTxn() {
 	if s.txn.chunks != nil {
-		s.open = nil
+		s.openWriter = nil
 		s.txn.chunks.w.Abort()
 	}
 	s.txn = txn{}
