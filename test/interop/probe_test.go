@@ -10,10 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"smtpkit/internal/testcert"
 	"strings"
 	"testing"
 	"time"
+
+	"smtpkit/internal/dns/dnstest"
+	"smtpkit/internal/testcert"
 )
 
 // Tests of `smtpkit probe` against our own server in each role, against
@@ -27,6 +29,12 @@ type probeReport struct {
 
 type probeResult struct {
 	Address         string    `json:"address"`
+	Host            string    `json:"host"`
+	Domain          string    `json:"domain"`
+	Route           string    `json:"route"`
+	Pref            int       `json:"pref"`
+	IP              string    `json:"ip"`
+	Plan            string    `json:"plan"`
 	Mode            string    `json:"mode"`
 	Connected       bool      `json:"connected"`
 	Banner          string    `json:"banner"`
@@ -145,6 +153,66 @@ func TestProbeSmtpkit(t *testing.T) {
 	// --no-tls cannot meet --require-tls: a usage error.
 	if code, _, errOut := runProbeCmd(t, "--no-tls", "--require-tls", s.MX); code != 2 {
 		t.Errorf("--no-tls --require-tls: exit %d, want 2 (usage)\n%s", code, errOut)
+	}
+}
+
+// TestProbeDomain: `smtpkit probe DOMAIN` follows the routes the queue
+// would, from a configuration of its own: a static route with tls =
+// "verify" to our server's submission listener, and a domain whose two MX
+// records (served by a loopback DNS server named as outbound.resolver, no
+// real DNS) point at our mx listener's port on 127.0.0.1 and on 127.0.0.2,
+// where nothing listens. Each address gets the plan delivery would use.
+func TestProbeDomain(t *testing.T) {
+	s := StartServer(t, ServerOptions{})
+	_, mxPort, _ := net.SplitHostPort(s.MX)
+	resolver := dnstest.NewServer(t,
+		"mx.example. MX 10 mx1.mx.example.",
+		"mx.example. MX 20 mx2.mx.example.",
+		"mx1.mx.example. A 127.0.0.1",
+		"mx2.mx.example. A 127.0.0.2",
+	)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "probe.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`hostname = "probe.test.example"
+data_dir = %q
+[[domain]]
+name = "probe.test.example"
+[tls]
+self_signed = true
+[outbound]
+tls = "opportunistic"
+resolver = %q
+port = %s
+allow_loopback = true
+ca_file = %q
+[[route]]
+domain = "routed.example"
+host = %q
+tls = "verify"
+`, dir, resolver, mxPort, s.CertPath, s.Submission)), 0o600)
+
+	rep := probeJSON(t, 1, "-config", cfg, "routed.example", "mx.example")
+	if len(rep.Results) != 3 {
+		t.Fatalf("%d results, want 3: %+v", len(rep.Results), rep.Results)
+	}
+	routed, mx1, mx2 := rep.Results[0], rep.Results[1], rep.Results[2]
+	// outbound.ca_file is the probe's --ca for a domain: the route's verify
+	// plan is met by the server's certificate (valid for 127.0.0.1).
+	if routed.Domain != "routed.example" || routed.Route != "routed.example" || routed.Address != s.Submission ||
+		routed.Plan != "STARTTLS when offered, TLS required, certificate must be valid for 127.0.0.1 (policy verify from route routed.example)" ||
+		routed.TLS == nil || !routed.TLS.Valid || routed.Error != "" || probeWarned(routed, "delivery would defer") {
+		t.Errorf("static route: %+v", routed)
+	}
+	if mx1.Domain != "mx.example" || mx1.Host != "mx1.mx.example" || mx1.Pref != 10 || mx1.Address != s.MX ||
+		mx1.Plan != "STARTTLS when offered, certificate not verified (policy opportunistic from outbound default)" ||
+		mx1.TLS == nil || mx1.TLS.VerifyName != "mx1.mx.example" || mx1.Error != "" {
+		t.Errorf("first MX: %+v", mx1)
+	}
+	if !slices.Contains(mx1.Transcript, "C: EHLO probe.test.example") {
+		t.Errorf("EHLO is not the configured hostname: %q", mx1.Transcript)
+	}
+	if mx2.Host != "mx2.mx.example" || mx2.Pref != 20 || mx2.IP != "127.0.0.2" || mx2.Connected || !strings.Contains(mx2.Error, "connection refused") {
+		t.Errorf("second MX: %+v", mx2)
 	}
 }
 
