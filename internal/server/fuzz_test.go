@@ -59,7 +59,7 @@ func FuzzSession(f *testing.F) {
 		c := &scriptConn{in: bytes.NewReader(in)}
 		sess := srv.newSession(c, Listener{Address: "fuzz", Role: RoleMX, TLS: TLSNone})
 		greeted := false
-		sess.onReply = func(st state, cmd *command, r smtp.Reply) {
+		srv.onReply = func(st state, cmd *command, r smtp.Reply) {
 			if !legalReply(st, cmd, r, greeted) {
 				verb := "(none)"
 				if cmd != nil {

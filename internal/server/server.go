@@ -179,6 +179,11 @@ type Server struct {
 	auth   *authThrottle
 	help   smtp.Reply // HELP's answer, from the command table
 	verbs  []string   // the verbs of the command table (smtp.ParseCommand)
+	// onReply, when set (tests, before any session starts), sees every
+	// reply of every session with the command it answers and the state
+	// that command arrived in. It is here, not in the session, to keep
+	// idle sessions small.
+	onReply func(arrivedIn state, c *command, r smtp.Reply)
 }
 
 // New returns a server for opts. It does not listen yet.

@@ -31,11 +31,9 @@ type session struct {
 	quit  bool
 	// current is the row of the command being answered, nil for the
 	// greeting, a line that is no command, and the end; arrivedIn is the
-	// state the command came in. onReply, when set (tests), sees every
-	// reply with them.
+	// state the command came in (for Server.onReply).
 	current   *command
 	arrivedIn state
-	onReply   func(arrivedIn state, c *command, r smtp.Reply)
 	// admitted: started by startSession, so counted in Server.active until
 	// close; only such a session may outlive the call to serve (idle.go).
 	admitted bool
@@ -225,8 +223,8 @@ func (s *session) replyTimeout() smtp.Reply {
 // said EHLO (RFC 2034 §3). Protocol errors are counted; past the limit the
 // session ends with 421 (RFC 5321 §4.5.3.1.x leaves the limit to the server).
 func (s *session) reply(r smtp.Reply) {
-	if s.onReply != nil {
-		s.onReply(s.arrivedIn, s.current, r)
+	if s.srv.onReply != nil {
+		s.srv.onReply(s.arrivedIn, s.current, r)
 	}
 	s.conn.queue(r, s.esmtp)
 	if r.Code >= 500 && r.Code <= 504 {
