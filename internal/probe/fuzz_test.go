@@ -3,6 +3,7 @@ package probe
 import (
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -29,6 +30,31 @@ func FuzzParseTarget(f *testing.F) {
 			if err != nil || again.Host != tg.Host || len(again.Ports) != 1 || again.Ports[0] != p {
 				t.Fatalf("%q: round trip %+v %v", s, again, err)
 			}
+		}
+	})
+}
+
+// FuzzParseDestination: a parsed destination is either a domain (lower
+// case, a plausible name, no port, not an IP address) or a host target as
+// ParseTarget gives it; never both.
+func FuzzParseDestination(f *testing.F) {
+	for _, s := range []string{"example.com", "Example.COM.", "mx:25", "[::1]", "127.0.0.1", "exa$mple", ".", "", "a..b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tg, err := ParseDestination(s)
+		if err != nil {
+			return
+		}
+		if tg.Domain == "" {
+			if want, err := ParseTarget(s); err != nil || want.Host != tg.Host || len(want.Ports) != len(tg.Ports) {
+				t.Fatalf("%q: host target %+v differs from ParseTarget's %+v (%v)", s, tg, want, err)
+			}
+			return
+		}
+		if tg.Host != "" || tg.Ports != nil || checkHost(tg.Domain) != nil || net.ParseIP(tg.Domain) != nil ||
+			strings.ToLower(tg.Domain) != tg.Domain || strings.ContainsAny(tg.Domain, ":[") {
+			t.Fatalf("%q: domain target %+v", s, tg)
 		}
 	})
 }
