@@ -149,7 +149,7 @@ func (s *session) serve() {
 	s.run()
 }
 
-// step answers what readCommand returned: a command is handled, a bad
+// step answers what conn.nextCommand returned: a command is handled, a bad
 // line answered, and a read failure ends the session.
 func (s *session) step(line []byte, err error) {
 	s.current, s.arrivedIn = nil, s.state
