@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -219,9 +218,9 @@ func writeHuman(b *bytes.Buffer, r Report, intl bool) {
 func humanReason(rc Recipient) string {
 	switch {
 	case rc.said() && rc.RemoteMTA != "":
-		return rc.RemoteMTA + " said: " + replyLine(rc.Reply)
+		return rc.RemoteMTA + " said: " + rc.Reply.OneLine()
 	case rc.said():
-		return replyLine(rc.Reply)
+		return rc.Reply.OneLine()
 	case rc.Diagnostic != "":
 		return rc.Diagnostic
 	}
@@ -251,7 +250,7 @@ func writeStatus(b *bytes.Buffer, r Report, intl bool) {
 		}
 		typ, diag := rc.DiagnosticType, rc.Diagnostic
 		if rc.said() {
-			typ, diag = "smtp", replyLine(rc.Reply)
+			typ, diag = "smtp", rc.Reply.OneLine()
 		}
 		if diag != "" {
 			if typ == "" {
@@ -270,19 +269,6 @@ func writeStatus(b *bytes.Buffer, r Report, intl bool) {
 
 // said reports whether a server gave the recipient's outcome.
 func (rc Recipient) said() bool { return rc.Reply.Code != 0 }
-
-// replyLine is a server's reply as a diagnostic: code, enhanced code and
-// text on one line (oneLine makes it safe for a header).
-func replyLine(rep smtp.Reply) string {
-	s := strconv.Itoa(rep.Code)
-	if rep.Enhanced != "" {
-		s += " " + string(rep.Enhanced)
-	}
-	if t := rep.Text(); t != "" {
-		s += " " + t
-	}
-	return s
-}
 
 // status is the recipient's Status value: its code when it is a well formed
 // enhanced code of the right class, else the class default (RFC 3464

@@ -85,7 +85,7 @@ func domainJobs(ctx context.Context, d string, opts Options) []job {
 func routeError(err error) string {
 	var se *smtp.Error
 	if errors.As(err, &se) {
-		return replyLine(se.Reply)
+		return se.Reply.OneLine()
 	}
 	return err.Error()
 }

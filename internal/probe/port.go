@@ -149,7 +149,7 @@ func (p *prober) run() {
 		return
 	}
 	defer c.Close()
-	p.r.Banner = replyLine(c.Greeting())
+	p.r.Banner = c.Greeting().OneLine()
 	if err := c.Hello(); err != nil {
 		p.fail("EHLO", err)
 		return
@@ -174,7 +174,7 @@ func stepTimeouts(d time.Duration) client.Timeouts {
 func (p *prober) greetingFailed(err error) {
 	var se *smtp.Error
 	if errors.As(err, &se) {
-		p.r.Banner = replyLine(se.Reply)
+		p.r.Banner = se.Reply.OneLine()
 		p.r.Error = "greeting: the server refused the session: " + p.r.Banner
 		return
 	}
@@ -192,7 +192,7 @@ func (p *prober) startTLS(c *client.Conn) bool {
 	var te *client.TLSError
 	switch {
 	case errors.As(err, &te) && te.Refused:
-		p.r.Warnings = append(p.r.Warnings, "STARTTLS offered but refused: "+replyLine(te.Reply))
+		p.r.Warnings = append(p.r.Warnings, "STARTTLS offered but refused: "+te.Reply.OneLine())
 		return true
 	case errors.As(err, &te):
 		p.fail("TLS handshake after STARTTLS", te.Err)
@@ -313,21 +313,9 @@ func describe(err error) string {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.As(err, &se):
-		return replyLine(se.Reply)
+		return se.Reply.OneLine()
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	}
 	return err.Error()
-}
-
-// replyLine is a reply on one line: code, enhanced code, text.
-func replyLine(rep smtp.Reply) string {
-	s := strconv.Itoa(rep.Code)
-	if rep.Enhanced != "" {
-		s += " " + string(rep.Enhanced)
-	}
-	if t := rep.Text(); t != "" {
-		s += " " + t
-	}
-	return s
 }

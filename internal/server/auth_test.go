@@ -64,17 +64,7 @@ func authTestServerLimits(t *testing.T, creds sasl.Credentials, limits Limits) (
 		Credentials: creds, AuthFailureDelay: time.Millisecond, Limits: limits,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
+	serve(t, srv)
 	return srv, srv.Addrs()[0].String(), logs
 }
 

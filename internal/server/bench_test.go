@@ -6,7 +6,6 @@ import (
 	"io"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	smtpclient "smtpkit/internal/client"
 	"smtpkit/internal/smtp"
@@ -41,17 +40,7 @@ func startBenchServer(b *testing.B) (string, *discardBackend) {
 		Listeners: []Listener{{Address: "127.0.0.1:0", Role: RoleMX, TLS: TLSNone}},
 		Backend:   be, Limits: Limits{Connections: 1000, ConnectionsPerIP: 1000,
 			ConnectionRate: 1 << 30, SessionRcpts: 1 << 30}}) // every client is 127.0.0.1
-	if err := srv.Listen(); err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
+	serve(b, srv)
 	return srv.Addrs()[0].String(), be
 }
 

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"smtpkit/internal/smtp"
 )
@@ -88,17 +87,7 @@ func TestPanicFence(t *testing.T) {
 		Limits: Limits{Connections: conns, ConnectionsPerIP: conns},
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
+	serve(t, srv)
 	addr := srv.Addrs()[0].String()
 
 	healthy := dial(t, addr)

@@ -99,6 +99,23 @@ type testServer struct {
 
 // startServer runs a server with one listener per given listener spec on
 // loopback port 0.
+// serve starts srv listening and serving, and shuts it down (waiting
+// for Serve to return) when the test ends.
+func serve(t testing.TB, srv *Server) {
+	t.Helper()
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	})
+}
+
 func startServer(t testing.TB, limits Limits, ls ...Listener) *testServer {
 	t.Helper()
 	return startServerWith(t, nil, limits, ls...)
@@ -120,17 +137,7 @@ func startServerWith(t testing.TB, obs Observer, limits Limits, ls ...Listener) 
 		Listeners: ls, Backend: b, Credentials: memCreds{}, Limits: limits,
 		AuthFailureDelay: time.Millisecond, Observer: obs,
 	})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
+	serve(t, srv)
 	ts := &testServer{srv: srv, backend: b}
 	for _, a := range srv.Addrs() {
 		ts.addrs = append(ts.addrs, a.String())

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -75,17 +74,7 @@ func TestStressMode(t *testing.T) {
 		},
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
+	serve(t, srv)
 	addr := srv.Addrs()[0].String()
 
 	idle := dial(t, addr)

@@ -42,6 +42,20 @@ func (r Reply) Temporary() bool { return r.Code >= 400 && r.Code < 500 }
 // Permanent reports a 5xx (permanent negative completion) reply.
 func (r Reply) Permanent() bool { return r.Code >= 500 && r.Code < 600 }
 
+// OneLine is the reply on one line, as logs, reports and DSN diagnostics
+// show it: code, enhanced code (when there is one) and the text lines
+// joined with spaces.
+func (r Reply) OneLine() string {
+	s := strconv.Itoa(r.Code)
+	if r.Enhanced != "" {
+		s += " " + string(r.Enhanced)
+	}
+	if t := r.Text(); t != "" {
+		s += " " + t
+	}
+	return s
+}
+
 // String formats the reply as it is sent, with CRLF line endings and the
 // enhanced code on every line (RFC 2034 §3).
 func (r Reply) String() string {

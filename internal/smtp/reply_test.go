@@ -53,3 +53,19 @@ func TestErrorClass(t *testing.T) {
 		t.Errorf("550 must be permanent")
 	}
 }
+
+func TestReplyOneLine(t *testing.T) {
+	for _, tc := range []struct {
+		r    Reply
+		want string
+	}{
+		{R(250, "2.0.0", "OK"), "250 2.0.0 OK"},
+		{Reply{Code: 220, Lines: []string{"mx.example ESMTP"}}, "220 mx.example ESMTP"},
+		{Reply{Code: 550, Enhanced: "5.1.1", Lines: []string{"no such user", "try again"}}, "550 5.1.1 no such user try again"},
+		{Reply{Code: 421}, "421"},
+	} {
+		if got := tc.r.OneLine(); got != tc.want {
+			t.Errorf("%+v.OneLine() = %q, want %q", tc.r, got, tc.want)
+		}
+	}
+}

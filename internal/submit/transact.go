@@ -52,17 +52,8 @@ func Transact(ctx context.Context, c *client.Conn, env client.Envelope, msg []by
 	case res.Data != nil:
 		fmt.Fprintf(report, "message refused: %v\n", res.Data)
 	default:
-		fmt.Fprintf(report, "message accepted: %s\n", replyLine(res.Reply))
+		fmt.Fprintf(report, "message accepted: %s\n", res.Reply.OneLine())
 	}
 	c.Quit()
 	return o
-}
-
-// replyLine renders a reply on one line: code, enhanced code, text.
-func replyLine(r smtp.Reply) string {
-	s := fmt.Sprint(r.Code)
-	if r.Enhanced != "" {
-		s += " " + string(r.Enhanced)
-	}
-	return s + " " + r.Text()
 }
