@@ -17,13 +17,6 @@ import (
 	"smtpkit/internal/tlspolicy"
 )
 
-// Port probes one port of host. It never returns an error: every failure
-// is recorded in the Result.
-func Port(ctx context.Context, host string, port int, opts Options) Result {
-	opts = opts.withDefaults()
-	return probeJob(ctx, hostJob(host, port, opts), opts)
-}
-
 // hostJob is the job for one port of a host target.
 func hostJob(host string, port int, opts Options) job {
 	at := Result{Host: host, Port: port, Address: net.JoinHostPort(host, strconv.Itoa(port))}

@@ -315,3 +315,10 @@ func TestDefaultPortsIsACopy(t *testing.T) {
 		t.Fatal("DefaultPorts shares its backing array")
 	}
 }
+
+// Port probes one port of host. It never returns an error: every failure
+// is recorded in the Result.
+func Port(ctx context.Context, host string, port int, opts Options) Result {
+	opts = opts.withDefaults()
+	return probeJob(ctx, hostJob(host, port, opts), opts)
+}

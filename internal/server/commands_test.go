@@ -157,3 +157,13 @@ func legalReply(st state, c *command, r smtp.Reply, greeted bool) bool {
 	}
 	return false
 }
+
+// String names a state in test failures.
+var stateNames = [numStates]string{"greeted", "ready", "mail", "rcpt", "data", "bdat"}
+
+func (st state) String() string {
+	if st < numStates {
+		return stateNames[st]
+	}
+	return "state?"
+}

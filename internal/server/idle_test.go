@@ -294,3 +294,6 @@ func TestBackendCtx(t *testing.T) {
 		}
 	}
 }
+
+// newSession prepares a session for a connection on a copy of l.
+func (s *Server) newSession(c net.Conn, l Listener) *session { return s.newSessionOn(c, &l) }

@@ -95,10 +95,8 @@ type txn struct {
 	chunks   *chunking // set while BDAT chunks are arriving (RFC 3030)
 }
 
-// newSession prepares the session for a connection on l.
-func (s *Server) newSession(c net.Conn, l Listener) *session { return s.newSessionOn(c, &l) }
-
-// newSessionOn is newSession with l shared, not copied.
+// newSessionOn prepares the session for a connection on l (shared, not
+// copied).
 func (s *Server) newSessionOn(c net.Conn, l *Listener) *session {
 	sess := &session{srv: s, limits: s.limits.Load(), listener: l}
 	sess.conn = conn{raw: c, transport: c, now: s.now, limits: sess.limits, closing: &s.closing}

@@ -22,15 +22,6 @@ const (
 	numStates
 )
 
-var stateNames = [numStates]string{"greeted", "ready", "mail", "rcpt", "data", "bdat"}
-
-func (st state) String() string {
-	if st < numStates {
-		return stateNames[st]
-	}
-	return "state?"
-}
-
 // inTxn reports whether a mail transaction (RFC 5321 §3.3) is open.
 func (st state) inTxn() bool { return st >= stateMail }
 
