@@ -149,3 +149,89 @@ var (
 		t.Errorf("found literals on lines %v, want %v", lines, want)
 	}
 }
+
+// repliesFile names, for a package that answers SMTP clients, the one file
+// where its replies are built (issue #12): a handler refers to a named
+// reply, so every text the package can send is read in one place.
+var repliesFile = map[string]string{
+	"server": "replies.go",
+}
+
+// TestRepliesInOneFile fails on an smtp.R or smtp.E call, or an
+// smtp.Reply literal with fields, in a non-test file of a package in
+// repliesFile other than its replies file.
+func TestRepliesInOneFile(t *testing.T) {
+	for dir, keep := range repliesFile {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(files, filepath.Join(dir, keep)) {
+			t.Errorf("%s: no %s", dir, keep)
+		}
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") || filepath.Base(path) == keep {
+				continue
+			}
+			for _, p := range replyBuilders(t, path) {
+				t.Errorf("%s: %s; name the reply in %s", p.pos, p.what, filepath.Join(dir, keep))
+			}
+		}
+	}
+}
+
+// replyBuilders returns the places in one Go file that build a reply.
+func replyBuilders(t *testing.T, path string) []literal {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, path, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []literal
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.CallExpr:
+			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && isIdent(sel.X, "smtp") && (sel.Sel.Name == "R" || sel.Sel.Name == "E") {
+				found = append(found, literal{fset.Position(n.Pos()), "smtp." + sel.Sel.Name + " call"})
+			}
+		case *ast.CompositeLit:
+			// smtp.Reply{} (no reply, "go on") is allowed anywhere.
+			if sel, ok := n.Type.(*ast.SelectorExpr); ok && isIdent(sel.X, "smtp") && sel.Sel.Name == "Reply" && len(n.Elts) > 0 {
+				found = append(found, literal{fset.Position(n.Pos()), "smtp.Reply literal"})
+			}
+		}
+		return true
+	})
+	return found
+}
+
+// TestRepliesInOneFileSees checks replyBuilders on the forms it must
+// find and the ones it must let pass.
+func TestRepliesInOneFileSees(t *testing.T) {
+	src := `package x
+
+import "smtpkit/internal/smtp"
+
+var (
+	a = smtp.R(smtp.CodeOK, smtp.EnhOK, "ok")
+	b = smtp.E(smtp.CodeSyntax, smtp.EnhSyntax, "x")
+	c = smtp.Reply{Code: smtp.CodeOK}
+
+	ok1 = smtp.Reply{}
+	ok2 = replyOK
+	ok3 = smtp.Wrap(replyOK, nil)
+)
+`
+	path := filepath.Join(t.TempDir(), "x.go")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var lines []int
+	for _, l := range replyBuilders(t, path) {
+		lines = append(lines, l.pos.Line)
+	}
+	if want := []int{6, 7, 8}; !slices.Equal(lines, want) {
+		t.Errorf("found reply builders on lines %v, want %v", lines, want)
+	}
+}

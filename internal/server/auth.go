@@ -28,13 +28,13 @@ func (s *session) mechanisms() []string { return sasl.Mechanisms() }
 func (s *session) authGate() (smtp.Reply, bool) {
 	switch {
 	case !s.listener.Auth || s.srv.opts.Credentials == nil:
-		return smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "AUTH not available on this port"), false
+		return replyAuthNotOffered, false
 	case s.info.TLS == nil:
-		return smtp.R(smtp.CodeEncryptRequired, smtp.EnhEncryptRequired, "Encryption required for requested authentication mechanism"), false
+		return replyAuthNeedTLS, false
 	case !s.esmtp:
-		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Send EHLO first"), false
+		return replyNeedEHLO, false
 	case s.info.AuthUser != "":
-		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Already authenticated"), false
+		return replyAuthAgain, false
 	}
 	return smtp.Reply{}, true
 }
@@ -47,14 +47,14 @@ func (s *session) authGate() (smtp.Reply, bool) {
 func (s *session) cmdAuth(arg string) {
 	mech, initial, hasInitial := strings.Cut(strings.TrimSpace(arg), " ")
 	if mech == "" {
-		s.reply(smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: AUTH mechanism [initial-response]"))
+		s.reply(replyAuthSyntax)
 		return
 	}
 	ip := remoteIP(s.conn.raw.RemoteAddr())
 	a := &attempt{creds: s.srv.opts.Credentials, auth: s.srv.auth, ip: ip}
 	srv, err := sasl.NewServer(mech, a)
 	if err != nil {
-		s.reply(smtp.R(smtp.CodeParamNotImpl, smtp.EnhBadParams, "Unrecognized authentication mechanism"))
+		s.reply(replyAuthUnknownMech)
 		return
 	}
 	if s.srv.auth.blocked(ipKey(ip)) {
@@ -79,7 +79,7 @@ func (s *session) cmdAuth(arg string) {
 			s.authDone(ex, err)
 			return
 		}
-		s.reply(smtp.Reply{Code: smtp.CodeAuthContinue, Lines: []string{base64.StdEncoding.EncodeToString(challenge)}})
+		s.reply(replyAuthChallenge(base64.StdEncoding.EncodeToString(challenge)))
 		line, rerr := s.conn.readCommand(true) // AUTH runs between transactions
 		if rerr != nil {
 			s.authAborted(ex, "connection lost", smtp.Reply{})
@@ -89,7 +89,7 @@ func (s *session) cmdAuth(arg string) {
 		}
 		if string(line) == "*" {
 			// RFC 4954 §4: the client cancelled.
-			s.authAborted(ex, "cancelled", smtp.R(smtp.CodeSyntaxParams, smtp.EnhOther, "Authentication cancelled"))
+			s.authAborted(ex, "cancelled", replyAuthCancelled)
 			return
 		}
 		if resp, err = decodeAuthLine(string(line)); err != nil {
@@ -125,20 +125,6 @@ func (ex authExchange) keys() []string {
 	return keys
 }
 
-func replyBadBase64() smtp.Reply {
-	return smtp.R(smtp.CodeSyntaxParams, smtp.EnhSyntax, "Invalid base64 data")
-}
-
-func replyAddressBlocked(hostname string) smtp.Reply {
-	return smtp.R(smtp.CodeUnavailable, smtp.EnhSecurity.Temp(), hostname+" too many failed logins, try again later")
-}
-
-// replyAccountLocked is the one answer to every attempt on a locked
-// account, whatever the password: it never depends on a check.
-func replyAccountLocked() smtp.Reply {
-	return smtp.R(smtp.CodeTempAuthFailure, smtp.EnhSecurity.Temp(), "Too many failed logins for this account, try again later")
-}
-
 func decodeAuthLine(s string) ([]byte, error) {
 	if s == "=" {
 		return []byte{}, nil
@@ -158,7 +144,7 @@ func (s *session) authDone(ex authExchange, err error) {
 		s.srv.auth.success(ipKey(ex.ip))
 		s.srv.obs.AuthResult(s.info.Listener, ex.mech, true)
 		s.log.Info("auth ok", "user", s.info.AuthUser, "mech", ex.mech)
-		s.reply(smtp.R(smtp.CodeAuthOK, smtp.EnhAuthOK, "Authentication successful"))
+		s.reply(replyAuthOK)
 	case errors.Is(err, sasl.ErrInvalidCredentials):
 		s.authFailures++
 		delay, counted := ex.a.counted()
@@ -168,22 +154,22 @@ func (s *session) authDone(ex authExchange, err error) {
 		s.srv.obs.AuthResult(s.info.Listener, ex.mech, false)
 		s.log.Warn("auth failed", "mech", ex.mech, "ip", ex.ip, "failures", s.authFailures, "delay", delay)
 		s.pause(delay)
-		s.reply(smtp.R(smtp.CodeAuthFailed, smtp.EnhBadCredentials, "Authentication credentials invalid"))
+		s.reply(replyAuthFailed)
 		s.closeIfTooManyFailures(ex.ip)
 	case errors.Is(err, errAddressBlocked):
 		s.srv.obs.AuthResult(s.info.Listener, ex.mech, false)
 		s.reply(replyAddressBlocked(s.srv.opts.Hostname))
 		s.quit = true
 	case errors.Is(err, sasl.ErrMalformed) || errors.Is(err, sasl.ErrTooManySteps):
-		s.authAborted(ex, "malformed", smtp.R(smtp.CodeSyntaxParams, smtp.EnhSyntax, "Malformed authentication exchange"))
+		s.authAborted(ex, "malformed", replyAuthMalformed)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		// No hash slot came free within the session's time: not the
 		// client's fault, and not counted.
 		s.log.Warn("auth not checked: the password checks stayed busy", "mech", ex.mech, "ip", ex.ip)
-		s.reply(smtp.R(smtp.CodeTempAuthFailure, smtp.EnhSecurity.Temp(), "Temporary authentication failure, try again later"))
+		s.reply(replyAuthTempRetry)
 	default:
 		s.log.Error("auth backend failure", "mech", ex.mech, "err", err)
-		s.reply(smtp.R(smtp.CodeTempAuthFailure, smtp.EnhSecurity.Temp(), "Temporary authentication failure"))
+		s.reply(replyAuthTemp)
 	}
 }
 
@@ -222,7 +208,7 @@ func (s *session) authAborted(ex authExchange, why string, r smtp.Reply) {
 // or once the client IP is blocked.
 func (s *session) closeIfTooManyFailures(ip string) {
 	if s.authFailures >= maxAuthFailuresPerSession || s.srv.auth.blocked(ipKey(ip)) {
-		s.reply(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurity.Temp(), s.srv.opts.Hostname+" too many failed logins, closing connection"))
+		s.reply(replyTooManyLogins(s.srv.opts.Hostname))
 		s.quit = true
 	}
 }

@@ -9,20 +9,6 @@ import (
 	"smtpkit/internal/smtp"
 )
 
-// Replies shared by several commands.
-var (
-	replyOK          = smtp.R(smtp.CodeOK, smtp.EnhOK, "OK")
-	replyNeedHelo    = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Send EHLO or HELO first")
-	replyNoParams    = smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax error, no parameters allowed")
-	replyUnknownVerb = smtp.R(smtp.CodeSyntax, smtp.EnhSyntax, "Command unrecognized")
-	// RFC 3030 §3: BODY=BINARYMIME only where BINARYMIME is advertised.
-	replyNoBinaryMIME = smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "BODY=BINARYMIME not supported here (RFC 3030 §3)")
-	// The replies of every message, built once.
-	replySenderOK = smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Sender OK")
-	replyRcptOK   = smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK")
-	replyDataGo   = smtp.R(smtp.CodeStartData, "", "End data with <CR><LF>.<CR><LF>")
-)
-
 // command is one row of the command table: a verb, the states it runs in,
 // and the checks before its handler. handle runs them in this order, the
 // first that fails answers:
@@ -65,7 +51,7 @@ var commands = [...]command{
 	{verb: "VRFY", states: anyState, run: func(s *session, arg string) { s.reply(cmdVrfy(arg)) }},
 	// RFC 5321 §3.5.2: EXPN may be disabled; lists are not disclosed.
 	{verb: "EXPN", unlisted: true, states: anyState, run: func(s *session, _ string) {
-		s.reply(smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "EXPN not available"))
+		s.reply(replyNoEXPN)
 	}},
 	{verb: "HELP", states: anyState, run: func(s *session, _ string) { s.reply(s.srv.help) }},
 	{verb: "STARTTLS", syntax: noArgs, gate: (*session).startTLSGate, states: anyState, run: (*session).cmdStartTLS},
@@ -100,11 +86,7 @@ func helpReply() smtp.Reply {
 			verbs = append(verbs, c.verb)
 		}
 	}
-	return smtp.Reply{Code: smtp.CodeHelp, Enhanced: smtp.EnhOK, Lines: []string{
-		"smtpkit: commands are",
-		strings.Join(verbs, " "),
-		"See RFC 5321",
-	}}
+	return replyHelp(verbs)
 }
 
 // handle parses one command line and runs it through its row of the
@@ -169,27 +151,21 @@ func noArgs(_ *session, arg string) (smtp.Reply, bool) {
 // helloSyntax checks EHLO's and HELO's domain (RFC 5321 §4.1.1.1).
 func helloSyntax(_ *session, arg string) (smtp.Reply, bool) {
 	if name := strings.TrimSpace(arg); name == "" || strings.ContainsAny(name, " \t") {
-		return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: EHLO hostname"), false
+		return replyEHLOSyntax, false
 	}
 	return smtp.Reply{}, true
 }
-
-// Sequence refusals (RFC 5321 §4.1.4: 503 for commands out of order).
-var (
-	replyNeedMail = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need MAIL command first")
-	replyNeedRcpt = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need RCPT command first")
-)
 
 func refuseMail(s *session, _ string) smtp.Reply {
 	if s.state == stateGreeted {
 		return replyNeedHelo
 	}
-	return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Nested MAIL command")
+	return replyNestedMail
 }
 
 func refuseRcpt(s *session, _ string) smtp.Reply {
 	if s.state == stateBdat {
-		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "RCPT not allowed during BDAT")
+		return replyRcptDuringBDAT
 	}
 	return replyNeedMail
 }
@@ -197,7 +173,7 @@ func refuseRcpt(s *session, _ string) smtp.Reply {
 func refuseData(s *session, _ string) smtp.Reply {
 	switch s.state {
 	case stateBdat:
-		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "DATA not allowed after BDAT")
+		return replyDataAfterBDAT
 	case stateMail:
 		return replyNeedRcpt
 	}
@@ -217,14 +193,14 @@ func refuseBdat(s *session, arg string) smtp.Reply {
 
 func refuseAuth(s *session, _ string) smtp.Reply {
 	if !s.state.inTxn() {
-		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Send EHLO first")
+		return replyNeedEHLO
 	}
 	// RFC 4954 §4: AUTH is not permitted during a mail transaction.
-	return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "AUTH not allowed during a mail transaction")
+	return replyAuthInTransaction
 }
 
 func (s *session) cmdQuit(string) {
-	s.reply(smtp.R(smtp.CodeClosing, smtp.EnhOK, s.srv.opts.Hostname+" closing connection"))
+	s.reply(replyClosing(s.srv.opts.Hostname))
 	s.quit = true
 }
 
@@ -259,11 +235,9 @@ func (s *session) cmdHello(arg string, ehlo bool) smtp.Reply {
 	s.state, s.esmtp = stateReady, ehlo
 	s.info.Helo = name
 	if !ehlo {
-		return smtp.R(smtp.CodeOK, "", s.srv.opts.Hostname)
+		return replyHelo(s.srv.opts.Hostname)
 	}
-	lines := []string{s.srv.opts.Hostname + " greets " + name}
-	lines = append(lines, s.extensions()...)
-	return smtp.Reply{Code: smtp.CodeOK, Lines: lines}
+	return replyEHLO(s.srv.opts.Hostname, name, s.extensions())
 }
 
 // extensions are the EHLO keywords (RFC 5321 §4.1.1.1) offered in the
@@ -291,9 +265,9 @@ func (s *session) extensions() []string {
 // answer for "will accept but cannot verify").
 func cmdVrfy(arg string) smtp.Reply {
 	if strings.TrimSpace(arg) == "" {
-		return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: VRFY address")
+		return replyVRFYSyntax
 	}
-	return smtp.R(smtp.CodeCannotVRFY, smtp.EnhProtocolOK, "Cannot VRFY user, but will accept message and attempt delivery")
+	return replyCannotVRFY
 }
 
 // printable makes a peer's line safe for a log: at most 100 bytes, control

@@ -210,12 +210,6 @@ func (c *conn) discardBuffered() int {
 	return n
 }
 
-// Command-line framing errors; the session answers them and goes on.
-var (
-	errCommandTooLong = smtp.E(smtp.CodeSyntax, smtp.EnhSyntax, "Line too long")
-	errCommandBareLF  = smtp.E(smtp.CodeSyntax, smtp.EnhSyntax, "Bare LF in command; lines must end in CRLF (RFC 5321 §2.3.8)")
-)
-
 // errShuttingDown is what a wait for a command between transactions
 // returns once the server shuts down.
 var errShuttingDown = errors.New("server shutting down")

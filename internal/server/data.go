@@ -140,7 +140,7 @@ func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
 		s.quit = true
 		var ne net.Error
 		if errors.As(readErr, &ne) && ne.Timeout() {
-			s.reply(s.replyTimeout())
+			s.reply(replyTimeout(s.srv.opts.Hostname))
 		}
 	case writeErr != nil:
 		w.Abort()
@@ -156,7 +156,7 @@ func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
 		}
 		s.logAccepted(qid, size)
 		s.srv.obs.MessageAccepted(s.info.Listener, size, s.info.TLS != nil, s.srv.now().Sub(s.txn.started))
-		s.reply(smtp.R(smtp.CodeOK, smtp.EnhOK, "OK: queued as "+qid))
+		s.reply(replyQueued(qid))
 	}
 }
 
@@ -186,7 +186,7 @@ type chunking struct {
 func bdatSyntax(s *session, arg string) (smtp.Reply, bool) {
 	if _, _, err := parseBdatArg(arg); err != nil {
 		s.quit = true
-		return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: BDAT size [LAST]"), false
+		return replyBDATSyntax, false
 	}
 	return smtp.Reply{}, true
 }
@@ -210,7 +210,7 @@ func (s *session) cmdBdat(arg string) {
 	}
 	c := s.txn.chunks
 	if c.err == nil && c.size+n > s.limits.MessageSize {
-		c.err = smtp.E(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
+		c.err = errMessageTooBig
 	}
 	// The chunk is copied or, once the message is refused, discarded at
 	// the same pace: either way the client must keep MinDataRate.
@@ -236,7 +236,7 @@ func (s *session) cmdBdat(arg string) {
 			s.reply(errReply(c.err))
 			return
 		}
-		s.reply(smtp.R(smtp.CodeOK, smtp.EnhOK, strconv.FormatInt(n, 10)+" octets received"))
+		s.reply(replyChunkReceived(n))
 		return
 	}
 	s.txn.chunks = nil

@@ -3,8 +3,6 @@ package server
 import (
 	"fmt"
 	"runtime/debug"
-
-	"smtpkit/internal/smtp"
 )
 
 // The panic fence. A panic in a session, or in the Backend it calls, must
@@ -45,7 +43,7 @@ func (s *session) endAfterPanic() {
 	}
 	s.txn = txn{}
 	guard(func() {
-		s.conn.queue(smtp.R(smtp.CodeUnavailable, smtp.EnhSystem.Temp(), s.srv.opts.Hostname+" local error, closing connection"), s.esmtp)
+		s.conn.queue(replyLocalErrorClosing(s.srv.opts.Hostname), s.esmtp)
 		s.conn.flushFinal()
 	})
 	guard(s.conn.release)

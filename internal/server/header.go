@@ -6,10 +6,6 @@ import (
 	"smtpkit/internal/smtp"
 )
 
-// errHeaderTooLarge refuses a message whose header block is over the
-// limit; like SIZE it is a permanent refusal of this message.
-var errHeaderTooLarge = smtp.E(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message header exceeds fixed maximum header size")
-
 // headerLimiter passes the message on and fails once the header block
 // (up to the first empty line, RFC 5322 §2.1) is longer than max octets.
 // It keeps only a 4-state matcher for CRLF CRLF, whatever the chunking.

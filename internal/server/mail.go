@@ -14,9 +14,9 @@ import (
 func (s *session) mailGate() (smtp.Reply, bool) {
 	switch {
 	case s.listener.TLS == TLSRequired && s.info.TLS == nil:
-		return smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurity, "Must issue a STARTTLS command first"), false
+		return replyNeedSTARTTLS, false
 	case s.listener.Role.IsSubmission() && s.info.AuthUser == "":
-		return smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurity, "Authentication required"), false
+		return replyAuthRequired, false
 	}
 	return smtp.Reply{}, true
 }
@@ -32,7 +32,7 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 	t := txn{from: path.Addr}
 	for k, v := range params {
 		if !s.esmtp {
-			return smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "Parameters need EHLO")
+			return replyParamsNeedEHLO
 		}
 		switch k {
 		case "SIZE":
@@ -42,7 +42,7 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 			}
 			// RFC 1870 §6.2: a declared size over the limit is refused at MAIL.
 			if n > s.limits.MessageSize {
-				return smtp.R(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
+				return replyTooBig
 			}
 			t.size = n
 		case "BODY":
@@ -60,21 +60,21 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 			t.body = body
 		case "SMTPUTF8":
 			if v != "" {
-				return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "SMTPUTF8 takes no value")
+				return replySMTPUTF8Value
 			}
 			t.smtputf8 = true
 		case "AUTH":
 			// RFC 4954 §5: accepted; the value is informational and only
 			// trusted from authenticated peers, which we do not relay for.
 			if _, err := smtp.DecodeXtext(v); err != nil {
-				return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Bad AUTH parameter")
+				return replyBadAuthParam
 			}
 		default:
-			return smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "Unsupported parameter "+k)
+			return replyBadMailParam(k)
 		}
 	}
 	if !t.smtputf8 && !path.Addr.IsASCII() {
-		return smtp.R(smtp.CodeMailboxName, smtp.EnhConversion, "Address needs SMTPUTF8")
+		return replyNeedSMTPUTF8
 	}
 	if err := s.backend().Sender(s.backendContext(), &s.info, path.Addr); err != nil {
 		s.log.Info("sender refused", "from", path.Addr.String(), "err", err)
@@ -91,7 +91,7 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 		return errReply(err)
 	}
 	if len(params) > 0 {
-		return smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "Unsupported RCPT parameter")
+		return replyBadRcptParam
 	}
 	addr := path.Addr
 	if addr.Domain == "" && strings.EqualFold(addr.Local, "postmaster") {
@@ -104,21 +104,21 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 	if path.SourceRoute || addr.RoutingTrick() {
 		s.log.Info("relay trick refused", "rcpt", addr.String())
 		s.srv.obs.RecipientRefused(s.info.Listener, ReasonRelay)
-		return smtp.R(smtp.CodeMailboxUnavail, smtp.EnhNotAuthorized, "Relaying denied")
+		return replyRelayDenied
 	}
 	for _, r := range s.txn.rcpts {
 		if strings.EqualFold(r.String(), addr.String()) {
-			return smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK (duplicate)")
+			return replyRcptDuplicate
 		}
 	}
 	if len(s.txn.rcpts) >= s.limits.Recipients {
 		// RFC 5321 §4.5.3.1.10: 452 for too many recipients.
 		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
-		return smtp.R(smtp.CodeInsufficientSpace, smtp.EnhTooManyRcpt.Temp(), "Too many recipients")
+		return replyTooManyRcpt
 	}
 	if s.sessionRcpts >= s.limits.SessionRcpts {
 		s.srv.obs.RecipientRefused(s.info.Listener, ReasonTooManyRecipients)
-		return smtp.R(smtp.CodeInsufficientSpace, smtp.EnhTooManyRcpt.Temp(), "Too many recipients in this session, try again in a new one")
+		return replyTooManyRcptSession
 	}
 	if err := s.backend().Recipient(s.backendContext(), &s.info, s.txn.from, addr); err != nil {
 		s.log.Info("recipient refused", "from", s.txn.from.String(), "rcpt", addr.String(), "err", err)
@@ -138,5 +138,5 @@ func errReply(err error) smtp.Reply {
 	if errors.As(err, &se) {
 		return se.Reply
 	}
-	return smtp.R(smtp.CodeLocalError, smtp.EnhSystem.Temp(), "Local error in processing, try again later")
+	return replyLocalError
 }

@@ -115,7 +115,7 @@ func (s *Server) startSession(c net.Conn, l *Listener) {
 	if ok, why := s.admit(sess); !ok {
 		go func() {
 			c.SetWriteDeadline(s.now().Add(5 * time.Second))
-			io.WriteString(c, smtp.R(smtp.CodeUnavailable, smtp.EnhSecurity.Temp(), s.opts.Hostname+" "+why+", try again later").String())
+			io.WriteString(c, replyRefused(s.opts.Hostname, why).String())
 			c.Close()
 		}()
 		sess.log.Warn("connection refused", "reason", why)
@@ -143,7 +143,7 @@ func (s *session) serve() {
 	} else {
 		s.conn.start(s.conn.transport)
 	}
-	s.reply(smtp.R(smtp.CodeReady, "", s.srv.opts.Hostname+" ESMTP smtpkit ready"))
+	s.reply(replyGreeting(s.srv.opts.Hostname))
 	s.run()
 }
 
@@ -200,21 +200,15 @@ func (s *session) close() {
 func (s *session) endOnError(err error) {
 	switch {
 	case errors.Is(err, errShuttingDown) || s.srv.isClosing():
-		s.reply(smtp.R(smtp.CodeUnavailable, smtp.EnhNotAccepting.Temp(), s.srv.opts.Hostname+" service shutting down, closing connection"))
+		s.reply(replyShuttingDown(s.srv.opts.Hostname))
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		s.reply(s.replyTimeout())
+		s.reply(replyTimeout(s.srv.opts.Hostname))
 		s.log.Info("timeout", "stressed", s.conn.stressed.Load())
 	case errors.Is(err, io.EOF):
 		s.log.Debug("client closed connection")
 	default:
 		s.log.Debug("read failed", "err", err)
 	}
-}
-
-// replyTimeout is the reply that ends a session whose client was too slow
-// (RFC 5321 §4.5.3.2: the server may close after its timeout, with 421).
-func (s *session) replyTimeout() smtp.Reply {
-	return smtp.R(smtp.CodeUnavailable, smtp.EnhConnection.Temp(), s.srv.opts.Hostname+" timeout exceeded, closing connection")
 }
 
 // reply queues r for the client. Enhanced codes are sent once the client
@@ -228,7 +222,7 @@ func (s *session) reply(r smtp.Reply) {
 	if r.Code >= 500 && r.Code <= 504 {
 		s.errors++
 		if s.errors >= s.limits.Errors {
-			s.conn.queue(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurity.Temp(), s.srv.opts.Hostname+" too many errors, closing connection"), s.esmtp)
+			s.conn.queue(replyTooManyErrors(s.srv.opts.Hostname), s.esmtp)
 			s.log.Info("too many errors", "errors", s.errors)
 			s.quit = true
 		}

@@ -15,9 +15,9 @@ func (s *session) canStartTLS() bool {
 func (s *session) startTLSGate() (smtp.Reply, bool) {
 	switch {
 	case s.info.TLS != nil:
-		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "TLS already active"), false
+		return replyTLSActive, false
 	case !s.canStartTLS():
-		return smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "STARTTLS not available"), false
+		return replyNoTLS, false
 	}
 	return smtp.Reply{}, true
 }
@@ -29,7 +29,7 @@ func (s *session) startTLSGate() (smtp.Reply, bool) {
 func (s *session) cmdStartTLS(string) {
 	// RFC 3207 does not require EHLO before STARTTLS, and some clients
 	// (gsasl --starttls) skip it; the session starts over afterwards anyway.
-	s.reply(smtp.R(smtp.CodeReady, smtp.EnhOK, "Ready to start TLS"))
+	s.reply(replyTLSReady)
 	if err := s.conn.flush(); err != nil {
 		s.quit = true
 		return
