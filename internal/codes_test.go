@@ -154,7 +154,9 @@ var (
 // where its replies are built (issue #12): a handler refers to a named
 // reply, so every text the package can send is read in one place.
 var repliesFile = map[string]string{
-	"server": "replies.go",
+	"server":  "replies.go",
+	"inbound": "replies.go",
+	"local":   "replies.go",
 }
 
 // TestRepliesInOneFile fails on an smtp.R or smtp.E call, or an

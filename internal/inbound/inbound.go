@@ -46,13 +46,6 @@ func New(opts Options) *Backend {
 	return &Backend{opts: opts}
 }
 
-var (
-	errRelayDenied  = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhNotAuthorized, "Relaying denied")
-	errNotOwner     = smtp.E(smtp.CodeMailboxName, smtp.EnhNotAuthorized, "Sender address not owned by authenticated user")
-	errNullOnSubmit = smtp.E(smtp.CodeMailboxName, smtp.EnhNotAuthorized, "Null sender not allowed on submission")
-	errNoRelayYet   = smtp.E(smtp.CodeLocalError, smtp.EnhDirectory.Temp(), "Outbound delivery is not configured; try again later")
-)
-
 // Sender applies RFC 6409 §6.1 on submission: an authenticated user may
 // send only as an address its account owns, and never with the null
 // sender. On mx listeners any syntactically valid sender is accepted.

@@ -40,10 +40,6 @@ func QueueRelay(q *queue.Queue) Relay { return queueRelay{q} }
 
 type queueRelay struct{ q *queue.Queue }
 
-// errQueueUnavailable answers a message the queue cannot open an entry
-// for: 452 4.3.1, so the client retries later.
-var errQueueUnavailable = smtp.R(smtp.CodeInsufficientSpace, smtp.EnhSystemFull.Temp(), "Queue unavailable, try again later")
-
 func (r queueRelay) Begin(_ context.Context, env queue.Envelope) (RelayWriter, error) {
 	w, err := r.q.Begin(env)
 	if err != nil {

@@ -19,7 +19,7 @@ func (s *Store) Deliver(_ context.Context, id string, from smtp.Address, boxes [
 	for _, box := range boxes {
 		at := strings.LastIndexByte(box, '@')
 		if at < 0 || !s.IsLocal(box[at+1:]) {
-			return smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "not a local mailbox: "+box)
+			return errNotLocal(box)
 		}
 	}
 	if len(boxes) == 0 {

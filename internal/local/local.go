@@ -83,5 +83,5 @@ func (s *Store) IsLocal(domain string) bool { return (*s.domains.Load())[strings
 // system storage, RFC 5321 §4.2.3; RFC 3463 §3.4) so the client, or the
 // queue, retries later.
 func storageError(err error) error {
-	return smtp.Wrap(smtp.R(smtp.CodeInsufficientSpace, smtp.EnhSystemFull.Temp(), "Insufficient system storage, try again later"), err)
+	return smtp.Wrap(replyStorageFull, err)
 }

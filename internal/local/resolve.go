@@ -6,10 +6,6 @@ import (
 	"smtpkit/internal/smtp"
 )
 
-// ErrNoSuchUser is the answer for a local address that resolves to no
-// mailbox: 550 5.1.1 (RFC 3463 §3.2, bad destination mailbox address).
-var ErrNoSuchUser = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "No such user here")
-
 // Destinations is where a message's recipients go.
 type Destinations struct {
 	// Mailboxes are the local mailboxes (canonical addresses), each once,

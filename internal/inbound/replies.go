@@ -1,0 +1,27 @@
+package inbound
+
+import "smtpkit/internal/smtp"
+
+// Every reply the inbound Backend gives the server is named here (issue
+// #12); codes and enhanced codes come from internal/smtp/codes.go.
+
+// RCPT on the MX and submission ports (RFC 5321 §3.6.2, §4.1.1.3).
+var (
+	// errRelayDenied refuses a remote recipient from an unauthenticated
+	// client: no open relay (RFC 5321 §3.6.2, §7.1).
+	errRelayDenied = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhNotAuthorized, "Relaying denied")
+	// errNoRelayYet defers a remote recipient while no outbound queue is
+	// configured.
+	errNoRelayYet = smtp.E(smtp.CodeLocalError, smtp.EnhDirectory.Temp(), "Outbound delivery is not configured; try again later")
+)
+
+// MAIL on submission (RFC 6409 §6.1: the sender must be the user's own).
+var (
+	errNotOwner     = smtp.E(smtp.CodeMailboxName, smtp.EnhNotAuthorized, "Sender address not owned by authenticated user")
+	errNullOnSubmit = smtp.E(smtp.CodeMailboxName, smtp.EnhNotAuthorized, "Null sender not allowed on submission")
+)
+
+// errQueueUnavailable answers a message the queue cannot open an entry
+// for: 452 4.3.1 (RFC 5321 §4.2.3; RFC 3463 §3.4), so the client retries
+// later.
+var errQueueUnavailable = smtp.R(smtp.CodeInsufficientSpace, smtp.EnhSystemFull.Temp(), "Queue unavailable, try again later")
