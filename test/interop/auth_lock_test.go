@@ -67,7 +67,9 @@ func authTranscript(t *testing.T, conf *tls.Config, ip, addr string, lines []str
 func b64s(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // scramFirst is a client-first-message for user with a fixed nonce.
-func scramFirst(user string) string { return "AUTH SCRAM-SHA-256 " + b64s("n,,n="+user+",r=fixedclientnonce0123") }
+func scramFirst(user string) string {
+	return "AUTH SCRAM-SHA-256 " + b64s("n,,n="+user+",r=fixedclientnonce0123")
+}
 
 // attemptLines are complete logins as user with password pw in each
 // mechanism. SCRAM's stops at client-first: a locked account answers it
