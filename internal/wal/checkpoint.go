@@ -43,33 +43,40 @@ func (l *Log) Checkpoint(flush func() error) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	// Oldest first, each retirement durable before the next: after a
 	// crash the segments left are always the newest ones. A record in an
 	// older segment may be undone by one in a newer segment (maildir's
 	// cancel of a failed delivery), so a replay must never see the older
 	// without the newer — with the renames left to the kernel, a power
 	// loss may keep any subset of them (the fan-out power-loss test saw a
-	// cancelled delivery come back that way, as a duplicate).
-	for i, s := range segs {
-		if err := l.retire(s); err != nil {
-			l.old = l.old[i:]
+	// cancelled delivery come back that way, as a duplicate). The
+	// directory fsync runs without the lock, so appends go on meanwhile;
+	// a spare is offered for reuse only once its rename is durable.
+	for _, s := range segs {
+		l.mu.Lock()
+		spare, err := l.retire(s)
+		l.mu.Unlock()
+		if err != nil {
 			return err
 		}
 		if err := l.fs.SyncDir(l.dir); err != nil {
-			l.old = l.old[i+1:]
 			return fmt.Errorf("wal: %w", err)
 		}
+		l.mu.Lock()
+		if spare != "" {
+			l.spares = append(l.spares, spare)
+		}
+		l.old = l.old[1:] // s: checkpoints do not overlap, rotate only appends
+		l.mu.Unlock()
 	}
-	l.old = l.old[len(segs):]
 	return nil
 }
 
 // retire takes a segment whose records are applied and flushed out of the
-// log: it becomes a spare, or is removed when there are enough. Called
-// with mu held.
-func (l *Log) retire(s *segment) error {
+// log: it is renamed to a spare, whose name it returns for the caller to
+// offer once the rename is durable, or removed when there are enough
+// spares (""). Called with mu held.
+func (l *Log) retire(s *segment) (string, error) {
 	if s.f != nil {
 		// No appender is left (pending is 0), so none is syncing it.
 		s.f.Close()
@@ -81,12 +88,11 @@ func (l *Log) retire(s *segment) error {
 		// ever held, so that Open can keep new numbers above them.
 		spare := filepath.Join(l.dir, fmt.Sprintf("spare-%016x-%d", l.nextSeq, l.spareN))
 		if err := l.fs.Rename(s.path, spare); err == nil {
-			l.spares = append(l.spares, spare)
-			return nil
+			return spare, nil
 		}
 	}
 	if err := l.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("wal: %w", err)
+		return "", fmt.Errorf("wal: %w", err)
 	}
-	return nil
+	return "", nil
 }
