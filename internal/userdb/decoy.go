@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"smtpkit/internal/atomicfile"
 )
@@ -73,27 +72,6 @@ func parseSecret(path string, raw []byte) ([]byte, error) {
 // createSecret writes a new secret to a temporary file and links it to
 // path, which fails with ErrExist if another process was first.
 func createSecret(path string) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = io.WriteString(tmp, hex.EncodeToString(newSecret())+"\n")
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(tmp.Name(), path)
-	}
-	if err == nil {
-		err = atomicfile.SyncDir(dir)
-	}
-	return err
+	return atomicfile.WriteWith(path, []byte(hex.EncodeToString(newSecret())+"\n"),
+		atomicfile.Options{Perm: 0o600, NoReplace: true})
 }

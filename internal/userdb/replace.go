@@ -29,29 +29,11 @@ func replaceFile(path string, data []byte) (fileID, error) {
 	if err != nil {
 		return fileID{}, err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	err = atomicfile.WriteWith(path, data, atomicfile.Options{
+		Prepare: func(tmp *os.File) error { return giveOwner(tmp, path, want) },
+	})
 	if err != nil {
 		return fileID{}, fmt.Errorf("userdb: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	err = giveOwner(tmp, path, want)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err == nil {
-		err = atomicfile.SyncDir(dir)
-	}
-	if err != nil {
-		return fileID{}, fmt.Errorf("userdb: writing %s: %w", path, err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
