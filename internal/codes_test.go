@@ -58,14 +58,21 @@ type literal struct {
 	what string
 }
 
-// literalCodes returns the literal codes in one Go file.
-func literalCodes(t *testing.T, path string) []literal {
+// parseGo parses one Go file.
+func parseGo(t *testing.T, path string) (*token.FileSet, *ast.File) {
 	t.Helper()
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, path, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fset, f
+}
+
+// literalCodes returns the literal codes in one Go file.
+func literalCodes(t *testing.T, path string) []literal {
+	t.Helper()
+	fset, f := parseGo(t, path)
 	var found []literal
 	add := func(n ast.Node, what string) { found = append(found, literal{fset.Position(n.Pos()), what}) }
 	ast.Inspect(f, func(n ast.Node) bool {
@@ -185,11 +192,7 @@ func TestRepliesInOneFile(t *testing.T) {
 // replyBuilders returns the places in one Go file that build a reply.
 func replyBuilders(t *testing.T, path string) []literal {
 	t.Helper()
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, path, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fset, f := parseGo(t, path)
 	var found []literal
 	ast.Inspect(f, func(n ast.Node) bool {
 		switch n := n.(type) {
