@@ -28,6 +28,11 @@ func ParseDestination(s string) (Target, error) {
 		return ParseTarget(s)
 	}
 	d := strings.ToLower(strings.TrimSuffix(s, "."))
+	if net.ParseIP(d) != nil {
+		// "192.0.2.1." is neither: a top-level label is never all-numeric
+		// (RFC 3696 §2), and an address is given without the dot.
+		return Target{}, fmt.Errorf("probe: %q: an IP address with a trailing dot is not a domain; give the address without it", s)
+	}
 	if err := checkHost(d); err != nil {
 		return Target{}, fmt.Errorf("probe: domain %q: %w", s, err)
 	}

@@ -157,6 +157,7 @@ func TestParseDestination(t *testing.T) {
 		{"[::1]:25", "", "::1", true},
 		{"", "", "", false},
 		{"exa$mple.com", "", "", false},
+		{"192.0.2.1.", "", "", false}, // an address is not a domain, with or without the dot
 	}
 	for _, tt := range tests {
 		got, err := ParseDestination(tt.in)
