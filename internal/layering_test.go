@@ -27,6 +27,7 @@ var allowed = map[string][]string{
 	"control":     {},
 	"dns":         {},
 	"dns/dnstest": {},
+	"tlsrpt":      {},
 	"dsn":         {"smtp"},
 	"route":       {"dns", "smtp", "tlspolicy"},
 	"server":      {"smtp", "sasl"},

@@ -1,5 +1,6 @@
 // Package dns answers the DNS lookups outbound delivery needs: MX records
-// (RFC 5321 §5.1) and host addresses (A and AAAA). Answers carry the DNSSEC
+// (RFC 5321 §5.1), host addresses (A and AAAA), TXT records (MTA-STS,
+// TLS-RPT) and TLSA records (DANE, RFC 7672). Answers carry the DNSSEC
 // "authentic data" flag (AD, RFC 4035 §3.2.3 and RFC 6840 §5.7) as the
 // resolver reported it, so that later policy (DANE, for example) can tell a
 // validated answer from an unvalidated one. The flag is only as trustworthy
@@ -27,6 +28,11 @@ type Resolver interface {
 	// LookupIP returns the IPv6 (AAAA) then IPv4 (A) addresses of host,
 	// following CNAMEs.
 	LookupIP(ctx context.Context, host string) (IPAnswer, error)
+	// LookupTXT returns the TXT records of name, following CNAMEs.
+	LookupTXT(ctx context.Context, name string) (TXTAnswer, error)
+	// LookupTLSA returns the TLSA records of name, following CNAMEs
+	// (RFC 7672 §2.2.3 allows a CNAME at the TLSA name).
+	LookupTLSA(ctx context.Context, name string) (TLSAAnswer, error)
 }
 
 // MX is one mail exchanger record (RFC 1035 §3.3.9). Host is lower case,
@@ -62,3 +68,30 @@ var ErrTemporary = errors.New("dns: temporary failure")
 // ErrInvalidName is wrapped by the error for a name that is not a valid
 // domain name (RFC 1035 §2.3.4 length limits); asking again will not help.
 var ErrInvalidName = errors.New("dns: invalid domain name")
+
+// TXTAnswer is the result of a TXT lookup. Each element of Records is one
+// TXT record with its character-strings concatenated without separators,
+// as SPF (RFC 7208 §3.3), MTA-STS (RFC 8461 §3.1) and TLS-RPT (RFC 8460
+// §3) read them.
+type TXTAnswer struct {
+	Records   []string
+	Authentic bool
+	NXDomain  bool
+}
+
+// TLSA is one TLSA record (RFC 6698 §2.1): certificate usage, selector,
+// matching type and the certificate association data.
+type TLSA struct {
+	Usage        uint8
+	Selector     uint8
+	MatchingType uint8
+	Data         []byte
+}
+
+// TLSAAnswer is the result of a TLSA lookup, e.g. of "_25._tcp.mx.example."
+// (RFC 7672 §2.2). Only an Authentic answer may be used for DANE.
+type TLSAAnswer struct {
+	Records   []TLSA
+	Authentic bool
+	NXDomain  bool
+}

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -74,6 +75,46 @@ func (c *Client) LookupIP(ctx context.Context, host string) (IPAnswer, error) {
 	default:
 		a.Authentic = r4.authentic && r6.authentic
 		a.NXDomain = r4.nx && r6.nx
+	}
+	return a, nil
+}
+
+// LookupTXT implements Resolver.
+func (c *Client) LookupTXT(ctx context.Context, name string) (TXTAnswer, error) {
+	fq, err := fqdn(name)
+	if err != nil {
+		return TXTAnswer{}, err
+	}
+	r, err := c.resolve(ctx, fq, mdns.TypeTXT)
+	if err != nil {
+		return TXTAnswer{}, err
+	}
+	a := TXTAnswer{Authentic: r.authentic, NXDomain: r.nx}
+	for _, rr := range r.rrs {
+		a.Records = append(a.Records, strings.Join(rr.(*mdns.TXT).Txt, ""))
+	}
+	return a, nil
+}
+
+// LookupTLSA implements Resolver. Records whose association data is not
+// valid hex are dropped (miekg/dns keeps it as text).
+func (c *Client) LookupTLSA(ctx context.Context, name string) (TLSAAnswer, error) {
+	fq, err := fqdn(name)
+	if err != nil {
+		return TLSAAnswer{}, err
+	}
+	r, err := c.resolve(ctx, fq, mdns.TypeTLSA)
+	if err != nil {
+		return TLSAAnswer{}, err
+	}
+	a := TLSAAnswer{Authentic: r.authentic, NXDomain: r.nx}
+	for _, rr := range r.rrs {
+		t := rr.(*mdns.TLSA)
+		data, err := hex.DecodeString(t.Certificate)
+		if err != nil {
+			continue
+		}
+		a.Records = append(a.Records, TLSA{Usage: t.Usage, Selector: t.Selector, MatchingType: t.MatchingType, Data: data})
 	}
 	return a, nil
 }
