@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"dns":         {},
 	"dns/dnstest": {},
 	"tlsrpt":      {},
+	"mtasts":      {"tlsrpt"},
 	"dsn":         {"smtp"},
 	"route":       {"dns", "smtp", "tlspolicy"},
 	"server":      {"smtp", "sasl"},
