@@ -72,7 +72,7 @@ func domainJobs(ctx context.Context, d string, opts Options) []job {
 	for _, hop := range hops {
 		plan := HopPlan(hop, opts)
 		for _, ip := range hop.Addrs {
-			at := Result{Domain: d, Host: hop.Host, Port: hop.Port, IP: ip.String(),
+			at := Result{Domain: d, Host: hop.Host, Port: hop.Port, IP: ip.String(), HopAuthentic: hop.Authentic,
 				Address: net.JoinHostPort(ip.String(), strconv.Itoa(hop.Port))}
 			if hop.Route != nil {
 				at.Route = hop.Route.Domain

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"math/big"
 	"net"
 	"strconv"
@@ -38,6 +39,10 @@ type fakeServer struct {
 	Implicit            bool   // TLS from the first byte
 	MaxVersion          uint16 // 0: crypto/tls default
 	CipherSuites        []uint16
+	// Without SNI in the ClientHello: RefuseNoSNI fails the handshake,
+	// NoSNICert (when set) is presented instead of the certificate.
+	RefuseNoSNI bool
+	NoSNICert   *tls.Certificate
 
 	cert tls.Certificate
 	ln   net.Listener
@@ -66,7 +71,17 @@ func (f *fakeServer) start(t *testing.T, cert tls.Certificate) int {
 }
 
 func (f *fakeServer) tlsConfig() *tls.Config {
-	cfg := &tls.Config{Certificates: []tls.Certificate{f.cert}, MaxVersion: f.MaxVersion, CipherSuites: f.CipherSuites}
+	cfg := &tls.Config{MaxVersion: f.MaxVersion, CipherSuites: f.CipherSuites}
+	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		switch {
+		case hello.ServerName != "":
+		case f.RefuseNoSNI:
+			return nil, errors.New("fake: no SNI, no certificate")
+		case f.NoSNICert != nil:
+			return f.NoSNICert, nil
+		}
+		return &f.cert, nil
+	}
 	if f.MaxVersion != 0 && f.MaxVersion < tls.VersionTLS12 {
 		cfg.MinVersion = tls.VersionTLS10
 	}

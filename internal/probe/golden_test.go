@@ -67,6 +67,9 @@ func mask(r *Result) {
 			r.TLS.Certificate.SHA256 = "MASKED"
 		}
 	}
+	if r.NoSNI != nil && r.NoSNI.SHA256 != "" {
+		r.NoSNI.SHA256 = "MASKED"
+	}
 }
 
 func TestGolden(t *testing.T) {

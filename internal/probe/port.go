@@ -31,6 +31,9 @@ func probeJob(ctx context.Context, j job, opts Options) Result {
 	r.Mode, r.Plan, r.Warnings = j.plan.Mode().String(), j.plan.String(), []string{}
 	p := &prober{ctx: ctx, opts: opts, plan: j.plan, r: &r, tr: &strings.Builder{}}
 	p.run()
+	if r.OK() {
+		p.noSNI()
+	}
 	p.warnings()
 	if opts.Transcript {
 		r.Transcript = strings.Split(strings.TrimSuffix(p.tr.String(), "\n"), "\n")
@@ -115,7 +118,7 @@ func (p *prober) run() {
 	p.note("connected to %s", p.r.Address)
 	// The port's deadline covers every step: closing the socket makes any
 	// blocked read or write return at once.
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	stop := closeOnDone(ctx, nc)
 	defer stop()
 	defer nc.Close()
 
@@ -156,6 +159,12 @@ func (p *prober) run() {
 	if err := c.Quit(); err != nil {
 		p.r.Warnings = append(p.r.Warnings, "QUIT: "+describe(err))
 	}
+}
+
+// closeOnDone closes nc when ctx ends, so that any blocked read or write
+// returns at once; stop cancels that.
+func closeOnDone(ctx context.Context, nc net.Conn) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { nc.Close() })
 }
 
 // stepTimeouts gives every client step the whole port budget; the port's
@@ -225,6 +234,7 @@ func (p *prober) recordEHLO(c *client.Conn, afterTLS bool) {
 	}
 	if afterTLS {
 		p.r.EHLOAfterTLS, p.r.AuthAfterTLS = exts, auth
+		_, p.r.RequireTLSOffered = c.Ext("REQUIRETLS")
 		return
 	}
 	_, p.r.StartTLSOffered = c.Ext("STARTTLS")
@@ -264,6 +274,14 @@ func (p *prober) warnings() {
 	}
 	if slices.Contains(r.EHLOAfterTLS, "STARTTLS") {
 		r.Warnings = append(r.Warnings, "STARTTLS offered again after TLS (RFC 3207 §4.2)")
+	}
+	if n := r.NoSNI; n != nil {
+		switch {
+		case n.Error != "":
+			r.Warnings = append(r.Warnings, "TLS without SNI failed: "+n.Error+" (senders that send no SNI cannot reach this server over TLS)")
+		case !n.Presented:
+			r.Warnings = append(r.Warnings, "no certificate presented without SNI")
+		}
 	}
 }
 

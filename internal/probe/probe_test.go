@@ -116,6 +116,37 @@ func TestPortScenarios(t *testing.T) {
 				}
 			}
 		}},
+		{"REQUIRETLS offered over TLS, the same certificate without SNI", withEHLOTLS(starttlsServer(), "REQUIRETLS"),
+			func(o *Options) { o.ServerName = fakeCertName }, func(t *testing.T, r Result) {
+				if !r.OK() || !r.RequireTLSOffered || r.NoSNI == nil || !r.NoSNI.Presented || !r.NoSNI.SameCertificate || !r.NoSNI.NameMatches {
+					t.Fatalf("%+v / %+v", r, r.NoSNI)
+				}
+				noWarning(t, r, "SNI")
+			}},
+		{"REQUIRETLS before TLS only does not count", withEHLO(starttlsServer(), "REQUIRETLS"), nil, func(t *testing.T, r Result) {
+			if !r.OK() || r.RequireTLSOffered {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{"no SNI sent to an address: no second handshake", starttlsServer(), nil, func(t *testing.T, r Result) {
+			if !r.OK() || r.TLS.ServerName != "" || r.NoSNI != nil {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{"handshake without SNI fails", &fakeServer{Greeting: "220 x\r\n", EHLO: []string{"STARTTLS"}, StartTLS: "220 go\r\n", RefuseNoSNI: true},
+			func(o *Options) { o.ServerName = fakeCertName }, func(t *testing.T, r Result) {
+				if !r.OK() || r.TLS == nil || r.NoSNI == nil || r.NoSNI.Error == "" || r.NoSNI.Presented {
+					t.Fatalf("%+v / %+v", r, r.NoSNI)
+				}
+				wantWarning(t, r, "TLS without SNI failed")
+			}},
+		{"another certificate without SNI, implicit TLS", &fakeServer{Greeting: "220 x\r\n", Implicit: true, NoSNICert: otherCert(t)},
+			func(o *Options) { o.ServerName, o.Mode = fakeCertName, tlspolicy.ModeImplicit }, func(t *testing.T, r Result) {
+				n := r.NoSNI
+				if !r.OK() || n == nil || !n.Presented || n.SameCertificate || n.NameMatches || n.Error != "" {
+					t.Fatalf("%+v / %+v", r, n)
+				}
+			}},
 		{"TLS 1.1 is reported", &fakeServer{Greeting: "220 old\r\n", EHLO: []string{"STARTTLS"}, StartTLS: "220 go\r\n",
 			MaxVersion: tls.VersionTLS11}, nil, func(t *testing.T, r Result) {
 			if !r.OK() || r.TLS == nil || r.TLS.Version != "TLS 1.1" {
@@ -321,4 +352,13 @@ func TestDefaultPortsIsACopy(t *testing.T) {
 func Port(ctx context.Context, host string, port int, opts Options) Result {
 	opts = opts.withDefaults()
 	return probeJob(ctx, hostJob(host, port, opts), opts)
+}
+
+func withEHLO(f *fakeServer, ext string) *fakeServer    { f.EHLO = append(f.EHLO, ext); return f }
+func withEHLOTLS(f *fakeServer, ext string) *fakeServer { f.EHLOTLS = append(f.EHLOTLS, ext); return f }
+
+// otherCert is a certificate for another name than fakeCertName.
+func otherCert(t *testing.T) *tls.Certificate {
+	c := testcert.New(t, "default.probe.test")
+	return &c
 }

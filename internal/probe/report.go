@@ -38,6 +38,18 @@ type Result struct {
 	TLS             *TLSInfo `json:"tls"` // nil: no TLS was negotiated
 	EHLOAfterTLS    []string `json:"ehlo_after_tls"`
 	AuthAfterTLS    []string `json:"auth_after_tls"`
+	// RequireTLSOffered: REQUIRETLS (RFC 8689 §3) was in the EHLO reply
+	// over TLS, so that a message sent with MAIL FROM ... REQUIRETLS
+	// could be relayed here.
+	RequireTLSOffered bool `json:"requiretls_offered"`
+	// NoSNI is a second handshake without SNI, made when the first sent
+	// one (nil otherwise): whether the server still presents a
+	// certificate to a client that names no server.
+	NoSNI *NoSNIInfo `json:"no_sni"`
+	// HopAuthentic: the answers this domain hop comes from (the MX answer
+	// and the host's addresses) were DNSSEC-validated, as DANE needs
+	// (route.Hop.Authentic, RFC 7672 §2.2). Always false for a host.
+	HopAuthentic bool `json:"hop_authentic"`
 
 	Warnings []string `json:"warnings"`
 	// Error is why the probe of this port failed ("" when it did not):
@@ -69,6 +81,18 @@ type TLSInfo struct {
 	NameError     string    `json:"name_error"`
 	// Valid is ChainVerified and NameMatches: what the verify policy needs.
 	Valid bool `json:"valid"`
+}
+
+// NoSNIInfo is what a handshake without the server_name extension
+// (RFC 6066 §3) showed. RFC 7672 §8.1 makes DANE clients send SNI, but
+// many opportunistic senders send none: a server should still present a
+// certificate, ideally the same one.
+type NoSNIInfo struct {
+	Presented       bool   `json:"presented"`        // a certificate came
+	SameCertificate bool   `json:"same_certificate"` // the same leaf as with SNI
+	SHA256          string `json:"sha256"`           // the leaf's fingerprint, hex
+	NameMatches     bool   `json:"name_matches"`     // valid for the same verify_name
+	Error           string `json:"error"`            // the second connection failed
 }
 
 // CertInfo is the server's leaf certificate.

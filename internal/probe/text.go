@@ -81,6 +81,9 @@ func (t textWriter) result(r Result) {
 		t.row("domain", r.Domain)
 		if r.Address != "" {
 			t.row("next hop", nextHop(r))
+			if r.Route == "" {
+				t.row("DNSSEC", hopDNSSEC(r.HopAuthentic))
+			}
 		}
 	}
 	if r.Plan != "" {
@@ -115,6 +118,10 @@ func (t textWriter) result(r Result) {
 	if r.EHLOAfterTLS != nil {
 		t.row("EHLO after TLS", r.EHLOAfterTLS...)
 		t.row("AUTH after TLS", nonEmpty(strings.Join(r.AuthAfterTLS, " ")))
+		t.row("REQUIRETLS", offered(r.RequireTLSOffered))
+	}
+	if r.NoSNI != nil {
+		t.row("without SNI", t.noSNI(r.NoSNI))
 	}
 	for _, w := range r.Warnings {
 		t.row(t.paint(ansiYellow, "WARNING"), w)
@@ -159,6 +166,36 @@ func (t textWriter) tls(v *TLSInfo) {
 	} else {
 		t.row("name", t.paint(ansiRed, "does not match "+v.VerifyName)+": "+v.NameError)
 	}
+}
+
+// noSNI words the second handshake's outcome.
+func (t textWriter) noSNI(n *NoSNIInfo) string {
+	switch {
+	case n.Error != "":
+		return t.paint(ansiRed, "failed") + ": " + n.Error
+	case !n.Presented:
+		return t.paint(ansiRed, "no certificate")
+	case n.SameCertificate:
+		return "the same certificate"
+	case n.NameMatches:
+		return "a different certificate, also valid for the name (SHA-256 " + n.SHA256 + ")"
+	}
+	return t.paint(ansiYellow, "a different certificate, not valid for the name") + " (SHA-256 " + n.SHA256 + ")"
+}
+
+func offered(b bool) string {
+	if b {
+		return "offered"
+	}
+	return "not offered"
+}
+
+// hopDNSSEC words route.Hop.Authentic for an MX hop.
+func hopDNSSEC(authentic bool) string {
+	if authentic {
+		return "MX and address answers validated (AD): DANE applies"
+	}
+	return "not validated (no AD on the MX or address answer): DANE does not apply"
 }
 
 // nextHop words where a domain's result was dialled: the MX host and its
