@@ -27,7 +27,7 @@ var allowed = map[string][]string{
 	"control":     {},
 	"dns":         {},
 	"dns/dnstest": {},
-	"tlsrpt":      {},
+	"tlsrpt":      {"atomicfile", "dns"},
 	"mtasts":      {"tlsrpt"},
 	"dsn":         {"smtp"},
 	"route":       {"dns", "smtp", "tlspolicy"},
