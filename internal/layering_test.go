@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"dns/dnstest": {},
 	"tlsrpt":      {"atomicfile", "dns"},
 	"mtasts":      {"tlsrpt"},
+	"dane":        {"dns", "tlsrpt"},
 	"dsn":         {"smtp"},
 	"route":       {"dns", "smtp", "tlspolicy"},
 	"server":      {"smtp", "sasl"},
