@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # install-test-deps.sh installs the independent SMTP peers the interop tests
 # drive (swaks, Postfix tools, Python smtplib/aiosmtpd, msmtp, GNU SASL's
-# gsasl, Cyrus SASL's saslpasswd2, curl, openssl) and downloads the Go modules. It is idempotent: apt runs only when
-# a package is missing, and a fresh CI machine gets everything from here.
+# gsasl, Cyrus SASL's saslpasswd2, curl, openssl), the DNS servers of the
+# enforced-TLS bench (nsd, unbound, ldns-signzone) and downloads the Go
+# modules. It is idempotent: apt runs only when a package is missing, and a
+# fresh CI machine gets everything from here.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -16,8 +18,11 @@ fi
 # (saslpasswd2) and libsasl2-modules give the private Postfix relay host of
 # postfix_relay_test.go its Cyrus SASL sasldb and PLAIN/LOGIN mechanisms.
 # bindfs is a FUSE file system for daemon_test.go (syncfs is no barrier on
-# FUSE: serve must fall back to per-file fsync there).
-packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs)
+# FUSE: serve must fall back to per-file fsync there). nsd (authoritative),
+# unbound (validating resolver) and ldnsutils (ldns-keygen, ldns-signzone)
+# are the DNSSEC bench of test/interop/dnssec_bench_test.go; the tests run
+# their own instances on 127.13.7.53 and .54 with configs of their own.
+packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils)
 
 # installed reports whether the Debian package $1 is fully installed.
 installed() {
@@ -46,13 +51,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	lock=(-o DPkg::Lock::Timeout=300)
 	"${sudo[@]}" apt-get "${lock[@]}" update
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${lock[@]}" install -y "${missing[@]}"
-	# The tests use their own ports; a Postfix started by the package's
-	# postinst would only hold port 25.
+	# The tests use their own ports and instances; a Postfix started by
+	# the package's postinst would only hold port 25, an nsd port 53 on
+	# every address (the bench binds 127.13.7.53:53), and the system's
+	# unbound is not the one the tests configure.
 	for p in "${missing[@]}"; do
-		if [ "$p" = postfix ]; then
+		case "$p" in
+		postfix)
 			"${sudo[@]}" postfix stop >/dev/null 2>&1 || true
 			"${sudo[@]}" service postfix stop >/dev/null 2>&1 || true
-		fi
+			;;
+		nsd | unbound)
+			"${sudo[@]}" service "$p" stop >/dev/null 2>&1 || true
+			"${sudo[@]}" systemctl disable "$p" >/dev/null 2>&1 || true
+			;;
+		esac
 	done
 else
 	echo "install-test-deps: all packages present"
