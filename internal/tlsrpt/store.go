@@ -34,14 +34,17 @@ import (
 // bucket is left for them (house rule 4: a hostile domain can make us
 // count many distinct MX hosts, addresses and messages).
 const (
-	MaxBuckets    = 10000 // domain-days held at once
-	MaxPolicies   = 16    // distinct policies per domain-day
-	MaxDetails    = 64    // distinct failure-details per policy
-	MaxStrings    = 64    // policy-string lines kept per policy
-	MaxStringLen  = 4096  // bytes per policy-string line
-	MaxMXHosts    = 16    // mx-host entries per policy
-	MaxDetailLen  = 256   // bytes of a failure's Detail
-	MaxPendingAge = 7 * 24 * time.Hour
+	MaxBuckets   = 10000 // domain-days held at once
+	MaxPolicies  = 16    // distinct policies per domain-day
+	MaxDetails   = 64    // distinct failure-details per policy
+	MaxStrings   = 64    // policy-string lines kept per policy
+	MaxStringLen = 4096  // bytes per policy-string line
+	MaxMXHosts   = 16    // mx-host entries per policy
+	MaxDetailLen = 256   // bytes of a failure's Detail
+	// MaxPendingAge is how long after its day ended a report is still
+	// sent (or retried, RFC 8460 §5.5: "for up to 24 hours after the
+	// initial attempt"); older counts are dropped.
+	MaxPendingAge = 36 * time.Hour
 )
 
 // day is 24 hours: UTC days have no leap seconds in Go's time.
