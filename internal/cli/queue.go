@@ -198,7 +198,7 @@ func printQueueDetail(w io.Writer, d queue.Detail, now time.Time) {
 		fmt.Fprintf(w, "Submitted: by %q from %s\n", d.Meta.AuthUser, d.Meta.ReceivedFrom)
 	}
 	var flags []string
-	for name, on := range map[string]bool{"held": d.Held, "SMTPUTF8": d.Meta.SMTPUTF8, "8BITMIME": d.Meta.EightBit, "delay warning sent": d.Warned} {
+	for name, on := range map[string]bool{"held": d.Held, "SMTPUTF8": d.Meta.SMTPUTF8, "8BITMIME": d.Meta.EightBit, "REQUIRETLS": d.Meta.RequireTLS, "delay warning sent": d.Warned} {
 		if on {
 			flags = append(flags, name)
 		}

@@ -84,6 +84,15 @@ type Report struct {
 	// Headers is the original message's header block (or the start of the
 	// message: Build stops at the first empty line and at MaxHeaders).
 	Headers []byte
+	// Redacted leaves the original message out entirely, header block
+	// included (Headers is ignored): the report for a message received
+	// with REQUIRETLS. RFC 8689 §5: a non-delivery report carries the
+	// original's metadata, so it must travel as protected as the original
+	// (REQUIRETLS) unless redacted; a bounce goes to the null reverse-path,
+	// which no REQUIRETLS check guards (§4.2.1, §5: it should not be
+	// discarded for want of REQUIRETLS on the way back). Redacting it keeps
+	// the original's content out of clear text on any return path.
+	Redacted bool
 }
 
 // ErrNullSender is returned when asked to report to the null sender: a
@@ -105,7 +114,7 @@ func (r Report) Delayed() bool {
 // original headers are not ASCII. The sender of such a report needs the
 // SMTPUTF8 extension (RFC 6531) to send it.
 func (r Report) International() bool {
-	if !isASCII(r.To) || !isASCII(string(headerBlock(r.Headers))) {
+	if !isASCII(r.To) || !isASCII(string(r.headers())) {
 		return true
 	}
 	for _, rc := range r.Recipients {
@@ -116,10 +125,20 @@ func (r Report) International() bool {
 	return false
 }
 
+// headers is the original header block the report carries: none when
+// Redacted.
+func (r Report) headers() []byte {
+	if r.Redacted {
+		return nil
+	}
+	return headerBlock(r.Headers)
+}
+
 // Build formats r as a complete RFC 5322 message with CRLF line endings:
 // the header, then a multipart/report (RFC 6522) with a human-readable
 // text/plain part, a message/delivery-status part (RFC 3464 §2) and the
-// original header block as text/rfc822-headers. When r is International
+// original header block as text/rfc822-headers (left out when r is
+// Redacted: RFC 6522 §3 makes the third part optional). When r is International
 // the last two become message/global-delivery-status and
 // message/global-headers (RFC 6533 §6).
 func Build(r Report) ([]byte, error) {
@@ -155,9 +174,11 @@ func Build(r Report) ([]byte, error) {
 	b.WriteString("\r\n") // the CRLF before a boundary belongs to it (RFC 2046 §5.1.1)
 	startPart(&b, boundary, intl, "message/delivery-status", "message/global-delivery-status", "Delivery report")
 	writeStatus(&b, r, intl)
-	b.WriteString("\r\n")
-	startPart(&b, boundary, intl, "text/rfc822-headers", "message/global-headers", "Undelivered message headers")
-	b.Write(crlfLines(headerBlock(r.Headers)))
+	if !r.Redacted {
+		b.WriteString("\r\n")
+		startPart(&b, boundary, intl, "text/rfc822-headers", "message/global-headers", "Undelivered message headers")
+		b.Write(crlfLines(r.headers()))
+	}
 	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
 	return b.Bytes(), nil
 }
@@ -202,7 +223,12 @@ func writeHuman(b *bytes.Buffer, r Report, intl bool) {
 		b.WriteString("Delivery will be retried; you do not need to send it again.\r\n")
 	} else {
 		b.WriteString("Your message could not be delivered to the recipients below.\r\n")
-		b.WriteString("It has been returned; its headers are attached.\r\n")
+		if r.Redacted {
+			b.WriteString("It required TLS on every hop (REQUIRETLS, RFC 8689), so nothing\r\n")
+			b.WriteString("of it is returned here, not even its headers.\r\n")
+		} else {
+			b.WriteString("It has been returned; its headers are attached.\r\n")
+		}
 	}
 	b.WriteString("\r\n")
 	for _, rc := range r.Recipients {

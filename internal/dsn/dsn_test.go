@@ -268,6 +268,19 @@ func TestBuildTable(t *testing.T) {
 		}, hasNot: []string{strings.Repeat("X-Pad: "+strings.Repeat("p", 90)+"\r\n", 700)}},
 		{name: "international recipient", intl: true, edit: func(r *Report) { r.Recipients[0].Addr = "bjørn@example.net" },
 			has: []string{"Final-Recipient: utf-8; bjørn@example.net\r\n", "message/global-delivery-status", "message/global-headers"}},
+		// RFC 8689 §5: a report on a REQUIRETLS message returns nothing
+		// of it, headers included; non-ASCII headers then do not make the
+		// report international.
+		{name: "redacted for REQUIRETLS", edit: func(r *Report) { r.Redacted = true },
+			has:    []string{"REQUIRETLS", "Final-Recipient: rfc822; bob@example.net\r\n", "message/delivery-status", "\r\n--BOUNDARY--\r\n"},
+			hasNot: []string{"text/rfc822-headers", "Subject: hello", "m1@example.org", "body that must not appear", "headers are attached"}},
+		{name: "redacted international headers", edit: func(r *Report) {
+			r.Redacted, r.Headers = true, []byte("Subject: grüße\r\n\r\n")
+		}, hasNot: []string{"grüße", "global-headers"}},
+		{name: "redacted delay warning", delayed: true, edit: func(r *Report) {
+			r.Redacted = true
+			r.Recipients = []Recipient{{Addr: "bob@example.net", Action: Delayed, Status: "4.4.1", Diagnostic: "connection refused", DiagnosticType: "X-smtpkit"}}
+		}, has: []string{"Action: delayed\r\n"}, hasNot: []string{"Subject: hello", "text/rfc822-headers"}},
 		{name: "international headers", intl: true, edit: func(r *Report) { r.Headers = []byte("Subject: grüße\r\n\r\n") },
 			has: []string{"Final-Recipient: rfc822; bob@example.net\r\n", "Subject: grüße\r\n", "charset=utf-8"}},
 	}

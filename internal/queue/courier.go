@@ -23,6 +23,9 @@ type Attempt struct {
 	Size       int64
 	SMTPUTF8   bool
 	EightBit   bool
+	// RequireTLS: the message was received with REQUIRETLS (RFC 8689
+	// §4.2); delivery must meet RFC 8689 §4.2.1 or fail with 5.7.30.
+	RequireTLS bool
 	// Open returns the message bytes as a stream; it may be called more
 	// than once (for example once per MX tried). The caller closes it.
 	Open func() (io.ReadCloser, error)

@@ -24,8 +24,11 @@ const (
 // Meta is what the receiving session knew about a message besides its
 // envelope.
 type Meta struct {
-	SMTPUTF8     bool   `json:"smtputf8,omitempty"`      // the message needs SMTPUTF8 (RFC 6531) on the next hop
-	EightBit     bool   `json:"eightbit,omitempty"`      // BODY=8BITMIME (RFC 6152)
+	SMTPUTF8 bool `json:"smtputf8,omitempty"` // the message needs SMTPUTF8 (RFC 6531) on the next hop
+	EightBit bool `json:"eightbit,omitempty"` // BODY=8BITMIME (RFC 6152)
+	// RequireTLS: the message was received with REQUIRETLS (RFC 8689 §4.2)
+	// and keeps that tag for every later attempt, across restarts.
+	RequireTLS   bool   `json:"requiretls,omitempty"`
 	ReceivedFrom string `json:"received_from,omitempty"` // the client's address, for logs and `queue show`
 	AuthUser     string `json:"auth_user,omitempty"`     // the authenticated submitter, if any
 }

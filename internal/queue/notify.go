@@ -67,7 +67,9 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 	m.mu.Lock()
 	e := m.env
 	failed := e.unnotified()
-	rep := dsn.Report{ReportingMTA: q.opts.Hostname, To: e.From, Arrival: e.Arrival, Date: now}
+	// RFC 8689 §5: the DSN of a REQUIRETLS message returns nothing of it
+	// (dsn.Report.Redacted says why).
+	rep := dsn.Report{ReportingMTA: q.opts.Hostname, To: e.From, Arrival: e.Arrival, Date: now, Redacted: e.Meta.RequireTLS}
 	if len(failed) > 0 {
 		for _, r := range failed {
 			rep.Recipients = append(rep.Recipients, dsnRecipient(r, dsn.Failed, time.Time{}))
@@ -109,11 +111,13 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 
 // handOff builds the DSN and passes it to Options.Bounce (or queues it).
 func (q *Queue) handOff(ctx context.Context, id string, rep dsn.Report) error {
-	hdr, err := q.readHeaders(id)
-	if err != nil {
-		q.log.Warn("queue: reading the original headers for a DSN", "msgid", id, "err", err)
+	if !rep.Redacted {
+		hdr, err := q.readHeaders(id)
+		if err != nil {
+			q.log.Warn("queue: reading the original headers for a DSN", "msgid", id, "err", err)
+		}
+		rep.Headers = hdr
 	}
-	rep.Headers = hdr
 	msg, err := dsn.Build(rep)
 	if err != nil {
 		return err

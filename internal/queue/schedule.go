@@ -157,7 +157,7 @@ func (q *Queue) runJob(ctx context.Context, j *job) {
 	d := &Attempt{
 		ID: e.ID, From: e.From, Domain: j.domain, Recipients: j.rcpts,
 		Size: e.Size, SMTPUTF8: e.Meta.SMTPUTF8, EightBit: e.Meta.EightBit,
-		Open: q.opener(e.ID),
+		RequireTLS: e.Meta.RequireTLS, Open: q.opener(e.ID),
 	}
 	var results []Result
 	switch {

@@ -58,6 +58,9 @@ type Envelope struct {
 	Body string
 	// SMTPUTF8 is set when MAIL carried the SMTPUTF8 parameter (RFC 6531).
 	SMTPUTF8 bool
+	// RequireTLS is set when MAIL carried REQUIRETLS (RFC 8689 §2): the
+	// message must travel onwards only as RFC 8689 §4.2.1 says.
+	RequireTLS bool
 	// DeclaredSize is the SIZE parameter of MAIL, 0 when absent.
 	DeclaredSize int64
 }

@@ -257,6 +257,11 @@ func (s *session) extensions() []string {
 	if s.authOffered() {
 		ext = append(ext, "AUTH "+strings.Join(s.mechanisms(), " ")) // RFC 4954
 	}
+	if s.info.TLS != nil {
+		// RFC 8689 §2, §4.2: REQUIRETLS is for TLS-protected sessions
+		// only: offered after STARTTLS or on implicit TLS, never before.
+		ext = append(ext, "REQUIRETLS")
+	}
 	ext = append(ext, "HELP")
 	return ext
 }

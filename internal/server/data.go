@@ -24,7 +24,7 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 func (s *session) begin() (MessageWriter, error) {
 	env := &Envelope{
 		ID: newID(), Session: &s.info, From: s.txn.from, Recipients: s.txn.rcpts,
-		Body: s.txn.body, SMTPUTF8: s.txn.smtputf8, DeclaredSize: s.txn.size,
+		Body: s.txn.body, SMTPUTF8: s.txn.smtputf8, RequireTLS: s.txn.requireTLS, DeclaredSize: s.txn.size,
 	}
 	s.txn.started = s.srv.now()
 	w, err := s.backend().Begin(s.backendContext(), env)

@@ -48,6 +48,8 @@ func FuzzSession(f *testing.F) {
 		"DATA\r\nRCPT TO:<alice@example.com>\r\nBDAT 1\r\nxAUTH PLAIN\r\nEHLO a\r\nDATA\r\nBDAT 1 LAST\r\nxMAIL FROM:<a@b.example>\r\n" +
 			"MAIL FROM:<a@b.example>\r\nDATA\r\nBDAT 1\r\nxAUTH PLAIN\r\nRCPT TO:<alice@example.com>\r\nMAIL FROM:<a@b.example>\r\nAUTH PLAIN\r\n" +
 			"BDAT 1\r\nxRCPT TO:<alice@example.com>\r\nDATA\r\nMAIL FROM:<a@b.example>\r\nBDAT 1 LAST\r\nyQUIT\r\n",
+		// RFC 8689: REQUIRETLS outside TLS (530), with a value (501), then a plain MAIL.
+		"EHLO a\r\nMAIL FROM:<a@b.example> REQUIRETLS\r\nMAIL FROM:<a@b.example> REQUIRETLS=1\r\nMAIL FROM:<a@b.example>\r\nQUIT\r\n",
 		"EHLO a\r\nMAIL FROM:<a@b.example> BODY=BINARYMIME\r\nRCPT TO:<alice@example.com>\r\nBDAT 2 LAST\r\n\x00\x00",
 	}
 	for _, s := range seeds {

@@ -22,8 +22,8 @@ func (s *session) mailGate() (smtp.Reply, bool) {
 }
 
 // cmdMail handles MAIL FROM (RFC 5321 §4.1.1.2) and its parameters: SIZE
-// (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531) and AUTH
-// (RFC 4954 §5).
+// (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531), AUTH
+// (RFC 4954 §5) and REQUIRETLS (RFC 8689 §2).
 func (s *session) cmdMail(arg string) smtp.Reply {
 	path, params, err := smtp.ParseMail(arg, s.esmtp)
 	if err != nil {
@@ -63,6 +63,11 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 				return replySMTPUTF8Value
 			}
 			t.smtputf8 = true
+		case "REQUIRETLS":
+			if r, ok := s.requireTLSParam(v); !ok {
+				return r
+			}
+			t.requireTLS = true
 		case "AUTH":
 			// RFC 4954 §5: accepted; the value is informational and only
 			// trusted from authenticated peers, which we do not relay for.
@@ -82,6 +87,21 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 	}
 	s.txn, s.state = t, stateMail
 	return replySenderOK
+}
+
+// requireTLSParam checks MAIL's REQUIRETLS parameter (RFC 8689 §2): it
+// takes no value, and it may be given only in a TLS-protected session,
+// where it is advertised; outside TLS it is refused with 530 5.7.10
+// ("encryption needed", the code RFC 8689 §4.2.1 names for a REQUIRETLS
+// message without a TLS session), before the sender is looked at.
+func (s *session) requireTLSParam(value string) (smtp.Reply, bool) {
+	switch {
+	case value != "":
+		return replyRequireTLSValue, false
+	case s.info.TLS == nil:
+		return replyRequireTLSNeedsTLS, false
+	}
+	return smtp.Reply{}, true
 }
 
 // cmdRcpt handles RCPT TO (RFC 5321 §4.1.1.3).

@@ -171,12 +171,15 @@ func replyTooManyLogins(hostname string) smtp.Reply {
 // MAIL (RFC 5321 §4.1.1.2, RFC 1870 SIZE, RFC 6531 SMTPUTF8, RFC 4954 §5
 // AUTH=) and RCPT (§4.1.1.3, §4.5.3.1.8).
 var (
-	replyNeedSTARTTLS       = smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurity, "Must issue a STARTTLS command first")
-	replyAuthRequired       = smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurity, "Authentication required")
-	replyParamsNeedEHLO     = smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "Parameters need EHLO")
-	replyTooBig             = smtp.R(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
-	replySMTPUTF8Value      = smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "SMTPUTF8 takes no value")
-	replyBadAuthParam       = smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Bad AUTH parameter")
+	replyNeedSTARTTLS   = smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurity, "Must issue a STARTTLS command first")
+	replyAuthRequired   = smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurity, "Authentication required")
+	replyParamsNeedEHLO = smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "Parameters need EHLO")
+	replyTooBig         = smtp.R(smtp.CodeExceededStorage, smtp.EnhTooBig, "Message size exceeds fixed maximum message size")
+	replySMTPUTF8Value  = smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "SMTPUTF8 takes no value")
+	replyBadAuthParam   = smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Bad AUTH parameter")
+	// RFC 8689 §2: REQUIRETLS has no value and needs a TLS-protected session.
+	replyRequireTLSValue    = smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "REQUIRETLS takes no value")
+	replyRequireTLSNeedsTLS = smtp.R(smtp.CodeAuthRequired, smtp.EnhEncryptNeeded, "REQUIRETLS needs a TLS-protected session; issue STARTTLS first (RFC 8689)")
 	replyNeedSMTPUTF8       = smtp.R(smtp.CodeMailboxName, smtp.EnhConversion, "Address needs SMTPUTF8")
 	replyBadRcptParam       = smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "Unsupported RCPT parameter")
 	replyRelayDenied        = smtp.R(smtp.CodeMailboxUnavail, smtp.EnhNotAuthorized, "Relaying denied")

@@ -90,9 +90,12 @@ type txn struct {
 	rcpts    []smtp.Address
 	body     string
 	smtputf8 bool
-	size     int64
-	started  time.Time // DATA or the first BDAT, for the Observer
-	chunks   *chunking // set while BDAT chunks are arriving (RFC 3030)
+	// requireTLS: MAIL carried REQUIRETLS (RFC 8689 §4.2: the message is
+	// tagged as needing REQUIRETLS handling from here on).
+	requireTLS bool
+	size       int64
+	started    time.Time // DATA or the first BDAT, for the Observer
+	chunks     *chunking // set while BDAT chunks are arriving (RFC 3030)
 }
 
 // newSessionOn prepares the session for a connection on l (shared, not

@@ -66,11 +66,13 @@ const (
 	EnhNoConversion    Enhanced = "5.6.3" // conversion required but not supported (e.g. no 8BITMIME)
 	EnhConversion      Enhanced = "5.6.7" // RFC 6531: address needs SMTPUTF8
 	EnhSecurity        Enhanced = "5.7.0"
-	EnhNotAuthorized   Enhanced = "5.7.1" // delivery not authorized (relay denied)
-	EnhNoTLS           Enhanced = "5.7.4" // security features not supported (TLS not offered or refused)
-	EnhCrypto          Enhanced = "5.7.5" // cryptographic failure (handshake, certificate)
-	EnhBadCredentials  Enhanced = "5.7.8" // RFC 4954 §6
+	EnhNotAuthorized   Enhanced = "5.7.1"  // delivery not authorized (relay denied)
+	EnhNoTLS           Enhanced = "5.7.4"  // security features not supported (TLS not offered or refused)
+	EnhCrypto          Enhanced = "5.7.5"  // cryptographic failure (handshake, certificate)
+	EnhBadCredentials  Enhanced = "5.7.8"  // RFC 4954 §6
+	EnhEncryptNeeded   Enhanced = "5.7.10" // encryption needed (RFC 5248); RFC 8689 §4.2.1: no TLS-protected session for a REQUIRETLS message
 	EnhEncryptRequired Enhanced = "5.7.11"
+	EnhRequireTLS      Enhanced = "5.7.30" // RFC 8689 §4.2.1, §7: REQUIRETLS support required (basic code 550)
 )
 
 // Temp returns the 4.x.x twin of a 5.x.x enhanced code.

@@ -86,6 +86,8 @@ func FuzzParseMail(f *testing.F) {
 		"FROM:<a@example.org>", "FROM: <a@b.c> SIZE=100 BODY=8BITMIME", "from:<>", "FROM:<@a,@b:c@d>",
 		`FROM:<"a b\"c"@[IPv6:::1]>`, "FROM:<jörg@bücher.de> SMTPUTF8", "FROM:<a@[1.2.3.4]> AUTH=a+2Bb",
 		"FROM:<a@b", "FROM:<<>>", "FROM:<a@b> SIZE=1 SIZE=2",
+		// RFC 8689 §2: REQUIRETLS takes no value.
+		"FROM:<a@b> REQUIRETLS", "FROM:<a@b> requiretls SIZE=5", "FROM:<a@b> REQUIRETLS=", "FROM:<a@b> REQUIRETLS REQUIRETLS",
 	} {
 		f.Add(s, false)
 		f.Add(s, true)
