@@ -213,7 +213,7 @@ func (f probeFlags) route(opts *probe.Options) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", source, err)
 	}
-	opts.Router, opts.Outbound = rt.router, rt.policy
+	opts.Router, opts.Outbound, opts.Resolver = rt.router, rt.policy, rt.resolver
 	if f.caFile == "" {
 		opts.Roots = rt.roots
 	}

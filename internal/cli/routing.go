@@ -20,6 +20,9 @@ type routing struct {
 	router *route.Router
 	policy tlspolicy.Policy
 	roots  *x509.CertPool // nil: the system roots
+	// resolver is the router's: the probe shows the DNS side of a domain
+	// (DNSSEC status, MTA-STS and TLS-RPT records) through it.
+	resolver dns.Resolver
 }
 
 // newRouting builds the routing from the configuration.
@@ -60,5 +63,5 @@ func newRouting(cfg config.Config) (routing, error) {
 			return routing{}, fmt.Errorf("outbound.ca_file %s: no PEM certificate in it", cfg.Outbound.CAFile)
 		}
 	}
-	return routing{router: router, policy: policy, roots: roots}, nil
+	return routing{router: router, policy: policy, roots: roots, resolver: res}, nil
 }

@@ -55,23 +55,39 @@ type job struct {
 	at   Result // Host, Port, Address and, for a domain, Domain, Route, Pref, IP
 	plan tlspolicy.Plan
 	err  string // routing failed: no probe, this error
+	hop  int    // for a domain: the index of its hop in Domain.Hops
 }
 
-// domainJobs routes d and returns one job per hop and address, in the
-// order delivery tries them (RFC 5321 §5.1), or one failed job when the
-// domain has no route.
-func domainJobs(ctx context.Context, d string, opts Options) []job {
+// domainJobs routes d and returns what is known of the domain before any
+// probe (its hops with their plans, and, with a Resolver, its DNS
+// records) and one job per hop and address, in the order delivery tries
+// them (RFC 5321 §5.1), or one failed job when the domain has no route.
+func domainJobs(ctx context.Context, d string, opts Options) (*Domain, []job) {
+	dom := &Domain{Domain: d, Hops: []HopInfo{}}
+	fail := func(why string) (*Domain, []job) {
+		dom.Error = why
+		return dom, []job{{at: Result{Domain: d, Host: d}, err: why}}
+	}
 	if opts.Router == nil {
-		return []job{{at: Result{Domain: d, Host: d}, err: "route: no router to follow the domain with"}}
+		return fail("route: no router to follow the domain with")
 	}
 	hops, err := opts.Router.Hops(ctx, d)
 	if err != nil {
-		return []job{{at: Result{Domain: d, Host: d}, err: "route: " + routeError(err)}}
+		if opts.Resolver != nil {
+			lookupDomain(ctx, dom, nil, opts.Resolver, opts)
+		}
+		return fail("route: " + routeError(err))
 	}
 	var jobs []job
-	for _, hop := range hops {
+	for i, hop := range hops {
 		plan := HopPlan(hop, opts)
+		info := HopInfo{Host: hop.Host, Port: hop.Port, Pref: int(hop.Pref), Addresses: []string{},
+			Authentic: hop.Authentic, Plan: plan.String()}
+		if hop.Route != nil {
+			dom.Route = hop.Route.Domain
+		}
 		for _, ip := range hop.Addrs {
+			info.Addresses = append(info.Addresses, ip.String())
 			at := Result{Domain: d, Host: hop.Host, Port: hop.Port, IP: ip.String(), HopAuthentic: hop.Authentic,
 				Address: net.JoinHostPort(ip.String(), strconv.Itoa(hop.Port))}
 			if hop.Route != nil {
@@ -79,10 +95,14 @@ func domainJobs(ctx context.Context, d string, opts Options) []job {
 			} else {
 				at.Pref = int(hop.Pref)
 			}
-			jobs = append(jobs, job{at: at, plan: plan})
+			jobs = append(jobs, job{at: at, plan: plan, hop: i})
 		}
+		dom.Hops = append(dom.Hops, info)
 	}
-	return jobs
+	if opts.Resolver != nil {
+		lookupDomain(ctx, dom, hops, opts.Resolver, opts)
+	}
+	return dom, jobs
 }
 
 // routeError words a routing failure with its reply, as the queue would

@@ -19,13 +19,20 @@ import (
 // domainRouter is a route.Router over a loopback DNS server (no real DNS)
 // with MX hosts on mxPort and the given static routes, as the cli builds
 // it for the queue.
-func domainRouter(t *testing.T, mxPort int, statics []route.Static, records ...string) *route.Router {
+func domainRouter(t *testing.T, mxPort int, statics []route.Static, records ...string) (*route.Router, dns.Resolver) {
 	t.Helper()
-	res, err := dns.New(dns.Options{Servers: []string{dnstest.NewServer(t, records...)}, Timeout: 2 * time.Second})
+	return zoneRouter(t, mxPort, statics, dnstest.Zone{Records: records})
+}
+
+// zoneRouter is domainRouter over a dnstest.Zone (for the AD bit and
+// failures); it returns the resolver too, for Options.Resolver.
+func zoneRouter(t *testing.T, mxPort int, statics []route.Static, z dnstest.Zone) (*route.Router, dns.Resolver) {
+	t.Helper()
+	res, err := dns.New(dns.Options{Servers: []string{dnstest.Start(t, z).Addr}, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return route.New(res, statics, route.Options{DefaultPort: mxPort, AllowLoopback: true, Rand: rand.New(rand.NewPCG(1, 2))})
+	return route.New(res, statics, route.Options{DefaultPort: mxPort, AllowLoopback: true, Rand: rand.New(rand.NewPCG(1, 2))}), res
 }
 
 // domainReport probes three domains: one with two MX hosts (the first
@@ -42,15 +49,18 @@ func domainReport(t *testing.T, mode tlspolicy.Mode) Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := domainRouter(t, mxPort, []route.Static{relay},
+	router, res := domainRouter(t, mxPort, []route.Static{relay},
 		"mx.test. MX 10 mx1.mx.test.",
 		"mx.test. MX 20 mx2.mx.test.",
 		"mx1.mx.test. A 127.0.0.1",
 		"mx2.mx.test. A 127.0.0.2",
+		`_mta-sts.mx.test. TXT "v=STSv1; id=20260101T000000"`,
+		`_smtp._tls.mx.test. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@mx.test,https://reports.mx.test/tlsrpt"`,
+		`_smtp._tls.mx.test. TXT "v=spf1 -all"`,
 		"nullmx.test. MX 0 .",
 	)
 	opts := testOptions()
-	opts.Router, opts.Outbound, opts.Mode = router, tlspolicy.Opportunistic, mode
+	opts.Router, opts.Outbound, opts.Mode, opts.Resolver = router, tlspolicy.Opportunistic, mode, res
 	var targets []Target
 	for _, s := range []string{"mx.test", "routed.test", "nullmx.test."} {
 		tg, err := ParseDestination(s)
@@ -60,9 +70,7 @@ func domainReport(t *testing.T, mode tlspolicy.Mode) Report {
 		targets = append(targets, tg)
 	}
 	rep := Run(context.Background(), targets, opts)
-	for i := range rep.Results {
-		mask(&rep.Results[i])
-	}
+	maskReport(&rep)
 	return rep
 }
 

@@ -291,13 +291,11 @@ func (p *prober) warnings() {
 // verifies that is not valid. The probe itself goes on to show the rest.
 func (p *prober) planWarnings() {
 	r := p.r
-	switch {
-	case !r.Connected || r.EHLOBeforeTLS == nil && !p.plan.Implicit:
-		// not far enough to tell
-	case p.plan.Require && r.TLS == nil:
-		r.Warnings = append(r.Warnings, "delivery would defer: the plan requires TLS and none was negotiated")
-	case p.plan.VerifyName != "" && r.TLS != nil && !r.TLS.Valid:
-		r.Warnings = append(r.Warnings, "delivery would defer: the certificate is not valid for "+p.plan.VerifyName+", as the plan requires")
+	if !r.Connected || r.EHLOBeforeTLS == nil && !p.plan.Implicit {
+		return // not far enough to tell
+	}
+	if why := tlsDeferReason(*r, p.plan); why != "" {
+		r.Warnings = append(r.Warnings, "delivery would defer: "+why)
 	}
 }
 

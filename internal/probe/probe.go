@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"smtpkit/internal/dns"
 	"smtpkit/internal/tlspolicy"
 )
 
@@ -67,6 +68,10 @@ type Options struct {
 	// delivery. Host targets use neither.
 	Router   Router
 	Outbound tlspolicy.Policy
+	// Resolver, when set, shows a domain's DNS side (Report.Domains): the
+	// MX and address answers' DNSSEC status, the MTA-STS and TLS-RPT
+	// records. The cli passes the queue's resolver.
+	Resolver dns.Resolver
 }
 
 // DefaultTimeout is the per-port timeout when Options.Timeout is zero.
@@ -181,13 +186,21 @@ func checkHost(h string) error {
 func Run(ctx context.Context, targets []Target, opts Options) Report {
 	opts = opts.withDefaults()
 	var jobs []job // one address and port each
+	var domains []*Domain
+	var domainOf []int // for each job, its index in domains, or -1
 	for _, t := range targets {
 		if t.Domain != "" {
-			jobs = append(jobs, domainJobs(ctx, t.Domain, opts)...)
+			d, js := domainJobs(ctx, t.Domain, opts)
+			for range js {
+				domainOf = append(domainOf, len(domains))
+			}
+			domains = append(domains, d)
+			jobs = append(jobs, js...)
 			continue
 		}
 		for _, p := range t.Ports {
 			jobs = append(jobs, hostJob(t.Host, p, opts))
+			domainOf = append(domainOf, -1)
 		}
 	}
 	results := make([]Result, len(jobs))
@@ -207,5 +220,21 @@ func Run(ctx context.Context, targets []Target, opts Options) Report {
 		}()
 	}
 	wg.Wait()
-	return Report{Results: results}
+	rep := Report{Results: results}
+	for _, d := range domains {
+		rep.Domains = append(rep.Domains, *d)
+	}
+	type hopKey struct{ domain, hop int }
+	probed := map[hopKey][]Result{}
+	plans := map[hopKey]tlspolicy.Plan{}
+	for i, j := range jobs {
+		if k := domainOf[i]; k >= 0 && j.err == "" {
+			key := hopKey{k, j.hop}
+			probed[key], plans[key] = append(probed[key], results[i]), j.plan
+		}
+	}
+	for key, rs := range probed {
+		rep.Domains[key.domain].Hops[key.hop].judge(rs, plans[key])
+	}
+	return rep
 }

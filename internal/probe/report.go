@@ -5,6 +5,9 @@ import "time"
 // Report is the outcome of a run: one Result per probed port.
 type Report struct {
 	Results []Result `json:"results"`
+	// Domains has one entry per DOMAIN target, in the order given: its
+	// DNS records and one verdict per next hop. Absent without domains.
+	Domains []Domain `json:"domains,omitempty"`
 }
 
 // Result is what one port showed. The JSON field names are a stable

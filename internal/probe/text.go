@@ -64,6 +64,10 @@ func (rep Report) WriteText(w io.Writer, opts TextOptions) error {
 		}
 		t.result(r)
 	}
+	for _, d := range rep.Domains {
+		t.w.WriteString("\n")
+		t.domain(d)
+	}
 	t.summary(rep, opts)
 	return t.w.Flush()
 }

@@ -1,0 +1,198 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"smtpkit/internal/dns"
+	"smtpkit/internal/mtasts"
+	"smtpkit/internal/route"
+	"smtpkit/internal/tlsrpt"
+)
+
+// Domain is what the probe found about a DOMAIN target besides the ports
+// of its next hops (Report.Domains): the DNS records that decide enforced
+// TLS, and one verdict per next hop. The JSON field names are stable
+// (docs/probe.md).
+type Domain struct {
+	Domain string `json:"domain"`
+	// Route is the static route the domain's mail takes; MX is then nil.
+	Route string  `json:"route,omitempty"`
+	MX    *MXInfo `json:"mx"`
+	// Hops are the next hops in the order delivery tries them, each with
+	// the plan the queue would use and the verdict of its probe.
+	Hops   []HopInfo   `json:"hops"`
+	MTASTS *STSInfo    `json:"mta_sts"`
+	TLSRPT *TLSRPTInfo `json:"tlsrpt"`
+	// Error is why the domain has no route ("" when it has one).
+	Error string `json:"error"`
+}
+
+// DNSSEC status words of an answer: the AD bit (RFC 4035 §3.2.3) as the
+// resolver set it.
+const (
+	DNSSECSecure   = "secure"   // AD set: the resolver validated the answer
+	DNSSECInsecure = "insecure" // no AD: unsigned, or not validated
+)
+
+func dnssecWord(authentic bool) string {
+	if authentic {
+		return DNSSECSecure
+	}
+	return DNSSECInsecure
+}
+
+// MXInfo is the domain's MX answer.
+type MXInfo struct {
+	Records []string `json:"records"` // "10 mx1.example.net", as answered
+	DNSSEC  string   `json:"dnssec"`  // "secure", "insecure"; "" when the lookup failed
+	Error   string   `json:"error"`
+}
+
+// HopInfo is one next hop and the verdict for it.
+type HopInfo struct {
+	Host      string   `json:"host"`
+	Port      int      `json:"port"`
+	Pref      int      `json:"pref,omitempty"`
+	Addresses []string `json:"addresses"` // in the order they are tried
+	// AddressDNSSEC is the status of the host's address answer (MX hops
+	// only, "" when not looked up); Authentic is route.Hop.Authentic: the
+	// MX and address answers were both secure, as DANE requires
+	// (RFC 7672 §2.2).
+	AddressDNSSEC string `json:"address_dnssec"`
+	Authentic     bool   `json:"authentic"`
+	// Plan is the tlspolicy plan the queue would follow to this hop.
+	Plan string `json:"plan"`
+	// Verdict says in words what delivery would do here and why;
+	// Deliverable reports that at least one address would take the mail
+	// under the plan.
+	Verdict     string `json:"verdict"`
+	Deliverable bool   `json:"deliverable"`
+}
+
+// STSInfo is the domain's MTA-STS record (RFC 8461 §3.1).
+type STSInfo struct {
+	TXT   []string `json:"txt"` // the TXT records at _mta-sts.<domain> starting with v=STSv1
+	ID    string   `json:"id"`  // the id of the one valid record
+	Error string   `json:"error"`
+}
+
+// TLSRPTInfo is the domain's TLS-RPT record (RFC 8460 §3).
+type TLSRPTInfo struct {
+	TXT   []string `json:"txt"` // the TXT records at _smtp._tls.<domain> starting with v=TLSRPTv1
+	RUA   []string `json:"rua"` // where reports go: mailto: and https: URIs
+	Error string   `json:"error"`
+}
+
+// lookupDomain fills in the DNS side of d (the MX answer, each MX host's
+// address answer, the MTA-STS and TLS-RPT records) through res. The
+// lookups run one after the other within one Timeout.
+func lookupDomain(ctx context.Context, d *Domain, hops []route.Hop, res dns.Resolver, opts Options) {
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	if d.Route == "" {
+		d.MX = lookupMX(ctx, res, d.Domain)
+		for i, hop := range hops {
+			if ans, err := res.LookupIP(ctx, hop.Host); err == nil {
+				d.Hops[i].AddressDNSSEC = dnssecWord(ans.Authentic)
+			}
+		}
+	}
+	d.MTASTS = lookupSTS(ctx, res, d.Domain)
+	d.TLSRPT = lookupTLSRPT(ctx, res, d.Domain)
+}
+
+func lookupMX(ctx context.Context, res dns.Resolver, domain string) *MXInfo {
+	info := &MXInfo{Records: []string{}}
+	ans, err := res.LookupMX(ctx, domain)
+	if err != nil {
+		info.Error = err.Error()
+		return info
+	}
+	for _, mx := range ans.Records {
+		info.Records = append(info.Records, fmt.Sprintf("%d %s", mx.Pref, mx.Host))
+	}
+	info.DNSSEC = dnssecWord(ans.Authentic)
+	if ans.NXDomain {
+		info.Error = "NXDOMAIN"
+	}
+	return info
+}
+
+// lookupSTS reads _mta-sts.<domain> (RFC 8461 §3.1): records not starting
+// with v=STSv1 are ignored; unless exactly one remains and it parses, the
+// domain has no usable record.
+func lookupSTS(ctx context.Context, res dns.Resolver, domain string) *STSInfo {
+	info := &STSInfo{TXT: []string{}}
+	txt, err := versionRecords(ctx, res, "_mta-sts."+domain, "v=STSv1")
+	info.TXT = txt
+	switch {
+	case err != nil:
+		info.Error = err.Error()
+	case len(txt) == 0:
+		info.Error = "no MTA-STS record"
+	case len(txt) > 1:
+		info.Error = fmt.Sprintf("%d v=STSv1 records: none applies (RFC 8461 §3.1)", len(txt))
+	default:
+		info.ID, err = mtasts.ParseRecord(txt[0])
+		if err != nil {
+			info.Error = err.Error()
+		}
+	}
+	return info
+}
+
+// lookupTLSRPT reads _smtp._tls.<domain> by tlsrpt's rules (RFC 8460
+// §3): records that are not TLS-RPT records are ignored, and unless
+// exactly one remains the domain asks for no reports.
+func lookupTLSRPT(ctx context.Context, res dns.Resolver, domain string) *TLSRPTInfo {
+	info := &TLSRPTInfo{TXT: []string{}, RUA: []string{}}
+	name := "_smtp._tls." + domain
+	ans, err := res.LookupTXT(ctx, name)
+	if err != nil {
+		info.Error = fmt.Sprintf("TXT lookup of %s failed: %v", name, err)
+		return info
+	}
+	var rec tlsrpt.Record
+	for _, txt := range ans.Records {
+		r, err := tlsrpt.ParseRecord(txt)
+		if errors.Is(err, tlsrpt.ErrNotTLSRPT) {
+			continue
+		}
+		info.TXT = append(info.TXT, txt)
+		rec = r
+		if err != nil {
+			info.Error = strings.TrimPrefix(err.Error(), "tlsrpt: ")
+		}
+	}
+	switch {
+	case len(info.TXT) == 0:
+		info.Error = "no TLS-RPT record: the domain asks for no reports"
+	case len(info.TXT) > 1:
+		info.Error = fmt.Sprintf("%d v=TLSRPTv1 records: none applies (RFC 8460 §3)", len(info.TXT))
+	case info.Error == "":
+		for _, u := range rec.RUA {
+			info.RUA = append(info.RUA, u.String())
+		}
+	}
+	return info
+}
+
+// versionRecords returns the TXT records of name that start with version
+// (the others belong to something else); a name without TXT records
+// gives none and no error.
+func versionRecords(ctx context.Context, res dns.Resolver, name, version string) ([]string, error) {
+	ans, err := res.LookupTXT(ctx, name)
+	if err != nil {
+		return []string{}, fmt.Errorf("TXT lookup of %s failed: %w", name, err)
+	}
+	out := []string{}
+	for _, r := range ans.Records {
+		if strings.HasPrefix(r, version) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
