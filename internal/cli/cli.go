@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"probe":    {"test a server's ports, STARTTLS and certificate", runProbe},
 		"bench":    {"load-test an SMTP server", runBench},
 		"send":     {"compose and send a message over SMTP", runSend},
+		"tlsa":     {"print the TLSA record (DANE) to publish for a certificate", runTLSA},
 		"sendmail": {"the /usr/sbin/sendmail interface", runSendmail},
 	}
 }

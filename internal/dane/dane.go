@@ -40,10 +40,10 @@ const (
 // Usable reports whether an SMTP client may use r (RFC 7672 §3.1): usage
 // DANE-TA(2) or DANE-EE(3), selector Cert(0) or SPKI(1), matching type
 // Full(0), SHA2-256(1) or SHA2-512(2), and association data that can match
-// something: not empty, and a digest of its hash's length (RFC 7671 §4.1
-// and RFC 7672 §2.2 treat records that cannot be used as unusable rather
-// than as errors). PKIX-TA(0) and PKIX-EE(1) are unusable for SMTP
-// (RFC 7672 §3.1.3): MTAs have no common set of trusted CAs.
+// something: not empty, and a digest of its hash's length (a record that
+// can never match is treated like one with parameters we do not know).
+// PKIX-TA(0) and PKIX-EE(1) are unusable for SMTP (RFC 7672 §3.1.3): MTAs
+// have no common set of trusted CAs.
 func Usable(r dns.TLSA) bool {
 	if r.Usage != UsageDANETA && r.Usage != UsageDANEEE {
 		return false
