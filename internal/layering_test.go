@@ -28,7 +28,7 @@ var allowed = map[string][]string{
 	"dns":         {},
 	"dns/dnstest": {},
 	"tlsrpt":      {"atomicfile", "dns"},
-	"mtasts":      {"tlsrpt"},
+	"mtasts":      {"dns", "atomicfile", "tlsrpt"},
 	"dane":        {"dns", "tlsrpt"},
 	"dsn":         {"smtp"},
 	"route":       {"dns", "smtp", "tlspolicy"},
