@@ -48,6 +48,13 @@ type peerMsg struct {
 // certificate it presents (for mx.test) and its received messages.
 func startAiosmtpd(t *testing.T) (string, tls.Certificate, <-chan peerMsg) {
 	t.Helper()
+	return startAiosmtpdOn(t, "127.0.0.1")
+}
+
+// startAiosmtpdOn is startAiosmtpd listening on host, with the peer's
+// extra options (testdata/aiosmtpd_peer.py), such as --requiretls.
+func startAiosmtpdOn(t *testing.T, host string, opts ...string) (string, tls.Certificate, <-chan peerMsg) {
+	t.Helper()
 	if err := exec.Command(python, "-c", "import aiosmtpd").Run(); err != nil {
 		needTool(t, "python3-aiosmtpd: "+err.Error())
 	}
@@ -61,7 +68,8 @@ func startAiosmtpd(t *testing.T) (string, tls.Certificate, <-chan peerMsg) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
 
-	cmd := exec.Command(python, filepath.Join("testdata", "aiosmtpd_peer.py"), certFile, keyFile)
+	args := append([]string{filepath.Join("testdata", "aiosmtpd_peer.py"), certFile, keyFile, host}, opts...)
+	cmd := exec.Command(python, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +103,7 @@ func startAiosmtpd(t *testing.T) (string, tls.Certificate, <-chan peerMsg) {
 		if !ok {
 			t.Fatalf("aiosmtpd peer exited: %s", stderr.String())
 		}
-		return net.JoinHostPort("127.0.0.1", p), cert, msgs
+		return net.JoinHostPort(host, p), cert, msgs
 	case <-time.After(20 * time.Second):
 		t.Fatalf("aiosmtpd peer not ready: %s", stderr.String())
 	}

@@ -29,7 +29,21 @@ type Envelope struct {
 	// not ASCII. A server without it makes Send fail before MAIL with a
 	// permanent 553 5.6.7 (RFC 6531 §3.4).
 	SMTPUTF8 bool
+	// RequireTLS sends the message with REQUIRETLS (RFC 8689 §2) on MAIL.
+	// Without TLS on this connection, or when the server's EHLO (inside
+	// TLS) does not offer REQUIRETLS, Send fails before MAIL with an error
+	// wrapping ErrNoRequireTLS (and ErrRefused): 550 5.7.10 without TLS,
+	// 550 5.7.30 without the extension (the codes of RFC 8689 §4.2.1).
+	// Whether the server's name was authenticated is the caller's check
+	// (the TLS plan); Send only sees that TLS is on.
+	RequireTLS bool
 }
+
+// ErrNoRequireTLS is in the chain of Send's error when a REQUIRETLS
+// message (Envelope.RequireTLS) cannot be sent on this connection: it is
+// not TLS-protected, or the server does not offer REQUIRETLS. RFC 8689
+// §4.2.1: the client must not send it there (it may try another MX).
+var ErrNoRequireTLS = errors.New("client: REQUIRETLS message, but the server does not offer REQUIRETLS in a TLS-protected session")
 
 // Result is the outcome of a transaction, per recipient.
 type Result struct {
@@ -175,6 +189,11 @@ func (c *Conn) envelopeCommands(env Envelope, rcptErrs []error) (cmdStep, []cmdS
 // server cannot take.
 func (c *Conn) mailParams(env Envelope, utf8 bool) (string, error) {
 	var b strings.Builder
+	if env.RequireTLS {
+		if err := c.checkRequireTLS(); err != nil {
+			return "", err
+		}
+	}
 	if limit, ok := c.Ext("SIZE"); ok && env.Size > 0 {
 		// RFC 1870 §4: a limit of 0 (or none) means no fixed maximum.
 		if n, err := strconv.ParseInt(limit, 10, 64); err == nil && n > 0 && env.Size > n {
@@ -197,7 +216,26 @@ func (c *Conn) mailParams(env Envelope, utf8 bool) (string, error) {
 		}
 		b.WriteString(" SMTPUTF8")
 	}
+	if env.RequireTLS {
+		b.WriteString(" REQUIRETLS") // RFC 8689 §2: no value
+	}
 	return b.String(), nil
+}
+
+// checkRequireTLS refuses a REQUIRETLS message on a connection that
+// cannot carry it (RFC 8689 §4.2.1: TLS, then REQUIRETLS in the EHLO reply
+// that follows it). A server that offers REQUIRETLS outside TLS is not
+// believed: the offer could have been added by anyone on the path.
+func (c *Conn) checkRequireTLS() error {
+	if !c.tlsOn {
+		return refused(smtp.R(smtp.CodeMailboxUnavail, smtp.EnhEncryptNeeded,
+			"REQUIRETLS message but the session is not TLS-protected"), ErrNoRequireTLS)
+	}
+	if _, ok := c.Ext("REQUIRETLS"); !ok {
+		return refused(smtp.R(smtp.CodeMailboxUnavail, smtp.EnhRequireTLS,
+			"REQUIRETLS support required, but the server does not offer it"), ErrNoRequireTLS)
+	}
+	return nil
 }
 
 // formatPath checks a mailbox and puts it in angle brackets. The checked,

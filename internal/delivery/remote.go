@@ -254,7 +254,8 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt,
 		return allFailed(d.Recipients, queue.Result{Err: temporary(err), Remote: at, TLS: facts}), true, nil
 	}
 	defer body.Close()
-	env := client.Envelope{From: d.From, To: d.Recipients, Size: d.Size, EightBit: d.EightBit, SMTPUTF8: d.SMTPUTF8}
+	// RFC 8689 §4.2.1 binds a REQUIRETLS message with a non-empty return path; §5: a bounce is not discarded for want of REQUIRETLS.
+	env := client.Envelope{From: d.From, To: d.Recipients, Size: d.Size, EightBit: d.EightBit, SMTPUTF8: d.SMTPUTF8, RequireTLS: d.RequireTLS && d.From != ""}
 	res, err := c.Send(ctx, env, body)
 	if err != nil {
 		c.Close()
