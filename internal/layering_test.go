@@ -36,7 +36,7 @@ var allowed = map[string][]string{
 	"client":      {"smtp", "sasl"},
 	"queue":       {"smtp", "dsn", "vfs"},
 	"inbound":     {"smtp", "server", "local", "queue"},
-	"delivery":    {"smtp", "sasl", "client", "route", "tlspolicy", "queue", "local"},
+	"delivery":    {"smtp", "sasl", "client", "route", "tlspolicy", "tlsrpt", "queue", "local"},
 	"probe":       {"smtp", "client", "dns", "route", "tlspolicy", "mtasts", "tlsrpt"},
 	"metrics":     {"queue", "smtp"},
 	"loadgen":     {"smtp", "client", "sasl", "tlspolicy"},

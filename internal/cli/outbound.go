@@ -9,6 +9,7 @@ import (
 	"smtpkit/internal/local"
 	"smtpkit/internal/metrics"
 	"smtpkit/internal/queue"
+	"smtpkit/internal/tlsrpt"
 )
 
 // outbound is the wired outbound side: the queue and its remote courier.
@@ -20,13 +21,15 @@ type outbound struct {
 // wireOutbound opens the queue in <data_dir>/queue with the remote courier
 // (DNS → route → TLS policy → client) and, for the local recipients it
 // takes over and the bounces to local senders, local delivery (store).
-func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, log *slog.Logger) (*outbound, error) {
+// Delivery counts its sessions into reports for TLS-RPT (nil: not counted).
+func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, reports tlsrpt.Recorder, log *slog.Logger) (*outbound, error) {
 	rt, err := newRouting(cfg)
 	if err != nil {
 		return nil, err
 	}
 	remote := delivery.NewRemote(delivery.RemoteOptions{
 		Router: rt.router, Policy: rt.policy, LocalName: cfg.Hostname, Roots: rt.roots, Logger: log,
+		Reports: reports,
 	})
 	bounces := &delivery.Bounces{Local: store}
 	q, err := queue.Open(queue.Options{

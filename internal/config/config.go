@@ -27,6 +27,7 @@ type Config struct {
 	Outbound  Outbound   `toml:"outbound"`
 	Routes    []Route    `toml:"route,omitempty"`
 	Metrics   Metrics    `toml:"metrics"`
+	TLSRPT    TLSRPT     `toml:"tlsrpt"`
 }
 
 // Log chooses the log/slog handler.
@@ -240,6 +241,7 @@ func Default() Config {
 			Concurrency: 4,
 			Port:        25,
 		},
+		TLSRPT: defaultTLSRPT(),
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"smtpkit/internal/sasl"
 	"smtpkit/internal/smtp"
 	"smtpkit/internal/tlspolicy"
+	"smtpkit/internal/tlsrpt"
 )
 
 // Router finds the next hops for a domain (internal/route).
@@ -46,6 +47,8 @@ type RemoteOptions struct {
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Reports counts each session for TLS-RPT (RFC 8460); nil: not counted.
+	Reports tlsrpt.Recorder
 }
 
 // Remote delivers to other servers. It implements queue.Courier.
