@@ -1,35 +1,36 @@
 package cli
 
 import (
+	"context"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"smtpkit/internal/config"
 	"smtpkit/internal/delivery"
 	"smtpkit/internal/local"
 	"smtpkit/internal/metrics"
+	"smtpkit/internal/mtasts"
 	"smtpkit/internal/queue"
-	"smtpkit/internal/tlsrpt"
 )
 
 // outbound is the wired outbound side: the queue and its remote courier.
 type outbound struct {
 	queue  *queue.Queue
 	remote *delivery.Remote
+	sts    *mtasts.Cache // nil when outbound.mta_sts is off
 }
 
 // wireOutbound opens the queue in <data_dir>/queue with the remote courier
 // (DNS → route → TLS policy → client) and, for the local recipients it
 // takes over and the bounces to local senders, local delivery (store).
-// Delivery counts its sessions into reports for TLS-RPT (nil: not counted).
-func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, reports tlsrpt.Recorder, log *slog.Logger) (*outbound, error) {
-	rt, err := newRouting(cfg)
+func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, log *slog.Logger) (*outbound, error) {
+	rt, err := newRouting(cfg, filepath.Join(cfg.DataDir, "mta-sts"), log)
 	if err != nil {
 		return nil, err
 	}
 	remote := delivery.NewRemote(delivery.RemoteOptions{
 		Router: rt.router, Policy: rt.policy, LocalName: cfg.Hostname, Roots: rt.roots, Logger: log,
-		Reports: reports,
 	})
 	bounces := &delivery.Bounces{Local: store}
 	q, err := queue.Open(queue.Options{
@@ -51,5 +52,26 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 		return nil, err
 	}
 	bounces.Queue = q // DSNs for remote senders
-	return &outbound{queue: q, remote: remote}, nil
+	return &outbound{queue: q, remote: remote, sts: rt.sts}, nil
+}
+
+// stsRefreshEvery is how often cached MTA-STS policies near expiry are
+// fetched again (RFC 8461 §10.2: refresh before a policy expires, so that
+// a policy host that is down when it expires does not leave the domain
+// unprotected).
+const stsRefreshEvery = time.Hour
+
+// refreshSTS refreshes the MTA-STS cache every stsRefreshEvery until ctx
+// ends.
+func refreshSTS(ctx context.Context, sts *mtasts.Cache) {
+	t := time.NewTicker(stsRefreshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			sts.Refresh(ctx)
+		}
+	}
 }

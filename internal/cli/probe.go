@@ -209,7 +209,7 @@ func (f probeFlags) route(opts *probe.Options) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	rt, err := newRouting(cfg)
+	rt, err := newRouting(cfg, "", nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", source, err)
 	}

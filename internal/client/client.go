@@ -203,6 +203,9 @@ func (c *Conn) TLSState() (tls.ConnectionState, bool) { return c.tlsState, c.tls
 // RemoteAddr is the server's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
+// LocalAddr is our end of the connection.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
 // Cmd sends one raw command line (without CRLF) and returns the reply, with
 // the Command timeout. It is for tools such as the probe (HELP, VRFY);
 // a reply of any code is returned without error.

@@ -27,7 +27,6 @@ type Config struct {
 	Outbound  Outbound   `toml:"outbound"`
 	Routes    []Route    `toml:"route,omitempty"`
 	Metrics   Metrics    `toml:"metrics"`
-	TLSRPT    TLSRPT     `toml:"tlsrpt"`
 }
 
 // Log chooses the log/slog handler.
@@ -171,6 +170,14 @@ type Outbound struct {
 	// production (a hostile domain could make us deliver to ourselves);
 	// tests with a loopback DNS server turn it on.
 	AllowLoopback bool `toml:"allow_loopback"`
+	// MTASTS applies recipient domains' MTA-STS policies (RFC 8461):
+	// fetched over HTTPS, cached in <data_dir>/mta-sts. Default true.
+	MTASTS bool `toml:"mta_sts"`
+	// DANE applies the TLSA records of MX hosts whose DNS answers are
+	// DNSSEC-validated (RFC 7672). The resolver's AD bit is trusted, so
+	// outbound.resolver should be a validating resolver on loopback.
+	// Default true.
+	DANE bool `toml:"dane"`
 }
 
 // Route sends mail for a domain to a fixed host (a smarthost) instead of
@@ -240,8 +247,9 @@ func Default() Config {
 			RetryMax:    Duration(4 * time.Hour),
 			Concurrency: 4,
 			Port:        25,
+			MTASTS:      true,
+			DANE:        true,
 		},
-		TLSRPT: defaultTLSRPT(),
 	}
 }
 

@@ -28,6 +28,8 @@ type script struct {
 	data     string            // reply after the message
 	dropData bool              // close the connection after the first message line
 	dropDot  bool              // close the connection after the final ".", without a reply
+	// requireTLS offers REQUIRETLS (RFC 8689) in the EHLO reply under TLS.
+	requireTLS bool
 }
 
 // received is one message a fakeServer accepted.
@@ -36,6 +38,8 @@ type received struct {
 	Rcpts []string
 	Body  string
 	TLS   bool
+	// MailArgs is MAIL's argument as sent ("FROM:<a@b> REQUIRETLS").
+	MailArgs string
 }
 
 // fakeServer is a scripted SMTP server on one loopback address. It speaks
@@ -216,6 +220,9 @@ func (f *fakeServer) command(c *fakeConn, line string) bool {
 		if f.script.authUser != "" {
 			ext = append(ext, "250-AUTH PLAIN")
 		}
+		if c.tlsOn && f.script.requireTLS {
+			ext = append(ext, "250-REQUIRETLS")
+		}
 		ext = append(ext, "250 ENHANCEDSTATUSCODES")
 		c.txn = nil
 		return c.reply(ext...)
@@ -226,7 +233,7 @@ func (f *fakeServer) command(c *fakeConn, line string) bool {
 	case "MAIL":
 		rep := or(f.script.mail, "250 2.1.0 ok")
 		if strings.HasPrefix(rep, "2") {
-			c.txn = &received{From: pathOf(arg), TLS: c.tlsOn}
+			c.txn = &received{From: pathOf(arg), TLS: c.tlsOn, MailArgs: arg}
 		}
 		return c.reply(rep)
 	case "RCPT":

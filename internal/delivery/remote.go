@@ -45,10 +45,11 @@ type RemoteOptions struct {
 	// IdleTimeout is how long a connection is kept for reuse by the next
 	// message to the same host. Default 30s; negative disables reuse.
 	IdleTimeout time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
-	// Reports counts each session for TLS-RPT (RFC 8460); nil: not counted.
+	// Reports counts every outbound session for TLS-RPT (RFC 8460); nil
+	// counts nothing.
 	Reports tlsrpt.Recorder
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Remote delivers to other servers. It implements queue.Courier.
@@ -87,11 +88,28 @@ func (r *Remote) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 		// failure): no server was asked.
 		return allFailed(d.Recipients, queue.Result{Err: err})
 	}
+	// A bounce of a REQUIRETLS message (null reverse-path) is not held to
+	// it: RFC 8689 §5 would rather have it delivered than lost.
+	msg := messageTLS{require: d.RequireTLS && d.From != ""}
+	msg.optional = !msg.require && d.TLSRequiredNo()
 	var last error
 	var lastAt queue.Remote
 	for _, hop := range hops {
+		plan := r.plan(hop, msg)
+		if plan.Refuse != nil {
+			// DANE, MTA-STS or REQUIRETLS rule this hop out: no
+			// connection, the next hop is tried (RFC 8461 §5, RFC 7672
+			// §2.2, RFC 8689 §5).
+			r.log.Info("next hop refused by TLS policy", "msgid", d.ID, "host", hop.Host,
+				"tls_mechanism", string(plan.Mechanism), "err", plan.Refuse)
+			r.countRefused(d.Domain, hop, plan)
+			if last == nil || informative(plan.Refuse) >= informative(last) {
+				last, lastAt = plan.Refuse, queue.Remote{Host: hop.Host}
+			}
+			continue
+		}
 		for _, ip := range hop.Addrs {
-			res, decided, err := r.tryHost(ctx, d, hop, ip)
+			res, decided, err := r.tryHost(ctx, d, hop, ip, plan)
 			if decided {
 				return res
 			}
@@ -125,15 +143,14 @@ func informative(err error) int {
 
 // tryHost delivers through one address of one hop. decided is false when
 // the hop failed before the transaction and the next one should be tried.
-func (r *Remote) tryHost(ctx context.Context, d *queue.Attempt, hop route.Hop, ip netip.Addr) ([]queue.Result, bool, error) {
-	plan := r.plan(hop)
+func (r *Remote) tryHost(ctx context.Context, d *queue.Attempt, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan) ([]queue.Result, bool, error) {
 	addr := net.JoinHostPort(ip.String(), strconv.Itoa(hop.Port))
 	key := addr + "|" + plan.String()
 	c, reused := r.pool.get(key), true
 	var err error
 	if c == nil {
 		reused = false
-		if c, plan, err = r.connect(ctx, addr, hop, plan); err != nil {
+		if c, plan, err = r.connect(ctx, addr, d.Domain, hop, plan); err != nil {
 			return nil, false, err
 		}
 	}
@@ -145,7 +162,7 @@ func (r *Remote) tryHost(ctx context.Context, d *queue.Attempt, hop route.Hop, i
 		// A kept connection may have been closed by the peer meanwhile:
 		// one fresh try before moving on.
 		c.Close()
-		if c, plan, err = r.connect(ctx, addr, hop, plan); err != nil {
+		if c, plan, err = r.connect(ctx, addr, d.Domain, hop, plan); err != nil {
 			return nil, false, err
 		}
 		res, decided, err = r.transact(ctx, c, d, hop, ip, plan, key)
@@ -153,25 +170,34 @@ func (r *Remote) tryHost(ctx context.Context, d *queue.Attempt, hop route.Hop, i
 	return res, decided, err
 }
 
-// plan decides TLS for a hop: tlspolicy.Decide gets the default policy,
-// what the static route says (its own policy, its AUTH) and the
-// destination, and its plan is obeyed as it is. The probe builds the same
-// Input for a domain (probe.HopPlan).
-func (r *Remote) plan(hop route.Hop) tlspolicy.Plan {
-	return tlspolicy.Decide(tlspolicy.Input{Policy: r.opts.Policy, Source: "outbound default",
-		Route: hop.Route.TLSRoute(), Host: hop.Host, Port: hop.Port})
+// messageTLS is what the message itself asks of TLS (RFC 8689):
+// REQUIRETLS, or "TLS-Required: No" (only without REQUIRETLS).
+type messageTLS struct{ require, optional bool }
+
+// plan decides TLS for a hop: tlspolicy.Decide gets the hop's input
+// (route.Hop.TLSInput: the default policy, the static route, DANE and
+// MTA-STS) and what the message asks, and its plan is obeyed as it is.
+// The probe builds the same Input for a domain (probe.HopPlan).
+func (r *Remote) plan(hop route.Hop, msg messageTLS) tlspolicy.Plan {
+	in := hop.TLSInput(r.opts.Policy, "outbound default")
+	in.RequireTLS, in.TLSOptional = msg.require, msg.optional
+	return tlspolicy.Decide(in)
 }
 
 // connect dials, says EHLO, does what the TLS plan asks and authenticates
 // to a static route that has credentials. It returns the plan actually used
 // (a failed opportunistic handshake is retried once in plaintext).
-func (r *Remote) connect(ctx context.Context, addr string, hop route.Hop, plan tlspolicy.Plan) (*client.Conn, tlspolicy.Plan, error) {
+func (r *Remote) connect(ctx context.Context, addr, domain string, hop route.Hop, plan tlspolicy.Plan) (*client.Conn, tlspolicy.Plan, error) {
 	copts := client.Options{LocalName: r.opts.LocalName, Timeouts: r.opts.Timeouts, Dialer: r.opts.Dialer}
 	var c *client.Conn
 	var err error
 	if plan.Implicit {
 		c, err = client.DialTLS(ctx, addr, plan.ClientConfig(r.opts.Roots), copts)
 		if err != nil {
+			var te *client.TLSError
+			if errors.As(err, &te) {
+				r.count(domain, hop, addr, nil, plan, tlspolicy.FailureResult(failureOf(err), err), err.Error())
+			}
 			return nil, plan, tlsFailure(plan, err)
 		}
 	} else if c, err = client.Dial(ctx, addr, copts); err != nil {
@@ -184,6 +210,7 @@ func (r *Remote) connect(ctx context.Context, addr string, hop route.Hop, plan t
 	if plan.StartTLS {
 		if err := c.StartTLS(plan.ClientConfig(r.opts.Roots)); err != nil {
 			f := failureOf(err)
+			r.count(domain, hop, addr, c, plan, tlspolicy.FailureResult(f, err), err.Error())
 			switch plan.OnFailure(f) {
 			case tlspolicy.Defer:
 				c.Close()
@@ -191,9 +218,12 @@ func (r *Remote) connect(ctx context.Context, addr string, hop route.Hop, plan t
 			case tlspolicy.RetryPlain:
 				c.Close()
 				r.log.Info("TLS handshake failed, retrying without TLS", "addr", addr, "err", err)
-				return r.connect(ctx, addr, hop, plan.WithoutTLS())
+				return r.connect(ctx, addr, domain, hop, plan.WithoutTLS())
 			}
 		}
+	}
+	if st, ok := c.TLSState(); ok {
+		r.countTLS(domain, hop, addr, c, plan, st)
 	}
 	if hop.Route != nil && hop.Route.AuthUser != "" {
 		if err := r.auth(c, hop.Route); err != nil {
@@ -247,7 +277,7 @@ func hasWord(list, w string) bool {
 // A connection that ends the transaction cleanly is kept under poolKey.
 func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan, poolKey string) ([]queue.Result, bool, error) {
 	at := queue.Remote{Host: hop.Host, Addr: ip}
-	facts := queue.TLS{Policy: plan.Policy.String()}
+	facts := queue.TLS{Policy: plan.Policy.String(), Mechanism: string(plan.Mechanism)}
 	if st, ok := c.TLSState(); ok {
 		facts.Version = st.Version
 	}
@@ -262,6 +292,11 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt,
 	res, err := c.Send(ctx, env, body)
 	if err != nil {
 		c.Close()
+		if errors.Is(err, client.ErrNoRequireTLS) {
+			// RFC 8689 §5: this MX does not offer REQUIRETLS; another one
+			// may. When none does, the 5.7.30 is the bounce.
+			return nil, false, err
+		}
 		if errors.Is(err, client.ErrNoFinalReply) {
 			return r.possibleDuplicate(d, at, facts, err), true, nil
 		}
@@ -294,7 +329,7 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt,
 		}
 	}
 	r.log.Info("delivery attempt", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "tls", facts.String(),
-		"tls_policy", facts.Policy, "rcpts", len(d.Recipients), "code", res.Reply.Code)
+		"tls_policy", facts.Policy, "tls_mechanism", facts.Mechanism, "rcpts", len(d.Recipients), "code", res.Reply.Code)
 	if res.Data == nil || errors.Is(res.Data, client.ErrNoRecipients) {
 		r.pool.put(poolKey, c)
 	} else {

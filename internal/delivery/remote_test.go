@@ -22,6 +22,7 @@ import (
 	"smtpkit/internal/route"
 	"smtpkit/internal/smtp"
 	"smtpkit/internal/tlspolicy"
+	"smtpkit/internal/tlsrpt"
 )
 
 const testBody = "From: a@local.example\r\nTo: x@remote.example\r\nSubject: hi\r\n\r\n.leading dot\r\nbody\r\n"
@@ -49,20 +50,30 @@ type envOpts struct {
 	routes []route.Static
 	idle   time.Duration
 	log    *slog.Logger
+	// zone replaces the DNS the courier sees (mxZone and more), served
+	// with the AD bit when authentic; dane and sts turn those on.
+	zone    *dnstest.Zone
+	dane    bool
+	sts     route.STSLookup
+	reports tlsrpt.Recorder
 }
 
 func newEnv(t *testing.T, port int, o envOpts) *env {
 	t.Helper()
-	res, err := dns.New(dns.Options{Servers: []string{dnstest.NewServer(t, mxZone...)}, Timeout: 2 * time.Second})
+	zone := dnstest.Zone{Records: mxZone}
+	if o.zone != nil {
+		zone = *o.zone
+	}
+	res, err := dns.New(dns.Options{Servers: []string{dnstest.Start(t, zone).Addr}, Timeout: 2 * time.Second, EDNS0: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := route.New(res, o.routes, route.Options{DefaultPort: port, AllowLoopback: true})
+	router := route.New(res, o.routes, route.Options{DefaultPort: port, AllowLoopback: true, DANE: o.dane, STS: o.sts})
 	to := 5 * time.Second
 	r := NewRemote(RemoteOptions{
 		Router: router, Policy: o.policy, LocalName: "out.local.example", Roots: o.roots,
 		Timeouts:    client.Timeouts{Connect: to, Greeting: to, Mail: to, Rcpt: to, DataInit: to, DataBlock: to, DataEnd: to, Command: to},
-		IdleTimeout: o.idle, Logger: o.log,
+		IdleTimeout: o.idle, Logger: o.log, Reports: o.reports,
 	})
 	t.Cleanup(r.Close)
 	return &env{remote: r, port: port}

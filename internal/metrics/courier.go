@@ -52,7 +52,11 @@ func (c *countingCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue
 		if policy == "" {
 			policy = "unknown"
 		}
-		c.m.deliveries.WithLabelValues(result(r.Err), policy).Inc()
+		mech := r.TLS.Mechanism
+		if mech == "" {
+			mech = "unknown"
+		}
+		c.m.deliveries.WithLabelValues(result(r.Err), policy, mech).Inc()
 	}
 	return res
 }

@@ -156,8 +156,8 @@ func TestCourierCountsResults(t *testing.T) {
 	tick := time.Unix(0, 0)
 	m := New(Options{NoRuntime: true, Now: func() time.Time { tick = tick.Add(250 * time.Millisecond); return tick }})
 	inner := &scriptedCourier{m: m, results: []queue.Result{
-		{Rcpt: "ok@example.org", TLS: queue.TLS{Policy: "verify"}},
-		{Rcpt: "gone@example.org", Err: smtp.E(550, "5.1.1", "no such user"), TLS: queue.TLS{Policy: "opportunistic"}},
+		{Rcpt: "ok@example.org", TLS: queue.TLS{Policy: "verify", Mechanism: "mta-sts"}},
+		{Rcpt: "gone@example.org", Err: smtp.E(550, "5.1.1", "no such user"), TLS: queue.TLS{Policy: "opportunistic", Mechanism: "default"}},
 		{Rcpt: "later@example.org", Err: smtp.E(451, "4.3.0", "try later")},
 		{Rcpt: "broken@example.org", Err: errors.New("connection reset")},
 	}}
@@ -171,11 +171,11 @@ func TestCourierCountsResults(t *testing.T) {
 		t.Errorf("in flight during Deliver = %v, want 1", inner.inFlight)
 	}
 	const want = `
-# HELP smtpkit_delivery_results_total Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure) and the TLS policy the attempt ran under ("unknown" when no connection was made).
+# HELP smtpkit_delivery_results_total Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure), the TLS policy the attempt ran under and what decided it (tls_mechanism: dane, mta-sts, route, default; "unknown" when no connection was made).
 # TYPE smtpkit_delivery_results_total counter
-smtpkit_delivery_results_total{result="delivered",tls_policy="verify"} 1
-smtpkit_delivery_results_total{result="permanent_failure",tls_policy="opportunistic"} 1
-smtpkit_delivery_results_total{result="temporary_failure",tls_policy="unknown"} 3
+smtpkit_delivery_results_total{result="delivered",tls_mechanism="mta-sts",tls_policy="verify"} 1
+smtpkit_delivery_results_total{result="permanent_failure",tls_mechanism="default",tls_policy="opportunistic"} 1
+smtpkit_delivery_results_total{result="temporary_failure",tls_mechanism="unknown",tls_policy="unknown"} 3
 # HELP smtpkit_deliveries_in_flight Delivery attempts in progress.
 # TYPE smtpkit_deliveries_in_flight gauge
 smtpkit_deliveries_in_flight 0
@@ -186,7 +186,7 @@ smtpkit_deliveries_in_flight 0
 	if n := testutil.CollectAndCount(m.deliveryDuration); n != 1 {
 		t.Errorf("duration histogram has %d series", n)
 	}
-	if got := testutil.ToFloat64(m.deliveries.WithLabelValues(resultDelivered, "verify")); got != 1 {
+	if got := testutil.ToFloat64(m.deliveries.WithLabelValues(resultDelivered, "verify", "mta-sts")); got != 1 {
 		t.Errorf("delivered = %v", got)
 	}
 	var nilMetrics *Metrics

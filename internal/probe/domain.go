@@ -44,9 +44,10 @@ func ParseDestination(s string) (Target, error) {
 // own policy and AUTH, the hop's host and port), with the probe's forced
 // mode and --servername.
 func HopPlan(hop route.Hop, opts Options) tlspolicy.Plan {
-	return tlspolicy.Decide(tlspolicy.Input{Policy: opts.Outbound, Source: "outbound default",
-		Route: hop.Route.TLSRoute(), Host: verifyName(hop.Host, opts), Port: hop.Port,
-		Mode: opts.Mode, ModeSource: modeFlag[opts.Mode]})
+	in := hop.TLSInput(opts.Outbound, "outbound default") // delivery's input, DANE and MTA-STS included
+	in.Host = verifyName(hop.Host, opts)
+	in.Mode, in.ModeSource = opts.Mode, modeFlag[opts.Mode]
+	return tlspolicy.Decide(in)
 }
 
 // job is one address to probe with its plan, and what the Result says

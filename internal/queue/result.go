@@ -64,6 +64,9 @@ type TLS struct {
 	// "opportunistic", "required", "verify"); "" when no connection was
 	// tried.
 	Policy string
+	// Mechanism is what decided the plan: "dane", "mta-sts", "route" or
+	// "default" (tlspolicy.Mechanism); "" when no connection was tried.
+	Mechanism string
 	// Version is the TLS version negotiated (tls.VersionTLS13, ...); 0
 	// when the connection was not encrypted.
 	Version uint16

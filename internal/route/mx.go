@@ -50,7 +50,12 @@ func (r *Router) mxHops(ctx context.Context, d string) ([]Hop, error) {
 	if len(mxs) > MaxMXHosts {
 		mxs = mxs[:MaxMXHosts]
 	}
-	return r.resolveHosts(ctx, d, mxs, ans.Authentic)
+	hops, err := r.resolveHosts(ctx, d, mxs, ans.Authentic)
+	if err != nil {
+		return nil, err
+	}
+	r.secure(ctx, d, hops)
+	return hops, nil
 }
 
 // isNullMX reports a null MX (RFC 7505 §3): MX records whose targets are all

@@ -18,6 +18,7 @@ import (
 
 	"smtpkit/internal/dns"
 	"smtpkit/internal/smtp"
+	"smtpkit/internal/tlspolicy"
 )
 
 // Limits on what the DNS of a remote domain can make us try
@@ -49,6 +50,12 @@ type Hop struct {
 	// Route is the static route the hop comes from; nil for DNS and
 	// address literal hops.
 	Route *Static
+	// DANE is the hop's secure TLSA answer when Options.DANE is on and
+	// the hop is Authentic (enforced.go); nil otherwise.
+	DANE *tlspolicy.DANE
+	// STS is the recipient domain's MTA-STS state when Options.STS is set
+	// and the domain has a policy or a problem with one; nil otherwise.
+	STS *STSState
 }
 
 // Options configures a Router.
@@ -61,6 +68,12 @@ type Options struct {
 	// addresses are refused (they would deliver to ourselves or nowhere)
 	// unless a static route names them.
 	AllowLoopback bool
+	// DANE looks up TLSA records for MX hops whose DNS answers were
+	// DNSSEC-validated (outbound.dane, RFC 7672).
+	DANE bool
+	// STS finds recipient domains' MTA-STS policies (outbound.mta_sts,
+	// RFC 8461); nil leaves MTA-STS out.
+	STS STSLookup
 	// Rand orders MX hosts of equal preference. Nil means the
 	// math/rand/v2 top-level functions; tests pass a seeded source.
 	Rand *rand.Rand
@@ -72,6 +85,8 @@ type Router struct {
 	routes        map[string]Static // by lower-case domain, "*" included
 	port          int
 	allowLoopback bool
+	dane          bool
+	sts           STSLookup
 
 	mu   sync.Mutex // guards rand
 	rand *rand.Rand
@@ -86,6 +101,8 @@ func New(res dns.Resolver, routes []Static, opts Options) *Router {
 		routes:        map[string]Static{},
 		port:          opts.DefaultPort,
 		allowLoopback: opts.AllowLoopback,
+		dane:          opts.DANE,
+		sts:           opts.STS,
 		rand:          opts.Rand,
 	}
 	if r.port <= 0 {
@@ -105,7 +122,8 @@ func New(res dns.Resolver, routes []Static, opts Options) *Router {
 //  2. the "*" static route;
 //  3. an address literal such as "[192.0.2.1]" or "[IPv6:2001:db8::1]"
 //     (RFC 5321 §4.1.3), to that address;
-//  4. the domain's MX records (RFC 5321 §5.1), see mxHops.
+//  4. the domain's MX records (RFC 5321 §5.1), see mxHops, with what
+//     DANE and MTA-STS say about them (secure, enforced.go).
 func (r *Router) Hops(ctx context.Context, domain string) ([]Hop, error) {
 	d := strings.ToLower(strings.TrimSuffix(domain, "."))
 	if d == "" {

@@ -109,6 +109,7 @@ func (p Plan) FailureError(f Failure, cause error) *smtp.Error {
 func (p Plan) WithoutTLS() Plan {
 	q := p
 	q.StartTLS, q.Implicit, q.Require, q.VerifyName = false, false, false, ""
+	q.DANE, q.DANENames, q.AuditName = nil, nil, ""
 	q.Reason = p.Reason + "; retry without TLS after a failed handshake"
 	return q
 }

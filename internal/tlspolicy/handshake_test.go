@@ -5,9 +5,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
-	"smtpkit/internal/testcert"
 	"testing"
 	"time"
+
+	"smtpkit/internal/dane"
+	"smtpkit/internal/dns"
+	"smtpkit/internal/testcert"
+	"smtpkit/internal/tlsrpt"
 )
 
 // TestHandshakePerPolicy runs real TLS handshakes over loopback against a
@@ -91,3 +95,66 @@ func acceptOne(ln net.Listener) {
 }
 
 func selfSigned(t *testing.T, host string) tls.Certificate { return testcert.New(t, host) }
+
+// TestHandshakeDANE: real handshakes under DANE plans. A DANE-EE record
+// for a self-signed certificate is enough (names and roots do not
+// matter); a record for another key fails the handshake with an error
+// TLS-RPT can classify; an MTA-STS testing plan's handshake succeeds and
+// Audit reports the untrusted certificate.
+func TestHandshakeDANE(t *testing.T) {
+	cert := selfSigned(t, "other.test")
+	wrong := selfSigned(t, "mx.test")
+	tests := []struct {
+		name   string
+		record dns.TLSA
+		want   tlsrpt.ResultType // "" = handshake succeeds
+	}{
+		{"DANE-EE SPKI match, self-signed, wrong name", dane.Record(3, 1, 1, cert.Leaf), ""},
+		{"DANE-EE full cert SHA-512 match", dane.Record(3, 0, 2, cert.Leaf), ""},
+		{"DANE-EE mismatch", dane.Record(3, 1, 1, wrong.Leaf), tlsrpt.ValidationFailure},
+		{"DANE-TA on a self-signed leaf for another name", dane.Record(2, 1, 1, cert.Leaf), tlsrpt.CertificateHostMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := serveTLS(t, cert)
+			plan := Decide(Input{Policy: Opportunistic, Host: "mx.test", Port: 25,
+				DANE: &DANE{Records: []dns.TLSA{tt.record}, Names: []string{"mx.test"}}})
+			conn, err := tls.Dial("tcp", addr, plan.ClientConfig(nil))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				conn.Close()
+				return
+			}
+			if err == nil {
+				conn.Close()
+				t.Fatal("handshake succeeded")
+			}
+			if got := FailureResult(Certificate, err); got != tt.want {
+				t.Errorf("result %q (%v), want %q", got, err, tt.want)
+			}
+		})
+	}
+
+	t.Run("MTA-STS testing audit", func(t *testing.T) {
+		addr := serveTLS(t, wrong) // self-signed for mx.test
+		plan := Decide(Input{Policy: Opportunistic, Host: "mx.test", Port: 25, STS: &STS{Domain: "test", MatchesMX: true}})
+		conn, err := tls.Dial("tcp", addr, plan.ClientConfig(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		err = plan.Audit(conn.ConnectionState(), nil, time.Now())
+		if got := ResultOf(err); err == nil || got != tlsrpt.CertificateNotTrusted {
+			t.Errorf("audit %v (%q), want certificate-not-trusted", err, got)
+		}
+		if err := plan.Audit(conn.ConnectionState(), testcert.Pool(wrong), time.Now()); err != nil {
+			t.Errorf("audit with the cert trusted: %v", err)
+		}
+		other := Decide(Input{Policy: Opportunistic, Host: "other.test", Port: 25, STS: &STS{Domain: "test", MatchesMX: true}})
+		if err := other.Audit(conn.ConnectionState(), testcert.Pool(wrong), time.Now()); ResultOf(err) != tlsrpt.CertificateHostMismatch {
+			t.Errorf("audit for another name: %v, want a host mismatch", err)
+		}
+	})
+}

@@ -6,6 +6,11 @@ import (
 	"crypto/x509"
 	"fmt"
 	"strings"
+	"time"
+
+	"smtpkit/internal/dns"
+	"smtpkit/internal/smtp"
+	"smtpkit/internal/tlsrpt"
 )
 
 // ImplicitTLSPort is the submissions port, where TLS starts with the first
@@ -13,8 +18,7 @@ import (
 const ImplicitTLSPort = 465
 
 // Input is everything a plan is decided from, and the only place new
-// inputs go (MTA-STS and DANE will add theirs here): callers do not adjust
-// a Plan after Decide returns.
+// inputs go: callers do not adjust a Plan after Decide returns.
 type Input struct {
 	// Policy is the default policy: outbound.tls for delivery, the one the
 	// probe's flags choose for a host probe. Route, when it names a policy,
@@ -31,6 +35,18 @@ type Input struct {
 	// as delivery does. ModeSource names it in Reason, e.g. "--starttls".
 	Mode       Mode
 	ModeSource string
+
+	// DANE is the hop's secure TLSA answer (RFC 7672); nil when DANE is
+	// off, the hop is a static route or a literal, or its DNS answers were
+	// not DNSSEC-validated.
+	DANE *DANE
+	// STS is the recipient domain's MTA-STS policy (RFC 8461) for this
+	// MX; nil when there is none (or mode none, or MTA-STS is off).
+	STS *STS
+	// RequireTLS: the message came with REQUIRETLS (RFC 8689 §4.1).
+	RequireTLS bool
+	// TLSOptional: the message has "TLS-Required: No" (RFC 8689 §4.2.2).
+	TLSOptional bool
 }
 
 // Route is what a static route says about TLS.
@@ -57,6 +73,24 @@ type Plan struct {
 	VerifyName string // "" = do not verify the certificate; else the name it must be valid for
 	ServerName string // SNI sent in the ClientHello: the host name (empty for an IP literal)
 	Reason     string // human text, e.g. "policy verify from route example.net"
+
+	// Mechanism is what decided the plan: dane, mta-sts, route or default.
+	Mechanism Mechanism
+	// DANE are the usable TLSA records the server's certificate must
+	// match (VerifyName is then empty), DANENames the names a DANE-TA
+	// certificate must be valid for.
+	DANE      []dns.TLSA
+	DANENames []string
+	// AuditName is set under an MTA-STS testing policy: the certificate is
+	// checked for this name after the handshake (Audit), for TLS-RPT only.
+	AuditName string
+	// Refuse, when set, is why this hop must not be used at all (a failed
+	// TLSA lookup, an MX outside an enforced MTA-STS policy, a REQUIRETLS
+	// message to a host that cannot be authenticated): the courier does
+	// not connect and tries the next hop.
+	Refuse *smtp.Error
+	// Report is what TLS-RPT is told about sessions under this plan.
+	Report Report
 }
 
 // Decide turns the inputs into a Plan. It is pure: the same Input always
@@ -71,8 +105,11 @@ type Plan struct {
 //   - an unknown policy is treated as verify, the strictest;
 //   - port 465: Implicit, and Require (a TLS port cannot be spoken in
 //     plaintext), whatever the policy;
+//   - then DANE, MTA-STS, TLS-Required: No and REQUIRETLS (see enforce
+//     in enforced.go), which may raise the plan or refuse the hop;
 //   - last, a forced Mode: implicit (Require), STARTTLS (Require only
-//     under required or verify) or none (no TLS at all).
+//     under required or verify, or with DANE or MTA-STS) or none (no TLS
+//     at all).
 func Decide(in Input) Plan {
 	host := strings.TrimSuffix(in.Host, ".")
 	policy, source := in.Policy, in.Source
@@ -84,7 +121,10 @@ func Decide(in Input) Plan {
 			policy, source = Required, source+", raised to required for AUTH"
 		}
 	}
-	p := Plan{Policy: policy, ServerName: sniName(host)}
+	p := Plan{Policy: policy, ServerName: sniName(host), Mechanism: MechDefault, Report: Report{Type: tlsrpt.PolicyNone}}
+	if in.Route != nil && in.Route.HasPolicy {
+		p.Mechanism = MechRoute
+	}
 	switch policy {
 	case None:
 	case Opportunistic:
@@ -108,6 +148,9 @@ func Decide(in Input) Plan {
 		p.Implicit, p.StartTLS, p.Require = true, false, true
 		fmt.Fprintf(&b, "; port %d is implicit TLS", in.Port)
 	}
+	if why := enforce(&p, in); why != "" {
+		fmt.Fprintf(&b, "; %s", why)
+	}
 	if force(&p, in.Mode) {
 		fmt.Fprintf(&b, "; %s", cmp.Or(in.ModeSource, "mode "+in.Mode.String()))
 	}
@@ -126,12 +169,14 @@ func force(p *Plan, m Mode) bool {
 		}
 	case ModeStartTLS:
 		if p.Implicit {
-			p.Implicit, p.StartTLS, p.Require = false, true, p.Policy >= Required
+			p.Implicit, p.StartTLS = false, true
+			p.Require = p.Policy >= Required || len(p.DANE) > 0 || p.VerifyName != ""
 			return true
 		}
 	case ModeNone:
 		if p.UsesTLS() {
 			p.Implicit, p.StartTLS, p.Require, p.VerifyName = false, false, false, ""
+			p.DANE, p.DANENames, p.AuditName = nil, nil, ""
 			return true
 		}
 	}
@@ -175,6 +220,10 @@ func (p Plan) ClientConfig(roots *x509.CertPool) *tls.Config {
 		ServerName: p.ServerName,
 		RootCAs:    roots,
 	}
+	if len(p.DANE) > 0 {
+		p.daneConfig(cfg, time.Now)
+		return cfg
+	}
 	if p.VerifyName == "" {
 		cfg.InsecureSkipVerify = true
 		return cfg
@@ -200,7 +249,9 @@ func (p Plan) String() string {
 	if p.Require {
 		parts = append(parts, "TLS required")
 	}
-	if p.VerifyName != "" {
+	if len(p.DANE) > 0 {
+		parts = append(parts, "certificate must match the TLSA records of "+strings.Join(p.DANENames, ", "))
+	} else if p.VerifyName != "" {
 		parts = append(parts, "certificate must be valid for "+p.VerifyName)
 	} else if p.UsesTLS() {
 		parts = append(parts, "certificate not verified")
