@@ -19,7 +19,8 @@ import (
 //   - DANE-EE(3) (RFC 7672 §3.1.1): the leaf's certificate or public key
 //     matches the record; its names, dates and issuer do not matter.
 //   - DANE-TA(2) (RFC 7672 §3.1.2): the record matches a certificate of
-//     the presented chain, or gives one in full ("2 0 0"); that
+//     the presented chain above the leaf, or gives one in full ("2 0 0")
+//     other than the leaf; that
 //     certificate is the only trust anchor of an X.509 path from the leaf
 //     through the other presented certificates (signatures and validity
 //     dates of every certificate on the path checked at now), and the leaf
@@ -109,13 +110,17 @@ func verifyTA(ta []dns.TLSA, chain []*x509.Certificate, names []string, now time
 }
 
 // trustAnchors are the certificates the DANE-TA records designate: those
-// of the presented chain that a record matches, and those a "2 0 0"
-// record holds in full (RFC 7672 §3.1.2 asks servers to send the anchor
-// unless a record gives it whole).
+// of the presented chain above the leaf that a record matches, and those a
+// "2 0 0" record holds in full (RFC 7672 §3.1.2 asks servers to send the
+// anchor unless a record gives it whole). A trust anchor issues the
+// server's certificate, so a DANE-TA record for the leaf itself designates
+// nothing (that is DANE-EE's job); OpenSSL, behind Postfix and Exim, does
+// the same.
 func trustAnchors(ta []dns.TLSA, chain []*x509.Certificate) []*x509.Certificate {
 	var anchors []*x509.Certificate
-	for _, c := range chain {
-		if c == nil {
+	leaf := chain[0]
+	for _, c := range chain[1:] {
+		if c == nil || c.Equal(leaf) {
 			continue
 		}
 		for _, r := range ta {
@@ -129,7 +134,7 @@ func trustAnchors(ta []dns.TLSA, chain []*x509.Certificate) []*x509.Certificate 
 		if r.Selector != SelectorCert || r.MatchingType != MatchFull {
 			continue
 		}
-		if c, err := x509.ParseCertificate(r.Data); err == nil && !contains(anchors, c) {
+		if c, err := x509.ParseCertificate(r.Data); err == nil && !c.Equal(leaf) && !contains(anchors, c) {
 			anchors = append(anchors, c)
 		}
 	}
