@@ -56,7 +56,7 @@ type sendFlags struct {
 	tlsMode, authUser, authMech, passwordFile   string
 	ca, serverName, ehlo                        string
 	to, cc, bcc, attach, header                 listFlag
-	insecure, verbose                           bool
+	insecure, verbose, requireTLS               bool
 	timeout                                     time.Duration
 }
 
@@ -84,6 +84,7 @@ func parseSendFlags(args []string, stderr io.Writer) (sendFlags, error) {
 	fs.BoolVar(&f.insecure, "insecure", false, "do not verify the server's certificate")
 	fs.StringVar(&f.serverName, "servername", "", "`name` to verify the certificate against and send as SNI (default: the server host)")
 	fs.StringVar(&f.ehlo, "ehlo", "", "`name` to say in EHLO (default: this host's name)")
+	fs.BoolVar(&f.requireTLS, "require-tls", false, "send with REQUIRETLS (RFC 8689): only over verified TLS to a server that offers REQUIRETLS, asking every later hop for the same")
 	fs.BoolVar(&f.verbose, "v", false, "print the SMTP transcript on stderr (credentials hidden)")
 	fs.DurationVar(&f.timeout, "timeout", time.Minute, "limit for each step of the conversation")
 	if err := fs.Parse(args); err != nil {
@@ -119,6 +120,18 @@ func (f *sendFlags) check() error {
 		return fmt.Errorf("--tls %q: %v", f.tlsMode, err)
 	}
 	f.tlsMode = string(mode)
+	// RFC 8689 §2: a REQUIRETLS message travels only in a TLS session with
+	// an authenticated server; the client refuses to send it elsewhere
+	// (client.ErrNoRequireTLS), but a command line that can only end so
+	// is refused here.
+	if f.requireTLS {
+		switch {
+		case mode == submit.TLSNone || mode == submit.TLSOpportunistic:
+			return fmt.Errorf("--require-tls needs TLS: --tls starttls or implicit, not %s", mode)
+		case f.insecure:
+			return errors.New("--require-tls needs a verified certificate: it excludes --insecure (use --ca for a private CA)")
+		}
+	}
 	if f.authMech != "" {
 		if _, err := submit.ParseMechanism(f.authMech); err != nil {
 			return fmt.Errorf("--auth-mech %q: %v", f.authMech, err)
@@ -175,7 +188,7 @@ func (f *sendFlags) envelope() (client.Envelope, error) {
 	if err != nil {
 		return client.Envelope{}, fmt.Errorf("--from %q: %v", f.from, err)
 	}
-	env := client.Envelope{From: from.Address}
+	env := client.Envelope{From: from.Address, RequireTLS: f.requireTLS}
 	for _, list := range []listFlag{f.to, f.cc, f.bcc} {
 		addrs, err := parseAddrs(list)
 		if err != nil {

@@ -32,6 +32,11 @@ func TestSendFlags(t *testing.T) {
 		{append(base, "--data", "-", "--subject", "x"), "", "--data"},
 		{append(base, "--timeout", "0s"), "", "--timeout"},
 		{append(base, "extra"), "", "unexpected"},
+		{append(base, "--require-tls"), string(submit.TLSStartTLS), ""},
+		{append(base, "--require-tls", "--tls", "implicit"), string(submit.TLSImplicit), ""},
+		{append(base, "--require-tls", "--tls", "none"), "", "--require-tls"},
+		{append(base, "--require-tls", "--tls", "opportunistic"), "", "--require-tls"},
+		{append(base, "--require-tls", "--insecure"), "", "--insecure"},
 	}
 	for _, tt := range tests {
 		f, err := parseSendFlags(tt.args, io.Discard)
@@ -56,6 +61,16 @@ func TestSendEnvelope(t *testing.T) {
 	env, err := f.envelope()
 	if err != nil || env.From != "j@b.example" || strings.Join(env.To, " ") != "x@d.example y@d.example c@d.example z@d.example" {
 		t.Errorf("%+v %v", env, err)
+	}
+	if env.RequireTLS {
+		t.Error("RequireTLS without --require-tls")
+	}
+	rt, err := parseSendFlags([]string{"--server", "m:25", "--from", "a@b.example", "--to", "c@d.example", "--require-tls"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env, err := rt.envelope(); err != nil || !env.RequireTLS {
+		t.Errorf("--require-tls: %+v %v", env, err)
 	}
 	f.to = append(f.to, "<broken")
 	if _, err := f.envelope(); err == nil {
