@@ -13,6 +13,7 @@ import (
 
 	"smtpkit/internal/config"
 	"smtpkit/internal/probe"
+	"smtpkit/internal/smtp"
 	"smtpkit/internal/tlspolicy"
 )
 
@@ -30,12 +31,26 @@ configuration (-config). HOST:PORT probes that port; an IP ADDRESS (or
 [IPv6]) without a port, or any name with --host, is probed on 25, 587, 465
 and 2525 in parallel.
 
+A DOMAIN also gets its DNS side (MX and address DNSSEC status, MTA-STS and
+TLS-RPT records) and one verdict per next hop: the plan the queue would use
+and whether delivery would go through.
+
+--smuggling --rcpt postmaster@YOURDOMAIN HOST:PORT is an opt-in self-test
+for your own server, instead of the probe: it sends the known SMTP smuggling
+end-of-data sequences, each on its own connection inside one test message
+to --rcpt (at most one message per sequence, none if the server refuses
+bare CR and LF, as smtpkit does), and a STARTTLS command injection, and
+says whether the server is vulnerable. Only run it against servers you run.
+
 Exit status (the highest that applies):
   0  every port reachable, no failure, requirements met
   1  a port unreachable, or a protocol or TLS handshake failure
   2  usage error
   3  --require-tls: a reachable port did not do TLS
   4  --require-valid-cert: a reachable port had no valid certificate
+  5  a DOMAIN's next hop where TLS the domain enforces (DANE, MTA-STS
+     enforce) would fail: delivery there would defer
+  6  --smuggling: a port is vulnerable
 
 Flags:
 `
@@ -49,6 +64,8 @@ type probeFlags struct {
 	json, verbose, noColor       bool
 	hostOnly                     bool   // --host: names are hosts, not mail domains
 	configPath                   string // -config, for domain targets
+	smuggling                    bool   // --smuggling: the self-test instead of the probe
+	rcpt                         string // --rcpt, the self-test's recipient
 	targets                      []string
 }
 
@@ -69,6 +86,8 @@ func newProbeFlagSet(f *probeFlags, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&f.noColor, "no-color", false, "no colors, even on a terminal")
 	fs.BoolVar(&f.hostOnly, "host", false, "a name without a port is a host, probed on 25, 587, 465 and 2525, not a mail domain")
 	fs.StringVar(&f.configPath, "config", "", "config file for a DOMAIN's routes (default "+config.DefaultPath+" if it exists, else the development default)")
+	fs.BoolVar(&f.smuggling, "smuggling", false, "self-test your own server for SMTP smuggling and STARTTLS injection (needs --rcpt and HOST:PORT)")
+	fs.StringVar(&f.rcpt, "rcpt", "", "--smuggling: the recipient of the test messages, e.g. postmaster@your.domain")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, probeUsage)
 		fs.PrintDefaults()
@@ -106,8 +125,36 @@ func parseProbeFlags(args []string, stderr io.Writer) (probeFlags, error) {
 		return f, errors.New("--timeout must be positive")
 	case len(f.targets) == 0:
 		return f, errors.New("no HOST given (want a DOMAIN, HOST:PORT or ADDRESS)")
+	case f.rcpt != "" && !f.smuggling:
+		return f, errors.New("--rcpt is for --smuggling")
+	case f.smuggling:
+		return f, f.checkSmuggling()
 	}
 	return f, nil
+}
+
+// checkSmuggling checks the self-test's command line: a recipient, one
+// port per target, no requirements (the test has its own verdict).
+func (f probeFlags) checkSmuggling() error {
+	if f.rcpt == "" {
+		return errors.New("--smuggling needs --rcpt (e.g. postmaster@your.domain): the test messages go there")
+	}
+	if a, err := smtp.ParseAddress(f.rcpt); err != nil || a.IsNull() {
+		return fmt.Errorf("--rcpt %q: not a mailbox", f.rcpt)
+	}
+	if f.requireTLS || f.requireValidCert {
+		return errors.New("--smuggling has its own verdict: no --require-tls or --require-valid-cert")
+	}
+	for _, s := range f.targets {
+		t, err := probe.ParseTarget(s)
+		if err != nil {
+			return err
+		}
+		if len(t.Ports) != 1 {
+			return fmt.Errorf("--smuggling %q: give HOST:PORT, the port of your own server to test", s)
+		}
+	}
+	return nil
 }
 
 // runProbe is `smtpkit probe`.
@@ -120,6 +167,9 @@ func runProbe(args []string, stdio Stdio) int {
 		fmt.Fprintf(stdio.Err, "smtpkit probe: %v\n", err)
 		fmt.Fprintln(stdio.Err, "Run 'smtpkit probe -h' for usage.")
 		return probe.ExitUsage
+	}
+	if f.smuggling {
+		return f.runSmuggling(stdio)
 	}
 	opts, targets, err := f.options()
 	if err != nil {
@@ -143,6 +193,38 @@ func runProbe(args []string, stdio Stdio) int {
 		}
 	}
 	return rep.Exit(f.requireTLS, f.requireValidCert)
+}
+
+// runSmuggling is `smtpkit probe --smuggling`: the self-test on each
+// HOST:PORT, one after the other.
+func (f probeFlags) runSmuggling(stdio Stdio) int {
+	f.hostOnly = true // targets are servers, not mail domains
+	opts, targets, err := f.options()
+	if err != nil {
+		fmt.Fprintf(stdio.Err, "smtpkit probe: %v\n", err)
+		return probe.ExitUsage
+	}
+	var reps []probe.SmuggleReport
+	for _, t := range targets {
+		reps = append(reps, probe.Smuggle(context.Background(), t.Host, t.Ports[0], f.rcpt, opts))
+	}
+	if f.json {
+		enc := json.NewEncoder(stdio.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Smuggling []probe.SmuggleReport `json:"smuggling"`
+		}{reps}); err != nil {
+			fmt.Fprintf(stdio.Err, "smtpkit probe: %v\n", err)
+			return probe.ExitFailure
+		}
+	} else {
+		color := !f.noColor && os.Getenv("NO_COLOR") == "" && isTerminalWriter(stdio.Out)
+		if err := probe.WriteSmuggleText(stdio.Out, reps, color); err != nil {
+			fmt.Fprintf(stdio.Err, "smtpkit probe: %v\n", err)
+			return probe.ExitFailure
+		}
+	}
+	return probe.SmuggleExit(reps)
 }
 
 // options turns the flags into probe options and targets.

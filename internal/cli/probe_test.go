@@ -3,7 +3,9 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"log/slog"
 	"io"
 	"net"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"smtpkit/internal/dns/dnstest"
+	"smtpkit/internal/server"
 )
 
 func runProbeArgs(args ...string) (code int, stdout, stderr string) {
@@ -39,6 +42,12 @@ func TestProbeUsageErrors(t *testing.T) {
 		{"missing --ca", []string{"--ca", filepath.Join(dir, "none.pem"), "127.0.0.1"}, "--ca"},
 		{"--ca without PEM", []string{"--ca", notPEM, "127.0.0.1"}, "no PEM certificate"},
 		{"unknown flag", []string{"--frobnicate", "127.0.0.1"}, "flag provided but not defined"},
+		{"--smuggling without --rcpt", []string{"--smuggling", "127.0.0.1:25"}, "needs --rcpt"},
+		{"--rcpt without --smuggling", []string{"--rcpt", "postmaster@x.test", "127.0.0.1:25"}, "--rcpt is for --smuggling"},
+		{"--smuggling, bad --rcpt", []string{"--smuggling", "--rcpt", "not an address", "127.0.0.1:25"}, "not a mailbox"},
+		{"--smuggling on a domain", []string{"--smuggling", "--rcpt", "postmaster@x.test", "x.test"}, "give HOST:PORT"},
+		{"--smuggling on four ports", []string{"--smuggling", "--rcpt", "postmaster@x.test", "127.0.0.1"}, "give HOST:PORT"},
+		{"--smuggling with a requirement", []string{"--smuggling", "--rcpt", "postmaster@x.test", "--require-tls", "127.0.0.1:25"}, "own verdict"},
 	}
 	for _, tt := range tests {
 		code, _, stderr := runProbeArgs(tt.args...)
@@ -236,5 +245,47 @@ tls = "none"
 	// A configuration that does not load is a usage error.
 	if code, _, stderr := runProbeArgs("-config", filepath.Join(dir, "none.toml"), "mx.test"); code != 2 || !strings.Contains(stderr, "config") {
 		t.Errorf("missing config: exit %d, %s", code, stderr)
+	}
+}
+
+// TestProbeSmuggling runs the self-test from the command line against
+// smtpkit's own server (internal/server, plaintext here; the TLS forms
+// are internal/probe's tests): safe, exit 0, nothing accepted; and against
+// a closed port: exit 1.
+func TestProbeSmuggling(t *testing.T) {
+	srv := server.New(server.Options{Hostname: "own.cli.test",
+		Listeners: []server.Listener{{Address: "127.13.6.3:0", Role: server.RoleMX}},
+		Backend:   server.Discard{}, Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	addr := srv.Addrs()[0].String()
+
+	code, out, stderr := runProbeArgs("--smuggling", "--rcpt", "postmaster@own.cli.test", "--json", "--ehlo", "cli.test", addr)
+	var rep struct {
+		Smuggling []struct {
+			Address    string `json:"address"`
+			Vulnerable bool   `json:"vulnerable"`
+			Endings    []struct{ Ending, Outcome string }
+			Injection  *struct{ Outcome string } `json:"starttls_injection"`
+		} `json:"smuggling"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || len(rep.Smuggling) != 1 {
+		t.Fatalf("exit %d, %v\n%s%s", code, err, out, stderr)
+	}
+	r := rep.Smuggling[0]
+	if r.Address != addr || r.Vulnerable || len(r.Endings) != 9 || r.Injection != nil {
+		t.Errorf("%+v", r)
+	}
+	for _, e := range r.Endings {
+		if e.Outcome != "rejected" {
+			t.Errorf("ending %s: %s", e.Ending, e.Outcome)
+		}
+	}
+	code, out, _ = runProbeArgs("--smuggling", "--rcpt", "postmaster@own.cli.test", "--timeout", "5s", closedAddr(t))
+	if code != 1 || !strings.Contains(out, "not tested") || !strings.Contains(out, "connection refused") {
+		t.Errorf("closed port: exit %d\n%s", code, out)
 	}
 }

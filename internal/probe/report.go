@@ -120,6 +120,10 @@ const (
 	ExitUsage       = 2 // bad command line (decided by the command, not here)
 	ExitNoTLS       = 3 // --require-tls: a reachable port did not do TLS
 	ExitInvalidCert = 4 // --require-valid-cert: a reachable port had no valid certificate
+	// ExitEnforcedTLS: a DOMAIN's next hop where TLS the domain enforces
+	// (DANE, MTA-STS in enforce mode) would fail: delivery would defer.
+	ExitEnforcedTLS = 5
+	ExitVulnerable  = 6 // --smuggling: a port is vulnerable
 )
 
 // Exit is the process exit status for the report under the given
