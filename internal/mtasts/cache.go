@@ -130,8 +130,9 @@ func New(opts Options) (*Cache, error) {
 // The rules (RFC 8461 §3.3, §5.1, §10.2):
 //   - The TXT record is checked at most every RecheckEvery; in between, the
 //     answer comes from memory, with no disk or network access.
-//   - A check with the cached policy's id, the policy not within
-//     refreshWindow of its expiry, keeps the policy without fetching.
+//   - A check that finds the cached policy's id keeps the policy without
+//     fetching, unless it is close to expiry: within max(1h, max_age/8),
+//     but at most half the max_age.
 //   - A new id, no cached policy, or one close to expiry: the policy is
 //     fetched, and a good one replaces the cache (on disk, atomically).
 //   - When the fetch fails, the policy is invalid, the TXT record is gone,
@@ -254,7 +255,7 @@ func (c *Cache) check(ctx context.Context, d string, cached *Policy) (*Policy, e
 	start := c.now()
 	id, err := c.lookupID(ctx, d)
 	if err != nil {
-		c.log.Warn("mta-sts: TXT record", "domain", d, "error", err, "cached", usable(cached, start))
+		c.log.Warn("mta-sts: TXT record", "domain", d, "err", err, "cached", usable(cached, start))
 		return cached, err
 	}
 	if id == "" {
@@ -268,12 +269,12 @@ func (c *Cache) check(ctx context.Context, d string, cached *Policy) (*Policy, e
 	}
 	p, err := c.fetch.fetch(ctx, d)
 	if err != nil {
-		c.log.Warn("mta-sts: policy fetch", "domain", d, "id", id, "error", err, "cached", usable(cached, start))
+		c.log.Warn("mta-sts: policy fetch", "domain", d, "id", id, "err", err, "cached", usable(cached, start))
 		return cached, err
 	}
 	p.Domain, p.ID, p.Fetched = d, id, start
 	if err := c.save(p); err != nil {
-		c.log.Error("mta-sts: caching the policy", "domain", d, "error", err)
+		c.log.Error("mta-sts: caching the policy", "domain", d, "err", err)
 	}
 	c.log.Info("mta-sts: policy fetched", "domain", d, "id", id, "mode", string(p.Mode),
 		"max_age", int64(p.MaxAge/time.Second), "mx", strings.Join(p.MX, " "))

@@ -65,7 +65,7 @@ func (c *Cache) load() ([]*Policy, error) {
 		}
 		p, err := readFile(filepath.Join(c.dir, name), domain)
 		if err != nil {
-			c.log.Warn("mta-sts: skipping a cache file", "file", filepath.Join(c.dir, name), "error", err)
+			c.log.Warn("mta-sts: skipping a cache file", "file", filepath.Join(c.dir, name), "err", err)
 			continue
 		}
 		out = append(out, p)
