@@ -1,0 +1,249 @@
+package interop
+
+// The outcome checks of the enforced-TLS end-to-end cases (issue #13):
+// every case submits one message to the daemon under test and then waits,
+// all cases at once, for what must become of it — delivered at its
+// receiver exactly once, deferred in the queue with a given status (and
+// nothing at the receiver), or bounced to the sender with a DSN.
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// outcome is what must become of a case's message.
+type outcome int
+
+const (
+	delivered outcome = iota // at the receiver once, the queue empty of it, no bounce
+	deferred                 // queued, deferred with status; nothing at the receiver
+	bounced                  // a DSN with status to the sender; nothing at the receiver
+)
+
+func (o outcome) String() string { return [...]string{"delivered", "deferred", "bounced"}[o] }
+
+// benchCase is one message of an end-to-end test.
+type benchCase struct {
+	name   string
+	rcpt   string
+	want   outcome
+	status string // prefix of the recipient's status: "4.7." (deferred), "5.7.30" (bounced)
+	// received counts the copies of the message (by marker) at the receiver
+	// the recipient's MX records lead to.
+	received func(t *testing.T, marker string) int
+	msg      []byte // "" = testMessage(marker)
+}
+
+// marker is what identifies the case's message.
+func (c benchCase) marker() string {
+	return "bench13-" + strings.NewReplacer(" ", "-", "/", "-").Replace(c.name)
+}
+
+// atSmtpkit counts messages with marker in rcpt's Maildir on s.
+func atSmtpkit(s *Server, rcpt string) func(*testing.T, string) int {
+	return func(t *testing.T, marker string) int {
+		n := 0
+		for _, name := range listFiles(t, s.Maildir(rcpt)+"/new") {
+			if b := readFile(t, s.Maildir(rcpt)+"/new/"+name); strings.Contains(string(b), marker) {
+				n++
+			}
+		}
+		return n
+	}
+}
+
+// atPostfix counts messages with marker in rcpt's Maildir at Postfix p.
+func atPostfix(p *relayPostfix, rcpt string) func(*testing.T, string) int {
+	return func(t *testing.T, marker string) int { return len(p.delivered(t, rcpt, marker)) }
+}
+
+// runCases submits every case's message to a and checks the outcomes. The
+// waits overlap: every message is submitted first, and deliveries and
+// deferrals happen concurrently in the daemon.
+func runCases(t *testing.T, a *Server, cases []benchCase) {
+	t.Helper()
+	for _, c := range cases {
+		msg := c.msg
+		if msg == nil {
+			msg = testMessage(c.marker())
+		}
+		outSubmit(t, a, msg, c.rcpt)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { checkCase(t, a, c) })
+	}
+}
+
+// checkCase waits for c's outcome and checks that nothing else happened.
+func checkCase(t *testing.T, a *Server, c benchCase) {
+	t.Helper()
+	switch c.want {
+	case delivered:
+		eventually(t, "the message at the receiver", func() bool { return c.received(t, c.marker()) >= 1 })
+		eventually(t, "the message to leave the queue", func() bool { return queueEntry(t, a, c.rcpt) == nil })
+		if bounce := findBounce(t, a, c.rcpt); bounce != "" {
+			t.Errorf("a bounce for a delivered message:\n%s", bounce)
+		}
+	case deferred:
+		var got string
+		eventually(t, "the recipient deferred with "+c.status, func() bool {
+			r := queueEntry(t, a, c.rcpt)
+			if r == nil {
+				return false
+			}
+			got = fmt.Sprintf("%+v", *r)
+			return r.State == "deferred" && r.Attempts >= 1 && strings.HasPrefix(r.Status, c.status)
+		})
+		t.Logf("deferred: %s", got)
+		if bounce := findBounce(t, a, c.rcpt); bounce != "" {
+			t.Errorf("a bounce for a deferred message:\n%s", bounce)
+		}
+	case bounced:
+		var dsn string
+		eventually(t, "a bounce", func() bool { dsn = findBounce(t, a, c.rcpt); return dsn != "" })
+		checkBounce(t, []byte(dsn), c.rcpt, c.status)
+		eventually(t, "the message to leave the queue", func() bool { return queueEntry(t, a, c.rcpt) == nil })
+	}
+	if n, want := c.received(t, c.marker()), map[outcome]int{delivered: 1}[c.want]; n != want {
+		t.Errorf("%d copies at the receiver, want %d", n, want)
+	}
+}
+
+// queueRecipient is one recipient of `smtpkit queue list -json`.
+type queueRecipient struct {
+	Addr, State, Status, LastReply string
+	Attempts                       int
+}
+
+// queueEntry returns rcpt's entry in a's queue, nil when it is not queued.
+func queueEntry(t *testing.T, a *Server, rcpt string) *queueRecipient {
+	t.Helper()
+	for _, m := range relayQueueList(t, a) {
+		for _, r := range m.Recipients {
+			if r.Addr == rcpt {
+				return &queueRecipient{r.Addr, r.State, r.Status, r.LastReply, r.Attempts}
+			}
+		}
+	}
+	return nil
+}
+
+// findBounce returns the DSN in the sender's Maildir about rcpt, or "".
+func findBounce(t *testing.T, a *Server, rcpt string) string {
+	t.Helper()
+	dir := a.Maildir(outSender) + "/new"
+	for _, name := range listFiles(t, dir) {
+		if b := string(readFile(t, dir+"/"+name)); strings.Contains(b, "Final-Recipient: rfc822; "+rcpt) {
+			return b
+		}
+	}
+	return ""
+}
+
+// plainPeer is a scripted SMTP server on ip:25 that offers no STARTTLS,
+// accepts everything and records the commands it was sent: the stand-in
+// for an attacker who strips STARTTLS, to show that nothing goes to it in
+// cleartext when TLS is enforced.
+type plainPeer struct {
+	addr string
+	mu   sync.Mutex
+	cmds []string
+	msgs []string
+}
+
+// startPlainPeer listens on ip:25 until the test ends.
+func startPlainPeer(t *testing.T, ip string) *plainPeer {
+	t.Helper()
+	p := &plainPeer{addr: net.JoinHostPort(ip, "25")}
+	l, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); p.session(nc) }()
+		}
+	}()
+	return p
+}
+
+func (p *plainPeer) session(nc net.Conn) {
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(outWait))
+	r, w := bufio.NewReader(nc), bufio.NewWriter(nc)
+	say := func(s string) { w.WriteString(s + "\r\n"); w.Flush() }
+	say("220 plain.example ESMTP no STARTTLS here")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		verb := strings.ToUpper(strings.Fields(line + " x")[0])
+		p.mu.Lock()
+		p.cmds = append(p.cmds, verb)
+		p.mu.Unlock()
+		switch verb {
+		case "EHLO", "HELO":
+			say("250-plain.example")
+			say("250 8BITMIME")
+		case "QUIT":
+			say("221 bye")
+			return
+		case "DATA":
+			say("354 go ahead")
+			var body strings.Builder
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+				body.WriteString(l)
+			}
+			p.mu.Lock()
+			p.msgs = append(p.msgs, body.String())
+			p.mu.Unlock()
+			say("250 accepted")
+		case "STARTTLS":
+			say("502 not offered")
+		default:
+			say("250 ok")
+		}
+	}
+}
+
+// commands returns the verbs the peer was sent, in order.
+func (p *plainPeer) commands() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.cmds...)
+}
+
+// received counts the messages with marker the peer took.
+func (p *plainPeer) received(_ *testing.T, marker string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, m := range p.msgs {
+		if strings.Contains(m, marker) {
+			n++
+		}
+	}
+	return n
+}
