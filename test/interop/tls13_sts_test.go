@@ -1,0 +1,138 @@
+package interop
+
+// MTA-STS (RFC 8461) end to end, issue #13: the daemon under test with
+// `[outbound] mta_sts = true` fetches policies over HTTPS from
+// 127.13.7.40–.49:443 (certificates from the test CA, trusted through
+// SSL_CERT_FILE) and delivers to receivers on 127.13.7.20–.39:25. The
+// policy domains live in an unsigned zone, so DANE never applies. Skipped
+// until the key is on main.
+
+import (
+	"crypto/tls"
+	"slices"
+	"testing"
+)
+
+// stsDomain is one policy domain of the test: <label>.sts.example, its MX
+// mx.<label>.sts.example on 127.13.7.<mx>, its policy host
+// mta-sts.<label>.sts.example on 127.13.7.<policy>.
+type stsDomain struct {
+	label      string
+	mx, policy int
+}
+
+func (d stsDomain) domain() string { return d.label + ".sts.example" }
+func (d stsDomain) mxHost() string { return "mx." + d.domain() }
+func (d stsDomain) rcpt() string   { return "bob@" + d.domain() }
+
+// records are the zone lines of d: MX, the MX host's address, the
+// _mta-sts TXT record (RFC 8461 §3.1) and the policy host's address.
+func (d stsDomain) records(id string) []string {
+	return []string{
+		d.domain() + ". IN MX 10 " + d.mxHost() + ".",
+		d.mxHost() + ". IN A " + benchIP(d.mx),
+		"_mta-sts." + d.domain() + `. IN TXT "v=STSv1; id=` + id + `"`,
+		"mta-sts." + d.domain() + ". IN A " + benchIP(d.policy),
+	}
+}
+
+func TestTLS13MTASTS(t *testing.T) {
+	needOutboundKeys(t, "mta_sts")
+	ca := newBenchCA(t)
+	var (
+		good       = stsDomain{"good", 20, 40}        // enforce, CA-issued cert at Postfix: delivered
+		selfsigned = stsDomain{"selfsigned", 21, 41}  // enforce, self-signed: deferred
+		notInMX    = stsDomain{"notinpolicy", 22, 42} // enforce, MX not matching mx: — deferred
+		stripped   = stsDomain{"stripped", 23, 43}    // enforce, no STARTTLS: nothing sent
+		expired    = stsDomain{"expired", 24, 44}     // enforce, expired CA-issued cert: deferred
+		wrongName  = stsDomain{"wrongname", 25, 45}   // enforce, CA-issued cert for another name: deferred
+		testMode   = stsDomain{"testing", 26, 46}     // testing, self-signed: delivered (and counted)
+		hostDown   = stsDomain{"hostdown", 27, 47}    // TXT but no policy server, nothing cached: delivered
+		wildcard   = stsDomain{"wild", 28, 48}        // enforce, "mx: *.wild.sts.example": delivered
+	)
+	domains := []stsDomain{good, selfsigned, notInMX, stripped, expired, wrongName, testMode, hostDown, wildcard}
+	var records []string
+	for _, d := range domains {
+		records = append(records, d.records("20261202T0100")...)
+	}
+	startDNSBench(t, benchZone{Name: "sts.example", Kind: zoneUnsigned, Records: records})
+
+	policy := func(d stsDomain, mode string, mx ...string) {
+		if len(mx) == 0 {
+			mx = []string{d.mxHost()}
+		}
+		startSTSServer(t, benchIP(d.policy), ca.valid(t, "mta-sts."+d.domain()), stsPolicy(mode, 86400, mx...))
+	}
+	policy(good, "enforce")
+	policy(selfsigned, "enforce")
+	policy(notInMX, "enforce", "mx.elsewhere.sts.example", "*.other.sts.example")
+	policy(stripped, "enforce")
+	policy(expired, "enforce")
+	policy(wrongName, "enforce")
+	policy(testMode, "testing")
+	policy(wildcard, "enforce", "*.wild.sts.example")
+	// hostDown has no policy server: the fetch fails, nothing is cached.
+
+	goodMX := startBenchPostfix(t, benchIP(good.mx), good.mxHost(), "may", ca.valid(t, good.mxHost()), good.rcpt())
+	mx := func(d stsDomain, cert func() tls.Certificate) *Server {
+		return startBenchMX(t, benchIP(d.mx), d.mxHost(), "opportunistic", cert(), d.rcpt())
+	}
+	selfsignedMX := mx(selfsigned, func() tls.Certificate { return selfSigned(t, selfsigned.mxHost()) })
+	notInMXMX := mx(notInMX, func() tls.Certificate { return ca.valid(t, notInMX.mxHost()) })
+	strippedMX := startPlainPeer(t, benchIP(stripped.mx))
+	expiredMX := mx(expired, func() tls.Certificate { return ca.expired(t, expired.mxHost()) })
+	wrongNameMX := mx(wrongName, func() tls.Certificate { return ca.valid(t, "mx.someone-else.example") })
+	testingMX := mx(testMode, func() tls.Certificate { return selfSigned(t, testMode.mxHost()) })
+	hostDownMX := mx(hostDown, func() tls.Certificate { return selfSigned(t, hostDown.mxHost()) })
+	wildcardMX := mx(wildcard, func() tls.Certificate { return ca.valid(t, wildcard.mxHost()) })
+
+	a := benchSender(t, ca, "mta_sts = true")
+	runCases(t, a, []benchCase{
+		{name: "enforce valid cert", rcpt: good.rcpt(), want: delivered, received: atPostfix(goodMX, good.rcpt())},
+		{name: "enforce self-signed", rcpt: selfsigned.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(selfsignedMX, selfsigned.rcpt())},
+		{name: "enforce MX not in policy", rcpt: notInMX.rcpt(), want: deferred, status: "4.", received: atSmtpkit(notInMXMX, notInMX.rcpt())},
+		{name: "enforce STARTTLS stripped", rcpt: stripped.rcpt(), want: deferred, status: "4.7.", received: strippedMX.received},
+		{name: "enforce expired cert", rcpt: expired.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(expiredMX, expired.rcpt())},
+		{name: "enforce wrong name", rcpt: wrongName.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(wrongNameMX, wrongName.rcpt())},
+		{name: "testing self-signed", rcpt: testMode.rcpt(), want: delivered, received: atSmtpkit(testingMX, testMode.rcpt())},
+		{name: "policy host down, nothing cached", rcpt: hostDown.rcpt(), want: delivered, received: atSmtpkit(hostDownMX, hostDown.rcpt())},
+		{name: "enforce wildcard mx", rcpt: wildcard.rcpt(), want: delivered, received: atSmtpkit(wildcardMX, wildcard.rcpt())},
+	})
+	if cmds := strippedMX.commands(); slices.Contains(cmds, "MAIL") {
+		t.Errorf("the server without STARTTLS was sent %q under an enforce policy", cmds)
+	}
+}
+
+// TestTLS13MTASTSCached: a policy fetched once stays in force while the
+// policy host is down (RFC 8461 §5.1, §10.2): the first message is
+// delivered to the MX with a valid certificate; then the policy server
+// stops and an attacker's server with a self-signed certificate takes the
+// MX's address — the second message is not delivered to it, nor is the
+// policy fetched again.
+func TestTLS13MTASTSCached(t *testing.T) {
+	needOutboundKeys(t, "mta_sts")
+	ca := newBenchCA(t)
+	d := stsDomain{"cached", 30, 49}
+	startDNSBench(t, benchZone{Name: "sts.example", Kind: zoneUnsigned, Records: d.records("20261202T0100")})
+	srv := startSTSServer(t, benchIP(d.policy), ca.valid(t, "mta-sts."+d.domain()), stsPolicy("enforce", 86400, d.mxHost()))
+	a := benchSender(t, ca, "mta_sts = true")
+
+	first := func() *Server {
+		return startBenchMX(t, benchIP(d.mx), d.mxHost(), "opportunistic", ca.valid(t, d.mxHost()), d.rcpt())
+	}()
+	runCases(t, a, []benchCase{{name: "policy fetched, delivered", rcpt: d.rcpt(), want: delivered, received: atSmtpkit(first, d.rcpt())}})
+	if n := srv.Requests(); n != 1 {
+		t.Fatalf("policy fetched %d times, want 1", n)
+	}
+	srv.Stop()
+	first.Stop(t)
+
+	attacker := startBenchMX(t, benchIP(d.mx), d.mxHost(), "opportunistic", selfSigned(t, d.mxHost()), d.rcpt())
+	runCases(t, a, []benchCase{{
+		name: "policy host down, cached enforce", rcpt: d.rcpt(), want: deferred, status: "4.7.",
+		received: atSmtpkit(attacker, d.rcpt()),
+	}})
+	if n := attacker.CountFiles(t, d.rcpt(), "new"); n != 0 {
+		t.Errorf("the attacker's server got %d messages", n)
+	}
+}
