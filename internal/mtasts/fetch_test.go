@@ -97,7 +97,7 @@ func TestLookupFirst(t *testing.T) {
 		{name: "second address of the policy host", records: []string{stsTXT, addr(domain, unusedIP), hostA}, host: &host{body: goodPolicy}, wantMode: Enforce, hits: 1},
 		{name: "loopback refused", records: []string{stsTXT, hostA}, host: &host{body: goodPolicy}, opts: func(o *Options) { o.AllowLoopback = false },
 			wantErr: tlsrpt.STSPolicyFetchError, errText: "loopback", hits: 0},
-		{name: "timeout", records: []string{stsTXT, hostA}, host: &host{body: goodPolicy, block: true}, opts: func(o *Options) { o.Timeout = 300 * time.Millisecond },
+		{name: "timeout", records: []string{stsTXT, hostA}, host: &host{body: goodPolicy, block: true}, opts: func(o *Options) { o.Timeout = time.Second },
 			wantErr: tlsrpt.STSPolicyFetchError, errText: "timed out", hits: 1},
 		{name: "TXT lookup fails", records: []string{stsTXT, hostA}, host: &host{body: goodPolicy},
 			opts:    func(o *Options) { o.Resolver = servFail(t, "_mta-sts."+domain) },
