@@ -32,6 +32,7 @@ func commands() map[string]command {
 		"user":     {"manage accounts and aliases", runUser},
 		"config":   {"check or print configuration", runConfig},
 		"queue":    {"inspect and control the outbound queue", runQueue},
+		"tlsrpt":   {"TLS-RPT counters; send the reports now (-send)", runTLSRPT},
 		"probe":    {"test a server's ports, STARTTLS and certificate", runProbe},
 		"bench":    {"load-test an SMTP server", runBench},
 		"send":     {"compose and send a message over SMTP", runSend},

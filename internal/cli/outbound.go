@@ -12,6 +12,7 @@ import (
 	"smtpkit/internal/metrics"
 	"smtpkit/internal/mtasts"
 	"smtpkit/internal/queue"
+	"smtpkit/internal/tlsrpt"
 )
 
 // outbound is the wired outbound side: the queue and its remote courier.
@@ -19,18 +20,23 @@ type outbound struct {
 	queue  *queue.Queue
 	remote *delivery.Remote
 	sts    *mtasts.Cache // nil when outbound.mta_sts is off
+	// routing is what the queue's courier was built from; the TLS-RPT
+	// reporter uses its resolver and roots.
+	routing routing
 }
 
 // wireOutbound opens the queue in <data_dir>/queue with the remote courier
 // (DNS → route → TLS policy → client) and, for the local recipients it
 // takes over and the bounces to local senders, local delivery (store).
-func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, log *slog.Logger) (*outbound, error) {
+// Delivery counts its sessions into reports for TLS-RPT (nil: not counted).
+func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, reports tlsrpt.Recorder, log *slog.Logger) (*outbound, error) {
 	rt, err := newRouting(cfg, filepath.Join(cfg.DataDir, "mta-sts"), log)
 	if err != nil {
 		return nil, err
 	}
 	remote := delivery.NewRemote(delivery.RemoteOptions{
 		Router: rt.router, Policy: rt.policy, LocalName: cfg.Hostname, Roots: rt.roots, Logger: log,
+		Reports: reports,
 	})
 	bounces := &delivery.Bounces{Local: store}
 	q, err := queue.Open(queue.Options{
@@ -52,7 +58,7 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, log
 		return nil, err
 	}
 	bounces.Queue = q // DSNs for remote senders
-	return &outbound{queue: q, remote: remote, sts: rt.sts}, nil
+	return &outbound{queue: q, remote: remote, sts: rt.sts, routing: rt}, nil
 }
 
 // stsRefreshEvery is how often cached MTA-STS policies near expiry are

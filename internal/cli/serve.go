@@ -119,11 +119,14 @@ func (d *daemon) startBackground(ctl *control.Listener, log *slog.Logger) (stop 
 			refreshSTS(ctx, sts)
 		}()
 	}
+	background.Add(1)
+	go func() { defer background.Done(); d.reports.run(ctx) }()
 	if ctl != nil {
 		background.Add(1)
 		go func() {
 			defer background.Done()
-			if err := ctl.Serve(ctx, queueHandler{q: d.out.queue, log: log}); err != nil {
+			h := tlsrptControl{next: queueHandler{q: d.out.queue, log: log}, reports: d.reports, log: log}
+			if err := ctl.Serve(ctx, h); err != nil {
 				log.Error("control socket stopped", "err", err)
 			}
 		}()
@@ -133,6 +136,7 @@ func (d *daemon) startBackground(ctl *control.Listener, log *slog.Logger) (stop 
 		background.Wait()
 		d.out.queue.Close()
 		d.out.remote.Close()
+		d.reports.close(log)
 		if err := d.writer.CloseJournal(); err != nil {
 			log.Error("journal checkpoint at shutdown", "err", err)
 		}
@@ -183,6 +187,7 @@ type daemon struct {
 	selfSign bool
 	writer   *maildir.Writer // Maildir delivery: names, group commit, journal
 	accounts *userdb.File    // re-read on SIGHUP too, to log a file it cannot load
+	reports  *reports        // TLS-RPT counters and reporter (tlsrpt.go); nil when [tlsrpt] is off
 }
 
 // openMaildirs sets up Maildir delivery in mode, the maildir.sync mode
@@ -262,9 +267,13 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		Writer:   writer,
 		Logger:   log,
 	})
-	if d.out, err = wireOutbound(cfg, d.local, d.metrics, log); err != nil {
+	if d.reports, err = openReports(cfg, log); err != nil { // TLS-RPT (tlsrpt.go)
 		return nil, err
 	}
+	if d.out, err = wireOutbound(cfg, d.local, d.metrics, d.reports.recorder(), log); err != nil {
+		return nil, err
+	}
+	d.reports.wire(cfg, d.out.routing, d.mailReport, log)
 	d.metrics.WatchQueue(d.out.queue)
 	backend := inbound.New(inbound.Options{
 		Local:    d.local,

@@ -27,6 +27,7 @@ type Config struct {
 	Outbound  Outbound   `toml:"outbound"`
 	Routes    []Route    `toml:"route,omitempty"`
 	Metrics   Metrics    `toml:"metrics"`
+	TLSRPT    TLSRPT     `toml:"tlsrpt"`
 }
 
 // Log chooses the log/slog handler.
@@ -250,6 +251,7 @@ func Default() Config {
 			MTASTS:      true,
 			DANE:        true,
 		},
+		TLSRPT: defaultTLSRPT(),
 	}
 }
 

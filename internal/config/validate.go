@@ -22,6 +22,7 @@ func (c Config) Validate() error {
 	v.outbound(c.Outbound)
 	v.routes(c.Routes)
 	v.metrics(c)
+	v.tlsrpt(c.TLSRPT)
 	return errors.Join(v.problems...)
 }
 
