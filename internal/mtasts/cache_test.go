@@ -315,3 +315,105 @@ func TestLookupInvalidDomain(t *testing.T) {
 		checkResult(t, p, err, "", tlsrpt.STSPolicyFetchError, "not a valid domain")
 	}
 }
+
+// TestRefreshForgets: Refresh drops what the cache knows of domains
+// without a policy once their check is stale, and keeps policies.
+func TestRefreshForgets(t *testing.T) {
+	e := newEnv(t, txt1, hostUp)
+	e.srv.set(policyHost, host{body: goodPolicy})
+	e.open(t)
+	for _, d := range []string{domain, "nopolicy.example", "other.example"} {
+		e.cache.Lookup(t.Context(), d)
+	}
+	count := func() int {
+		e.cache.mu.Lock()
+		defer e.cache.mu.Unlock()
+		return len(e.cache.entries)
+	}
+	e.cache.Refresh(t.Context())
+	if n := count(); n != 3 {
+		t.Errorf("%d entries after a Refresh within RecheckEvery, want 3", n)
+	}
+	e.clock.Advance(RecheckEvery)
+	e.cache.Refresh(t.Context())
+	if n := count(); n != 1 || e.cache.Cached(domain) == nil {
+		t.Errorf("%d entries after RecheckEvery, want the one policy", n)
+	}
+}
+
+// TestMemoryOnly: with no directory the cache works and writes nothing.
+func TestMemoryOnly(t *testing.T) {
+	e := newEnv(t, txt1, hostUp)
+	e.srv.set(policyHost, host{body: goodPolicy})
+	e.opts.Dir = ""
+	e.open(t)
+	if p, err := e.cache.Lookup(t.Context(), domain); id(p) != "1" || err != nil {
+		t.Fatalf("Lookup: %+v, %v", p, err)
+	}
+	if ents, _ := os.ReadDir(e.dir); len(ents) != 0 {
+		t.Errorf("files written: %v", ents)
+	}
+}
+
+func TestNewNeedsResolver(t *testing.T) {
+	if _, err := New(Options{Dir: t.TempDir()}); err == nil {
+		t.Error("New without a resolver succeeded")
+	}
+}
+
+// TestConcurrentLookupRefresh runs lookups of several domains, Refresh and
+// a moving clock at once (for the race detector); every answer is the one
+// policy or none.
+func TestConcurrentLookupRefresh(t *testing.T) {
+	const other = "other.example"
+	e := newEnv(t, txt1, hostUp, txt(other, "v=STSv1; id=1"), addr(other, "$IP"))
+	e.srv.set(policyHost, host{body: goodPolicy})
+	e.srv.set("mta-sts."+other, host{body: policy2})
+	e.open(t)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				d := domain
+				if (g+i)%2 == 0 {
+					d = other
+				}
+				p, _ := e.cache.Lookup(t.Context(), d)
+				if p != nil && (p.ID != "1" || p.Domain != d) {
+					t.Errorf("Lookup(%s) = %+v", d, p)
+				}
+				if i%25 == 0 {
+					e.clock.Advance(RecheckEvery)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 20 {
+			e.cache.Refresh(t.Context())
+			e.clock.Advance(time.Hour)
+		}
+	})
+	wg.Wait()
+	e.cache.running.Wait()
+}
+
+// BenchmarkLookupHit is the cost of the answer from memory, the path every
+// delivery attempt takes between two checks.
+func BenchmarkLookupHit(b *testing.B) {
+	e := newEnv(b, txt1, hostUp)
+	e.srv.set(policyHost, host{body: goodPolicy})
+	e.open(b)
+	ctx := context.Background()
+	if p, err := e.cache.Lookup(ctx, domain); p == nil || err != nil {
+		b.Fatalf("Lookup: %+v, %v", p, err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if p, _ := e.cache.Lookup(ctx, domain); p == nil {
+				b.Fatal("no policy")
+			}
+		}
+	})
+}

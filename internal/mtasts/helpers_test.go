@@ -36,7 +36,7 @@ func testIP() string { return fmt.Sprintf("127.13.2.%d", 10+nextIP.Add(1)%240) }
 const unusedIP = "127.13.2.1"
 
 // issue returns a certificate for names signed by ca, edited by edit.
-func issue(t *testing.T, ca tls.Certificate, edit func(*x509.Certificate), names ...string) tls.Certificate {
+func issue(t testing.TB, ca tls.Certificate, edit func(*x509.Certificate), names ...string) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -82,7 +82,7 @@ type policyServer struct {
 	Port int
 	CA   tls.Certificate
 
-	t       *testing.T
+	t       testing.TB
 	mu      sync.Mutex
 	hosts   map[string]host
 	certs   map[string]*tls.Certificate
@@ -91,7 +91,7 @@ type policyServer struct {
 	waiting int           // handlers blocked on release
 }
 
-func newPolicyServer(t *testing.T, tlsMax uint16) *policyServer {
+func newPolicyServer(t testing.TB, tlsMax uint16) *policyServer {
 	t.Helper()
 	s := &policyServer{
 		IP: testIP(), CA: testcert.New(t, "smtpkit mtasts test CA"), t: t,
@@ -208,7 +208,7 @@ type swapResolver struct {
 	res *dns.Client
 }
 
-func (r *swapResolver) set(t *testing.T, z dnstest.Zone) {
+func (r *swapResolver) set(t testing.TB, z dnstest.Zone) {
 	t.Helper()
 	srv := dnstest.Start(t, z)
 	res, err := dns.New(dns.Options{Servers: []string{srv.Addr}, Timeout: 2 * time.Second})
@@ -290,7 +290,7 @@ type env struct {
 	cache *Cache
 }
 
-func newEnv(t *testing.T, records ...string) *env {
+func newEnv(t testing.TB, records ...string) *env {
 	t.Helper()
 	e := &env{srv: newPolicyServer(t, 0), dns: &swapResolver{}, clock: newClock(), dir: t.TempDir()}
 	e.setDNS(t, records...)
@@ -302,7 +302,7 @@ func newEnv(t *testing.T, records ...string) *env {
 }
 
 // setDNS replaces the records; "$IP" stands for the policy server's address.
-func (e *env) setDNS(t *testing.T, records ...string) {
+func (e *env) setDNS(t testing.TB, records ...string) {
 	t.Helper()
 	var z dnstest.Zone
 	for _, r := range records {
@@ -311,7 +311,7 @@ func (e *env) setDNS(t *testing.T, records ...string) {
 	e.dns.set(t, z)
 }
 
-func (e *env) open(t *testing.T) *Cache {
+func (e *env) open(t testing.TB) *Cache {
 	t.Helper()
 	c, err := New(e.opts)
 	if err != nil {
