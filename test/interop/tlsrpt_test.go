@@ -62,7 +62,10 @@ func TestTLSRPTReport(t *testing.T) {
 		"remote.example. MX 10 mx.remote.example.",
 		"mx.remote.example. A 127.0.0.1",
 		"reports.remote.example. A 127.13.3.10",
-		fmt.Sprintf(`_smtp._tls.remote.example. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@remote.example,%s"`, ruaURL),
+		// Two addresses in one mailto: (the comma as %2C, RFC 8460 §3):
+		// B's mailbox, through A's queue, and one in A's own domain,
+		// which A delivers to its mailbox directly.
+		fmt.Sprintf(`_smtp._tls.remote.example. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@remote.example%%2C%s,%s"`, outSender, ruaURL),
 	)
 	var port int
 	fmt.Sscan(mxPort, &port)
@@ -91,7 +94,7 @@ func TestTLSRPTReport(t *testing.T) {
 	}
 
 	out := mustRun(t, nil, a.bin, "tlsrpt", "-send", "-config", a.ConfigPath).Stdout
-	if !strings.Contains(out, "sent to mailto:tlsrpt@remote.example, "+ruaURL) {
+	if !strings.Contains(out, "sent to mailto:tlsrpt@remote.example, mailto:"+outSender+", "+ruaURL) {
 		t.Fatalf("tlsrpt -send:\n%s", out)
 	}
 
@@ -119,8 +122,16 @@ func TestTLSRPTReport(t *testing.T) {
 	}
 	postMu.Unlock()
 
-	// The mail copy, queued on A, delivered to B.
-	raw := b.WaitMessages(t, "tlsrpt@remote.example", 1)[0]
+	// The mail copies: queued on A and delivered to B, and in A's own
+	// mailbox.
+	check("mailto (B)", reportOfMail(t, b.WaitMessages(t, "tlsrpt@remote.example", 1)[0]))
+	check("mailto (A's own mailbox)", reportOfMail(t, a.WaitMessages(t, outSender, 1)[0]))
+}
+
+// reportOfMail checks a report mail (RFC 8460 §5.3) as it arrived in a
+// Maildir and returns its gunzipped report.
+func reportOfMail(t *testing.T, raw []byte) tlsrpt.Report {
+	t.Helper()
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +167,7 @@ func TestTLSRPTReport(t *testing.T) {
 	if gz == nil {
 		t.Fatalf("no application/tlsrpt+gzip part:\n%s", raw)
 	}
-	check("mailto", gunzipReport(t, gz))
+	return gunzipReport(t, gz)
 }
 
 // tlsrptPending is `smtpkit tlsrpt -json` of s.
