@@ -32,7 +32,7 @@ func ParseRecord(s string) (dns.TLSA, error) {
 	var nums [3]uint8
 	for i, name := range []string{"usage", "selector", "matching type"} {
 		n, err := strconv.ParseUint(f[i], 10, 8)
-		if err != nil || f[i][0] == '+' {
+		if err != nil { // ParseUint takes no sign: "+3" and "-1" are refused
 			return dns.TLSA{}, fmt.Errorf("dane: TLSA record: %s %q is not a number from 0 to 255", name, clip(f[i]))
 		}
 		nums[i] = uint8(n)
