@@ -211,9 +211,8 @@ func (r *Reporter) Run(ctx context.Context, interval time.Duration) {
 	}
 	r.Send(ctx, false)
 	for {
-		now := time.Now()
-		wait := now.Truncate(interval).Add(interval).Sub(now)
-		t := time.NewTimer(wait)
+		now := r.opts.Now()
+		t := time.NewTimer(nextRun(now, interval).Sub(now))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -222,4 +221,11 @@ func (r *Reporter) Run(ctx context.Context, interval time.Duration) {
 		}
 		r.Send(ctx, interval < day)
 	}
+}
+
+// nextRun is the first multiple of interval since midnight UTC after now
+// (Go's zero time is a UTC midnight and a day has no leap seconds, so
+// Truncate counts from midnight for any interval dividing a day).
+func nextRun(now time.Time, interval time.Duration) time.Time {
+	return now.UTC().Truncate(interval).Add(interval)
 }

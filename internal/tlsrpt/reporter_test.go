@@ -273,3 +273,24 @@ func TestSendFailuresKeepCounts(t *testing.T) {
 		})
 	}
 }
+
+func TestNextRun(t *testing.T) {
+	tests := []struct {
+		now      time.Time
+		interval time.Duration
+		want     time.Time
+	}{
+		{day1.Add(5 * time.Hour), day, day1.Add(day)},
+		{day1, day, day1.Add(day)}, // at midnight: the next one
+		{day1.Add(day - time.Nanosecond), day, day1.Add(day)},
+		{day1.Add(5*time.Hour + 7*time.Minute), 6 * time.Hour, day1.Add(6 * time.Hour)},
+		{day1.Add(23 * time.Hour), 6 * time.Hour, day1.Add(day)},
+		{day1.Add(90 * time.Second), time.Minute, day1.Add(2 * time.Minute)},
+		{day1.Add(5 * time.Hour).In(time.FixedZone("UTC+9", 9*3600)), day, day1.Add(day)}, // zones do not matter
+	}
+	for _, tt := range tests {
+		if got := nextRun(tt.now, tt.interval); !got.Equal(tt.want) {
+			t.Errorf("nextRun(%v, %v) = %v, want %v", tt.now, tt.interval, got, tt.want)
+		}
+	}
+}

@@ -450,7 +450,7 @@ func (s *Store) Flush() error {
 	slices.SortFunc(f.Buckets, func(a, b savedBucket) int {
 		return strings.Compare(a.Day+a.Domain, b.Day+b.Domain)
 	})
-	data, err := json.MarshalIndent(f, "", "\t")
+	data, err := json.Marshal(f)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package tlsrpt
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -283,4 +284,31 @@ func TestRecordConcurrent(t *testing.T) {
 	if succ != 8*400 || fail != 8*100 {
 		t.Errorf("counted %d/%d, want %d/%d", succ, fail, 8*400, 8*100)
 	}
+}
+
+// BenchmarkRecord: the cost delivery pays per session (no I/O), with
+// successes and failures spread over 1000 domains.
+func BenchmarkRecord(b *testing.B) {
+	c := &clock{t: day1}
+	s, err := NewStore(StoreOptions{Dir: b.TempDir(), Now: c.Now, Flush: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	domains := make([]string, 1000)
+	for i := range domains {
+		domains[i] = fmt.Sprintf("d%d.example", i)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			ss := Session{Domain: domains[i%len(domains)], Policy: PolicySTS, Strings: stsLines, MXHost: "mx1.mail.example.com", ReceivingIP: mx1IP}
+			if i%10 == 0 {
+				ss.Result, ss.Detail = CertificateExpired, "x509: certificate has expired"
+			}
+			s.Record(ss)
+			i++
+		}
+	})
 }
