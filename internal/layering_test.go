@@ -37,7 +37,7 @@ var allowed = map[string][]string{
 	"queue":       {"smtp", "dsn", "vfs"},
 	"inbound":     {"smtp", "server", "local", "queue"},
 	"delivery":    {"smtp", "sasl", "client", "route", "tlspolicy", "tlsrpt", "queue", "local"},
-	"probe":       {"smtp", "client", "dns", "route", "tlspolicy", "mtasts", "tlsrpt"},
+	"probe":       {"smtp", "client", "dane", "dns", "route", "tlspolicy", "mtasts", "tlsrpt"},
 	"metrics":     {"queue", "smtp"},
 	"loadgen":     {"smtp", "client", "sasl", "tlspolicy"},
 	"submit":      {"smtp", "client", "compose", "sasl"},

@@ -83,7 +83,12 @@ func domainJobs(ctx context.Context, d string, opts Options) (*Domain, []job) {
 	for i, hop := range hops {
 		plan := HopPlan(hop, opts)
 		info := HopInfo{Host: hop.Host, Port: hop.Port, Pref: int(hop.Pref), Addresses: []string{},
-			Authentic: hop.Authentic, Plan: plan.String()}
+			Authentic: hop.Authentic, Plan: plan.String(), Mechanism: string(plan.Mechanism),
+			Authenticated: plan.Authenticated(), TLSA: tlsaInfo(hop.DANE)}
+		if st := hop.STS; st != nil && st.Policy != nil {
+			m := st.Policy.Matches(hop.Host)
+			info.MTASTSMatch = &m
+		}
 		if hop.Route != nil {
 			dom.Route = hop.Route.Domain
 		}

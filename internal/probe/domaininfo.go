@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
+	"smtpkit/internal/dane"
 	"smtpkit/internal/dns"
 	"smtpkit/internal/mtasts"
 	"smtpkit/internal/route"
+	"smtpkit/internal/tlspolicy"
 	"smtpkit/internal/tlsrpt"
 )
 
@@ -63,13 +66,40 @@ type HopInfo struct {
 	// (RFC 7672 §2.2).
 	AddressDNSSEC string `json:"address_dnssec"`
 	Authentic     bool   `json:"authentic"`
-	// Plan is the tlspolicy plan the queue would follow to this hop.
-	Plan string `json:"plan"`
+	// Plan is the tlspolicy plan the queue would follow to this hop,
+	// Mechanism what decided it, Authenticated whether it authenticates
+	// the server's name (DANE, MTA-STS enforce, verify: what a REQUIRETLS
+	// message needs, RFC 8689 §5).
+	Plan          string `json:"plan"`
+	Mechanism     string `json:"mechanism"`
+	Authenticated bool   `json:"authenticated"`
+	// TLSA is the hop's TLSA RRset at _port._tcp.host; nil for static
+	// routes and when DNS has none.
+	TLSA *TLSAInfo `json:"tlsa"`
+	// MTASTSMatch says whether the host matches an mx pattern of the
+	// domain's MTA-STS policy; nil without a policy.
+	MTASTSMatch *bool `json:"mta_sts_match"`
 	// Verdict says in words what delivery would do here and why;
 	// Deliverable reports that at least one address would take the mail
 	// under the plan.
 	Verdict     string `json:"verdict"`
 	Deliverable bool   `json:"deliverable"`
+	// EnforcedTLSFails: TLS that the domain enforces (DANE, MTA-STS
+	// enforce) fails here — the hop is refused, or an address that
+	// answered does not meet the plan (exit status 5).
+	EnforcedTLSFails bool `json:"enforced_tls_fails"`
+}
+
+// TLSAInfo is a hop's TLSA records and whether DANE uses them.
+type TLSAInfo struct {
+	Records []string `json:"records"` // presentation form, "3 1 1 ab12..."
+	Usable  int      `json:"usable"`  // usages 2 and 3, known selectors and matching types (RFC 7672 §3.1)
+	DNSSEC  string   `json:"dnssec"`  // the TLSA answer: "secure", "insecure"; "" when the lookup failed
+	// Used: DANE applies (the hop's MX, address and TLSA answers were all
+	// secure); else Note says why the records are ignored.
+	Used  bool   `json:"used"`
+	Note  string `json:"note"`
+	Error string `json:"error"` // the lookup failed (delivery defers, RFC 7672 §2.2)
 }
 
 // STSInfo is the domain's MTA-STS record (RFC 8461 §3.1).
@@ -77,6 +107,21 @@ type STSInfo struct {
 	TXT   []string `json:"txt"` // the TXT records at _mta-sts.<domain> starting with v=STSv1
 	ID    string   `json:"id"`  // the id of the one valid record
 	Error string   `json:"error"`
+	// Policy is the policy in force as the queue's MTA-STS cache finds it
+	// (fetched over HTTPS from mta-sts.<domain>, WebPKI-checked); nil
+	// when there is none or MTA-STS is off. PolicyError is the lookup's
+	// problem (fetch error, invalid policy, bad certificate), also when a
+	// cached policy still applies.
+	Policy      *STSPolicy `json:"policy"`
+	PolicyError string     `json:"policy_error"`
+}
+
+// STSPolicy is an MTA-STS policy (RFC 8461 §3.2).
+type STSPolicy struct {
+	Mode   string   `json:"mode"`    // enforce, testing or none
+	MaxAge int64    `json:"max_age"` // seconds
+	MX     []string `json:"mx"`      // the mx patterns
+	ID     string   `json:"id"`      // the TXT id it was fetched under
 }
 
 // TLSRPTInfo is the domain's TLS-RPT record (RFC 8460 §3).
@@ -100,8 +145,80 @@ func lookupDomain(ctx context.Context, d *Domain, hops []route.Hop, res dns.Reso
 			}
 		}
 	}
+	for i, hop := range hops {
+		if d.Hops[i].TLSA == nil && hop.Route == nil {
+			d.Hops[i].TLSA = ignoredTLSA(ctx, res, hop)
+		}
+	}
 	d.MTASTS = lookupSTS(ctx, res, d.Domain)
+	if len(hops) > 0 && hops[0].STS != nil {
+		// The router's MTA-STS state is the domain's, shared by its hops.
+		st := hops[0].STS
+		if p := st.Policy; p != nil {
+			d.MTASTS.Policy = &STSPolicy{Mode: string(p.Mode), MaxAge: int64(p.MaxAge.Seconds()), MX: p.MX, ID: p.ID}
+		}
+		if st.Err != nil {
+			d.MTASTS.PolicyError = st.Err.Error()
+		}
+	}
 	d.TLSRPT = lookupTLSRPT(ctx, res, d.Domain)
+}
+
+// tlsaInfo describes the TLSA state the router attached to a hop (only
+// for hops whose MX and address answers were secure, with DANE on).
+func tlsaInfo(st *tlspolicy.DANE) *TLSAInfo {
+	if st == nil {
+		return nil
+	}
+	info := &TLSAInfo{Records: formatTLSA(st.Records), Usable: usableTLSA(st.Records)}
+	if st.Err != nil {
+		info.Error = st.Err.Error()
+		info.Note = "the TLSA lookup failed: delivery defers, never falls back to plaintext (RFC 7672 §2.2)"
+		return info
+	}
+	info.DNSSEC, info.Used = DNSSECSecure, true
+	if info.Usable == 0 {
+		info.Note = "no usable record: TLS required without authentication (RFC 7672 §2.2)"
+	}
+	return info
+}
+
+// ignoredTLSA looks the TLSA records of an MX hop the router attached
+// none to, to say why DANE ignores any there are; nil when there are none
+// (or the lookup fails: then DANE would not have used them either).
+func ignoredTLSA(ctx context.Context, res dns.Resolver, hop route.Hop) *TLSAInfo {
+	ans, err := res.LookupTLSA(ctx, "_"+strconv.Itoa(hop.Port)+"._tcp."+hop.Host)
+	if err != nil || len(ans.Records) == 0 {
+		return nil
+	}
+	info := &TLSAInfo{Records: formatTLSA(ans.Records), Usable: usableTLSA(ans.Records), DNSSEC: dnssecWord(ans.Authentic)}
+	switch {
+	case !hop.Authentic:
+		info.Note = "ignored: the MX or address answer is not DNSSEC-validated (RFC 7672 §2.2)"
+	case !ans.Authentic:
+		info.Note = "ignored: the TLSA answer is not DNSSEC-validated (RFC 7672 §2.2)"
+	default:
+		info.Note = "ignored: DANE is off (outbound.dane = false)"
+	}
+	return info
+}
+
+func formatTLSA(rs []dns.TLSA) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, dane.Format(r))
+	}
+	return out
+}
+
+func usableTLSA(rs []dns.TLSA) int {
+	n := 0
+	for _, r := range rs {
+		if dane.Usable(r) {
+			n++
+		}
+	}
+	return n
 }
 
 func lookupMX(ctx context.Context, res dns.Resolver, domain string) *MXInfo {

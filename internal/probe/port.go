@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"smtpkit/internal/client"
+	"smtpkit/internal/dane"
 	"smtpkit/internal/smtp"
 	"smtpkit/internal/tlspolicy"
 )
@@ -28,7 +29,7 @@ func probeJob(ctx context.Context, j job, opts Options) Result {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	r := j.at
-	r.Mode, r.Plan, r.Warnings = j.plan.Mode().String(), j.plan.String(), []string{}
+	r.Mode, r.Plan, r.Mechanism, r.Warnings = j.plan.Mode().String(), j.plan.String(), string(j.plan.Mechanism), []string{}
 	p := &prober{ctx: ctx, opts: opts, plan: j.plan, r: &r, tr: &strings.Builder{}}
 	p.run()
 	if r.OK() {
@@ -212,8 +213,19 @@ func (p *prober) startTLS(c *client.Conn) bool {
 }
 
 func (p *prober) tlsUp(st tls.ConnectionState, took time.Duration) {
-	p.r.TLS = inspectTLS(st, verifyName(p.r.Host, p.opts), p.opts.Roots, p.opts.Now())
+	now := p.opts.Now()
+	p.r.TLS = inspectTLS(st, verifyName(p.r.Host, p.opts), p.opts.Roots, now)
 	p.r.TLS.HandshakeMS = took.Milliseconds()
+	if len(p.plan.DANE) > 0 {
+		// What delivery's handshake would check (tlspolicy's daneConfig).
+		p.r.TLSA = &TLSACheck{Matches: true}
+		if err := dane.Verify(p.plan.DANE, st.PeerCertificates, p.plan.DANENames, now); err != nil {
+			p.r.TLSA = &TLSACheck{Result: string(tlspolicy.ResultOf(err)), Error: err.Error()}
+		}
+	}
+	if err := p.plan.Audit(st, p.opts.Roots, now); err != nil {
+		p.r.STSTesting = string(tlspolicy.ResultOf(err)) + ": " + err.Error()
+	}
 }
 
 // recordEHLO stores the extensions of the last EHLO, before or after TLS.

@@ -26,8 +26,11 @@ type Result struct {
 	IP     string `json:"ip,omitempty"`
 	// Mode is how TLS was asked for: "starttls", "implicit" or "none".
 	Mode string `json:"mode"`
-	// Plan is the tlspolicy plan in words, as delivery would print it.
-	Plan string `json:"plan"`
+	// Plan is the tlspolicy plan in words, as delivery would print it;
+	// Mechanism what decided it (tlspolicy.Mechanism: "dane", "mta-sts",
+	// "route", "default").
+	Plan      string `json:"plan"`
+	Mechanism string `json:"mechanism"`
 
 	Connected bool   `json:"connected"`  // the TCP connection was established
 	ConnectMS int64  `json:"connect_ms"` // time to establish it
@@ -49,6 +52,14 @@ type Result struct {
 	// one (nil otherwise): whether the server still presents a
 	// certificate to a client that names no server.
 	NoSNI *NoSNIInfo `json:"no_sni"`
+	// TLSA is the certificate checked against the plan's TLSA records
+	// (dane.Verify, as delivery does in the handshake); nil when the plan
+	// has no DANE records or no TLS was negotiated.
+	TLSA *TLSACheck `json:"tlsa"`
+	// STSTesting is what an MTA-STS testing policy would report for this
+	// session (the TLS-RPT result type and why, tlspolicy.Plan.Audit);
+	// "" when the certificate passes or no testing policy applies.
+	STSTesting string `json:"mta_sts_testing,omitempty"`
 	// HopAuthentic: the answers this domain hop comes from (the MX answer
 	// and the host's addresses) were DNSSEC-validated, as DANE needs
 	// (route.Hop.Authentic, RFC 7672 §2.2). Always false for a host.
@@ -84,6 +95,14 @@ type TLSInfo struct {
 	NameError     string    `json:"name_error"`
 	// Valid is ChainVerified and NameMatches: what the verify policy needs.
 	Valid bool `json:"valid"`
+}
+
+// TLSACheck is the outcome of matching the presented chain against the
+// hop's usable TLSA records (RFC 7672 §3).
+type TLSACheck struct {
+	Matches bool   `json:"matches"`
+	Result  string `json:"result"` // the TLS-RPT result type when it does not match
+	Error   string `json:"error"`
 }
 
 // NoSNIInfo is what a handshake without the server_name extension
@@ -133,6 +152,13 @@ func (rep Report) Exit(requireTLS, requireValidCert bool) int {
 	raise := func(c int) {
 		if c > code {
 			code = c
+		}
+	}
+	for _, d := range rep.Domains {
+		for _, h := range d.Hops {
+			if h.EnforcedTLSFails {
+				raise(ExitEnforcedTLS)
+			}
 		}
 	}
 	for _, r := range rep.Results {

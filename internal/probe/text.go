@@ -127,6 +127,16 @@ func (t textWriter) result(r Result) {
 	if r.NoSNI != nil {
 		t.row("without SNI", t.noSNI(r.NoSNI))
 	}
+	if x := r.TLSA; x != nil {
+		if x.Matches {
+			t.row("TLSA", t.paint(ansiGreen, "certificate matches a TLSA record"))
+		} else {
+			t.row("TLSA", t.paint(ansiRed, "matches no TLSA record")+" ("+x.Result+"): "+x.Error)
+		}
+	}
+	if r.STSTesting != "" {
+		t.row("MTA-STS testing", t.paint(ansiYellow, "would report "+r.STSTesting))
+	}
 	for _, w := range r.Warnings {
 		t.row(t.paint(ansiYellow, "WARNING"), w)
 	}

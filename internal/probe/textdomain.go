@@ -32,16 +32,31 @@ func (t textWriter) domain(d Domain) {
 	}
 	for _, h := range d.Hops {
 		verdict := h.Verdict
-		if h.Deliverable {
-			verdict = t.paint(ansiGreen, "deliverable") + strings.TrimPrefix(verdict, "deliverable")
-		} else {
-			verdict = t.paint(ansiRed, "would defer") + strings.TrimPrefix(verdict, "would defer")
+		for _, head := range []string{"deliverable", "would defer", "not tried"} {
+			if rest, ok := strings.CutPrefix(verdict, head); ok {
+				color := ansiRed
+				if h.Deliverable {
+					color = ansiGreen
+				}
+				verdict = t.paint(color, head) + rest
+				break
+			}
 		}
 		addrs := strings.Join(h.Addresses, " ")
 		if h.AddressDNSSEC != "" {
 			addrs += " (address DNSSEC " + h.AddressDNSSEC + ")"
 		}
-		t.row(h.Host, verdict, "addresses "+addrs, "plan "+h.Plan)
+		lines := []string{verdict, "addresses " + addrs, "plan " + h.Plan, "mechanism " + h.Mechanism + authWord(h.Authenticated)}
+		if x := h.TLSA; x != nil {
+			lines = append(lines, t.tlsaLines(x)...)
+		}
+		if h.MTASTSMatch != nil {
+			lines = append(lines, "MTA-STS mx patterns: "+map[bool]string{true: "match", false: t.paint(ansiRed, "do not match")}[*h.MTASTSMatch])
+		}
+		if h.EnforcedTLSFails {
+			lines = append(lines, t.paint(ansiRed, "enforced TLS fails here"))
+		}
+		t.row(h.Host, lines...)
 	}
 	if s := d.MTASTS; s != nil {
 		switch {
@@ -49,6 +64,12 @@ func (t textWriter) domain(d Domain) {
 			t.row("MTA-STS", append(s.TXT, s.Error)...)
 		default:
 			t.row("MTA-STS", s.TXT[0], "id "+s.ID)
+		}
+		if p := s.Policy; p != nil {
+			t.row("STS policy", "mode "+p.Mode+fmt.Sprintf(", max_age %d", p.MaxAge)+", id "+p.ID, "mx "+strings.Join(p.MX, " "))
+		}
+		if s.PolicyError != "" {
+			t.row("STS policy", t.paint(ansiRed, s.PolicyError))
 		}
 	}
 	if r := d.TLSRPT; r != nil {
@@ -62,4 +83,34 @@ func (t textWriter) domain(d Domain) {
 	if d.Error != "" {
 		t.row(t.paint(ansiRed, "ERROR"), d.Error)
 	}
+}
+
+func authWord(a bool) string {
+	if a {
+		return ", the server's name is authenticated"
+	}
+	return ", the server's name is not authenticated"
+}
+
+// tlsaLines words a hop's TLSA records.
+func (t textWriter) tlsaLines(x *TLSAInfo) []string {
+	var out []string
+	for _, r := range x.Records {
+		out = append(out, "TLSA "+r)
+	}
+	state := fmt.Sprintf("TLSA: %d record(s), %d usable", len(x.Records), x.Usable)
+	if x.DNSSEC != "" {
+		state += ", answer " + x.DNSSEC
+	}
+	if x.Used {
+		state += ", used by DANE"
+	}
+	if x.Error != "" {
+		state = t.paint(ansiRed, "TLSA lookup failed: "+x.Error)
+	}
+	out = append(out, state)
+	if x.Note != "" {
+		out = append(out, "TLSA "+x.Note)
+	}
+	return out
 }

@@ -15,6 +15,8 @@ func tlsDeferReason(r Result, plan tlspolicy.Plan) string {
 	switch {
 	case plan.Require && r.TLS == nil:
 		return "the plan requires TLS and none was negotiated"
+	case len(plan.DANE) > 0 && r.TLSA != nil && !r.TLSA.Matches:
+		return "the certificate matches none of the TLSA records (" + r.TLSA.Error + ")"
 	case plan.VerifyName != "" && r.TLS != nil && !r.TLS.Valid:
 		return "the certificate is not valid for " + plan.VerifyName + ", as the plan requires"
 	}
@@ -37,9 +39,19 @@ func deferReason(r Result, plan tlspolicy.Plan) string {
 // order tried) under the hop's plan: deliverable when one address would
 // take the mail, and how; else why every address would defer.
 func (h *HopInfo) judge(rs []Result, plan tlspolicy.Plan) {
+	enforced := enforcedBy(plan)
+	if plan.Refuse != nil {
+		// The courier does not connect at all; the probe did, to show.
+		h.Verdict = "not tried: " + plan.Refuse.Reply.OneLine()
+		h.EnforcedTLSFails = enforced
+		return
+	}
 	var good *Result
 	var failed []string
 	for i := range rs {
+		if enforced && rs[i].Connected && tlsDeferReason(rs[i], plan) != "" {
+			h.EnforcedTLSFails = true
+		}
 		why := deferReason(rs[i], plan)
 		if why == "" {
 			if good == nil {
@@ -60,6 +72,21 @@ func (h *HopInfo) judge(rs []Result, plan tlspolicy.Plan) {
 	}
 }
 
+// enforcedBy reports whether the plan's TLS is enforced by the domain
+// itself: DANE (any plan it decided: matched records, TLS without
+// authentication, or a refusal after a failed TLSA lookup), or an MTA-STS
+// policy in enforce mode (a certificate to verify, or an MX refused). An
+// MTA-STS testing policy enforces nothing.
+func enforcedBy(plan tlspolicy.Plan) bool {
+	switch plan.Mechanism {
+	case tlspolicy.MechDANE:
+		return true
+	case tlspolicy.MechSTS:
+		return plan.Refuse != nil || plan.VerifyName != ""
+	}
+	return false
+}
+
 // how words the transport an address that takes the mail would give.
 func how(r Result, plan tlspolicy.Plan) string {
 	switch {
@@ -67,6 +94,8 @@ func how(r Result, plan tlspolicy.Plan) string {
 		return "in plaintext: the plan uses no TLS"
 	case r.TLS == nil:
 		return "in plaintext: STARTTLS not offered or refused, and the plan does not require TLS"
+	case len(plan.DANE) > 0:
+		return "over " + r.TLS.Version + ", certificate matches a TLSA record (DANE)"
 	case plan.VerifyName != "":
 		return "over " + r.TLS.Version + ", certificate verified for " + plan.VerifyName
 	}
