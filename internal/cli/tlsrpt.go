@@ -248,10 +248,12 @@ func (d *daemon) mailReport(ctx context.Context, from string, to []string, msg [
 		return fmt.Errorf("tlsrpt.from %q: %w", from, err)
 	}
 	var local, remote []smtp.Address
+	var bad []error
 	for _, s := range to {
 		a, err := smtp.ParseAddress(s)
 		if err != nil {
-			return fmt.Errorf("rua address %q: %w", s, err)
+			bad = append(bad, fmt.Errorf("rua address %q: %w", s, err)) // the others still get the report
+			continue
 		}
 		if d.local.IsLocal(a.Domain) {
 			local = append(local, a)
@@ -270,6 +272,9 @@ func (d *daemon) mailReport(ctx context.Context, from string, to []string, msg [
 				return err
 			}
 		}
+	}
+	if len(local)+len(remote) == 0 {
+		return errors.Join(bad...)
 	}
 	if len(remote) == 0 {
 		return nil

@@ -73,7 +73,9 @@ func FuzzParseRecord(f *testing.F) {
 				t.Fatalf("scheme %q accepted from %q", u.Scheme, txt)
 			}
 		}
-		_ = r.Mailto()
+		if to := r.Mailto(); len(to) > MaxRUA {
+			t.Fatalf("%d mailto addresses from %q", len(to), txt)
+		}
 		_ = r.HTTPS()
 	})
 }

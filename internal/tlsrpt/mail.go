@@ -24,7 +24,7 @@ func message(m mailParts) []byte {
 	var b bytes.Buffer
 	header := func(name, value string) { fmt.Fprintf(&b, "%s: %s\r\n", name, value) }
 	header("From", "<"+m.from+">")
-	header("To", strings.Join(angle(m.to), ", "))
+	header("To", strings.Join(angle(m.to), ",\r\n\t")) // folded: one address a line (RFC 5322 §2.2.3)
 	header("Date", m.date.Format(time.RFC1123Z))
 	header("Subject", fmt.Sprintf("Report Domain: %s Submitter: %s Report-ID: <%s>", m.domain, m.submitter, m.reportID))
 	header("Message-ID", "<"+m.reportID+">")

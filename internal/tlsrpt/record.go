@@ -20,7 +20,8 @@ type Record struct {
 }
 
 // Mailto is the addresses of the record's mailto: URIs (RFC 6068: the
-// path, percent-decoded, split at commas; header fields are ignored).
+// path, percent-decoded, split at commas; header fields are ignored), at
+// most MaxRUA of them.
 func (r Record) Mailto() []string {
 	var to []string
 	for _, u := range r.RUA {
@@ -32,7 +33,7 @@ func (r Record) Mailto() []string {
 				continue
 			}
 			for _, a := range strings.Split(path, ",") {
-				if a = strings.TrimSpace(a); a != "" {
+				if a = strings.TrimSpace(a); a != "" && len(to) < MaxRUA {
 					to = append(to, a)
 				}
 			}
@@ -56,7 +57,8 @@ func (r Record) HTTPS() []*url.URL {
 // TLS-RPT record at all (it does not start with the version field).
 var ErrNotTLSRPT = errors.New("tlsrpt: not a v=TLSRPTv1 record")
 
-// MaxRUA bounds the URIs taken from one record.
+// MaxRUA bounds the URIs taken from one record, and the mailto:
+// addresses (a record is the domain's to write; house rule 4).
 const MaxRUA = 8
 
 // ParseRecord parses a TLS-RPT record (RFC 8460 §3):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"smtpkit/internal/dns"
@@ -23,11 +24,12 @@ func TestParseRecord(t *testing.T) {
 		{txt: "v=TLSRPTv1; rua=mailto:a@example.com , https://r.example.net/x", mailto: []string{"a@example.com"}, https: []string{"https://r.example.net/x"}},
 		{txt: "v=TLSRPTv1; rua=mailto:a@example.com%2Cb@example.com?subject=hi", mailto: []string{"a@example.com", "b@example.com"}},
 		{txt: "v=TLSRPTv1; rua=MAILTO:a@example.com", mailto: []string{"a@example.com"}},
-		{txt: "v=TLSRPTv1; ext.1=val; rua=mailto:a@example.com", mailto: []string{"a@example.com"}},        // extension ignored
-		{txt: "v=TLSRPTv1; rua=ftp://x.example/, mailto:a@example.com", mailto: []string{"a@example.com"}}, // unsupported scheme skipped
-		{txt: "v=TLSRPTv1; rua=ftp://x.example/", err: true},                                               // nothing left
-		{txt: "v=TLSRPTv1; rua=http://x.example/", err: true},                                              // not https
-		{txt: "v=TLSRPTv1; rua=mailto:a@example.com; rua=mailto:b@example.com", err: true},                 // rua twice
+		{txt: "v=TLSRPTv1; rua=mailto:" + strings.Repeat("a@example.com%2C", 20), mailto: strings.Split(strings.Repeat("a@example.com,", MaxRUA-1)+"a@example.com", ",")}, // at most MaxRUA
+		{txt: "v=TLSRPTv1; ext.1=val; rua=mailto:a@example.com", mailto: []string{"a@example.com"}},                                                                       // extension ignored
+		{txt: "v=TLSRPTv1; rua=ftp://x.example/, mailto:a@example.com", mailto: []string{"a@example.com"}},                                                                // unsupported scheme skipped
+		{txt: "v=TLSRPTv1; rua=ftp://x.example/", err: true},                                                                                                              // nothing left
+		{txt: "v=TLSRPTv1; rua=http://x.example/", err: true},                                                                                                             // not https
+		{txt: "v=TLSRPTv1; rua=mailto:a@example.com; rua=mailto:b@example.com", err: true},                                                                                // rua twice
 		{txt: "v=TLSRPTv1", err: true},                                      // no rua
 		{txt: "v=TLSRPTv1;; rua=mailto:a@example.com", err: true},           // empty field
 		{txt: "v=TLSRPTv1; rua=mailto:", err: true},                         // no address
