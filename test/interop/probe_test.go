@@ -2,7 +2,9 @@ package interop
 
 import (
 	"bufio"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"smtpkit/internal/dane"
 	"smtpkit/internal/dns/dnstest"
 	"smtpkit/internal/testcert"
 )
@@ -491,4 +494,140 @@ func probeCert(t *testing.T, name string) (certFile, keyFile string) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	return testcert.WriteFiles(t, testcert.NewFor(t, 30*24*time.Hour, name, "127.0.0.1"), dir)
+}
+
+// TestProbeSmugglingSmtpkit runs `smtpkit probe --smuggling` against the
+// real daemon's mx listener, over STARTTLS and in plaintext: every ending
+// is refused, the STARTTLS injection is discarded, exit 0, and no test
+// message reached a mailbox.
+func TestProbeSmugglingSmtpkit(t *testing.T) {
+	s := StartServer(t, ServerOptions{})
+	before := countMaildirFiles(t, s.DataDir)
+	for _, args := range [][]string{{s.MX}, {"--no-tls", s.MX}} {
+		code, out, errOut := runProbeCmd(t, append([]string{"--smuggling", "--rcpt", "postmaster@test.example", "--json", "-v"}, args...)...)
+		var rep struct {
+			Smuggling []struct {
+				Mode       string `json:"mode"`
+				Vulnerable bool   `json:"vulnerable"`
+				Endings    []struct {
+					Ending, Outcome, Reply string
+				} `json:"endings"`
+				Injection *struct{ Outcome, Detail string } `json:"starttls_injection"`
+			} `json:"smuggling"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || len(rep.Smuggling) != 1 {
+			t.Fatalf("%v: exit %d, %v\n%s%s", args, code, err, out, errOut)
+		}
+		r := rep.Smuggling[0]
+		if r.Vulnerable || len(r.Endings) != 9 {
+			t.Errorf("%v: %+v", args, r)
+		}
+		for _, e := range r.Endings {
+			if e.Outcome != "rejected" {
+				t.Errorf("%v: ending %s: %s %s", args, e.Ending, e.Outcome, e.Reply)
+			}
+		}
+		if tls := args[0] != "--no-tls"; tls != (r.Injection != nil) || tls && r.Injection.Outcome != "safe" || r.Mode != map[bool]string{true: "starttls", false: "none"}[tls] {
+			t.Errorf("%v: mode %s, injection %+v", args, r.Mode, r.Injection)
+		}
+	}
+	if after := countMaildirFiles(t, s.DataDir); after != before {
+		t.Errorf("%d files in maildirs before, %d after: a test message was accepted", before, after)
+	}
+	if !strings.Contains(s.Logs(), "discarding plaintext pipelined after STARTTLS") {
+		t.Errorf("the daemon did not log the discarded injection:\n%s", s.Logs())
+	}
+}
+
+// countMaildirFiles counts the files in every Maildir new/ and cur/
+// directory under dir.
+func countMaildirFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if p := filepath.Base(filepath.Dir(path)); p == "new" || p == "cur" {
+				n++
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// TestProbeDomainDANE: `smtpkit probe DOMAIN` with the daemon's mx
+// listener as the MX of a DNSSEC-signed domain (a loopback DNS server
+// setting the AD bit, as outbound.resolver): a DANE-EE record of the
+// daemon's certificate gives a deliverable, authenticated hop and exit 0;
+// a record of another certificate, exit 5 (enforced TLS would fail).
+func TestProbeDomainDANE(t *testing.T) {
+	s := StartServer(t, ServerOptions{})
+	_, mxPort, _ := net.SplitHostPort(s.MX)
+	pemBytes, err := os.ReadFile(s.CertPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		t.Fatalf("%s: no PEM", s.CertPath)
+	}
+	daemonCert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := x509.ParseCertificate(testcert.New(t, "other.example").Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		cert *x509.Certificate
+		exit int
+	}{{"matching record", daemonCert, 0}, {"other certificate's record", other, 5}} {
+		t.Run(tt.name, func(t *testing.T) {
+			zone := dnstest.Start(t, dnstest.Zone{Authentic: true, Records: []string{
+				"dane.example. MX 10 mx1.dane.example.",
+				"mx1.dane.example. A 127.0.0.1",
+				"_" + mxPort + "._tcp.mx1.dane.example. TLSA " + dane.Format(dane.Record(3, 1, 1, tt.cert)),
+			}})
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "probe.toml")
+			os.WriteFile(cfg, []byte(fmt.Sprintf(`hostname = "probe.test.example"
+data_dir = %q
+[[domain]]
+name = "probe.test.example"
+[tls]
+self_signed = true
+[outbound]
+resolver = %q
+port = %s
+allow_loopback = true
+mta_sts = false
+`, dir, zone.Addr, mxPort)), 0o600)
+			code, out, errOut := runProbeCmd(t, "--json", "-config", cfg, "dane.example")
+			var rep struct {
+				Domains []struct {
+					MX   struct{ DNSSEC string } `json:"mx"`
+					Hops []struct {
+						Mechanism        string `json:"mechanism"`
+						Authenticated    bool   `json:"authenticated"`
+						Deliverable      bool   `json:"deliverable"`
+						EnforcedTLSFails bool   `json:"enforced_tls_fails"`
+						Verdict          string `json:"verdict"`
+						TLSA             struct {
+							Used bool `json:"used"`
+						} `json:"tlsa"`
+					} `json:"hops"`
+				} `json:"domains"`
+			}
+			if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Domains) != 1 || len(rep.Domains[0].Hops) != 1 {
+				t.Fatalf("exit %d, %v\n%s%s", code, err, out, errOut)
+			}
+			h := rep.Domains[0].Hops[0]
+			if code != tt.exit || rep.Domains[0].MX.DNSSEC != "secure" || h.Mechanism != "dane" || !h.Authenticated || !h.TLSA.Used ||
+				h.Deliverable != (tt.exit == 0) || h.EnforcedTLSFails != (tt.exit == 5) {
+				t.Errorf("exit %d (want %d): %+v\n%s", code, tt.exit, h, out)
+			}
+		})
+	}
 }
