@@ -44,10 +44,22 @@ func ParseDestination(s string) (Target, error) {
 // own policy and AUTH, the hop's host and port), with the probe's forced
 // mode and --servername.
 func HopPlan(hop route.Hop, opts Options) tlspolicy.Plan {
+	return tlspolicy.Decide(hopInput(hop, opts))
+}
+
+// requireTLSPlan is HopPlan for a message sent with REQUIRETLS (RFC 8689
+// §4.1), as delivery decides it for such a message.
+func requireTLSPlan(hop route.Hop, opts Options) tlspolicy.Plan {
+	in := hopInput(hop, opts)
+	in.RequireTLS = true
+	return tlspolicy.Decide(in)
+}
+
+func hopInput(hop route.Hop, opts Options) tlspolicy.Input {
 	in := hop.TLSInput(opts.Outbound, "outbound default") // delivery's input, DANE and MTA-STS included
 	in.Host = verifyName(hop.Host, opts)
 	in.Mode, in.ModeSource = opts.Mode, modeFlag[opts.Mode]
-	return tlspolicy.Decide(in)
+	return in
 }
 
 // job is one address to probe with its plan, and what the Result says
@@ -84,7 +96,7 @@ func domainJobs(ctx context.Context, d string, opts Options) (*Domain, []job) {
 		plan := HopPlan(hop, opts)
 		info := HopInfo{Host: hop.Host, Port: hop.Port, Pref: int(hop.Pref), Addresses: []string{},
 			Authentic: hop.Authentic, Plan: plan.String(), Mechanism: string(plan.Mechanism),
-			Authenticated: plan.Authenticated(), TLSA: tlsaInfo(hop.DANE)}
+			Authenticated: plan.Authenticated(), TLSA: tlsaInfo(hop.DANE), requireTLS: requireTLSPlan(hop, opts)}
 		if st := hop.STS; st != nil && st.Policy != nil {
 			m := st.Policy.Matches(hop.Host)
 			info.MTASTSMatch = &m

@@ -77,8 +77,11 @@ type HopInfo struct {
 	// routes and when DNS has none.
 	TLSA *TLSAInfo `json:"tlsa"`
 	// MTASTSMatch says whether the host matches an mx pattern of the
-	// domain's MTA-STS policy; nil without a policy.
-	MTASTSMatch *bool `json:"mta_sts_match"`
+	// domain's MTA-STS policy, MTASTSWebPKI whether every address that
+	// did TLS presented a certificate WebPKI-valid for the host (what an
+	// MTA-STS policy demands, RFC 8461 §4.2); nil without a policy.
+	MTASTSMatch  *bool `json:"mta_sts_match"`
+	MTASTSWebPKI *bool `json:"mta_sts_webpki_valid"`
 	// Verdict says in words what delivery would do here and why;
 	// Deliverable reports that at least one address would take the mail
 	// under the plan.
@@ -88,6 +91,11 @@ type HopInfo struct {
 	// enforce) fails here — the hop is refused, or an address that
 	// answered does not meet the plan (exit status 5).
 	EnforcedTLSFails bool `json:"enforced_tls_fails"`
+	// RequireTLS says what would become of a message sent with
+	// REQUIRETLS (RFC 8689): "relayed", or why it would bounce (5.7.30).
+	RequireTLS string `json:"requiretls"`
+
+	requireTLS tlspolicy.Plan // the plan for a REQUIRETLS message
 }
 
 // TLSAInfo is a hop's TLSA records and whether DANE uses them.

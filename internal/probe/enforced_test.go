@@ -55,6 +55,7 @@ func TestProbeDANE(t *testing.T) {
 	good := dane.Format(dane.Record(3, 1, 1, leaf(t, cert)))
 	other := dane.Format(dane.Record(3, 1, 1, leaf(t, *otherCert(t))))
 	tlsPort := starttlsServer().start(t, cert)
+	requireTLSPort := withEHLOTLS(starttlsServer(), "REQUIRETLS").start(t, cert)
 	plainPort := (&fakeServer{Greeting: "220 plain\r\n", EHLO: []string{"SIZE 1000"}}).start(t, cert)
 	tests := []struct {
 		name      string
@@ -66,40 +67,43 @@ func TestProbeDANE(t *testing.T) {
 		verdict   string // in the verdict
 		exit      int
 		tlsa      func(t *testing.T, x *TLSAInfo, r Result)
+		reqTLS    string // in the REQUIRETLS verdict
 	}{
+		{"DANE-EE matches, REQUIRETLS offered", requireTLSPort, good, dnstest.Zone{Authentic: true}, "dane", true, "certificate matches a TLSA record (DANE)", ExitOK,
+			nil, "relayed"},
 		{"DANE-EE matches", tlsPort, good, dnstest.Zone{Authentic: true}, "dane", true, "certificate matches a TLSA record (DANE)", ExitOK,
 			func(t *testing.T, x *TLSAInfo, r Result) {
 				if !x.Used || x.Usable != 1 || x.DNSSEC != DNSSECSecure || r.TLSA == nil || !r.TLSA.Matches {
 					t.Errorf("%+v / %+v", x, r.TLSA)
 				}
-			}},
+			}, "the server does not offer REQUIRETLS over TLS"},
 		{"TLSA mismatch", tlsPort, other, dnstest.Zone{Authentic: true}, "dane", false, "matches none of the TLSA records", ExitEnforcedTLS,
 			func(t *testing.T, x *TLSAInfo, r Result) {
 				if r.TLSA == nil || r.TLSA.Matches || r.TLSA.Result != "validation-failure" {
 					t.Errorf("%+v", r.TLSA)
 				}
-			}},
+			}, "matches none of the TLSA records"},
 		{"TLSA lookup fails", tlsPort, good, dnstest.Zone{Authentic: true, ServFail: []string{"_PORT._tcp.mx1.dane.test."}}, "dane", false,
 			"not tried: 451 4.4.3 TLSA lookup for mx1.dane.test failed", ExitEnforcedTLS,
 			func(t *testing.T, x *TLSAInfo, r Result) {
 				if x.Error == "" || x.Used {
 					t.Errorf("%+v", x)
 				}
-			}},
-		{"no STARTTLS under DANE", plainPort, good, dnstest.Zone{Authentic: true}, "dane", false, "the plan requires TLS and none was negotiated", ExitEnforcedTLS, nil},
+			}, "bounced: 451 4.4.3 TLSA lookup"},
+		{"no STARTTLS under DANE", plainPort, good, dnstest.Zone{Authentic: true}, "dane", false, "the plan requires TLS and none was negotiated", ExitEnforcedTLS, nil, "none was negotiated"},
 		{"TLSA in an unsigned zone", tlsPort, other, dnstest.Zone{}, "default", true, "certificate not verified", ExitOK,
 			func(t *testing.T, x *TLSAInfo, r Result) {
 				if x == nil || x.Used || x.DNSSEC != DNSSECInsecure || !strings.Contains(x.Note, "not DNSSEC-validated") || r.TLSA != nil {
 					t.Errorf("%+v / %+v", x, r.TLSA)
 				}
-			}},
+			}, "bounced: 550 5.7.30 REQUIRETLS"},
 		{"TLSA unsigned, the rest signed", tlsPort, other, dnstest.Zone{Authentic: true, Unsigned: []string{"_PORT._tcp.mx1.dane.test."}}, "default", true,
 			"certificate not verified", ExitOK,
 			func(t *testing.T, x *TLSAInfo, r Result) {
 				if x == nil || x.Used || !strings.Contains(x.Note, "the TLSA answer is not DNSSEC-validated") {
 					t.Errorf("%+v", x)
 				}
-			}},
+			}, "bounced: 550 5.7.30"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,6 +130,9 @@ func TestProbeDANE(t *testing.T) {
 			}
 			if h.Authenticated != (tt.mechanism == "dane" && tt.name != "TLSA lookup fails") {
 				t.Errorf("authenticated %v", h.Authenticated)
+			}
+			if !strings.Contains(h.RequireTLS, tt.reqTLS) {
+				t.Errorf("REQUIRETLS verdict %q, want %q", h.RequireTLS, tt.reqTLS)
 			}
 			if got := rep.Exit(false, false); got != tt.exit {
 				t.Errorf("exit %d, want %d", got, tt.exit)
@@ -236,6 +243,9 @@ func TestProbeMTASTS(t *testing.T) {
 			}
 			if got := rep.Exit(false, false); got != tt.exit {
 				t.Errorf("exit %d, want %d", got, tt.exit)
+			}
+			if h.MTASTSWebPKI == nil || *h.MTASTSWebPKI != tt.roots {
+				t.Errorf("WebPKI-valid %v, want %v", h.MTASTSWebPKI, tt.roots)
 			}
 		})
 	}

@@ -53,6 +53,10 @@ func (t textWriter) domain(d Domain) {
 		if h.MTASTSMatch != nil {
 			lines = append(lines, "MTA-STS mx patterns: "+map[bool]string{true: "match", false: t.paint(ansiRed, "do not match")}[*h.MTASTSMatch])
 		}
+		if h.MTASTSWebPKI != nil {
+			lines = append(lines, "MTA-STS certificate: "+map[bool]string{true: "WebPKI-valid for " + h.Host, false: t.paint(ansiRed, "not WebPKI-valid for "+h.Host)}[*h.MTASTSWebPKI])
+		}
+		lines = append(lines, "REQUIRETLS message: "+h.RequireTLS)
 		if h.EnforcedTLSFails {
 			lines = append(lines, t.paint(ansiRed, "enforced TLS fails here"))
 		}

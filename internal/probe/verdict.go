@@ -39,6 +39,18 @@ func deferReason(r Result, plan tlspolicy.Plan) string {
 // order tried) under the hop's plan: deliverable when one address would
 // take the mail, and how; else why every address would defer.
 func (h *HopInfo) judge(rs []Result, plan tlspolicy.Plan) {
+	h.judgeRequireTLS(rs)
+	if h.MTASTSMatch != nil {
+		valid, tried := true, false
+		for _, r := range rs {
+			if r.TLS != nil {
+				tried, valid = true, valid && r.TLS.Valid
+			}
+		}
+		if tried {
+			h.MTASTSWebPKI = &valid
+		}
+	}
 	enforced := enforcedBy(plan)
 	if plan.Refuse != nil {
 		// The courier does not connect at all; the probe did, to show.
@@ -70,6 +82,31 @@ func (h *HopInfo) judge(rs []Result, plan tlspolicy.Plan) {
 	if len(failed) > 0 {
 		h.Verdict += fmt.Sprintf(" at %s; %d of %d addresses would defer (%s)", good.IP, len(failed), len(rs), strings.Join(failed, "; "))
 	}
+}
+
+// judgeRequireTLS says what delivery would do with a REQUIRETLS message
+// here (RFC 8689 §4.2.1): the hop's plan for such a message must not
+// refuse it (the name must be authenticated), an address must meet that
+// plan and offer REQUIRETLS over TLS (internal/client refuses otherwise).
+func (h *HopInfo) judgeRequireTLS(rs []Result) {
+	plan := h.requireTLS
+	if plan.Refuse != nil {
+		h.RequireTLS = "bounced: " + plan.Refuse.Reply.OneLine()
+		return
+	}
+	why := "no address answered"
+	for _, r := range rs {
+		switch {
+		case deferReason(r, plan) != "":
+			why = deferReason(r, plan)
+		case !r.RequireTLSOffered:
+			why = "the server does not offer REQUIRETLS over TLS (5.7.30)"
+		default:
+			h.RequireTLS = "relayed"
+			return
+		}
+	}
+	h.RequireTLS = "bounced or deferred: " + why
 }
 
 // enforcedBy reports whether the plan's TLS is enforced by the domain
