@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"smtpkit/internal/smtp"
 	"smtpkit/internal/tlspolicy"
 )
 
@@ -100,7 +101,7 @@ func (h *HopInfo) judgeRequireTLS(rs []Result) {
 		case deferReason(r, plan) != "":
 			why = deferReason(r, plan)
 		case !r.RequireTLSOffered:
-			why = "the server does not offer REQUIRETLS over TLS (5.7.30)"
+			why = "the server does not offer REQUIRETLS over TLS (" + string(smtp.EnhRequireTLS) + ")"
 		default:
 			h.RequireTLS = "relayed"
 			return
