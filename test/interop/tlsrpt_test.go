@@ -199,3 +199,79 @@ func gunzipReport(t *testing.T, gz []byte) tlsrpt.Report {
 }
 
 func tlsrptJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// TestTLSRPTSTSTesting: the issue's "STS testing → delivered and
+// reported". remote.example publishes an MTA-STS policy in mode testing
+// (served over HTTPS on 127.13.3.20:443 with a certificate from a CA the
+// daemon trusts through SSL_CERT_FILE); its MX, smtpkit B, presents its
+// self-signed development certificate, which is not valid for
+// mx.remote.example. A delivers anyway (testing), counts the session as a
+// failure under the sts policy, and the report B receives says so, with
+// the policy's lines.
+func TestTLSRPTSTSTesting(t *testing.T) {
+	policyCert := testcert.New(t, "mta-sts.remote.example")
+	caFile, _ := testcert.WriteFiles(t, policyCert, t.TempDir())
+	t.Setenv("SSL_CERT_FILE", caFile) // the daemons' system roots: only this CA
+	policy := "version: STSv1\r\nmode: testing\r\nmx: mx.remote.example\r\nmax_age: 86400\r\n"
+	ln, err := net.Listen("tcp", "127.13.3.20:443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/mta-sts.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, policy)
+	})}}
+	sts.TLS = testcert.ServerConfig(policyCert)
+	sts.StartTLS()
+	defer sts.Close()
+
+	b := StartServer(t, ServerOptions{Domains: []string{"remote.example"}})
+	b.AddUser(t, "bob@remote.example", "bob pw")
+	b.AddUser(t, "tlsrpt@remote.example", "rpt pw")
+	_, mxPort, _ := net.SplitHostPort(b.MX)
+	dnsAddr := dnstest.NewServer(t,
+		"remote.example. MX 10 mx.remote.example.",
+		"mx.remote.example. A 127.0.0.1",
+		"mta-sts.remote.example. A 127.13.3.20",
+		`_mta-sts.remote.example. TXT "v=STSv1; id=20261202"`,
+		`_smtp._tls.remote.example. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@remote.example"`,
+	)
+	var port int
+	fmt.Sscan(mxPort, &port)
+	a := startSender(t, outConf{resolver: dnsAddr, port: port, tls: "opportunistic"})
+
+	outSubmit(t, a, testMessage("tlsrpt-sts-testing"), "bob@remote.example")
+	b.WaitMessages(t, "bob@remote.example", 1) // testing: delivered all the same
+
+	var pending []tlsrpt.Pending
+	eventually(t, "A to count the session under the sts policy", func() bool {
+		pending = tlsrptPending(t, a)
+		return len(pending) == 1 && len(pending[0].Policies) > 0
+	})
+	mustRun(t, nil, a.bin, "tlsrpt", "-send", "-config", a.ConfigPath)
+	rep := reportOfMail(t, b.WaitMessages(t, "tlsrpt@remote.example", 1)[0])
+	t.Logf("report: %s", tlsrptJSON(rep))
+	if len(rep.Policies) != 1 {
+		t.Fatalf("want one policy: %s", tlsrptJSON(rep))
+	}
+	p := rep.Policies[0]
+	if p.Policy.Type != tlsrpt.PolicySTS || p.Policy.Domain != "remote.example" ||
+		strings.Join(p.Policy.String, "|") != "version: STSv1|mode: testing|mx: mx.remote.example|max_age: 86400" ||
+		strings.Join(p.Policy.MXHost, " ") != "mx.remote.example" {
+		t.Errorf("policy: %s", tlsrptJSON(p.Policy))
+	}
+	if p.Summary.Failed < 1 || p.Summary.Successful != 0 || len(p.FailureDetails) != 1 {
+		t.Fatalf("summary %+v, details %s: want the session counted as a failure", p.Summary, tlsrptJSON(p.FailureDetails))
+	}
+	d := p.FailureDetails[0]
+	// The name is checked before the chain (Go's x509 verifier), so the
+	// self-signed certificate for mx.test.example is a host mismatch.
+	if d.ResultType != tlsrpt.CertificateHostMismatch ||
+		d.ReceivingMXHostname != "mx.remote.example" || d.ReceivingIP != "127.0.0.1" || d.FailedSessionCount != p.Summary.Failed {
+		t.Errorf("failure detail: %s", tlsrptJSON(d))
+	}
+}
