@@ -122,6 +122,8 @@ type STSInfo struct {
 	// cached policy still applies.
 	Policy      *STSPolicy `json:"policy"`
 	PolicyError string     `json:"policy_error"`
+	// Note says why no policy is shown although a record is published.
+	Note string `json:"note,omitempty"`
 }
 
 // STSPolicy is an MTA-STS policy (RFC 8461 §3.2).
@@ -167,6 +169,14 @@ func lookupDomain(ctx context.Context, d *Domain, hops []route.Hop, res dns.Reso
 		}
 		if st.Err != nil {
 			d.MTASTS.PolicyError = st.Err.Error()
+		}
+	}
+	if m := d.MTASTS; m.ID != "" && m.Policy == nil && m.PolicyError == "" {
+		switch {
+		case d.Route != "":
+			m.Note = "not applied: the domain's mail takes a static route"
+		case len(hops) > 0:
+			m.Note = "no policy in force: mode none, or MTA-STS is off (outbound.mta_sts = false)"
 		}
 	}
 	d.TLSRPT = lookupTLSRPT(ctx, res, d.Domain)

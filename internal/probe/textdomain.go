@@ -75,6 +75,9 @@ func (t textWriter) domain(d Domain) {
 		if s.PolicyError != "" {
 			t.row("STS policy", t.paint(ansiRed, s.PolicyError))
 		}
+		if s.Note != "" {
+			t.row("STS policy", s.Note)
+		}
 	}
 	if r := d.TLSRPT; r != nil {
 		switch {
