@@ -8,6 +8,7 @@ package interop
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -36,8 +37,18 @@ type benchCase struct {
 	// received counts the copies of the message (by marker) at the receiver
 	// the recipient's MX records lead to.
 	received func(t *testing.T, marker string) int
-	msg      []byte // "" = testMessage(marker)
+	msg      []byte // nil = testMessage(marker)
+	// mech is the tls_mechanism the sender's log names for the delivery
+	// attempt to mx.<domain> ("dane", "mta-sts", "default"); "" = unchecked.
+	mech string
+	// report is what the TLS-RPT counters of the domain must show (RFC
+	// 8460 §4.3): "<policy-type>" for successful sessions only, or
+	// "<policy-type> <result-type>" for failures; "" = unchecked.
+	report string
 }
+
+// domain is the recipient's domain.
+func (c benchCase) domain() string { return c.rcpt[strings.LastIndexByte(c.rcpt, '@')+1:] }
 
 // marker is what identifies the case's message.
 func (c benchCase) marker() string {
@@ -111,6 +122,57 @@ func checkCase(t *testing.T, a *Server, c benchCase) {
 	}
 	if n, want := c.received(t, c.marker()), map[outcome]int{delivered: 1}[c.want]; n != want {
 		t.Errorf("%d copies at the receiver, want %d", n, want)
+	}
+	if c.mech != "" {
+		checkMechanism(t, a, "mx."+c.domain(), c.mech)
+	}
+	if c.report != "" {
+		checkReport(t, a, c.domain(), c.report)
+	}
+}
+
+// checkMechanism checks that the sender logged its delivery attempt to
+// host with tls_mechanism=mech (issue #13: the log names what applied).
+func checkMechanism(t *testing.T, a *Server, host, mech string) {
+	t.Helper()
+	var seen []string
+	for _, line := range strings.Split(a.Logs(), "\n") {
+		if !strings.Contains(line, "msg=\"delivery attempt\"") || !strings.Contains(line, " host="+host+" ") {
+			continue
+		}
+		if strings.Contains(line, " tls_mechanism="+mech+" ") {
+			return
+		}
+		seen = append(seen, line)
+	}
+	t.Errorf("no delivery attempt to %s logged with tls_mechanism=%s; attempts:\n%s", host, mech, strings.Join(seen, "\n"))
+}
+
+// checkReport checks the daemon's TLS-RPT counters for domain against
+// want ("sts", "tlsa certificate-expired", ...). Failures are counted per
+// attempt, so a deferred message may have been counted several times.
+func checkReport(t *testing.T, a *Server, domain, want string) {
+	t.Helper()
+	typ, result, _ := strings.Cut(want, " ")
+	got := tlsrptCounts(t, a, domain)
+	p, ok := got[typ]
+	switch {
+	case !ok:
+		t.Errorf("TLS-RPT for %s: no %s policy counted; got %+v", domain, typ, got)
+	case result == "" && (p.Summary.Successful < 1 || p.Summary.Failed != 0):
+		t.Errorf("TLS-RPT for %s: %+v, want successful sessions only", domain, p)
+	case result != "":
+		n := 0
+		for _, f := range p.Failures {
+			if f.ResultType == result {
+				n += f.Count
+			} else {
+				t.Errorf("TLS-RPT for %s: a %s failure, want only %s: %+v", domain, f.ResultType, result, p)
+			}
+		}
+		if n < 1 || p.Summary.Successful != 0 || p.Summary.Failed != n {
+			t.Errorf("TLS-RPT for %s: %+v, want %s failures only", domain, p, result)
+		}
 	}
 }
 
@@ -246,4 +308,50 @@ func (p *plainPeer) received(_ *testing.T, marker string) int {
 		}
 	}
 	return n
+}
+
+// tlsrptPolicy is one policy of `smtpkit tlsrpt -json` (RFC 8460 §4.4
+// names, as the report carries them).
+type tlsrptPolicy struct {
+	Policy struct {
+		Type   string   `json:"policy-type"`
+		String []string `json:"policy-string"`
+		Domain string   `json:"policy-domain"`
+	} `json:"policy"`
+	Summary struct {
+		Successful int `json:"total-successful-session-count"`
+		Failed     int `json:"total-failure-session-count"`
+	} `json:"summary"`
+	Failures []struct {
+		ResultType string `json:"result-type"`
+		MXHost     string `json:"receiving-mx-hostname"`
+		Count      int    `json:"failed-session-count"`
+	} `json:"failure-details"`
+}
+
+// tlsrptCounts returns the daemon's pending TLS-RPT counters for domain
+// (`smtpkit tlsrpt -json` through the control socket), by policy type.
+func tlsrptCounts(t *testing.T, a *Server, domain string) map[string]tlsrptPolicy {
+	t.Helper()
+	r := runPeer(t, nil, a.bin, "tlsrpt", "-json", "-config", a.ConfigPath)
+	if r.Err != nil {
+		t.Fatalf("smtpkit tlsrpt -json: %v\n%s%s", r.Err, r.Stdout, r.Stderr)
+	}
+	var pending []struct {
+		Domain   string         `json:"domain"`
+		Policies []tlsrptPolicy `json:"policies"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &pending); err != nil {
+		t.Fatalf("smtpkit tlsrpt -json: %v\n%s", err, r.Stdout)
+	}
+	out := map[string]tlsrptPolicy{}
+	for _, p := range pending {
+		if p.Domain != domain {
+			continue
+		}
+		for _, pol := range p.Policies {
+			out[pol.Policy.Type] = pol
+		}
+	}
+	return out
 }

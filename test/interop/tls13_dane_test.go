@@ -77,13 +77,13 @@ func TestTLS13DANE(t *testing.T) {
 	a := benchSender(t, ca, "dane = true")
 
 	runCases(t, a, []benchCase{
-		{name: "DANE-EE self-signed", rcpt: eeRcpt, want: delivered, received: atSmtpkit(ee, eeRcpt)},
-		{name: "TLSA mismatch", rcpt: mismatchRcpt, want: deferred, status: "4.7.", received: atSmtpkit(mismatch, mismatchRcpt)},
-		{name: "TLSA lookup bogus", rcpt: tlsaBogus, want: deferred, status: "4.", received: tlsaBogusMX.received},
+		{name: "DANE-EE self-signed", rcpt: eeRcpt, want: delivered, received: atSmtpkit(ee, eeRcpt), mech: "dane", report: "tlsa"},
+		{name: "TLSA mismatch", rcpt: mismatchRcpt, want: deferred, status: "4.7.", received: atSmtpkit(mismatch, mismatchRcpt), report: "tlsa validation-failure"},
+		{name: "TLSA lookup bogus", rcpt: tlsaBogus, want: deferred, status: "4.", received: tlsaBogusMX.received, report: "tlsa dnssec-invalid"},
 		{name: "bogus zone", rcpt: bogusRcpt, want: deferred, status: "4.", received: bogus.received},
-		{name: "TLSA in unsigned zone", rcpt: plainRcpt, want: delivered, received: atSmtpkit(plain, plainRcpt)},
-		{name: "DANE-TA at Postfix", rcpt: taRcpt, want: delivered, received: atPostfix(ta, taRcpt)},
-		{name: "DANE STARTTLS stripped", rcpt: strippedRcpt, want: deferred, status: "4.7.", received: stripped.received},
+		{name: "TLSA in unsigned zone", rcpt: plainRcpt, want: delivered, received: atSmtpkit(plain, plainRcpt), mech: "default", report: "no-policy-found"},
+		{name: "DANE-TA at Postfix", rcpt: taRcpt, want: delivered, received: atPostfix(ta, taRcpt), mech: "dane", report: "tlsa"},
+		{name: "DANE STARTTLS stripped", rcpt: strippedRcpt, want: deferred, status: "4.7.", received: stripped.received, report: "tlsa starttls-not-supported"},
 	})
 
 	// Never plaintext: the servers without STARTTLS saw no MAIL command.

@@ -88,15 +88,15 @@ func TestTLS13MTASTS(t *testing.T) {
 
 	a := benchSender(t, ca, "mta_sts = true")
 	runCases(t, a, []benchCase{
-		{name: "enforce valid cert", rcpt: good.rcpt(), want: delivered, received: atPostfix(goodMX, good.rcpt())},
-		{name: "enforce self-signed", rcpt: selfsigned.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(selfsignedMX, selfsigned.rcpt())},
-		{name: "enforce MX not in policy", rcpt: notInMX.rcpt(), want: deferred, status: "4.", received: atSmtpkit(notInMXMX, notInMX.rcpt())},
-		{name: "enforce STARTTLS stripped", rcpt: stripped.rcpt(), want: deferred, status: "4.7.", received: strippedMX.received},
-		{name: "enforce expired cert", rcpt: expired.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(expiredMX, expired.rcpt())},
-		{name: "enforce wrong name", rcpt: wrongName.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(wrongNameMX, wrongName.rcpt())},
-		{name: "testing self-signed", rcpt: testMode.rcpt(), want: delivered, received: atSmtpkit(testingMX, testMode.rcpt())},
-		{name: "policy host down, nothing cached", rcpt: hostDown.rcpt(), want: delivered, received: atSmtpkit(hostDownMX, hostDown.rcpt())},
-		{name: "enforce wildcard mx", rcpt: wildcard.rcpt(), want: delivered, received: atSmtpkit(wildcardMX, wildcard.rcpt())},
+		{name: "enforce valid cert", rcpt: good.rcpt(), want: delivered, received: atPostfix(goodMX, good.rcpt()), mech: "mta-sts", report: "sts"},
+		{name: "enforce self-signed", rcpt: selfsigned.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(selfsignedMX, selfsigned.rcpt()), report: "sts certificate-not-trusted"},
+		{name: "enforce MX not in policy", rcpt: notInMX.rcpt(), want: deferred, status: "4.", received: atSmtpkit(notInMXMX, notInMX.rcpt()), report: "sts validation-failure"},
+		{name: "enforce STARTTLS stripped", rcpt: stripped.rcpt(), want: deferred, status: "4.7.", received: strippedMX.received, report: "sts starttls-not-supported"},
+		{name: "enforce expired cert", rcpt: expired.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(expiredMX, expired.rcpt()), report: "sts certificate-expired"},
+		{name: "enforce wrong name", rcpt: wrongName.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(wrongNameMX, wrongName.rcpt()), report: "sts certificate-host-mismatch"},
+		{name: "testing self-signed", rcpt: testMode.rcpt(), want: delivered, received: atSmtpkit(testingMX, testMode.rcpt()), mech: "mta-sts", report: "sts certificate-not-trusted"},
+		{name: "policy host down, nothing cached", rcpt: hostDown.rcpt(), want: delivered, received: atSmtpkit(hostDownMX, hostDown.rcpt()), mech: "default", report: "sts sts-policy-fetch-error"},
+		{name: "enforce wildcard mx", rcpt: wildcard.rcpt(), want: delivered, received: atSmtpkit(wildcardMX, wildcard.rcpt()), mech: "mta-sts", report: "sts"},
 	})
 	if cmds := strippedMX.commands(); slices.Contains(cmds, "MAIL") {
 		t.Errorf("the server without STARTTLS was sent %q under an enforce policy", cmds)
