@@ -36,7 +36,36 @@ const (
 	benchResolverAddr = benchResolverIP + ":53"
 	benchDNSTimeout   = 2 * time.Second // one query of the readiness poll
 	benchTTL          = 300             // of every record in the test zones
+	// benchLockFile serialises the tests that use the fixed addresses
+	// across processes: two runs of this package (a full suite and a -run
+	// from another checkout) must not start two nsds on one address.
+	benchLockFile = "/tmp/smtpkit-interop-127.13.7.lock"
+	benchLockWait = 5 * time.Minute // longer than the whole bench set takes
 )
+
+// lockBench takes the bench's cross-process lock (flock(2) on
+// benchLockFile) for the rest of the test, waiting up to benchLockWait for
+// another process's test to finish. A test calls it once, before it binds
+// any 127.13.7.x address.
+func lockBench(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(benchLockFile, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(benchLockWait); ; {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != syscall.EWOULDBLOCK || time.Now().After(deadline) {
+			f.Close()
+			t.Fatalf("locking %s (another test run uses 127.13.7.0/24): %v", benchLockFile, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a lock another process holds, bounded above
+	}
+	t.Cleanup(func() { f.Close() }) // closing the file releases the lock
+}
 
 // zoneKind is how a test zone is published.
 type zoneKind int
@@ -82,11 +111,13 @@ func needDNSBench(t *testing.T) (nsd, unbound, keygen, signzone string) {
 }
 
 // startDNSBench writes, signs and serves zones and starts the validating
-// resolver in front of them. Both are stopped when the test ends; their
+// resolver in front of them, holding the bench lock (lockBench) for the
+// rest of the test: call it before binding any other 127.13.7.x address. Both are stopped when the test ends; their
 // logs are printed when it fails.
 func startDNSBench(t *testing.T, zones ...benchZone) *dnsBench {
 	t.Helper()
 	nsd, unbound, keygen, signzone := needDNSBench(t)
+	lockBench(t)
 	b := &dnsBench{Resolver: benchResolverAddr, dir: t.TempDir(), unbound: &syncBuffer{}}
 	b.nsdLog = filepath.Join(b.dir, "nsd.log")
 	var anchors []string

@@ -121,6 +121,7 @@ func TestDNSSECBench(t *testing.T) {
 // self-signed certificate is refused by both.
 func TestTLS13BenchHTTPS(t *testing.T) {
 	curl := Need(t, "curl")
+	lockBench(t)
 	ca := newBenchCA(t)
 	const host = "mta-sts.sts.example"
 	policy := stsPolicy("enforce", 86400, "mx.sts.example")
