@@ -377,6 +377,15 @@ func TestProbePostfix(t *testing.T) {
 // master starts smtpd as mail_owner (postfix).
 func startProbePostfix(t *testing.T, cert, key string) string {
 	t.Helper()
+	return startPostfixWith(t, cert, key, "")
+}
+
+// startPostfixWith is startProbePostfix with a mail-accepting setup when
+// acceptMain is not empty: those main.cf lines are added, and cleanup and
+// trivial-rewrite run so that DATA is stored in the private queue (no
+// qmgr: nothing leaves it).
+func startPostfixWith(t *testing.T, cert, key, acceptMain string) string {
+	t.Helper()
 	postfix := Need(t, "postfix")
 	if os.Geteuid() != 0 {
 		missing(t, "root (for a private Postfix instance)", errors.New("not root"))
@@ -398,6 +407,12 @@ func startProbePostfix(t *testing.T, cert, key string) string {
 	}
 	addr := freeAddr(t)
 	writePostfixConfig(conf, queue, data, addr, cert, key)
+	if acceptMain != "" {
+		appendFile(t, filepath.Join(conf, "main.cf"), acceptMain)
+		appendFile(t, filepath.Join(conf, "master.cf"), `cleanup   unix  n       -       n       -       0       cleanup
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+`)
+	}
 
 	var logs syncBuffer
 	cmd := exec.Command(postfix, "-c", conf, "start-fg")
@@ -627,6 +642,69 @@ mta_sts = false
 			if code != tt.exit || rep.Domains[0].MX.DNSSEC != "secure" || h.Mechanism != "dane" || !h.Authenticated || !h.TLSA.Used ||
 				h.Deliverable != (tt.exit == 0) || h.EnforcedTLSFails != (tt.exit == 5) {
 				t.Errorf("exit %d (want %d): %+v\n%s", code, tt.exit, h, out)
+			}
+		})
+	}
+}
+
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProbeSmugglingPostfix runs `smtpkit probe --smuggling` against a
+// real Postfix smtpd (3.7) that accepts mail for test.example into its
+// private queue: with smtpd_forbid_bare_newline = no (Postfix before its
+// smuggling fixes takes a bare LF as a line end) the three LF endings are
+// reported vulnerable, exit 6; with smtpd_forbid_bare_newline = yes (and
+// no exclusions: loopback is in mynetworks) none is — Postfix then takes
+// them as content. Each run queues at most one message per ending.
+func TestProbeSmugglingPostfix(t *testing.T) {
+	for _, tt := range []struct {
+		forbid string
+		exit   int
+	}{{"no", 6}, {"yes", 0}} {
+		t.Run("smtpd_forbid_bare_newline="+tt.forbid, func(t *testing.T) {
+			addr := startPostfixWith(t, "", "", "mydestination = test.example\nlocal_recipient_maps =\nsmtpd_error_sleep_time = 0\nsmtpd_peername_lookup = no\n"+
+				"smtpd_forbid_bare_newline = "+tt.forbid+"\nsmtpd_forbid_bare_newline_exclusions =\n")
+			start := time.Now()
+			code, out, errOut := runProbeCmd(t, "--smuggling", "--rcpt", "postmaster@test.example", "--json", "-v", addr)
+			t.Logf("the self-test took %v", time.Since(start).Round(time.Millisecond))
+			var rep struct {
+				Smuggling []struct {
+					Vulnerable bool `json:"vulnerable"`
+					Endings    []struct {
+						Ending, Outcome, Reply, Detail string
+					} `json:"endings"`
+					Transcript []string `json:"transcript"`
+				} `json:"smuggling"`
+			}
+			if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Smuggling) != 1 {
+				t.Fatalf("exit %d, %v\n%s%s", code, err, out, errOut)
+			}
+			r := rep.Smuggling[0]
+			outcomes := map[string]string{}
+			for _, e := range r.Endings {
+				outcomes[e.Ending] = e.Outcome
+				t.Logf("%s: %s (%s) %s", e.Ending, e.Outcome, e.Reply, e.Detail)
+			}
+			if code != tt.exit || r.Vulnerable != (tt.exit == 6) {
+				t.Errorf("exit %d (want %d), vulnerable %v", code, tt.exit, r.Vulnerable)
+			}
+			for _, lf := range []string{`"\n.\n"`, `"\n.\r\n"`, `"\r\n.\n"`} {
+				if want := map[bool]string{true: "vulnerable", false: "content"}[tt.exit == 6]; outcomes[lf] != want {
+					t.Errorf("%s: %s, want %s", lf, outcomes[lf], want)
+				}
+			}
+			if t.Failed() {
+				t.Logf("transcript:\n%s", strings.Join(r.Transcript, "\n"))
 			}
 		})
 	}
