@@ -134,3 +134,26 @@ func TestVerdicts(t *testing.T) {
 		}
 	}
 }
+
+// TestDomainPerAddress: an MX with an IPv6 and an IPv4 address is probed
+// at each separately, in the order delivery tries them (RFC 8305 §4: IPv6
+// first); the hop's verdict names the address that would take the mail and
+// the one that would not (nothing listens on [::1] here).
+func TestDomainPerAddress(t *testing.T) {
+	mxPort := starttlsServer().start(t, fakeCert(t))
+	router, res := zoneRouter(t, mxPort, nil, dnstest.Zone{Records: []string{
+		"dual.test. MX 10 mx.dual.test.", "mx.dual.test. A 127.0.0.1", "mx.dual.test. AAAA ::1"}})
+	opts := testOptions()
+	opts.Router, opts.Resolver, opts.Outbound = router, res, tlspolicy.Opportunistic
+	rep := Run(context.Background(), []Target{{Domain: "dual.test"}}, opts)
+	if len(rep.Results) != 2 || rep.Results[0].IP != "::1" || rep.Results[1].IP != "127.0.0.1" {
+		t.Fatalf("%+v", rep.Results)
+	}
+	if rep.Results[0].OK() || !rep.Results[1].OK() {
+		t.Errorf("[::1] ok %v, 127.0.0.1 ok %v", rep.Results[0].OK(), rep.Results[1].OK())
+	}
+	h := rep.Domains[0].Hops[0]
+	if !h.Deliverable || len(h.Addresses) != 2 || !strings.Contains(h.Verdict, "at 127.0.0.1; 1 of 2 addresses would defer (::1: connect: ") {
+		t.Errorf("%+v", h)
+	}
+}
