@@ -151,7 +151,8 @@ func TestProbeDANE(t *testing.T) {
 					t.Errorf("text lacks %q:\n%s", want, text.String())
 				}
 			}
-			if strings.Contains(text.String(), "enforced TLS fails here") != (tt.exit == ExitEnforcedTLS) {
+			if strings.Contains(text.String(), "enforced TLS fails here") != (tt.exit == ExitEnforcedTLS) ||
+				strings.Contains(text.String(), "ENFORCED TLS FAILS: dane.test: mx1.dane.test (dane)") != (tt.exit == ExitEnforcedTLS) {
 				t.Errorf("text and exit %d disagree:\n%s", tt.exit, text.String())
 			}
 		})

@@ -239,6 +239,13 @@ func (t textWriter) summary(rep Report, opts TextOptions) {
 	for _, u := range rep.Unmet(opts.RequireTLS, opts.RequireValidCert) {
 		fmt.Fprintf(t.w, "%s %s\n", t.paint(ansiRed, "NOT MET:"), u)
 	}
+	for _, d := range rep.Domains {
+		for _, h := range d.Hops {
+			if h.EnforcedTLSFails {
+				fmt.Fprintf(t.w, "%s %s: %s (%s): %s\n", t.paint(ansiRed, "ENFORCED TLS FAILS:"), d.Domain, h.Host, h.Mechanism, h.Verdict)
+			}
+		}
+	}
 }
 
 // Unmet lists, in words, each reachable port that fails a requirement.
