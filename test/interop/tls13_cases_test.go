@@ -8,6 +8,9 @@ package interop
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net"
 	"regexp"
@@ -15,6 +18,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"smtpkit/internal/client"
+	"smtpkit/internal/sasl"
 )
 
 // outcome is what must become of a case's message.
@@ -38,6 +44,9 @@ type benchCase struct {
 	// the recipient's MX records lead to.
 	received func(t *testing.T, marker string) int
 	msg      []byte // nil = testMessage(marker)
+	// requireTLS submits the message with MAIL FROM:<...> REQUIRETLS (RFC
+	// 8689 §2); a bounce of it must not return its content (§5).
+	requireTLS bool
 	// mech is the tls_mechanism the sender's log names for the delivery
 	// attempt to mx.<domain> ("dane", "mta-sts", "default"); "" = unchecked.
 	mech string
@@ -86,7 +95,7 @@ func runCases(t *testing.T, a *Server, cases []benchCase) {
 		if msg == nil {
 			msg = testMessage(c.marker())
 		}
-		outSubmit(t, a, msg, c.rcpt)
+		outSubmitEnvelope(t, a, client.Envelope{From: outSender, To: []string{c.rcpt}, RequireTLS: c.requireTLS}, msg)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { waitCase(t, a, c) })
@@ -142,6 +151,9 @@ func waitCase(t *testing.T, a *Server, c benchCase) {
 		var dsn string
 		eventually(t, "a bounce", func() bool { dsn = findBounce(t, a, c.rcpt); return dsn != "" })
 		checkBounce(t, []byte(dsn), c.rcpt, c.status)
+		if leak := "Hello from " + c.marker(); c.requireTLS && strings.Contains(dsn, leak) {
+			t.Errorf("the bounce of a REQUIRETLS message returns its body (RFC 8689 §5):\n%s", dsn)
+		}
 	}
 	if n, want := c.received(t, c.marker()), map[outcome]int{delivered: 1}[c.want]; n != want {
 		t.Errorf("%d copies at the receiver, want %d", n, want)
@@ -149,6 +161,28 @@ func waitCase(t *testing.T, a *Server, c benchCase) {
 	if c.mech != "" {
 		checkMechanism(t, a, "mx."+c.domain(), c.mech)
 	}
+}
+
+// outSubmitEnvelope is outSubmit with a whole envelope: STARTTLS
+// (verified), AUTH PLAIN as outSender, then env and msg; every recipient
+// must be accepted.
+func outSubmitEnvelope(t *testing.T, s *Server, env client.Envelope, msg []byte) {
+	t.Helper()
+	c := dialHello(t, s.Submission, "submitter.example")
+	defer c.Close()
+	if err := c.StartTLS(&tls.Config{ServerName: testHostname, RootCAs: rootsFromFile(t, s.CertPath)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(sasl.NewPlainClient("", outSender, outPassword)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), outWait)
+	defer cancel()
+	res, err := c.Send(ctx, env, bytes.NewReader(msg))
+	if err != nil || res.Data != nil {
+		t.Fatalf("submitting %+v: %v / %v (rcpts %v)", env, err, res.Data, res.Rcpt)
+	}
+	c.Quit()
 }
 
 // loggedDelivered reports whether a logged the delivery to rcpt.

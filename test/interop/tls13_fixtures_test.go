@@ -286,9 +286,10 @@ type benchPostfixConf struct {
 }
 
 // startBenchPostfix starts Postfix as the receiving MX host on ip:25 with
-// cert, accepting mail for rcpt only (virtual(8) into a Maildir).
+// cert, accepting mail for rcpts only (virtual(8) into Maildirs), which
+// must share one domain.
 // tlsLevel is smtpd_tls_security_level: "may", or "none" for no STARTTLS.
-func startBenchPostfix(t *testing.T, ip, host, tlsLevel string, cert tls.Certificate, rcpt string) *relayPostfix {
+func startBenchPostfix(t *testing.T, ip, host, tlsLevel string, cert tls.Certificate, rcpts ...string) *relayPostfix {
 	t.Helper()
 	postfix := Need(t, "postfix")
 	if os.Geteuid() != 0 {
@@ -306,7 +307,7 @@ func startBenchPostfix(t *testing.T, ip, host, tlsLevel string, cert tls.Certifi
 			Addr: net.JoinHostPort(ip, "25"), Conf: filepath.Join(dir, "conf"), Queue: filepath.Join(dir, "queue"),
 			Data: filepath.Join(dir, "data"), Mail: filepath.Join(dir, "mail"), UID: uid, GID: gid,
 		},
-		IP: ip, Host: host, Domain: rcpt[strings.LastIndexByte(rcpt, '@')+1:], TLSLevel: tlsLevel,
+		IP: ip, Host: host, Domain: rcpts[0][strings.LastIndexByte(rcpts[0], '@')+1:], TLSLevel: tlsLevel,
 	}
 	for _, d := range []string{c.Conf, c.Queue, c.Data, c.Mail} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -321,9 +322,12 @@ func startBenchPostfix(t *testing.T, ip, host, tlsLevel string, cert tls.Certifi
 	c.Cert, c.Key = writeChain(t, cert)
 	renderRelayTemplate(t, "master.cf", filepath.Join(c.Conf, "master.cf"), c.relayConfig)
 	renderBenchTemplate(t, "postfix-main.cf", filepath.Join(c.Conf, "main.cf"), c)
-	local := rcpt[:strings.LastIndexByte(rcpt, '@')]
-	vmailbox := rcpt + " " + c.Domain + "/" + local + "/\n"
-	if err := os.WriteFile(filepath.Join(c.Conf, "vmailbox"), []byte(vmailbox), 0o644); err != nil {
+	var vmailbox strings.Builder
+	for _, rcpt := range rcpts {
+		local := rcpt[:strings.LastIndexByte(rcpt, '@')]
+		fmt.Fprintf(&vmailbox, "%s %s/%s/\n", rcpt, c.Domain, local) // trailing slash: a Maildir
+	}
+	if err := os.WriteFile(filepath.Join(c.Conf, "vmailbox"), []byte(vmailbox.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := &relayPostfix{addr: c.Addr, mail: c.Mail, logs: &syncBuffer{}}
