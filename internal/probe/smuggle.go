@@ -241,8 +241,8 @@ func (s *smuggler) trailing(w *wire) []string {
 	}
 	for range maxTrailingReplies {
 		rep, err := w.reply()
-		if err != nil || rep.Code == smtp.CodeClosing {
-			break
+		if err != nil || rep.Code == smtp.CodeClosing || rep.Code == smtp.CodeUnavailable {
+			break // a 421 closes the session: it answers no smuggled command
 		}
 		extra = append(extra, rep.OneLine())
 	}
