@@ -12,6 +12,7 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -22,6 +23,7 @@ import (
 	"net/mail"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -213,10 +215,7 @@ func TestTLSRPTSTSTesting(t *testing.T) {
 	caFile, _ := testcert.WriteFiles(t, policyCert, t.TempDir())
 	t.Setenv("SSL_CERT_FILE", caFile) // the daemons' system roots: only this CA
 	policy := "version: STSv1\r\nmode: testing\r\nmx: mx.remote.example\r\nmax_age: 86400\r\n"
-	ln, err := net.Listen("tcp", "127.13.3.20:443")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenWaiting(t, "127.13.3.20:443")
 	sts := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/.well-known/mta-sts.txt" {
 			http.NotFound(w, r)
@@ -273,5 +272,22 @@ func TestTLSRPTSTSTesting(t *testing.T) {
 	if d.ResultType != tlsrpt.CertificateHostMismatch ||
 		d.ReceivingMXHostname != "mx.remote.example" || d.ReceivingIP != "127.0.0.1" || d.FailedSessionCount != p.Summary.Failed {
 		t.Errorf("failure detail: %s", tlsrptJSON(d))
+	}
+}
+
+// listenWaiting listens on a fixed address (MTA-STS policies are fetched
+// from port 443), waiting up to two minutes while another run of this
+// test (a full suite and a -run from another checkout) holds it.
+func listenWaiting(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			return ln
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling for an address another process holds, bounded above
 	}
 }
