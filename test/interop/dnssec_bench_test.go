@@ -95,6 +95,17 @@ type dnsBench struct {
 	dir      string
 	nsdLog   string      // nsd's logfile
 	unbound  *syncBuffer // unbound's stderr (logfile "")
+	// The programs, and each signed zone's key (K<zone>.+013+<tag>, kept
+	// across Republish so that the trust anchors stay valid).
+	nsdBin, unboundBin, keygen, signzone string
+	keys                                 map[string]string
+	procs                                []*benchProc // the running nsd and unbound
+}
+
+// benchProc is a daemon the bench started.
+type benchProc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once cmd has been waited for
 }
 
 // needDNSBench returns the paths of the programs the bench runs, skipping
@@ -112,40 +123,70 @@ func needDNSBench(t *testing.T) (nsd, unbound, keygen, signzone string) {
 
 // startDNSBench writes, signs and serves zones and starts the validating
 // resolver in front of them, holding the bench lock (lockBench) for the
-// rest of the test: call it before binding any other 127.13.7.x address. Both are stopped when the test ends; their
-// logs are printed when it fails.
+// rest of the test: call it before binding any other 127.13.7.x address.
+// Both daemons are stopped when the test ends; their logs are printed when
+// it fails.
 func startDNSBench(t *testing.T, zones ...benchZone) *dnsBench {
 	t.Helper()
 	nsd, unbound, keygen, signzone := needDNSBench(t)
 	lockBench(t)
-	b := &dnsBench{Resolver: benchResolverAddr, dir: t.TempDir(), unbound: &syncBuffer{}}
-	b.nsdLog = filepath.Join(b.dir, "nsd.log")
-	var anchors []string
-	for _, z := range zones {
-		file := b.writeZone(t, z)
-		if z.Kind != zoneUnsigned {
-			anchors = append(anchors, b.signZone(t, keygen, signzone, z, file))
-		}
+	b := &dnsBench{
+		Resolver: benchResolverAddr, dir: t.TempDir(), unbound: &syncBuffer{},
+		nsdBin: nsd, unboundBin: unbound, keygen: keygen, signzone: signzone, keys: map[string]string{},
 	}
-	b.writeConf(t, "nsd.conf", zones, anchors)
-	b.writeConf(t, "unbound.conf", zones, anchors)
+	b.nsdLog = filepath.Join(b.dir, "nsd.log")
 	t.Cleanup(func() {
+		b.stop()
 		if t.Failed() {
 			log, _ := os.ReadFile(b.nsdLog)
 			t.Logf("nsd log:\n%s\nunbound log:\n%s", log, b.unbound.String())
 		}
 	})
-	b.run(t, nsd, &syncBuffer{}, "-d", "-c", filepath.Join(b.dir, "nsd.conf"))
+	b.publish(t, zones)
+	return b
+}
+
+// Republish replaces what the bench serves by zones — the same zone
+// names, other records (say, a deleted _mta-sts TXT record). nsd and
+// unbound are restarted, so no cached answer survives; signed zones are
+// signed again with their keys, so the trust anchors still hold.
+func (b *dnsBench) Republish(t *testing.T, zones ...benchZone) {
+	t.Helper()
+	b.stop()
+	fmt.Fprintf(b.unbound, "--- bench: republished\n")
+	b.publish(t, zones)
+}
+
+// publish writes and signs zones, the configs, and starts both daemons.
+func (b *dnsBench) publish(t *testing.T, zones []benchZone) {
+	t.Helper()
+	var anchors []string
+	for _, z := range zones {
+		file := b.writeZone(t, z)
+		if z.Kind != zoneUnsigned {
+			anchors = append(anchors, b.signZone(t, z, file))
+		}
+	}
+	b.writeConf(t, "nsd.conf", zones, anchors)
+	b.writeConf(t, "unbound.conf", zones, anchors)
+	b.run(t, b.nsdBin, &syncBuffer{}, "-d", "-c", filepath.Join(b.dir, "nsd.conf"))
 	for _, z := range zones {
 		waitDNS(t, benchNSDAddr, z.Name+".", mdns.TypeSOA, func() string { log, _ := os.ReadFile(b.nsdLog); return string(log) })
 	}
-	b.run(t, unbound, b.unbound, "-d", "-c", filepath.Join(b.dir, "unbound.conf"))
+	b.run(t, b.unboundBin, b.unbound, "-d", "-c", filepath.Join(b.dir, "unbound.conf"))
 	for _, z := range zones {
 		if z.Kind != zoneBogus {
 			waitDNS(t, benchResolverAddr, z.Name+".", mdns.TypeSOA, b.unbound.String)
 		}
 	}
-	return b
+}
+
+// stop stops the running daemons, unbound first.
+func (b *dnsBench) stop() {
+	for i := len(b.procs) - 1; i >= 0; i-- {
+		stopProcess(b.procs[i].cmd, b.procs[i].done)
+	}
+	b.procs = nil
 }
 
 // writeZone writes z's zone file and returns its path.
@@ -166,26 +207,30 @@ func (b *dnsBench) writeZone(t *testing.T, z benchZone) string {
 	return file
 }
 
-// signZone makes a key for z (ECDSA P-256, RFC 6605, flagged as a key
-// signing key), signs file with it into file+".signed" — valid from an hour
+// signZone makes a key for z unless it has one (ECDSA P-256, RFC 6605,
+// flagged as a key signing key), signs file with it into file+".signed" — valid from an hour
 // ago, so that no clock question arises — corrupts the signatures of a
 // bogus zone, and returns the path of the key's DS record, unbound's trust
 // anchor for the zone.
-func (b *dnsBench) signZone(t *testing.T, keygen, signzone string, z benchZone, file string) string {
+func (b *dnsBench) signZone(t *testing.T, z benchZone, file string) string {
 	t.Helper()
-	keyDir := filepath.Join(b.dir, "keys-"+z.Name)
-	if err := os.Mkdir(keyDir, 0o700); err != nil {
-		t.Fatal(err)
+	key := b.keys[z.Name]
+	if key == "" {
+		keyDir := filepath.Join(b.dir, "keys-"+z.Name)
+		if err := os.Mkdir(keyDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(b.keygen, "-a", "ECDSAP256SHA256", "-k", z.Name)
+		cmd.Dir = keyDir
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("ldns-keygen %s: %v", z.Name, err)
+		}
+		key = filepath.Join(keyDir, strings.TrimSpace(string(out))) // K<zone>.+013+<tag>
+		b.keys[z.Name] = key
 	}
-	cmd := exec.Command(keygen, "-a", "ECDSAP256SHA256", "-k", z.Name)
-	cmd.Dir = keyDir
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ldns-keygen %s: %v", z.Name, err)
-	}
-	key := filepath.Join(keyDir, strings.TrimSpace(string(out))) // K<zone>.+013+<tag>
 	inception := time.Now().UTC().Add(-time.Hour).Format("20060102150405")
-	mustRun(t, nil, signzone, "-i", inception, "-f", file+".signed", file, key)
+	mustRun(t, nil, b.signzone, "-i", inception, "-f", file+".signed", file, key)
 	if z.Kind == zoneBogus {
 		corruptSignatures(t, file+".signed")
 	}
@@ -242,8 +287,8 @@ func (b *dnsBench) writeConf(t *testing.T, name string, zones []benchZone, ancho
 	renderBenchTemplate(t, name, filepath.Join(b.dir, name), c)
 }
 
-// run starts a daemon in the foreground, stopped with SIGTERM (SIGKILL
-// after stopTimeout) when the test ends.
+// run starts a daemon in the foreground; stop (or the end of the test)
+// stops it with SIGTERM, SIGKILL after stopTimeout.
 func (b *dnsBench) run(t *testing.T, bin string, logs *syncBuffer, args ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -252,9 +297,9 @@ func (b *dnsBench) run(t *testing.T, bin string, logs *syncBuffer, args ...strin
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() { stopProcess(cmd, done) })
+	p := &benchProc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	b.procs = append(b.procs, p)
 }
 
 // stopProcess sends SIGTERM to a process the test started and waits for

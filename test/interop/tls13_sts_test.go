@@ -10,7 +10,10 @@ package interop
 import (
 	"crypto/tls"
 	"slices"
+	"strings"
 	"testing"
+
+	mdns "github.com/miekg/dns"
 )
 
 // stsDomain is one policy domain of the test: <label>.sts.example, its MX
@@ -103,36 +106,65 @@ func TestTLS13MTASTS(t *testing.T) {
 	}
 }
 
-// TestTLS13MTASTSCached: a policy fetched once stays in force while the
-// policy host is down (RFC 8461 §5.1, §10.2): the first message is
-// delivered to the MX with a valid certificate; then the policy server
-// stops and an attacker's server with a self-signed certificate takes the
-// MX's address — the second message is not delivered to it, nor is the
-// policy fetched again.
+// TestTLS13MTASTSCached: a policy fetched once stays in force for its
+// max_age (RFC 8461 §5.1, §10.2: an attacker who can make the policy host
+// unreachable or delete the TXT record must not switch enforcement off).
+// Two domains get a message delivered to an MX with a valid certificate,
+// which caches their enforce policies. Then one's policy host goes down and
+// the other's _mta-sts TXT record is deleted (nsd and unbound restarted);
+// the daemon restarts, so only the on-disk cache is left; an attacker's
+// server with a self-signed certificate takes each MX's address. Neither
+// gets the next message, and neither policy is fetched again.
 func TestTLS13MTASTSCached(t *testing.T) {
 	needOutboundKeys(t, "mta_sts")
 	ca := newBenchCA(t)
-	d := stsDomain{"cached", 30, 49}
-	startDNSBench(t, benchZone{Name: "sts.example", Kind: zoneUnsigned, Records: d.records("20261202T0100")})
-	srv := startSTSServer(t, benchIP(d.policy), ca.valid(t, "mta-sts."+d.domain()), stsPolicy("enforce", 86400, d.mxHost()))
+	down, gone := stsDomain{"cached", 30, 49}, stsDomain{"txtgone", 31, 48}
+	zone := func(withGoneTXT bool) benchZone {
+		records := append(down.records("20261202T0100"), gone.records("20261202T0100")...)
+		if !withGoneTXT {
+			records = slices.DeleteFunc(records, func(r string) bool { return strings.HasPrefix(r, "_mta-sts."+gone.domain()+".") })
+		}
+		return benchZone{Name: "sts.example", Kind: zoneUnsigned, Records: records}
+	}
+	bench := startDNSBench(t, zone(true))
+	var servers []*stsServer
+	for _, d := range []stsDomain{down, gone} {
+		servers = append(servers, startSTSServer(t, benchIP(d.policy), ca.valid(t, "mta-sts."+d.domain()), stsPolicy("enforce", 86400, d.mxHost())))
+	}
 	a := benchSender(t, ca, "mta_sts = true")
 
-	first := func() *Server {
-		return startBenchMX(t, benchIP(d.mx), d.mxHost(), "opportunistic", ca.valid(t, d.mxHost()), d.rcpt())
-	}()
-	runCases(t, a, []benchCase{{name: "policy fetched, delivered", rcpt: d.rcpt(), want: delivered, received: atSmtpkit(first, d.rcpt())}})
-	if n := srv.Requests(); n != 1 {
-		t.Fatalf("policy fetched %d times, want 1", n)
+	var good []*Server
+	for _, d := range []stsDomain{down, gone} {
+		good = append(good, startBenchMX(t, benchIP(d.mx), d.mxHost(), "opportunistic", ca.valid(t, d.mxHost()), d.rcpt()))
 	}
-	srv.Stop()
-	first.Stop(t)
+	runCases(t, a, []benchCase{
+		{name: "policy fetched, delivered", rcpt: down.rcpt(), want: delivered, received: atSmtpkit(good[0], down.rcpt()), mech: "mta-sts"},
+		{name: "policy fetched, delivered too", rcpt: gone.rcpt(), want: delivered, received: atSmtpkit(good[1], gone.rcpt()), mech: "mta-sts"},
+	})
+	for i, srv := range servers {
+		if n := srv.Requests(); n != 1 {
+			t.Fatalf("policy %d fetched %d times, want 1", i, n)
+		}
+	}
 
-	attacker := startBenchMX(t, benchIP(d.mx), d.mxHost(), "opportunistic", selfSigned(t, d.mxHost()), d.rcpt())
-	runCases(t, a, []benchCase{{
-		name: "policy host down, cached enforce", rcpt: d.rcpt(), want: deferred, status: "4.7.",
-		received: atSmtpkit(attacker, d.rcpt()),
-	}})
-	if n := attacker.CountFiles(t, d.rcpt(), "new"); n != 0 {
-		t.Errorf("the attacker's server got %d messages", n)
+	servers[0].Stop()
+	bench.Republish(t, zone(false))
+	if r, err := benchQuery(bench.Resolver, "_mta-sts."+gone.domain(), mdns.TypeTXT); err != nil || r.Rcode != mdns.RcodeNameError {
+		t.Fatalf("the TXT record is still there after Republish: %v %v", r, err)
+	}
+	a.Restart(t)
+	for _, s := range good {
+		s.Stop(t)
+	}
+	attackers := []*Server{
+		startBenchMX(t, benchIP(down.mx), down.mxHost(), "opportunistic", selfSigned(t, down.mxHost()), down.rcpt()),
+		startBenchMX(t, benchIP(gone.mx), gone.mxHost(), "opportunistic", selfSigned(t, gone.mxHost()), gone.rcpt()),
+	}
+	runCases(t, a, []benchCase{
+		{name: "policy host down, cached enforce", rcpt: down.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(attackers[0], down.rcpt())},
+		{name: "TXT record deleted, cached enforce", rcpt: gone.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(attackers[1], gone.rcpt())},
+	})
+	if n := servers[1].Requests(); n != 1 {
+		t.Errorf("the policy whose TXT record is gone was fetched %d times, want 1", n)
 	}
 }
