@@ -2,12 +2,18 @@ package interop
 
 // DANE for SMTP (RFC 7672) end to end, issue #13: the daemon under test
 // with `[outbound] dane = true` delivers through the DNSSEC bench to
-// receivers on 127.13.7.10–.19:25 whose TLSA records match, do not match,
-// sit in a bogus or an unsigned zone. Skipped until the key is on main.
+// receivers on 127.13.7.10–.21:25 whose TLSA records match (also on an
+// expired certificate for another name, also on the second MX only), do
+// not match, are all unusable, sit in a bogus or an unsigned zone.
+// Skipped until the key is on main.
 
 import (
+	"crypto/x509"
 	"strings"
 	"testing"
+	"time"
+
+	"smtpkit/internal/testcert"
 )
 
 func TestTLS13DANE(t *testing.T) {
@@ -18,6 +24,10 @@ func TestTLS13DANE(t *testing.T) {
 		otherCert = selfSigned(t, "mx.mismatch.dane.example") // ...but the key must be the published one
 		taCert    = ca.valid(t, "mx.ta.dane.example")         // DANE-TA: chain to the CA, name checked
 		anyCert   = selfSigned(t, "mx.example")
+		// DANE-EE ignores names and dates (RFC 7672 §3.1.1).
+		oldCert = testcert.NewWith(t, func(c *x509.Certificate) {
+			c.NotBefore, c.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour)
+		}, "not-the-mx.example")
 	)
 	startDNSBench(t,
 		benchZone{Name: "dane.example", Kind: zoneSigned, Records: []string{
@@ -44,6 +54,27 @@ func TestTLS13DANE(t *testing.T) {
 			"stripped.dane.example. IN MX 10 mx.stripped.dane.example.",
 			"mx.stripped.dane.example. IN A " + benchIP(16),
 			"_25._tcp.mx.stripped.dane.example. IN TLSA " + tlsaEE(eeCert),
+			// DANE-EE on an expired certificate for another name: delivered.
+			"eeold.dane.example. IN MX 10 mx.eeold.dane.example.",
+			"mx.eeold.dane.example. IN A " + benchIP(17),
+			"_25._tcp.mx.eeold.dane.example. IN TLSA " + tlsaEE(oldCert),
+			// Only unusable records (PKIX-EE, PKIX-TA: usages 1 and 0):
+			// TLS without authentication (RFC 7672 §2.2) — delivered to a
+			// self-signed server, never in cleartext to one without STARTTLS.
+			"unusable.dane.example. IN MX 10 mx.unusable.dane.example.",
+			"mx.unusable.dane.example. IN A " + benchIP(18),
+			"_25._tcp.mx.unusable.dane.example. IN TLSA 1" + tlsaEE(anyCert)[1:],
+			"unusablestrip.dane.example. IN MX 10 mx.unusablestrip.dane.example.",
+			"mx.unusablestrip.dane.example. IN A " + benchIP(19),
+			"_25._tcp.mx.unusablestrip.dane.example. IN TLSA 0" + tlsaEE(anyCert)[1:],
+			// Two MX hosts: the preferred one's TLSA does not match, the
+			// next one's does — delivered there (RFC 7672 §2.2.1).
+			"fallback.dane.example. IN MX 10 mx1.fallback.dane.example.",
+			"fallback.dane.example. IN MX 20 mx2.fallback.dane.example.",
+			"mx1.fallback.dane.example. IN A " + benchIP(20),
+			"mx2.fallback.dane.example. IN A " + benchIP(21),
+			"_25._tcp.mx1.fallback.dane.example. IN TLSA " + tlsaEE(eeCert),
+			"_25._tcp.mx2.fallback.dane.example. IN TLSA " + tlsaEE(eeCert),
 		}},
 		benchZone{Name: "bogus.example", Kind: zoneBogus, Records: []string{
 			// The whole domain bogus: its MX lookup SERVFAILs.
@@ -66,6 +97,10 @@ func TestTLS13DANE(t *testing.T) {
 		plainRcpt    = "bob@plain.example"
 		taRcpt       = "bob@ta.dane.example"
 		strippedRcpt = "bob@stripped.dane.example"
+		eeOldRcpt    = "bob@eeold.dane.example"
+		unusableRcpt = "bob@unusable.dane.example"
+		unusableStr  = "bob@unusablestrip.dane.example"
+		fallbackRcpt = "bob@fallback.dane.example"
 	)
 	ee := startBenchMX(t, benchIP(10), "mx.ee.dane.example", "opportunistic", eeCert, eeRcpt)
 	mismatch := startBenchMX(t, benchIP(11), "mx.mismatch.dane.example", "opportunistic", otherCert, mismatchRcpt)
@@ -74,6 +109,11 @@ func TestTLS13DANE(t *testing.T) {
 	plain := startBenchMX(t, benchIP(14), "mx.plain.example", "opportunistic", anyCert, plainRcpt)
 	ta := startBenchPostfix(t, benchIP(15), "mx.ta.dane.example", "may", taCert, taRcpt)
 	stripped := startPlainPeer(t, benchIP(16))
+	eeOld := startBenchMX(t, benchIP(17), "mx.eeold.dane.example", "opportunistic", oldCert, eeOldRcpt)
+	unusable := startBenchMX(t, benchIP(18), "mx.unusable.dane.example", "opportunistic", anyCert, unusableRcpt)
+	unusableStrip := startPlainPeer(t, benchIP(19))
+	fallback1 := startBenchMX(t, benchIP(20), "mx1.fallback.dane.example", "opportunistic", otherCert, fallbackRcpt)
+	fallback2 := startBenchMX(t, benchIP(21), "mx2.fallback.dane.example", "opportunistic", eeCert, fallbackRcpt)
 	a := benchSender(t, ca, "dane = true")
 
 	runCases(t, a, []benchCase{
@@ -84,10 +124,17 @@ func TestTLS13DANE(t *testing.T) {
 		{name: "TLSA in unsigned zone", rcpt: plainRcpt, want: delivered, received: atSmtpkit(plain, plainRcpt), mech: "default", report: "no-policy-found"},
 		{name: "DANE-TA at Postfix", rcpt: taRcpt, want: delivered, received: atPostfix(ta, taRcpt), mech: "dane", report: "tlsa"},
 		{name: "DANE STARTTLS stripped", rcpt: strippedRcpt, want: deferred, status: "4.7.", received: stripped.received, report: "tlsa starttls-not-supported"},
+		{name: "DANE-EE expired, other name", rcpt: eeOldRcpt, want: delivered, received: atSmtpkit(eeOld, eeOldRcpt), mech: "dane", report: "tlsa"},
+		{name: "unusable TLSA, TLS without authentication", rcpt: unusableRcpt, want: delivered, received: atSmtpkit(unusable, unusableRcpt), mech: "dane"},
+		{name: "unusable TLSA, STARTTLS stripped", rcpt: unusableStr, want: deferred, status: "4.7.", received: unusableStrip.received},
+		{name: "TLSA mismatch on the first MX, match on the second", rcpt: fallbackRcpt, want: delivered, received: atSmtpkit(fallback2, fallbackRcpt)},
 	})
+	if n := fallback1.CountFiles(t, fallbackRcpt, "new"); n != 0 {
+		t.Errorf("the MX whose TLSA does not match got %d messages", n)
+	}
 
 	// Never plaintext: the servers without STARTTLS saw no MAIL command.
-	for _, p := range []*plainPeer{tlsaBogusMX, bogus, stripped} {
+	for _, p := range []*plainPeer{tlsaBogusMX, bogus, stripped, unusableStrip} {
 		if cmds := p.commands(); strings.Contains(strings.Join(cmds, " "), "MAIL") {
 			t.Errorf("%s (no STARTTLS) was sent %q", p.addr, cmds)
 		}

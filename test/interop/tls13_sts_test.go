@@ -58,6 +58,14 @@ func TestTLS13MTASTS(t *testing.T) {
 	for _, d := range domains {
 		records = append(records, d.records("20261202T0100")...)
 	}
+	// Two MX hosts under "mx: *.fallback.sts.example": the preferred one
+	// has a self-signed certificate, so the next one is tried (RFC 8461
+	// §4.2) and delivered to.
+	fallback := stsDomain{"fallback", 29, 49}
+	records = append(records, fallback.records("20261202T0100")...)
+	records = append(records,
+		fallback.domain()+". IN MX 20 mx2."+fallback.domain()+".",
+		"mx2."+fallback.domain()+". IN A "+benchIP(32))
 	startDNSBench(t, benchZone{Name: "sts.example", Kind: zoneUnsigned, Records: records})
 
 	policy := func(d stsDomain, mode string, mx ...string) {
@@ -74,6 +82,7 @@ func TestTLS13MTASTS(t *testing.T) {
 	policy(wrongName, "enforce")
 	policy(testMode, "testing")
 	policy(wildcard, "enforce", "*.wild.sts.example")
+	policy(fallback, "enforce", "*.fallback.sts.example")
 	// hostDown has no policy server: the fetch fails, nothing is cached.
 
 	goodMX := startBenchPostfix(t, benchIP(good.mx), good.mxHost(), "may", ca.valid(t, good.mxHost()), good.rcpt())
@@ -88,6 +97,8 @@ func TestTLS13MTASTS(t *testing.T) {
 	testingMX := mx(testMode, func() tls.Certificate { return selfSigned(t, testMode.mxHost()) })
 	hostDownMX := mx(hostDown, func() tls.Certificate { return selfSigned(t, hostDown.mxHost()) })
 	wildcardMX := mx(wildcard, func() tls.Certificate { return ca.valid(t, wildcard.mxHost()) })
+	fallback1 := mx(fallback, func() tls.Certificate { return selfSigned(t, fallback.mxHost()) })
+	fallback2 := startBenchMX(t, benchIP(32), "mx2."+fallback.domain(), "opportunistic", ca.valid(t, "mx2."+fallback.domain()), fallback.rcpt())
 
 	a := benchSender(t, ca, "mta_sts = true")
 	runCases(t, a, []benchCase{
@@ -100,7 +111,11 @@ func TestTLS13MTASTS(t *testing.T) {
 		{name: "testing self-signed", rcpt: testMode.rcpt(), want: delivered, received: atSmtpkit(testingMX, testMode.rcpt()), mech: "mta-sts", report: "sts certificate-not-trusted"},
 		{name: "policy host down, nothing cached", rcpt: hostDown.rcpt(), want: delivered, received: atSmtpkit(hostDownMX, hostDown.rcpt()), mech: "default", report: "sts sts-policy-fetch-error"},
 		{name: "enforce wildcard mx", rcpt: wildcard.rcpt(), want: delivered, received: atSmtpkit(wildcardMX, wildcard.rcpt()), mech: "mta-sts", report: "sts"},
+		{name: "enforce, first MX self-signed, second valid", rcpt: fallback.rcpt(), want: delivered, received: atSmtpkit(fallback2, fallback.rcpt())},
 	})
+	if n := fallback1.CountFiles(t, fallback.rcpt(), "new"); n != 0 {
+		t.Errorf("the self-signed MX under an enforce policy got %d messages", n)
+	}
 	if cmds := strippedMX.commands(); slices.Contains(cmds, "MAIL") {
 		t.Errorf("the server without STARTTLS was sent %q under an enforce policy", cmds)
 	}
