@@ -31,6 +31,7 @@ var allowed = map[string][]string{
 	"mtasts":      {"dns", "atomicfile", "tlsrpt"},
 	"dane":        {"dns", "tlsrpt"},
 	"dsn":         {"smtp"},
+	"srs":         {"smtp"},
 	"route":       {"dns", "smtp", "tlspolicy", "mtasts"},
 	"server":      {"smtp", "sasl"},
 	"client":      {"smtp", "sasl"},
