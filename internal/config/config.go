@@ -28,6 +28,7 @@ type Config struct {
 	Routes    []Route    `toml:"route,omitempty"`
 	Metrics   Metrics    `toml:"metrics"`
 	TLSRPT    TLSRPT     `toml:"tlsrpt"`
+	SRS       SRS        `toml:"srs"`
 }
 
 // Log chooses the log/slog handler.
@@ -252,6 +253,7 @@ func Default() Config {
 			DANE:        true,
 		},
 		TLSRPT: defaultTLSRPT(),
+		SRS:    defaultSRS(),
 	}
 }
 

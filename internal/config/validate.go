@@ -23,6 +23,7 @@ func (c Config) Validate() error {
 	v.routes(c.Routes)
 	v.metrics(c)
 	v.tlsrpt(c.TLSRPT)
+	v.srs(c.SRS)
 	return errors.Join(v.problems...)
 }
 
