@@ -102,18 +102,21 @@ func TestTLS13DANE(t *testing.T) {
 		unusableStr  = "bob@unusablestrip.dane.example"
 		fallbackRcpt = "bob@fallback.dane.example"
 	)
-	ee := startBenchMX(t, benchIP(10), "mx.ee.dane.example", "opportunistic", eeCert, eeRcpt)
-	mismatch := startBenchMX(t, benchIP(11), "mx.mismatch.dane.example", "opportunistic", otherCert, mismatchRcpt)
+	mxs := startBenchMXs(t,
+		mxSpec{benchIP(10), "mx.ee.dane.example", "opportunistic", eeCert, []string{eeRcpt}},
+		mxSpec{benchIP(11), "mx.mismatch.dane.example", "opportunistic", otherCert, []string{mismatchRcpt}},
+		mxSpec{benchIP(14), "mx.plain.example", "opportunistic", anyCert, []string{plainRcpt}},
+		mxSpec{benchIP(17), "mx.eeold.dane.example", "opportunistic", oldCert, []string{eeOldRcpt}},
+		mxSpec{benchIP(18), "mx.unusable.dane.example", "opportunistic", anyCert, []string{unusableRcpt}},
+		mxSpec{benchIP(20), "mx1.fallback.dane.example", "opportunistic", otherCert, []string{fallbackRcpt}},
+		mxSpec{benchIP(21), "mx2.fallback.dane.example", "opportunistic", eeCert, []string{fallbackRcpt}},
+	)
+	ee, mismatch, plain, eeOld, unusable, fallback1, fallback2 := mxs[0], mxs[1], mxs[2], mxs[3], mxs[4], mxs[5], mxs[6]
 	tlsaBogusMX := startPlainPeer(t, benchIP(12))
 	bogus := startPlainPeer(t, benchIP(13))
-	plain := startBenchMX(t, benchIP(14), "mx.plain.example", "opportunistic", anyCert, plainRcpt)
 	ta := startBenchPostfix(t, benchIP(15), "mx.ta.dane.example", "may", taCert, taRcpt)
 	stripped := startPlainPeer(t, benchIP(16))
-	eeOld := startBenchMX(t, benchIP(17), "mx.eeold.dane.example", "opportunistic", oldCert, eeOldRcpt)
-	unusable := startBenchMX(t, benchIP(18), "mx.unusable.dane.example", "opportunistic", anyCert, unusableRcpt)
 	unusableStrip := startPlainPeer(t, benchIP(19))
-	fallback1 := startBenchMX(t, benchIP(20), "mx1.fallback.dane.example", "opportunistic", otherCert, fallbackRcpt)
-	fallback2 := startBenchMX(t, benchIP(21), "mx2.fallback.dane.example", "opportunistic", eeCert, fallbackRcpt)
 	a := benchSender(t, ca, "dane = true")
 
 	runCases(t, a, []benchCase{

@@ -9,6 +9,7 @@ package interop
 // test CA (outbound.ca_file and SSL_CERT_FILE).
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -29,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"text/template"
@@ -233,48 +235,103 @@ func (s *stsServer) Requests() int { return int(s.requests.Load()) }
 
 // --- receiving servers -------------------------------------------------------
 
-// startBenchMX starts `smtpkit serve` as a receiving MX on ip:25 only:
-// hostname host, STARTTLS per tlsMode ("opportunistic", or "none" for a
-// server that does not offer it), serving cert, with a mailbox for each
-// of rcpts (their domains become local domains).
+// mxSpec is a receiving MX of startBenchMXs: `smtpkit serve` on ip:25
+// only, with hostname host, STARTTLS per tlsMode ("opportunistic", or
+// "none" for a server that does not offer it), serving cert, with a
+// mailbox for each of rcpts (their domains become local domains).
+type mxSpec struct {
+	ip, host, tlsMode string
+	cert              tls.Certificate
+	rcpts             []string
+}
+
+// startBenchMX starts one receiving MX (see mxSpec).
 func startBenchMX(t *testing.T, ip, host, tlsMode string, cert tls.Certificate, rcpts ...string) *Server {
+	t.Helper()
+	return startBenchMXs(t, mxSpec{ip, host, tlsMode, cert, rcpts})[0]
+}
+
+// startBenchMXs starts the receivers of specs at once — each start and
+// mailbox creation is a run of the binary, seconds under -race on a busy
+// machine — and returns them once all are ready.
+func startBenchMXs(t *testing.T, specs ...mxSpec) []*Server {
 	t.Helper()
 	bin, err := smtpkitBinary.build()
 	if err != nil {
 		t.Fatalf("building smtpkit: %v", err)
 	}
+	servers := make([]*Server, len(specs))
+	for i, spec := range specs {
+		servers[i] = newBenchMX(t, bin, spec)
+	}
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = s.tryStart(); errs[i] != nil {
+				return
+			}
+			for _, r := range specs[i].rcpts {
+				if errs[i] = benchAddUser(s, r); errs[i] != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return servers
+}
+
+// newBenchMX writes spec's config and certificate; the server is stopped
+// (and its output printed if the test failed) when the test ends.
+func newBenchMX(t *testing.T, bin string, spec mxSpec) *Server {
+	t.Helper()
 	dir := t.TempDir()
 	s := &Server{
 		Dir: dir, DataDir: filepath.Join(dir, "data"), ConfigPath: filepath.Join(dir, "smtpkit.toml"),
-		MX: net.JoinHostPort(ip, "25"), bin: bin, logs: &syncBuffer{},
+		MX: net.JoinHostPort(spec.ip, "25"), bin: bin, logs: &syncBuffer{},
 	}
-	s.CertPath, _ = writeChain(t, cert)
+	s.CertPath, _ = writeChain(t, spec.cert)
 	keyPath := filepath.Join(filepath.Dir(s.CertPath), "key.pem")
 	var b strings.Builder
-	fmt.Fprintf(&b, "hostname = %q\ndata_dir = %q\n\n[log]\nformat = \"text\"\nlevel = \"debug\"\n\n", host, s.DataDir)
+	fmt.Fprintf(&b, "hostname = %q\ndata_dir = %q\n\n[log]\nformat = \"text\"\nlevel = \"debug\"\n\n", spec.host, s.DataDir)
 	seen := map[string]bool{}
-	for _, r := range rcpts {
+	for _, r := range spec.rcpts {
 		if d := r[strings.LastIndexByte(r, '@')+1:]; !seen[d] {
 			seen[d] = true
 			fmt.Fprintf(&b, "[[domain]]\nname = %q\n\n", d)
 		}
 	}
-	fmt.Fprintf(&b, "[[listener]]\naddress = %q\nrole = \"mx\"\ntls = %q\n\n", s.MX, tlsMode)
+	fmt.Fprintf(&b, "[[listener]]\naddress = %q\nrole = \"mx\"\ntls = %q\n\n", s.MX, spec.tlsMode)
 	fmt.Fprintf(&b, "[[tls.certificate]]\ncert = %q\nkey = %q\n", s.CertPath, keyPath)
 	if err := os.WriteFile(s.ConfigPath, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		s.stop(t)
-		if t.Failed() || testing.Verbose() {
-			t.Logf("receiver %s (%s) output:\n%s", host, s.MX, s.logs.String())
+		if t.Failed() {
+			t.Logf("receiver %s (%s) output:\n%s", spec.host, s.MX, s.logs.String())
 		}
 	})
-	s.start(t)
-	for _, r := range rcpts {
-		s.AddUser(t, r, "bench13 mailbox password")
-	}
 	return s
+}
+
+// benchAddUser is Server.AddUser returning its failure, for goroutines.
+func benchAddUser(s *Server, addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.bin, "user", "add", "-config", s.ConfigPath, addr)
+	cmd.Dir = s.Dir
+	cmd.Stdin = strings.NewReader("bench13 mailbox password\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("smtpkit user add %s: %v\n%s", addr, err, out)
+	}
+	return nil
 }
 
 // benchPostfix is a private Postfix instance receiving on ip:25 for one

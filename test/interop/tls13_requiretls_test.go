@@ -55,12 +55,15 @@ func TestTLS13RequireTLS(t *testing.T) {
 		unauthRcpt = "bob@unauth.rtplain.example"
 		noDANERcpt = "bob@nodane.rt.example"
 	)
-	dane := startBenchMX(t, benchIP(31), "mx.dane.rt.example", "opportunistic", daneCert, daneRcpt)
+	mxs := startBenchMXs(t,
+		mxSpec{benchIP(31), "mx.dane.rt.example", "opportunistic", daneCert, []string{daneRcpt}},
+		mxSpec{benchIP(33), "mx.unauth.rtplain.example", "opportunistic", selfSigned(t, "mx.unauth.rtplain.example"), []string{unauthRcpt}},
+		mxSpec{benchIP(stsRT.mx), stsRT.mxHost(), "opportunistic", ca.valid(t, stsRT.mxHost()), []string{stsRT.rcpt()}},
+		mxSpec{benchIP(35), "mx.nodane.rt.example", "opportunistic", otherCert, []string{noDANERcpt}},
+		mxSpec{benchIP(noSTS.mx), noSTS.mxHost(), "opportunistic", selfSigned(t, noSTS.mxHost()), []string{noSTS.rcpt()}},
+	)
+	dane, unauth, sts, noDANE, noSTSMX := mxs[0], mxs[1], mxs[2], mxs[3], mxs[4]
 	pf := startBenchPostfix(t, benchIP(32), "mx.pf.rt.example", "may", pfCert, pfRcpt, pfBoth)
-	unauth := startBenchMX(t, benchIP(33), "mx.unauth.rtplain.example", "opportunistic", selfSigned(t, "mx.unauth.rtplain.example"), unauthRcpt)
-	sts := startBenchMX(t, benchIP(stsRT.mx), stsRT.mxHost(), "opportunistic", ca.valid(t, stsRT.mxHost()), stsRT.rcpt())
-	noDANE := startBenchMX(t, benchIP(35), "mx.nodane.rt.example", "opportunistic", otherCert, noDANERcpt)
-	noSTSMX := startBenchMX(t, benchIP(noSTS.mx), noSTS.mxHost(), "opportunistic", selfSigned(t, noSTS.mxHost()), noSTS.rcpt())
 	a := benchSender(t, ca, "dane = true", "mta_sts = true")
 
 	tlsRequiredNo := func(name string) []byte {

@@ -86,19 +86,23 @@ func TestTLS13MTASTS(t *testing.T) {
 	// hostDown has no policy server: the fetch fails, nothing is cached.
 
 	goodMX := startBenchPostfix(t, benchIP(good.mx), good.mxHost(), "may", ca.valid(t, good.mxHost()), good.rcpt())
-	mx := func(d stsDomain, cert func() tls.Certificate) *Server {
-		return startBenchMX(t, benchIP(d.mx), d.mxHost(), "opportunistic", cert(), d.rcpt())
+	mx := func(d stsDomain, cert tls.Certificate) mxSpec {
+		return mxSpec{benchIP(d.mx), d.mxHost(), "opportunistic", cert, []string{d.rcpt()}}
 	}
-	selfsignedMX := mx(selfsigned, func() tls.Certificate { return selfSigned(t, selfsigned.mxHost()) })
-	notInMXMX := mx(notInMX, func() tls.Certificate { return ca.valid(t, notInMX.mxHost()) })
+	mxs := startBenchMXs(t,
+		mx(selfsigned, selfSigned(t, selfsigned.mxHost())),
+		mx(notInMX, ca.valid(t, notInMX.mxHost())),
+		mx(expired, ca.expired(t, expired.mxHost())),
+		mx(wrongName, ca.valid(t, "mx.someone-else.example")),
+		mx(testMode, selfSigned(t, testMode.mxHost())),
+		mx(hostDown, selfSigned(t, hostDown.mxHost())),
+		mx(wildcard, ca.valid(t, wildcard.mxHost())),
+		mx(fallback, selfSigned(t, fallback.mxHost())),
+		mxSpec{benchIP(32), "mx2." + fallback.domain(), "opportunistic", ca.valid(t, "mx2."+fallback.domain()), []string{fallback.rcpt()}},
+	)
+	selfsignedMX, notInMXMX, expiredMX, wrongNameMX, testingMX := mxs[0], mxs[1], mxs[2], mxs[3], mxs[4]
+	hostDownMX, wildcardMX, fallback1, fallback2 := mxs[5], mxs[6], mxs[7], mxs[8]
 	strippedMX := startPlainPeer(t, benchIP(stripped.mx))
-	expiredMX := mx(expired, func() tls.Certificate { return ca.expired(t, expired.mxHost()) })
-	wrongNameMX := mx(wrongName, func() tls.Certificate { return ca.valid(t, "mx.someone-else.example") })
-	testingMX := mx(testMode, func() tls.Certificate { return selfSigned(t, testMode.mxHost()) })
-	hostDownMX := mx(hostDown, func() tls.Certificate { return selfSigned(t, hostDown.mxHost()) })
-	wildcardMX := mx(wildcard, func() tls.Certificate { return ca.valid(t, wildcard.mxHost()) })
-	fallback1 := mx(fallback, func() tls.Certificate { return selfSigned(t, fallback.mxHost()) })
-	fallback2 := startBenchMX(t, benchIP(32), "mx2."+fallback.domain(), "opportunistic", ca.valid(t, "mx2."+fallback.domain()), fallback.rcpt())
 
 	a := benchSender(t, ca, "mta_sts = true")
 	runCases(t, a, []benchCase{
@@ -148,10 +152,10 @@ func TestTLS13MTASTSCached(t *testing.T) {
 	}
 	a := benchSender(t, ca, "mta_sts = true")
 
-	var good []*Server
-	for _, d := range []stsDomain{down, gone} {
-		good = append(good, startBenchMX(t, benchIP(d.mx), d.mxHost(), "opportunistic", ca.valid(t, d.mxHost()), d.rcpt()))
-	}
+	good := startBenchMXs(t,
+		mxSpec{benchIP(down.mx), down.mxHost(), "opportunistic", ca.valid(t, down.mxHost()), []string{down.rcpt()}},
+		mxSpec{benchIP(gone.mx), gone.mxHost(), "opportunistic", ca.valid(t, gone.mxHost()), []string{gone.rcpt()}},
+	)
 	runCases(t, a, []benchCase{
 		{name: "policy fetched, delivered", rcpt: down.rcpt(), want: delivered, received: atSmtpkit(good[0], down.rcpt()), mech: "mta-sts"},
 		{name: "policy fetched, delivered too", rcpt: gone.rcpt(), want: delivered, received: atSmtpkit(good[1], gone.rcpt()), mech: "mta-sts"},
@@ -171,10 +175,10 @@ func TestTLS13MTASTSCached(t *testing.T) {
 	for _, s := range good {
 		s.Stop(t)
 	}
-	attackers := []*Server{
-		startBenchMX(t, benchIP(down.mx), down.mxHost(), "opportunistic", selfSigned(t, down.mxHost()), down.rcpt()),
-		startBenchMX(t, benchIP(gone.mx), gone.mxHost(), "opportunistic", selfSigned(t, gone.mxHost()), gone.rcpt()),
-	}
+	attackers := startBenchMXs(t,
+		mxSpec{benchIP(down.mx), down.mxHost(), "opportunistic", selfSigned(t, down.mxHost()), []string{down.rcpt()}},
+		mxSpec{benchIP(gone.mx), gone.mxHost(), "opportunistic", selfSigned(t, gone.mxHost()), []string{gone.rcpt()}},
+	)
 	runCases(t, a, []benchCase{
 		{name: "policy host down, cached enforce", rcpt: down.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(attackers[0], down.rcpt())},
 		{name: "TXT record deleted, cached enforce", rcpt: gone.rcpt(), want: deferred, status: "4.7.", received: atSmtpkit(attackers[1], gone.rcpt())},
