@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"dane":        {"dns", "tlsrpt"},
 	"dsn":         {"smtp"},
 	"srs":         {"smtp"},
+	"dkim":        {},
 	"route":       {"dns", "smtp", "tlspolicy", "mtasts"},
 	"server":      {"smtp", "sasl"},
 	"client":      {"smtp", "sasl"},

@@ -22,6 +22,7 @@ var modules = map[string]string{
 	"golang.org/x/sys":                    "x/sys",
 	"github.com/miekg/dns":                "miekg/dns",
 	"github.com/prometheus/client_golang": "prometheus",
+	"github.com/emersion/go-msgauth":      "go-msgauth",
 }
 
 const modulePrefix = "smtpkit/internal/"

@@ -29,6 +29,7 @@ type Config struct {
 	Metrics   Metrics    `toml:"metrics"`
 	TLSRPT    TLSRPT     `toml:"tlsrpt"`
 	SRS       SRS        `toml:"srs"`
+	DKIM      []DKIM     `toml:"dkim,omitempty"` // outbound signing keys (dkim.go)
 }
 
 // Log chooses the log/slog handler.

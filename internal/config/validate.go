@@ -24,6 +24,7 @@ func (c Config) Validate() error {
 	v.metrics(c)
 	v.tlsrpt(c.TLSRPT)
 	v.srs(c.SRS)
+	v.dkim(c.DKIM)
 	return errors.Join(v.problems...)
 }
 
