@@ -178,8 +178,12 @@ func TestSignTampered(t *testing.T) {
 		{"body appended", func(m string) string { return m + "more\r\n" }, false},
 		{"subject changed", func(m string) string { return strings.Replace(m, "Subject: pay", "Subject: pay now", 1) }, false},
 		{"second From on top", func(m string) string { return "From: evil@example.net\r\n" + m }, false},
-		{"second Subject below", func(m string) string { return strings.Replace(m, "X-Other: x\r\n", "X-Other: x\r\nSubject: other\r\n", 1) }, false},
-		{"Cc added", func(m string) string { return strings.Replace(m, "X-Other: x\r\n", "X-Other: x\r\nCc: c@example.net\r\n", 1) }, false},
+		{"second Subject below", func(m string) string {
+			return strings.Replace(m, "X-Other: x\r\n", "X-Other: x\r\nSubject: other\r\n", 1)
+		}, false},
+		{"Cc added", func(m string) string {
+			return strings.Replace(m, "X-Other: x\r\n", "X-Other: x\r\nCc: c@example.net\r\n", 1)
+		}, false},
 		{"Reply-To added", func(m string) string { return "Reply-To: evil@example.net\r\n" + m }, false},
 	}
 	for _, tt := range tests {
@@ -248,4 +252,3 @@ func TestKeysFor(t *testing.T) {
 		t.Error("nil Signer has keys")
 	}
 }
-
