@@ -136,6 +136,13 @@ func TestTLS13DANE(t *testing.T) {
 		t.Errorf("the MX whose TLSA does not match got %d messages", n)
 	}
 
+	// The probe's verdicts agree with what delivery did.
+	checkProbe(t, a,
+		probeDANEMatch.on("ee.dane.example"), probeDANEMatch.on("eeold.dane.example"), probeDANEMatch.on("ta.dane.example"),
+		probeDANEFails.on("mismatch.dane.example"), probeDANEFails.on("stripped.dane.example"),
+		probeDANELookup.on("tlsabogus.dane.example"), probeNoRoute.on("bogus.example"),
+		probeUnsignedTLSA.on("plain.example"), probeDANEUnusable.on("unusable.dane.example"))
+
 	// Never plaintext: the servers without STARTTLS saw no MAIL command.
 	for _, p := range []*plainPeer{tlsaBogusMX, bogus, stripped, unusableStrip} {
 		if cmds := p.commands(); strings.Contains(strings.Join(cmds, " "), "MAIL") {

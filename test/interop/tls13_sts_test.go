@@ -120,6 +120,13 @@ func TestTLS13MTASTS(t *testing.T) {
 	if n := fallback1.CountFiles(t, fallback.rcpt(), "new"); n != 0 {
 		t.Errorf("the self-signed MX under an enforce policy got %d messages", n)
 	}
+
+	// The probe's verdicts agree with what delivery did.
+	checkProbe(t, a,
+		probeSTSMatch.on(good.domain()), probeSTSMatch.on(wildcard.domain()),
+		probeSTSFails.on(selfsigned.domain()), probeSTSFails.on(expired.domain()), probeSTSFails.on(wrongName.domain()),
+		probeSTSRefused.on(notInMX.domain()), probeSTSFails.on(stripped.domain()),
+		probeSTSTesting.on(testMode.domain()), probeSTSNoPolicy.on(hostDown.domain()))
 	if cmds := strippedMX.commands(); slices.Contains(cmds, "MAIL") {
 		t.Errorf("the server without STARTTLS was sent %q under an enforce policy", cmds)
 	}
