@@ -37,7 +37,7 @@ var allowed = map[string][]string{
 	"server":      {"smtp", "sasl"},
 	"client":      {"smtp", "sasl"},
 	"queue":       {"smtp", "dsn", "vfs"},
-	"inbound":     {"smtp", "server", "local", "queue"},
+	"inbound":     {"smtp", "server", "local", "queue", "srs"},
 	"delivery":    {"smtp", "sasl", "client", "route", "tlspolicy", "tlsrpt", "queue", "local"},
 	"probe":       {"smtp", "client", "dane", "dns", "route", "tlspolicy", "mtasts", "tlsrpt"},
 	"metrics":     {"queue", "smtp"},

@@ -23,6 +23,9 @@ type outbound struct {
 	// routing is what the queue's courier was built from; the TLS-RPT
 	// reporter uses its resolver and roots.
 	routing routing
+	// bounces hands the queue's DSNs to their recipients (SRS set by
+	// wireSRS before the queue runs).
+	bounces *delivery.Bounces
 }
 
 // wireOutbound opens the queue in <data_dir>/queue with the remote courier
@@ -58,7 +61,7 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 		return nil, err
 	}
 	bounces.Queue = q // DSNs for remote senders
-	return &outbound{queue: q, remote: remote, sts: rt.sts, routing: rt}, nil
+	return &outbound{queue: q, remote: remote, sts: rt.sts, routing: rt, bounces: bounces}, nil
 }
 
 // stsRefreshEvery is how often cached MTA-STS policies near expiry are

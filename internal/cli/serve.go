@@ -275,12 +275,18 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	}
 	d.reports.wire(cfg, d.out.routing, d.mailReport, log)
 	d.metrics.WatchQueue(d.out.queue)
-	backend := inbound.New(inbound.Options{
+	rewriter, err := openSRS(cfg, log) // [srs] (srs.go)
+	if err != nil {
+		return nil, err
+	}
+	in := inbound.Options{
 		Local:    d.local,
 		Accounts: accounts,
 		Relay:    inbound.QueueRelay(d.out.queue),
 		Logger:   log,
-	})
+	}
+	wireSRS(rewriter, &in, d.out.bounces)
+	backend := inbound.New(in)
 	var listeners []server.Listener
 	for _, l := range cfg.Listeners {
 		role, err := server.ParseRole(l.Role)

@@ -32,6 +32,16 @@ type Bounces struct {
 	// Options.Bounce this is, so it is set once the queue is open (the
 	// queue hands nothing off before Run).
 	Queue Enqueuer
+	// SRS, when set, decodes a DSN to one of our SRS addresses (a
+	// forwarded message bounced here) to the original sender first, as
+	// the mx does for bounces from outside (inbound).
+	SRS SRS
+}
+
+// SRS decodes our SRS addresses (srs.Rewriter).
+type SRS interface {
+	Mine(addr smtp.Address) bool
+	Reverse(addr smtp.Address) (smtp.Address, error)
 }
 
 // Deliver implements queue.Options.Bounce. A local sender that is an
@@ -41,6 +51,13 @@ type Bounces struct {
 // those members may get it twice, never not at all).
 func (b *Bounces) Deliver(ctx context.Context, bn queue.Bounce) error {
 	to, err := smtp.ParseAddress(bn.To)
+	if err == nil && b.SRS != nil && b.SRS.Mine(to) {
+		// One that no longer verifies goes out as it is, and the mx
+		// refuses it there.
+		if orig, rerr := b.SRS.Reverse(to); rerr == nil {
+			to, bn.To = orig, orig.String()
+		}
+	}
 	if err != nil || !b.Local.IsLocal(to.Domain) {
 		return b.Queue.EnqueueBounce(ctx, bn)
 	}
@@ -48,7 +65,7 @@ func (b *Bounces) Deliver(ctx context.Context, bn queue.Bounce) error {
 	if err != nil {
 		return err
 	}
-	for _, fwd := range dest.Remote {
+	for _, fwd := range append(dest.Remote, dest.Forwarded...) {
 		fb := bn
 		fb.To = fwd.String()
 		if err := b.Queue.EnqueueBounce(ctx, fb); err != nil {

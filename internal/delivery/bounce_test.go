@@ -30,7 +30,7 @@ func (*fakeStore) Resolve(rcpts []smtp.Address) (local.Destinations, error) {
 			d.Mailboxes = append(d.Mailboxes, "alice@example.com")
 		case "team@example.com":
 			d.Mailboxes = append(d.Mailboxes, "alice@example.com")
-			d.Remote = append(d.Remote, smtp.Address{Local: "carol", Domain: "remote.example"})
+			d.Forwarded = append(d.Forwarded, smtp.Address{Local: "carol", Domain: "remote.example"})
 		default:
 			return local.Destinations{}, local.ErrNoSuchUser
 		}
@@ -54,6 +54,22 @@ func (q *fakeEnqueuer) EnqueueBounce(_ context.Context, b queue.Bounce) error {
 	return nil
 }
 
+// fakeSRS decodes SRS0=OK=TT=domain=local@mx.example.com; any other
+// hash is forged.
+type fakeSRS struct{}
+
+func (fakeSRS) Mine(a smtp.Address) bool {
+	return strings.EqualFold(a.Domain, "mx.example.com") && strings.HasPrefix(a.Local, "SRS0=")
+}
+
+func (fakeSRS) Reverse(a smtp.Address) (smtp.Address, error) {
+	f := strings.SplitN(a.Local, "=", 5)
+	if f[1] != "OK" {
+		return smtp.Address{}, errors.New("forged")
+	}
+	return smtp.Address{Local: f[4], Domain: f[3]}, nil
+}
+
 func TestBounces(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -68,13 +84,17 @@ func TestBounces(t *testing.T) {
 		{"remote sender: the queue", "dave@far.example", nil, nil, []string{"dave@far.example"}, 0},
 		{"local alias: mailboxes here, members elsewhere queued", "team@example.com", nil,
 			[]string{"bounce-Q1 <> alice@example.com DSN"}, []string{"carol@remote.example"}, 0},
+		{"our SRS address: decoded to the remote sender", "SRS0=OK=AA=far.example=dave@mx.example.com", nil, nil, []string{"dave@far.example"}, 0},
+		{"our SRS address: decoded to a local sender", "SRS0=OK=AA=example.com=alice@MX.example.com", nil, []string{"bounce-Q1 <> alice@example.com DSN"}, nil, 0},
+		{"our SRS address that does not verify: as it is", "SRS0=BAD=AA=far.example=dave@mx.example.com", nil, nil, []string{"SRS0=BAD=AA=far.example=dave@mx.example.com"}, 0},
+		{"SRS form elsewhere: as it is", "SRS0=OK=AA=x.example=dave@far.example", nil, nil, []string{"SRS0=OK=AA=x.example=dave@far.example"}, 0},
 		{"local sender gone: an error, retried", "gone@example.com", nil, nil, nil, 550},
 		{"mailbox full: an error, retried", "alice@example.com", smtp.Wrap(smtp.R(smtp.CodeInsufficientSpace, smtp.EnhSystemFull.Temp(), "full"), errors.New("ENOSPC")), nil, nil, 452},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store, q := &fakeStore{fail: tt.fail}, &fakeEnqueuer{}
-			b := &Bounces{Local: store, Queue: q}
+			b := &Bounces{Local: store, Queue: q, SRS: fakeSRS{}}
 			err := b.Deliver(context.Background(), queue.Bounce{ID: "Q1", To: tt.to, Message: []byte("DSN")})
 			var se *smtp.Error
 			if got := 0; err != nil {

@@ -31,7 +31,10 @@ type Options struct {
 	Accounts Accounts
 	// Relay, when set, takes authenticated mail for remote domains. When
 	// nil such mail is refused with a temporary error, never dropped.
-	Relay  Relay
+	Relay Relay
+	// SRS, when set, rewrites the sender of mail forwarded outside the
+	// local domains and decodes bounces to SRS addresses (forward.go).
+	SRS    SRS
 	Logger *slog.Logger
 }
 
@@ -65,7 +68,12 @@ func (b *Backend) Sender(_ context.Context, s *server.SessionInfo, from smtp.Add
 // Recipient accepts local recipients that resolve to a mailbox (550 5.1.1
 // otherwise) and, for authenticated sessions only, remote recipients. Mail
 // to other domains from anyone else is relaying and refused (550 5.7.1).
+// An SRS address in our SRS domain is accepted from anyone when it
+// verifies, as the address it encodes (550 5.1.1 otherwise, forward.go).
 func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, _, rcpt smtp.Address) error {
+	if b.isSRS(rcpt) {
+		return b.srsRecipient(rcpt)
+	}
 	if b.opts.Local.IsLocal(rcpt.Domain) {
 		_, err := b.opts.Local.Mailboxes(rcpt)
 		return err
@@ -85,11 +93,16 @@ func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, _, rcpt sm
 // the delivery that finally stores it, so only the local copy gets it
 // here (local.Store.Begin).
 func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.MessageWriter, error) {
-	dest, err := b.opts.Local.Resolve(env.Recipients)
+	rcpts, bounces, err := b.reverseSRS(env.Recipients)
 	if err != nil {
 		return nil, err
 	}
-	if len(dest.Remote) > 0 && b.opts.Relay == nil {
+	dest, err := b.opts.Local.Resolve(rcpts)
+	if err != nil {
+		return nil, err
+	}
+	forwarded := append(dest.Forwarded, bounces...)
+	if len(dest.Remote)+len(forwarded) > 0 && b.opts.Relay == nil {
 		return nil, errNoRelayYet
 	}
 	w := &writer{id: env.ID, boxes: dest.Mailboxes, log: b.opts.Logger}
@@ -98,8 +111,8 @@ func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.Messa
 			return nil, err
 		}
 	}
-	if len(dest.Remote) > 0 {
-		q, err := b.opts.Relay.Begin(ctx, queueEnvelope(env, dest.Remote))
+	if len(dest.Remote)+len(forwarded) > 0 {
+		q, err := b.beginQueue(ctx, env, dest.Remote, forwarded)
 		if err != nil {
 			w.Abort()
 			return nil, err

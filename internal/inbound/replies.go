@@ -25,3 +25,12 @@ var (
 // for: 452 4.3.1 (RFC 5321 §4.2.3; RFC 3463 §3.4), so the client retries
 // later.
 var errQueueUnavailable = smtp.R(smtp.CodeInsufficientSpace, smtp.EnhSystemFull.Temp(), "Queue unavailable, try again later")
+
+// RCPT TO an SRS address in our domain that does not verify (forward.go):
+// 550 5.1.1, the address is not one we issued, or no longer honour (RFC
+// 5321 §3.6.2; RFC 3463 §3.2).
+var (
+	errSRSForged    = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "No such SRS address: its hash does not verify (forged, or not issued here)")
+	errSRSExpired   = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "SRS address has expired: bounces are accepted for a limited time only")
+	errSRSMalformed = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "Malformed SRS address")
+)

@@ -57,7 +57,7 @@ func TestResolve(t *testing.T) {
 		name        string
 		rcpts       []string
 		boxes       []string
-		remote      []string
+		remote      []string // to the queue: remote recipients, then forwarded alias members
 		wantErrCode int
 	}{
 		{"account", []string{"alice@example.com"}, []string{"alice@example.com"}, nil, 0},
@@ -65,10 +65,12 @@ func TestResolve(t *testing.T) {
 		{"plus tag", []string{"alice+news@example.com"}, []string{"alice@example.com"}, nil, 0},
 		{"postmaster always", []string{"postmaster@example.com"}, []string{"postmaster@example.com"}, nil, 0},
 		{"alias: members here, and elsewhere forwarded", []string{"team@example.com"},
-			[]string{"alice@example.com", "bob@example.com"}, []string{"carol@remote.example"}, 0},
+			[]string{"alice@example.com", "bob@example.com"}, []string{"fwd:carol@remote.example"}, 0},
 		{"each mailbox once", []string{"team@example.com", "alice@example.com", "bob+x@example.com"},
-			[]string{"alice@example.com", "bob@example.com"}, []string{"carol@remote.example"}, 0},
+			[]string{"alice@example.com", "bob@example.com"}, []string{"fwd:carol@remote.example"}, 0},
 		{"remote recipient", []string{"dave@far.example"}, nil, []string{"dave@far.example"}, 0},
+		{"remote recipient and forwarded member", []string{"team@example.com", "dave@far.example"},
+			[]string{"alice@example.com", "bob@example.com"}, []string{"dave@far.example", "fwd:carol@remote.example"}, 0},
 		{"unknown user fails the message", []string{"alice@example.com", "nobody@example.com"}, nil, nil, 550},
 	}
 	for _, tt := range tests {
@@ -84,6 +86,9 @@ func TestResolve(t *testing.T) {
 			var remote []string
 			for _, a := range d.Remote {
 				remote = append(remote, a.String())
+			}
+			for _, a := range d.Forwarded {
+				remote = append(remote, "fwd:"+a.String())
 			}
 			if !slices.Equal(d.Mailboxes, tt.boxes) || !slices.Equal(remote, tt.remote) {
 				t.Errorf("Resolve = %v, remote %v; want %v, remote %v", d.Mailboxes, remote, tt.boxes, tt.remote)

@@ -11,10 +11,13 @@ type Destinations struct {
 	// Mailboxes are the local mailboxes (canonical addresses), each once,
 	// in the order the recipients and their aliases name them.
 	Mailboxes []string
-	// Remote are the addresses outside the local domains: recipients in
-	// other domains, and alias members elsewhere (forwarded). Local
-	// delivery cannot store them; they go to the queue.
+	// Remote are the recipients in other domains. Local delivery cannot
+	// store them; they go to the queue.
 	Remote []smtp.Address
+	// Forwarded are the members of local aliases that are outside the
+	// local domains: they go to the queue too, and their copy's sender
+	// may be rewritten (SRS, internal/inbound).
+	Forwarded []smtp.Address
 }
 
 // Mailboxes returns what the local address rcpt delivers to (accounts, a
@@ -51,7 +54,7 @@ func (s *Store) Resolve(rcpts []smtp.Address) (Destinations, error) {
 			at := strings.LastIndexByte(box, '@')
 			if at >= 0 && !s.IsLocal(box[at+1:]) {
 				// An alias pointing outside: forwarded through the queue.
-				d.Remote = append(d.Remote, smtp.Address{Local: box[:at], Domain: box[at+1:]})
+				d.Forwarded = append(d.Forwarded, smtp.Address{Local: box[:at], Domain: box[at+1:]})
 				continue
 			}
 			d.Mailboxes = append(d.Mailboxes, box)
