@@ -8,6 +8,7 @@ package interop
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -20,6 +21,7 @@ type probeHop struct {
 	EnforcedFails bool   `json:"enforced_tls_fails"`
 	AddressDNSSEC string `json:"address_dnssec"`
 	Verdict       string `json:"verdict"`
+	RequireTLS    string `json:"requiretls"`
 }
 
 // probeDomain is the part of a probe JSON domain checked here.
@@ -113,4 +115,44 @@ func checkProbe(t *testing.T, a *Server, wants ...probeWant) {
 	if code := exitCode(t, r); code != want && !(want == -1 && (code == 0 || code == 1)) {
 		t.Errorf("probe exit status %d, want %d (5: enforced TLS fails somewhere)", code, want)
 	}
+}
+
+// checkProbeRequireTLS runs `smtpkit probe --json` with a's configuration
+// on the domains of want and checks what it says a REQUIRETLS message
+// would do at each one's first hop: "relayed", or a reason starting with
+// "bounced" — what delivery did with one in TestTLS13RequireTLS.
+func checkProbeRequireTLS(t *testing.T, a *Server, want map[string]string) {
+	t.Helper()
+	args := []string{"probe", "--json", "-config", a.ConfigPath}
+	for d := range want {
+		args = append(args, d)
+	}
+	r := runPeer(t, nil, a.bin, args...)
+	var out struct {
+		Domains []probeDomain `json:"domains"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
+		t.Fatalf("smtpkit probe --json: %v (%v)\n%s%s", err, r.Err, r.Stdout, r.Stderr)
+	}
+	seen := 0
+	for _, d := range out.Domains {
+		w, ok := want[d.Domain]
+		if !ok {
+			continue
+		}
+		seen++
+		if len(d.Hops) == 0 || !strings.HasPrefix(d.Hops[0].RequireTLS, w) {
+			t.Errorf("probe %s: requiretls %q, want %q...", d.Domain, firstRequireTLS(d), w)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("probe reported %d of the %d domains:\n%s", seen, len(want), r.Stdout)
+	}
+}
+
+func firstRequireTLS(d probeDomain) string {
+	if len(d.Hops) == 0 {
+		return "(no hop)"
+	}
+	return d.Hops[0].RequireTLS
 }

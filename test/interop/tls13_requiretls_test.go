@@ -85,4 +85,10 @@ func TestTLS13RequireTLS(t *testing.T) {
 		{name: "REQUIRETLS wins over TLS-Required No", rcpt: pfBoth, requireTLS: true, want: bounced, status: "5.7.30",
 			msg: tlsRequiredNo("REQUIRETLS wins over TLS-Required No"), received: atPostfix(pf, pfBoth)},
 	})
+
+	// The probe says the same of a REQUIRETLS message at each MX.
+	checkProbeRequireTLS(t, a, map[string]string{
+		"dane.rt.example": "relayed", stsRT.domain(): "relayed",
+		"pf.rt.example": "bounced", "unauth.rtplain.example": "bounced",
+	})
 }
