@@ -5,7 +5,6 @@ package interop
 // receivers on 127.13.7.10–.21:25 whose TLSA records match (also on an
 // expired certificate for another name, also on the second MX only), do
 // not match, are all unusable, sit in a bogus or an unsigned zone.
-// Skipped until the key is on main.
 
 import (
 	"crypto/x509"
@@ -17,7 +16,6 @@ import (
 )
 
 func TestTLS13DANE(t *testing.T) {
-	needOutboundKeys(t, "dane")
 	ca := newBenchCA(t)
 	var (
 		eeCert    = selfSigned(t, "mx.ee.dane.example")       // DANE-EE: names and dates ignored...

@@ -435,33 +435,3 @@ func benchSender(t *testing.T, ca *benchCA, outbound ...string) *Server {
 	s.AddUser(t, outSender, outPassword)
 	return s
 }
-
-// needOutboundKeys skips the test while the [outbound] keys it needs are
-// not in the config schema yet (the feature has not landed on main):
-// `smtpkit config check` tells. Once they are, the test runs — under
-// CI=true too.
-func needOutboundKeys(t *testing.T, keys ...string) {
-	t.Helper()
-	bin, err := smtpkitBinary.build()
-	if err != nil {
-		t.Fatalf("building smtpkit: %v", err)
-	}
-	dir := t.TempDir()
-	var b strings.Builder
-	fmt.Fprintf(&b, "hostname = %q\ndata_dir = %q\n[[domain]]\nname = %q\n", benchSenderHost, filepath.Join(dir, "data"), testDomain)
-	b.WriteString("[[listener]]\naddress = \"127.13.7.1:25\"\nrole = \"mx\"\ntls = \"none\"\n[outbound]\n")
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s = true\n", k)
-	}
-	path := filepath.Join(dir, "check.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r := runPeer(t, nil, bin, "config", "check", path)
-	if r.Err != nil {
-		if strings.Contains(r.Stdout+r.Stderr, "unknown key") {
-			t.Skipf("not on main yet (%s): %s", strings.Join(keys, ", "), strings.TrimSpace(r.Stdout+r.Stderr))
-		}
-		t.Fatalf("smtpkit config check: %v\n%s%s", r.Err, r.Stdout, r.Stderr)
-	}
-}

@@ -13,7 +13,6 @@ import (
 )
 
 func TestTLS13RequireTLS(t *testing.T) {
-	needOutboundKeys(t, "dane", "mta_sts")
 	ca := newBenchCA(t)
 	var (
 		daneCert  = selfSigned(t, "mx.dane.rt.example")

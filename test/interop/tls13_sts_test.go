@@ -4,8 +4,7 @@ package interop
 // `[outbound] mta_sts = true` fetches policies over HTTPS from
 // 127.13.7.40–.49:443 (certificates from the test CA, trusted through
 // SSL_CERT_FILE) and delivers to receivers on 127.13.7.20–.39:25. The
-// policy domains live in an unsigned zone, so DANE never applies. Skipped
-// until the key is on main.
+// policy domains live in an unsigned zone, so DANE never applies.
 
 import (
 	"crypto/tls"
@@ -40,7 +39,6 @@ func (d stsDomain) records(id string) []string {
 }
 
 func TestTLS13MTASTS(t *testing.T) {
-	needOutboundKeys(t, "mta_sts")
 	ca := newBenchCA(t)
 	var (
 		good       = stsDomain{"good", 20, 40}        // enforce, CA-issued cert at Postfix: delivered
@@ -142,7 +140,6 @@ func TestTLS13MTASTS(t *testing.T) {
 // server with a self-signed certificate takes each MX's address. Neither
 // gets the next message, and neither policy is fetched again.
 func TestTLS13MTASTSCached(t *testing.T) {
-	needOutboundKeys(t, "mta_sts")
 	ca := newBenchCA(t)
 	down, gone := stsDomain{"cached", 30, 49}, stsDomain{"txtgone", 31, 48}
 	zone := func(withGoneTXT bool) benchZone {
