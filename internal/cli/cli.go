@@ -37,6 +37,7 @@ func commands() map[string]command {
 		"bench":    {"load-test an SMTP server", runBench},
 		"send":     {"compose and send a message over SMTP", runSend},
 		"tlsa":     {"print the TLSA record (DANE) to publish for a certificate", runTLSA},
+		"dkim":     {"make a DKIM signing key (keygen); check its DNS record (check)", runDKIM},
 		"sendmail": {"the /usr/sbin/sendmail interface", runSendmail},
 	}
 }

@@ -23,7 +23,8 @@ const configUsage = `usage:
   smtpkit config dev                   print the development default (used when no file exists)
 
 check exits 0 when FILE is valid and 1 when it is not. With -certs it also
-loads the certificate files named by [[tls.certificate]].
+loads the certificate files named by [[tls.certificate]] and the DKIM keys
+of [[dkim]] (Ed25519, or RSA of 2048 to 4096 bits).
 `
 
 func runConfig(args []string, stdio Stdio) int {
@@ -50,7 +51,7 @@ func configCheck(args []string, stdio Stdio) int {
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
 	fs.SetOutput(stdio.Err)
 	fs.Usage = func() { fmt.Fprint(stdio.Err, configUsage) }
-	loadCerts := fs.Bool("certs", false, "also load the certificate files")
+	loadCerts := fs.Bool("certs", false, "also load the certificate files and the DKIM keys")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -75,6 +76,12 @@ func configCheck(args []string, stdio Stdio) int {
 		}
 		if _, err := certs.Load(pairs); err != nil {
 			fmt.Fprintf(stdio.Err, "%s: certificates:\n  %s\n", path, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			return 1
+		}
+	}
+	if *loadCerts {
+		if _, err := loadSigner(cfg); err != nil {
+			fmt.Fprintf(stdio.Err, "%s: %v\n", path, err)
 			return 1
 		}
 	}
@@ -110,6 +117,13 @@ func summarize(w io.Writer, cfg config.Config) {
 	fmt.Fprintf(tw, "outbound tls\t%s\n", cfg.Outbound.TLS)
 	for _, r := range cfg.Routes {
 		fmt.Fprintf(tw, "route\t%s → %s\n", r.Domain, r.Host)
+	}
+	for _, d := range cfg.DKIM {
+		sub := ""
+		if d.Subdomains {
+			sub = " (and subdomains)"
+		}
+		fmt.Fprintf(tw, "dkim	%s selector %s%s\n", d.Domain, d.Selector, sub)
 	}
 	if cfg.Metrics.Address != "" {
 		fmt.Fprintf(tw, "metrics\t%s\n", cfg.Metrics.Address)

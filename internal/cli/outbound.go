@@ -8,6 +8,7 @@ import (
 
 	"smtpkit/internal/config"
 	"smtpkit/internal/delivery"
+	"smtpkit/internal/dkim"
 	"smtpkit/internal/local"
 	"smtpkit/internal/metrics"
 	"smtpkit/internal/mtasts"
@@ -26,6 +27,9 @@ type outbound struct {
 	// bounces hands the queue's DSNs to their recipients (SRS set by
 	// wireSRS before the queue runs).
 	bounces *delivery.Bounces
+	// signer holds the [[dkim]] keys (nil: none): submissions, DSNs and
+	// TLS-RPT reports that leave through the queue are signed with it.
+	signer *dkim.Signer
 }
 
 // wireOutbound opens the queue in <data_dir>/queue with the remote courier
@@ -41,6 +45,10 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 		Router: rt.router, Policy: rt.policy, LocalName: cfg.Hostname, Roots: rt.roots, Logger: log,
 		Reports: reports,
 	})
+	signer, err := loadSigner(cfg) // [[dkim]] (dkim.go)
+	if err != nil {
+		return nil, err
+	}
 	bounces := &delivery.Bounces{Local: store}
 	q, err := queue.Open(queue.Options{
 		Dir:     filepath.Join(cfg.DataDir, "queue"),
@@ -49,6 +57,7 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 		// (queue.Writer.AddLocal).
 		Local:        delivery.NewLocal(store),
 		Bounce:       bounces.Deliver,
+		Sign:         signer.Sign, // DSNs and delay warnings that go out through the queue
 		RetryMin:     cfg.Outbound.RetryMin.D(),
 		RetryMax:     cfg.Outbound.RetryMax.D(),
 		MaxAge:       cfg.Outbound.MaxAge.D(),
@@ -61,7 +70,7 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 		return nil, err
 	}
 	bounces.Queue = q // DSNs for remote senders
-	return &outbound{queue: q, remote: remote, sts: rt.sts, routing: rt, bounces: bounces}, nil
+	return &outbound{queue: q, remote: remote, sts: rt.sts, routing: rt, bounces: bounces, signer: signer}, nil
 }
 
 // stsRefreshEvery is how often cached MTA-STS policies near expiry are

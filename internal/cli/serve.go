@@ -283,6 +283,7 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		Local:    d.local,
 		Accounts: accounts,
 		Relay:    inbound.QueueRelay(d.out.queue),
+		Sign:     d.out.messageSigner(),
 		Logger:   log,
 	}
 	wireSRS(rewriter, &in, d.out.bounces)

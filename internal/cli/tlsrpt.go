@@ -284,6 +284,14 @@ func (d *daemon) mailReport(ctx context.Context, from string, to []string, msg [
 		return err
 	}
 	defer w.Abort()
+	// Signed once, as it is queued, when its From domain has a key.
+	fields, err := d.out.signer.Sign(msg)
+	if err == nil {
+		err = w.Prepend(fields)
+	}
+	if err != nil {
+		return err
+	}
 	if _, err := w.Write(msg); err != nil {
 		return err
 	}

@@ -107,3 +107,30 @@ func TestRecord(t *testing.T) {
 		t.Errorf("RSA record not split into 255-byte strings: %s", rline)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	ed, rs := testKeys(t)
+	edRec, _ := Record(ed.Public())
+	rsRec, _ := Record(rs.Public())
+	k := Key{Domain: "example.com", Selector: "s", Signer: ed}
+	tests := []struct {
+		name    string
+		key     Key
+		records []string
+		ok      bool
+	}{
+		{"ed25519 matches", k, []string{edRec}, true},
+		{"rsa matches", Key{Domain: "example.com", Selector: "r", Signer: rs}, []string{rsRec}, true},
+		{"other key", k, []string{rsRec}, false},
+		{"revoked", k, []string{"v=DKIM1; k=ed25519; p="}, false},
+		{"garbage", k, []string{"hello"}, false},
+		{"none", k, nil, false},
+		{"two", k, []string{edRec, edRec}, false},
+		{"wrong k=", k, []string{strings.Replace(edRec, "k=ed25519", "k=rsa", 1)}, false},
+	}
+	for _, tt := range tests {
+		if err := Check(tt.key, tt.records); (err == nil) != tt.ok {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+}

@@ -34,7 +34,10 @@ type Options struct {
 	Relay Relay
 	// SRS, when set, rewrites the sender of mail forwarded outside the
 	// local domains and decodes bounces to SRS addresses (forward.go).
-	SRS    SRS
+	SRS SRS
+	// Sign, when set, starts the DKIM signature of a message from an
+	// authenticated submitter on its way to the queue (sign.go).
+	Sign   func() MessageSigner
 	Logger *slog.Logger
 }
 
@@ -118,6 +121,7 @@ func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.Messa
 			return nil, err
 		}
 		w.queue = q
+		w.sign = b.signer(env)
 	}
 	return w, nil
 }

@@ -113,6 +113,7 @@ type memRelay struct {
 	addFail, withdrawFail bool
 	local                 []string // added by AddLocal
 	steps                 []string
+	prepended             string
 }
 
 func (m *memRelay) Begin(_ context.Context, env queue.Envelope) (RelayWriter, error) {
@@ -120,6 +121,11 @@ func (m *memRelay) Begin(_ context.Context, env queue.Envelope) (RelayWriter, er
 	return m, nil
 }
 func (m *memRelay) Write(p []byte) (int, error) { return m.data.Write(p) }
+func (m *memRelay) Prepend(fields string) error {
+	m.steps = append(m.steps, "prepend")
+	m.prepended += fields
+	return nil
+}
 func (m *memRelay) Prepare() (string, error) {
 	m.steps = append(m.steps, "prepare")
 	if m.fail {

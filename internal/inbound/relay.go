@@ -22,6 +22,9 @@ type Relay interface {
 // as the client sees it (see writer.Commit).
 type RelayWriter interface {
 	io.Writer
+	// Prepend adds header fields (the DKIM-Signature) that every
+	// delivery attempt sends before the message (before Prepare).
+	Prepend(fields string) error
 	// Prepare makes the entry durable without releasing it for delivery.
 	Prepare() (id string, err error)
 	// AddLocal adds local mailboxes to a prepared entry, durably, for the

@@ -13,6 +13,7 @@ type writer struct {
 	boxes []string // the local mailboxes of local
 	local *local.Writer
 	queue RelayWriter
+	sign  MessageSigner // the queue copy's DKIM signature, or nil (sign.go)
 	log   *slog.Logger
 }
 
@@ -27,6 +28,9 @@ func (w *writer) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if w.sign != nil {
+		w.sign.Write(p) // never fails; Finish tells
+	}
 	return len(p), nil
 }
 
@@ -35,6 +39,8 @@ func (w *writer) Write(p []byte) (int, error) {
 // error means nothing was stored or queued and the client may send the
 // whole message again.
 //
+//  0. The queue copy's DKIM signature is finished and kept with it
+//     (signQueued): made once, before the 250.
 //  1. The queue copy is prepared: durable, but not yet released for
 //     delivery. If that fails, nothing is stored (4xx).
 //  2. The Maildir copies are committed.
@@ -53,6 +59,10 @@ func (w *writer) Commit() (string, error) {
 			}
 		}
 		return w.id, nil
+	}
+	if err := w.signQueued(); err != nil {
+		w.Abort()
+		return "", err
 	}
 	q := w.queue
 	w.queue = nil
@@ -98,6 +108,10 @@ func (w *writer) Abort() {
 	}
 	if w.queue != nil {
 		w.queue.Abort()
+	}
+	if w.sign != nil {
+		w.sign.Abort()
+		w.sign = nil
 	}
 }
 

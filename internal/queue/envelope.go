@@ -31,6 +31,10 @@ type Meta struct {
 	RequireTLS   bool   `json:"requiretls,omitempty"`
 	ReceivedFrom string `json:"received_from,omitempty"` // the client's address, for logs and `queue show`
 	AuthUser     string `json:"auth_user,omitempty"`     // the authenticated submitter, if any
+	// Prepend are header fields (CRLF lines) put before the stored bytes
+	// on every remote attempt: the DKIM-Signature fields made once, when
+	// the message was accepted (Writer.Prepend). Size counts them.
+	Prepend string `json:"prepend,omitempty"`
 }
 
 // envelopeVersion is the format version written into env files.

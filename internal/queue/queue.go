@@ -47,6 +47,10 @@ type Options struct {
 	// Bounce hands a built DSN to whoever delivers it. Nil enqueues it in
 	// this queue (EnqueueBounce), which suits senders in remote domains.
 	Bounce func(ctx context.Context, b Bounce) error
+	// Sign returns the header fields (DKIM-Signature, internal/dkim) to
+	// prepend to a DSN EnqueueBounce queues, "" for none; nil signs
+	// nothing. A DSN delivered into a local Maildir is not signed.
+	Sign func(msg []byte) (string, error)
 	// RetryMin is the delay after the first temporary failure; each further
 	// failure doubles it, up to RetryMax. Defaults 5m and 4h.
 	RetryMin, RetryMax time.Duration

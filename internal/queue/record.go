@@ -3,18 +3,11 @@ package queue
 import (
 	"context"
 	"errors"
-	"io"
-	"os"
 	"strings"
 	"time"
 
 	"smtpkit/internal/smtp"
 )
-
-// opener returns the Attempt.Open of message id.
-func (q *Queue) opener(id string) func() (io.ReadCloser, error) {
-	return func() (io.ReadCloser, error) { return q.dir.fs.OpenFile(q.dir.msg(id), os.O_RDONLY, 0) }
-}
 
 // errNoResult stands for a recipient the Courier returned no Result for.
 var errNoResult = errors.New("courier returned no result for this recipient")

@@ -157,7 +157,10 @@ func (q *Queue) runJob(ctx context.Context, j *job) {
 	d := &Attempt{
 		ID: e.ID, From: e.From, Domain: j.domain, Recipients: j.rcpts,
 		Size: e.Size, SMTPUTF8: e.Meta.SMTPUTF8, EightBit: e.Meta.EightBit,
-		RequireTLS: e.Meta.RequireTLS, Open: q.opener(e.ID),
+		RequireTLS: e.Meta.RequireTLS, Open: q.opener(e, j.local),
+	}
+	if j.local {
+		d.Size -= int64(len(e.Meta.Prepend)) // local Maildirs get the bytes as received
 	}
 	var results []Result
 	switch {

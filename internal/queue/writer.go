@@ -209,14 +209,23 @@ func (w *Writer) Abort() {
 	w.q.dir.fs.Remove(w.tmp)
 }
 
-// EnqueueBounce queues a DSN from the null sender to b.To. It is the
-// default Options.Bounce.
+// EnqueueBounce queues a DSN from the null sender to b.To, signed with
+// Options.Sign. It is the default Options.Bounce.
 func (q *Queue) EnqueueBounce(ctx context.Context, b Bounce) error {
 	w, err := q.begin("", []string{b.To}, Meta{SMTPUTF8: b.SMTPUTF8, EightBit: b.EightBit})
 	if err != nil {
 		return err
 	}
 	defer w.Abort()
+	if q.opts.Sign != nil {
+		fields, err := q.opts.Sign(b.Message)
+		if err != nil {
+			return err
+		}
+		if err := w.Prepend(fields); err != nil {
+			return err
+		}
+	}
 	if _, err := w.Write(b.Message); err != nil {
 		return err
 	}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"smtpkit/internal/dkim"
+	"smtpkit/internal/dns/dnstest"
+)
+
+func TestDKIMKeygen(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		prefix string // of the printed record
+		strs   int    // quoted strings in it
+	}{
+		{"ed25519", []string{"-domain", "Example.com.", "-selector", "ed1", "-out", filepath.Join(dir, "ed.pem")}, 0, `ed1._domainkey.example.com. TXT "v=DKIM1; k=ed25519; p=`, 1},
+		{"rsa", []string{"-domain", "example.com", "-selector", "rsa1", "-algorithm", "rsa", "-out", filepath.Join(dir, "rsa.pem")}, 0, `rsa1._domainkey.example.com. TXT "v=DKIM1; k=rsa; p=`, 2},
+		{"no overwrite", []string{"-domain", "example.com", "-selector", "ed1", "-out", filepath.Join(dir, "ed.pem")}, 1, "", 0},
+		{"small rsa", []string{"-domain", "example.com", "-selector", "r", "-algorithm", "rsa", "-bits", "1024", "-out", filepath.Join(dir, "x.pem")}, 2, "", 0},
+		{"bad algorithm", []string{"-domain", "example.com", "-selector", "r", "-algorithm", "dsa", "-out", filepath.Join(dir, "x.pem")}, 2, "", 0},
+		{"no selector", []string{"-domain", "example.com"}, 2, "", 0},
+		{"bad domain", []string{"-domain", "a b", "-selector", "s"}, 2, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			before, _ := os.ReadFile(filepath.Join(dir, "ed.pem"))
+			code := Main(append([]string{"dkim", "keygen"}, tt.args...), Stdio{Out: &out, Err: &errb})
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d: %s", code, tt.code, errb.String())
+			}
+			if tt.name == "no overwrite" {
+				if after, _ := os.ReadFile(filepath.Join(dir, "ed.pem")); !bytes.Equal(before, after) {
+					t.Error("the key was overwritten")
+				}
+			}
+			if code != 0 {
+				return
+			}
+			line := strings.TrimSpace(out.String())
+			if !strings.HasPrefix(line, tt.prefix) || strings.Count(line, `"`) != 2*tt.strs {
+				t.Fatalf("record %s", line)
+			}
+			path := tt.args[len(tt.args)-1]
+			st, err := os.Stat(path)
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("key file: %v %v", st, err)
+			}
+			k, err := dkim.LoadKey(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, _ := dkim.Record(k.Public())
+			joined := strings.ReplaceAll(strings.TrimSuffix(line[strings.Index(line, `"`)+1:], `"`), `" "`, "")
+			if joined != rec {
+				t.Errorf("printed record is not the key's:\n%s\n%s", joined, rec)
+			}
+		})
+	}
+}
+
+func TestDKIMCheck(t *testing.T) {
+	dir := t.TempDir()
+	keygen := func(sel, alg string) string {
+		var out, errb bytes.Buffer
+		if code := Main([]string{"dkim", "keygen", "-domain", "example.com", "-selector", sel, "-algorithm", alg, "-out", filepath.Join(dir, sel+".pem")}, Stdio{Out: &out, Err: &errb}); code != 0 {
+			t.Fatalf("keygen: %s", errb.String())
+		}
+		return strings.TrimSpace(out.String())
+	}
+	ed, rs, other := keygen("ed1", "ed25519"), keygen("rsa1", "rsa"), keygen("other", "ed25519")
+	srv := dnstest.Start(t, dnstest.Zone{
+		Records: []string{ed, rs,
+			strings.Replace(other, "other._domainkey", "wrong._domainkey", 1)}, // another key's record
+		ServFail: []string{"broken._domainkey.example.com."},
+	})
+	cfg := filepath.Join(dir, "smtpkit.toml")
+	toml := "hostname = \"mx.example.com\"\ndata_dir = \"" + dir + "\"\n[tls]\nself_signed = true\n[[domain]]\nname = \"example.com\"\n[outbound]\nresolver = \"" + srv.Addr + "\"\n"
+	for _, sel := range []string{"ed1", "rsa1", "wrong", "missing", "broken"} {
+		key := sel
+		if sel != "ed1" && sel != "rsa1" {
+			key = "ed1"
+		}
+		toml += "[[dkim]]\ndomain = \"example.com\"\nselector = \"" + sel + "\"\nkey = \"" + filepath.Join(dir, key+".pem") + "\"\n"
+	}
+	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		selector string
+		code     int
+		out      string
+	}{
+		{"ed1", 0, "OK: ed1._domainkey.example.com matches"},
+		{"rsa1", 0, "OK: rsa1._domainkey.example.com matches"},
+		{"wrong", 1, "MISMATCH"},
+		{"missing", 1, "no DKIM key record"},
+		{"broken", 3, ""},
+		{"unknown", 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.selector, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Main([]string{"dkim", "check", "-domain", "example.com", "-selector", tt.selector, "-config", cfg}, Stdio{Out: &out, Err: &errb})
+			if code != tt.code || !strings.Contains(out.String(), tt.out) {
+				t.Fatalf("exit %d, want %d; out %q (want %q); err %s", code, tt.code, out.String(), tt.out, errb.String())
+			}
+		})
+	}
+}
