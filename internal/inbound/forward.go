@@ -174,6 +174,17 @@ func (m multiRelay) Prepare() (string, error) {
 	return first, nil
 }
 
+// Prepend gives every entry the same fields: the signature is of the
+// message, whatever the envelope sender.
+func (m multiRelay) Prepend(fields string) error {
+	for _, w := range m {
+		if err := w.Prepend(fields); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (m multiRelay) AddLocal(boxes []string) error { return m[0].AddLocal(boxes) }
 
 func (m multiRelay) Publish() {
