@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -428,10 +429,46 @@ func renderBenchTemplate(t *testing.T, name, dst string, data any) {
 // extra lines of the [outbound] table, e.g. "dane = true".
 func benchSender(t *testing.T, ca *benchCA, outbound ...string) *Server {
 	t.Helper()
+	return benchSenderWith(t, ca, "", outbound...)
+}
+
+// benchSenderWith is benchSender with more tables (TOML) in the config.
+func benchSenderWith(t *testing.T, ca *benchCA, tables string, outbound ...string) *Server {
+	t.Helper()
 	t.Setenv("SSL_CERT_FILE", ca.File)
 	conf := outConf{resolver: benchResolverAddr, caFile: ca.File}.toml()
 	conf = strings.Replace(conf, "[outbound]\n", "[outbound]\n"+strings.Join(append(outbound, ""), "\n"), 1)
-	s := StartServer(t, ServerOptions{ExtraTOML: conf})
+	s := StartServer(t, ServerOptions{ExtraTOML: conf + "\n" + tables})
 	s.AddUser(t, outSender, outPassword)
 	return s
+}
+
+// deliveryResults sums the daemon's smtpkit_delivery_results_total
+// counters (GET /metrics on metricsAddr) by result and tls_mechanism,
+// e.g. "delivered dane".
+func deliveryResults(t *testing.T, metricsAddr string) map[string]int {
+	t.Helper()
+	hc := &http.Client{Timeout: outWait}
+	resp, err := hc.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := regexp.MustCompile(`(?m)^smtpkit_delivery_results_total\{([^}]*)\} ([0-9.e+]+)$`)
+	label := regexp.MustCompile(`(\w+)="([^"]*)"`)
+	out := map[string]int{}
+	for _, m := range series.FindAllStringSubmatch(string(body), -1) {
+		labels := map[string]string{}
+		for _, l := range label.FindAllStringSubmatch(m[1], -1) {
+			labels[l[1]] = l[2]
+		}
+		var v float64
+		fmt.Sscan(m[2], &v)
+		out[labels["result"]+" "+labels["tls_mechanism"]] += int(v)
+	}
+	return out
 }
