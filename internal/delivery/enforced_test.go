@@ -86,35 +86,36 @@ func TestRemoteDANE(t *testing.T) {
 		accepts  int
 		tls      bool
 		sessions []string
+		text     string // in the error the queue keeps
 	}{
 		{"DANE-EE match on a self-signed cert", script{tls: tlsConfig(cert)},
 			func(p int) *dnstest.Zone { return secureZone(tlsa(p, match)) }, "ok", 1, true,
-			[]string{"tlsa ok@mx1.remote.example"}},
+			[]string{"tlsa ok@mx1.remote.example"}, ""},
 		{"TLSA mismatch: deferred", script{tls: tlsConfig(cert)},
 			func(p int) *dnstest.Zone { return secureZone(tlsa(p, wrong)) }, "temp 451 4.7.5", 1, false,
-			[]string{"tlsa validation-failure@mx1.remote.example"}},
+			[]string{"tlsa validation-failure@mx1.remote.example"}, "does not match the TLSA records of mx1.remote.example (dane: "},
 		{"DANE and no STARTTLS: deferred, never plaintext", script{},
 			func(p int) *dnstest.Zone { return secureZone(tlsa(p, match)) }, "temp 451 4.7.4", 1, false,
-			[]string{"tlsa starttls-not-supported@mx1.remote.example"}},
+			[]string{"tlsa starttls-not-supported@mx1.remote.example"}, "TLS is required (DANE), but STARTTLS not offered"},
 		{"TLSA lookup fails: deferred without connecting", script{tls: tlsConfig(cert)},
 			func(p int) *dnstest.Zone {
 				z := secureZone()
 				z.ServFail = []string{"_" + strconv.Itoa(p) + "._tcp.mx1.remote.example."}
 				return z
 			}, "temp 451 4.4.3", 0, false,
-			[]string{"tlsa dnssec-invalid@mx1.remote.example"}},
+			[]string{"tlsa dnssec-invalid@mx1.remote.example"}, "TLSA lookup for mx1.remote.example failed"},
 		{"TLSA in an unsigned zone: ignored", script{tls: tlsConfig(cert)},
 			func(p int) *dnstest.Zone {
 				z := secureZone(tlsa(p, wrong))
 				z.Unsigned = []string{"_" + strconv.Itoa(p) + "._tcp.mx1.remote.example."}
 				return z
-			}, "ok", 1, true, []string{"no-policy-found ok@mx1.remote.example"}},
+			}, "ok", 1, true, []string{"no-policy-found ok@mx1.remote.example"}, ""},
 		{"MX answer not signed: no DANE", script{tls: tlsConfig(cert)},
 			func(p int) *dnstest.Zone {
 				z := secureZone(tlsa(p, wrong))
 				z.Unsigned = []string{"one.example."}
 				return z
-			}, "ok", 1, true, []string{"no-policy-found ok@mx1.remote.example"}},
+			}, "ok", 1, true, []string{"no-policy-found ok@mx1.remote.example"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,8 +136,11 @@ func TestRemoteDANE(t *testing.T) {
 			if got := rec.summary(); !slices.Equal(got, tc.sessions) {
 				t.Errorf("TLS-RPT sessions %q, want %q", got, tc.sessions)
 			}
-			if tc.want == "ok" && tc.sessions[0][:4] == "tlsa" && res[0].TLS.Mechanism != "dane" {
-				t.Errorf("mechanism %q, want dane", res[0].TLS.Mechanism)
+			if tc.sessions[0][:4] == "tlsa" && res[0].TLS.Mechanism != "dane" {
+				t.Errorf("mechanism %q, want dane (the metrics label it)", res[0].TLS.Mechanism)
+			}
+			if tc.text != "" && (res[0].Err == nil || !strings.Contains(res[0].Err.Error(), tc.text)) {
+				t.Errorf("error %v, want it to say %q", res[0].Err, tc.text)
 			}
 		})
 	}

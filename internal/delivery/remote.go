@@ -94,6 +94,7 @@ func (r *Remote) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 	msg.optional = !msg.require && d.TLSRequiredNo()
 	var last error
 	var lastAt queue.Remote
+	var lastTLS queue.TLS // the plan of the hop that failed last, for the metrics
 	for _, hop := range hops {
 		plan := r.plan(hop, msg)
 		if plan.Refuse != nil {
@@ -104,7 +105,7 @@ func (r *Remote) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 				"tls_mechanism", string(plan.Mechanism), "err", plan.Refuse)
 			r.countRefused(d.Domain, hop, plan)
 			if last == nil || informative(plan.Refuse) >= informative(last) {
-				last, lastAt = plan.Refuse, queue.Remote{Host: hop.Host}
+				last, lastAt, lastTLS = plan.Refuse, queue.Remote{Host: hop.Host}, factsOf(plan)
 			}
 			continue
 		}
@@ -113,20 +114,21 @@ func (r *Remote) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
 			if decided {
 				return res
 			}
-			r.log.Info("next hop failed", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "err", err)
+			r.log.Info("next hop failed", "msgid", d.ID, "host", hop.Host, "ip", ip.String(),
+				"tls_policy", plan.Policy.String(), "tls_mechanism", string(plan.Mechanism), "err", err)
 			at := queue.Remote{Host: hop.Host, Addr: ip}
 			if ctx.Err() != nil {
 				return allFailed(d.Recipients, queue.Result{Err: temporary(ctx.Err()), Remote: at})
 			}
 			if last == nil || informative(err) >= informative(last) {
-				last, lastAt = err, at
+				last, lastAt, lastTLS = err, at, factsOf(plan)
 			}
 		}
 	}
 	if last == nil {
 		last = smtp.E(smtp.CodeLocalError, smtp.EnhNoAnswer.Temp(), "No answer from any next hop")
 	}
-	return allFailed(d.Recipients, queue.Result{Err: temporary(last), Remote: lastAt, Reply: replyOf(last)})
+	return allFailed(d.Recipients, queue.Result{Err: temporary(last), Remote: lastAt, Reply: replyOf(last), TLS: lastTLS})
 }
 
 // informative ranks a hop's failure for the report when every hop failed:
@@ -277,7 +279,7 @@ func hasWord(list, w string) bool {
 // A connection that ends the transaction cleanly is kept under poolKey.
 func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan, poolKey string) ([]queue.Result, bool, error) {
 	at := queue.Remote{Host: hop.Host, Addr: ip}
-	facts := queue.TLS{Policy: plan.Policy.String(), Mechanism: string(plan.Mechanism)}
+	facts := factsOf(plan)
 	if st, ok := c.TLSState(); ok {
 		facts.Version = st.Version
 	}
@@ -349,15 +351,23 @@ func (r *Remote) possibleDuplicate(d *queue.Attempt, at queue.Remote, facts queu
 	return allFailed(d.Recipients, queue.Result{Err: temporary(err), Remote: at, TLS: facts, PossibleDuplicate: true})
 }
 
-// failureOf classifies a StartTLS error for the plan.
+// factsOf is what a result records of the plan it ran under.
+func factsOf(plan tlspolicy.Plan) queue.TLS {
+	return queue.TLS{Policy: plan.Policy.String(), Mechanism: string(plan.Mechanism)}
+}
+
+// failureOf classifies a StartTLS error for the plan. A DANE mismatch
+// (a tlsrpt.Failure from the handshake's VerifyConnection) is a
+// certificate failure like an x509 one.
 func failureOf(err error) tlspolicy.Failure {
 	var te *client.TLSError
+	var tf tlsrpt.Failure
 	switch {
 	case errors.Is(err, client.ErrNoStartTLS):
 		return tlspolicy.NotOffered
 	case errors.As(err, &te) && te.Refused:
 		return tlspolicy.Refused
-	case errors.As(err, &te) && te.Certificate():
+	case errors.As(err, &te) && (te.Certificate() || errors.As(err, &tf)):
 		return tlspolicy.Certificate
 	}
 	return tlspolicy.Handshake

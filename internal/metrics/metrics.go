@@ -79,7 +79,7 @@ func New(opts Options) *Metrics {
 	m.msgRefused = counter("messages_refused_total", "Messages whose data was refused or lost, by reason.", "listener", "reason")
 	m.rcptRefused = counter("recipients_refused_total", "RCPT commands refused, by reason.", "listener", "reason")
 
-	m.deliveries = counter("delivery_results_total", "Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure), the TLS policy the attempt ran under and what decided it (tls_mechanism: dane, mta-sts, route, default; \"unknown\" when no connection was made).", "result", "tls_policy", "tls_mechanism")
+	m.deliveries = counter("delivery_results_total", "Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure), the TLS policy the attempt ran under and what decided it (tls_mechanism: dane, mta-sts, route, default; \"unknown\" when no next hop was tried).", "result", "tls_policy", "tls_mechanism")
 	m.deliveryDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "delivery_duration_seconds",
 		Help: "Duration of one delivery attempt to one domain (route, connect, TLS, transaction).", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12)})
 	m.deliveryInFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "deliveries_in_flight",

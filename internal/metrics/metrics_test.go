@@ -171,7 +171,7 @@ func TestCourierCountsResults(t *testing.T) {
 		t.Errorf("in flight during Deliver = %v, want 1", inner.inFlight)
 	}
 	const want = `
-# HELP smtpkit_delivery_results_total Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure), the TLS policy the attempt ran under and what decided it (tls_mechanism: dane, mta-sts, route, default; "unknown" when no connection was made).
+# HELP smtpkit_delivery_results_total Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure), the TLS policy the attempt ran under and what decided it (tls_mechanism: dane, mta-sts, route, default; "unknown" when no next hop was tried).
 # TYPE smtpkit_delivery_results_total counter
 smtpkit_delivery_results_total{result="delivered",tls_mechanism="mta-sts",tls_policy="verify"} 1
 smtpkit_delivery_results_total{result="permanent_failure",tls_mechanism="default",tls_policy="opportunistic"} 1

@@ -1,9 +1,12 @@
 package tlspolicy
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"smtpkit/internal/smtp"
+	"smtpkit/internal/tlsrpt"
 )
 
 // Failure is why a connection did not get the TLS its plan asked for.
@@ -97,11 +100,51 @@ func (p Plan) FailureError(f Failure, cause error) *smtp.Error {
 	switch f {
 	case NotOffered, Refused:
 		enh = smtp.EnhNoTLS.Temp()
-		text = "TLS is required (" + p.Policy.String() + "), but " + f.String()
+		text = "TLS is required (" + p.requiredBy() + "), but " + f.String()
 	case Certificate:
-		text = "server certificate not verified for " + p.VerifyName
+		var tf tlsrpt.Failure
+		switch {
+		case len(p.DANE) > 0 && errors.As(cause, &tf):
+			// The queue keeps the reply, so the reason must be in it, not
+			// only in the log.
+			text = "server certificate does not match the TLSA records of " +
+				strings.Join(p.DANENames, ", ") + " (" + oneLine(tf.Error(), 160) + ")"
+		case len(p.DANE) > 0:
+			text = "server certificate does not match the TLSA records of " + strings.Join(p.DANENames, ", ")
+		default:
+			text = "server certificate not verified for " + p.VerifyName
+			if p.Mechanism == MechSTS {
+				text += " (MTA-STS enforce)"
+			}
+		}
 	}
 	return smtp.Wrap(smtp.R(smtp.CodeLocalError, enh, text), cause)
+}
+
+// requiredBy names what made TLS mandatory, for the reply: DANE, MTA-STS
+// or the policy.
+func (p Plan) requiredBy() string {
+	switch p.Mechanism {
+	case MechDANE:
+		return "DANE"
+	case MechSTS:
+		return "MTA-STS"
+	}
+	return p.Policy.String()
+}
+
+// oneLine makes s fit in a reply text: no line breaks, at most max bytes.
+func oneLine(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return s
 }
 
 // WithoutTLS is the plan for the single plaintext retry after RetryPlain.
