@@ -22,7 +22,9 @@ fi
 # unbound (validating resolver) and ldnsutils (ldns-keygen, ldns-signzone)
 # are the DNSSEC bench of test/interop/dnssec_bench_test.go; the tests run
 # their own instances on 127.13.7.53 and .54 with configs of their own.
-packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf)
+# python3-dkim (dkimpy, with python3-nacl for Ed25519) verifies smtpkit's
+# DKIM signatures in test/interop/dkim_test.go.
+packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim)
 
 # installed reports whether the Debian package $1 is fully installed.
 installed() {
