@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,10 @@ import (
 
 	"smtpkit/internal/dkim"
 	"smtpkit/internal/dns/dnstest"
+	"smtpkit/internal/local"
+	"smtpkit/internal/queue"
+
+	msgauth "github.com/emersion/go-msgauth/dkim"
 )
 
 func TestDKIMKeygen(t *testing.T) {
@@ -115,3 +121,74 @@ func TestDKIMCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestReportMailSigned: a TLS-RPT report mail queued for a remote rua is
+// signed once, as it is queued (the fields kept in the envelope), when its
+// From domain has a key; without a key it is queued unsigned.
+func TestReportMailSigned(t *testing.T) {
+	ed, err := dkim.GenerateKey(dkim.Ed25519, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := dkim.New([]dkim.Key{{Domain: "example.com", Selector: "s", Signer: ed, Subdomains: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := dkim.Record(ed.Public())
+	report := "From: <noreply-tlsrpt@mx.example.com>\r\nTo: <tls@far.example>\r\nSubject: Report Domain: far.example\r\n" +
+		"Date: Wed, 2 Dec 2026 00:00:00 +0000\r\nMessage-ID: <r1@mx.example.com>\r\n\r\nreport\r\n"
+	for _, tt := range []struct {
+		name   string
+		signer *dkim.Signer
+		signed bool
+	}{{"with a key", signer, true}, {"without keys", nil, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			q, err := queue.Open(queue.Options{Dir: filepath.Join(dir, "queue"), Courier: noCourier{}}) // never run
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			d := &daemon{
+				local: local.New(local.Options{Domains: []string{"example.com"}, MailDir: filepath.Join(dir, "mail")}),
+				out:   &outbound{queue: q, signer: tt.signer},
+			}
+			if err := d.mailReport(context.Background(), "noreply-tlsrpt@mx.example.com", []string{"tls@far.example"}, []byte(report)); err != nil {
+				t.Fatal(err)
+			}
+			envs, _ := filepath.Glob(filepath.Join(dir, "queue", "env", "*.json"))
+			if len(envs) != 1 {
+				t.Fatalf("%d queued, want 1", len(envs))
+			}
+			var env struct {
+				Size int64 `json:"size"`
+				Meta struct {
+					Prepend string `json:"prepend"`
+				} `json:"meta"`
+			}
+			raw, _ := os.ReadFile(envs[0])
+			if err := json.Unmarshal(raw, &env); err != nil {
+				t.Fatal(err)
+			}
+			if !tt.signed {
+				if env.Meta.Prepend != "" {
+					t.Fatalf("signed without a key: %q", env.Meta.Prepend)
+				}
+				return
+			}
+			if env.Size != int64(len(env.Meta.Prepend)+len(report)) {
+				t.Errorf("size %d does not count the %d bytes of signature", env.Size, len(env.Meta.Prepend))
+			}
+			vs, err := msgauth.VerifyWithOptions(strings.NewReader(env.Meta.Prepend+report), &msgauth.VerifyOptions{
+				LookupTXT: func(string) ([]string, error) { return []string{rec}, nil },
+			})
+			if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "example.com" {
+				t.Fatalf("verification: %v %+v", err, vs)
+			}
+		})
+	}
+}
+
+type noCourier struct{}
+
+func (noCourier) Deliver(context.Context, *queue.Attempt) []queue.Result { return nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"smtpkit/internal/config"
@@ -48,6 +49,9 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 	signer, err := loadSigner(cfg) // [[dkim]] (dkim.go)
 	if err != nil {
 		return nil, err
+	}
+	if signer != nil {
+		log.Info("dkim: signing outgoing mail", "domains", strings.Join(signer.Domains(), ","), "keys", len(cfg.DKIM))
 	}
 	bounces := &delivery.Bounces{Local: store}
 	q, err := queue.Open(queue.Options{

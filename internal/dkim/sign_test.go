@@ -252,3 +252,41 @@ func TestKeysFor(t *testing.T) {
 		t.Error("nil Signer has keys")
 	}
 }
+
+// BenchmarkSign: streaming a message through the signer, per key set and
+// size (the work the accept path adds to an authenticated submission).
+func BenchmarkSign(b *testing.B) {
+	ed, rs := testKeys(b)
+	sets := []struct {
+		name string
+		keys []Key
+	}{
+		{"ed25519", []Key{{Domain: "example.com", Selector: "e", Signer: ed}}},
+		{"rsa2048", []Key{{Domain: "example.com", Selector: "r", Signer: rs}}},
+		{"dual", []Key{{Domain: "example.com", Selector: "e", Signer: ed}, {Domain: "example.com", Selector: "r", Signer: rs}}},
+	}
+	for _, size := range []int{4 << 10, 1 << 20} {
+		line := strings.Repeat("x", 76) + "\r\n"
+		m := []byte("From: a@example.com\r\nTo: b@example.net\r\nSubject: bench\r\n\r\n" + strings.Repeat(line, size/len(line)))
+		for _, set := range sets {
+			s, err := New(set.keys)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("%s/%dKiB", set.name, size>>10), func(b *testing.B) {
+				b.SetBytes(int64(len(m)))
+				for b.Loop() {
+					msg := s.Begin()
+					for p := m; len(p) > 0; {
+						n := min(len(p), 64<<10)
+						msg.Write(p[:n])
+						p = p[n:]
+					}
+					if sig, err := msg.Finish(); err != nil || sig == "" {
+						b.Fatal(sig, err)
+					}
+				}
+			})
+		}
+	}
+}
