@@ -53,9 +53,11 @@ func New(keys []Key) (*Signer, error) {
 		}
 		k.Domain = strings.ToLower(strings.TrimSuffix(k.Domain, "."))
 		// NewSigner's checks (key type, options) now rather than per message.
-		if _, err := msgauth.NewSigner(options(k, []string{"From"})); err != nil {
+		sg, err := msgauth.NewSigner(options(k, []string{"From"}))
+		if err != nil {
 			return nil, fmt.Errorf("dkim: key %q for %q: %w", k.Selector, k.Domain, err)
 		}
+		sg.Close() // ends its goroutine (an empty message: an error, ignored)
 		s.keys = append(s.keys, k)
 	}
 	return s, nil

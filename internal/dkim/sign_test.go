@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	msgauth "github.com/emersion/go-msgauth/dkim"
 )
@@ -288,5 +290,30 @@ func BenchmarkSign(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestNoGoroutineLeft: New, a signed, a skipped and an aborted message
+// leave no go-msgauth goroutine behind.
+func TestNoGoroutineLeft(t *testing.T) {
+	ed, _ := GenerateKey(Ed25519, 0)
+	before := runtime.NumGoroutine()
+	for range 20 {
+		s, err := New([]Key{{Domain: "example.com", Selector: "a", Signer: ed}, {Domain: "example.com", Selector: "b", Signer: ed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Sign(msg("From: a@example.com\r\n"))
+		s.Sign(msg("From: a@example.net\r\n"))
+		m := s.Begin()
+		m.Write(msg("From: a@example.com\r\n"))
+		m.Abort()
+	}
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before", runtime.NumGoroutine(), before)
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond) // polling for goroutines to end, bounded above
 	}
 }
