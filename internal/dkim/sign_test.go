@@ -187,6 +187,10 @@ func TestSignTampered(t *testing.T) {
 			return strings.Replace(m, "X-Other: x\r\n", "X-Other: x\r\nCc: c@example.net\r\n", 1)
 		}, false},
 		{"Reply-To added", func(m string) string { return "Reply-To: evil@example.net\r\n" + m }, false},
+		{"Content-Type added", func(m string) string { return "Content-Type: text/html\r\n" + m }, false},
+		{"mailing list adds List-Id and Sender", func(m string) string {
+			return "List-Id: <l.example.net>\r\nSender: l-bounces@example.net\r\n" + m
+		}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,9 +210,11 @@ func TestHeaderKeys(t *testing.T) {
 		header string
 		want   string // h= ignoring the fields every message gets
 	}{
-		{"From: a\r\n", "From From Sender Reply-To To Cc Subject Date Message-ID In-Reply-To References MIME-Version Content-Type Content-Transfer-Encoding List-Id List-Unsubscribe List-Unsubscribe-Post"},
+		{"From: a\r\n", "From From Reply-To To Cc Subject Date Message-ID In-Reply-To References MIME-Version Content-Type Content-Transfer-Encoding"},
 		{"From: a\r\nTo: b\r\nto: c\r\nReceived: x\r\nResent-Date: d\r\nList-Post: p\r\n",
-			"From From Sender Reply-To To To To Cc Subject Date Message-ID In-Reply-To References MIME-Version Content-Type Content-Transfer-Encoding Resent-Date List-Id List-Unsubscribe List-Unsubscribe-Post List-Post"},
+			"From From Reply-To To To To Cc Subject Date Message-ID In-Reply-To References MIME-Version Content-Type Content-Transfer-Encoding Resent-Date List-Post"},
+		{"From: a\r\nSender: s\r\nList-Id: <l.example>\r\nList-Unsubscribe: <mailto:u@l.example>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+			"From From Sender Sender Reply-To To Cc Subject Date Message-ID In-Reply-To References MIME-Version Content-Type Content-Transfer-Encoding List-Id List-Id List-Unsubscribe List-Unsubscribe List-Unsubscribe-Post List-Unsubscribe-Post"},
 	}
 	for _, tt := range tests {
 		got := strings.Join(headerKeys(parseHeader([]byte(tt.header))), " ")
