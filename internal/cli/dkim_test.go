@@ -3,12 +3,17 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"smtpkit/internal/config"
 	"smtpkit/internal/dkim"
 	"smtpkit/internal/dns/dnstest"
 	"smtpkit/internal/local"
@@ -192,3 +197,58 @@ func TestReportMailSigned(t *testing.T) {
 type noCourier struct{}
 
 func (noCourier) Deliver(context.Context, *queue.Attempt) []queue.Result { return nil }
+
+// TestLoadSigner: serve (and config check -certs) refuse a missing, weak
+// or foreign key; no entries sign nothing.
+func TestLoadSigner(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.pem")
+	if code := Main([]string{"dkim", "keygen", "-domain", "example.com", "-selector", "s", "-out", good}, Stdio{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}); code != 0 {
+		t.Fatal("keygen failed")
+	}
+	weak := filepath.Join(dir, "weak.pem")
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	der, _ := x509.MarshalPKCS8PrivateKey(small)
+	os.WriteFile(weak, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	cert := filepath.Join(dir, "cert.pem")
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}), 0o600)
+	tests := []struct {
+		name, key string
+		err       string // "" = loads
+	}{
+		{"ed25519", good, ""},
+		{"missing", filepath.Join(dir, "none.pem"), "no such file"},
+		{"rsa 1024", weak, "1024 bits"},
+		{"certificate", cert, "PEM block"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			toml := "hostname = \"mx.example.com\"\ndata_dir = \"" + dir + "\"\n[tls]\nself_signed = true\n[[domain]]\nname = \"example.com\"\n" +
+				"[[dkim]]\ndomain = \"example.com\"\nselector = \"s\"\nkey = \"" + tt.key + "\"\n"
+			path := filepath.Join(dir, tt.name+".toml")
+			os.WriteFile(path, []byte(toml), 0o600)
+			cfg, err := config.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := loadSigner(cfg)
+			var errb bytes.Buffer
+			code := Main([]string{"config", "check", "-certs", path}, Stdio{Out: &bytes.Buffer{}, Err: &errb})
+			if tt.err == "" {
+				if err != nil || s == nil || len(s.KeysFor("example.com")) != 1 || code != 0 {
+					t.Fatalf("loadSigner: %v; config check exit %d: %s", err, code, errb.String())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "dkim[0]") {
+				t.Fatalf("loadSigner: %v, want %q", err, tt.err)
+			}
+			if code != 1 || !strings.Contains(errb.String(), tt.err) {
+				t.Fatalf("config check -certs: exit %d: %s", code, errb.String())
+			}
+		})
+	}
+	if s, err := loadSigner(config.DevDefault()); s != nil || err != nil {
+		t.Errorf("no [[dkim]]: %v %v", s, err)
+	}
+}
