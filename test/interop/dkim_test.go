@@ -140,7 +140,7 @@ func TestDKIMSignedRelay(t *testing.T) {
 	keys := []dkimKey{ed, rs}
 
 	b := StartServer(t, ServerOptions{Domains: []string{"remote.example"}})
-	for _, u := range []string{"bob", "carol", "dave"} {
+	for _, u := range []string{"bob", "carol", "dave", "erin"} {
 		b.AddUser(t, u+"@remote.example", u+" pw")
 	}
 	conf := outConf{routes: []outRoute{{domain: "remote.example", host: b.MX}}}.toml()
@@ -176,6 +176,26 @@ func TestDKIMSignedRelay(t *testing.T) {
 			if v := res[i+1].verdicts(); v != strings.ReplaceAll(want, ":pass", ":fail") {
 				t.Errorf("dkimpy on the message with its %s after signing: %s, want both to fail", what, v)
 			}
+		}
+	})
+
+	t.Run("submission fix-up fields are signed", func(t *testing.T) {
+		// No Date or Message-ID: the submission server adds them (RFC 6409
+		// §8) before the signer sees the header, so they are signed.
+		bare := []byte("From: <" + outSender + ">\r\nTo: <erin@remote.example>\r\nSubject: no date\r\n\r\nhi\r\n")
+		submitAs(t, a, outSender, bare, "erin@remote.example")
+		got := b.WaitMessages(t, "erin@remote.example", 1)[0]
+		if !bytes.Contains(got, []byte("\r\nDate: ")) || !bytes.Contains(got, []byte("\r\nMessage-ID: ")) {
+			t.Fatalf("no Date/Message-ID added:\n%s", got)
+		}
+		noDate := bytes.Replace(got, []byte("\r\nDate: "), []byte("\r\nX-Old-Date: "), 1)
+		res := dkimpyVerify(t, keys, got, noDate)
+		want := "test.example/ed1/ed25519-sha256:pass test.example/rsa1/rsa-sha256:pass"
+		if v := res[0].verdicts(); v != want {
+			t.Errorf("dkimpy: %s, want %s", v, want)
+		}
+		if v := res[1].verdicts(); v != strings.ReplaceAll(want, ":pass", ":fail") {
+			t.Errorf("dkimpy with the added Date removed: %s, want both to fail", v)
 		}
 	})
 
