@@ -213,9 +213,9 @@ func loadSigner(cfg config.Config) (*dkim.Signer, error) {
 
 // messageSigner is inbound's Options.Sign: nil without keys, so that no
 // message is teed into a signer that has nothing to sign with.
-func (o *outbound) messageSigner() func() inbound.MessageSigner {
+func (o *outbound) messageSigner() func(senderDomain string) inbound.MessageSigner {
 	if o.signer == nil {
 		return nil
 	}
-	return func() inbound.MessageSigner { return o.signer.Begin() }
+	return func(senderDomain string) inbound.MessageSigner { return o.signer.BeginFor(senderDomain) }
 }

@@ -133,10 +133,29 @@ type Message struct {
 	done    bool  // the header was decided on
 	skipped error // why the message is not signed
 	err     error // a signer failed
+	owner   string // BeginFor's domain
+	bound   bool   // the From domain must be related to owner
 }
 
 // Begin starts signing a message.
 func (s *Signer) Begin() *Message { return &Message{s: s} }
+
+// BeginFor starts signing a message whose From domain must be related to
+// domain — the same, a subdomain or a parent, the relation DMARC's
+// relaxed alignment (RFC 7489 §3.1) is made of. The submission path gives
+// the envelope sender's domain, which was checked against the account:
+// without this any authenticated user could have mail signed for every
+// domain we hold a key for. A message whose From is elsewhere is not
+// signed (Skipped says why).
+func (s *Signer) BeginFor(domain string) *Message {
+	return &Message{s: s, owner: strings.ToLower(strings.TrimSuffix(domain, ".")), bound: true}
+}
+
+// related reports whether a and b are the same domain or one is a
+// subdomain of the other.
+func related(a, b string) bool {
+	return a == b || strings.HasSuffix(a, "."+b) || strings.HasSuffix(b, "."+a)
+}
 
 // Write takes the next bytes of the message. It never fails: a failure
 // is kept for Finish, and the message itself is not affected.
@@ -170,6 +189,10 @@ func (m *Message) start(h []byte) {
 	domain, err := fromDomain(fs)
 	if err != nil {
 		m.skip(fmt.Errorf("%w: %v", ErrNotSigned, err))
+		return
+	}
+	if m.bound && (m.owner == "" || !related(strings.ToLower(domain), m.owner)) {
+		m.skip(fmt.Errorf("%w: From domain %q is not the sender's (%q)", ErrNotSigned, domain, m.owner))
 		return
 	}
 	keys := m.s.KeysFor(domain)

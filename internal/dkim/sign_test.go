@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"fmt"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -321,5 +322,42 @@ func TestNoGoroutineLeft(t *testing.T) {
 		}
 		runtime.Gosched()
 		time.Sleep(time.Millisecond) // polling for goroutines to end, bounded above
+	}
+}
+
+// TestBeginFor: a submission is signed only when its From domain goes with
+// the envelope sender's (checked against the account): the same domain, a
+// subdomain or a parent, never another hosted domain.
+func TestBeginFor(t *testing.T) {
+	ed, _ := testKeys(t)
+	s, err := New([]Key{
+		{Domain: "example.com", Selector: "ed1", Signer: ed, Subdomains: true},
+		{Domain: "other.example", Selector: "ed1", Signer: ed},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		sender, from string
+		signed       bool
+	}{
+		{"example.com", "alice@example.com", true},
+		{"EXAMPLE.com", "alice@Example.COM", true},
+		{"example.com", "alice@lists.example.com", true},
+		{"mail.example.com", "alice@example.com", true},
+		{"example.com", "ceo@other.example", false},
+		{"notexample.com", "alice@example.com", false},
+		{"", "alice@example.com", false},
+	}
+	for _, tt := range tests {
+		m := s.BeginFor(tt.sender)
+		io.WriteString(m, "From: "+tt.from+"\r\nTo: x@far.example\r\nSubject: s\r\n\r\nbody\r\n")
+		fields, err := m.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (fields != "") != tt.signed {
+			t.Errorf("sender %q, From %q: signed %v, want %v (%v)", tt.sender, tt.from, fields != "", tt.signed, m.Skipped())
+		}
 	}
 }

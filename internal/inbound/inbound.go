@@ -36,8 +36,9 @@ type Options struct {
 	// local domains and decodes bounces to SRS addresses (forward.go).
 	SRS SRS
 	// Sign, when set, starts the DKIM signature of a message from an
-	// authenticated submitter on its way to the queue (sign.go).
-	Sign   func() MessageSigner
+	// authenticated submitter on its way to the queue (sign.go), for a
+	// From domain that goes with the envelope sender's domain.
+	Sign   func(senderDomain string) MessageSigner
 	Logger *slog.Logger
 }
 

@@ -27,7 +27,10 @@ func (b *Backend) signer(env *server.Envelope) MessageSigner {
 	if b.opts.Sign == nil || env.Session == nil || env.Session.AuthUser == "" {
 		return nil
 	}
-	return b.opts.Sign()
+	// The From domain must go with the envelope sender, whose ownership
+	// Sender checked: a user of one hosted domain cannot have mail signed
+	// for another.
+	return b.opts.Sign(env.From.DomainLower())
 }
 
 // signQueued finishes the signature and hands the fields to the queue

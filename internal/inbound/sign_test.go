@@ -58,7 +58,7 @@ func TestSignQueued(t *testing.T) {
 			b, mail := newBackend(t, relay)
 			aborted := 0
 			started := 0
-			b.opts.Sign = func() MessageSigner { started++; return &fakeSigner{fail: tt.fail, aborted: &aborted} }
+			b.opts.Sign = func(string) MessageSigner { started++; return &fakeSigner{fail: tt.fail, aborted: &aborted} }
 			env := &server.Envelope{ID: "ID1", Session: tt.session, From: addr("alice@example.com")}
 			for _, r := range tt.rcpts {
 				env.Recipients = append(env.Recipients, addr(r))
