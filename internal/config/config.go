@@ -30,6 +30,7 @@ type Config struct {
 	TLSRPT    TLSRPT     `toml:"tlsrpt"`
 	SRS       SRS        `toml:"srs"`
 	DKIM      []DKIM     `toml:"dkim,omitempty"` // outbound signing keys (dkim.go)
+	Verify    Verify     `toml:"verify"`         // inbound verification (verify.go)
 }
 
 // Log chooses the log/slog handler.
@@ -255,6 +256,7 @@ func Default() Config {
 		},
 		TLSRPT: defaultTLSRPT(),
 		SRS:    defaultSRS(),
+		Verify: defaultVerify(),
 	}
 }
 

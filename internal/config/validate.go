@@ -25,6 +25,7 @@ func (c Config) Validate() error {
 	v.tlsrpt(c.TLSRPT)
 	v.srs(c.SRS)
 	v.dkim(c.DKIM)
+	v.verify(c.Verify)
 	return errors.Join(v.problems...)
 }
 

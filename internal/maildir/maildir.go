@@ -185,16 +185,28 @@ func cleanTmp(fsys vfs.FS, root string, maxAge time.Duration, now time.Time) (in
 }
 
 // tmpDirs lists root/*/*/tmp, the tmp/ directories of the
-// <domain>/<user> layout (as filepath.Glob would, symbolic links followed).
+// <domain>/<user> layout (as filepath.Glob would, symbolic links
+// followed), and root/*/*/.*/tmp, those of their Maildir++ folders
+// (CreateFolder).
 func tmpDirs(fsys vfs.FS, root string) []string {
 	var dirs []string
+	add := func(maildir string) {
+		tmp := filepath.Join(maildir, "tmp")
+		if fi, err := fsys.Stat(tmp); err == nil && fi.IsDir() {
+			dirs = append(dirs, tmp)
+		}
+	}
 	domains, _ := fsys.ReadDir(root)
 	for _, d := range domains {
 		users, _ := fsys.ReadDir(filepath.Join(root, d.Name())) // fails on a non-directory
 		for _, u := range users {
-			tmp := filepath.Join(root, d.Name(), u.Name(), "tmp")
-			if fi, err := fsys.Stat(tmp); err == nil && fi.IsDir() {
-				dirs = append(dirs, tmp)
+			box := filepath.Join(root, d.Name(), u.Name())
+			add(box)
+			entries, _ := fsys.ReadDir(box)
+			for _, e := range entries {
+				if name := e.Name(); len(name) > 1 && name[0] == '.' && name != ".." {
+					add(filepath.Join(box, name))
+				}
 			}
 		}
 	}
