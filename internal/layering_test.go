@@ -33,6 +33,7 @@ var allowed = map[string][]string{
 	"dsn":         {"smtp"},
 	"srs":         {"smtp"},
 	"dkim":        {},
+	"authres":     {"dns", "smtp"},
 	"route":       {"dns", "smtp", "tlspolicy", "mtasts"},
 	"server":      {"smtp", "sasl"},
 	"client":      {"smtp", "sasl"},

@@ -23,6 +23,8 @@ var modules = map[string]string{
 	"github.com/miekg/dns":                "miekg/dns",
 	"github.com/prometheus/client_golang": "prometheus",
 	"github.com/emersion/go-msgauth":      "go-msgauth",
+	"blitiri.com.ar/go/spf":               "spf",
+	"golang.org/x/net":                    "x/net",
 }
 
 const modulePrefix = "smtpkit/internal/"

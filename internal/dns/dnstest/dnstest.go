@@ -46,6 +46,9 @@ type Zone struct {
 	// (EDNS0) or the AD bit (RFC 6840 §5.7), except for Unsigned names.
 	Authentic bool
 	Unsigned  []string
+	// Host is the loopback address to listen on ("" means 127.0.0.1), so
+	// that a test can keep to its own 127.x.y.z range.
+	Host string
 }
 
 // Query is one question the server received.
@@ -95,7 +98,7 @@ func Start(t testing.TB, z Zone) *Server {
 			s.flags[kind][flagKey(n)] = true
 		}
 	}
-	pc, l := listen(t)
+	pc, l := listen(t, z.Host)
 	s.Addr = pc.LocalAddr().String()
 	s.serve(t, &mdns.Server{PacketConn: pc, Handler: mdns.HandlerFunc(s.handle)})
 	s.serve(t, &mdns.Server{Listener: l, Handler: mdns.HandlerFunc(s.handle)})
@@ -104,11 +107,14 @@ func Start(t testing.TB, z Zone) *Server {
 
 // listen binds UDP on a free loopback port and TCP on the same port,
 // retrying a few times if another process holds the TCP port.
-func listen(t testing.TB) (net.PacketConn, net.Listener) {
+func listen(t testing.TB, host string) (net.PacketConn, net.Listener) {
 	t.Helper()
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	var last error
 	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatalf("dnstest: %v", err)
 		}
