@@ -28,7 +28,7 @@ var allowed = map[string][]string{
 	"dns":         {},
 	"dns/dnstest": {},
 	"tlsrpt":      {"atomicfile", "dns"},
-	"dmarcrpt":    {"atomicfile", "compose", "dns"},
+	"dmarcrpt":    {"atomicfile", "authres", "compose", "dns"},
 	"mtasts":      {"dns", "atomicfile", "tlsrpt"},
 	"dane":        {"dns", "tlsrpt"},
 	"dsn":         {"smtp"},
