@@ -39,7 +39,7 @@ var allowed = map[string][]string{
 	"server":      {"smtp", "sasl"},
 	"client":      {"smtp", "sasl"},
 	"queue":       {"smtp", "dsn", "vfs"},
-	"inbound":     {"smtp", "server", "local", "queue", "srs"},
+	"inbound":     {"smtp", "server", "local", "queue", "srs", "authres"},
 	"delivery":    {"smtp", "sasl", "client", "route", "tlspolicy", "tlsrpt", "queue", "local"},
 	"probe":       {"smtp", "client", "dane", "dns", "route", "tlspolicy", "mtasts", "tlsrpt"},
 	"metrics":     {"queue", "smtp"},

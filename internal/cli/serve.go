@@ -287,6 +287,9 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		Logger:   log,
 	}
 	wireSRS(rewriter, &in, d.out.bounces)
+	if err := wireVerify(cfg, d.out.routing.resolver, &in, log); err != nil { // [verify] (verify.go)
+		return nil, err
+	}
 	backend := inbound.New(in)
 	var listeners []server.Listener
 	for _, l := range cfg.Listeners {

@@ -38,8 +38,14 @@ type Options struct {
 	// Sign, when set, starts the DKIM signature of a message from an
 	// authenticated submitter on its way to the queue (sign.go), for a
 	// From domain that goes with the envelope sender's domain.
-	Sign   func(senderDomain string) MessageSigner
-	Logger *slog.Logger
+	Sign func(senderDomain string) MessageSigner
+	// Verify, when set, verifies mail arriving on mx listeners from
+	// clients that did not authenticate (verify.go). Nil leaves mail as
+	// it arrives.
+	Verify *Verification
+	// DMARCReports, when set, is told every DMARC evaluation (verify.go).
+	DMARCReports DMARCRecorder
+	Logger       *slog.Logger
 }
 
 // Backend implements server.Backend.
@@ -123,6 +129,9 @@ func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.Messa
 		}
 		w.queue = q
 		w.sign = b.signer(env)
+	}
+	if b.verifies(env) {
+		return b.verifying(ctx, env, w), nil
 	}
 	return w, nil
 }

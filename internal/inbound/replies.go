@@ -34,3 +34,11 @@ var (
 	errSRSExpired   = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "SRS address has expired: bounces are accepted for a limited time only")
 	errSRSMalformed = smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "Malformed SRS address")
 )
+
+// errDMARCReject refuses, at the end of DATA, a message that fails DMARC
+// under a p=reject policy with [verify] dmarc = "enforce" (RFC 7489
+// §6.6.4, §10.3: 550 5.7.1 is the usual rejection; RFC 3463 §3.8).
+// Nothing of it is stored.
+func errDMARCReject(domain string) error {
+	return smtp.E(smtp.CodeMailboxUnavail, smtp.EnhNotAuthorized, "Message rejected: DMARC policy of "+domain+" (p=reject)")
+}
