@@ -33,6 +33,7 @@ func commands() map[string]command {
 		"config":   {"check or print configuration", runConfig},
 		"queue":    {"inspect and control the outbound queue", runQueue},
 		"tlsrpt":   {"TLS-RPT counters; send the reports now (-send)", runTLSRPT},
+		"dmarc":    {"DMARC aggregate report rows; send the reports now (-send)", runDMARC},
 		"probe":    {"test a server's ports, STARTTLS and certificate", runProbe},
 		"bench":    {"load-test an SMTP server", runBench},
 		"send":     {"compose and send a message over SMTP", runSend},

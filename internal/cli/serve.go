@@ -121,11 +121,15 @@ func (d *daemon) startBackground(ctl *control.Listener, log *slog.Logger) (stop 
 	}
 	background.Add(1)
 	go func() { defer background.Done(); d.reports.run(ctx) }()
+	background.Add(1)
+	go func() { defer background.Done(); d.dmarc.run(ctx) }()
 	if ctl != nil {
 		background.Add(1)
 		go func() {
 			defer background.Done()
-			h := tlsrptControl{next: queueHandler{q: d.out.queue, log: log}, reports: d.reports, log: log}
+			var h control.Handler = queueHandler{q: d.out.queue, log: log}
+			h = tlsrptControl{next: h, reports: d.reports, log: log}
+			h = dmarcControl{next: h, reports: d.dmarc, log: log}
 			if err := ctl.Serve(ctx, h); err != nil {
 				log.Error("control socket stopped", "err", err)
 			}
@@ -137,6 +141,7 @@ func (d *daemon) startBackground(ctl *control.Listener, log *slog.Logger) (stop 
 		d.out.queue.Close()
 		d.out.remote.Close()
 		d.reports.close(log)
+		d.dmarc.close(log)
 		if err := d.writer.CloseJournal(); err != nil {
 			log.Error("journal checkpoint at shutdown", "err", err)
 		}
@@ -188,6 +193,7 @@ type daemon struct {
 	writer   *maildir.Writer // Maildir delivery: names, group commit, journal
 	accounts *userdb.File    // re-read on SIGHUP too, to log a file it cannot load
 	reports  *reports        // TLS-RPT counters and reporter (tlsrpt.go); nil when [tlsrpt] is off
+	dmarc    *dmarcReports   // DMARC report rows and reporter (dmarc.go); nil when [dmarc_reports] is off
 }
 
 // openMaildirs sets up Maildir delivery in mode, the maildir.sync mode
@@ -274,6 +280,10 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	d.reports.wire(cfg, d.out.routing, d.mailReport, log)
+	if d.dmarc, err = openDMARCReports(cfg, log); err != nil { // DMARC reports (dmarc.go)
+		return nil, err
+	}
+	d.dmarc.wire(cfg, d.out.routing.resolver, d.mailReport, log)
 	d.metrics.WatchQueue(d.out.queue)
 	rewriter, err := openSRS(cfg, log) // [srs] (srs.go)
 	if err != nil {

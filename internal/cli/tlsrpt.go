@@ -7,7 +7,6 @@ package cli
 // to the queue (or, for a rua in a local domain, to the mailboxes).
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,8 +21,6 @@ import (
 
 	"smtpkit/internal/config"
 	"smtpkit/internal/control"
-	"smtpkit/internal/queue"
-	"smtpkit/internal/smtp"
 	"smtpkit/internal/tlsrpt"
 )
 
@@ -42,50 +39,17 @@ const (
 )
 
 func runTLSRPT(args []string, stdio Stdio) int {
-	fs := flag.NewFlagSet("smtpkit tlsrpt", flag.ContinueOnError)
-	fs.SetOutput(stdio.Err)
-	fs.Usage = func() { fmt.Fprint(stdio.Err, tlsrptUsage) }
-	configPath := fs.String("config", "", "config file (default "+DefaultConfigPath+", or the built-in development default)")
-	jsonOut := fs.Bool("json", false, "print JSON")
-	send := fs.Bool("send", false, "send the reports now")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	data, send, jsonOut, code := callReports(args, stdio, "tlsrpt", tlsrptUsage, opTLSRPT, opTLSRPTSend)
+	if code >= 0 {
+		return code
 	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return 2
-	}
-	cfg, _, err := config.Resolve(*configPath)
-	if err != nil {
-		fmt.Fprintf(stdio.Err, "smtpkit tlsrpt: %v\n", err)
-		return 1
-	}
-	req := control.Request{Op: opTLSRPT}
-	if *send {
-		req.Op = opTLSRPTSend
-	}
-	resp, err := control.Call(controlSocket(cfg.DataDir), req)
-	if err != nil {
-		fmt.Fprintf(stdio.Err, "smtpkit tlsrpt: %v\n", err)
-		return 1
-	}
-	if !resp.OK {
-		fmt.Fprintf(stdio.Err, "smtpkit tlsrpt: %s\n", resp.Error)
-		return 1
-	}
-	if *jsonOut {
-		fmt.Fprintf(stdio.Out, "%s\n", resp.Data)
-	}
-	if *send {
+	if send {
 		var sent []tlsrpt.Sent
-		if err := json.Unmarshal(resp.Data, &sent); err != nil {
+		if err := json.Unmarshal(data, &sent); err != nil {
 			fmt.Fprintf(stdio.Err, "smtpkit tlsrpt: bad response: %v\n", err)
 			return 1
 		}
-		if !*jsonOut {
+		if !jsonOut {
 			printSent(stdio.Out, sent)
 		}
 		for _, s := range sent {
@@ -96,14 +60,60 @@ func runTLSRPT(args []string, stdio Stdio) int {
 		return 0
 	}
 	var pending []tlsrpt.Pending
-	if err := json.Unmarshal(resp.Data, &pending); err != nil {
+	if err := json.Unmarshal(data, &pending); err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit tlsrpt: bad response: %v\n", err)
 		return 1
 	}
-	if !*jsonOut {
+	if !jsonOut {
 		printPending(stdio.Out, pending)
 	}
 	return 0
+}
+
+// callReports is the common part of `smtpkit tlsrpt` and `smtpkit dmarc`:
+// the flags (-config, -json, -send), and the control call (op, or sendOp
+// with -send) to the running server. With -json it prints the answer.
+// code is the exit status when the command is done (an error, -h), else
+// -1 and data is the answer to print.
+func callReports(args []string, stdio Stdio, name, usage, op, sendOp string) (data []byte, send, jsonOut bool, code int) {
+	fs := flag.NewFlagSet("smtpkit "+name, flag.ContinueOnError)
+	fs.SetOutput(stdio.Err)
+	fs.Usage = func() { fmt.Fprint(stdio.Err, usage) }
+	configPath := fs.String("config", "", "config file (default "+DefaultConfigPath+", or the built-in development default)")
+	fs.BoolVar(&jsonOut, "json", false, "print JSON")
+	fs.BoolVar(&send, "send", false, "send the reports now")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, false, false, 0
+		}
+		return nil, false, false, 2
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return nil, false, false, 2
+	}
+	cfg, _, err := config.Resolve(*configPath)
+	if err != nil {
+		fmt.Fprintf(stdio.Err, "smtpkit %s: %v\n", name, err)
+		return nil, false, false, 1
+	}
+	req := control.Request{Op: op}
+	if send {
+		req.Op = sendOp
+	}
+	resp, err := control.Call(controlSocket(cfg.DataDir), req)
+	if err != nil {
+		fmt.Fprintf(stdio.Err, "smtpkit %s: %v\n", name, err)
+		return nil, false, false, 1
+	}
+	if !resp.OK {
+		fmt.Fprintf(stdio.Err, "smtpkit %s: %s\n", name, resp.Error)
+		return nil, false, false, 1
+	}
+	if jsonOut {
+		fmt.Fprintf(stdio.Out, "%s\n", resp.Data)
+	}
+	return resp.Data, send, jsonOut, -1
 }
 
 // printPending prints one line per domain-day and one per failure detail.
@@ -237,64 +247,4 @@ func (h tlsrptControl) Handle(ctx context.Context, req control.Request) (any, er
 		sent = []tlsrpt.Sent{}
 	}
 	return sent, nil
-}
-
-// mailReport is the tlsrpt.MailFunc of the daemon: the report mail goes
-// into the queue as a new message from the reverse-path from; recipients
-// in a local domain get it in their mailboxes instead.
-func (d *daemon) mailReport(ctx context.Context, from string, to []string, msg []byte) error {
-	sender, err := smtp.ParseAddress(from)
-	if err != nil {
-		return fmt.Errorf("tlsrpt.from %q: %w", from, err)
-	}
-	var local, remote []smtp.Address
-	var bad []error
-	for _, s := range to {
-		a, err := smtp.ParseAddress(s)
-		if err != nil {
-			bad = append(bad, fmt.Errorf("rua address %q: %w", s, err)) // the others still get the report
-			continue
-		}
-		if d.local.IsLocal(a.Domain) {
-			local = append(local, a)
-		} else {
-			remote = append(remote, a)
-		}
-	}
-	if len(local) > 0 {
-		dest, err := d.local.Resolve(local)
-		if err != nil {
-			return err
-		}
-		remote = append(remote, dest.Remote...)
-		if len(dest.Mailboxes) > 0 {
-			if err := d.local.Deliver(ctx, "tlsrpt", sender, dest.Mailboxes, bytes.NewReader(msg)); err != nil {
-				return err
-			}
-		}
-	}
-	if len(local)+len(remote) == 0 {
-		return errors.Join(bad...)
-	}
-	if len(remote) == 0 {
-		return nil
-	}
-	w, err := d.out.queue.Begin(queue.Envelope{From: sender, To: remote})
-	if err != nil {
-		return err
-	}
-	defer w.Abort()
-	// Signed once, as it is queued, when its From domain has a key.
-	fields, err := d.out.signer.Sign(msg)
-	if err == nil {
-		err = w.Prepend(fields)
-	}
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(msg); err != nil {
-		return err
-	}
-	_, err = w.Commit()
-	return err
 }

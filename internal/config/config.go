@@ -31,6 +31,8 @@ type Config struct {
 	SRS       SRS        `toml:"srs"`
 	DKIM      []DKIM     `toml:"dkim,omitempty"` // outbound signing keys (dkim.go)
 	Verify    Verify     `toml:"verify"`         // inbound verification (verify.go)
+	// DMARCReports is [dmarc_reports] (dmarcreports.go).
+	DMARCReports DMARCReports `toml:"dmarc_reports"`
 }
 
 // Log chooses the log/slog handler.
@@ -257,6 +259,8 @@ func Default() Config {
 		TLSRPT: defaultTLSRPT(),
 		SRS:    defaultSRS(),
 		Verify: defaultVerify(),
+
+		DMARCReports: defaultDMARCReports(),
 	}
 }
 

@@ -48,16 +48,23 @@ func (v *validator) tlsrpt(t TLSRPT) {
 	if d := t.Interval.D(); d < time.Minute || d > 24*time.Hour {
 		v.add("tlsrpt.interval", "%s: want between 1m and 24h", d)
 	}
-	if t.From != "" {
-		local, domain, ok := strings.Cut(t.From, "@")
-		if !ok || local == "" || strings.ContainsAny(local, " <>\t\"") || !validDomain(domain) {
-			v.add("tlsrpt.from", "%q is not an address like noreply-tlsrpt@mx.example.com", t.From)
-		}
-	}
+	v.reportFrom("tlsrpt.from", t.From, "noreply-tlsrpt@mx.example.com")
 	if t.Submitter != "" && !validDomain(t.Submitter) {
 		v.add("tlsrpt.submitter", "%q is not a domain name", t.Submitter)
 	}
 	if strings.ContainsAny(t.Contact, "\r\n") {
 		v.add("tlsrpt.contact", "must be one line")
+	}
+}
+
+// reportFrom checks the from address of report mails ([tlsrpt],
+// [dmarc_reports]): empty (the default) or local@domain.
+func (v *validator) reportFrom(key, from, example string) {
+	if from == "" {
+		return
+	}
+	local, domain, ok := strings.Cut(from, "@")
+	if !ok || local == "" || strings.ContainsAny(local, " <>\t\"") || !validDomain(domain) {
+		v.add(key, "%q is not an address like %s", from, example)
 	}
 }

@@ -26,6 +26,7 @@ func (c Config) Validate() error {
 	v.srs(c.SRS)
 	v.dkim(c.DKIM)
 	v.verify(c.Verify)
+	v.dmarcReports(c.DMARCReports)
 	return errors.Join(v.problems...)
 }
 
