@@ -38,7 +38,9 @@ const (
 type Options struct {
 	// Resolver backs SPF, DKIM key and DMARC record lookups. When it also
 	// implements dns.PTRResolver (dns.Client and dns.Cache do), iprev and
-	// SPF's ptr mechanism use it; otherwise iprev is not checked.
+	// SPF's ptr mechanism use it; otherwise iprev is not checked. Unless
+	// it is a *dns.Cache already, New puts one in front of it, so that
+	// answers are kept for their TTLs across messages.
 	Resolver dns.Resolver
 	// AuthServID is our authserv-id (RFC 8601 §2.5); "" means the host
 	// name.
@@ -52,7 +54,8 @@ type Options struct {
 	// of the header section (0: DefaultTimeout).
 	Timeout time.Duration
 	Logger  *slog.Logger
-	Now     func() time.Time
+	// Now is the clock of the DNS cache (nil: time.Now).
+	Now func() time.Time
 }
 
 // Verifier checks messages. It is safe for concurrent use.
@@ -63,22 +66,26 @@ type Verifier struct {
 	maxSigs int
 	timeout time.Duration
 	log     *slog.Logger
-	now     func() time.Time
 	intn    func(n int) int // random in [0, n), for pct=
 }
 
 // New returns a Verifier for opts.
 func New(opts Options) *Verifier {
+	res := opts.Resolver
+	if _, cached := res.(*dns.Cache); !cached && res != nil {
+		res = dns.NewCache(res, dns.CacheOptions{Now: opts.Now})
+	}
 	v := &Verifier{
-		res:     opts.Resolver,
+		res:     res,
 		id:      opts.AuthServID,
 		maxSigs: opts.MaxSignatures,
 		timeout: opts.Timeout,
 		log:     opts.Logger,
-		now:     opts.Now,
 		intn:    rand.IntN,
 	}
-	v.ptr, _ = opts.Resolver.(dns.PTRResolver)
+	if _, ok := opts.Resolver.(dns.PTRResolver); ok {
+		v.ptr, _ = res.(dns.PTRResolver)
+	}
 	if v.id == "" {
 		v.id, _ = os.Hostname()
 	}
@@ -93,9 +100,6 @@ func New(opts Options) *Verifier {
 	}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
-	}
-	if v.now == nil {
-		v.now = time.Now
 	}
 	return v
 }

@@ -131,3 +131,26 @@ func TestDNSFailureIsTemperror(t *testing.T) {
 		t.Errorf("%+v", r)
 	}
 }
+
+// TestLookupsCached: a second message from the same sender and signer is
+// verified without asking the DNS again (the Verifier keeps answers for
+// their TTLs), and gets the same results.
+func TestLookupsCached(t *testing.T) {
+	ed := ed25519Key(t)
+	srv, res := startZone(t, dnstest.Zone{Records: []string{
+		txtRR("ed._domainkey.sig.test.", ed.txt),
+		`sig.test. TXT "v=spf1 ip4:127.14.3.10 -all"`,
+		`_dmarc.sig.test. TXT "v=DMARC1; p=reject"`,
+	}})
+	v := New(Options{Resolver: res, AuthServID: "mx.test"})
+	msg := dkimpySign(t, dkimMessage, signer{D: "sig.test", S: "ed", Alg: ed.alg, Key: ed.priv})
+	first := verifyChunks(t, v, msg, 100)
+	n := len(srv.Queries())
+	second := verifyChunks(t, v, msg, 100)
+	if m := len(srv.Queries()); m != n {
+		t.Errorf("second message asked %d more queries: %v", m-n, srv.Queries()[n:])
+	}
+	if first.Header != second.Header || first.DMARC.Result != "pass" {
+		t.Errorf("first %q\nsecond %q", first.Header, second.Header)
+	}
+}

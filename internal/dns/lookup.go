@@ -138,6 +138,7 @@ func (c *Client) resolve(ctx context.Context, name string, qtype uint16) (result
 		if err != nil {
 			return result{}, err
 		}
+		noteTTL(ctx, resp)
 		res.authentic = res.authentic && resp.AuthenticatedData
 		rrs, end, n := chase(resp.Answer, name, qtype)
 		links += n
