@@ -75,7 +75,7 @@ func (b *Backend) verifying(ctx context.Context, env *server.Envelope, w *writer
 	check := v.Begin(ctx, remoteIP(s.Remote), s.Helo, env.From)
 	vw := &verifyingWriter{
 		out: w, check: check, opts: v, reports: b.opts.DMARCReports,
-		held: &hold{dir: v.TmpDir}, log: w.log.With("msgid", env.ID),
+		held: &hold{dir: v.TmpDir}, id: env.ID, log: w.log,
 	}
 	vw.filter = newARFilter(vw.held, v.IsOurs)
 	return vw
@@ -113,7 +113,8 @@ type verifyingWriter struct {
 	reports DMARCRecorder
 	held    *hold
 	filter  *arFilter
-	traced  bool // the first Write, the server's Received field, is past
+	traced  bool   // the first Write, the server's Received field, is past
+	id      string // the envelope id, for the log
 	log     *slog.Logger
 }
 
@@ -152,7 +153,7 @@ func (v *verifyingWriter) Commit() (string, error) {
 	}
 	switch disp {
 	case dispReject:
-		log.Info("dmarc: message refused")
+		log.Info("dmarc: message refused", "msgid", v.id)
 		v.out.Abort()
 		return "", errDMARCReject(r.DMARC.Domain)
 	case dispQuarantine:
