@@ -21,6 +21,7 @@ import (
 	"smtpkit/internal/config"
 	"smtpkit/internal/control"
 	"smtpkit/internal/dmarcrpt"
+	"smtpkit/internal/inbound"
 )
 
 const dmarcUsage = `usage:
@@ -147,12 +148,12 @@ func (r *dmarcReports) wire(cfg config.Config, resolver dmarcrpt.TXTResolver, ma
 	})
 }
 
-// recorder is what inbound verification records into (nil when disabled).
-func (r *dmarcReports) recorder() *dmarcrpt.Store {
-	if r == nil {
-		return nil
+// record has inbound tell the Store every DMARC evaluation on mx (no
+// hook when disabled: a nil *Store in the interface would not be nil).
+func (r *dmarcReports) record(in *inbound.Options) {
+	if r != nil {
+		in.DMARCReports = r.store
 	}
-	return r.store
 }
 
 // run sends the reports every interval until ctx is done.

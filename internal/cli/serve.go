@@ -300,6 +300,7 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	if err := wireVerify(cfg, d.out.routing.resolver, &in, log); err != nil { // [verify] (verify.go)
 		return nil, err
 	}
+	d.dmarc.record(&in) // verification results into the DMARC report rows
 	backend := inbound.New(in)
 	var listeners []server.Listener
 	for _, l := range cfg.Listeners {
