@@ -24,7 +24,7 @@ fi
 # their own instances on 127.13.7.53 and .54 with configs of their own.
 # python3-dkim (dkimpy, with python3-nacl for Ed25519) verifies smtpkit's
 # DKIM signatures in test/interop/dkim_test.go.
-packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim)
+packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim dovecot-imapd)
 
 # installed reports whether the Debian package $1 is fully installed.
 installed() {

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -276,6 +277,19 @@ func TestVerifyDMARC(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(a.Maildir(rcpt), ".Junk", "maildirfolder")); err != nil {
 		t.Errorf(".Junk is not a Maildir++ folder: %v", err)
+	}
+
+	// Dovecot shows the quarantined message in Junk (\Junk), the rest in INBOX.
+	list, folders := dovecotFolders(t, a.Maildir(rcpt))
+	t.Logf("Dovecot: LIST %q, folders %q", list, folders)
+	if !hasJunkFolder(list) {
+		t.Errorf("Dovecot's LIST has no Junk folder with \\Junk: %q", list)
+	}
+	if got := folders["Junk"]; len(got) != 1 || got[0] != "quarantined" {
+		t.Errorf("Dovecot's Junk holds %q, want the quarantined message", got)
+	}
+	if got := folders["INBOX"]; len(got) != 4 || slices.Contains(got, "quarantined") {
+		t.Errorf("Dovecot's INBOX holds %q, want the 4 others", got)
 	}
 
 	// dmarc = "header": the tampered message is stored, marked.
