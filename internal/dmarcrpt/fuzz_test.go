@@ -23,9 +23,10 @@ func FuzzReport(f *testing.F) {
 			SPFResult:   SPFResult{Domain: spfDomain, Result: spfResult},
 		}}
 		// What Store.Add does, without the Store's file and goroutine.
+		s := &Store{}
 		b := &bucket{key: bucketKey{domainName(domain), day1}, start: day1, record: record}
-		b.add(Counted{Row: m.Row.bounded(), Count: 1})
-		b.add(Counted{Row: m.Row.bounded(), Count: 1})
+		s.add(b, Counted{Row: m.Row.bounded(), Count: 1})
+		s.add(b, Counted{Row: m.Row.bounded(), Count: 1})
 		{
 			p := b.pending(day1.Add(day))
 			rep := p.Report(Org{Name: "mx.example.net", Email: "noreply-dmarc@mx.example.net"}, "1.x@mx.example.net")

@@ -34,6 +34,9 @@ import (
 const (
 	MaxBuckets   = 10000 // domain-days held at once
 	MaxRows      = 1000  // distinct rows per domain-day; more are dropped (and logged)
+	// MaxTotalRows bounds the rows of all domain-days together (memory:
+	// a few hundred bytes a row).
+	MaxTotalRows = 100000
 	MaxRecordLen = 2048  // bytes of the DMARC record text kept
 	// MaxPendingAge is how long after its day ended a report is still
 	// sent (or retried); older rows are dropped.
@@ -58,6 +61,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	buckets map[bucketKey]*bucket
+	rows    int    // rows in all buckets (MaxTotalRows)
 	gen     uint64 // bumped by every change
 	dropped int64  // messages not counted since the last flush (bounds)
 
@@ -146,7 +150,7 @@ func (s *Store) Add(m Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.bucket(k, k.day)
-	if b == nil || !b.add(Counted{Row: row, Count: 1}) {
+	if b == nil || !s.add(b, Counted{Row: row, Count: 1}) {
 		s.dropped++
 		return
 	}
@@ -168,16 +172,18 @@ func (s *Store) bucket(k bucketKey, start time.Time) *bucket {
 	return b
 }
 
-// add counts c into its row, or a new one if there is room.
-func (b *bucket) add(c Counted) bool {
+// add counts c into its row of b, or a new one if there is room; the
+// caller holds s.mu.
+func (s *Store) add(b *bucket, c Counted) bool {
 	k := c.key()
 	if i, ok := b.idx[k]; ok {
 		b.rows[i].Count += c.Count
 		return true
 	}
-	if len(b.rows) >= MaxRows {
+	if len(b.rows) >= MaxRows || s.rows >= MaxTotalRows {
 		return false
 	}
+	s.rows++
 	if b.idx == nil {
 		b.idx = map[string]int{}
 	}
@@ -230,6 +236,7 @@ func (s *Store) Take(current bool) []Pending {
 		switch {
 		case k.day.Before(today):
 			delete(s.buckets, k)
+			s.rows -= len(b.rows)
 			s.gen++
 			if len(b.rows) == 0 {
 				continue
@@ -241,6 +248,7 @@ func (s *Store) Take(current bool) []Pending {
 			}
 		case current && k.day.Equal(today) && len(b.rows) > 0:
 			out = append(out, b.pending(now))
+			s.rows -= len(b.rows)
 			*b = bucket{key: k, start: now, record: b.record}
 			s.gen++
 		}
@@ -272,7 +280,7 @@ func (s *Store) restore(k bucketKey, p Pending) bool {
 		b.record = p.Record
 	}
 	for _, r := range p.Rows {
-		if !b.add(r) {
+		if !s.add(b, r) {
 			s.dropped += r.Count
 		}
 	}
@@ -349,7 +357,7 @@ func (s *Store) Flush() error {
 	s.dropped = 0
 	s.mu.Unlock()
 	if dropped > 0 {
-		s.log.Warn("dmarcrpt: messages not counted, the report rows are full", "messages", dropped, "max_buckets", MaxBuckets, "max_rows", MaxRows)
+		s.log.Warn("dmarcrpt: messages not counted, the report rows are full", "messages", dropped, "max_buckets", MaxBuckets, "max_rows", MaxRows, "max_total_rows", MaxTotalRows)
 	}
 	slices.SortFunc(f.Buckets, func(a, b savedBucket) int { return strings.Compare(a.Day+a.Domain, b.Day+b.Domain) })
 	data, err := json.Marshal(f)
@@ -375,7 +383,7 @@ func (s *Store) load() error {
 	if err := s.parse(data); err != nil {
 		bad := s.path + ".bad"
 		s.log.Error("dmarcrpt: rows file unreadable, moved aside; counting starts afresh", "path", s.path, "moved_to", bad, "err", err)
-		s.buckets = map[bucketKey]*bucket{}
+		s.buckets, s.rows = map[bucketKey]*bucket{}, 0
 		return os.Rename(s.path, bad)
 	}
 	return nil

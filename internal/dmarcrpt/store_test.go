@@ -1,10 +1,12 @@
 package dmarcrpt
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -146,5 +148,38 @@ func TestStoreDropsOldDays(t *testing.T) {
 	c.Set(day1.Add(day + MaxPendingAge + time.Hour))
 	if got := s.Take(false); len(got) != 0 {
 		t.Fatalf("Take = %+v, want the old day dropped", got)
+	}
+}
+
+// TestStoreTotalBound: rows of all domain-days together stop at
+// MaxTotalRows, and a Take makes room again. It logs the heap the full
+// Store takes.
+func TestStoreTotalBound(t *testing.T) {
+	c := &clock{t: day1}
+	s := newTestStore(t, t.TempDir(), c)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	perDomain := MaxRows
+	for d := range MaxTotalRows/perDomain + 1 {
+		for i := range perDomain {
+			m := msg(fmt.Sprintf("d%d.example", d), netip.AddrFrom4([4]byte{10, byte(d), byte(i >> 8), byte(i)}), "pass", "pass", "none")
+			m.DKIMResults = append(m.DKIMResults, DKIMResult{Domain: "esp-mail-service.example", Selector: "selector2048", Result: "fail"})
+			s.Add(m)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	t.Logf("%d rows: heap %.1f MiB", MaxTotalRows, float64(after.HeapAlloc-before.HeapAlloc)/(1<<20))
+	if s.rows != MaxTotalRows || s.dropped != int64(perDomain) {
+		t.Fatalf("rows %d, dropped %d; want %d and %d", s.rows, s.dropped, MaxTotalRows, perDomain)
+	}
+	c.Set(day1.Add(day))
+	if got := len(s.Take(false)); got != MaxTotalRows/perDomain || s.rows != 0 {
+		t.Fatalf("Take gave %d domain-days, %d rows left", got, s.rows)
+	}
+	s.Add(msg("late.example", ip1, "pass", "pass", "none"))
+	if s.rows != 1 {
+		t.Errorf("after Take a new row is not counted: rows %d", s.rows)
 	}
 }
