@@ -37,8 +37,8 @@ func OrgDomain(name string) string {
 // A destination in the policy domain's organizational domain may. One
 // outside must publish a TXT record beginning "v=DMARC1" at
 // <policy-domain>._report._dmarc.<destination host>; when that record
-// has an rua tag, its destinations replace d (§7.1: "the Mail Receiver
-// MUST use the URIs it lists"), those in the destination host's
+// has an rua tag, its destinations replace d (§7.1 lets the report
+// receiver name where it wants them), those in the destination host's
 // organizational domain only, so that the check cannot be chained.
 // A DNS failure that may go away wraps dns.ErrTemporary.
 func Authorize(ctx context.Context, res TXTResolver, policyDomain string, d Destination) ([]Destination, error) {
