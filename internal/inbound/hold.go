@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // holdMem is how much of a held message stays in memory; the rest goes
@@ -19,12 +20,18 @@ const holdMem = 64 << 10
 // copies made from it at Commit are.
 type hold struct {
 	dir  string
+	pool *sync.Pool // of *[]byte with cap holdMem (Backend.holds); nil: no pooling
+	buf  *[]byte    // from pool: the memory part, then WriteTo's copy buffer
 	mem  []byte
 	f    *os.File
 	size int64
 }
 
 func (h *hold) Write(p []byte) (int, error) {
+	if h.buf == nil && h.pool != nil {
+		h.buf = h.pool.Get().(*[]byte)
+		h.mem = (*h.buf)[:0]
+	}
 	if h.f == nil && len(h.mem)+len(p) <= holdMem {
 		h.mem = append(h.mem, p...)
 		h.size += int64(len(p))
@@ -62,12 +69,20 @@ func (h *hold) WriteTo(w io.Writer) (int64, error) {
 		n, err := w.Write(h.mem)
 		return int64(n), err
 	}
-	return io.Copy(w, io.NewSectionReader(h.f, 0, h.size))
+	var buf []byte
+	if h.buf != nil {
+		buf = (*h.buf)[:cap(*h.buf)]
+	}
+	return io.CopyBuffer(w, io.NewSectionReader(h.f, 0, h.size), buf)
 }
 
 // Close releases the memory and the file.
 func (h *hold) Close() {
 	h.mem = nil
+	if h.buf != nil {
+		h.pool.Put(h.buf)
+		h.buf = nil
+	}
 	if h.f != nil {
 		h.f.Close()
 		h.f = nil

@@ -10,6 +10,7 @@ package inbound
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	"smtpkit/internal/local"
 	"smtpkit/internal/server"
@@ -49,14 +50,19 @@ type Options struct {
 }
 
 // Backend implements server.Backend.
-type Backend struct{ opts Options }
+type Backend struct {
+	opts  Options
+	holds sync.Pool // *[]byte of holdMem for messages under verification (hold.go)
+}
 
 // New returns a Backend for opts.
 func New(opts Options) *Backend {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Backend{opts: opts}
+	b := &Backend{opts: opts}
+	b.holds.New = func() any { buf := make([]byte, 0, holdMem); return &buf }
+	return b
 }
 
 // Sender applies RFC 6409 §6.1 on submission: an authenticated user may

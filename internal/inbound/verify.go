@@ -75,7 +75,7 @@ func (b *Backend) verifying(ctx context.Context, env *server.Envelope, w *writer
 	check := v.Begin(ctx, remoteIP(s.Remote), s.Helo, env.From)
 	vw := &verifyingWriter{
 		out: w, check: check, opts: v, reports: b.opts.DMARCReports,
-		held: &hold{dir: v.TmpDir}, id: env.ID, log: w.log,
+		held: &hold{dir: v.TmpDir, pool: &b.holds}, id: env.ID, log: w.log,
 	}
 	vw.filter = newARFilter(vw.held, v.IsOurs)
 	return vw
