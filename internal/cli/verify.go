@@ -16,10 +16,15 @@ import (
 )
 
 // wireVerify turns [verify] into in.Verify (left nil when verification is
-// off): an authres.Verifier on the daemon's resolver res, whose
-// Authentication-Results fields go above every copy of mail arriving on
-// mx. Messages larger than 64 KiB are held in <data_dir>/tmp while they
-// are verified.
+// off): an authres.Verifier on the daemon's resolver res (authres keeps
+// its answers for their TTLs), whose Authentication-Results fields go
+// above every copy of mail arriving on mx. Messages larger than 64 KiB
+// are held in <data_dir>/tmp while they are verified.
+//
+// spf, dkim, iprev = false and dmarc = "off" leave those results out of
+// the header; authres has no switch for its checks, so they still run
+// (DMARC needs SPF and DKIM; SPF's ptr mechanism needs the PTR lookups
+// iprev makes).
 func wireVerify(cfg config.Config, res dns.Resolver, in *inbound.Options, log *slog.Logger) error {
 	v := cfg.Verify
 	if !v.Enabled {
@@ -28,9 +33,6 @@ func wireVerify(cfg config.Config, res dns.Resolver, in *inbound.Options, log *s
 	tmp := filepath.Join(cfg.DataDir, "tmp")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return fmt.Errorf("verify: %w", err)
-	}
-	if !v.IPRev {
-		res = noPTR{res} // authres checks iprev only with a PTRResolver
 	}
 	ver := authres.New(authres.Options{Resolver: res, AuthServID: cfg.AuthServID(), Logger: log})
 	id := ver.AuthServID()
@@ -55,6 +57,3 @@ func wireVerify(cfg config.Config, res dns.Resolver, in *inbound.Options, log *s
 	log.Info("verifying mail on mx", "authserv_id", id, "spf", v.SPF, "dkim", v.DKIM, "dmarc", v.DMARC, "iprev", v.IPRev)
 	return nil
 }
-
-// noPTR is a resolver without reverse lookups: iprev = false.
-type noPTR struct{ dns.Resolver }
