@@ -149,8 +149,15 @@ func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
 	default:
 		qid, err := w.Commit()
 		if err != nil {
-			s.log.Error("commit failed", "from", s.txn.from.String(), "err", err)
-			s.srv.obs.MessageRefused(s.info.Listener, dataRefusal(nil, err))
+			reason := dataRefusal(nil, err)
+			if reason == ReasonPolicy {
+				// A deliberate 5xx at the end of DATA (a DMARC p=reject
+				// failure, say) is no failure of ours.
+				s.log.Info("message refused", "from", s.txn.from.String(), "err", err)
+			} else {
+				s.log.Error("commit failed", "from", s.txn.from.String(), "err", err)
+			}
+			s.srv.obs.MessageRefused(s.info.Listener, reason)
 			s.replyErr(err)
 			return
 		}
