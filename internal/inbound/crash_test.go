@@ -14,16 +14,19 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"smtpkit/internal/authres"
 	"smtpkit/internal/local"
 	"smtpkit/internal/maildir"
 	"smtpkit/internal/queue"
 	"smtpkit/internal/server"
+	"smtpkit/internal/smtp"
 	"smtpkit/internal/vfs/crashfs"
 	"smtpkit/internal/wal"
 )
@@ -87,7 +90,20 @@ func crashSetup(t *testing.T, fsys *crashfs.FS) {
 type fanOutRun struct {
 	mu    sync.Mutex
 	acked map[int]string // message index → reply id
+	// verify sends the messages as mail arriving on mx under [verify]:
+	// held, then written with crashAR on top of every copy.
+	verify bool
 }
+
+// crashAR is the Authentication-Results field of a verified run.
+const crashAR = "Authentication-Results: mx.example.com;\r\n\tspf=pass smtp.mailfrom=alice@example.com\r\n"
+
+// crashCheck is the check of a verified run: it does nothing and passes.
+type crashCheck struct{}
+
+func (crashCheck) Write(p []byte) (int, error) { return len(p), nil }
+func (crashCheck) Finish() authres.Result      { return authres.Result{Header: crashAR} }
+func (crashCheck) Abort()                      {}
 
 const (
 	fanWriters   = 3
@@ -145,6 +161,14 @@ func (r *fanOutRun) run(fsys *crashfs.FS, mode maildir.Sync) {
 		return
 	}
 	defer closeAll()
+	session := &server.SessionInfo{AuthUser: crashFrom}
+	if r.verify {
+		session = &server.SessionInfo{Role: server.RoleMX}
+		b.opts.Verify = &Verification{
+			Begin:  func(context.Context, netip.Addr, string, smtp.Address) Check { return crashCheck{} },
+			IsOurs: func(string) bool { return false },
+		}
+	}
 	var wg sync.WaitGroup
 	for g := range fanWriters {
 		wg.Add(1)
@@ -152,7 +176,7 @@ func (r *fanOutRun) run(fsys *crashfs.FS, mode maildir.Sync) {
 			defer wg.Done()
 			for k := range fanPerWriter {
 				i := g*fanPerWriter + k
-				env := &server.Envelope{ID: fmt.Sprint("E", i), Session: &server.SessionInfo{AuthUser: crashFrom}, From: addr(crashFrom)}
+				env := &server.Envelope{ID: fmt.Sprint("E", i), Session: session, From: addr(crashFrom)}
 				for _, a := range crashRcpts(i) {
 					env.Recipients = append(env.Recipients, addr(a))
 				}
@@ -204,6 +228,12 @@ func (r *fanOutRun) check(t *testing.T, fsys *crashfs.FS, mode maildir.Sync, how
 		copies[i][rcpt]++
 	}
 	index := func(body string) (int, bool) {
+		if r.verify {
+			var ok bool
+			if body, ok = strings.CutPrefix(body, crashAR); !ok {
+				return 0, false
+			}
+		}
 		var i int
 		if _, err := fmt.Sscanf(body, "Subject: %d\r\n", &i); err != nil || body != crashBody(i) {
 			return 0, false
@@ -270,10 +300,23 @@ func (r *fanOutRun) check(t *testing.T, fsys *crashfs.FS, mode maildir.Sync, how
 // in each Maildir mode: per-file, syncfs, and the journal (replayed on a
 // new boot).
 func TestFanOutPowerLoss(t *testing.T) {
-	for _, mode := range []maildir.Sync{maildir.SyncFile, maildir.SyncFileSystem, maildir.SyncJournal} {
+	fanOutPowerLoss(t, false, maildir.SyncFile, maildir.SyncFileSystem, maildir.SyncJournal)
+}
+
+// TestFanOutPowerLossVerified is TestFanOutPowerLoss for mail under
+// [verify], held until the end of DATA and then written with its
+// Authentication-Results field into the Maildirs and the queue: what was
+// acknowledged is never lost, never doubled, always whole and with the
+// field on top.
+func TestFanOutPowerLossVerified(t *testing.T) {
+	fanOutPowerLoss(t, true, maildir.SyncFileSystem, maildir.SyncJournal)
+}
+
+func fanOutPowerLoss(t *testing.T, verify bool, modes ...maildir.Sync) {
+	for _, mode := range modes {
 		t.Run(mode.String(), func(t *testing.T) {
 			var tally fanTally
-			var base fanOutRun
+			base := fanOutRun{verify: verify}
 			fsys := crashfs.New(crashfs.Options{})
 			crashSetup(t, fsys)
 			start := fsys.Ops()
@@ -288,7 +331,7 @@ func TestFanOutPowerLoss(t *testing.T) {
 				step = 5
 			}
 			for n := int64(0); n <= ops && !t.Failed(); n += step {
-				var r fanOutRun
+				r := fanOutRun{verify: verify}
 				fsys := crashfs.New(crashfs.Options{})
 				crashSetup(t, fsys)
 				fsys.CrashAfter(n)
@@ -302,7 +345,7 @@ func TestFanOutPowerLoss(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, uint64(mode)))
 			deadline := time.Now().Add(2 * time.Second)
 			for k := 0; k < 200 && time.Now().Before(deadline) && !t.Failed(); k++ {
-				var r fanOutRun
+				r := fanOutRun{verify: verify}
 				fsys := crashfs.New(crashfs.Options{})
 				crashSetup(t, fsys)
 				n := rng.Int64N(ops + 1)
@@ -311,9 +354,9 @@ func TestFanOutPowerLoss(t *testing.T) {
 				seed := rng.Uint64()
 				r.check(t, fsys.CrashRandom(seed), mode, fmt.Sprintf("random crash after %d ops, write-back %d", n, seed), &tally)
 			}
-			t.Logf("%s: %d ops a run; %d simulated crashes, %d acknowledged messages checked (%d local copies taken over by the queue), "+
+			t.Logf("verify %v, %s: %d ops a run; %d simulated crashes, %d acknowledged messages checked (%d local copies taken over by the queue), "+
 				"%d unacknowledged messages visible (whole), %d duplicated, %d lost",
-				mode, ops, tally.crashes, tally.acked, tally.viaQueue, tally.unackedVisible, tally.duplicated, tally.lost)
+				verify, mode, ops, tally.crashes, tally.acked, tally.viaQueue, tally.unackedVisible, tally.duplicated, tally.lost)
 		})
 	}
 }
