@@ -23,7 +23,9 @@ fi
 # are the DNSSEC bench of test/interop/dnssec_bench_test.go; the tests run
 # their own instances on 127.13.7.53 and .54 with configs of their own.
 # python3-dkim (dkimpy, with python3-nacl for Ed25519) verifies smtpkit's
-# DKIM signatures in test/interop/dkim_test.go.
+# DKIM signatures in test/interop/dkim_test.go. dovecot-imapd shows the
+# .Junk Maildir++ folder of quarantined mail over IMAP in
+# test/interop/dovecot_test.go (its own instance on 127.14.4.30).
 packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim dovecot-imapd)
 
 # installed reports whether the Debian package $1 is fully installed.
@@ -66,6 +68,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		nsd | unbound)
 			"${sudo[@]}" service "$p" stop >/dev/null 2>&1 || true
 			"${sudo[@]}" systemctl disable "$p" >/dev/null 2>&1 || true
+			;;
+		dovecot-imapd)
+			"${sudo[@]}" service dovecot stop >/dev/null 2>&1 || true
+			"${sudo[@]}" systemctl disable dovecot >/dev/null 2>&1 || true
 			;;
 		esac
 	done
