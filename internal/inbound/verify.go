@@ -138,6 +138,7 @@ func (v *verifyingWriter) Write(p []byte) (int, error) {
 func (v *verifyingWriter) Commit() (string, error) {
 	defer v.held.Close()
 	if err := v.filter.Flush(); err != nil {
+		v.check.Abort()
 		v.out.Abort()
 		return "", err
 	}
