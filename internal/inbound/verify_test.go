@@ -237,3 +237,31 @@ func TestOmit(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyAbort: a message cut off before the end of DATA stops its
+// checks and stores nothing.
+func TestVerifyAbort(t *testing.T) {
+	relay := &envRelay{}
+	b, mail := newBackend(t, relay)
+	check := &fakeCheck{}
+	b.opts.Verify = &Verification{
+		Begin:  func(context.Context, netip.Addr, string, smtp.Address) Check { return check },
+		IsOurs: func(string) bool { return false },
+	}
+	env := &server.Envelope{ID: "ID11", Session: &server.SessionInfo{Role: server.RoleMX}, From: addr("x@bank.example"),
+		Recipients: []smtp.Address{addr("team@example.com")}}
+	w, err := b.Begin(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "Received: r\r\n")
+	io.WriteString(w, "Subject: cut\r\n\r\nhalf a bo")
+	w.Abort()
+	if !check.aborted {
+		t.Error("the check was not aborted")
+	}
+	checkBox(t, filepath.Join(mail, "example.com", "alice", "new"), "", "")
+	if len(relay.writers) != 1 || !slices.Contains(relay.writers[0].steps, "abort") || relay.writers[0].data.Len() != 0 {
+		t.Errorf("queue copy not aborted untouched: %d writers", len(relay.writers))
+	}
+}
