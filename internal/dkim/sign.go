@@ -130,9 +130,9 @@ type Message struct {
 	s       *Signer
 	head    []byte // the header while it has not ended
 	signers []*msgauth.Signer
-	done    bool  // the header was decided on
-	skipped error // why the message is not signed
-	err     error // a signer failed
+	done    bool   // the header was decided on
+	skipped error  // why the message is not signed
+	err     error  // a signer failed
 	owner   string // BeginFor's domain
 	bound   bool   // the From domain must be related to owner
 }
