@@ -32,12 +32,12 @@ import (
 // Bounds on what the Store holds (house rule 4: any sender can make us
 // count under its own domain, from many addresses).
 const (
-	MaxBuckets   = 10000 // domain-days held at once
-	MaxRows      = 1000  // distinct rows per domain-day; more are dropped (and logged)
+	MaxBuckets = 10000 // domain-days held at once
+	MaxRows    = 1000  // distinct rows per domain-day; more are dropped (and logged)
 	// MaxTotalRows bounds the rows of all domain-days together (memory:
 	// a few hundred bytes a row).
 	MaxTotalRows = 100000
-	MaxRecordLen = 2048  // bytes of the DMARC record text kept
+	MaxRecordLen = 2048 // bytes of the DMARC record text kept
 	// MaxPendingAge is how long after its day ended a report is still
 	// sent (or retried); older rows are dropped.
 	MaxPendingAge = 72 * time.Hour
