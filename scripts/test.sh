@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test.sh is the project's one test command (README "Testing"): it installs
-# the interop peers, vets, runs every test with the race detector, then gives
+# the interop peers, checks gofmt, vets, runs every test with the race detector, then gives
 # each fuzz target a short bounded run. It exits non-zero when any step fails
 # and ends with one line: "test.sh: N passed, M failed" (counting steps).
 #
@@ -37,7 +37,17 @@ step() {
 	fi
 }
 
+# gofmtClean fails when a Go file is not gofmt-formatted (listing it).
+gofmtClean() {
+	local files
+	files=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+	[ -z "$files" ] && return 0
+	printf 'not gofmt-formatted: %s\n' $files
+	return 1
+}
+
 step "install test dependencies" ./scripts/install-test-deps.sh
+step "gofmt" gofmtClean
 step "go vet" go vet ./...
 step "go test -race" go test -race -count=1 ./...
 
