@@ -72,20 +72,30 @@ func TestCheckEndToEnd(t *testing.T) {
 }
 
 // TestMaxSignatures: signatures beyond the cap are reported "policy" and
-// not checked.
+// not checked: their keys are never asked for.
 func TestMaxSignatures(t *testing.T) {
 	ed := ed25519Key(t)
-	_, res := startZone(t, dnstest.Zone{Records: []string{txtRR("ed._domainkey.sig.test.", ed.txt)}})
+	var recs []string
+	var signers []signer
+	for _, sel := range []string{"s1", "s2", "s3", "s4"} {
+		recs = append(recs, txtRR(sel+"._domainkey.sig.test.", ed.txt))
+		signers = append(signers, signer{D: "sig.test", S: sel, Alg: ed.alg, Key: ed.priv})
+	}
+	srv, res := startZone(t, dnstest.Zone{Records: recs})
 	v := New(Options{Resolver: res, AuthServID: "mx.test", MaxSignatures: 2})
-	s := signer{D: "sig.test", S: "ed", Alg: ed.alg, Key: ed.priv}
-	msg := dkimpySign(t, dkimMessage, s, s, s, s)
+	msg := dkimpySign(t, dkimMessage, signers...) // s4 on top
 	r := verifyChunks(t, v, msg, 1000)
 	var got []string
 	for _, d := range r.DKIM {
-		got = append(got, d.Result)
+		got = append(got, d.Selector+"="+d.Result)
 	}
-	if strings.Join(got, " ") != "pass pass policy policy" {
+	if strings.Join(got, " ") != "s4=pass s3=pass s2=policy s1=policy" {
 		t.Errorf("DKIM %v", got)
+	}
+	for _, q := range srv.Queries() {
+		if q.Name == "s1._domainkey.sig.test." || q.Name == "s2._domainkey.sig.test." {
+			t.Errorf("asked for %s, beyond the cap", q.Name)
+		}
 	}
 }
 
