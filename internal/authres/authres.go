@@ -110,7 +110,9 @@ func (v *Verifier) AuthServID() string { return v.id }
 // Result is everything one message's checks found.
 type Result struct {
 	// Header is the complete Authentication-Results field, folded, ending
-	// in CRLF: "Authentication-Results: <id>;\r\n\tspf=…;\r\n\tdkim=…\r\n".
+	// in CRLF: "Authentication-Results: <id>;\r\n\tspf=…;\r\n\tdkim=…\r\n",
+	// always one resinfo (method=result and its properties) per
+	// continuation line, every one but the last ending in ";".
 	Header string
 	// SPF is the result for the MAIL FROM identity (RFC 7208 §2.4; for the
 	// null sender, postmaster@HELO), HeloSPF for the HELO identity (§2.3):

@@ -23,7 +23,7 @@ type testKey struct {
 	alg, priv, txt string
 }
 
-func rsaKey(t *testing.T) testKey {
+func rsaKey(t testing.TB) testKey {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -37,7 +37,7 @@ func rsaKey(t *testing.T) testKey {
 	return testKey{"rsa-sha256", string(priv), "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(pub)}
 }
 
-func ed25519Key(t *testing.T) testKey {
+func ed25519Key(t testing.TB) testKey {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -68,7 +68,7 @@ type signer struct {
 }
 
 // dkimpySign has dkimpy sign msg with every signer in turn.
-func dkimpySign(t *testing.T, msg string, signers ...signer) string {
+func dkimpySign(t testing.TB, msg string, signers ...signer) string {
 	t.Helper()
 	b, err := json.Marshal(map[string]any{"message": msg, "signers": signers})
 	if err != nil {

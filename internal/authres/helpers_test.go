@@ -17,7 +17,7 @@ const dnsHost = "127.14.3.1"
 
 // startZone starts a loopback DNS server for z and returns it with a
 // resolver pointed at it.
-func startZone(t *testing.T, z dnstest.Zone) (*dnstest.Server, *dns.Client) {
+func startZone(t testing.TB, z dnstest.Zone) (*dnstest.Server, *dns.Client) {
 	t.Helper()
 	z.Host = dnsHost
 	srv := dnstest.Start(t, z)
@@ -28,7 +28,7 @@ func startZone(t *testing.T, z dnstest.Zone) (*dnstest.Server, *dns.Client) {
 	return srv, c
 }
 
-func addr(t *testing.T, s string) smtp.Address {
+func addr(t testing.TB, s string) smtp.Address {
 	t.Helper()
 	if s == "" {
 		return smtp.Address{}

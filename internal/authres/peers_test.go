@@ -17,7 +17,7 @@ const debianPython = "/usr/bin/python3"
 
 // python runs a script of testdata with debianPython, stdin in, stdout
 // out. Without it the test skips, unless CI=true.
-func python(t *testing.T, stdin []byte, script string, args ...string) []byte {
+func python(t testing.TB, stdin []byte, script string, args ...string) []byte {
 	t.Helper()
 	if _, err := os.Stat(debianPython); err != nil {
 		if os.Getenv("CI") == "true" {
