@@ -82,7 +82,13 @@ func (v *Verifier) lookupRecord(ctx context.Context, from string) (record, error
 		}
 		rec, err := dmarc.Parse(found[0])
 		if err != nil {
-			return record{text: found[0], domain: d}, errInvalid
+			fixed, ok := policyNone(found[0])
+			if !ok {
+				return record{text: found[0], domain: d}, errInvalid
+			}
+			if rec, err = dmarc.Parse(fixed); err != nil {
+				return record{text: found[0], domain: d}, errInvalid
+			}
 		}
 		return record{rec: rec, text: found[0], domain: d}, nil
 	}
@@ -157,4 +163,32 @@ func (v *Verifier) sampled(pct *int) bool {
 		return false
 	}
 	return v.intn(100) < *pct
+}
+
+// policyNone rewrites a record whose p= or sp= is missing or invalid but
+// that asks for aggregate reports with a mailto: rua=: RFC 7489 §6.6.3
+// says to act as if it said p=none (so that the domain gets its reports).
+// It reports false for a record that does not qualify.
+func policyNone(txt string) (string, bool) {
+	var kept []string
+	rua := false
+	for _, spec := range strings.Split(txt, ";") {
+		k, v, _ := strings.Cut(spec, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch k {
+		case "p", "sp":
+			continue
+		case "rua":
+			for _, u := range strings.Split(v, ",") {
+				rua = rua || strings.HasPrefix(strings.ToLower(strings.TrimSpace(u)), "mailto:") && strings.Contains(u, "@")
+			}
+		}
+		if k != "" {
+			kept = append(kept, k+"="+v)
+		}
+	}
+	if !rua || len(kept) == 0 || kept[0] != "v=DMARC1" {
+		return "", false
+	}
+	return strings.Join(append(kept[:1], append([]string{"p=none"}, kept[1:]...)...), "; "), true
 }

@@ -42,3 +42,16 @@ func FuzzHeaderScan(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPolicyNone: the RFC 7489 §6.6.3 rewrite never panics, and what it
+// returns starts as a record with p=none.
+func FuzzPolicyNone(f *testing.F) {
+	for _, s := range []string{"v=DMARC1; p=bogus; rua=mailto:a@b.test", "v=DMARC1; rua=mailto:a@b.test,https://x", "v=DMARC1; p=", ";;=;", "v=DMARC1;rua=mailto:@"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, txt string) {
+		if out, ok := policyNone(txt); ok && !strings.HasPrefix(out, "v=DMARC1; p=none") {
+			t.Errorf("%q → %q", txt, out)
+		}
+	})
+}
