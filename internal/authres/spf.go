@@ -24,7 +24,9 @@ func (v *Verifier) checkSPF(ctx context.Context, ip netip.Addr, helo, sender str
 	res, err := spf.CheckHostWithSender(net.IP(ip.AsSlice()), helo, sender,
 		spf.WithContext(ctx), spf.WithResolver(r))
 	o := spfOutcome{result: string(res)}
-	if err != nil && res != spf.Pass && res != spf.None {
+	// The library's error is also set on a match ("matched all"): only
+	// the errors are worth a reason.
+	if err != nil && (res == spf.TempError || res == spf.PermError) {
 		o.reason = err.Error()
 	}
 	return o
