@@ -26,7 +26,10 @@ fi
 # DKIM signatures in test/interop/dkim_test.go. dovecot-imapd shows the
 # .Junk Maildir++ folder of quarantined mail over IMAP in
 # test/interop/dovecot_test.go (its own instance on 127.14.4.30).
-packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim dovecot-imapd)
+# opendmarc (the OpenDMARC milter; it pulls in dbconfig) and publicsuffix
+# are the DMARC alignment oracle of test/interop/dmarc_oracle_test.go,
+# which runs its own instance behind a private Postfix on 127.14.6.0/24.
+packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim dovecot-imapd opendmarc publicsuffix)
 
 # installed reports whether the Debian package $1 is fully installed.
 installed() {
@@ -58,14 +61,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	# The tests use their own ports and instances; a Postfix started by
 	# the package's postinst would only hold port 25, an nsd port 53 on
 	# every address (the bench binds 127.13.7.53:53), and the system's
-	# unbound is not the one the tests configure.
+	# unbound is not the one the tests configure; the system's opendmarc
+	# would only hold its socket.
 	for p in "${missing[@]}"; do
 		case "$p" in
 		postfix)
 			"${sudo[@]}" postfix stop >/dev/null 2>&1 || true
 			"${sudo[@]}" service postfix stop >/dev/null 2>&1 || true
 			;;
-		nsd | unbound)
+		nsd | unbound | opendmarc)
 			"${sudo[@]}" service "$p" stop >/dev/null 2>&1 || true
 			"${sudo[@]}" systemctl disable "$p" >/dev/null 2>&1 || true
 			;;

@@ -17,6 +17,7 @@ package dnstest
 
 import (
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +50,9 @@ type Zone struct {
 	// Host is the loopback address to listen on ("" means 127.0.0.1), so
 	// that a test can keep to its own 127.x.y.z range.
 	Host string
+	// Port is the port to listen on (0: a free one). A fixed port (53) is
+	// for peers that cannot be told one, like libresolv's resolv.conf.
+	Port int
 }
 
 // Query is one question the server received.
@@ -98,23 +102,23 @@ func Start(t testing.TB, z Zone) *Server {
 			s.flags[kind][flagKey(n)] = true
 		}
 	}
-	pc, l := listen(t, z.Host)
+	pc, l := listen(t, z.Host, z.Port)
 	s.Addr = pc.LocalAddr().String()
 	s.serve(t, &mdns.Server{PacketConn: pc, Handler: mdns.HandlerFunc(s.handle)})
 	s.serve(t, &mdns.Server{Listener: l, Handler: mdns.HandlerFunc(s.handle)})
 	return s
 }
 
-// listen binds UDP on a free loopback port and TCP on the same port,
+// listen binds UDP on port (0: a free one) of host and TCP on the same port,
 // retrying a few times if another process holds the TCP port.
-func listen(t testing.TB, host string) (net.PacketConn, net.Listener) {
+func listen(t testing.TB, host string, port int) (net.PacketConn, net.Listener) {
 	t.Helper()
 	if host == "" {
 		host = "127.0.0.1"
 	}
 	var last error
 	for range 20 {
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
 			t.Fatalf("dnstest: %v", err)
 		}
