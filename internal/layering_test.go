@@ -12,6 +12,7 @@ package internal_test
 var allowed = map[string][]string{
 	"smtp":        {},
 	"atomicfile":  {"vfs"},
+	"statefile":   {}, // the schedule and start-up rules of the report stores
 	"vfs":         {},
 	"vfs/crashfs": {"vfs"},
 	"testcert":    {}, // test helper: throwaway certificates
@@ -27,8 +28,8 @@ var allowed = map[string][]string{
 	"control":     {},
 	"dns":         {},
 	"dns/dnstest": {},
-	"tlsrpt":      {"atomicfile", "dns"},
-	"dmarcrpt":    {"atomicfile", "authres", "compose", "dns"},
+	"tlsrpt":      {"atomicfile", "dns", "statefile"},
+	"dmarcrpt":    {"atomicfile", "authres", "compose", "dns", "statefile"},
 	"mtasts":      {"dns", "atomicfile", "tlsrpt"},
 	"dane":        {"dns", "tlsrpt"},
 	"dsn":         {"smtp"},

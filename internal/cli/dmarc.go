@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -97,20 +96,7 @@ func printDMARCSent(w io.Writer, sent []dmarcrpt.Sent) {
 	for _, s := range sent {
 		head := fmt.Sprintf("%s %s..%s (%d messages):", s.Domain, s.Start.UTC().Format(time.RFC3339),
 			s.End.UTC().Format(time.RFC3339), s.Messages)
-		switch {
-		case s.Skipped != "":
-			fmt.Fprintf(w, "%s not sent: %s\n", head, s.Skipped)
-		case len(s.To) > 0:
-			fmt.Fprintf(w, "%s sent to %s\n", head, strings.Join(s.To, ", "))
-		default:
-			fmt.Fprintf(w, "%s not sent\n", head)
-		}
-		for _, e := range s.Errors {
-			fmt.Fprintf(w, "    error: %s\n", e)
-		}
-		if s.Kept {
-			fmt.Fprintln(w, "    kept for the next send")
-		}
+		printOutcome(w, head, s.Skipped, s.To, s.Errors, s.Kept)
 	}
 }
 

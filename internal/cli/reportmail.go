@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 
 	"smtpkit/internal/queue"
 	"smtpkit/internal/smtp"
@@ -71,4 +73,25 @@ func (d *daemon) mailReport(ctx context.Context, from string, to []string, msg [
 	}
 	_, err = w.Commit()
 	return err
+}
+
+// printOutcome writes what became of one report, after head, as
+// `smtpkit tlsrpt -send` and `smtpkit dmarc -send` print it: where it
+// went or why not, the destinations that failed, and whether its counts
+// were kept for the next send.
+func printOutcome(w io.Writer, head, skipped string, to, errs []string, kept bool) {
+	switch {
+	case skipped != "":
+		fmt.Fprintf(w, "%s not sent: %s\n", head, skipped)
+	case len(to) > 0:
+		fmt.Fprintf(w, "%s sent to %s\n", head, strings.Join(to, ", "))
+	default:
+		fmt.Fprintf(w, "%s not sent\n", head)
+	}
+	for _, e := range errs {
+		fmt.Fprintf(w, "    error: %s\n", e)
+	}
+	if kept {
+		fmt.Fprintln(w, "    kept for the next send")
+	}
 }

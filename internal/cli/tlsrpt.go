@@ -146,20 +146,7 @@ func printSent(w io.Writer, sent []tlsrpt.Sent) {
 	for _, s := range sent {
 		head := fmt.Sprintf("%s %s..%s (%d ok, %d failed):", s.Domain, s.Start.UTC().Format(time.RFC3339),
 			s.End.UTC().Format(time.RFC3339), s.Successful, s.Failed)
-		switch {
-		case s.Skipped != "":
-			fmt.Fprintf(w, "%s not sent: %s\n", head, s.Skipped)
-		case len(s.To) > 0:
-			fmt.Fprintf(w, "%s sent to %s\n", head, strings.Join(s.To, ", "))
-		default:
-			fmt.Fprintf(w, "%s not sent\n", head)
-		}
-		for _, e := range s.Errors {
-			fmt.Fprintf(w, "    error: %s\n", e)
-		}
-		if s.Kept {
-			fmt.Fprintln(w, "    kept for the next send")
-		}
+		printOutcome(w, head, s.Skipped, s.To, s.Errors, s.Kept)
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"smtpkit/internal/atomicfile"
+	"smtpkit/internal/statefile"
 )
 
 // Bounds on what the Store holds (house rule 4: any sender can make us
@@ -65,11 +65,9 @@ type Store struct {
 	gen     uint64 // bumped by every change
 	dropped int64  // messages not counted since the last flush (bounds)
 
-	flushMu sync.Mutex // one write of the file at a time
-	saved   uint64     // gen of the last write
-	stop    chan struct{}
-	done    chan struct{}
-	closed  sync.Once
+	flushMu sync.Mutex         // one write of the file at a time
+	saved   uint64             // gen of the last write
+	flusher *statefile.Flusher // writes the file every Flush and at Close
 }
 
 type bucketKey struct {
@@ -129,12 +127,14 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	}
 	s := &Store{
 		opts: opts, path: filepath.Join(opts.Dir, "rows.json"), log: opts.Logger,
-		buckets: map[bucketKey]*bucket{}, stop: make(chan struct{}), done: make(chan struct{}),
+		buckets: map[bucketKey]*bucket{},
 	}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
-	go s.flushLoop()
+	s.flusher = statefile.Start(opts.Flush, s.Flush, func(err error) {
+		s.log.Error("dmarcrpt: writing the rows failed; will retry", "path", s.path, "err", err)
+	})
 	return s, nil
 }
 
@@ -298,31 +298,7 @@ func sortPending(ps []Pending) {
 }
 
 // Close stops the periodic flush and writes the rows a last time.
-func (s *Store) Close() error {
-	var err error
-	s.closed.Do(func() {
-		close(s.stop)
-		<-s.done
-		err = s.Flush()
-	})
-	return err
-}
-
-func (s *Store) flushLoop() {
-	defer close(s.done)
-	t := time.NewTicker(s.opts.Flush)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			if err := s.Flush(); err != nil {
-				s.log.Error("dmarcrpt: writing the rows failed; will retry", "path", s.path, "err", err)
-			}
-		}
-	}
-}
+func (s *Store) Close() error { return s.flusher.Close() }
 
 // savedFile is the rows file's content.
 type savedFile struct {
@@ -373,18 +349,8 @@ func (s *Store) Flush() error {
 
 // load reads the rows file, if any.
 func (s *Store) load() error {
-	data, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if err := statefile.Load(s.path, s.parse, func() { s.buckets, s.rows = map[bucketKey]*bucket{}, 0 }, s.log); err != nil {
 		return fmt.Errorf("dmarcrpt: %w", err)
-	}
-	if err := s.parse(data); err != nil {
-		bad := s.path + ".bad"
-		s.log.Error("dmarcrpt: rows file unreadable, moved aside; counting starts afresh", "path", s.path, "moved_to", bad, "err", err)
-		s.buckets, s.rows = map[bucketKey]*bucket{}, 0
-		return os.Rename(s.path, bad)
 	}
 	return nil
 }

@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"smtpkit/internal/atomicfile"
+	"smtpkit/internal/statefile"
 )
 
 // Bounds on what the counters hold: sessions beyond them still count in
@@ -70,11 +70,9 @@ type Store struct {
 	gen     uint64 // bumped by every change
 	dropped int64  // sessions not counted since the last flush (bounds)
 
-	flushMu sync.Mutex // one write of the file at a time
-	saved   uint64     // gen of the last write
-	stop    chan struct{}
-	done    chan struct{}
-	closed  sync.Once
+	flushMu sync.Mutex         // one write of the file at a time
+	saved   uint64             // gen of the last write
+	flusher *statefile.Flusher // writes the file every Flush and at Close
 }
 
 type bucketKey struct {
@@ -133,12 +131,14 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	}
 	s := &Store{
 		opts: opts, path: filepath.Join(opts.Dir, "counters.json"), log: opts.Logger,
-		buckets: map[bucketKey]*bucket{}, stop: make(chan struct{}), done: make(chan struct{}),
+		buckets: map[bucketKey]*bucket{},
 	}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
-	go s.flushLoop()
+	s.flusher = statefile.Start(opts.Flush, s.Flush, func(err error) {
+		s.log.Error("tlsrpt: writing the counters failed; will retry", "path", s.path, "err", err)
+	})
 	return s, nil
 }
 
@@ -383,31 +383,7 @@ func sortPending(ps []Pending) {
 }
 
 // Close stops the periodic flush and writes the counters a last time.
-func (s *Store) Close() error {
-	var err error
-	s.closed.Do(func() {
-		close(s.stop)
-		<-s.done
-		err = s.Flush()
-	})
-	return err
-}
-
-func (s *Store) flushLoop() {
-	defer close(s.done)
-	t := time.NewTicker(s.opts.Flush)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			if err := s.Flush(); err != nil {
-				s.log.Error("tlsrpt: writing the counters failed; will retry", "path", s.path, "err", err)
-			}
-		}
-	}
-}
+func (s *Store) Close() error { return s.flusher.Close() }
 
 // savedFile is the counters file's content.
 type savedFile struct {
@@ -463,18 +439,8 @@ func (s *Store) Flush() error {
 
 // load reads the counters file, if any.
 func (s *Store) load() error {
-	data, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if err := statefile.Load(s.path, s.parse, func() { s.buckets = map[bucketKey]*bucket{} }, s.log); err != nil {
 		return fmt.Errorf("tlsrpt: %w", err)
-	}
-	if err := s.parse(data); err != nil {
-		bad := s.path + ".bad"
-		s.log.Error("tlsrpt: counters file unreadable, moved aside; counting starts afresh", "path", s.path, "moved_to", bad, "err", err)
-		s.buckets = map[bucketKey]*bucket{}
-		return os.Rename(s.path, bad)
 	}
 	return nil
 }
