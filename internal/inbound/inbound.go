@@ -51,8 +51,9 @@ type Options struct {
 
 // Backend implements server.Backend.
 type Backend struct {
-	opts  Options
-	holds sync.Pool // *[]byte of holdMem for messages under verification (hold.go)
+	opts     Options
+	holds    sync.Pool    // *[]byte of holdMem for messages under verification (hold.go)
+	sessions sessionTable // per-session state between Connect and Disconnect (sessions.go)
 }
 
 // New returns a Backend for opts.

@@ -45,6 +45,10 @@ type SessionInfo struct {
 	TLS *tls.ConnectionState
 	// AuthUser is the authenticated identity, "" when not authenticated.
 	AuthUser string
+	// Trusted is set when Remote is in the listener's trusted networks
+	// (Postfix's mynetworks): such a client may relay without AUTH and is
+	// exempt from the per-IP limits and the abuse checks.
+	Trusted bool
 }
 
 // Envelope is the transaction a message is stored for.

@@ -232,8 +232,13 @@ func (s *session) isHTTP(line []byte) bool {
 func (s *session) cmdHello(arg string, ehlo bool) smtp.Reply {
 	name := strings.TrimSpace(arg) // helloSyntax checked it
 	s.abortTxn()
-	s.state, s.esmtp = stateReady, ehlo
 	s.info.Helo = name
+	if err := s.helloHook(); err != nil {
+		s.log.Info("hello refused", "helo", name, "err", err)
+		s.state, s.esmtp = stateGreeted, ehlo
+		return errReply(err)
+	}
+	s.state, s.esmtp = stateReady, ehlo
 	if !ehlo {
 		return replyHelo(s.srv.opts.Hostname)
 	}

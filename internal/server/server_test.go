@@ -154,15 +154,21 @@ type client struct {
 
 func dial(t testing.TB, addr string) *client {
 	t.Helper()
+	cl := dialNoGreeting(t, addr)
+	cl.expect("220 ")
+	return cl
+}
+
+// dialNoGreeting connects without reading the greeting.
+func dialNoGreeting(t testing.TB, addr string) *client {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	t.Cleanup(func() { c.Close() })
-	cl := &client{t: t, conn: c, r: bufio.NewReader(c)}
-	cl.expect("220 ")
-	return cl
+	return &client{t: t, conn: c, r: bufio.NewReader(c)}
 }
 
 func (c *client) send(s string) {

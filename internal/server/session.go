@@ -39,6 +39,8 @@ type session struct {
 	admitted bool
 	// closed: close has run (a panic fence may come after it, fence.go).
 	closed bool
+	// hooked: SessionHooks.Connect was called, so Disconnect is owed.
+	hooked bool
 	// openWriter is the backend's writer of the message being received,
 	// until Commit or Abort was called on it; the panic fence aborts it.
 	openWriter MessageWriter
@@ -146,6 +148,10 @@ func (s *session) serve() {
 	} else {
 		s.conn.start(s.conn.transport)
 	}
+	if !s.connectHook() {
+		s.end()
+		return
+	}
 	s.reply(replyGreeting(s.srv.opts.Hostname))
 	s.run()
 }
@@ -188,6 +194,7 @@ func (s *session) close() {
 		return // a panic after close (fence.go)
 	}
 	s.closed = true
+	s.disconnectHook()
 	s.conn.close()
 	if s.admitted {
 		s.srv.release(s)
