@@ -50,7 +50,7 @@ func (s *session) cmdAuth(arg string) {
 		s.reply(replyAuthSyntax)
 		return
 	}
-	ip := remoteIP(s.conn.raw.RemoteAddr())
+	ip := s.clientIP()
 	a := &attempt{creds: s.srv.opts.Credentials, auth: s.srv.auth, ip: ip}
 	srv, err := sasl.NewServer(mech, a)
 	if err != nil {

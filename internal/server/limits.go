@@ -19,7 +19,7 @@ func isResourceExhausted(err error) bool {
 // the total or per-IP limit is reached; the caller answers 421 4.7.0 and
 // closes (RFC 5321 §3.8 allows 421 at connection time).
 func (s *Server) admit(sess *session) (ok bool, why string) {
-	ip := remoteIP(sess.conn.raw.RemoteAddr())
+	ip := sess.clientIP()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
@@ -35,6 +35,7 @@ func (s *Server) admit(sess *session) (ok bool, why string) {
 		return false, whyRateFromIP
 	}
 	s.perIP[ip]++
+	sess.admittedIP = ip
 	s.sessions[sess] = struct{}{}
 	s.active.Add(1) // under mu, so it never races with Shutdown's Wait
 	s.updateStress()
@@ -46,7 +47,7 @@ func (s *Server) admit(sess *session) (ok bool, why string) {
 
 // release gives back the slot taken by admit.
 func (s *Server) release(sess *session) {
-	ip := remoteIP(sess.conn.raw.RemoteAddr())
+	ip := sess.admittedIP
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.sessions[sess]; !ok {

@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/tls"
 	"fmt"
+	"net/netip"
 )
 
 // Role is what a listener is for. It decides which rules apply to a session;
@@ -114,4 +115,7 @@ type Listener struct {
 	// Backend, when set, replaces Options.Backend for this listener
 	// (RoleSink listeners use Discard).
 	Backend Backend
+	// TrustedNetworks are the client networks trusted on this listener
+	// (SessionInfo.Trusted, client.go).
+	TrustedNetworks []netip.Prefix
 }

@@ -41,6 +41,9 @@ type session struct {
 	closed bool
 	// hooked: SessionHooks.Connect was called, so Disconnect is owed.
 	hooked bool
+	// admittedIP is the per-IP key admit counted the session under, which
+	// release gives back (the client address may change later: XCLIENT).
+	admittedIP string
 	// openWriter is the backend's writer of the message being received,
 	// until Commit or Abort was called on it; the panic fence aborts it.
 	openWriter MessageWriter
@@ -105,11 +108,11 @@ type txn struct {
 func (s *Server) newSessionOn(c net.Conn, l *Listener) *session {
 	sess := &session{srv: s, limits: s.limits.Load(), listener: l}
 	sess.conn = conn{raw: c, transport: c, now: s.now, limits: sess.limits, closing: &s.closing}
-	sess.info = SessionInfo{ID: newID(), Listener: l.Name, Role: l.Role, Remote: c.RemoteAddr()}
+	sess.info = SessionInfo{ID: newID(), Listener: l.Name, Role: l.Role}
 	if sess.info.Listener == "" {
 		sess.info.Listener = l.Address
 	}
-	sess.log = s.log.With("conn", sess.info.ID, "listener", sess.info.Listener, "remote", c.RemoteAddr().String())
+	sess.setClient(c.RemoteAddr())
 	return sess
 }
 
