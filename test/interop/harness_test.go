@@ -104,6 +104,12 @@ type ServerOptions struct {
 	// ExtraTOML is appended to the config verbatim. It lands after the
 	// [limits] table, so it must start with a table header of its own.
 	ExtraTOML string
+	// TopTOML is put at the top of the config, before any table: for
+	// top-level keys.
+	TopTOML string
+	// ListenerTOML, by role ("mx", "submission", "submissions"), is
+	// appended to the [[listener]] tables of that role: per-listener keys.
+	ListenerTOML map[string]string
 }
 
 // Server is a running `smtpkit serve` process on free loopback ports with
@@ -179,13 +185,21 @@ func (s *Server) config(opts ServerOptions) string {
 		rcpts = 100
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "hostname = %q\ndata_dir = %q\n\n", testHostname, s.DataDir)
+	fmt.Fprintf(&b, "hostname = %q\ndata_dir = %q\n", testHostname, s.DataDir)
+	if opts.TopTOML != "" {
+		b.WriteString(opts.TopTOML + "\n")
+	}
+	b.WriteString("\n")
 	b.WriteString("[log]\nformat = \"text\"\nlevel = \"debug\"\n\n")
 	for _, d := range append([]string{testDomain}, opts.Domains...) {
 		fmt.Fprintf(&b, "[[domain]]\nname = %q\n\n", d)
 	}
 	listener := func(addr, role, tls string) {
-		fmt.Fprintf(&b, "[[listener]]\naddress = %q\nrole = %q\ntls = %q\n\n", addr, role, tls)
+		fmt.Fprintf(&b, "[[listener]]\naddress = %q\nrole = %q\ntls = %q\n", addr, role, tls)
+		if extra := opts.ListenerTOML[role]; extra != "" {
+			b.WriteString(extra + "\n")
+		}
+		b.WriteString("\n")
 	}
 	listener(s.MX, "mx", "opportunistic")
 	listener(s.Submission, "submission", "required")
