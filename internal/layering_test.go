@@ -17,6 +17,7 @@ var allowed = map[string][]string{
 	"vfs/crashfs": {"vfs"},
 	"testcert":    {}, // test helper: throwaway certificates
 	"sasl":        {},
+	"proxyproto":  {}, // the PROXY protocol header, v1 and v2
 	"config":      {},
 	"certs":       {"atomicfile"},
 	"wal":         {"vfs"},
