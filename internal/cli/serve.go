@@ -312,7 +312,8 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		if err != nil {
 			return nil, err
 		}
-		sl := server.Listener{Address: l.Address, Role: role, TLS: mode, Auth: l.AuthEnabled()}
+		sl := server.Listener{Address: l.Address, Role: role, TLS: mode, Auth: l.AuthEnabled(),
+			TrustedNetworks: cfg.TrustedOn(l)}
 		if role == server.RoleSink {
 			sl.Backend, sl.Auth = server.Discard{}, false
 			log.Warn("sink listener: every message is discarded (benchmarks only)", "listener", l.Address)

@@ -33,6 +33,10 @@ type Config struct {
 	Verify    Verify     `toml:"verify"`         // inbound verification (verify.go)
 	// DMARCReports is [dmarc_reports] (dmarcreports.go).
 	DMARCReports DMARCReports `toml:"dmarc_reports"`
+	// TrustedNetworks are the client networks trusted on every listener
+	// that does not set its own (trusted.go): CIDRs or bare addresses,
+	// default loopback only.
+	TrustedNetworks []string `toml:"trusted_networks"`
 }
 
 // Log chooses the log/slog handler.
@@ -103,6 +107,10 @@ type Listener struct {
 	// SessionTickets enables TLS session tickets; off by default because of
 	// golang/go#70232.
 	SessionTickets bool `toml:"session_tickets"`
+	// TrustedNetworks overrides the top-level trusted_networks for this
+	// listener: nil (absent) = the global list, empty = nobody
+	// (trusted.go; use Config.TrustedOn).
+	TrustedNetworks *[]string `toml:"trusted_networks,omitempty"`
 }
 
 // AuthEnabled reports whether the listener offers AUTH: the explicit auth
@@ -260,7 +268,8 @@ func Default() Config {
 		SRS:    defaultSRS(),
 		Verify: defaultVerify(),
 
-		DMARCReports: defaultDMARCReports(),
+		DMARCReports:    defaultDMARCReports(),
+		TrustedNetworks: defaultTrustedNetworks(),
 	}
 }
 

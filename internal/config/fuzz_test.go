@@ -71,3 +71,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseNetwork checks that a trusted_networks entry never panics the
+// parser and that every accepted one is canonical: its String parses
+// back to itself, with no host bits and no IPv4-mapped form.
+func FuzzParseNetwork(f *testing.F) {
+	for _, s := range []string{"127.0.0.0/8", "::1/128", "192.0.2.7", "2001:db8::/32", "192.0.2.1/24", "::ffff:10.0.0.0/104", "fe80::1%eth0", "", "0.0.0.0/0", "1.2.3.4/-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseNetwork(s)
+		if err != nil {
+			return
+		}
+		if p.Masked() != p || p.Addr().Is4In6() {
+			t.Fatalf("ParseNetwork(%q) = %v: not canonical", s, p)
+		}
+		again, err := ParseNetwork(p.String())
+		if err != nil || again != p {
+			t.Fatalf("round trip %q → %v → %v, %v", s, p, again, err)
+		}
+	})
+}

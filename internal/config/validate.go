@@ -27,6 +27,7 @@ func (c Config) Validate() error {
 	v.dkim(c.DKIM)
 	v.verify(c.Verify)
 	v.dmarcReports(c.DMARCReports)
+	v.trusted(c)
 	return errors.Join(v.problems...)
 }
 

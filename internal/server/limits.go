@@ -18,8 +18,17 @@ func isResourceExhausted(err error) bool {
 // admit reserves a connection slot for the client IP. It returns false when
 // the total or per-IP limit is reached; the caller answers 421 4.7.0 and
 // closes (RFC 5321 §3.8 allows 421 at connection time).
+//
+// A client in the listener's trusted networks (SessionInfo.Trusted) is
+// exempt from the per-IP count and the per-IP rate, as Postfix exempts
+// its mynetworks from anvil's limits: the web application or cron box
+// that hands its mail to the local MTA opens as many connections as it
+// needs. It is not counted under its IP either, so that a listener that
+// does not trust the same address still sees only its own clients. The
+// total limit (Connections) holds for everyone.
 func (s *Server) admit(sess *session) (ok bool, why string) {
 	ip := sess.clientIP()
+	trusted := sess.info.Trusted
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
@@ -28,14 +37,16 @@ func (s *Server) admit(sess *session) (ok bool, why string) {
 	if len(s.sessions) >= s.limits.Load().Connections {
 		return false, whyTooMany
 	}
-	if s.perIP[ip] >= s.limits.Load().ConnectionsPerIP {
-		return false, whyTooManyFromIP
+	if !trusted {
+		if s.perIP[ip] >= s.limits.Load().ConnectionsPerIP {
+			return false, whyTooManyFromIP
+		}
+		if !s.rate.allow(ip, s.limits.Load().ConnectionRate, s.now()) {
+			return false, whyRateFromIP
+		}
+		s.perIP[ip]++
+		sess.admittedIP = ip
 	}
-	if !s.rate.allow(ip, s.limits.Load().ConnectionRate, s.now()) {
-		return false, whyRateFromIP
-	}
-	s.perIP[ip]++
-	sess.admittedIP = ip
 	s.sessions[sess] = struct{}{}
 	s.active.Add(1) // under mu, so it never races with Shutdown's Wait
 	s.updateStress()
@@ -54,9 +65,11 @@ func (s *Server) release(sess *session) {
 		return
 	}
 	delete(s.sessions, sess)
-	if s.perIP[ip] <= 1 {
+	switch {
+	case ip == "": // trusted: not counted per IP (admit)
+	case s.perIP[ip] <= 1:
 		delete(s.perIP, ip)
-	} else {
+	default:
 		s.perIP[ip]--
 	}
 	s.updateStress()

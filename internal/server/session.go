@@ -42,7 +42,8 @@ type session struct {
 	// hooked: SessionHooks.Connect was called, so Disconnect is owed.
 	hooked bool
 	// admittedIP is the per-IP key admit counted the session under, which
-	// release gives back (the client address may change later: XCLIENT).
+	// release gives back (the client address may change later: XCLIENT);
+	// "" for a trusted client, which is not counted per IP.
 	admittedIP string
 	// openWriter is the backend's writer of the message being received,
 	// until Commit or Abort was called on it; the panic fence aborts it.

@@ -105,7 +105,9 @@ type ServerOptions struct {
 	// [limits] table, so it must start with a table header of its own.
 	ExtraTOML string
 	// TopTOML is put at the top of the config, before any table: for
-	// top-level keys.
+	// top-level keys. Unless it sets trusted_networks, the config has
+	// trusted_networks = [] (the clients of the tests, all on loopback,
+	// are untrusted); per-listener trusted_networks go in ListenerTOML.
 	TopTOML string
 	// ListenerTOML, by role ("mx", "submission", "submissions"), is
 	// appended to the [[listener]] tables of that role: per-listener keys.
@@ -189,6 +191,12 @@ func (s *Server) config(opts ServerOptions) string {
 	if opts.TopTOML != "" {
 		b.WriteString(opts.TopTOML + "\n")
 	}
+	if !setsTopKey(opts.TopTOML, "trusted_networks") {
+		// Every client of these tests dials from loopback, which the
+		// default trusts (relay without AUTH, no per-IP limits): the
+		// tests assume an untrusted client unless they say otherwise.
+		b.WriteString("trusted_networks = []\n")
+	}
 	b.WriteString("\n")
 	b.WriteString("[log]\nformat = \"text\"\nlevel = \"debug\"\n\n")
 	for _, d := range append([]string{testDomain}, opts.Domains...) {
@@ -213,6 +221,17 @@ func (s *Server) config(opts ServerOptions) string {
 		b.WriteString("\n" + opts.ExtraTOML + "\n")
 	}
 	return b.String()
+}
+
+// setsTopKey reports whether the top-level TOML top sets key.
+func setsTopKey(top, key string) bool {
+	for _, line := range strings.Split(top, "\n") {
+		k, _, ok := strings.Cut(line, "=")
+		if ok && strings.TrimSpace(k) == key {
+			return true
+		}
+	}
+	return false
 }
 
 // start runs serve and waits for the ready line on stdout.

@@ -3,6 +3,7 @@ package interop
 import (
 	"net"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -76,5 +77,27 @@ func TestReplyEnhanced(t *testing.T) {
 		if got := (Reply{550, []string{in}}).Enhanced(); got != want {
 			t.Errorf("Enhanced(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestHarnessTrustsNobodyByDefault: the config StartServer writes trusts
+// no client unless the test sets trusted_networks itself (issue #15).
+func TestHarnessTrustsNobodyByDefault(t *testing.T) {
+	tests := []struct {
+		name, top, want string
+	}{
+		{"default", "", "trusted_networks = []\n"},
+		{"other top keys", "dnsbl_threshold = 2", "trusted_networks = []\n"},
+		{"the test's own", "trusted_networks = [\"127.15.1.1\"]", "trusted_networks = [\"127.15.1.1\"]\n"},
+		{"spaced", "  trusted_networks=[\"127.15.1.1\"]", "trusted_networks=[\"127.15.1.1\"]\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{DataDir: "/nonexistent", MX: "127.0.0.1:1", Submission: "127.0.0.1:2", Submissions: "127.0.0.1:3"}
+			cfg := s.config(ServerOptions{TopTOML: tc.top})
+			if !strings.Contains(cfg, tc.want) || strings.Count(cfg, "trusted_networks") != 1 {
+				t.Errorf("config has not exactly %q:\n%s", tc.want, cfg)
+			}
+		})
 	}
 }
