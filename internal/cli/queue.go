@@ -197,6 +197,9 @@ func printQueueDetail(w io.Writer, d queue.Detail, now time.Time) {
 	if d.Meta.AuthUser != "" || d.Meta.ReceivedFrom != "" {
 		fmt.Fprintf(w, "Submitted: by %q from %s\n", d.Meta.AuthUser, d.Meta.ReceivedFrom)
 	}
+	if d.Meta.Relay != "" {
+		fmt.Fprintf(w, "Relay:     %s\n", d.Meta.Relay)
+	}
 	var flags []string
 	for name, on := range map[string]bool{"held": d.Held, "SMTPUTF8": d.Meta.SMTPUTF8, "8BITMIME": d.Meta.EightBit, "REQUIRETLS": d.Meta.RequireTLS, "delay warning sent": d.Warned} {
 		if on {

@@ -30,19 +30,21 @@ type Options struct {
 	Local *local.Store
 	// Accounts decide which sender addresses an authenticated user owns.
 	Accounts Accounts
-	// Relay, when set, takes authenticated mail for remote domains. When
-	// nil such mail is refused with a temporary error, never dropped.
+	// Relay, when set, takes authenticated (or trusted) mail for remote
+	// domains. When nil such mail is refused with a temporary error,
+	// never dropped.
 	Relay Relay
 	// SRS, when set, rewrites the sender of mail forwarded outside the
 	// local domains and decodes bounces to SRS addresses (forward.go).
 	SRS SRS
 	// Sign, when set, starts the DKIM signature of a message from an
-	// authenticated submitter on its way to the queue (sign.go), for a
-	// From domain that goes with the envelope sender's domain.
+	// authenticated submitter or a trusted client on its way to the queue
+	// (sign.go), for a From domain that goes with the envelope sender's
+	// domain.
 	Sign func(senderDomain string) MessageSigner
 	// Verify, when set, verifies mail arriving on mx listeners from
-	// clients that did not authenticate (verify.go). Nil leaves mail as
-	// it arrives.
+	// clients that did not authenticate and are not trusted (verify.go).
+	// Nil leaves mail as it arrives.
 	Verify *Verification
 	// DMARCReports, when set, is told every DMARC evaluation (verify.go).
 	DMARCReports DMARCRecorder
@@ -83,8 +85,9 @@ func (b *Backend) Sender(_ context.Context, s *server.SessionInfo, from smtp.Add
 }
 
 // Recipient accepts local recipients that resolve to a mailbox (550 5.1.1
-// otherwise) and, for authenticated sessions only, remote recipients. Mail
-// to other domains from anyone else is relaying and refused (550 5.7.1).
+// otherwise) and, for authenticated sessions and clients in the trusted
+// networks only (trusted.go), remote recipients. Mail to other domains
+// from anyone else is relaying and refused (550 5.7.1).
 // An SRS address in our SRS domain is accepted from anyone when it
 // verifies, as the address it encodes (550 5.1.1 otherwise, forward.go).
 func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, _, rcpt smtp.Address) error {
@@ -95,7 +98,7 @@ func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, _, rcpt sm
 		_, err := b.opts.Local.Mailboxes(rcpt)
 		return err
 	}
-	if s.AuthUser == "" {
+	if !submitter(s) {
 		return errRelayDenied
 	}
 	if b.opts.Relay == nil {

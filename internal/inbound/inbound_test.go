@@ -107,6 +107,7 @@ func TestRecipientAndSenderPolicy(t *testing.T) {
 // memRelay collects what would be queued, and the steps taken.
 type memRelay struct {
 	rcpts []smtp.Address
+	meta  queue.Meta
 	data  strings.Builder
 	fail  bool // Prepare fails
 	// addFail and withdrawFail make AddLocal and Withdraw fail.
@@ -117,7 +118,7 @@ type memRelay struct {
 }
 
 func (m *memRelay) Begin(_ context.Context, env queue.Envelope) (RelayWriter, error) {
-	m.rcpts = env.To
+	m.rcpts, m.meta = env.To, env.Meta
 	return m, nil
 }
 func (m *memRelay) Write(p []byte) (int, error) { return m.data.Write(p) }

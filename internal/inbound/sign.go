@@ -18,13 +18,14 @@ type MessageSigner interface {
 }
 
 // signer starts the signature of the queue copy of env, or returns nil.
-// Only mail from an authenticated submitter is signed (its sender was
-// checked against the account, see Sender): signing what arrives
-// unauthenticated on mx — forwarded through an alias, say — would turn a
+// Only mail from an authenticated submitter (its sender was checked
+// against the account, see Sender) or a client in the trusted networks
+// (our own hosts, trusted.go) is signed: signing what arrives from
+// anyone else on mx — forwarded through an alias, say — would turn a
 // forgery of our domain into mail our key vouches for. Local copies are
 // never signed (they do not leave).
 func (b *Backend) signer(env *server.Envelope) MessageSigner {
-	if b.opts.Sign == nil || env.Session == nil || env.Session.AuthUser == "" {
+	if b.opts.Sign == nil || !submitter(env.Session) {
 		return nil
 	}
 	// The From domain must go with the envelope sender, whose ownership

@@ -37,6 +37,7 @@ func (f *fakeSigner) Abort()         { *f.aborted++ }
 func TestSignQueued(t *testing.T) {
 	authed := &server.SessionInfo{Role: server.RoleSubmission, AuthUser: "alice@example.com"}
 	anon := &server.SessionInfo{Role: server.RoleMX}
+	trusted := &server.SessionInfo{Role: server.RoleMX, Trusted: true}
 	const msg = "From: alice@example.com\r\nSubject: hi\r\n\r\nbody\r\n"
 	tests := []struct {
 		name     string
@@ -49,6 +50,8 @@ func TestSignQueued(t *testing.T) {
 	}{
 		{"submission", authed, []string{"dave@far.example"}, false, fmt.Sprintf("DKIM-Signature: fake %d\r\n", len(msg)), "prepend prepare publish", true},
 		{"submission with a local copy", authed, []string{"bob@example.com", "dave@far.example"}, false, fmt.Sprintf("DKIM-Signature: fake %d\r\n", len(msg)), "prepend prepare publish", true},
+		{"trusted on mx, no AUTH", trusted, []string{"dave@far.example"}, false, fmt.Sprintf("DKIM-Signature: fake %d\r\n", len(msg)), "prepend prepare publish", true},
+		{"trusted on mx, alias to outside", trusted, []string{"team@example.com"}, false, fmt.Sprintf("DKIM-Signature: fake %d\r\n", len(msg)), "prepend prepare publish", true},
 		{"mx alias to outside", anon, []string{"team@example.com"}, false, "", "prepare publish", true},
 		{"signing fails", authed, []string{"bob@example.com", "dave@far.example"}, true, "", "abort", false},
 	}

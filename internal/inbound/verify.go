@@ -61,11 +61,12 @@ const (
 )
 
 // verifies reports whether the message of env is verified: mail on mx
-// from a client that did not authenticate. Submission mail is our own
-// users', already checked against their accounts.
+// from a client that did not authenticate and is not trusted. Submission
+// mail is our own users', already checked against their accounts; a
+// trusted client's is our own hosts' (trusted.go).
 func (b *Backend) verifies(env *server.Envelope) bool {
 	s := env.Session
-	return b.opts.Verify != nil && s != nil && s.Role == server.RoleMX && s.AuthUser == ""
+	return b.opts.Verify != nil && s != nil && s.Role == server.RoleMX && !submitter(s)
 }
 
 // verifying wraps the fan-out w of env into a verifyingWriter.

@@ -83,6 +83,8 @@ func TestVerify(t *testing.T) {
 			rcpts: []string{"alice@example.com"}, inbox: stored, verified: true},
 		{name: "authenticated on mx: not verified", session: &server.SessionInfo{Role: server.RoleMX, AuthUser: "alice@example.com"}, enforce: true,
 			res: failing("reject", true), rcpts: []string{"alice@example.com"}, inbox: received + msg},
+		{name: "trusted on mx: not verified", session: &server.SessionInfo{Role: server.RoleMX, Trusted: true}, enforce: true,
+			res: failing("reject", true), rcpts: []string{"alice@example.com"}, inbox: received + msg},
 		{name: "submission: not verified", session: &server.SessionInfo{Role: server.RoleSubmission, AuthUser: "alice@example.com"}, enforce: true,
 			res: failing("reject", true), rcpts: []string{"alice@example.com"}, inbox: received + msg},
 	}

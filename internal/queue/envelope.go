@@ -31,6 +31,11 @@ type Meta struct {
 	RequireTLS   bool   `json:"requiretls,omitempty"`
 	ReceivedFrom string `json:"received_from,omitempty"` // the client's address, for logs and `queue show`
 	AuthUser     string `json:"auth_user,omitempty"`     // the authenticated submitter, if any
+	// Relay is why the message was accepted for other domains, for logs
+	// and `queue show`: "auth" (authenticated submission), "trusted" (a
+	// client in the trusted networks) or "forward" (forwarding through an
+	// alias); "" for the queue's own mail (bounces, reports).
+	Relay string `json:"relay,omitempty"`
 	// Prepend are header fields (CRLF lines) put before the stored bytes
 	// on every remote attempt: the DKIM-Signature fields made once, when
 	// the message was accepted (Writer.Prepend). Size counts them.

@@ -187,7 +187,7 @@ func (w *Writer) Publish() {
 	e := m.env
 	m.mu.Unlock()
 	q.log.Info("queued", "msgid", e.ID, "from", e.From, "rcpts", len(e.Rcpts), "size", e.Size,
-		"auth_user", e.Meta.AuthUser, "remote", e.Meta.ReceivedFrom)
+		"relay", e.Meta.Relay, "auth_user", e.Meta.AuthUser, "remote", e.Meta.ReceivedFrom)
 	q.poke()
 }
 
