@@ -301,6 +301,11 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	d.dmarc.record(&in) // verification results into the DMARC report rows
+	// [[dnsbl]] (dnsbl.go)
+	if err := wireDNSBL(cfg, d.out.routing.resolver, &in, log); err != nil {
+		return nil, err
+	}
+	in.Events = d.metrics // abuse-control counters (metrics/dnsbl.go, …)
 	backend := inbound.New(in)
 	var listeners []server.Listener
 	for _, l := range cfg.Listeners {

@@ -37,6 +37,16 @@ type Config struct {
 	// that does not set its own (trusted.go): CIDRs or bare addresses,
 	// default loopback only.
 	TrustedNetworks []string `toml:"trusted_networks"`
+	// DNSBL lists the block and allow lists asked about mx clients; empty
+	// is off (dnsbl.go). DNSBLThreshold is the score that blocks a client
+	// (default 1), DNSBLTimeout bounds one client's lookups (default 10s).
+	DNSBL          []DNSBL  `toml:"dnsbl,omitempty"`
+	DNSBLThreshold int      `toml:"dnsbl_threshold"`
+	DNSBLTimeout   Duration `toml:"dnsbl_timeout"`
+	// Pregreet is the greeting delay of mx listeners that have no
+	// pregreet of their own: a client that talks before the 220 is
+	// refused (RFC 5321 §4.3.1). 0 (the default) is off.
+	Pregreet Duration `toml:"pregreet"`
 }
 
 // Log chooses the log/slog handler.
@@ -111,6 +121,9 @@ type Listener struct {
 	// listener: nil (absent) = the global list, empty = nobody
 	// (trusted.go; use Config.TrustedOn).
 	TrustedNetworks *[]string `toml:"trusted_networks,omitempty"`
+	// Pregreet, when set, is this listener's greeting delay (mx only),
+	// overriding the top-level pregreet; use Config.ListenerPregreet.
+	Pregreet *Duration `toml:"pregreet,omitempty"`
 }
 
 // AuthEnabled reports whether the listener offers AUTH: the explicit auth
@@ -270,6 +283,9 @@ func Default() Config {
 
 		DMARCReports:    defaultDMARCReports(),
 		TrustedNetworks: defaultTrustedNetworks(),
+
+		DNSBLThreshold: DefaultDNSBLThreshold,
+		DNSBLTimeout:   Duration(DefaultDNSBLTimeout),
 	}
 }
 

@@ -28,6 +28,7 @@ func (c Config) Validate() error {
 	v.verify(c.Verify)
 	v.dmarcReports(c.DMARCReports)
 	v.trusted(c)
+	v.dnsbl(c)
 	return errors.Join(v.problems...)
 }
 

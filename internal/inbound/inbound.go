@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"smtpkit/internal/dnsbl"
 	"smtpkit/internal/local"
 	"smtpkit/internal/server"
 	"smtpkit/internal/smtp"
@@ -48,7 +49,12 @@ type Options struct {
 	Verify *Verification
 	// DMARCReports, when set, is told every DMARC evaluation (verify.go).
 	DMARCReports DMARCRecorder
-	Logger       *slog.Logger
+	// DNSBL, when set, screens mx clients against block and allow lists
+	// (screen.go).
+	DNSBL *dnsbl.Checker
+	// Events, when set, is told what the abuse controls did (events.go).
+	Events Events
+	Logger *slog.Logger
 }
 
 // Backend implements server.Backend.
@@ -91,6 +97,9 @@ func (b *Backend) Sender(_ context.Context, s *server.SessionInfo, from smtp.Add
 // An SRS address in our SRS domain is accepted from anyone when it
 // verifies, as the address it encodes (550 5.1.1 otherwise, forward.go).
 func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, _, rcpt smtp.Address) error {
+	if err := b.screenRecipient(s); err != nil { // DNSBL (screen.go)
+		return err
+	}
 	if b.isSRS(rcpt) {
 		return b.srsRecipient(rcpt)
 	}

@@ -1,6 +1,11 @@
 package inbound
 
-import "smtpkit/internal/smtp"
+import (
+	"net/netip"
+
+	"smtpkit/internal/dnsbl"
+	"smtpkit/internal/smtp"
+)
 
 // Every reply the inbound Backend gives the server is named here (issue
 // #12); codes and enhanced codes come from internal/smtp/codes.go.
@@ -41,4 +46,17 @@ var (
 // Nothing of it is stored.
 func errDMARCReject(domain string) error {
 	return smtp.E(smtp.CodeMailboxUnavail, smtp.EnhNotAuthorized, "Message rejected: DMARC policy of "+domain+" (p=reject)")
+}
+
+// errDNSBLBlocked is Postfix's reply for a client on a block list
+// (RFC 5782 §2.1.1: the TXT record is the reason to show): "554 5.7.1
+// Service unavailable; client [192.0.2.1] blocked using bl.example
+// (127.0.0.2: reason)".
+func errDNSBLBlocked(ip netip.Addr, h dnsbl.Hit) error {
+	why := h.Answer.String()
+	if h.Text != "" {
+		why += ": " + h.Text
+	}
+	return smtp.E(smtp.CodeTransactionFailed, smtp.EnhNotAuthorized,
+		"Service unavailable; client ["+ip.String()+"] blocked using "+h.Zone+" ("+why+")")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"smtpkit/internal/dnsbl"
 	"smtpkit/internal/server"
 )
 
@@ -15,6 +16,11 @@ import (
 // follows whole sessions keeps its fields here.
 type sessionState struct {
 	mu sync.Mutex
+
+	// DNSBL screening (screen.go): the lookups started at Connect (nil:
+	// none), and whether the refusal was logged already (under mu).
+	dnsbl       *dnsbl.Lookup
+	dnsblLogged bool
 }
 
 // sessionTable maps the server's SessionInfo (the same pointer for the
@@ -50,8 +56,10 @@ func (t *sessionTable) take(s *server.SessionInfo) *sessionState {
 }
 
 // Connect starts following a session (server.SessionHooks).
-func (b *Backend) Connect(_ context.Context, s *server.SessionInfo) error {
-	b.sessions.put(s, &sessionState{})
+func (b *Backend) Connect(ctx context.Context, s *server.SessionInfo) error {
+	st := &sessionState{}
+	b.screenConnect(ctx, s, st) // DNSBL lookups, during the greeting (screen.go)
+	b.sessions.put(s, st)
 	return nil
 }
 
@@ -60,5 +68,6 @@ func (b *Backend) Hello(context.Context, *server.SessionInfo) error { return nil
 
 // Disconnect releases the session's state (server.SessionHooks).
 func (b *Backend) Disconnect(s *server.SessionInfo) {
-	b.sessions.take(s)
+	st := b.sessions.take(s)
+	b.screenDisconnect(st)
 }

@@ -42,6 +42,7 @@ type Metrics struct {
 	acceptDuration *prometheus.HistogramVec // listener
 	msgRefused     *prometheus.CounterVec   // listener, reason
 	rcptRefused    *prometheus.CounterVec   // listener, reason
+	dnsblHits      *prometheus.CounterVec   // zone (dnsbl.go)
 
 	deliveries       *prometheus.CounterVec // result
 	deliveryDuration prometheus.Histogram
@@ -78,6 +79,7 @@ func New(opts Options) *Metrics {
 		prometheus.ExponentialBuckets(0.005, 2.5, 12), "listener") // 5 ms … ~5 min
 	m.msgRefused = counter("messages_refused_total", "Messages whose data was refused or lost, by reason.", "listener", "reason")
 	m.rcptRefused = counter("recipients_refused_total", "RCPT commands refused, by reason.", "listener", "reason")
+	m.dnsblHits = counter("dnsbl_hits_total", "Clients of mx listeners listed by a DNS block or allow list, once per session, by zone.", "zone")
 
 	m.deliveries = counter("delivery_results_total", "Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure), the TLS policy the attempt ran under and what decided it (tls_mechanism: dane, mta-sts, route, default; \"unknown\" when no next hop was tried).", "result", "tls_policy", "tls_mechanism")
 	m.deliveryDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "delivery_duration_seconds",

@@ -139,6 +139,9 @@ func rcptRefusal(err error) string {
 	if errors.As(err, &se) {
 		switch se.Reply.Enhanced {
 		case smtp.EnhNotAuthorized:
+			if se.Reply.Code == smtp.CodeTransactionFailed {
+				return ReasonPolicy // 554 5.7.1: a block list, not relaying
+			}
 			return ReasonRelay
 		case smtp.EnhBadMailbox:
 			return ReasonUnknownUser

@@ -1,0 +1,120 @@
+// Package dnsbl asks DNS-based block and allow lists (DNSBLs and DNSWLs,
+// RFC 5782) about a client address, the way Postfix's postscreen does:
+// each zone has a weight (negative for an allow list), the weights of the
+// zones that list the client are added up, and a total at or above the
+// threshold blocks the client while a negative total marks it allow
+// listed. Every zone is asked at once, bounded by one timeout, so that
+// the lookups run while the client waits for the greeting (Start), and
+// the verdict is read when it is needed (Lookup.Wait).
+//
+// Answers are only trusted inside 127.0.0.0/8 (RFC 5782 §2.1); the
+// 127.255.255.0/24 answers some lists give for errors ("you query through
+// a public resolver", "query refused") are ignored, as is an answer
+// outside 127/8 (a wildcard or a hijacking resolver). A lookup that fails
+// or times out does not list the client: a broken list must not block
+// mail. Answers are cached by their TTL in the Resolver given (a
+// dns.Cache).
+package dnsbl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"smtpkit/internal/dns"
+)
+
+// Resolver is what the lookups need: A records for the list entry
+// (RFC 5782 §2.1) and its TXT record for the reason (§2.1.1). A
+// dns.Resolver (best a dns.Cache, so that answers are kept for their
+// TTL) is one.
+type Resolver interface {
+	LookupIP(ctx context.Context, host string) (dns.IPAnswer, error)
+	LookupTXT(ctx context.Context, name string) (dns.TXTAnswer, error)
+}
+
+// DefaultTimeout bounds all the lookups of one client (postscreen's
+// postscreen_dnsbl_timeout is 10s too).
+const DefaultTimeout = 10 * time.Second
+
+// Zone is one list.
+type Zone struct {
+	// Name is the list's zone, e.g. "zen.spamhaus.org".
+	Name string
+	// Weight is added to the client's score when the zone lists it;
+	// negative for an allow list (DNSWL). Zero is taken as 1.
+	Weight int
+	// Answers, when not empty, are the answers that count as a listing
+	// (addresses or prefixes inside 127.0.0.0/8, e.g. 127.0.0.2 or
+	// 127.0.0.0/29); other answers are ignored. Empty: any answer in
+	// 127.0.0.0/8 but the error range counts.
+	Answers []netip.Prefix
+}
+
+// Options configure a Checker.
+type Options struct {
+	Zones []Zone
+	// Threshold is the score at which a client is blocked; at least 1
+	// (0 is taken as 1).
+	Threshold int
+	Resolver  Resolver
+	// Timeout bounds the lookups of one client (0: DefaultTimeout).
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Checker asks the configured lists. It is safe for concurrent use and
+// keeps nothing between clients but what its Resolver caches.
+type Checker struct {
+	opts Options
+}
+
+// New checks opts and returns a Checker.
+func New(opts Options) (*Checker, error) {
+	if opts.Resolver == nil {
+		return nil, errors.New("dnsbl: no resolver")
+	}
+	if len(opts.Zones) == 0 {
+		return nil, errors.New("dnsbl: no zones")
+	}
+	zones := make([]Zone, len(opts.Zones))
+	for i, z := range opts.Zones {
+		z.Name = strings.ToLower(strings.TrimSuffix(z.Name, "."))
+		if z.Name == "" {
+			return nil, fmt.Errorf("dnsbl: zone %d has no name", i)
+		}
+		if z.Weight == 0 {
+			z.Weight = 1
+		}
+		for _, p := range z.Answers {
+			if !loopback.Contains(p.Addr()) || !p.Addr().Is4() {
+				return nil, fmt.Errorf("dnsbl: zone %s: answer %s is not in 127.0.0.0/8 (RFC 5782 §2.1)", z.Name, p)
+			}
+		}
+		zones[i] = z
+	}
+	opts.Zones = zones
+	if opts.Threshold <= 0 {
+		opts.Threshold = 1
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Checker{opts: opts}, nil
+}
+
+// Zones reports the zone names in configuration order.
+func (c *Checker) Zones() []string {
+	out := make([]string, len(c.opts.Zones))
+	for i, z := range c.opts.Zones {
+		out[i] = z.Name
+	}
+	return out
+}

@@ -1,0 +1,9 @@
+package metrics
+
+// dnsbl.go: the DNSBL and early-talker counters (issue #15). DNSBLHit
+// implements inbound.Events' method, EarlyTalker server.Observer's.
+
+// DNSBLHit counts a client listed by zone (a configured [[dnsbl]] zone).
+func (m *Metrics) DNSBLHit(zone string) {
+	m.dnsblHits.WithLabelValues(zone).Inc()
+}
