@@ -38,6 +38,7 @@ var allowed = map[string][]string{
 	"dkim":        {},
 	"authres":     {"dns", "smtp"},
 	"dnsbl":       {"dns"},
+	"milter":      {"smtp"},
 	"route":       {"dns", "smtp", "tlspolicy", "mtasts"},
 	"server":      {"smtp", "sasl"},
 	"client":      {"smtp", "sasl"},

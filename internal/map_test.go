@@ -25,6 +25,7 @@ var modules = map[string]string{
 	"github.com/emersion/go-msgauth":      "go-msgauth",
 	"blitiri.com.ar/go/spf":               "spf",
 	"golang.org/x/net":                    "x/net",
+	"github.com/emersion/go-milter":       "go-milter",
 }
 
 const modulePrefix = "smtpkit/internal/"

@@ -47,6 +47,8 @@ type Config struct {
 	// pregreet of their own: a client that talks before the 220 is
 	// refused (RFC 5321 §4.3.1). 0 (the default) is off.
 	Pregreet Duration `toml:"pregreet"`
+	// Milters are the [[milter]] content filters (milter.go).
+	Milters []Milter `toml:"milter,omitempty"`
 }
 
 // Log chooses the log/slog handler.
@@ -124,6 +126,11 @@ type Listener struct {
 	// Pregreet, when set, is this listener's greeting delay (mx only),
 	// overriding the top-level pregreet; use Config.ListenerPregreet.
 	Pregreet *Duration `toml:"pregreet,omitempty"`
+	// Milters names the [[milter]] entries asked about this listener's
+	// sessions, in order. Nil (the key left out) means every [[milter]]
+	// on mx and submission listeners; an empty list means none
+	// (Config.ListenerMilters).
+	Milters *[]string `toml:"milters,omitempty"`
 }
 
 // AuthEnabled reports whether the listener offers AUTH: the explicit auth

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -90,6 +91,35 @@ func FuzzParseNetwork(f *testing.F) {
 		again, err := ParseNetwork(p.String())
 		if err != nil || again != p {
 			t.Fatalf("round trip %q → %v → %v, %v", s, p, again, err)
+		}
+	})
+}
+
+// FuzzMilterAddress checks that MilterAddress never panics and that what
+// it accepts is something net.Dial takes: "unix" with an absolute path,
+// or "tcp" with a host:port that parses again to itself.
+func FuzzMilterAddress(f *testing.F) {
+	for _, s := range []string{"inet:127.0.0.1:11332", "inet:11332@127.0.0.1", "inet6:[::1]:1", "unix:/run/x.sock",
+		"local:/x", "host:25", "inet:", "unix:", "@", "inet:@", "inet6:1@[::1", ":1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		network, address, err := MilterAddress(s)
+		if err != nil {
+			return
+		}
+		switch network {
+		case "unix":
+			if !strings.HasPrefix(address, "/") {
+				t.Fatalf("MilterAddress(%q) = unix %q, not absolute", s, address)
+			}
+		case "tcp":
+			n2, a2, err := MilterAddress(address)
+			if err != nil || n2 != "tcp" || a2 != address {
+				t.Fatalf("MilterAddress(%q) = %q, which gives %q %q %v", s, address, n2, a2, err)
+			}
+		default:
+			t.Fatalf("MilterAddress(%q): network %q", s, network)
 		}
 	})
 }

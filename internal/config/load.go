@@ -119,6 +119,7 @@ func Parse(data []byte, name string) (Config, error) {
 		c.Listeners = def.Listeners
 	}
 	c.Listeners = fillListenerTLS(c.Listeners)
+	c.Milters = fillMilters(c.Milters)
 	if c.Outbound.Resolver != "" {
 		c.Outbound.Resolver = withDefaultPort(c.Outbound.Resolver, "53")
 	}
