@@ -112,6 +112,9 @@ type ServerOptions struct {
 	// ListenerTOML, by role ("mx", "submission", "submissions"), is
 	// appended to the [[listener]] tables of that role: per-listener keys.
 	ListenerTOML map[string]string
+	// IP is the loopback address every listener binds; "" = 127.0.0.1.
+	// A test in its own range (docs/testing.md) can listen there.
+	IP string
 }
 
 // Server is a running `smtpkit serve` process on free loopback ports with
@@ -158,9 +161,10 @@ func StartServer(t *testing.T, opts ServerOptions) *Server {
 	// freeAddr's port can be taken by another test between its check and
 	// our bind (tests of several packages run at once): then try new ports.
 	for attempt := 1; ; attempt++ {
-		s.MX, s.Submission, s.Submissions = freeAddr(t), freeAddr(t), freeAddr(t)
+		ip := or(opts.IP, "127.0.0.1")
+		s.MX, s.Submission, s.Submissions = freeAddrOn(t, ip), freeAddrOn(t, ip), freeAddrOn(t, ip)
 		if opts.AltSubmission {
-			s.AltSubmission = freeAddr(t)
+			s.AltSubmission = freeAddrOn(t, ip)
 		}
 		if err := os.WriteFile(s.ConfigPath, []byte(s.config(opts)), 0o600); err != nil {
 			t.Fatal(err)
@@ -508,6 +512,12 @@ func missing(t *testing.T, tool string, err error) {
 // of one config on the same port make serve refuse the config.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	return freeAddrOn(t, "127.0.0.1")
+}
+
+// freeAddrOn is freeAddr on the loopback address ip.
+func freeAddrOn(t *testing.T, ip string) string {
+	t.Helper()
 	handedOut.Lock()
 	defer handedOut.Unlock()
 	var held []net.Listener // ports handed out before, kept busy meanwhile
@@ -517,7 +527,7 @@ func freeAddr(t *testing.T) string {
 		}
 	}()
 	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
