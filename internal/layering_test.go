@@ -40,7 +40,7 @@ var allowed = map[string][]string{
 	"dnsbl":       {"dns"},
 	"milter":      {"smtp"},
 	"route":       {"dns", "smtp", "tlspolicy", "mtasts"},
-	"server":      {"smtp", "sasl"},
+	"server":      {"smtp", "sasl", "proxyproto"},
 	"client":      {"smtp", "sasl"},
 	"queue":       {"smtp", "dsn", "vfs"},
 	"inbound":     {"smtp", "server", "local", "queue", "srs", "authres", "dnsbl"},

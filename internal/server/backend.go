@@ -41,6 +41,9 @@ type SessionInfo struct {
 	Role     Role
 	Remote   net.Addr
 	Helo     string
+	// ClientName is the client's host name when a front end said it
+	// (XCLIENT NAME), "" otherwise: the server does no reverse lookup.
+	ClientName string
 	// TLS is non-nil once TLS is established.
 	TLS *tls.ConnectionState
 	// AuthUser is the authenticated identity, "" when not authenticated.

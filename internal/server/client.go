@@ -24,18 +24,7 @@ func (s *session) setClient(a net.Addr) {
 func (s *session) clientIP() string { return remoteIP(s.info.Remote) }
 
 // trusts reports whether a is in the listener's trusted networks.
-func (l *Listener) trusts(a net.Addr) bool {
-	ip, ok := addrIP(a)
-	if !ok {
-		return false
-	}
-	for _, p := range l.TrustedNetworks {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
+func (l *Listener) trusts(a net.Addr) bool { return inNetworks(l.TrustedNetworks, a) }
 
 // addrIP is the IP address of a TCP address, IPv4-mapped IPv6 addresses
 // unmapped (so that 127.0.0.0/8 matches ::ffff:127.0.0.1).

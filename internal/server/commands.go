@@ -56,6 +56,12 @@ var commands = [...]command{
 	{verb: "HELP", states: anyState, run: func(s *session, _ string) { s.reply(s.srv.help) }},
 	{verb: "STARTTLS", syntax: noArgs, gate: (*session).startTLSGate, states: anyState, run: (*session).cmdStartTLS},
 	{verb: "AUTH", gateFirst: true, gate: (*session).authGate, states: in(stateReady), refuse: refuseAuth, run: (*session).cmdAuth},
+	// Postfix's XCLIENT_README and XFORWARD_README: for xclient_from peers
+	// only, outside a mail transaction.
+	{verb: "XCLIENT", unlisted: true, gateFirst: true, gate: (*session).xclientGate,
+		states: in(stateGreeted, stateReady), refuse: refuseInTxn, run: (*session).cmdXClient},
+	{verb: "XFORWARD", unlisted: true, gateFirst: true, gate: (*session).xclientGate,
+		states: in(stateGreeted, stateReady), refuse: refuseInTxn, run: (*session).cmdXForward},
 }
 
 // lookup is the table's row for verb (upper case), nil for a verb the
@@ -93,6 +99,10 @@ func helpReply() smtp.Reply {
 // command table.
 func (s *session) handle(line []byte) {
 	s.current = nil
+	if s.isProxyHeader(line) {
+		s.refuseProxyHeader()
+		return
+	}
 	if s.isHTTP(line) {
 		s.log.Warn("HTTP request on SMTP port, closing", "line", printable(line))
 		s.quit = true
@@ -261,6 +271,9 @@ func (s *session) extensions() []string {
 	}
 	if s.authOffered() {
 		ext = append(ext, "AUTH "+strings.Join(s.mechanisms(), " ")) // RFC 4954
+	}
+	if s.xclientOK {
+		ext = append(ext, "XCLIENT "+strings.Join(xclientAttrs, " "), "XFORWARD "+strings.Join(xforwardAttrs, " "))
 	}
 	if s.info.TLS != nil {
 		// RFC 8689 §2, §4.2: REQUIRETLS is for TLS-protected sessions

@@ -121,7 +121,7 @@ func (s *session) copyBody(w io.Writer, r io.Reader, p pace) (readErr, writeErr 
 // finish ends a DATA or the last BDAT: commit when everything arrived,
 // otherwise abort and explain. The transaction is over in every case.
 func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
-	defer func() { s.txn, s.openWriter, s.state = txn{}, nil, stateReady }() // also after a panic in Commit or Abort (fence.go)
+	defer func() { s.txn, s.fwd, s.openWriter, s.state = txn{}, forwarded{}, nil, stateReady }() // also after a panic in Commit or Abort (fence.go)
 	if readErr != nil || writeErr != nil {
 		s.srv.obs.MessageRefused(s.info.Listener, dataRefusal(readErr, writeErr))
 	}
@@ -171,6 +171,14 @@ func (s *session) finish(w MessageWriter, size int64, readErr, writeErr error) {
 // are typed attributes, so that nothing is boxed or formatted through fmt.
 func (s *session) logAccepted(qid string, size int64) {
 	if !s.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	if s.fwd.set {
+		// XFORWARD named the original client: it goes on the same line.
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "message accepted", append([]slog.Attr{
+			slog.String("msgid", qid), slog.String("from", s.txn.from.String()), slog.Int("rcpts", len(s.txn.rcpts)),
+			slog.Any("rcpt", rcptLog(s.txn.rcpts)), slog.Int64("size", size), slog.Bool("tls", s.info.TLS != nil),
+			slog.String("tls_version", tlsVersion(s.info.TLS))}, s.fwd.logAttrs()...)...)
 		return
 	}
 	s.log.LogAttrs(context.Background(), slog.LevelInfo, "message accepted",

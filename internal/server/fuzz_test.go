@@ -87,3 +87,41 @@ func FuzzSession(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFrontEndAttrs: the attribute lists of XCLIENT and XFORWARD
+// (xattrs.go) never panic the parsers, an accepted list names only
+// known attributes, and no accepted value can break a log line or the
+// Received field (no CR, LF or NUL).
+func FuzzFrontEndAttrs(f *testing.F) {
+	for _, s := range []string{
+		"ADDR=192.0.2.7 NAME=client.example PORT=4711 PROTO=ESMTP HELO=x LOGIN=alice DESTADDR=127.0.0.1 DESTPORT=25",
+		"NAME=[UNAVAILABLE] ADDR=IPV6:2001:db8::1",
+		"IDENT=ABC SOURCE=REMOTE",
+		"name=a+2Bb",
+		"ADDR",
+		"HELO=a+0D+0Ab",
+		"",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, arg string) {
+		for _, known := range [][]string{xclientAttrs, xforwardAttrs} {
+			attrs, _, ok := parseAttrs("X", arg, known)
+			if !ok {
+				continue
+			}
+			for _, a := range attrs {
+				if !contains(known, a.name) || strings.ContainsAny(a.value, "\x00\r\n") {
+					t.Fatalf("accepted %+v", a)
+				}
+			}
+		}
+		if x, _, ok := parseXClient(arg); ok {
+			if x.port > 65535 || x.addr.IsValid() && x.addr.Is4In6() {
+				t.Fatalf("accepted %+v", x)
+			}
+		}
+		var fw forwarded
+		fw.apply(arg)
+	})
+}

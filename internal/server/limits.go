@@ -27,33 +27,83 @@ func isResourceExhausted(err error) bool {
 // does not trust the same address still sees only its own clients. The
 // total limit (Connections) holds for everyone.
 func (s *Server) admit(sess *session) (ok bool, why string) {
-	ip := sess.clientIP()
-	trusted := sess.info.Trusted
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if why := s.checkTotalLocked(); why != "" {
+		return false, why
+	}
+	if why := s.admitClientLocked(sess); why != "" {
+		return false, why
+	}
+	s.registerLocked(sess)
+	return true, ""
+}
+
+// admitConn is the first half of admit for a connection whose client is
+// not known yet (a PROXY header is to come, proxy.go): the total limit
+// only, so that a flood of silent connections from the balancer is
+// bounded. admitClient does the rest once the header has named the
+// client.
+func (s *Server) admitConn(sess *session) (ok bool, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if why := s.checkTotalLocked(); why != "" {
+		return false, why
+	}
+	s.registerLocked(sess)
+	return true, ""
+}
+
+// admitClient is the second half of admit, for a session admitConn
+// registered: the per-IP limits, on the client's address.
+func (s *Server) admitClient(sess *session) (ok bool, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
 		return false, whyShuttingDown
 	}
+	if why := s.admitClientLocked(sess); why != "" {
+		return false, why
+	}
+	return true, ""
+}
+
+func (s *Server) checkTotalLocked() string {
+	if s.closing.Load() {
+		return whyShuttingDown
+	}
 	if len(s.sessions) >= s.limits.Load().Connections {
-		return false, whyTooMany
+		return whyTooMany
 	}
-	if !trusted {
-		if s.perIP[ip] >= s.limits.Load().ConnectionsPerIP {
-			return false, whyTooManyFromIP
-		}
-		if !s.rate.allow(ip, s.limits.Load().ConnectionRate, s.now()) {
-			return false, whyRateFromIP
-		}
-		s.perIP[ip]++
-		sess.admittedIP = ip
+	return ""
+}
+
+// admitClientLocked checks and counts the session under its client IP;
+// a trusted client is neither checked nor counted (see admit).
+func (s *Server) admitClientLocked(sess *session) string {
+	if sess.info.Trusted {
+		return ""
 	}
+	ip := sess.clientIP()
+	if s.perIP[ip] >= s.limits.Load().ConnectionsPerIP {
+		return whyTooManyFromIP
+	}
+	if !s.rate.allow(ip, s.limits.Load().ConnectionRate, s.now()) {
+		return whyRateFromIP
+	}
+	s.perIP[ip]++
+	sess.admittedIP = ip
+	return ""
+}
+
+// registerLocked counts the session in the total and in Server.active.
+func (s *Server) registerLocked(sess *session) {
 	s.sessions[sess] = struct{}{}
 	s.active.Add(1) // under mu, so it never races with Shutdown's Wait
 	s.updateStress()
 	if s.stressed.Load() {
 		sess.conn.stressed.Store(true) // before serve starts (stress.go)
 	}
-	return true, ""
 }
 
 // release gives back the slot taken by admit.
@@ -66,7 +116,7 @@ func (s *Server) release(sess *session) {
 	}
 	delete(s.sessions, sess)
 	switch {
-	case ip == "": // trusted: not counted per IP (admit)
+	case ip == "": // not counted per IP: trusted, or admitConn without admitClient
 	case s.perIP[ip] <= 1:
 		delete(s.perIP, ip)
 	default:

@@ -118,4 +118,12 @@ type Listener struct {
 	// TrustedNetworks are the client networks trusted on this listener
 	// (SessionInfo.Trusted, client.go).
 	TrustedNetworks []netip.Prefix
+	// ProxyProtocol: connections from ProxyFrom begin with a PROXY
+	// protocol header (v1 or v2) naming the client (proxy.go); from any
+	// other peer such a header is refused.
+	ProxyProtocol bool
+	ProxyFrom     []netip.Prefix
+	// XClientFrom are the peers that may send XCLIENT and XFORWARD
+	// (xclient.go, xforward.go); empty = nobody.
+	XClientFrom []netip.Prefix
 }

@@ -55,6 +55,9 @@ const (
 	ReasonTooManyFromIP      = "too_many_from_ip"     // the per-IP limit
 	ReasonRateFromIP         = "rate_from_ip"         // the per-IP connection rate
 	ReasonShuttingDown       = "shutting_down"
+	// ReasonProxyHeader: a PROXY protocol header was missing or broken
+	// from a proxy_from peer, or sent by a peer that may not (proxy.go).
+	ReasonProxyHeader = "proxy_header"
 
 	ReasonSize        = "size"          // over limits.message_size (RFC 1870)
 	ReasonSmuggling   = "smuggling"     // bare CR or LF in the data (RFC 5321 §2.3.8)

@@ -17,15 +17,18 @@ import (
 // (txn.started, which begin has just set). It runs for every message, so
 // it appends instead of formatting.
 func (s *session) appendReceived(b []byte, id string) []byte {
-	helo := s.info.Helo
-	if helo == "" {
-		helo = "unknown"
-	}
 	b = append(b, "Received: from "...)
-	b = appendSanitized(b, helo)
-	b = append(b, " ("...)
-	b = appendAddrLiteral(b, s.info.Remote)
-	b = append(b, ")\r\n\tby "...)
+	if f := &s.fwd; f.set && f.addr.IsValid() {
+		// XFORWARD: the original client in the from clause, the peer
+		// that relayed it in a comment (CFWS before "by", RFC 5321 §4.4).
+		b = appendFrom(b, f.helo, f.name, net.TCPAddrFromAddrPort(netip.AddrPortFrom(f.addr, 0)))
+		b = append(b, "\r\n\t(forwarded by "...)
+		b = appendFrom(b, s.info.Helo, s.info.ClientName, s.info.Remote)
+		b = append(b, ')')
+	} else {
+		b = appendFrom(b, s.info.Helo, s.info.ClientName, s.info.Remote)
+	}
+	b = append(b, "\r\n\tby "...)
 	b = append(b, s.srv.opts.Hostname...)
 	b = append(b, " (smtpkit) with "...)
 	b = s.appendProtocolKeyword(b)
@@ -46,6 +49,24 @@ func (s *session) appendReceived(b []byte, id string) []byte {
 	b = append(b, ";\r\n\t"...)
 	b = s.txn.started.AppendFormat(b, time.RFC1123Z)
 	return append(b, "\r\n"...)
+}
+
+// appendFrom appends the client part of the from clause (RFC 5321 §4.4
+// Extended-Domain): the HELO name ("unknown" when none), then in
+// parentheses the host name if a front end told it and the address
+// literal.
+func appendFrom(b []byte, helo, name string, a net.Addr) []byte {
+	if helo == "" {
+		helo = "unknown"
+	}
+	b = appendSanitized(b, helo)
+	b = append(b, " ("...)
+	if name != "" {
+		b = appendSanitized(b, name)
+		b = append(b, ' ')
+	}
+	b = appendAddrLiteral(b, a)
+	return append(b, ')')
 }
 
 // appendProtocolKeyword appends the "with" keyword: ESMTP plus S for TLS

@@ -216,3 +216,26 @@ func replyQueued(qid string) smtp.Reply {
 func replyChunkReceived(n int64) smtp.Reply {
 	return smtp.R(smtp.CodeOK, smtp.EnhOK, strconv.FormatInt(n, 10)+" octets received")
 }
+
+// XCLIENT and XFORWARD (Postfix's XCLIENT_README, XFORWARD_README; the
+// codes and texts are Postfix's).
+var (
+	replyXNotAuthorized = smtp.R(smtp.CodeMailboxUnavail, smtp.EnhSecurity, "Insufficient authorization")
+	replyXInTransaction = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "MAIL transaction in progress")
+)
+
+// replyAttrSyntax refuses an XCLIENT or XFORWARD without attributes (or
+// with too many).
+func replyAttrSyntax(verb string) smtp.Reply {
+	return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax: "+verb+" attribute=value...")
+}
+
+// replyBadAttrName refuses an attribute the command does not have.
+func replyBadAttrName(verb, name string) smtp.Reply {
+	return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Bad "+verb+" attribute name: "+printable([]byte(name)))
+}
+
+// replyBadAttrValue refuses an attribute value.
+func replyBadAttrValue(verb, name string) smtp.Reply {
+	return smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Bad "+verb+" attribute value for "+name)
+}

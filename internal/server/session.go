@@ -41,6 +41,13 @@ type session struct {
 	closed bool
 	// hooked: SessionHooks.Connect was called, so Disconnect is owed.
 	hooked bool
+	// proxied: the connection begins with a PROXY header (proxy.go).
+	proxied bool
+	// xclientOK: the client the session began with is in xclient_from,
+	// so XCLIENT and XFORWARD are offered (xclient.go, xforward.go).
+	xclientOK bool
+	// fwd is what XFORWARD said about the transaction's original client.
+	fwd forwarded
 	// admittedIP is the per-IP key admit counted the session under, which
 	// release gives back (the client address may change later: XCLIENT);
 	// "" for a trusted client, which is not counted per IP.
@@ -120,15 +127,13 @@ func (s *Server) newSessionOn(c net.Conn, l *Listener) *session {
 // startSession admits the connection and starts its session. The session
 // ends in close, run by whichever goroutine serves it last (see run).
 func (s *Server) startSession(c net.Conn, l *Listener) {
+	if l.expectsProxy(c.RemoteAddr()) {
+		s.startProxied(c, l)
+		return
+	}
 	sess := s.newSessionOn(c, l)
 	if ok, why := s.admit(sess); !ok {
-		go func() {
-			c.SetWriteDeadline(s.now().Add(5 * time.Second))
-			io.WriteString(c, replyRefused(s.opts.Hostname, why).String())
-			c.Close()
-		}()
-		sess.log.Warn("connection refused", "reason", why)
-		s.obs.ConnectionRefused(sess.info.Listener, connRefusal(why))
+		s.refuse(sess, why)
 		return
 	}
 	s.obs.ConnectionAccepted(sess.info.Listener)
@@ -142,6 +147,11 @@ func (s *session) serve() {
 	defer s.fence()
 	s.backendCtx.deadline = s.srv.now().Add(s.limits.SessionTimeout)
 	s.conn.deadline = s.backendCtx.deadline
+	if s.proxied && !s.acceptProxied() {
+		s.close()
+		return
+	}
+	s.xclientOK = inNetworks(s.listener.XClientFrom, s.info.Remote)
 	s.log.Info("connect")
 	if s.listener.TLS == TLSImplicit {
 		if err := s.handshake(); err != nil {
@@ -253,7 +263,7 @@ func (s *session) abortTxn() {
 		s.openWriter = nil
 		s.txn.chunks.w.Abort()
 	}
-	s.txn = txn{}
+	s.txn, s.fwd = txn{}, forwarded{}
 	if s.state.inTxn() {
 		s.state = stateReady
 	}
