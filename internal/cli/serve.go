@@ -318,7 +318,7 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 			return nil, err
 		}
 		sl := server.Listener{Address: l.Address, Role: role, TLS: mode, Auth: l.AuthEnabled(),
-			TrustedNetworks: cfg.TrustedOn(l)}
+			TrustedNetworks: cfg.TrustedOn(l), Pregreet: cfg.ListenerPregreet(l)}
 		if role == server.RoleSink {
 			sl.Backend, sl.Auth = server.Discard{}, false
 			log.Warn("sink listener: every message is discarded (benchmarks only)", "listener", l.Address)

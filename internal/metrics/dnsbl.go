@@ -7,3 +7,8 @@ package metrics
 func (m *Metrics) DNSBLHit(zone string) {
 	m.dnsblHits.WithLabelValues(zone).Inc()
 }
+
+// EarlyTalker counts a client refused for talking before the greeting.
+func (m *Metrics) EarlyTalker(listener string) {
+	m.earlyTalkers.WithLabelValues(listener).Inc()
+}

@@ -12,11 +12,15 @@ import (
 // import inbound).
 var _ inbound.Events = (*Metrics)(nil)
 
-func TestDNSBLCounters(t *testing.T) {
+func TestAbuseCounters(t *testing.T) {
 	m := New(Options{NoRuntime: true})
 	m.DNSBLHit("bl.example")
 	m.DNSBLHit("bl.example")
 	m.DNSBLHit("wl.example")
+	m.EarlyTalker("mx")
+	if got := testutil.ToFloat64(m.earlyTalkers.WithLabelValues("mx")); got != 1 {
+		t.Errorf("early talkers = %v, want 1", got)
+	}
 	for _, tt := range []struct {
 		zone string
 		want float64

@@ -43,6 +43,7 @@ type Metrics struct {
 	msgRefused     *prometheus.CounterVec   // listener, reason
 	rcptRefused    *prometheus.CounterVec   // listener, reason
 	dnsblHits      *prometheus.CounterVec   // zone (dnsbl.go)
+	earlyTalkers   *prometheus.CounterVec   // listener (dnsbl.go)
 
 	deliveries       *prometheus.CounterVec // result
 	deliveryDuration prometheus.Histogram
@@ -79,6 +80,7 @@ func New(opts Options) *Metrics {
 		prometheus.ExponentialBuckets(0.005, 2.5, 12), "listener") // 5 ms … ~5 min
 	m.msgRefused = counter("messages_refused_total", "Messages whose data was refused or lost, by reason.", "listener", "reason")
 	m.rcptRefused = counter("recipients_refused_total", "RCPT commands refused, by reason.", "listener", "reason")
+	m.earlyTalkers = counter("early_talkers_total", "Clients of mx listeners that talked before the greeting during the pregreet wait, answered 554 and dropped.", "listener")
 	m.dnsblHits = counter("dnsbl_hits_total", "Clients of mx listeners listed by a DNS block or allow list, once per session, by zone.", "zone")
 
 	m.deliveries = counter("delivery_results_total", "Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure), the TLS policy the attempt ran under and what decided it (tls_mechanism: dane, mta-sts, route, default; \"unknown\" when no next hop was tried).", "result", "tls_policy", "tls_mechanism")

@@ -44,14 +44,20 @@ func (s *session) connectHook() bool {
 		return true
 	}
 	s.hooked = true
-	if err := h.Connect(s.backendContext(), &s.info); err != nil {
-		s.log.Info("connection refused by policy", "err", err)
-		s.srv.obs.ConnectionRefused(s.info.Listener, ReasonPolicy)
-		s.quit = true
-		s.reply(errReply(err))
-		return false
+	return s.connectResult(h.Connect(s.backendContext(), &s.info))
+}
+
+// connectResult answers what SessionHooks.Connect returned: an error is
+// sent instead of the greeting and ends the session (false).
+func (s *session) connectResult(err error) bool {
+	if err == nil {
+		return true
 	}
-	return true
+	s.log.Info("connection refused by policy", "err", err)
+	s.srv.obs.ConnectionRefused(s.info.Listener, ReasonPolicy)
+	s.quit = true
+	s.reply(errReply(err))
+	return false
 }
 
 // helloHook runs SessionHooks.Hello for the HELO/EHLO just accepted.

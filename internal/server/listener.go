@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // Role is what a listener is for. It decides which rules apply to a session;
@@ -126,4 +127,8 @@ type Listener struct {
 	// XClientFrom are the peers that may send XCLIENT and XFORWARD
 	// (xclient.go, xforward.go); empty = nobody.
 	XClientFrom []netip.Prefix
+	// Pregreet, when positive on an mx listener, is how long the server
+	// waits before its greeting for an early talker (pregreet.go):
+	// untrusted clients that send anything in that time are refused.
+	Pregreet time.Duration
 }

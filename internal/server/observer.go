@@ -46,6 +46,9 @@ type Observer interface {
 	// ReasonUnknownUser, ReasonTooManyRecipients, ReasonTemporary,
 	// ReasonPolicy).
 	RecipientRefused(listener, reason string)
+	// EarlyTalker: a client sent something before the greeting during
+	// the listener's pregreet wait, was answered 554 and dropped.
+	EarlyTalker(listener string)
 }
 
 // Reasons passed to the Observer. They are metric label values: keep them
@@ -85,6 +88,7 @@ func (nopObserver) AuthResult(string, string, bool)                    {}
 func (nopObserver) MessageAccepted(string, int64, bool, time.Duration) {}
 func (nopObserver) MessageRefused(string, string)                      {}
 func (nopObserver) RecipientRefused(string, string)                    {}
+func (nopObserver) EarlyTalker(string)                                 {}
 
 func observerOrNop(o Observer) Observer {
 	if o == nil {

@@ -42,6 +42,7 @@ func (r *recorder) TLSFailed(l string)                 { r.add("tlsfail %s", l) 
 func (r *recorder) AuthResult(l, mech string, ok bool) { r.add("auth %s %s %v", l, mech, ok) }
 func (r *recorder) MessageRefused(l, why string)       { r.add("msgrefused %s %s", l, why) }
 func (r *recorder) RecipientRefused(l, why string)     { r.add("rcptrefused %s %s", l, why) }
+func (r *recorder) EarlyTalker(l string)               { r.add("earlytalker %s", l) }
 func (r *recorder) MessageAccepted(l string, size int64, tls bool, d time.Duration) {
 	if d < 0 {
 		r.add("negative duration %v", d)

@@ -39,6 +39,13 @@ func replyTimeout(hostname string) smtp.Reply {
 	return smtp.R(smtp.CodeUnavailable, smtp.EnhConnection.Temp(), hostname+" timeout exceeded, closing connection")
 }
 
+// replyEarlyTalker ends a session whose client sent something before the
+// greeting (RFC 5321 §4.3.1: the client waits for the 220; §3.1 lets the
+// server answer 554 instead of it).
+func replyEarlyTalker(hostname string) smtp.Reply {
+	return smtp.R(smtp.CodeTransactionFailed, smtp.EnhProtocol, hostname+" protocol error: you talked before the greeting (RFC 5321 §4.3.1), closing connection")
+}
+
 // replyTooManyErrors ends a session after too many 5xx answers (RFC 5321
 // §4.2: 421 when the service must close the channel).
 func replyTooManyErrors(hostname string) smtp.Reply {

@@ -162,7 +162,7 @@ func (s *session) serve() {
 	} else {
 		s.conn.start(s.conn.transport)
 	}
-	if !s.connectHook() {
+	if !s.beforeGreeting() { // the Connect hook and the pregreet wait (pregreet.go)
 		s.end()
 		return
 	}

@@ -58,6 +58,7 @@ const (
 	EnhDirectory       Enhanced = "5.4.3" // directory server (DNS) failure; 4.4.3 as Temp()
 	EnhNoRoute         Enhanced = "5.4.4"
 	EnhExpired         Enhanced = "5.4.7" // delivery time expired (RFC 3463 §3.5)
+	EnhProtocol        Enhanced = "5.5.0" // other or undefined protocol status (RFC 3463 §3.6), e.g. talking before the greeting
 	EnhInvalidCommand  Enhanced = "5.5.1"
 	EnhSyntax          Enhanced = "5.5.2"
 	EnhTooManyRcpt     Enhanced = "5.5.3"

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The pregreet tests listen and dial in 127.15.3.0/24.
+const pregreetHost = "127.15.3.1"
+
+// pregreetServer runs one listener l on pregreetHost with a hookBackend
+// and a recorder Observer.
+func pregreetServer(t *testing.T, l Listener) (*Server, *hookBackend, *recorder) {
+	t.Helper()
+	l.Address = pregreetHost + ":0"
+	b := &hookBackend{ended: make(chan struct{})}
+	obs := newRecorder()
+	srv := New(Options{
+		Hostname: "mx.example.com", PostmasterDomain: "example.com",
+		Listeners: []Listener{l}, Backend: b, Observer: obs,
+	})
+	serve(t, srv)
+	return srv, b, obs
+}
+
+// dialFrom connects to srv's listener from the source address src.
+func dialFrom(t *testing.T, srv *Server, src string) *client {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	c, err := d.Dial("tcp", srv.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return &client{t: t, conn: c, r: bufio.NewReader(c)}
+}
+
+// waitEnded waits for the backend's Disconnect and returns its calls.
+func waitEnded(t *testing.T, b *hookBackend) []string {
+	t.Helper()
+	select {
+	case <-b.ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Disconnect was not called")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.calls...)
+}
+
+// has reports whether an event starting with event was recorded.
+func (r *recorder) has(event string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
+		if strings.HasPrefix(e, event) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestEarlyTalker: on mx with a pregreet wait, a client that sends its
+// commands before the greeting gets 554 instead of it and is dropped,
+// and is counted; the Connect hook ran and Disconnect follows. A client
+// that waits gets the greeting after the wait; a trusted one, and one on
+// a submission listener, at once.
+func TestEarlyTalker(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.15.3.200/32")}
+	cases := []struct {
+		name     string
+		role     Role
+		pregreet time.Duration
+		src      string
+		talk     bool // send EHLO before reading anything
+		want     string
+		early    bool
+	}{
+		{name: "early talker", role: RoleMX, pregreet: 3 * time.Second, src: "127.15.3.10", talk: true,
+			want: "554 mx.example.com protocol error: you talked before the greeting", early: true},
+		{name: "patient client", role: RoleMX, pregreet: 200 * time.Millisecond, src: "127.15.3.11", want: "220 "},
+		{name: "trusted skips the wait", role: RoleMX, pregreet: time.Minute, src: "127.15.3.200", talk: true, want: "220 "},
+		{name: "not on submission", role: RoleSubmission, pregreet: time.Minute, src: "127.15.3.12", talk: true, want: "220 "},
+		{name: "off", role: RoleMX, src: "127.15.3.13", talk: true, want: "220 "},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, b, obs := pregreetServer(t, Listener{Role: tc.role, TLS: TLSNone, Pregreet: tc.pregreet, TrustedNetworks: trusted})
+			start := time.Now()
+			c := dialFrom(t, srv, tc.src)
+			if tc.talk {
+				c.send("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\n")
+			}
+			got := c.expect(tc.want)
+			if tc.early {
+				c.closed()
+				calls := waitEnded(t, b)
+				if strings.Join(calls, ",") != "connect,disconnect" {
+					t.Errorf("hook calls %q", calls)
+				}
+				if !obs.has("earlytalker ") {
+					t.Errorf("no EarlyTalker event: %q", obs.events)
+				}
+				return
+			}
+			if tc.pregreet > 0 && !tc.talk && time.Since(start) < tc.pregreet {
+				t.Errorf("greeting %q after %s, before the pregreet wait of %s", got, time.Since(start), tc.pregreet)
+			}
+			if !tc.talk {
+				c.cmd("EHLO client.example", "250")
+			} else {
+				c.expect("250") // the EHLO sent early
+				c.reply()       // and the MAIL (530 on submission without AUTH)
+			}
+			c.cmd("QUIT", "221 ")
+			waitEnded(t, b)
+			if obs.has("earlytalker ") {
+				t.Error("EarlyTalker counted for a client that waited")
+			}
+		})
+	}
+}
+
+// TestPregreetShutdown: a shutdown ends the wait at once with 421.
+func TestPregreetShutdown(t *testing.T) {
+	srv, b, _ := pregreetServer(t, Listener{Role: RoleMX, TLS: TLSNone, Pregreet: 4 * time.Minute})
+	c := dialFrom(t, srv, "127.15.3.20")
+	deadline := time.Now().Add(5 * time.Second)
+	for !b.called("connect") { // the session is in its wait
+		if time.Now().After(deadline) {
+			t.Fatal("Connect was not called")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	c.expect("421 ")
+	c.closed()
+	wg.Wait()
+}
+
+func (b *hookBackend) called(call string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.calls {
+		if c == call {
+			return true
+		}
+	}
+	return false
+}
