@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bufio"
 	"context"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -27,19 +25,6 @@ func pregreetServer(t *testing.T, l Listener) (*Server, *hookBackend, *recorder)
 	})
 	serve(t, srv)
 	return srv, b, obs
-}
-
-// dialFrom connects to srv's listener from the source address src.
-func dialFrom(t *testing.T, srv *Server, src string) *client {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-	c, err := d.Dial("tcp", srv.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	return &client{t: t, conn: c, r: bufio.NewReader(c)}
 }
 
 // waitEnded waits for the backend's Disconnect and returns its calls.
@@ -94,7 +79,7 @@ func TestEarlyTalker(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, b, obs := pregreetServer(t, Listener{Role: tc.role, TLS: TLSNone, Pregreet: tc.pregreet, TrustedNetworks: trusted})
 			start := time.Now()
-			c := dialFrom(t, srv, tc.src)
+			c := dialFrom(t, tc.src, srv.Addrs()[0].String())
 			if tc.talk {
 				c.send("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\n")
 			}
@@ -131,7 +116,7 @@ func TestEarlyTalker(t *testing.T) {
 // TestPregreetShutdown: a shutdown ends the wait at once with 421.
 func TestPregreetShutdown(t *testing.T) {
 	srv, b, _ := pregreetServer(t, Listener{Role: RoleMX, TLS: TLSNone, Pregreet: 4 * time.Minute})
-	c := dialFrom(t, srv, "127.15.3.20")
+	c := dialFrom(t, "127.15.3.20", srv.Addrs()[0].String())
 	deadline := time.Now().Add(5 * time.Second)
 	for !b.called("connect") { // the session is in its wait
 		if time.Now().After(deadline) {
