@@ -21,6 +21,7 @@ import (
 	"smtpkit/internal/certs"
 	"smtpkit/internal/config"
 	"smtpkit/internal/control"
+	"smtpkit/internal/greylist"
 	"smtpkit/internal/inbound"
 	"smtpkit/internal/local"
 	"smtpkit/internal/maildir"
@@ -142,6 +143,7 @@ func (d *daemon) startBackground(ctl *control.Listener, log *slog.Logger) (stop 
 		d.out.remote.Close()
 		d.reports.close(log)
 		d.dmarc.close(log)
+		closeGreylist(d.greylist, log)
 		if err := d.writer.CloseJournal(); err != nil {
 			log.Error("journal checkpoint at shutdown", "err", err)
 		}
@@ -194,6 +196,7 @@ type daemon struct {
 	accounts *userdb.File    // re-read on SIGHUP too, to log a file it cannot load
 	reports  *reports        // TLS-RPT counters and reporter (tlsrpt.go); nil when [tlsrpt] is off
 	dmarc    *dmarcReports   // DMARC report rows and reporter (dmarc.go); nil when [dmarc_reports] is off
+	greylist *greylist.List  // greylist.go; nil when [greylist] is off
 }
 
 // openMaildirs sets up Maildir delivery in mode, the maildir.sync mode
@@ -305,6 +308,10 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	if err := wireDNSBL(cfg, d.out.routing.resolver, &in, log); err != nil {
 		return nil, err
 	}
+	if d.greylist, err = openGreylist(cfg, log); err != nil { // [greylist] (greylist.go)
+		return nil, err
+	}
+	wireGreylist(d.greylist, &in)
 	in.Events = d.metrics // abuse-control counters (metrics/dnsbl.go, …)
 	backend := inbound.New(in)
 	var listeners []server.Listener

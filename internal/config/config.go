@@ -31,6 +31,7 @@ type Config struct {
 	SRS       SRS        `toml:"srs"`
 	DKIM      []DKIM     `toml:"dkim,omitempty"` // outbound signing keys (dkim.go)
 	Verify    Verify     `toml:"verify"`         // inbound verification (verify.go)
+	Greylist  Greylist   `toml:"greylist"`       // greylisting on mx (greylist.go)
 	// DMARCReports is [dmarc_reports] (dmarcreports.go).
 	DMARCReports DMARCReports `toml:"dmarc_reports"`
 	// TrustedNetworks are the client networks trusted on every listener
@@ -293,6 +294,8 @@ func Default() Config {
 
 		DNSBLThreshold: DefaultDNSBLThreshold,
 		DNSBLTimeout:   Duration(DefaultDNSBLTimeout),
+
+		Greylist: defaultGreylist(),
 	}
 }
 

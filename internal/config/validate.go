@@ -26,6 +26,7 @@ func (c Config) Validate() error {
 	v.srs(c.SRS)
 	v.dkim(c.DKIM)
 	v.verify(c.Verify)
+	v.greylist(c.Greylist)
 	v.dmarcReports(c.DMARCReports)
 	v.trusted(c)
 	v.dnsbl(c)

@@ -9,4 +9,26 @@ type Events interface {
 	// DNSBLHit: the zone (a configured [[dnsbl]] zone name, so a bounded
 	// label) listed a client, once per session (screen.go).
 	DNSBLHit(zone string)
+	// GreylistDeferred counts a delivery attempt answered 451 4.7.1 by
+	// the greylist (greylist.go), by the greylist's reason: "new",
+	// "too_early", "late".
+	GreylistDeferred(reason string)
+	// GreylistPassed counts a triplet that passed ("known", "retried")
+	// and a message exempted for its DKIM signature ("dkim_aligned").
+	GreylistPassed(reason string)
+}
+
+// noEvents is the Events of a Backend without Options.Events.
+type noEvents struct{}
+
+func (noEvents) DNSBLHit(string)         {}
+func (noEvents) GreylistDeferred(string) {}
+func (noEvents) GreylistPassed(string)   {}
+
+// events is opts.Events, or noEvents.
+func (b *Backend) events() Events {
+	if b.opts.Events != nil {
+		return b.opts.Events
+	}
+	return noEvents{}
 }

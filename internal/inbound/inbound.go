@@ -52,6 +52,8 @@ type Options struct {
 	// DNSBL, when set, screens mx clients against block and allow lists
 	// (screen.go).
 	DNSBL *dnsbl.Checker
+	// Greylist, when set, greylists mail on mx listeners (greylist.go).
+	Greylist Greylister
 	// Events, when set, is told what the abuse controls did (events.go).
 	Events Events
 	Logger *slog.Logger
@@ -96,10 +98,22 @@ func (b *Backend) Sender(_ context.Context, s *server.SessionInfo, from smtp.Add
 // from anyone else is relaying and refused (550 5.7.1).
 // An SRS address in our SRS domain is accepted from anyone when it
 // verifies, as the address it encodes (550 5.1.1 otherwise, forward.go).
-func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, _, rcpt smtp.Address) error {
+// A recipient so accepted may still be greylisted (451 4.7.1,
+// greylist.go).
+func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, from, rcpt smtp.Address) error {
 	if err := b.screenRecipient(s); err != nil { // DNSBL (screen.go)
 		return err
 	}
+	if err := b.recipient(s, rcpt); err != nil {
+		return err
+	}
+	return b.greylistRecipient(s, from, rcpt)
+}
+
+// recipient is Recipient without the screening and the greylist: an
+// unknown recipient is refused for good before any triplet is recorded
+// for it.
+func (b *Backend) recipient(s *server.SessionInfo, rcpt smtp.Address) error {
 	if b.isSRS(rcpt) {
 		return b.srsRecipient(rcpt)
 	}
@@ -150,7 +164,9 @@ func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.Messa
 		w.sign = b.signer(env)
 	}
 	if b.verifies(env) {
-		return b.verifying(ctx, env, w), nil
+		vw := b.verifying(ctx, env, w)
+		vw.greylist = b.greylistAtData(env) // greylist.go
+		return vw, nil
 	}
 	return w, nil
 }

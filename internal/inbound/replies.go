@@ -60,3 +60,8 @@ func errDNSBLBlocked(ip netip.Addr, h dnsbl.Hit) error {
 	return smtp.E(smtp.CodeTransactionFailed, smtp.EnhNotAuthorized,
 		"Service unavailable; client ["+ip.String()+"] blocked using "+h.Zone+" ("+why+")")
 }
+
+// errGreylisted defers a delivery attempt of a new triplet (greylist.go):
+// 451 4.7.1 (RFC 6647: a temporary failure, which a real MTA retries as
+// RFC 5321 §4.5.4.1 asks; RFC 3463 §3.8: not authorized, for now).
+var errGreylisted = smtp.E(smtp.CodeLocalError, smtp.EnhNotAuthorized.Temp(), "Greylisted, please try again later")

@@ -15,8 +15,9 @@ import (
 	"smtpkit/internal/smtp"
 )
 
-// hitCounter records Events.DNSBLHit.
+// hitCounter records Events.DNSBLHit (the other events are ignored).
 type hitCounter struct {
+	noEvents
 	mu   sync.Mutex
 	hits map[string]int
 }

@@ -114,9 +114,12 @@ type verifyingWriter struct {
 	reports DMARCRecorder
 	held    *hold
 	filter  *arFilter
-	traced  bool   // the first Write, the server's Received field, is past
-	id      string // the envelope id, for the log
-	log     *slog.Logger
+	// greylist, when set, decides on the verified message before it is
+	// stored (greylist.go).
+	greylist func(authres.Result) error
+	traced   bool   // the first Write, the server's Received field, is past
+	id       string // the envelope id, for the log
+	log      *slog.Logger
 }
 
 // Write holds p, without our Authentication-Results fields, and feeds
@@ -145,6 +148,14 @@ func (v *verifyingWriter) Commit() (string, error) {
 	}
 	r := v.check.Finish()
 	disp := v.disposition(r)
+	// A DMARC rejection is final; a greylisted message is not received
+	// at all (it comes back), so it is neither stored nor reported.
+	if v.greylist != nil && disp != dispReject {
+		if err := v.greylist(r); err != nil {
+			v.out.Abort()
+			return "", err
+		}
+	}
 	if r.DMARC.Domain != "" && v.reports != nil && !slices.Contains(v.opts.Omit, "dmarc") {
 		v.reports.Record(r, disp)
 	}
