@@ -325,7 +325,9 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 			return nil, err
 		}
 		sl := server.Listener{Address: l.Address, Role: role, TLS: mode, Auth: l.AuthEnabled(),
-			TrustedNetworks: cfg.TrustedOn(l), Pregreet: cfg.ListenerPregreet(l)}
+			TrustedNetworks: cfg.TrustedOn(l), Pregreet: cfg.ListenerPregreet(l),
+			ProxyProtocol: l.ProxyProtocol, ProxyFrom: config.Networks(l.ProxyFrom),
+			XClientFrom: config.Networks(l.XClientFrom)}
 		if role == server.RoleSink {
 			sl.Backend, sl.Auth = server.Discard{}, false
 			log.Warn("sink listener: every message is discarded (benchmarks only)", "listener", l.Address)

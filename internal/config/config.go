@@ -124,6 +124,13 @@ type Listener struct {
 	// listener: nil (absent) = the global list, empty = nobody
 	// (trusted.go; use Config.TrustedOn).
 	TrustedNetworks *[]string `toml:"trusted_networks,omitempty"`
+	// ProxyProtocol: connections from ProxyFrom begin with a PROXY
+	// protocol header (v1 or v2) naming the client (frontend.go).
+	ProxyProtocol bool     `toml:"proxy_protocol"`
+	ProxyFrom     []string `toml:"proxy_from,omitempty"`
+	// XClientFrom are the peers allowed XCLIENT and XFORWARD
+	// (frontend.go); empty = nobody.
+	XClientFrom []string `toml:"xclient_from,omitempty"`
 	// Pregreet, when set, is this listener's greeting delay (mx only),
 	// overriding the top-level pregreet; use Config.ListenerPregreet.
 	Pregreet *Duration `toml:"pregreet,omitempty"`

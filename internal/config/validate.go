@@ -29,6 +29,7 @@ func (c Config) Validate() error {
 	v.greylist(c.Greylist)
 	v.dmarcReports(c.DMARCReports)
 	v.trusted(c)
+	v.frontEnds(c.Listeners)
 	v.dnsbl(c)
 	v.milters(c)
 	return errors.Join(v.problems...)
