@@ -115,11 +115,13 @@ func (s *Session) Mail(from string, params []string, authUser string) Verdict {
 	if v, asked := s.idle(); !asked {
 		return v
 	}
-	authType := ""
+	// An {auth_authen} macro, even empty, is taken for authentication
+	// by some milters (rspamd): sent only for an authenticated client.
+	macros := []string{"{mail_addr}", from}
 	if authUser != "" {
-		authType = "SMTP AUTH"
+		macros = append(macros, "{auth_authen}", authUser, "{auth_type}", "SMTP AUTH")
 	}
-	if err := s.cs.Macros(gomilter.CodeMail, "{mail_addr}", from, "{auth_authen}", authUser, "{auth_type}", authType); err != nil {
+	if err := s.cs.Macros(gomilter.CodeMail, macros...); err != nil {
 		return s.fail(err)
 	}
 	v := s.answer(s.cs.Mail(from, params))

@@ -85,6 +85,10 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 		s.log.Info("sender refused", "from", path.Addr.String(), "err", err)
 		return errReply(err)
 	}
+	if err := s.mailHook(path.Addr, params); err != nil {
+		s.log.Info("sender refused", "from", path.Addr.String(), "err", err)
+		return errReply(err)
+	}
 	s.txn, s.state = t, stateMail
 	return replySenderOK
 }

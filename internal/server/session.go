@@ -266,6 +266,7 @@ func (s *session) abortTxn() {
 	s.txn, s.fwd = txn{}, forwarded{}
 	if s.state.inTxn() {
 		s.state = stateReady
+		s.resetHook()
 	}
 }
 
