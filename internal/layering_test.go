@@ -44,7 +44,7 @@ var allowed = map[string][]string{
 	"client":      {"smtp", "sasl"},
 	"queue":       {"smtp", "dsn", "vfs"},
 	"greylist":    {"atomicfile", "statefile"},
-	"inbound":     {"smtp", "server", "local", "queue", "srs", "authres", "dnsbl", "greylist"},
+	"inbound":     {"smtp", "server", "local", "queue", "srs", "authres", "dnsbl", "greylist", "milter"},
 	"delivery":    {"smtp", "sasl", "client", "route", "tlspolicy", "tlsrpt", "queue", "local"},
 	"probe":       {"smtp", "client", "dane", "dns", "route", "tlspolicy", "mtasts", "tlsrpt"},
 	"metrics":     {"queue", "smtp"},

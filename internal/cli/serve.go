@@ -312,6 +312,10 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	wireGreylist(d.greylist, &in)
+	// [[milter]] (milter.go)
+	if err := wireMilters(cfg, &in, log); err != nil {
+		return nil, err
+	}
 	in.Events = d.metrics // abuse-control counters (metrics/dnsbl.go, …)
 	backend := inbound.New(in)
 	var listeners []server.Listener

@@ -46,6 +46,9 @@ const defaultMilterTimeout = Duration(30 * time.Second)
 
 // fillMilters gives each [[milter]] the defaults of the keys it left out.
 func fillMilters(ms []Milter) []Milter {
+	if len(ms) == 0 {
+		return nil
+	}
 	out := make([]Milter, len(ms))
 	for i, m := range ms {
 		if m.Timeout == 0 {

@@ -16,14 +16,20 @@ type Events interface {
 	// GreylistPassed counts a triplet that passed ("known", "retried")
 	// and a message exempted for its DKIM signature ("dkim_aligned").
 	GreylistPassed(reason string)
+	// MilterAction: the milter (a configured [[milter]] name) answered
+	// accept, reject, tempfail or discard at some stage, asked for a
+	// quarantine, or failed ("failed": down, timed out, broke the
+	// protocol; its default action applied) (milter.go).
+	MilterAction(milter, action string)
 }
 
 // noEvents is the Events of a Backend without Options.Events.
 type noEvents struct{}
 
-func (noEvents) DNSBLHit(string)         {}
-func (noEvents) GreylistDeferred(string) {}
-func (noEvents) GreylistPassed(string)   {}
+func (noEvents) DNSBLHit(string)             {}
+func (noEvents) GreylistDeferred(string)     {}
+func (noEvents) GreylistPassed(string)       {}
+func (noEvents) MilterAction(string, string) {}
 
 // events is opts.Events, or noEvents.
 func (b *Backend) events() Events {

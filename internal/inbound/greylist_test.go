@@ -36,6 +36,7 @@ func (c *fakeClock) add(d time.Duration) {
 
 // countEvents records the Events calls.
 type countEvents struct {
+	noEvents
 	mu     sync.Mutex
 	counts map[string]int
 }

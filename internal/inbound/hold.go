@@ -1,6 +1,7 @@
 package inbound
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -13,8 +14,10 @@ import (
 const holdMem = 64 << 10
 
 // hold keeps a message being verified until the end of DATA, when its
-// Authentication-Results field is known and can be written above it:
-// every stored copy is then written once, with its final bytes. Up to
+// Authentication-Results field is known and can be written above it, or
+// being filtered until the milters have seen it and said what to change
+// (milterwriter.go): every stored copy is then written once, with its
+// final bytes. Up to
 // holdMem it is memory; a larger message spills into an unlinked file in
 // dir, never fsynced — it is not the durable copy, the Maildir and queue
 // copies made from it at Commit are.
@@ -50,7 +53,7 @@ func (h *hold) Write(p []byte) (int, error) {
 // spill moves the held bytes into a temporary file that has no name (it
 // is removed at once), so nothing is left behind by a crash.
 func (h *hold) spill() error {
-	f, err := os.CreateTemp(h.dir, "verify-*")
+	f, err := os.CreateTemp(h.dir, "held-*")
 	if err != nil {
 		return fmt.Errorf("inbound: holding a message: %w", err)
 	}
@@ -74,6 +77,14 @@ func (h *hold) WriteTo(w io.Writer) (int64, error) {
 		buf = (*h.buf)[:cap(*h.buf)]
 	}
 	return io.CopyBuffer(w, io.NewSectionReader(h.f, 0, h.size), buf)
+}
+
+// Reader reads the held message from its start; each call starts again.
+func (h *hold) Reader() io.Reader {
+	if h.f == nil {
+		return bytes.NewReader(h.mem)
+	}
+	return io.NewSectionReader(h.f, 0, h.size)
 }
 
 // Close releases the memory and the file.

@@ -14,6 +14,7 @@ import (
 
 	"smtpkit/internal/dnsbl"
 	"smtpkit/internal/local"
+	"smtpkit/internal/milter"
 	"smtpkit/internal/server"
 	"smtpkit/internal/smtp"
 )
@@ -54,6 +55,12 @@ type Options struct {
 	DNSBL *dnsbl.Checker
 	// Greylist, when set, greylists mail on mx listeners (greylist.go).
 	Greylist Greylister
+	// Milters are the content filters of each listener, by listener
+	// name, in order (milter.go); none: no filtering.
+	Milters map[string][]*milter.Filter
+	// HoldDir holds a message larger than 64 KiB while milters see it
+	// ("" = the system's temporary directory).
+	HoldDir string
 	// Events, when set, is told what the abuse controls did (events.go).
 	Events Events
 	Logger *slog.Logger
@@ -99,7 +106,8 @@ func (b *Backend) Sender(_ context.Context, s *server.SessionInfo, from smtp.Add
 // An SRS address in our SRS domain is accepted from anyone when it
 // verifies, as the address it encodes (550 5.1.1 otherwise, forward.go).
 // A recipient so accepted may still be greylisted (451 4.7.1,
-// greylist.go).
+// greylist.go), and is then shown to the milters (milter.go), which may
+// refuse it.
 func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, from, rcpt smtp.Address) error {
 	if err := b.screenRecipient(s); err != nil { // DNSBL (screen.go)
 		return err
@@ -107,7 +115,10 @@ func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, from, rcpt
 	if err := b.recipient(s, rcpt); err != nil {
 		return err
 	}
-	return b.greylistRecipient(s, from, rcpt)
+	if err := b.greylistRecipient(s, from, rcpt); err != nil {
+		return err
+	}
+	return b.milterRecipient(s, rcpt)
 }
 
 // recipient is Recipient without the screening and the greylist: an
@@ -135,7 +146,23 @@ func (b *Backend) recipient(s *server.SessionInfo, rcpt smtp.Address) error {
 // §4.4: the final delivery adds Return-Path; for the queue copy that is
 // the delivery that finally stores it, so only the local copy gets it
 // here (local.Store.Begin).
+//
+// When milters filter the message (milter.go), the fan-out is wrapped in
+// a filteredWriter that holds the message until they have seen it.
 func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.MessageWriter, error) {
+	w, err := b.begin(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	if m := b.milterFilters(env); m != nil {
+		return b.filtering(ctx, env, w, m), nil
+	}
+	return w, nil
+}
+
+// begin opens the fan-out of env (Begin, and again for an envelope a
+// milter changed).
+func (b *Backend) begin(ctx context.Context, env *server.Envelope) (server.MessageWriter, error) {
 	rcpts, bounces, err := b.reverseSRS(env.Recipients)
 	if err != nil {
 		return nil, err

@@ -21,6 +21,9 @@ type sessionState struct {
 	// none), and whether the refusal was logged already (under mu).
 	dnsbl       *dnsbl.Lookup
 	dnsblLogged bool
+
+	// The milter connections of the session (milter.go), nil: none.
+	milter *milterState
 }
 
 // sessionTable maps the server's SessionInfo (the same pointer for the
@@ -60,14 +63,17 @@ func (b *Backend) Connect(ctx context.Context, s *server.SessionInfo) error {
 	st := &sessionState{}
 	b.screenConnect(ctx, s, st) // DNSBL lookups, during the greeting (screen.go)
 	b.sessions.put(s, st)
-	return nil
+	return b.milterConnect(s, st) // the milters' connect stage (milter.go)
 }
 
 // Hello is told each accepted HELO/EHLO (server.SessionHooks).
-func (b *Backend) Hello(context.Context, *server.SessionInfo) error { return nil }
+func (b *Backend) Hello(_ context.Context, s *server.SessionInfo) error {
+	return b.milterHello(s)
+}
 
 // Disconnect releases the session's state (server.SessionHooks).
 func (b *Backend) Disconnect(s *server.SessionInfo) {
 	st := b.sessions.take(s)
 	b.screenDisconnect(st)
+	b.milterDisconnect(st)
 }

@@ -16,11 +16,11 @@ import (
 // modifications it asked for. A milter that settled the message at MAIL
 // or RCPT, or has no say any more, is not asked: the verdict is Accept.
 func (s *Session) Message(r io.Reader, id string) (Verdict, *Edits) {
-	if v, asked := s.idle(); !asked || s.settled || !s.txn {
-		if !asked {
-			return v, nil
-		}
-		return Verdict{Action: Accept}, nil
+	if v, asked := s.idle(); !asked {
+		return v, nil
+	}
+	if s.settled || !s.txn {
+		return Verdict{Action: Accept, Cached: true}, nil
 	}
 	s.txn = false
 	br := bufio.NewReaderSize(r, 64<<10)

@@ -89,9 +89,13 @@ func (f *Filter) Open(c Client) (*Session, Verdict) {
 // Helo sends HELO/EHLO's name (SMFIC_HELO) with the TLS macros
 // ({tls_version}, {cipher}, {cipher_bits}) once TLS is up. A Reject or
 // Tempfail is the reply to that HELO/EHLO.
+//
+// A tempfail remembered from the connect stage (or a failure under
+// tempfail) is not given to HELO: it waits for MAIL, so that the client
+// hears it where it can act on it.
 func (s *Session) Helo(name string, cs *tls.ConnectionState) Verdict {
-	if v, asked := s.idle(); !asked {
-		return v
+	if _, asked := s.idle(); !asked {
+		return Verdict{Action: Accept, Cached: true}
 	}
 	if cs != nil {
 		suite := tls.CipherSuiteName(cs.CipherSuite)
@@ -138,8 +142,11 @@ func (s *Session) Mail(from string, params []string, authUser string) Verdict {
 // Reject or Tempfail refuses only this recipient; a Discard discards the
 // whole message.
 func (s *Session) Rcpt(rcpt string) Verdict {
-	if v, asked := s.idle(); !asked || s.settled || !s.txn {
+	if v, asked := s.idle(); !asked {
 		return v
+	}
+	if s.settled || !s.txn {
+		return Verdict{Action: Accept, Cached: true}
 	}
 	if err := s.cs.Macros(gomilter.CodeRcpt, "{rcpt_addr}", rcpt); err != nil {
 		return s.fail(err)
@@ -182,9 +189,11 @@ func (s *Session) Asked() bool {
 func (s *Session) idle() (v Verdict, asked bool) {
 	switch {
 	case s.failed != nil:
-		return *s.failed, false
+		v := *s.failed
+		v.Err, v.Cached = nil, true
+		return v, false
 	case s.done || s.cs == nil:
-		return Verdict{Action: Accept}, false
+		return Verdict{Action: Accept, Cached: true}, false
 	}
 	return Verdict{Action: Continue}, true
 }

@@ -137,7 +137,7 @@ func TestSession(t *testing.T) {
 			seen: []string{"connect [127.15.5.9] tcp4 127.15.5.9", "helo client.example", "mail a@example.com auth=alice",
 				"rcpt b@example.com", "header Received=from client\r\n\tby us", "header Subject=test", "eoh", "body hello\r\n", "eom i=MSGID"}},
 		{name: "reject at mail", fake: &fake{mail: gomilter.RespReject},
-			want: "continue, continue, reject 550 5.7.1 Command rejected, continue, accept"},
+			want: "continue, continue, reject 550 5.7.1 Command rejected, accept, accept"},
 		{name: "one recipient tempfailed", fake: &fake{rcpt: func(r string) gomilter.Response {
 			if strings.HasPrefix(r, "bad") {
 				return gomilter.RespTempFail
@@ -213,9 +213,9 @@ func TestDown(t *testing.T) {
 		accept     bool
 		want       string
 	}{
-		{"refused, tempfail", gone, false, "tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later"},
+		{"refused, tempfail", gone, false, "tempfail 451 4.7.1 Service unavailable - try again later, accept, tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later"},
 		{"refused, accept", gone, true, "accept, accept, accept, accept, accept"},
-		{"silent, tempfail", silent, false, "tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later"},
+		{"silent, tempfail", silent, false, "tempfail 451 4.7.1 Service unavailable - try again later, accept, tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later, tempfail 451 4.7.1 Service unavailable - try again later"},
 		{"silent, accept", silent, true, "accept, accept, accept, accept, accept"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -55,8 +55,12 @@ type Verdict struct {
 	// Reply is what the client gets for Reject and Tempfail.
 	Reply smtp.Reply
 	// Err is set when the milter failed (unreachable, timed out, broke
-	// the protocol): Action is then its default action.
+	// the protocol) at this stage: Action is then its default action.
 	Err error
+	// Cached marks the remembered answer of an earlier stage (a tempfail
+	// at connect, a failure under tempfail, an accept for the session):
+	// the milter was not asked. Count and log only answers not cached.
+	Cached bool
 }
 
 // Refused reports whether the verdict refuses the command.

@@ -1,0 +1,268 @@
+package inbound
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"smtpkit/internal/milter"
+	"smtpkit/internal/server"
+)
+
+// scripted is a milter served by go-milter's server side, answering as
+// the test says and recording the aborts.
+type scripted struct {
+	gomilter.NoOpMilter
+	rcpt   func(string) gomilter.Response
+	header gomilter.Response
+	eom    func(*gomilter.Modifier) gomilter.Response
+
+	mu      sync.Mutex
+	aborted int
+}
+
+func (s *scripted) RcptTo(r string, _ *gomilter.Modifier) (gomilter.Response, error) {
+	if s.rcpt != nil {
+		return s.rcpt(r), nil
+	}
+	return gomilter.RespContinue, nil
+}
+func (s *scripted) Header(string, string, *gomilter.Modifier) (gomilter.Response, error) {
+	if s.header != nil {
+		return s.header, nil
+	}
+	return gomilter.RespContinue, nil
+}
+func (s *scripted) Headers(textproto.MIMEHeader, *gomilter.Modifier) (gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+func (s *scripted) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+	if s.eom != nil {
+		return s.eom(m), nil
+	}
+	return gomilter.RespAccept, nil
+}
+func (s *scripted) Abort(*gomilter.Modifier) error {
+	s.mu.Lock()
+	s.aborted++
+	s.mu.Unlock()
+	return nil
+}
+
+func serveMilter(t *testing.T, m gomilter.Milter) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.15.5.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &gomilter.Server{NewMilter: func() gomilter.Milter { return m },
+		Actions: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptQuarantine}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// actionLog records Events.MilterAction.
+type actionLog struct {
+	noEvents
+	mu  sync.Mutex
+	got []string
+}
+
+func (a *actionLog) MilterAction(m, action string) {
+	a.mu.Lock()
+	a.got = append(a.got, m+":"+action)
+	a.mu.Unlock()
+}
+
+// stored is the messages in box's folder ("new", or ".Junk/new").
+func stored(t *testing.T, mail, box, folder string) []string {
+	t.Helper()
+	local, domain, _ := strings.Cut(box, "@")
+	dir := filepath.Join(mail, domain, local, folder)
+	files, _ := os.ReadDir(dir)
+	var out []string
+	for _, f := range files {
+		b, _ := os.ReadFile(filepath.Join(dir, f.Name()))
+		out = append(out, string(b))
+	}
+	return out
+}
+
+const milterMsg = "Subject: hi\r\nX-Old: 1\r\n\r\nbody\r\n"
+
+// TestMilter runs whole sessions through the Backend with one scripted
+// milter: its answers at each stage become the replies, its changes are
+// in every stored copy (the Maildir one and the queue's), a discard is
+// 250 with nothing stored, a quarantine puts the local copy in Junk.
+func TestMilter(t *testing.T) {
+	tests := []struct {
+		name    string
+		m       *scripted
+		down    string // "tempfail" or "accept": no milter listening
+		rcpts   []string
+		rcptErr map[string]int // RCPT replies other than 0
+		mailErr int
+		commit  int    // Commit's reply code, 0 = stored
+		want    string // alice's stored copy, "" = none
+		queued  string // the queue copy, "" = none
+		junk    bool   // alice's copy is in .Junk
+		actions string
+	}{
+		{name: "headers changed in every copy", rcpts: []string{"alice@example.com", "carol@remote.example"},
+			m: &scripted{eom: func(m *gomilter.Modifier) gomilter.Response {
+				m.AddHeader("X-Spamd-Result", "default: False [0.10 / 15.00];\n\tNONE(0.00)[]")
+				m.ChangeHeader(1, "X-Old", "")
+				m.InsertHeader(0, "X-Top", "first")
+				return gomilter.RespAccept
+			}},
+			want:    "Return-Path: <alice@example.com>\r\nX-Top: first\r\nSubject: hi\r\nX-Spamd-Result: default: False [0.10 / 15.00];\r\n\tNONE(0.00)[]\r\n\r\nbody\r\n",
+			queued:  "X-Top: first\r\nSubject: hi\r\nX-Spamd-Result: default: False [0.10 / 15.00];\r\n\tNONE(0.00)[]\r\n\r\nbody\r\n",
+			actions: "t:accept"},
+		{name: "rejected at a header with the milter's reply", rcpts: []string{"alice@example.com"},
+			m: &scripted{header: gomilter.NewResponseStr('y', "554 5.7.1 Gtube pattern")}, commit: 554, actions: "t:reject"},
+		{name: "one recipient refused", rcpts: []string{"bob@example.com", "alice@example.com"}, rcptErr: map[string]int{"bob@example.com": 550},
+			m: &scripted{rcpt: func(r string) gomilter.Response {
+				if strings.Contains(r, "bob") {
+					return gomilter.RespReject
+				}
+				return gomilter.RespContinue
+			}}, want: "Return-Path: <alice@example.com>\r\n" + milterMsg, actions: "t:reject,t:accept"},
+		{name: "discarded: 250, nothing stored", rcpts: []string{"alice@example.com"},
+			m:       &scripted{eom: func(*gomilter.Modifier) gomilter.Response { return gomilter.RespDiscard }},
+			actions: "t:discard"},
+		{name: "quarantined into Junk", rcpts: []string{"alice@example.com"},
+			m:    &scripted{eom: func(m *gomilter.Modifier) gomilter.Response { m.Quarantine("suspicious"); return gomilter.RespAccept }},
+			want: "Return-Path: <alice@example.com>\r\n" + milterMsg, junk: true, actions: "t:accept,t:quarantine"},
+		{name: "recipients changed", rcpts: []string{"alice@example.com"},
+			m: &scripted{eom: func(m *gomilter.Modifier) gomilter.Response {
+				m.AddRecipient("carol@remote.example")
+				m.AddRecipient("nobody@example.com") // does not resolve: left out
+				return gomilter.RespAccept
+			}},
+			want: "Return-Path: <alice@example.com>\r\n" + milterMsg, queued: milterMsg, actions: "t:accept"},
+		{name: "down, tempfail", down: "tempfail", rcpts: []string{"alice@example.com"}, mailErr: 451, actions: "t:failed"},
+		{name: "down, accept", down: "accept", rcpts: []string{"alice@example.com"},
+			want: "Return-Path: <alice@example.com>\r\n" + milterMsg, actions: "t:failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			relay := &memRelay{}
+			b, mail := newBackend(t, relay)
+			events := &actionLog{}
+			b.opts.Events = events
+			var address string
+			if tt.down != "" {
+				ln, _ := net.Listen("tcp", "127.15.5.1:0")
+				address = ln.Addr().String()
+				ln.Close()
+			} else {
+				address = serveMilter(t, tt.m)
+			}
+			f := milter.New(milter.Options{Name: "t", Network: "tcp", Address: address, Timeout: 5 * time.Second, Accept: tt.down == "accept"})
+			b.opts.Milters = map[string][]*milter.Filter{"mx": {f}}
+			ctx := context.Background()
+			s := &server.SessionInfo{ID: "S1", Listener: "mx", Role: server.RoleSubmission, AuthUser: "alice@example.com",
+				Remote: &net.TCPAddr{IP: net.ParseIP("127.15.5.9"), Port: 2525}, Helo: "client.example"}
+			if err := b.Connect(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			defer b.Disconnect(s)
+			if err := b.Hello(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			from := addr("alice@example.com")
+			err := b.Mail(ctx, s, from, []string{"SIZE=100"})
+			if code(err) != tt.mailErr {
+				t.Fatalf("Mail = %v, want %d", err, tt.mailErr)
+			}
+			if err != nil {
+				checkActions(t, events, tt.actions)
+				return
+			}
+			env := &server.Envelope{ID: "E1", Session: s, From: from}
+			for _, r := range tt.rcpts {
+				if got := code(b.Recipient(ctx, s, from, addr(r))); got != tt.rcptErr[r] {
+					t.Fatalf("RCPT %s = %d, want %d", r, got, tt.rcptErr[r])
+				} else if got == 0 {
+					env.Recipients = append(env.Recipients, addr(r))
+				}
+			}
+			w, err := b.Begin(ctx, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(w, milterMsg)
+			if _, err := w.Commit(); code(err) != tt.commit {
+				t.Fatalf("Commit = %v, want %d", err, tt.commit)
+			}
+			folder := "new"
+			if tt.junk {
+				folder = ".Junk/new"
+			}
+			got := stored(t, mail, "alice@example.com", folder)
+			if tt.want == "" && len(got) > 0 || tt.want != "" && (len(got) != 1 || got[0] != tt.want) {
+				t.Errorf("alice's %s: %q\nwant %q", folder, got, tt.want)
+			}
+			if relay.data.String() != tt.queued {
+				t.Errorf("queued %q\nwant %q", relay.data.String(), tt.queued)
+			}
+			checkActions(t, events, tt.actions)
+		})
+	}
+}
+
+func checkActions(t *testing.T, events *actionLog, want string) {
+	t.Helper()
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	if got := strings.Join(events.got, ","); got != want {
+		t.Errorf("counted %q, want %q", got, want)
+	}
+}
+
+// TestMilterReset: a dropped transaction (RSET, a refused DATA) is an
+// abort for the milter, and the next one starts afresh.
+func TestMilterReset(t *testing.T) {
+	m := &scripted{}
+	b, _ := newBackend(t, nil)
+	f := milter.New(milter.Options{Name: "t", Network: "tcp", Address: serveMilter(t, m), Timeout: 5 * time.Second})
+	b.opts.Milters = map[string][]*milter.Filter{"mx": {f}}
+	ctx := context.Background()
+	s := &server.SessionInfo{ID: "S1", Listener: "mx", Role: server.RoleMX, Remote: &net.TCPAddr{IP: net.ParseIP("127.15.5.9"), Port: 25}}
+	if err := b.Connect(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Disconnect(s)
+	for i := range 3 {
+		if err := b.Mail(ctx, s, addr("x@remote.example"), nil); err != nil {
+			t.Fatal(i, err)
+		}
+		if err := b.Recipient(ctx, s, addr("x@remote.example"), addr("alice@example.com")); err != nil {
+			t.Fatal(i, err)
+		}
+		b.Reset(s)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m.mu.Lock()
+		n := m.aborted
+		m.mu.Unlock()
+		if n == 3 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("milter saw %d aborts, want 3", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
