@@ -31,7 +31,7 @@ fi
 # which runs its own instance behind a private Postfix on 127.14.6.0/24.
 # rbldnsd serves the DNSBL/DNSWL test zones of test/interop/dnsbl_test.go
 # (127.15.3.0/24).
-packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim dovecot-imapd opendmarc publicsuffix rspamd rbldnsd)
+packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim dovecot-imapd opendmarc publicsuffix rspamd rbldnsd haproxy)
 
 # installed reports whether the Debian package $1 is fully installed.
 installed() {
