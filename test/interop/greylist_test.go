@@ -25,6 +25,7 @@ const (
 	greyClientA3 = "127.15.4.12" // and a third
 	greySubmitIP = "127.15.4.20" // an authenticated submitter
 	greyDKIMIP   = "127.15.4.30" // the [verify] test's sender
+	greyDNSWLIP  = "127.15.4.40" // on the allow list wl.test
 	greyDNSHost  = "127.15.4.53" // the [verify] test's DNS server
 	greyDelay    = 2 * time.Second
 )
@@ -163,23 +164,26 @@ func TestGreylist(t *testing.T) {
 	s.WaitMessages(t, bob, 2)
 }
 
-// TestGreylistDKIM: with [verify] on the decision waits for the end of
-// DATA: a message dkimpy signed for its From domain passes at once; the
-// same sender's unsigned message, and one signed by a third party, get
-// 451 4.7.1 after the data and are not stored.
-func TestGreylistDKIM(t *testing.T) {
+// TestGreylistDKIMAndDNSWL: with [verify] on the decision waits for the
+// end of DATA: a message dkimpy signed for its From domain passes at
+// once; the same sender's unsigned message, and one signed by a third
+// party, get 451 4.7.1 after the data and are not stored. A client on a
+// DNS allow list (a [[dnsbl]] zone of negative weight) is not greylisted.
+func TestGreylistDKIMAndDNSWL(t *testing.T) {
+	swaks := Need(t, "swaks")
 	keys := newSignKeys(t, "signed.example")
 	other := newSignKeys(t, "esp.example")
 	records := []string{
 		`signed.example. TXT "v=spf1 -all"`,
 		`_dmarc.signed.example. TXT "v=DMARC1; p=none"`,
+		`40.4.15.127.wl.test. A 127.0.10.1`, // greyDNSWLIP
 	}
 	for _, k := range append(keys, other...) {
 		records = append(records, k.record)
 	}
 	dns := dnstest.Start(t, dnstest.Zone{Host: greyDNSHost, Records: records})
 	s := StartServer(t, ServerOptions{ExtraTOML: outConf{resolver: dns.Addr}.toml() +
-		"\n[verify]\nenabled = true\n\n[greylist]\nenabled = true\ndelay = \"1h\"\n"})
+		"\n[verify]\nenabled = true\n\n[greylist]\nenabled = true\ndelay = \"1h\"\n\n[[dnsbl]]\nzone = \"wl.test\"\nweight = -1\n"})
 	rcpt := "alice@" + testDomain
 	s.AddUser(t, rcpt, "alice dkim greylist pw")
 	job := func(subject string, sign []signKey) sendJob {
@@ -196,9 +200,13 @@ func TestGreylistDKIM(t *testing.T) {
 	if !strings.HasPrefix(res[1].Reply, "4.7.1 Greylisted") {
 		t.Errorf("the unsigned message's reply %q, want 4.7.1 Greylisted", res[1].Reply)
 	}
+	r := greySwaks(t, swaks, s.MX, greyDNSWLIP, "x@unsigned.example", rcpt)
+	if !greyAccepted(r) {
+		t.Errorf("an allow-listed client was greylisted:\n%s", r.Stdout)
+	}
 	stored := storedIn(t, filepath.Join(s.Maildir(rcpt), "new"))
-	if len(stored) != 2 || stored["aligned"] == "" || stored["aligned again"] == "" {
-		t.Errorf("stored %d messages, want the two aligned ones", len(stored))
+	if len(stored) != 3 || stored["aligned"] == "" || stored["aligned again"] == "" {
+		t.Errorf("stored %d messages, want the two aligned ones and the allow-listed client's", len(stored))
 	}
 	if !strings.Contains(s.Logs(), "stage=data") {
 		t.Errorf("no greylisted line at the end of DATA:\n%s", s.Logs())
