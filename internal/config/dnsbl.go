@@ -77,19 +77,25 @@ func (v *validator) dnsbl(c Config) {
 	if c.DNSBLTimeout <= 0 {
 		v.add("dnsbl_timeout", "must be positive, got %s", c.DNSBLTimeout)
 	}
+	// A zone may come more than once, with different answers (the
+	// sub-lists of a combined list), but not twice with the same ones.
 	seen := map[string]bool{}
 	for i, d := range c.DNSBL {
 		key := fmt.Sprintf("dnsbl[%d]", i)
 		zone := strings.ToLower(strings.TrimSuffix(d.Zone, "."))
+		answers, err := d.AnswerPrefixes()
+		if err != nil {
+			v.add(key+".answers", "%v", err)
+		}
+		entry := fmt.Sprint(zone, answers)
 		switch {
 		case !validDomain(zone):
 			v.add(key+".zone", "%q is not a domain name", d.Zone)
-		case seen[zone]:
-			v.add(key+".zone", "zone %q listed twice", d.Zone)
+		case err == nil && seen[entry]:
+			v.add(key+".zone", "zone %q listed twice with the same answers", d.Zone)
 		}
-		seen[zone] = true
-		if _, err := d.AnswerPrefixes(); err != nil {
-			v.add(key+".answers", "%v", err)
+		if err == nil {
+			seen[entry] = true
 		}
 	}
 	if badPregreet(c.Pregreet, c.Limits.CommandTimeout) {

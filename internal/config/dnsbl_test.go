@@ -26,8 +26,11 @@ func TestDNSBL(t *testing.T) {
 				{Zone: "wl.example.", Weight: -5}},
 			threshold: 3, pregreet: []time.Duration{3 * time.Second, 0}},
 		{name: "bad values", top: "dnsbl_threshold = 0\ndnsbl_timeout = \"0s\"\n",
-			rest: "[[dnsbl]]\nzone = \"not a zone\"\n[[dnsbl]]\nzone = \"bl.example\"\nanswers = [\"10.0.0.2\", \"x\"]\n[[dnsbl]]\nzone = \"BL.example\"\n",
-			keys: []string{"dnsbl_threshold", "dnsbl_timeout", "dnsbl[0].zone", "dnsbl[1].answers", "dnsbl[2].zone"}},
+			rest: "[[dnsbl]]\nzone = \"not a zone\"\n[[dnsbl]]\nzone = \"bl.example\"\nanswers = [\"10.0.0.2\", \"x\"]\n[[dnsbl]]\nzone = \"BL.example\"\n[[dnsbl]]\nzone = \"bl.example.\"\n",
+			keys: []string{"dnsbl_threshold", "dnsbl_timeout", "dnsbl[0].zone", "dnsbl[1].answers", "dnsbl[3].zone"}},
+		{name: "one zone, two parts", rest: "[[dnsbl]]\nzone = \"zen.example\"\nanswers = [\"127.0.0.2/31\"]\nweight = 3\n[[dnsbl]]\nzone = \"zen.example\"\nanswers = [\"127.0.0.10/31\"]\nweight = -1\n",
+			zones:     []DNSBL{{Zone: "zen.example", Weight: 3, Answers: []string{"127.0.0.2/31"}}, {Zone: "zen.example", Weight: -1, Answers: []string{"127.0.0.10/31"}}},
+			threshold: 1, pregreet: []time.Duration{0, 0}},
 		{name: "pregreet too long", top: "pregreet = \"5m\"\n", keys: []string{"pregreet"}},
 		{name: "unknown key", rest: "[[dnsbl]]\nzone = \"bl.example\"\nscore = 2\n", keys: []string{"dnsbl.score"}},
 	}

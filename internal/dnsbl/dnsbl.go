@@ -41,7 +41,10 @@ type Resolver interface {
 // postscreen_dnsbl_timeout is 10s too).
 const DefaultTimeout = 10 * time.Second
 
-// Zone is one list.
+// Zone is one list, or one part of a list: a zone may be given more than
+// once with different Answers and weights (a combined list's sub-lists,
+// as postscreen's "zen.example=127.0.0.[10;11]*-1"); it is still asked
+// once per client.
 type Zone struct {
 	// Name is the list's zone, e.g. "zen.spamhaus.org".
 	Name string
@@ -71,6 +74,10 @@ type Options struct {
 // keeps nothing between clients but what its Resolver caches.
 type Checker struct {
 	opts Options
+	// names are the distinct zone names, each asked once per client;
+	// nameOf maps an entry of opts.Zones to its name.
+	names  []string
+	nameOf []int
 }
 
 // New checks opts and returns a Checker.
@@ -98,6 +105,17 @@ func New(opts Options) (*Checker, error) {
 		zones[i] = z
 	}
 	opts.Zones = zones
+	c := &Checker{nameOf: make([]int, len(zones))}
+	index := map[string]int{}
+	for i, z := range zones {
+		n, ok := index[z.Name]
+		if !ok {
+			n = len(c.names)
+			index[z.Name] = n
+			c.names = append(c.names, z.Name)
+		}
+		c.nameOf[i] = n
+	}
 	if opts.Threshold <= 0 {
 		opts.Threshold = 1
 	}
@@ -107,14 +125,9 @@ func New(opts Options) (*Checker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Checker{opts: opts}, nil
+	c.opts = opts
+	return c, nil
 }
 
-// Zones reports the zone names in configuration order.
-func (c *Checker) Zones() []string {
-	out := make([]string, len(c.opts.Zones))
-	for i, z := range c.opts.Zones {
-		out[i] = z.Name
-	}
-	return out
-}
+// Zones reports the zone names asked, each once, in configuration order.
+func (c *Checker) Zones() []string { return append([]string(nil), c.names...) }

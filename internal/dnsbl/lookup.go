@@ -10,27 +10,29 @@ import (
 // any number of times, from any goroutine.
 type Lookup struct {
 	ip      netip.Addr
-	results []zoneResult // one per zone, written by its own goroutine
-	left    atomic.Int32 // zones still being asked
+	results []nameResult // one per zone name, written by its own goroutine
+	left    atomic.Int32 // names still being asked
 	done    chan struct{}
 	cancel  context.CancelFunc
 	verdict Verdict // set before done is closed
 	c       *Checker
 }
 
-// zoneResult is what one zone answered.
-type zoneResult struct {
-	hit    bool
-	answer netip.Addr
-	text   string
-	err    error
+// nameResult is what one zone answered: its A records and, when a block
+// list entry of the zone matched them, its TXT record.
+type nameResult struct {
+	ips  []netip.Addr
+	text string
+	err  error
 }
 
 // Verdict is the outcome of a Lookup.
 type Verdict struct {
 	IP    netip.Addr
 	Score int // the sum of the weights of the zones that list IP
-	// Hits are the zones that list IP, in configuration order.
+	// Hits are the zone entries that list IP, in configuration order
+	// (a zone with several entries, each with its answers, may hit more
+	// than once).
 	Hits []Hit
 	// Blocked: Score reached the threshold.
 	Blocked bool
@@ -70,27 +72,29 @@ func (v Verdict) Blocker() (Hit, bool) {
 func (c *Checker) Start(ctx context.Context, ip netip.Addr) *Lookup {
 	ip = ip.Unmap()
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-	l := &Lookup{ip: ip, results: make([]zoneResult, len(c.opts.Zones)), done: make(chan struct{}), cancel: cancel, c: c}
-	l.left.Store(int32(len(c.opts.Zones)))
-	for i := range c.opts.Zones {
+	l := &Lookup{ip: ip, results: make([]nameResult, len(c.names)), done: make(chan struct{}), cancel: cancel, c: c}
+	l.left.Store(int32(len(c.names)))
+	for i := range c.names {
 		go l.ask(ctx, i)
 	}
 	return l
 }
 
-// ask looks ip up in zone i, then, when it was the last zone to answer,
-// settles the verdict.
+// ask looks ip up in zone name i (once, however many entries the zone
+// has), then, when it was the last to answer, settles the verdict.
 func (l *Lookup) ask(ctx context.Context, i int) {
-	z := l.c.opts.Zones[i]
-	name := QueryName(l.ip, z.Name)
+	name := QueryName(l.ip, l.c.names[i])
 	r := &l.results[i]
 	a, err := l.c.opts.Resolver.LookupIP(ctx, name)
 	if err != nil {
 		r.err = err
-	} else if r.answer, r.hit = z.listing(a.IPs); r.hit && z.Weight > 0 {
-		// RFC 5782 §2.1.1: the TXT record at the same name says why.
-		if t, err := l.c.opts.Resolver.LookupTXT(ctx, name); err == nil && len(t.Records) > 0 {
-			r.text = safeText(t.Records[0])
+	} else {
+		r.ips = a.IPs
+		if l.blocks(i, a.IPs) {
+			// RFC 5782 §2.1.1: the TXT record at the same name says why.
+			if t, err := l.c.opts.Resolver.LookupTXT(ctx, name); err == nil && len(t.Records) > 0 {
+				r.text = safeText(t.Records[0])
+			}
 		}
 	}
 	if l.left.Add(-1) == 0 {
@@ -98,19 +102,35 @@ func (l *Lookup) ask(ctx context.Context, i int) {
 	}
 }
 
+// blocks reports whether a block list entry (positive weight) of zone
+// name i takes ips as a listing.
+func (l *Lookup) blocks(i int, ips []netip.Addr) bool {
+	for j, z := range l.c.opts.Zones {
+		if l.c.nameOf[j] != i || z.Weight <= 0 {
+			continue
+		}
+		if _, ok := z.listing(ips); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // settle adds up the results; the last zone's goroutine runs it.
 func (l *Lookup) settle() {
 	l.cancel()
 	v := Verdict{IP: l.ip}
 	for i, r := range l.results {
-		z := l.c.opts.Zones[i]
-		switch {
-		case r.err != nil:
-			v.Failed = append(v.Failed, z.Name)
-			l.c.opts.Logger.Info("dnsbl lookup failed; not counted", "zone", z.Name, "ip", l.ip.String(), "err", r.err)
-		case r.hit:
+		if r.err != nil {
+			v.Failed = append(v.Failed, l.c.names[i])
+			l.c.opts.Logger.Info("dnsbl lookup failed; not counted", "zone", l.c.names[i], "ip", l.ip.String(), "err", r.err)
+		}
+	}
+	for j, z := range l.c.opts.Zones {
+		r := l.results[l.c.nameOf[j]]
+		if answer, ok := z.listing(r.ips); ok {
 			v.Score += z.Weight
-			v.Hits = append(v.Hits, Hit{Zone: z.Name, Weight: z.Weight, Answer: r.answer, Text: r.text})
+			v.Hits = append(v.Hits, Hit{Zone: z.Name, Weight: z.Weight, Answer: answer, Text: r.text})
 		}
 	}
 	v.Blocked = v.Score >= l.c.opts.Threshold

@@ -27,6 +27,9 @@ func lists(t *testing.T) *dnstest.Server {
 		"20.2.0.192.wl.test. 300 A 127.0.15.0",
 		"30.2.0.192.bl.test. 300 A 127.255.255.254",
 		"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.bl.test. 300 A 127.0.0.2",
+		"50.2.0.192.zen.test. 300 A 127.0.0.3",
+		"50.2.0.192.zen.test. 300 A 127.0.0.10",
+		"51.2.0.192.zen.test. 300 A 127.0.0.11",
 		"ns.test. 300 A 127.0.0.1", // keeps the lists' parents existent
 	}, Silent: []string{"40.2.0.192.slow.test."}})
 }
@@ -75,6 +78,41 @@ func TestVerdict(t *testing.T) {
 		if ok != (tt.blocker != "") || h.Zone != tt.blocker || (ok && h.Answer.String() != tt.answer) || h.Text != tt.text {
 			t.Errorf("%s: blocker %+v %v; want %s %s %q", tt.ip, h, ok, tt.blocker, tt.answer, tt.text)
 		}
+	}
+}
+
+// One zone given several times with different answers and weights (a
+// combined list's sub-lists) is asked once, and each entry its answers
+// match counts.
+func TestZoneParts(t *testing.T) {
+	srv := lists(t)
+	zones := []Zone{
+		{Name: "zen.test", Weight: 3, Answers: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/31")}},
+		{Name: "zen.test", Weight: -1, Answers: []netip.Prefix{netip.MustParsePrefix("127.0.0.10/31")}},
+		{Name: "zen.test", Weight: 1},
+	}
+	c := newChecker(t, srv.Addr, zones, 3, 2*time.Second)
+	if got := c.Zones(); len(got) != 1 || got[0] != "zen.test" {
+		t.Fatalf("Zones() = %q", got)
+	}
+	for _, tt := range []struct {
+		ip    string
+		score int
+		hits  int
+	}{{"192.0.2.50", 3 - 1 + 1, 3}, {"192.0.2.51", -1 + 1, 2}, {"192.0.2.52", 0, 0}} {
+		v := c.Start(context.Background(), netip.MustParseAddr(tt.ip)).Wait()
+		if v.Score != tt.score || len(v.Hits) != tt.hits {
+			t.Errorf("%s: score %d, %d hits (%+v); want %d, %d", tt.ip, v.Score, len(v.Hits), v.Hits, tt.score, tt.hits)
+		}
+	}
+	n := 0
+	for _, q := range srv.Queries() {
+		if q.Name == "50.2.0.192.zen.test." && q.Type == mdns.TypeA {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d A queries for one client of a zone given three times, want 1", n)
 	}
 }
 

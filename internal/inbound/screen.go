@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 
 	"smtpkit/internal/dnsbl"
 	"smtpkit/internal/server"
@@ -84,9 +85,13 @@ func (b *Backend) screenDisconnect(st *sessionState) {
 	go func(l *dnsbl.Lookup) { b.countHits(l.Wait()) }(st.dnsbl)
 }
 
+// countHits counts each zone that listed the client once (a zone given
+// with several answer filters may hit more than once).
 func (b *Backend) countHits(v dnsbl.Verdict) {
-	for _, h := range v.Hits {
-		b.opts.Events.DNSBLHit(h.Zone)
+	for i, h := range v.Hits {
+		if !slices.ContainsFunc(v.Hits[:i], func(e dnsbl.Hit) bool { return e.Zone == h.Zone }) {
+			b.opts.Events.DNSBLHit(h.Zone)
+		}
 	}
 }
 
