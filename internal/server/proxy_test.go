@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"net"
@@ -208,4 +209,61 @@ func TestProxyHeaderWithoutProxyProtocol(t *testing.T) {
 	c.expect("220 ")
 	c.send(v1Header("192.0.2.7"))
 	c.closed()
+}
+
+// TestProxyHeaderWaitEndsAtShutdown: a proxied connection that has not
+// sent its header yet does not hold a shutdown for the header timeout:
+// the wait counts as idle, and Shutdown ends it at once.
+func TestProxyHeaderWaitEndsAtShutdown(t *testing.T) {
+	l := proxyListener(RoleMX, TLSNone)
+	l.Address = "127.0.0.1:0"
+	srv := New(Options{Hostname: "mx.example.com", PostmasterDomain: "example.com", Listeners: []Listener{l}, Backend: &memBackend{}})
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	c := dialFrom(t, proxyPeer, srv.Addrs()[0].String())
+	// The session is registered once the accept loop has taken the
+	// connection; poll for it (bounded).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		srv.mu.Lock()
+		n := len(srv.sessions)
+		srv.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connection was never registered")
+		}
+	}
+	// Shorter than proxyHeaderTimeout: a shutdown that waited for the
+	// header would run out of it and return its error.
+	ctx, cancel := context.WithTimeout(context.Background(), proxyHeaderTimeout/2)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v (the header wait held it)", err)
+	}
+	<-done
+	c.closed()
+}
+
+// TestProxyProtocolTrust: the trusted networks are matched against the
+// client the header names, not the balancer.
+func TestProxyProtocolTrust(t *testing.T) {
+	l := proxyListener(RoleMX, TLSNone)
+	l.Address = "127.0.0.1:0"
+	l.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	srv := New(Options{Hostname: "mx.example.com", PostmasterDomain: "example.com", Listeners: []Listener{l}, Backend: &trustBackend{}})
+	serve(t, srv)
+	for _, tc := range []struct{ client, reply string }{
+		{"192.0.2.7", "250 "},
+		{"198.51.100.7", "550 5.7.1 untrusted"},
+	} {
+		c := dialFrom(t, proxyPeer, srv.Addrs()[0].String())
+		c.send(v1Header(tc.client))
+		c.expect("220 ")
+		c.cmd("EHLO front.example", "250")
+		c.cmd("MAIL FROM:<x@y.example>", tc.reply)
+	}
 }
