@@ -53,7 +53,9 @@ func startHAProxy(t *testing.T, backends ...string) (frontends []string) {
 	var cfg strings.Builder
 	cfg.WriteString("global\n    maxconn 200\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n")
 	for i, be := range backends {
-		for v, opt := range []string{"send-proxy", "send-proxy-v2"} {
+		// The v2 servers are health-checked with the header too: HAProxy
+		// sends a LOCAL header on its own connections.
+		for v, opt := range []string{"send-proxy", "send-proxy-v2 check inter 1s check-send-proxy"} {
 			fe := freeAddrOn(t, proxyFrontIP)
 			frontends = append(frontends, fe)
 			fmt.Fprintf(&cfg, "frontend f%d_%d\n    bind %s\n    default_backend b%d_%d\n", i, v, fe, i, v)
@@ -175,6 +177,11 @@ func TestHAProxyFrontEnd(t *testing.T) {
 		}
 	}
 
+	t.Run("health check with a LOCAL header", func(t *testing.T) {
+		local := regexp.MustCompile(`msg=proxied .*remote=` + regexp.QuoteMeta(proxySourceIP) + `:\d+ proxy=` +
+			regexp.QuoteMeta(proxySourceIP) + `:\d+ proxy_version=2 proxy_local=true`)
+		waitUntil(t, pollTimeout, "a health check's LOCAL header", func() bool { return local.MatchString(s.Logs()) })
+	})
 	t.Run("header from another address refused", func(t *testing.T) {
 		c := dialFromIP(t, directIP, s.MX)
 		expectLine(t, c, "220 ")
