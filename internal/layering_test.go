@@ -44,7 +44,8 @@ var allowed = map[string][]string{
 	"client":      {"smtp", "sasl"},
 	"queue":       {"smtp", "dsn", "vfs"},
 	"greylist":    {"atomicfile", "statefile"},
-	"inbound":     {"smtp", "server", "local", "queue", "srs", "authres", "dnsbl", "greylist", "milter"},
+	"sendlimit":   {"atomicfile", "statefile"}, // per-account sending limits
+	"inbound":     {"smtp", "server", "local", "queue", "srs", "authres", "dnsbl", "greylist", "milter", "sendlimit"},
 	"delivery":    {"smtp", "sasl", "client", "route", "tlspolicy", "tlsrpt", "queue", "local"},
 	"probe":       {"smtp", "client", "dane", "dns", "route", "tlspolicy", "mtasts", "tlsrpt"},
 	"metrics":     {"queue", "smtp"},

@@ -44,6 +44,10 @@ func (d *daemon) reload(path string, log *slog.Logger) {
 	applied := old
 	applied.Limits = cfg.Limits
 	applied.Domains = cfg.Domains
+	applied.AccountLimits = cfg.AccountLimits
+	if d.sendLimits != nil {
+		d.sendLimits.SetLimits(sendLimits(applied.AccountLimits))
+	}
 	if d.appliesLive("tls.certificate", cfg) {
 		applied.TLS.Certificates = cfg.TLS.Certificates
 	}
@@ -74,6 +78,9 @@ func (d *daemon) appliesLive(key string, cfg config.Config) bool {
 		return true // serverLimits, and shutdown_grace read at shutdown
 	case "domain":
 		return true // backend domains and the postmaster domain
+	case "account_limits.messages_per_hour", "account_limits.messages_per_day",
+		"account_limits.recipients_per_hour", "account_limits.recipients_per_day":
+		return true // sendlimit.Store.SetLimits; the counts are kept
 	case "tls.certificate":
 		return d.certs != nil && !d.selfSign && len(cfg.TLS.Certificates) > 0
 	}

@@ -26,6 +26,7 @@ import (
 	"smtpkit/internal/local"
 	"smtpkit/internal/maildir"
 	"smtpkit/internal/metrics"
+	"smtpkit/internal/sendlimit"
 	"smtpkit/internal/server"
 	"smtpkit/internal/userdb"
 	"smtpkit/internal/vfs"
@@ -144,6 +145,7 @@ func (d *daemon) startBackground(ctl *control.Listener, log *slog.Logger) (stop 
 		d.reports.close(log)
 		d.dmarc.close(log)
 		closeGreylist(d.greylist, log)
+		closeAccountLimits(d.sendLimits, log)
 		if err := d.writer.CloseJournal(); err != nil {
 			log.Error("journal checkpoint at shutdown", "err", err)
 		}
@@ -197,6 +199,8 @@ type daemon struct {
 	reports  *reports        // TLS-RPT counters and reporter (tlsrpt.go); nil when [tlsrpt] is off
 	dmarc    *dmarcReports   // DMARC report rows and reporter (dmarc.go); nil when [dmarc_reports] is off
 	greylist *greylist.List  // greylist.go; nil when [greylist] is off
+	// sendLimits counts what each account sends ([account_limits], accountlimits.go)
+	sendLimits *sendlimit.Store
 }
 
 // openMaildirs sets up Maildir delivery in mode, the maildir.sync mode
@@ -312,6 +316,9 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	wireGreylist(d.greylist, &in)
+	if d.sendLimits, err = openAccountLimits(cfg, &in, log); err != nil { // [account_limits] (accountlimits.go)
+		return nil, err
+	}
 	// [[milter]] (milter.go)
 	if err := wireMilters(cfg, &in, log); err != nil {
 		return nil, err

@@ -38,6 +38,8 @@ type Config struct {
 	// that does not set its own (trusted.go): CIDRs or bare addresses,
 	// default loopback only.
 	TrustedNetworks []string `toml:"trusted_networks"`
+	// AccountLimits is [account_limits] (accountlimits.go).
+	AccountLimits AccountLimits `toml:"account_limits"`
 	// DNSBL lists the block and allow lists asked about mx clients; empty
 	// is off (dnsbl.go). DNSBLThreshold is the score that blocks a client
 	// (default 1), DNSBLTimeout bounds one client's lookups (default 10s).
@@ -298,6 +300,7 @@ func Default() Config {
 
 		DMARCReports:    defaultDMARCReports(),
 		TrustedNetworks: defaultTrustedNetworks(),
+		AccountLimits:   defaultAccountLimits(),
 
 		DNSBLThreshold: DefaultDNSBLThreshold,
 		DNSBLTimeout:   Duration(DefaultDNSBLTimeout),

@@ -30,6 +30,7 @@ func (c Config) Validate() error {
 	v.dmarcReports(c.DMARCReports)
 	v.trusted(c)
 	v.frontEnds(c.Listeners)
+	v.accountLimits(c.AccountLimits)
 	v.dnsbl(c)
 	v.milters(c)
 	return errors.Join(v.problems...)

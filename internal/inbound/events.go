@@ -21,6 +21,10 @@ type Events interface {
 	// quarantine, or failed ("failed": down, timed out, broke the
 	// protocol; its default action applied) (milter.go).
 	MilterAction(milter, action string)
+	// AccountLimited counts a MAIL or RCPT of an authenticated account
+	// refused for going over one of its [account_limits], by the limit's
+	// name ("messages_per_hour", …: sendlimit's constants).
+	AccountLimited(limit string)
 }
 
 // noEvents is the Events of a Backend without Options.Events.
@@ -30,6 +34,7 @@ func (noEvents) DNSBLHit(string)             {}
 func (noEvents) GreylistDeferred(string)     {}
 func (noEvents) GreylistPassed(string)       {}
 func (noEvents) MilterAction(string, string) {}
+func (noEvents) AccountLimited(string)       {}
 
 // events is opts.Events, or noEvents.
 func (b *Backend) events() Events {

@@ -44,6 +44,7 @@ type countEvents struct {
 func (e *countEvents) DNSBLHit(z string)         { e.add("dnsbl:" + z) }
 func (e *countEvents) GreylistDeferred(r string) { e.add("deferred:" + r) }
 func (e *countEvents) GreylistPassed(r string)   { e.add("passed:" + r) }
+func (e *countEvents) AccountLimited(l string)   { e.add("limited:" + l) }
 func (e *countEvents) add(k string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

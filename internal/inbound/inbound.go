@@ -61,6 +61,9 @@ type Options struct {
 	// HoldDir holds a message larger than 64 KiB while milters see it
 	// ("" = the system's temporary directory).
 	HoldDir string
+	// AccountLimits, when set, counts what authenticated accounts send
+	// and refuses what goes over their limits (accountlimits.go).
+	AccountLimits AccountLimits
 	// Events, when set, is told what the abuse controls did (events.go).
 	Events Events
 	Logger *slog.Logger
@@ -96,7 +99,7 @@ func (b *Backend) Sender(_ context.Context, s *server.SessionInfo, from smtp.Add
 	if !b.opts.Accounts.Owns(s.AuthUser, from.String()) {
 		return errNotOwner
 	}
-	return nil
+	return b.limitMessage(s) // [account_limits] (accountlimits.go)
 }
 
 // Recipient accepts local recipients that resolve to a mailbox (550 5.1.1
@@ -118,7 +121,10 @@ func (b *Backend) Recipient(_ context.Context, s *server.SessionInfo, from, rcpt
 	if err := b.greylistRecipient(s, from, rcpt); err != nil {
 		return err
 	}
-	return b.milterRecipient(s, rcpt)
+	if err := b.milterRecipient(s, rcpt); err != nil {
+		return err
+	}
+	return b.limitRecipient(s, rcpt) // [account_limits] (accountlimits.go), last: only what is accepted counts
 }
 
 // recipient is Recipient without the screening and the greylist: an

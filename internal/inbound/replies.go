@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"smtpkit/internal/dnsbl"
+	"smtpkit/internal/sendlimit"
 	"smtpkit/internal/smtp"
 )
 
@@ -25,6 +26,14 @@ var (
 	errNotOwner     = smtp.E(smtp.CodeMailboxName, smtp.EnhNotAuthorized, "Sender address not owned by authenticated user")
 	errNullOnSubmit = smtp.E(smtp.CodeMailboxName, smtp.EnhNotAuthorized, "Null sender not allowed on submission")
 )
+
+// errAccountLimited refuses a MAIL or RCPT of an account over one of its
+// sending limits (accountlimits.go): 451 4.7.1, temporary (RFC 3463 §3.8),
+// since the window slides and the same message goes through later.
+func errAccountLimited(e sendlimit.Exceeded) error {
+	return smtp.E(smtp.CodeLocalError, smtp.EnhNotAuthorized.Temp(),
+		"Sending limit reached for this account ("+e.String()+"), try again later")
+}
 
 // errQueueUnavailable answers a message the queue cannot open an entry
 // for: 452 4.3.1 (RFC 5321 §4.2.3; RFC 3463 §3.4), so the client retries

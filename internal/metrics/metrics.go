@@ -47,6 +47,8 @@ type Metrics struct {
 
 	greylist      greylistMetrics        // greylist.go
 	milterActions *prometheus.CounterVec // milter, action (milter.go)
+	// accountLimited: refusals over [account_limits], by limit (accountlimits.go)
+	accountLimited *prometheus.CounterVec
 
 	deliveries       *prometheus.CounterVec // result
 	deliveryDuration prometheus.Histogram
@@ -87,6 +89,7 @@ func New(opts Options) *Metrics {
 	m.dnsblHits = counter("dnsbl_hits_total", "Clients of mx listeners listed by a DNS block or allow list, once per session, by zone.", "zone")
 	m.greylist = newGreylistMetrics(counter)
 	m.milterActions = counter("milter_actions_total", "Answers of content filters (milters) other than continue, by milter and action (accept, reject, tempfail, discard, quarantine, failed).", "milter", "action")
+	m.accountLimited = newAccountLimited(counter)
 
 	m.deliveries = counter("delivery_results_total", "Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure), the TLS policy the attempt ran under and what decided it (tls_mechanism: dane, mta-sts, route, default; \"unknown\" when no next hop was tried).", "result", "tls_policy", "tls_mechanism")
 	m.deliveryDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "delivery_duration_seconds",
