@@ -104,7 +104,7 @@ func (b *Backend) greylistCheck(s *server.SessionInfo, from smtp.Address, rcpts 
 	}
 	b.events().GreylistDeferred(string(reason))
 	b.opts.Logger.Info("greylisted", "conn", s.ID, "remote", ip.String(), "from", sender, "rcpt", strings.Join(deferred, ","),
-		"reason", string(reason), "retry_after", wait.Round(time.Second).String(), "stage", stage)
+		"reason", string(reason), "retry_after", (wait + time.Second - 1).Truncate(time.Second).String(), "stage", stage)
 	return errGreylisted
 }
 

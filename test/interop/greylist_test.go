@@ -6,13 +6,18 @@ package interop
 // runs with delay = "2s"; every wait is a bounded poll on the clock.
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"smtpkit/internal/dns/dnstest"
@@ -26,8 +31,11 @@ const (
 	greySubmitIP = "127.15.4.20" // an authenticated submitter
 	greyDKIMIP   = "127.15.4.30" // the [verify] test's sender
 	greyDNSWLIP  = "127.15.4.40" // on the allow list wl.test
-	greyDNSHost  = "127.15.4.53" // the [verify] test's DNS server
-	greyDelay    = 2 * time.Second
+
+	greyPostfixListen = "127.15.4.50" // the sending Postfix's smtpd
+	greyPostfixIP     = "127.15.4.60" // and its smtp client
+	greyDNSHost       = "127.15.4.53" // the [verify] test's DNS server
+	greyDelay         = 2 * time.Second
 )
 
 var (
@@ -210,5 +218,98 @@ func TestGreylistDKIMAndDNSWL(t *testing.T) {
 	}
 	if !strings.Contains(s.Logs(), "stage=data") {
 		t.Errorf("no greylisted line at the end of DATA:\n%s", s.Logs())
+	}
+}
+
+// greyPostfixConfig fills testdata/postfix_greylist.
+type greyPostfixConfig struct {
+	Addr, ListenIP, Bind, NextHop, NextPort, Conf, Queue, Data string
+}
+
+// TestGreylistPostfixRetries: a private Postfix as the sending MTA
+// relays a message to smtpkit's mx from greyPostfixIP; the greylist
+// defers its first attempt with 451 4.7.1, Postfix logs it deferred and
+// keeps it queued; its retry after the 2s delay (prompted by postqueue -f
+// rather than waiting for Postfix's backoff) delivers it.
+func TestGreylistPostfixRetries(t *testing.T) {
+	swaks := Need(t, "swaks")
+	postfix := Need(t, "postfix")
+	if os.Geteuid() != 0 {
+		missing(t, "root (for a private Postfix instance)", errors.New("not root"))
+	}
+	s := StartServer(t, ServerOptions{ExtraTOML: fmt.Sprintf("[greylist]\nenabled = true\ndelay = %q\n", greyDelay.String())})
+	rcpt := "alice@" + testDomain
+	s.AddUser(t, rcpt, "alice postfix greylist pw")
+
+	dir, err := os.MkdirTemp("", "smtpkit-postfix-greylist-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755) // the postfix user walks into it
+	host, port, _ := net.SplitHostPort(s.MX)
+	c := greyPostfixConfig{Addr: freeAddrOn(t, greyPostfixListen), ListenIP: greyPostfixListen, Bind: greyPostfixIP,
+		NextHop: host, NextPort: port, Conf: filepath.Join(dir, "conf"), Queue: filepath.Join(dir, "queue"), Data: filepath.Join(dir, "data")}
+	for _, d := range []string{c.Conf, c.Queue, c.Data} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uid, gid := relayPostfixIDs(t)
+	if err := os.Chown(c.Data, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"main.cf", "master.cf"} {
+		tmpl := template.Must(template.ParseFiles(filepath.Join("testdata", "postfix_greylist", name)))
+		var b bytes.Buffer
+		if err := tmpl.Option("missingkey=error").Execute(&b, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(c.Conf, name), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &syncBuffer{}
+	master := exec.Command(postfix, "-c", c.Conf, "start-fg")
+	master.Stdout, master.Stderr = logs, logs
+	if err := master.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopRelayPostfix(postfix, c.Conf, master, logs)
+		if t.Failed() || testing.Verbose() {
+			t.Logf("postfix logs:\n%s", logs.String())
+		}
+	})
+	probeWaitListening(t, c.Addr, logs)
+
+	const marker = "greylisted-through-postfix"
+	mustRun(t, nil, swaks, swaksFrom("127.15.4.51", "--server", c.Addr, "--to", rcpt, "--from", "joe@sender.example",
+		"--helo", "client.sender.example", "--header", "Subject: "+marker, "--timeout", "20")...)
+	t0 := time.Now()
+	deferral := regexp.MustCompile(`status=deferred \(host [0-9.]+\[[0-9.]+\]:?\d* said: 451 4\.7\.1 Greylisted, please try again later`)
+	waitUntil(t, pollTimeout, "Postfix's first attempt deferred", func() bool { return deferral.MatchString(logs.String()) })
+	// Postfix retries on its own after its backoff; postqueue -f (a flush
+	// of the deferred queue) makes that prompt once the delay is over.
+	waitPast(t0, greyDelay)
+	postqueue := Need(t, "postqueue")
+	flushed := time.Time{}
+	waitUntil(t, pollTimeout, "the message through Postfix", func() bool {
+		if time.Since(flushed) > time.Second {
+			runPeer(t, nil, postqueue, "-c", c.Conf, "-f")
+			flushed = time.Now()
+		}
+		return s.CountFiles(t, rcpt, "new") == 1
+	})
+	postfixLog := logs.String()
+	if !regexp.MustCompile(`status=sent \(250 2\.0\.0 `).MatchString(postfixLog) {
+		t.Errorf("Postfix did not log the delivery:\n%s", postfixLog)
+	}
+	if !regexp.MustCompile(`msg=greylisted .*remote=` + regexp.QuoteMeta(greyPostfixIP) + ` from=joe@sender.example rcpt=` + rcpt + ` reason=new`).MatchString(s.Logs()) {
+		t.Errorf("smtpkit did not greylist Postfix's first attempt:\n%s", s.Logs())
+	}
+	msg := waitMessageWith(t, s, rcpt, marker)
+	if !bytes.Contains(msg, []byte("Subject: "+marker)) {
+		t.Errorf("delivered message lacks its subject:\n%s", msg)
 	}
 }
