@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,27 @@ func FuzzMilterAddress(f *testing.F) {
 			}
 		default:
 			t.Fatalf("MilterAddress(%q): network %q", s, network)
+		}
+	})
+}
+
+// FuzzAnswerPrefixes checks that a [[dnsbl]] answers entry never panics
+// the parser and that whatever it accepts is a masked IPv4 prefix
+// inside 127.0.0.0/8 (RFC 5782 §2.1).
+func FuzzAnswerPrefixes(f *testing.F) {
+	for _, s := range []string{"127.0.0.2", "127.0.0.8/29", "127.0.0.9/29", "127.0.0.0/8", "127.0.0.0/7", "::1", "::ffff:127.0.0.2", "10.0.0.2", "127.0.0.256", "127.0.0.2/33", "", "/"} {
+		f.Add(s)
+	}
+	loop := netip.MustParsePrefix("127.0.0.0/8")
+	f.Fuzz(func(t *testing.T, s string) {
+		ps, err := DNSBL{Answers: []string{s}}.AnswerPrefixes()
+		if err != nil {
+			return
+		}
+		for _, p := range ps {
+			if !p.Addr().Is4() || p.Bits() < 8 || !loop.Contains(p.Addr()) || p != p.Masked() {
+				t.Fatalf("%q accepted as %s", s, p)
+			}
 		}
 	})
 }

@@ -48,7 +48,7 @@ type Cache struct {
 }
 
 type cacheKey struct {
-	kind string // "mx", "ip", "txt", "tlsa", "ptr"
+	kind string // "mx", "ip", "a", "txt", "tlsa", "ptr"
 	name string
 }
 
@@ -60,6 +60,8 @@ type cacheEntry struct {
 var (
 	_ Resolver    = (*Cache)(nil)
 	_ PTRResolver = (*Cache)(nil)
+	_ AResolver   = (*Cache)(nil)
+	_ AResolver   = (*Client)(nil)
 )
 
 // NewCache returns a Cache in front of r. TTLs come from the responses
@@ -181,6 +183,21 @@ func (c *Cache) LookupMX(ctx context.Context, domain string) (MXAnswer, error) {
 // LookupIP implements Resolver.
 func (c *Cache) LookupIP(ctx context.Context, host string) (IPAnswer, error) {
 	a, err := lookup(c, ctx, "ip", host, func(ctx context.Context) (IPAnswer, error) { return c.res.LookupIP(ctx, host) })
+	a.IPs = slices.Clone(a.IPs)
+	return a, err
+}
+
+// LookupA implements AResolver; in front of a resolver without A-only
+// lookups it asks LookupIP and keeps the IPv4 addresses.
+func (c *Cache) LookupA(ctx context.Context, host string) (IPAnswer, error) {
+	a, err := lookup(c, ctx, "a", host, func(ctx context.Context) (IPAnswer, error) {
+		if ar, ok := c.res.(AResolver); ok {
+			return ar.LookupA(ctx, host)
+		}
+		a, err := c.res.LookupIP(ctx, host)
+		a.IPs = slices.DeleteFunc(a.IPs, func(ip netip.Addr) bool { return !ip.Unmap().Is4() })
+		return a, err
+	})
 	a.IPs = slices.Clone(a.IPs)
 	return a, err
 }

@@ -35,6 +35,13 @@ type Resolver interface {
 	LookupTLSA(ctx context.Context, name string) (TLSAAnswer, error)
 }
 
+// AResolver is implemented by resolvers that can ask for A records alone
+// (Client and Cache): DNS block lists answer in A records (RFC 5782
+// §2.1), and the AAAA query of LookupIP would be a wasted one.
+type AResolver interface {
+	LookupA(ctx context.Context, host string) (IPAnswer, error)
+}
+
 // MX is one mail exchanger record (RFC 1035 §3.3.9). Host is lower case,
 // without the trailing dot, except the root "." of a null MX (RFC 7505).
 type MX struct {

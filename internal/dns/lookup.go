@@ -79,6 +79,26 @@ func (c *Client) LookupIP(ctx context.Context, host string) (IPAnswer, error) {
 	return a, nil
 }
 
+// LookupA implements AResolver: the IPv4 addresses of host only, for
+// lookups that never want AAAA records (DNS lists, RFC 5782 §2.1).
+func (c *Client) LookupA(ctx context.Context, host string) (IPAnswer, error) {
+	name, err := fqdn(host)
+	if err != nil {
+		return IPAnswer{}, err
+	}
+	r, err := c.resolve(ctx, name, mdns.TypeA)
+	if err != nil {
+		return IPAnswer{}, err
+	}
+	a := IPAnswer{Authentic: r.authentic, NXDomain: r.nx}
+	for _, rr := range r.rrs {
+		if ip, ok := netip.AddrFromSlice(rr.(*mdns.A).A.To4()); ok {
+			a.IPs = append(a.IPs, ip)
+		}
+	}
+	return a, nil
+}
+
 // LookupTXT implements Resolver.
 func (c *Client) LookupTXT(ctx context.Context, name string) (TXTAnswer, error) {
 	fq, err := fqdn(name)

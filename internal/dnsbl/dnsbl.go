@@ -29,11 +29,11 @@ import (
 )
 
 // Resolver is what the lookups need: A records for the list entry
-// (RFC 5782 §2.1) and its TXT record for the reason (§2.1.1). A
-// dns.Resolver (best a dns.Cache, so that answers are kept for their
-// TTL) is one.
+// (RFC 5782 §2.1; no AAAA query, which lists do not answer) and its TXT
+// record for the reason (§2.1.1). A dns.Cache (answers kept for their
+// TTL) is one, and a dns.Client.
 type Resolver interface {
-	LookupIP(ctx context.Context, host string) (dns.IPAnswer, error)
+	LookupA(ctx context.Context, host string) (dns.IPAnswer, error)
 	LookupTXT(ctx context.Context, name string) (dns.TXTAnswer, error)
 }
 

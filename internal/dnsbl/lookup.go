@@ -85,7 +85,7 @@ func (c *Checker) Start(ctx context.Context, ip netip.Addr) *Lookup {
 func (l *Lookup) ask(ctx context.Context, i int) {
 	name := QueryName(l.ip, l.c.names[i])
 	r := &l.results[i]
-	a, err := l.c.opts.Resolver.LookupIP(ctx, name)
+	a, err := l.c.opts.Resolver.LookupA(ctx, name)
 	if err != nil {
 		r.err = err
 	} else {

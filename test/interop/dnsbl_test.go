@@ -100,13 +100,19 @@ func startRbldnsd(t *testing.T, zones map[string]string) *rbldnsd {
 // zone (log lines "time client name type class: result").
 func (r *rbldnsd) queries(t *testing.T, ip, zone string) int {
 	t.Helper()
+	return r.queriesOf(t, ip, zone, "A")
+}
+
+// queriesOf counts the queries of type qtype for ip's entry in zone.
+func (r *rbldnsd) queriesOf(t *testing.T, ip, zone, qtype string) int {
+	t.Helper()
 	b, err := os.ReadFile(r.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := strings.Split(ip, ".")
 	name := o[3] + "." + o[2] + "." + o[1] + "." + o[0] + "." + zone
-	return strings.Count(string(b), " "+name+" A IN")
+	return strings.Count(string(b), " "+name+" "+qtype+" IN")
 }
 
 // TestDNSBLRbldnsd: smtpkit screens mx clients against a block list and
@@ -168,6 +174,12 @@ func TestDNSBLRbldnsd(t *testing.T) {
 	}
 	if n := rbl.queries(t, dnsblListedIP, "bl.test"); n != 1 {
 		t.Errorf("rbldnsd asked %d times about %s for two connections, want 1 (the answer's TTL is 35m)", n, dnsblListedIP)
+	}
+	if n := rbl.queriesOf(t, dnsblListedIP, "bl.test", "AAAA"); n != 0 {
+		t.Errorf("rbldnsd was asked %d AAAA queries; lists answer in A records (RFC 5782 §2.1)", n)
+	}
+	if n := rbl.queriesOf(t, dnsblListedIP, "bl.test", "TXT"); n != 1 {
+		t.Errorf("rbldnsd was asked %d TXT queries for the listed client, want 1", n)
 	}
 	accepted(dnsblCleanIP, send(dnsblCleanIP, s.MX))
 	accepted(dnsblAllowedIP, send(dnsblAllowedIP, s.MX))
