@@ -128,7 +128,9 @@ type prefixConn struct {
 func (p *prefixConn) Read(b []byte) (int, error) {
 	if len(p.rest) > 0 {
 		n := copy(b, p.rest)
-		p.rest = p.rest[n:]
+		if p.rest = p.rest[n:]; len(p.rest) == 0 {
+			p.rest = nil // the header's read buffer is not kept for the session
+		}
 		return n, nil
 	}
 	return p.Conn.Read(b)
