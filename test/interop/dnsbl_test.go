@@ -1,11 +1,13 @@
 package interop
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"smtpkit/internal/dns"
+	"smtpkit/internal/dnsbl"
 )
 
 // The DNSBL tests keep to 127.15.3.0/24: smtpkit listens on dnsblHost,
@@ -41,8 +44,9 @@ type rbldnsd struct {
 	log  string // its query log (-l)
 }
 
-// startRbldnsd runs rbldnsd with zones (name → ip4set file contents) on
-// rbldnsdHost until the test ends. rbldnsd will not run as root: it
+// startRbldnsd runs rbldnsd with zones ("name" or "name:dataset" → the
+// dataset file's contents; the dataset is ip4set unless named; one zone
+// may have several datasets) on rbldnsdHost until the test ends. rbldnsd will not run as root: it
 // drops to the Debian package's rbldns user, so its directory is
 // world-readable and its log file is rbldns's.
 func startRbldnsd(t *testing.T, zones map[string]string) *rbldnsd {
@@ -67,11 +71,16 @@ func startRbldnsd(t *testing.T, zones map[string]string) *rbldnsd {
 	}
 	host, port, _ := net.SplitHostPort(r.addr)
 	args := []string{"-n", "-u", "rbldns", "-w", dir, "-b", host + "/" + port, "-l", "+" + r.log}
-	for name, data := range zones {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+	for spec, data := range zones {
+		name, dataset, ok := strings.Cut(spec, ":")
+		if !ok {
+			dataset = "ip4set"
+		}
+		file := name + "." + dataset
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		args = append(args, name+":ip4set:"+name)
+		args = append(args, name+":"+dataset+":"+file)
 	}
 	var out syncBuffer
 	cmd := exec.Command(bin, args...)
@@ -110,8 +119,7 @@ func (r *rbldnsd) queriesOf(t *testing.T, ip, zone, qtype string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := strings.Split(ip, ".")
-	name := o[3] + "." + o[2] + "." + o[1] + "." + o[0] + "." + zone
+	name := dnsbl.QueryName(netip.MustParseAddr(ip), zone)
 	return strings.Count(string(b), " "+name+" "+qtype+" IN")
 }
 
@@ -247,4 +255,102 @@ func scrapeHTTP(t *testing.T, addr string) map[string]float64 {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	})
+}
+
+// Addresses of TestDNSBLClientAddress.
+const (
+	dnsblProxyIP    = "127.15.3.40" // a load balancer: proxy_from
+	dnsblXClientIP  = "127.15.3.45" // a front end: xclient_from; itself listed
+	dnsblBehindIP   = "127.15.3.41" // listed, behind the front ends
+	dnsblBehindIP6  = "2001:db8::41"
+	dnsblUnlistedIP = "127.15.3.42"
+)
+
+// TestDNSBLClientAddress: the lookup is about the client the session
+// names, not the TCP peer: behind a PROXY header (v1, TCP4 and TCP6) and
+// after swaks' XCLIENT (which starts the session over: a new lookup),
+// rbldnsd serving the IPv4 entries (ip4set) and the IPv6 ones (ip6trie,
+// the RFC 5782 §2.4 nibble names) of one zone. The front ends, both
+// listed, are not what is judged.
+func TestDNSBLClientAddress(t *testing.T) {
+	swaks := Need(t, "swaks")
+	reason := ":127.0.0.2:Listed: $\n"
+	rbl := startRbldnsd(t, map[string]string{
+		"bl.test":         ":127.0.0.2:Listed: $\n127.0.0.2\n" + dnsblBehindIP + "\n" + dnsblXClientIP + "\n" + dnsblProxyIP + "\n",
+		"bl.test:ip6trie": reason + dnsblBehindIP6 + "\n",
+	})
+	s := StartServer(t, ServerOptions{
+		IP: dnsblHost,
+		ListenerTOML: map[string]string{"mx": fmt.Sprintf("proxy_protocol = true\nproxy_from = [%q]\nxclient_from = [%q]",
+			dnsblProxyIP, dnsblXClientIP)},
+		ExtraTOML: fmt.Sprintf("[outbound]\nresolver = %q\n\n[[dnsbl]]\nzone = \"bl.test\"\n", rbl.addr),
+	})
+	const rcpt = "user@test.example"
+	s.AddUser(t, rcpt, "correct horse battery staple")
+	refusal := func(ip string) string {
+		return "554 5.7.1 Service unavailable; client [" + ip + "] blocked using bl.test (127.0.0.2: Listed: " + ip + ")"
+	}
+
+	t.Run("xclient", func(t *testing.T) {
+		for _, tc := range []struct{ addr, ip string }{{dnsblBehindIP, dnsblBehindIP}, {"IPV6:" + dnsblBehindIP6, dnsblBehindIP6}} {
+			r := runPeer(t, nil, swaks, swaksFrom(dnsblXClientIP, "--server", s.MX, "--from", "a@b.example", "--to", rcpt,
+				"--helo", "client.b.example", "--timeout", "20", "--xclient", "ADDR="+tc.addr)...)
+			if r.Err == nil || !strings.Contains(r.Stdout, refusal(tc.ip)) {
+				t.Errorf("XCLIENT ADDR=%s: want %q:\n%s", tc.addr, refusal(tc.ip), r.Stdout)
+			}
+		}
+		// The front end is listed itself; the unlisted client it names passes.
+		mustRun(t, nil, swaks, swaksFrom(dnsblXClientIP, "--server", s.MX, "--from", "a@b.example", "--to", rcpt,
+			"--helo", "client.b.example", "--timeout", "20", "--xclient", "ADDR="+dnsblUnlistedIP)...)
+	})
+	t.Run("proxy", func(t *testing.T) {
+		for _, tc := range []struct {
+			header, want string
+		}{
+			{"PROXY TCP4 " + dnsblBehindIP + " " + dnsblHost + " 40000 25", refusal(dnsblBehindIP)},
+			{"PROXY TCP6 " + dnsblBehindIP6 + " 2001:db8::1 40000 25", refusal(dnsblBehindIP6)},
+			{"PROXY TCP4 " + dnsblUnlistedIP + " " + dnsblHost + " 40000 25", "250 "},
+		} {
+			c := dialFromIP(t, dnsblProxyIP, s.MX)
+			br := bufio.NewReader(c)
+			fmt.Fprintf(c, "%s\r\n", tc.header)
+			for _, step := range [][2]string{{"", "220 "}, {"EHLO client.b.example", "250 "},
+				{"MAIL FROM:<a@b.example>", "250 "}, {"RCPT TO:<" + rcpt + ">", tc.want}} {
+				if step[0] != "" {
+					fmt.Fprintf(c, "%s\r\n", step[0])
+				}
+				line := replyLastLine(t, br, step[0])
+				if !strings.HasPrefix(line, step[1]) {
+					t.Fatalf("%s, after %q: %q, want %q", tc.header, step[0], line, step[1])
+				}
+			}
+			fmt.Fprintf(c, "QUIT\r\n")
+		}
+	})
+	// The PROXY header comes before the session starts: the balancer is
+	// never looked up. An XCLIENT front end is a client until it sends
+	// XCLIENT, so it is, but the new session judges only the client
+	// XCLIENT names (above: the listed front end delivers for an
+	// unlisted one).
+	if n := rbl.queries(t, dnsblProxyIP, "bl.test"); n != 0 {
+		t.Errorf("the load balancer %s was looked up %d times", dnsblProxyIP, n)
+	}
+	if n := rbl.queries(t, dnsblBehindIP6, "bl.test"); n != 1 {
+		t.Errorf("%d queries for %s (%s), want 1 (cached)", n, dnsblBehindIP6, dnsbl.QueryName(netip.MustParseAddr(dnsblBehindIP6), "bl.test"))
+	}
+}
+
+// replyLastLine reads one reply and returns its last line (after the step
+// that was sent).
+func replyLastLine(t *testing.T, br *bufio.Reader, after string) string {
+	t.Helper()
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %q: %v", after, err)
+		}
+		if len(line) < 4 || line[3] != '-' {
+			return strings.TrimRight(line, "\r\n")
+		}
+	}
 }
