@@ -176,7 +176,7 @@ func (b *Backend) milterSaw(s *server.SessionInfo, name, stage string, v milter.
 	if v.Cached {
 		return
 	}
-	log := b.opts.Logger.With("milter", name, "stage", stage, "session", s.ID)
+	log := b.opts.Logger.With("conn", s.ID, "milter", name, "stage", stage)
 	switch {
 	case v.Err != nil:
 		b.milterEvent(name, "failed")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"net/textproto"
 	"os"
 	"path/filepath"
@@ -14,8 +15,10 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 
+	"smtpkit/internal/authres"
 	"smtpkit/internal/milter"
 	"smtpkit/internal/server"
+	"smtpkit/internal/smtp"
 )
 
 // scripted is a milter served by go-milter's server side, answering as
@@ -264,5 +267,56 @@ func TestMilterReset(t *testing.T) {
 			t.Fatalf("milter saw %d aborts, want 3", n)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestMilterWithVerify: with [verify] on too, the verification gets the
+// message as it arrived after the milters (without our Received field,
+// which the server writes first), and the stored copy has, top down, our
+// Authentication-Results, our Received, and the milter's field.
+func TestMilterWithVerify(t *testing.T) {
+	m := &scripted{eom: func(m *gomilter.Modifier) gomilter.Response {
+		m.AddHeader("X-Spam", "No")
+		return gomilter.RespAccept
+	}}
+	b, mail := newBackend(t, nil)
+	check := &fakeCheck{res: authres.Result{Header: testAR}}
+	b.opts.Verify = &Verification{
+		Begin:  func(context.Context, netip.Addr, string, smtp.Address) Check { return check },
+		IsOurs: func(string) bool { return false },
+	}
+	f := milter.New(milter.Options{Name: "t", Network: "tcp", Address: serveMilter(t, m), Timeout: 5 * time.Second})
+	b.opts.Milters = map[string][]*milter.Filter{"mx": {f}}
+	ctx := context.Background()
+	s := &server.SessionInfo{ID: "S1", Listener: "mx", Role: server.RoleMX, Remote: &net.TCPAddr{IP: net.ParseIP("127.15.5.9"), Port: 25}}
+	if err := b.Connect(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Disconnect(s)
+	from := addr("x@remote.example")
+	if err := b.Mail(ctx, s, from, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Recipient(ctx, s, from, addr("alice@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := b.Begin(ctx, &server.Envelope{ID: "E1", Session: s, From: from, Recipients: []smtp.Address{addr("alice@example.com")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const received = "Received: from client by mx.example.com\r\n"
+	io.WriteString(w, received) // the server's first Write
+	io.WriteString(w, milterMsg)
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	const seen = "Subject: hi\r\nX-Old: 1\r\nX-Spam: No\r\n\r\nbody\r\n"
+	if check.fed.String() != seen {
+		t.Errorf("verified %q\nwant     %q", check.fed.String(), seen)
+	}
+	got := stored(t, mail, "alice@example.com", "new")
+	want := "Return-Path: <x@remote.example>\r\n" + testAR + received + seen
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("stored %q\nwant   %q", got, want)
 	}
 }

@@ -1,7 +1,9 @@
 package inbound
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 
@@ -32,7 +34,10 @@ type filteredWriter struct {
 	m    *milterState
 	out  server.MessageWriter // the fan-out opened at Begin (maybe verifying)
 	held *hold
-	log  *slog.Logger
+	// trace is the server's first Write, its Received field: the fan-out
+	// gets it as its own first Write again (traceFirst).
+	trace []byte
+	log   *slog.Logger
 }
 
 // filtering wraps the fan-out out of env for the milters of m.
@@ -41,7 +46,12 @@ func (b *Backend) filtering(ctx context.Context, env *server.Envelope, out serve
 		held: &hold{dir: b.opts.HoldDir, pool: &b.holds}, log: b.opts.Logger.With("msgid", env.ID)}
 }
 
-func (w *filteredWriter) Write(p []byte) (int, error) { return w.held.Write(p) }
+func (w *filteredWriter) Write(p []byte) (int, error) {
+	if w.trace == nil {
+		w.trace = append([]byte{}, p...)
+	}
+	return w.held.Write(p)
+}
 
 func (w *filteredWriter) Abort() {
 	w.m.abort()
@@ -89,7 +99,7 @@ func (w *filteredWriter) Commit() (string, error) {
 		}
 		w.log.Info("milter quarantine: local copies into Junk", "reason", e.Quarantine)
 	}
-	if err := e.Apply(w.held.Reader(), w.out); err != nil {
+	if err := e.Apply(w.held.Reader(), &traceFirst{w: w.out, trace: w.trace}); err != nil {
 		w.out.Abort()
 		return "", err
 	}
@@ -237,4 +247,35 @@ func quarantineLocal(w server.MessageWriter) error {
 		return quarantineLocal(w.out)
 	}
 	return nil
+}
+
+// traceFirst passes the message on to w with our Received field, trace,
+// as the first Write of its own, as the server writes it: the verifying
+// writer feeds its checks with everything after that first Write (the
+// message as it arrived). When the milters changed the top of the
+// message so that it no longer starts with trace (a field inserted above
+// it, our Received changed), the first Write is empty and the checks see
+// the whole message, milters' fields included.
+type traceFirst struct {
+	w     io.Writer
+	trace []byte
+	done  bool
+}
+
+func (t *traceFirst) Write(p []byte) (int, error) {
+	if !t.done {
+		t.done = true
+		first := t.trace
+		if !bytes.HasPrefix(p, first) {
+			first = nil
+		}
+		if _, err := t.w.Write(first); err != nil {
+			return 0, err
+		}
+		if _, err := t.w.Write(p[len(first):]); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return t.w.Write(p)
 }
