@@ -267,3 +267,58 @@ func TestGreylistSkipsDNSWL(t *testing.T) {
 		b.Disconnect(s)
 	}
 }
+
+// TestGreylistAtDataWholeMessage: at the end of DATA one reply covers
+// every recipient: a message to a known triplet and a new one is deferred
+// as a whole (nothing stored for either); its retry after the delay is
+// stored for both.
+func TestGreylistAtDataWholeMessage(t *testing.T) {
+	b, mail := newBackend(t, nil)
+	l, c, _ := withGreylist(t, b)
+	unsigned := authres.Result{Header: testAR, FromDomain: "sender.example", DMARC: authres.DMARC{Result: "none"}}
+	b.opts.Verify = &Verification{
+		Begin:  func(context.Context, netip.Addr, string, smtp.Address) Check { return &fakeCheck{res: unsigned} },
+		IsOurs: func(v string) bool { return authres.IsOurs(v, "mx.example.com") },
+		TmpDir: t.TempDir(),
+	}
+	mx := &server.SessionInfo{ID: "c1", Role: server.RoleMX, Remote: tcp("192.0.2.7"), Helo: "client.example"}
+	send := func(rcpts ...string) int {
+		env := &server.Envelope{ID: "ID1", Session: mx, From: addr("joe@sender.example")}
+		for _, r := range rcpts {
+			env.Recipients = append(env.Recipients, addr(r))
+		}
+		w, err := b.Begin(context.Background(), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, "Received: x\r\nFrom: joe@sender.example\r\n\r\nhi\r\n")
+		_, err = w.Commit()
+		return code(err)
+	}
+	boxes := func() (alice, bob int) {
+		return countFiles(filepath.Join(mail, "example.com", "alice", "new")), countFiles(filepath.Join(mail, "example.com", "bob", "new"))
+	}
+	if got := send("alice@example.com"); got != 451 {
+		t.Fatalf("first message: %d, want 451", got)
+	}
+	c.add(5 * time.Minute)
+	if got := send("alice@example.com"); got != 0 {
+		t.Fatalf("retry: %d, want 250", got)
+	}
+	if got := send("alice@example.com", "bob@example.com"); got != 451 {
+		t.Fatalf("known and new recipient: %d, want 451", got)
+	}
+	if a, bb := boxes(); a != 1 || bb != 0 {
+		t.Fatalf("stored alice %d bob %d, want 1 and 0 (the deferred message nowhere)", a, bb)
+	}
+	c.add(5 * time.Minute)
+	if got := send("alice@example.com", "bob@example.com"); got != 0 {
+		t.Fatalf("retry of both: %d, want 250", got)
+	}
+	if a, bb := boxes(); a != 2 || bb != 1 {
+		t.Errorf("stored alice %d bob %d, want 2 and 1", a, bb)
+	}
+	if n := l.Len(); n != 2 {
+		t.Errorf("%d triplets, want 2", n)
+	}
+}

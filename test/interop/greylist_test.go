@@ -29,6 +29,7 @@ const (
 	greyClientA2 = "127.15.4.11" // another host of its /24
 	greyClientA3 = "127.15.4.12" // and a third
 	greySubmitIP = "127.15.4.20" // an authenticated submitter
+	greyTrusted  = "127.15.4.70" // in trusted_networks
 	greyDKIMIP   = "127.15.4.30" // the [verify] test's sender
 	greyDNSWLIP  = "127.15.4.40" // on the allow list wl.test
 
@@ -68,7 +69,8 @@ func waitPast(t0 time.Time, d time.Duration) {
 //     retry after it (polled): 250, stored; from another host of the same
 //     /24 at once 250;
 //   - a second recipient is a new triplet: 451;
-//   - an authenticated submission from the same range: never greylisted;
+//   - an authenticated submission from the same range, and a client in
+//     trusted_networks: never greylisted;
 //   - the state survives a restart: the known triplet passes at once and
 //     the waiting one passes after its delay (a forgotten one would start
 //     over);
@@ -77,8 +79,8 @@ func TestGreylist(t *testing.T) {
 	swaks := Need(t, "swaks")
 	curl := Need(t, "curl")
 	metricsAddr := freeAddrOn(t, "127.0.0.1")
-	s := StartServer(t, ServerOptions{ExtraTOML: fmt.Sprintf("[metrics]\naddress = %q\n\n[greylist]\nenabled = true\ndelay = %q\n",
-		metricsAddr, greyDelay.String())})
+	s := StartServer(t, ServerOptions{TopTOML: `trusted_networks = ["` + greyTrusted + `/32"]`,
+		ExtraTOML: fmt.Sprintf("[metrics]\naddress = %q\n\n[greylist]\nenabled = true\ndelay = %q\n", metricsAddr, greyDelay.String())})
 	alice, bob := "alice@"+testDomain, "bob@"+testDomain
 	s.AddUser(t, alice, "alice greylist pw")
 	s.AddUser(t, bob, "bob greylist pw")
@@ -130,6 +132,11 @@ func TestGreylist(t *testing.T) {
 		t.Errorf("authenticated submission not accepted at once:\n%s\n%s", sub.Stdout, sub.Stderr)
 	}
 	s.WaitMessages(t, bob, 1)
+	// Nor is a client in trusted_networks.
+	if r := greySwaks(t, swaks, s.MX, greyTrusted, "cron@app.sender.example", bob); !greyAccepted(r) {
+		t.Errorf("a trusted client was greylisted:\n%s", r.Stdout)
+	}
+	s.WaitMessages(t, bob, 2)
 
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -169,7 +176,7 @@ func TestGreylist(t *testing.T) {
 		t.Errorf("the waiting triplet started over after the restart:\n%s", r.Stdout)
 	}
 	s.WaitMessages(t, alice, 3)
-	s.WaitMessages(t, bob, 2)
+	s.WaitMessages(t, bob, 3)
 }
 
 // TestGreylistDKIMAndDNSWL: with [verify] on the decision waits for the
