@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -104,6 +105,29 @@ func TestAccountLimits(t *testing.T) {
 		body := httpGet(t, "http://"+metricsAddr+"/metrics")
 		if want := `smtpkit_account_limited_total{limit="messages_per_hour"} 1`; !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, grepLines(body, "account_limited"))
+		}
+	})
+
+	t.Run("SIGHUP applies new limits, the counts kept", func(t *testing.T) {
+		cfg, err := os.ReadFile(s.ConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raised := strings.Replace(string(cfg), "messages_per_hour = 2\n", "messages_per_hour = 3\n", 1)
+		if err := os.WriteFile(s.ConfigPath, []byte(raised), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s.hup(t)
+		waitLog(t, s, "configuration reloaded", 1)
+		if strings.Contains(s.Logs(), "account_limits") && strings.Contains(s.Logs(), "needs a restart") {
+			t.Errorf("the reload says account_limits needs a restart")
+		}
+		if r := swaksSubmit(t, "limit-raised"); r.Err != nil {
+			t.Fatalf("after raising the limit to 3: %v\n%s", r.Err, r.Stdout)
+		}
+		r := swaksSubmit(t, "limit-raised-over")
+		if r.Err == nil || !strings.Contains(r.Stdout, "451 4.7.1 Sending limit reached for this account (3 messages per hour)") {
+			t.Fatalf("a 4th message within the hour: %v, want 451 4.7.1 naming the new limit:\n%s", r.Err, r.Stdout)
 		}
 	})
 }

@@ -85,6 +85,18 @@ func TestTrustedConnectionLimits(t *testing.T) {
 	}
 }
 
+// TestTrustedPerListener: a [[listener]]'s trusted_networks replaces the
+// top-level list (here the harness's []) for that listener only.
+func TestTrustedPerListener(t *testing.T) {
+	s := StartServer(t, ServerOptions{ListenerTOML: map[string]string{"mx": `trusted_networks = ["127.15.1.0/28"]`}})
+	if res := smtplibConns(t, s.MX, 40, trustedIP); res.Greeted != 40 {
+		t.Errorf("mx, trusted there: %d of 40 greeted", res.Greeted)
+	}
+	if res := smtplibConns(t, s.Submission, 21, trustedIP); res.Greeted != 20 || len(res.Refused) != 1 || res.Refused[0].Code != 421 {
+		t.Errorf("submission, trusted nowhere: %d of 21 greeted, refused %+v; want 20 and one 421", res.Greeted, res.Refused)
+	}
+}
+
 func TestTrustedRelay(t *testing.T) {
 	swaks := Need(t, "swaks")
 	keyDir := t.TempDir()
