@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"time"
 )
@@ -39,12 +41,15 @@ func (s *session) beforeGreeting() bool {
 		s.hooked = true
 		hookDone = make(chan error, 1)
 		ctx, info := s.backendContext(), &s.info // the wait below touches neither
-		go func() { hookDone <- h.Connect(ctx, info) }()
+		go connectAside(h, ctx, info, hookDone)
 	}
 	talked, err := s.conn.awaitSilence(wait)
 	var hookErr error
 	if hookDone != nil {
 		hookErr = <-hookDone // Connect has returned before anything else happens
+		if p, ok := hookErr.(hookPanic); ok {
+			panic(p.v) // on the session's goroutine, where the fence (fence.go) ends the session only
+		}
 	}
 	switch {
 	case talked:
@@ -95,3 +100,20 @@ func (c *conn) awaitSilence(d time.Duration) (talked bool, err error) {
 	}
 	return false, err
 }
+
+// connectAside runs h.Connect on its own goroutine and sends its result;
+// a panic is sent too (hookPanic), to be raised again where the fence
+// can catch it.
+func connectAside(h SessionHooks, ctx context.Context, info *SessionInfo, done chan<- error) {
+	defer func() {
+		if v := recover(); v != nil {
+			done <- hookPanic{v}
+		}
+	}()
+	done <- h.Connect(ctx, info)
+}
+
+// hookPanic carries a panic of SessionHooks.Connect to the session.
+type hookPanic struct{ v any }
+
+func (p hookPanic) Error() string { return fmt.Sprint("panic in Connect: ", p.v) }

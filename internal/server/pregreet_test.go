@@ -147,3 +147,27 @@ func (b *hookBackend) called(call string) bool {
 	}
 	return false
 }
+
+// panicHooks panics in Connect.
+type panicHooks struct{ hookBackend }
+
+func (*panicHooks) Connect(context.Context, *SessionInfo) error { panic("connect exploded") }
+func (*panicHooks) Disconnect(*SessionInfo)                     {}
+
+// TestPregreetHookPanic: a panic in the Connect hook that runs beside the
+// wait ends that session only, with 421, as the fence does for any panic
+// of a session; the server goes on.
+func TestPregreetHookPanic(t *testing.T) {
+	b := &panicHooks{hookBackend{ended: make(chan struct{})}}
+	srv := New(Options{
+		Hostname: "mx.example.com", PostmasterDomain: "example.com",
+		Listeners: []Listener{{Address: pregreetHost + ":0", Role: RoleMX, TLS: TLSNone, Pregreet: 50 * time.Millisecond}},
+		Backend:   b,
+	})
+	serve(t, srv)
+	for range 2 {
+		c := dialFrom(t, "127.15.3.21", srv.Addrs()[0].String())
+		c.expect("421 mx.example.com local error")
+		c.closed()
+	}
+}
