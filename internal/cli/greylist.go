@@ -9,6 +9,7 @@ import (
 	"smtpkit/internal/config"
 	"smtpkit/internal/greylist"
 	"smtpkit/internal/inbound"
+	"smtpkit/internal/metrics"
 )
 
 // openGreylist opens the greylist of cfg in <data_dir>/greylist, or
@@ -34,11 +35,13 @@ func openGreylist(cfg config.Config, log *slog.Logger) (*greylist.List, error) {
 	return l, nil
 }
 
-// wireGreylist hands l to the inbound backend (a nil l leaves it without
-// a greylist: a nil pointer must not become a non-nil interface).
-func wireGreylist(l *greylist.List, in *inbound.Options) {
+// wireGreylist hands l to the inbound backend and its size to the
+// metrics (a nil l leaves both without a greylist: a nil pointer must not
+// become a non-nil interface).
+func wireGreylist(l *greylist.List, in *inbound.Options, m *metrics.Metrics) {
 	if l != nil {
 		in.Greylist = l
+		m.WatchGreylist(l.Len)
 	}
 }
 

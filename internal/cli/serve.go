@@ -315,7 +315,7 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	if d.greylist, err = openGreylist(cfg, log); err != nil { // [greylist] (greylist.go)
 		return nil, err
 	}
-	wireGreylist(d.greylist, &in)
+	wireGreylist(d.greylist, &in, d.metrics)
 	if d.sendLimits, err = openAccountLimits(cfg, &in, log); err != nil { // [account_limits] (accountlimits.go)
 		return nil, err
 	}

@@ -22,3 +22,12 @@ func (m *Metrics) GreylistDeferred(reason string) { m.greylist.deferred.WithLabe
 
 // GreylistPassed counts a triplet or message the greylist let through.
 func (m *Metrics) GreylistPassed(reason string) { m.greylist.passed.WithLabelValues(reason).Inc() }
+
+// WatchGreylist reports the triplets the greylist holds (size, read at
+// scrape time) as smtpkit_greylist_entries, to be watched against
+// greylist.max_entries.
+func (m *Metrics) WatchGreylist(size func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "greylist_entries",
+		Help: "Triplets the greylist holds (waiting and passed), bounded by greylist.max_entries."},
+		func() float64 { return float64(size()) }))
+}

@@ -159,6 +159,9 @@ func TestGreylist(t *testing.T) {
 			t.Errorf("%s = %v, want at least %v", series, m[series], min)
 		}
 	}
+	if got := m["smtpkit_greylist_entries"]; got != 2 { // sender → alice, sender → bob
+		t.Errorf("smtpkit_greylist_entries = %v, want 2", got)
+	}
 	if !regexp.MustCompile(`msg=greylisted .*remote=` + regexp.QuoteMeta(greyClientA) + ` from=` + sender + ` rcpt=` + bob + ` reason=new`).MatchString(s.Logs()) {
 		t.Errorf("no greylisted log line for bob:\n%s", s.Logs())
 	}
