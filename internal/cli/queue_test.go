@@ -88,7 +88,7 @@ func TestQueueCommand(t *testing.T) {
 	w, err := q.Begin(queue.Envelope{
 		From: smtp.Address{Local: "alice", Domain: "example.com"},
 		To:   []smtp.Address{{Local: "bob", Domain: "example.net"}, {Local: "carol", Domain: "example.org"}},
-		Meta: queue.Meta{AuthUser: "alice@example.com", ReceivedFrom: "192.0.2.7"},
+		Meta: queue.Meta{AuthUser: "alice@example.com", ReceivedFrom: "192.0.2.7", Relay: "auth"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestQueueCommand(t *testing.T) {
 		t.Fatalf("list --json: %d %s", code, out)
 	}
 	code, out, _ = runQueueCmd("show", id, "-config", cfg)
-	for _, want := range []string{"ID:        " + id, "From:      alice@example.com", `Submitted: by "alice@example.com" from 192.0.2.7`, "    Subject: hi"} {
+	for _, want := range []string{"ID:        " + id, "From:      alice@example.com", `Submitted: by "alice@example.com" from 192.0.2.7`, "Relay:     auth", "    Subject: hi"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("show lacks %q:\n%s", want, out)
 		}
