@@ -153,22 +153,31 @@ func (b *Backend) recipient(s *server.SessionInfo, rcpt smtp.Address) error {
 // the delivery that finally stores it, so only the local copy gets it
 // here (local.Store.Begin).
 //
-// When milters filter the message (milter.go), the fan-out is wrapped in
-// a filteredWriter that holds the message until they have seen it.
+// In front of the fan-out, in the order the message meets them at the
+// end of DATA: verification (verify.go, with the greylist's decision at
+// the end of DATA), then the milters (milterwriter.go), which hold the
+// message until they have seen it — mail refused by our own policy is
+// not shown to them.
 func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.MessageWriter, error) {
-	w, err := b.begin(ctx, env)
+	w, err := b.fanout(ctx, env)
 	if err != nil {
 		return nil, err
 	}
+	var out server.MessageWriter = w
 	if m := b.milterFilters(env); m != nil {
-		return b.filtering(ctx, env, w, m), nil
+		out = b.filtering(ctx, env, w, m)
 	}
-	return w, nil
+	if b.verifies(env) {
+		vw := b.verifying(ctx, env, out)
+		vw.greylist = b.greylistAtData(env) // greylist.go
+		return vw, nil
+	}
+	return out, nil
 }
 
-// begin opens the fan-out of env (Begin, and again for an envelope a
-// milter changed).
-func (b *Backend) begin(ctx context.Context, env *server.Envelope) (server.MessageWriter, error) {
+// fanout opens the fan-out of env: its local copies and its queue copy
+// (Begin, and again for an envelope a milter changed).
+func (b *Backend) fanout(ctx context.Context, env *server.Envelope) (*writer, error) {
 	rcpts, bounces, err := b.reverseSRS(env.Recipients)
 	if err != nil {
 		return nil, err
@@ -195,11 +204,6 @@ func (b *Backend) begin(ctx context.Context, env *server.Envelope) (server.Messa
 		}
 		w.queue = q
 		w.sign = b.signer(env)
-	}
-	if b.verifies(env) {
-		vw := b.verifying(ctx, env, w)
-		vw.greylist = b.greylistAtData(env) // greylist.go
-		return vw, nil
 	}
 	return w, nil
 }

@@ -22,8 +22,9 @@ import (
 // and signs submission). The first milter that refuses decides; a
 // recipient refused by a milter is refused alone.
 //
-// The message is held (hold.go) until the end of DATA: then each milter
-// gets it whole, and its changes — header fields added, inserted,
+// The message is held (hold.go) until the end of DATA, after our own
+// verification, DMARC policy and greylist (verify.go) had their say:
+// then each milter gets it whole, and its changes — header fields added, inserted,
 // changed or deleted, the body replaced, the envelope sender and
 // recipients changed — are made before any copy is written, so every
 // stored copy (the Maildir ones and the queue's) has them.

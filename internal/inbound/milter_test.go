@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,52 +272,92 @@ func TestMilterReset(t *testing.T) {
 }
 
 // TestMilterWithVerify: with [verify] on too, the verification gets the
-// message as it arrived after the milters (without our Received field,
-// which the server writes first), and the stored copy has, top down, our
-// Authentication-Results, our Received, and the milter's field.
+// message as it arrived (without our Received field, which the server
+// writes first) and decides first: a DMARC p=reject failure is refused
+// without the milter seeing the message (it gets an abort); otherwise
+// the milter gets it with our Authentication-Results field on top, and
+// the stored copy has, top down, our Authentication-Results, our
+// Received, and the milter's field last — in Junk for p=quarantine.
 func TestMilterWithVerify(t *testing.T) {
-	m := &scripted{eom: func(m *gomilter.Modifier) gomilter.Response {
-		m.AddHeader("X-Spam", "No")
-		return gomilter.RespAccept
-	}}
-	b, mail := newBackend(t, nil)
-	check := &fakeCheck{res: authres.Result{Header: testAR}}
-	b.opts.Verify = &Verification{
-		Begin:  func(context.Context, netip.Addr, string, smtp.Address) Check { return check },
-		IsOurs: func(string) bool { return false },
-	}
-	f := milter.New(milter.Options{Name: "t", Network: "tcp", Address: serveMilter(t, m), Timeout: 5 * time.Second})
-	b.opts.Milters = map[string][]*milter.Filter{"mx": {f}}
-	ctx := context.Background()
-	s := &server.SessionInfo{ID: "S1", Listener: "mx", Role: server.RoleMX, Remote: &net.TCPAddr{IP: net.ParseIP("127.15.5.9"), Port: 25}}
-	if err := b.Connect(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Disconnect(s)
-	from := addr("x@remote.example")
-	if err := b.Mail(ctx, s, from, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Recipient(ctx, s, from, addr("alice@example.com")); err != nil {
-		t.Fatal(err)
-	}
-	w, err := b.Begin(ctx, &server.Envelope{ID: "E1", Session: s, From: from, Recipients: []smtp.Address{addr("alice@example.com")}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const received = "Received: from client by mx.example.com\r\n"
-	io.WriteString(w, received) // the server's first Write
-	io.WriteString(w, milterMsg)
-	if _, err := w.Commit(); err != nil {
-		t.Fatal(err)
+	const filtered = "Subject: hi\r\nX-Old: 1\r\nX-Spam: No\r\n\r\nbody\r\n"
+	for _, tt := range []struct {
+		name   string
+		res    authres.Result
+		commit int
+		folder string // where alice's copy is, "" = nowhere
+		eoms   int    // messages the milter saw
+	}{
+		{name: "pass", res: authres.Result{Header: testAR}, folder: "new", eoms: 1},
+		{name: "dmarc reject first", res: failing("reject", true), commit: 550, eoms: 0},
+		{name: "dmarc quarantine", res: failing("quarantine", true), folder: ".Junk/new", eoms: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var eoms atomic.Int32
+			m := &scripted{eom: func(mod *gomilter.Modifier) gomilter.Response {
+				eoms.Add(1)
+				mod.AddHeader("X-Spam", "No")
+				return gomilter.RespAccept
+			}}
+			b, mail := newBackend(t, nil)
+			check := &fakeCheck{res: tt.res}
+			b.opts.Verify = &Verification{
+				Begin:   func(context.Context, netip.Addr, string, smtp.Address) Check { return check },
+				IsOurs:  func(string) bool { return false },
+				Enforce: true,
+			}
+			f := milter.New(milter.Options{Name: "t", Network: "tcp", Address: serveMilter(t, m), Timeout: 5 * time.Second})
+			b.opts.Milters = map[string][]*milter.Filter{"mx": {f}}
+			ctx := context.Background()
+			s := &server.SessionInfo{ID: "S1", Listener: "mx", Role: server.RoleMX, Remote: &net.TCPAddr{IP: net.ParseIP("127.15.5.9"), Port: 25}}
+			if err := b.Connect(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			from := addr("x@remote.example")
+			if err := b.Mail(ctx, s, from, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Recipient(ctx, s, from, addr("alice@example.com")); err != nil {
+				t.Fatal(err)
+			}
+			w, err := b.Begin(ctx, &server.Envelope{ID: "E1", Session: s, From: from, Recipients: []smtp.Address{addr("alice@example.com")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(w, received) // the server's first Write
+			io.WriteString(w, milterMsg)
+			if _, err := w.Commit(); code(err) != tt.commit {
+				t.Fatalf("Commit = %v, want %d", err, tt.commit)
+			}
+			b.Disconnect(s) // the milter's session ends: its counts are final
+			if check.fed.String() != milterMsg {
+				t.Errorf("verified %q\nwant     %q", check.fed.String(), milterMsg)
+			}
+			waitUntilTest(t, func() bool {
+				m.mu.Lock()
+				defer m.mu.Unlock()
+				return int(eoms.Load()) == tt.eoms && (tt.eoms == 1 || m.aborted >= 1)
+			})
+			for _, folder := range []string{"new", ".Junk/new"} {
+				got := stored(t, mail, "alice@example.com", folder)
+				want := []string(nil)
+				if folder == tt.folder {
+					want = []string{"Return-Path: <x@remote.example>\r\n" + testAR + received + filtered}
+				}
+				if strings.Join(got, "|") != strings.Join(want, "|") {
+					t.Errorf("%s: %q\nwant %q", folder, got, want)
+				}
+			}
+		})
 	}
-	const seen = "Subject: hi\r\nX-Old: 1\r\nX-Spam: No\r\n\r\nbody\r\n"
-	if check.fed.String() != seen {
-		t.Errorf("verified %q\nwant     %q", check.fed.String(), seen)
-	}
-	got := stored(t, mail, "alice@example.com", "new")
-	want := "Return-Path: <x@remote.example>\r\n" + testAR + received + seen
-	if len(got) != 1 || got[0] != want {
-		t.Errorf("stored %q\nwant   %q", got, want)
+}
+
+// waitUntilTest polls cond for up to 5 seconds.
+func waitUntilTest(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5s")
+		}
 	}
 }

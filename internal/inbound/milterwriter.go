@@ -1,9 +1,7 @@
 package inbound
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"strings"
 
@@ -13,7 +11,10 @@ import (
 )
 
 // filteredWriter is the fan-out of a message that goes through milters.
-// The message (our Received field first) is held until the end of DATA;
+// The message (our Received field first; with [verify], the
+// verification's Authentication-Results field above it: the
+// verification, DMARC policy and greylist come first, and what they
+// refuse the milters never see) is held until the end of DATA;
 // at Commit each milter still taking part gets it (milter.Session.
 // Message), and then:
 //
@@ -32,26 +33,21 @@ type filteredWriter struct {
 	ctx  context.Context
 	env  *server.Envelope
 	m    *milterState
-	out  server.MessageWriter // the fan-out opened at Begin (maybe verifying)
+	out  *writer // the fan-out opened at Begin, or reopened for a changed envelope
 	held *hold
-	// trace is the server's first Write, its Received field: the fan-out
-	// gets it as its own first Write again (traceFirst).
-	trace []byte
-	log   *slog.Logger
+	// quarantine: the verification asked for the local copies to go to
+	// Junk (DMARC p=quarantine); made at Commit, on the final fan-out.
+	quarantine bool
+	log        *slog.Logger
 }
 
 // filtering wraps the fan-out out of env for the milters of m.
-func (b *Backend) filtering(ctx context.Context, env *server.Envelope, out server.MessageWriter, m *milterState) *filteredWriter {
+func (b *Backend) filtering(ctx context.Context, env *server.Envelope, out *writer, m *milterState) *filteredWriter {
 	return &filteredWriter{b: b, ctx: ctx, env: env, m: m, out: out,
 		held: &hold{dir: b.opts.HoldDir, pool: &b.holds}, log: b.opts.Logger.With("msgid", env.ID)}
 }
 
-func (w *filteredWriter) Write(p []byte) (int, error) {
-	if w.trace == nil {
-		w.trace = append([]byte{}, p...)
-	}
-	return w.held.Write(p)
-}
+func (w *filteredWriter) Write(p []byte) (int, error) { return w.held.Write(p) }
 
 func (w *filteredWriter) Abort() {
 	w.m.abort()
@@ -92,14 +88,16 @@ func (w *filteredWriter) Commit() (string, error) {
 			return w.discarded("")
 		}
 	}
-	if e != nil && e.Quarantine != "" {
+	if w.quarantine || e != nil && e.Quarantine != "" {
 		if err := quarantineLocal(w.out); err != nil {
 			w.out.Abort()
 			return "", err
 		}
-		w.log.Info("milter quarantine: local copies into Junk", "reason", e.Quarantine)
+		if e != nil && e.Quarantine != "" {
+			w.log.Info("milter quarantine: local copies into Junk", "reason", e.Quarantine)
+		}
 	}
-	if err := e.Apply(w.held.Reader(), &traceFirst{w: w.out, trace: w.trace}); err != nil {
+	if err := e.Apply(w.held.Reader(), w.out); err != nil {
 		w.out.Abort()
 		return "", err
 	}
@@ -157,7 +155,7 @@ func (w *filteredWriter) reopen(e *milter.Edits) error {
 	if len(rcpts) == 0 {
 		return nil
 	}
-	out, err := w.b.begin(w.ctx, &env)
+	out, err := w.b.fanout(w.ctx, &env)
 	if err != nil {
 		return err
 	}
@@ -243,39 +241,10 @@ func quarantineLocal(w server.MessageWriter) error {
 		if w.local != nil {
 			return w.local.Quarantine()
 		}
+	case *filteredWriter:
+		w.quarantine = true // the milters may still change the fan-out
 	case *verifyingWriter:
 		return quarantineLocal(w.out)
 	}
 	return nil
-}
-
-// traceFirst passes the message on to w with our Received field, trace,
-// as the first Write of its own, as the server writes it: the verifying
-// writer feeds its checks with everything after that first Write (the
-// message as it arrived). When the milters changed the top of the
-// message so that it no longer starts with trace (a field inserted above
-// it, our Received changed), the first Write is empty and the checks see
-// the whole message, milters' fields included.
-type traceFirst struct {
-	w     io.Writer
-	trace []byte
-	done  bool
-}
-
-func (t *traceFirst) Write(p []byte) (int, error) {
-	if !t.done {
-		t.done = true
-		first := t.trace
-		if !bytes.HasPrefix(p, first) {
-			first = nil
-		}
-		if _, err := t.w.Write(first); err != nil {
-			return 0, err
-		}
-		if _, err := t.w.Write(p[len(first):]); err != nil {
-			return 0, err
-		}
-		return len(p), nil
-	}
-	return t.w.Write(p)
 }

@@ -70,13 +70,13 @@ func (b *Backend) verifies(env *server.Envelope) bool {
 }
 
 // verifying wraps the fan-out w of env into a verifyingWriter.
-func (b *Backend) verifying(ctx context.Context, env *server.Envelope, w *writer) *verifyingWriter {
+func (b *Backend) verifying(ctx context.Context, env *server.Envelope, w server.MessageWriter) *verifyingWriter {
 	v := b.opts.Verify
 	s := env.Session
 	check := v.Begin(ctx, remoteIP(s.Remote), s.Helo, env.From)
 	vw := &verifyingWriter{
 		out: w, check: check, opts: v, reports: b.opts.DMARCReports,
-		held: &hold{dir: v.TmpDir, pool: &b.holds}, id: env.ID, log: w.log,
+		held: &hold{dir: v.TmpDir, pool: &b.holds}, id: env.ID, log: b.opts.Logger,
 	}
 	vw.filter = newARFilter(vw.held, v.IsOurs)
 	return vw
@@ -108,7 +108,7 @@ func remoteIP(a net.Addr) netip.Addr {
 //
 // The 250 still waits for the durable commit (writer.Commit).
 type verifyingWriter struct {
-	out     *writer
+	out     server.MessageWriter // the fan-out, or the milters in front of it (milterwriter.go)
 	check   Check
 	opts    *Verification
 	reports DMARCRecorder
@@ -170,11 +170,9 @@ func (v *verifyingWriter) Commit() (string, error) {
 		v.out.Abort()
 		return "", errDMARCReject(r.DMARC.Domain)
 	case dispQuarantine:
-		if v.out.local != nil {
-			if err := v.out.local.Quarantine(); err != nil {
-				v.out.Abort()
-				return "", err
-			}
+		if err := quarantineLocal(v.out); err != nil {
+			v.out.Abort()
+			return "", err
 		}
 	}
 	if err := v.writeCopies(omit(r.Header, v.opts.Omit)); err != nil {
