@@ -116,3 +116,45 @@ func TestConfigUsage(t *testing.T) {
 		t.Errorf("missing file: exit %d %s", code, errOut)
 	}
 }
+
+// TestConfigCheckScreening: the summary names the DNS lists with their
+// weights and the threshold, and each mx listener's greeting delay.
+func TestConfigCheckScreening(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "screen.toml")
+	src := `hostname = "mail.example.com"
+pregreet = "3s"
+dnsbl_threshold = 2
+[tls]
+self_signed = true
+[[domain]]
+name = "example.com"
+[[listener]]
+address = ":25"
+role = "mx"
+[[listener]]
+address = ":2526"
+role = "mx"
+pregreet = "0s"
+[[dnsbl]]
+zone = "bl.example"
+weight = 2
+[[dnsbl]]
+zone = "wl.example"
+weight = -3
+`
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runConfigCmd("check", path)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{"dnsbl         bl.example (+2), wl.example (-3); threshold 2\n", "pregreet      3s on :25\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "on :2526") {
+		t.Errorf("a listener with pregreet = \"0s\" is listed:\n%s", out)
+	}
+}

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 
 	"smtpkit/internal/config"
 	"smtpkit/internal/dns"
@@ -40,4 +42,26 @@ func wireDNSBL(cfg config.Config, res dns.Resolver, in *inbound.Options, log *sl
 	in.DNSBL = checker
 	log.Info("screening mx clients with dns lists", "zones", checker.Zones(), "threshold", cfg.DNSBLThreshold)
 	return nil
+}
+
+// printScreening adds the mx screening to `smtpkit config check`'s
+// summary: the lists with their weights and the threshold, and the
+// greeting delay of each mx listener that has one.
+func printScreening(w io.Writer, cfg config.Config) {
+	if len(cfg.DNSBL) > 0 {
+		zones := make([]string, len(cfg.DNSBL))
+		for i, z := range cfg.DNSBL {
+			weight := z.Weight
+			if weight == 0 {
+				weight = 1
+			}
+			zones[i] = fmt.Sprintf("%s (%+d)", z.Zone, weight)
+		}
+		fmt.Fprintf(w, "dnsbl\t%s; threshold %d\n", strings.Join(zones, ", "), cfg.DNSBLThreshold)
+	}
+	for _, l := range cfg.Listeners {
+		if d := cfg.ListenerPregreet(l); d > 0 {
+			fmt.Fprintf(w, "pregreet\t%s on %s\n", d, l.Address)
+		}
+	}
 }
