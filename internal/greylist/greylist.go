@@ -221,8 +221,12 @@ func (l *List) expire(now time.Time, n int) {
 	}
 }
 
-// add inserts t as a new pending triplet, making room first.
+// add inserts t as a new pending triplet, making room first: what has
+// expired goes before anything is evicted.
 func (l *List) add(t Triplet, first time.Time) *entry {
+	if len(l.m) >= l.opts.MaxEntries {
+		l.expire(first, -1)
+	}
 	for len(l.m) >= l.opts.MaxEntries {
 		l.evict()
 	}

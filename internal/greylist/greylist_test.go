@@ -199,3 +199,34 @@ func TestConcurrentChecks(t *testing.T) {
 		t.Fatalf("%d entries, want 50", n)
 	}
 }
+
+// TestFullListDropsExpiredFirst: when the list is full, a triplet whose
+// time is over goes before a waiting one is evicted.
+func TestFullListDropsExpiredFirst(t *testing.T) {
+	c := newClock()
+	l := open(t, t.TempDir(), c, func(o *Options) { o.MaxEntries = 3; o.Expire = time.Hour })
+	l.Check(trip(0))
+	c.add(10 * time.Minute)
+	l.Check(trip(0)) // passed
+	c.add(2 * time.Hour)
+	// trip(0) expired; the sweep of a Check reaches it only after the
+	// decision, so fill the list without Checks of other triplets first.
+	l.mu.Lock()
+	l.add(trip(1), c.Now())
+	l.add(trip(2), c.Now())
+	l.mu.Unlock()
+	if d := l.Check(trip(3)); d.Reason != New {
+		t.Fatalf("new triplet: %+v", d)
+	}
+	for i := 1; i <= 3; i++ {
+		if d := l.Check(trip(i)); d.Reason != TooEarly {
+			t.Errorf("waiting triplet %d evicted although an expired one was there: %+v", i, d)
+		}
+	}
+	l.mu.Lock()
+	evicted := l.evicted
+	l.mu.Unlock()
+	if evicted != 0 {
+		t.Errorf("%d evicted, want 0", evicted)
+	}
+}
