@@ -26,14 +26,27 @@ import (
 // the test says and recording the aborts.
 type scripted struct {
 	gomilter.NoOpMilter
-	rcpt   func(string) gomilter.Response
-	header gomilter.Response
-	eom    func(*gomilter.Modifier) gomilter.Response
+	connect, helo gomilter.Response
+	rcpt          func(string) gomilter.Response
+	header        gomilter.Response
+	eom           func(*gomilter.Modifier) gomilter.Response
 
 	mu      sync.Mutex
 	aborted int
 }
 
+func (s *scripted) Connect(string, string, uint16, net.IP, *gomilter.Modifier) (gomilter.Response, error) {
+	if s.connect != nil {
+		return s.connect, nil
+	}
+	return gomilter.RespContinue, nil
+}
+func (s *scripted) Helo(string, *gomilter.Modifier) (gomilter.Response, error) {
+	if s.helo != nil {
+		return s.helo, nil
+	}
+	return gomilter.RespContinue, nil
+}
 func (s *scripted) RcptTo(r string, _ *gomilter.Modifier) (gomilter.Response, error) {
 	if s.rcpt != nil {
 		return s.rcpt(r), nil
@@ -359,5 +372,56 @@ func waitUntilTest(t *testing.T, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not reached in 5s")
 		}
+	}
+}
+
+// TestMilterSessionStages: a reject at the connect stage is 554 in place
+// of the greeting, with the milter's text; a tempfail there lets the
+// session greet and answers each MAIL 451 4.7.1; a HELO-stage refusal is
+// the reply to HELO.
+func TestMilterSessionStages(t *testing.T) {
+	for _, tt := range []struct {
+		name                    string
+		m                       *scripted
+		connect, hello, mailErr string
+	}{
+		{name: "connect reject", m: &scripted{connect: gomilter.NewResponseStr('y', "550 5.7.1 Go away")}, connect: "554 5.7.1 Go away"},
+		{name: "connect tempfail", m: &scripted{connect: gomilter.RespTempFail}, mailErr: "451 4.7.1 Service unavailable - try again later"},
+		{name: "helo reject", m: &scripted{helo: gomilter.RespReject}, hello: "550 5.7.1 Command rejected"},
+		{name: "accepted at connect: not asked again", m: &scripted{connect: gomilter.RespAccept, helo: gomilter.RespReject}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, _ := newBackend(t, nil)
+			f := milter.New(milter.Options{Name: "t", Network: "tcp", Address: serveMilter(t, tt.m), Timeout: 5 * time.Second})
+			b.opts.Milters = map[string][]*milter.Filter{"mx": {f}}
+			ctx := context.Background()
+			s := &server.SessionInfo{ID: "S1", Listener: "mx", Role: server.RoleMX, Helo: "client.example",
+				Remote: &net.TCPAddr{IP: net.ParseIP("127.15.5.9"), Port: 25}}
+			defer b.Disconnect(s)
+			reply := func(err error) string {
+				if err == nil {
+					return ""
+				}
+				return err.(*smtp.Error).Reply.OneLine()
+			}
+			if got := reply(b.Connect(ctx, s)); got != tt.connect {
+				t.Fatalf("Connect: %q, want %q", got, tt.connect)
+			}
+			if tt.connect != "" {
+				return
+			}
+			if got := reply(b.Hello(ctx, s)); got != tt.hello {
+				t.Fatalf("Hello: %q, want %q", got, tt.hello)
+			}
+			if tt.hello != "" {
+				return
+			}
+			for range 2 {
+				if got := reply(b.Mail(ctx, s, addr("x@remote.example"), nil)); got != tt.mailErr {
+					t.Fatalf("Mail: %q, want %q", got, tt.mailErr)
+				}
+				b.Reset(s)
+			}
+		})
 	}
 }

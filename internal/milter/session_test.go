@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/textproto"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -228,5 +229,28 @@ func TestDown(t *testing.T) {
 				t.Error("connect verdict carries no error")
 			}
 		})
+	}
+}
+
+// TestUnixSocket: a milter on a unix socket ("unix:/path").
+func TestUnixSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "milter.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &fake{}
+	srv := &gomilter.Server{NewMilter: func() gomilter.Milter { return m }}
+	go srv.Serve(ln)
+	defer srv.Close()
+	f := New(Options{Name: "unix", Network: "unix", Address: path, Timeout: 5 * time.Second})
+	vs, _ := transaction(f, "b@example.com")
+	if got := actions(vs); got != "continue, continue, continue, continue, accept" {
+		t.Errorf("verdicts %s", got)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.seen) == 0 || !strings.HasPrefix(m.seen[0], "connect [127.15.5.9] tcp4 127.15.5.9") {
+		t.Errorf("milter saw %q", m.seen)
 	}
 }
