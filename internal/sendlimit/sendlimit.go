@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"smtpkit/internal/statefile"
@@ -99,24 +100,31 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Store is the counts of every account. It is safe for concurrent use.
+// Store is the counts of every account. It is safe for concurrent use:
+// mu guards the table of accounts and the limits, each account's own
+// mutex its counts (so that an account at its limit, whose every RCPT
+// looks at thousands of recipients, slows only its own sessions). Lock
+// order: Store.mu, then an account's.
 type Store struct {
 	now     func() time.Time
 	log     *slog.Logger
 	path    string // "" without Dir
 	flusher *statefile.Flusher
 
-	flushMu sync.Mutex // one Flush at a time
-	mu      sync.Mutex
-	limits  Limits
-	byName  map[string]*account
-	gen     uint64 // bumped on every change; Flush writes when it moved
-	saved   uint64
-	full    int // accounts not counted since the last Flush (MaxAccounts)
+	gen     atomic.Uint64 // bumped on every change; Flush writes when it moved
+	flushMu sync.Mutex    // one Flush at a time
+	saved   uint64        // gen written last (under flushMu)
+
+	mu     sync.Mutex
+	limits Limits
+	byName map[string]*account
+	full   int // accounts not counted since the last Flush (MaxAccounts)
 }
 
 // account is what one account sent inside the longest window kept.
 type account struct {
+	mu    sync.Mutex
+	dead  bool             // pruned from Store.byName: look the account up again
 	sent  []int64          // Unix seconds of each message counted, ascending
 	rcpts map[uint64]int64 // recipient hash → Unix seconds it was last counted
 }
@@ -156,34 +164,27 @@ func (s *Store) SetLimits(l Limits) {
 	s.limits = l
 }
 
+// check is one limit of a kind.
+type check struct {
+	limit  string
+	max    int
+	window time.Duration
+}
+
 // Message is asked at MAIL of an authenticated session: when the account
 // is within its message limits the message is counted, otherwise the
 // limit it would exceed is returned and nothing is counted.
 func (s *Store) Message(name string) Exceeded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.limits
-	if l.MessagesPerHour <= 0 && l.MessagesPerDay <= 0 {
-		return Exceeded{}
-	}
-	now := s.now().Unix()
-	a := s.account(name, now)
-	if a == nil {
-		return Exceeded{}
-	}
-	checks := []struct {
-		limit  string
-		max    int
-		window time.Duration
-	}{{MessagesPerHour, l.MessagesPerHour, hour}, {MessagesPerDay, l.MessagesPerDay, day}}
-	for _, c := range checks {
-		if c.max > 0 && countSince(a.sent, now-int64(c.window/time.Second)) >= c.max {
-			return Exceeded{Limit: c.limit, Max: c.max, Window: c.window}
-		}
-	}
-	a.sent = append(a.sent, now)
-	s.gen++
-	return Exceeded{}
+	return s.with(name, func(l Limits) bool { return l.MessagesPerHour > 0 || l.MessagesPerDay > 0 },
+		func(a *account, l Limits, now int64) Exceeded {
+			for _, c := range []check{{MessagesPerHour, l.MessagesPerHour, hour}, {MessagesPerDay, l.MessagesPerDay, day}} {
+				if c.max > 0 && countSince(a.sent, now-seconds(c.window)) >= c.max {
+					return Exceeded{Limit: c.limit, Max: c.max, Window: c.window}
+				}
+			}
+			a.sent = append(a.sent, now)
+			return Exceeded{}
+		})
 }
 
 // Recipient is asked at RCPT of an authenticated session: a recipient
@@ -191,49 +192,66 @@ func (s *Store) Message(name string) Exceeded {
 // is counted when the account is within its recipient limits, otherwise
 // the limit it would exceed is returned and nothing is counted.
 func (s *Store) Recipient(name, rcpt string) Exceeded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.limits
-	if l.RecipientsPerHour <= 0 && l.RecipientsPerDay <= 0 {
-		return Exceeded{}
-	}
-	now := s.now().Unix()
-	a := s.account(name, now)
-	if a == nil {
-		return Exceeded{}
-	}
 	h := rcptHash(rcpt)
-	last, seen := a.rcpts[h]
-	checks := []struct {
-		limit  string
-		max    int
-		window time.Duration
-	}{{RecipientsPerHour, l.RecipientsPerHour, hour}, {RecipientsPerDay, l.RecipientsPerDay, day}}
-	for _, c := range checks {
-		since := now - int64(c.window/time.Second)
-		if c.max <= 0 || (seen && last > since) {
-			continue // no limit, or already one of this window's
-		}
-		n := 0
-		for _, t := range a.rcpts {
-			if t > since {
-				n++
+	return s.with(name, func(l Limits) bool { return l.RecipientsPerHour > 0 || l.RecipientsPerDay > 0 },
+		func(a *account, l Limits, now int64) Exceeded {
+			last, seen := a.rcpts[h]
+			for _, c := range []check{{RecipientsPerHour, l.RecipientsPerHour, hour}, {RecipientsPerDay, l.RecipientsPerDay, day}} {
+				since := now - seconds(c.window)
+				if c.max <= 0 || (seen && last > since) {
+					continue // no limit, or already one of this window's
+				}
+				n := 0
+				for _, t := range a.rcpts {
+					if t > since {
+						n++
+					}
+				}
+				if n >= c.max {
+					return Exceeded{Limit: c.limit, Max: c.max, Window: c.window}
+				}
 			}
-		}
-		if n >= c.max {
-			return Exceeded{Limit: c.limit, Max: c.max, Window: c.window}
-		}
-	}
-	a.rcpts[h] = now
-	s.gen++
-	return Exceeded{}
+			a.rcpts[h] = now
+			return Exceeded{}
+		})
 }
 
-// account returns name's counts with what fell out of the kept window
-// dropped, creating them; nil when MaxAccounts are followed already.
-// Called with mu held.
-func (s *Store) account(name string, now int64) *account {
+// with runs count on name's counts, under the account's lock, with what
+// fell out of the kept window dropped, when active says the limits count
+// anything; a count that returns OK changed the counts.
+func (s *Store) with(name string, active func(Limits) bool, count func(*account, Limits, int64) Exceeded) Exceeded {
 	name = strings.ToLower(name)
+	for {
+		s.mu.Lock()
+		l, keep := s.limits, s.keep()
+		if !active(l) {
+			s.mu.Unlock()
+			return Exceeded{}
+		}
+		now := s.now().Unix()
+		a := s.account(name, now)
+		s.mu.Unlock()
+		if a == nil {
+			return Exceeded{}
+		}
+		a.mu.Lock()
+		if a.dead { // pruned meanwhile: its replacement is in the table
+			a.mu.Unlock()
+			continue
+		}
+		a.expire(now - seconds(keep))
+		e := count(a, l, now)
+		a.mu.Unlock()
+		if e.OK() {
+			s.gen.Add(1)
+		}
+		return e
+	}
+}
+
+// account returns name's counts, creating them; nil when MaxAccounts are
+// followed already. Called with mu held.
+func (s *Store) account(name string, now int64) *account {
 	a := s.byName[name]
 	if a == nil {
 		if len(s.byName) >= MaxAccounts {
@@ -246,7 +264,6 @@ func (s *Store) account(name string, now int64) *account {
 		a = &account{rcpts: map[uint64]int64{}}
 		s.byName[name] = a
 	}
-	a.expire(now - int64(s.keep()/time.Second))
 	return a
 }
 
@@ -259,7 +276,9 @@ func (s *Store) keep() time.Duration {
 	return hour
 }
 
-// expire drops what was counted at or before since.
+func seconds(d time.Duration) int64 { return int64(d / time.Second) }
+
+// expire drops what was counted at or before since. Called with a.mu held.
 func (a *account) expire(since int64) {
 	i := sort.Search(len(a.sent), func(i int) bool { return a.sent[i] > since })
 	if i > 0 {
@@ -272,17 +291,18 @@ func (a *account) expire(since int64) {
 	}
 }
 
-func (a *account) empty() bool { return len(a.sent) == 0 && len(a.rcpts) == 0 }
-
 // prune drops the accounts with nothing left in their windows. Called with
-// mu held.
+// mu held; takes each account's lock.
 func (s *Store) prune(now int64) {
-	since := now - int64(s.keep()/time.Second)
+	since := now - seconds(s.keep())
 	for name, a := range s.byName {
+		a.mu.Lock()
 		a.expire(since)
-		if a.empty() {
+		if len(a.sent) == 0 && len(a.rcpts) == 0 {
+			a.dead = true
 			delete(s.byName, name)
 		}
+		a.mu.Unlock()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -189,5 +190,54 @@ func TestSurvivesRestart(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "counts.json.bad")); err != nil {
 		t.Errorf("the bad file was not moved aside: %v", err)
+	}
+}
+
+// TestConcurrent: sessions of one account racing for the last slots get
+// exactly the limit between them, while other accounts go on; with
+// -race, the locking is checked too.
+func TestConcurrent(t *testing.T) {
+	c := newClock()
+	s := open(t, Limits{MessagesPerHour: 100, RecipientsPerHour: 150}, c, t.TempDir())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	type counts struct{ msgs, rcpts int }
+	accepted := map[string]counts{}
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				name := "alice@example.com"
+				if i%4 == 0 {
+					name = fmt.Sprintf("user%d@example.com", g)
+				}
+				m := s.Message(name).OK()
+				r := s.Recipient(name, fmt.Sprintf("r%d-%d@far.example", g, i)).OK()
+				mu.Lock()
+				n := accepted[name]
+				if m {
+					n.msgs++
+				}
+				if r {
+					n.rcpts++
+				}
+				accepted[name] = n
+				mu.Unlock()
+				if i%25 == 0 {
+					s.Flush()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// alice: 8 × 75 = 600 attempts each; 100 messages, 150 recipients.
+	if got := accepted["alice@example.com"]; got != (counts{100, 150}) {
+		t.Errorf("alice got %+v, want 100 messages and 150 recipients", got)
+	}
+	for g := range 8 {
+		if got := accepted[fmt.Sprintf("user%d@example.com", g)]; got != (counts{25, 25}) {
+			t.Errorf("user%d got %+v, want 25 messages and 25 recipients", g, got)
+		}
 	}
 }

@@ -35,7 +35,7 @@ func (s *Store) Flush() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	s.mu.Lock()
-	gen := s.gen
+	gen := s.gen.Load()
 	if gen == s.saved && s.full == 0 {
 		s.mu.Unlock()
 		return nil
@@ -43,6 +43,7 @@ func (s *Store) Flush() error {
 	s.prune(s.now().Unix())
 	f := savedFile{Version: savedVersion, Accounts: make(map[string]savedAccount, len(s.byName))}
 	for name, a := range s.byName {
+		a.mu.Lock()
 		sa := savedAccount{Sent: slices.Clone(a.sent)}
 		if len(a.rcpts) > 0 {
 			sa.Rcpts = make(map[string]int64, len(a.rcpts))
@@ -50,6 +51,7 @@ func (s *Store) Flush() error {
 				sa.Rcpts[strconv.FormatUint(h, 16)] = t
 			}
 		}
+		a.mu.Unlock()
 		f.Accounts[name] = sa
 	}
 	full := s.full
