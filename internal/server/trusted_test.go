@@ -73,3 +73,13 @@ func TestTrustedNotCountedOnOtherListeners(t *testing.T) {
 		t.Errorf("perIP[127.0.0.1] = %d, want 20 (the trusted sessions are not counted)", n)
 	}
 }
+
+// TestTrustedStillAuthenticatesOnSubmission: trust does not waive AUTH on
+// a submission listener (RFC 6409 §4.3): MAIL without it is 530 5.7.0,
+// for a trusted client as for anyone.
+func TestTrustedStillAuthenticatesOnSubmission(t *testing.T) {
+	ts := startServer(t, Limits{}, Listener{Role: RoleSubmission, TLS: TLSNone, Auth: true,
+		TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	c := runScript(t, ts.addrs[0], []step{{"EHLO c", "250-"}})
+	c.cmd("MAIL FROM:<alice@example.com>", "530 5.7.0 Authentication required")
+}
