@@ -2,9 +2,12 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"smtpkit/internal/config"
 	"smtpkit/internal/inbound"
@@ -44,4 +47,23 @@ func wireMilters(cfg config.Config, in *inbound.Options, log *slog.Logger) error
 	}
 	in.HoldDir = tmp
 	return nil
+}
+
+// printMilters is the [[milter]] part of `smtpkit config check`: each
+// milter with its address, timeout, default action and the listeners it
+// applies to.
+func printMilters(w io.Writer, cfg config.Config) {
+	for _, m := range cfg.Milters {
+		var on []string
+		for _, l := range cfg.Listeners {
+			if slices.Contains(cfg.ListenerMilters(l), m.Name) {
+				on = append(on, l.Address)
+			}
+		}
+		where := "no listener"
+		if len(on) > 0 {
+			where = strings.Join(on, ", ")
+		}
+		fmt.Fprintf(w, "milter\t%s at %s (timeout %s, %s when down) on %s\n", m.Name, m.Address, m.Timeout, m.DefaultAction, where)
+	}
 }
