@@ -63,10 +63,22 @@ func (c Config) TrustedOn(l Listener) []netip.Prefix {
 }
 
 func (v *validator) trusted(c Config) {
-	v.networks("trusted_networks", c.TrustedNetworks)
+	v.trustedList("trusted_networks", c.TrustedNetworks)
 	for i, l := range c.Listeners {
 		if l.TrustedNetworks != nil {
-			v.networks(fmt.Sprintf("listener[%d].trusted_networks", i), *l.TrustedNetworks)
+			v.trustedList(fmt.Sprintf("listener[%d].trusted_networks", i), *l.TrustedNetworks)
+		}
+	}
+}
+
+// trustedList checks a trusted_networks list: valid entries, and none
+// that trusts every address, which would make an open relay (RFC 5321
+// §7.1) — a mistake, never a setting.
+func (v *validator) trustedList(key string, list []string) {
+	v.networks(key, list)
+	for _, s := range list {
+		if p, err := ParseNetwork(s); err == nil && p.Bits() == 0 {
+			v.add(key, "%q trusts every address: an open relay; list your own networks", s)
 		}
 	}
 }

@@ -61,6 +61,9 @@ func TestTrustedNetworks(t *testing.T) {
 			top:  "trusted_networks = [\"10.0.0.1/8\", \"nope\"]\n",
 			toml: "[[listener]]\naddress = \":25\"\nrole = \"mx\"\ntrusted_networks = [\"300.0.0.0/8\"]\n",
 			keys: []string{"trusted_networks", "trusted_networks", "listener[0].trusted_networks"}},
+		{name: "everyone: an open relay", top: "trusted_networks = [\"0.0.0.0/0\"]\n",
+			toml: "[[listener]]\naddress = \":25\"\nrole = \"mx\"\ntrusted_networks = [\"::/0\"]\n",
+			keys: []string{"trusted_networks", "listener[0].trusted_networks"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
