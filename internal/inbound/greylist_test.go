@@ -99,6 +99,11 @@ func TestGreylistAtRcpt(t *testing.T) {
 			{0, mx, "joe@sender.example", "bob@example.com", 451}, // a second recipient: a new triplet
 			{0, otherNet, "joe@sender.example", "alice@example.com", 451},
 		}, entries: 3, events: map[string]int{"deferred:new": 3, "deferred:too_early": 1, "passed:retried": 1, "passed:known": 1}},
+		{name: "IPv6: the client's /64", steps: []step{
+			{0, &server.SessionInfo{Role: server.RoleMX, Remote: tcp("2001:db8:1:2::7")}, "joe@sender.example", "alice@example.com", 451},
+			{5 * time.Minute, &server.SessionInfo{Role: server.RoleMX, Remote: tcp("2001:db8:1:2:ffff::9")}, "joe@sender.example", "alice@example.com", 0},
+			{0, &server.SessionInfo{Role: server.RoleMX, Remote: tcp("2001:db8:1:3::7")}, "joe@sender.example", "alice@example.com", 451},
+		}, entries: 2, events: map[string]int{"deferred:new": 2, "passed:retried": 1}},
 		{name: "null sender greylisted too", steps: []step{
 			{0, mx, "", "alice@example.com", 451},
 			{5 * time.Minute, mx, "", "alice@example.com", 0},
