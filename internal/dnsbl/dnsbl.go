@@ -78,6 +78,8 @@ type Checker struct {
 	// nameOf maps an entry of opts.Zones to its name.
 	names  []string
 	nameOf []int
+	// inFlight merges concurrent lookups of one name (flight.go).
+	inFlight flights
 }
 
 // New checks opts and returns a Checker.

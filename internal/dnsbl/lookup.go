@@ -85,14 +85,14 @@ func (c *Checker) Start(ctx context.Context, ip netip.Addr) *Lookup {
 func (l *Lookup) ask(ctx context.Context, i int) {
 	name := QueryName(l.ip, l.c.names[i])
 	r := &l.results[i]
-	a, err := l.c.opts.Resolver.LookupA(ctx, name)
+	a, err := l.c.inFlight.lookupA(ctx, l.c.opts.Resolver, name)
 	if err != nil {
 		r.err = err
 	} else {
 		r.ips = a.IPs
 		if l.blocks(i, a.IPs) {
 			// RFC 5782 §2.1.1: the TXT record at the same name says why.
-			if t, err := l.c.opts.Resolver.LookupTXT(ctx, name); err == nil && len(t.Records) > 0 {
+			if t, err := l.c.inFlight.lookupTXT(ctx, l.c.opts.Resolver, name); err == nil && len(t.Records) > 0 {
 				r.text = safeText(t.Records[0])
 			}
 		}
