@@ -11,6 +11,7 @@ package interop
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -43,7 +44,10 @@ type connsResult struct {
 func smtplibConns(t *testing.T, addr string, n int, source string) connsResult {
 	t.Helper()
 	py := NeedPython(t)
-	host, port, _ := strings.Cut(addr, ":")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := mustRun(t, nil, py, "testdata/trusted_conns.py", host, port, strconv.Itoa(n), source)
 	var res connsResult
 	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
@@ -80,6 +84,28 @@ func TestTrustedConnectionLimits(t *testing.T) {
 			}
 			if len(res.Refused) != tt.open-tt.greeted || res.Refused[0].Code != 421 || !strings.HasPrefix(res.Refused[0].Text, tt.refusal) {
 				t.Errorf("refusals %+v, want %d × 421 %s", res.Refused, tt.open-tt.greeted, tt.refusal)
+			}
+		})
+	}
+}
+
+// TestTrustedIPv6: the same over IPv6 loopback: ::1 trusted is exempt
+// from the per-IP limit, a v4-only list leaves ::1 untrusted.
+func TestTrustedIPv6(t *testing.T) {
+	tests := []struct {
+		name    string
+		trusted string
+		open    int
+		greeted int
+	}{
+		{"::1 trusted", `trusted_networks = ["::1"]`, 60, 60},
+		{"only 127.0.0.0/8 trusted", `trusted_networks = ["127.0.0.0/8"]`, 21, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := StartServer(t, ServerOptions{IP: "::1", TopTOML: tt.trusted})
+			if res := smtplibConns(t, s.MX, tt.open, "::1"); res.Greeted != tt.greeted {
+				t.Errorf("%d of %d greeted from ::1, want %d (refused %+v)", res.Greeted, tt.open, tt.greeted, res.Refused)
 			}
 		})
 	}
