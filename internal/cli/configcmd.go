@@ -126,6 +126,7 @@ func summarize(w io.Writer, cfg config.Config) {
 		fmt.Fprintf(tw, "dkim	%s selector %s%s\n", d.Domain, d.Selector, sub)
 	}
 	printScreening(tw, cfg)
+	printGreylist(tw, cfg)
 	printMilters(tw, cfg)
 	if cfg.Metrics.Address != "" {
 		fmt.Fprintf(tw, "metrics\t%s\n", cfg.Metrics.Address)

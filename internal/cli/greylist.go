@@ -3,6 +3,8 @@ package cli
 // greylist.go: greylisting on mx ([greylist]).
 
 import (
+	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 
@@ -53,4 +55,15 @@ func closeGreylist(l *greylist.List, log *slog.Logger) {
 	if err := l.Close(); err != nil {
 		log.Error("greylist: writing the state at shutdown failed", "err", err)
 	}
+}
+
+// printGreylist adds [greylist] to `smtpkit config check`'s summary when
+// it is on.
+func printGreylist(w io.Writer, cfg config.Config) {
+	g := cfg.Greylist
+	if !g.Enabled {
+		return
+	}
+	fmt.Fprintf(w, "greylist\tdelay %s, retry window %s, expire %s, at most %d triplets in %s\n",
+		g.Delay, g.RetryWindow, g.Expire, g.MaxEntries, filepath.Join(cfg.DataDir, "greylist"))
 }
