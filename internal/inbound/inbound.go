@@ -159,6 +159,9 @@ func (b *Backend) recipient(s *server.SessionInfo, rcpt smtp.Address) error {
 // message until they have seen it — mail refused by our own policy is
 // not shown to them.
 func (b *Backend) Begin(ctx context.Context, env *server.Envelope) (server.MessageWriter, error) {
+	if err := b.milterData(env); err != nil {
+		return nil, err
+	}
 	w, err := b.fanout(ctx, env)
 	if err != nil {
 		return nil, err

@@ -71,7 +71,25 @@ func (b *Backend) milterHello(s *server.SessionInfo) error {
 	for i, ms := range m.sessions {
 		v := ms.Helo(s.Helo, s.TLS)
 		b.milterSaw(s, m.names[i], "helo", v)
-		if v.Refused() {
+		// A milter failing here (down, under tempfail) is answered at
+		// MAIL, as one down at the connect stage: HELO still succeeds.
+		if v.Refused() && v.Err == nil {
+			return v.Error()
+		}
+	}
+	return nil
+}
+
+// milterData refuses DATA (before its 354) when a milter failed during
+// the transaction under tempfail, after some recipients were accepted:
+// the message could not be filtered, so it is not taken.
+func (b *Backend) milterData(env *server.Envelope) error {
+	m := b.milterOf(env.Session)
+	if m == nil {
+		return nil
+	}
+	for _, ms := range m.sessions {
+		if v, ok := ms.Failed(); ok {
 			return v.Error()
 		}
 	}

@@ -2,6 +2,8 @@ package inbound
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -48,6 +50,9 @@ func (s *scripted) Helo(string, *gomilter.Modifier) (gomilter.Response, error) {
 	return gomilter.RespContinue, nil
 }
 func (s *scripted) RcptTo(r string, _ *gomilter.Modifier) (gomilter.Response, error) {
+	if strings.Contains(r, "crash+") {
+		return nil, errors.New("milter crashed") // go-milter drops the connection
+	}
 	if s.rcpt != nil {
 		return s.rcpt(r), nil
 	}
@@ -421,6 +426,47 @@ func TestMilterSessionStages(t *testing.T) {
 					t.Fatalf("Mail: %q, want %q", got, tt.mailErr)
 				}
 				b.Reset(s)
+			}
+		})
+	}
+}
+
+// TestMilterFailsMidTransaction: a milter that fails at RCPT under
+// tempfail refuses that recipient 451 4.7.1, and DATA for the recipients
+// accepted before is refused 451 4.7.1 too (the message could not be
+// filtered); under accept the message goes through unfiltered.
+func TestMilterFailsMidTransaction(t *testing.T) {
+	for _, accept := range []bool{false, true} {
+		t.Run(fmt.Sprint("accept=", accept), func(t *testing.T) {
+			b, _ := newBackend(t, nil)
+			f := milter.New(milter.Options{Name: "t", Network: "tcp", Address: serveMilter(t, &scripted{}), Timeout: 5 * time.Second, Accept: accept})
+			b.opts.Milters = map[string][]*milter.Filter{"mx": {f}}
+			ctx := context.Background()
+			s := &server.SessionInfo{ID: "S1", Listener: "mx", Role: server.RoleMX, Remote: &net.TCPAddr{IP: net.ParseIP("127.15.5.9"), Port: 25}}
+			if err := b.Connect(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			defer b.Disconnect(s)
+			from := addr("x@remote.example")
+			if err := b.Mail(ctx, s, from, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Recipient(ctx, s, from, addr("alice@example.com")); err != nil {
+				t.Fatal(err)
+			}
+			want := 451
+			if accept {
+				want = 0
+			}
+			if got := code(b.Recipient(ctx, s, from, addr("bob+crash+@example.com"))); got != want {
+				t.Fatalf("RCPT to the crashing recipient: %d, want %d", got, want)
+			}
+			w, err := b.Begin(ctx, &server.Envelope{ID: "E1", Session: s, From: from, Recipients: []smtp.Address{addr("alice@example.com")}})
+			if code(err) != want {
+				t.Fatalf("DATA: %v, want %d", err, want)
+			}
+			if w != nil {
+				w.Abort()
 			}
 		})
 	}

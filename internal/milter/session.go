@@ -184,6 +184,18 @@ func (s *Session) Asked() bool {
 	return s.cs != nil && !s.done && s.failed == nil && !s.settled && s.txn
 }
 
+// Failed is the remembered refusal of the session — a tempfail at the
+// connect stage, or the milter down under tempfail — that every later
+// stage gets; ok is false when there is none.
+func (s *Session) Failed() (v Verdict, ok bool) {
+	if s.failed == nil {
+		return Verdict{}, false
+	}
+	v = *s.failed
+	v.Err, v.Cached = nil, true
+	return v, true
+}
+
 // idle reports whether the milter is to be asked at a stage: when not,
 // v is the answer (the remembered failure, or Accept).
 func (s *Session) idle() (v Verdict, asked bool) {
