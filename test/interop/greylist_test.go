@@ -323,3 +323,24 @@ func TestGreylistPostfixRetries(t *testing.T) {
 		t.Errorf("delivered message lacks its subject:\n%s", msg)
 	}
 }
+
+// TestGreylistIPv6: over IPv6 loopback the triplet is the client's /64
+// (::/64 for ::1): 451 4.7.1 first, 250 on a retry after the delay.
+func TestGreylistIPv6(t *testing.T) {
+	swaks := Need(t, "swaks")
+	s := StartServer(t, ServerOptions{IP: "::1", ExtraTOML: fmt.Sprintf("[greylist]\nenabled = true\ndelay = %q\n", greyDelay.String())})
+	rcpt := "alice@" + testDomain
+	s.AddUser(t, rcpt, "alice ipv6 greylist pw")
+	t0 := time.Now()
+	if r := greySwaks(t, swaks, s.MX, "::1", "joe@sender.example", rcpt); !greyDeferred(r) {
+		t.Fatalf("first attempt over IPv6 not greylisted:\n%s\n%s", r.Stdout, r.Stderr)
+	}
+	waitPast(t0, greyDelay)
+	waitUntil(t, pollTimeout, "a retry over IPv6 accepted", func() bool {
+		return greyAccepted(greySwaks(t, swaks, s.MX, "::1", "joe@sender.example", rcpt))
+	})
+	s.WaitMessages(t, rcpt, 1)
+	if !strings.Contains(s.Logs(), "msg=greylisted conn=") || !strings.Contains(s.Logs(), "remote=::1 from=joe@sender.example") {
+		t.Errorf("no greylisted line for ::1:\n%s", s.Logs())
+	}
+}
