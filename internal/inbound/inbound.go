@@ -1,8 +1,8 @@
 // Package inbound decides what happens to mail the server accepts: which
 // senders and recipients are allowed on which listener, and where accepted
 // bytes go — into local mailboxes through internal/local, and, for
-// authenticated submission to other domains (or aliases that point
-// outside), to the outbound queue. The fan-out of one message to both is
+// authenticated submission and clients in the trusted networks to other
+// domains (or aliases that point outside), to the outbound queue. The fan-out of one message to both is
 // all or nothing as the client sees it (writer.Commit). It implements
 // server.Backend.
 package inbound
