@@ -141,8 +141,9 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-// TestMilterRspamd: smtpkit with a real rspamd as its [[milter]]. The
-// GTUBE message is refused at the end of DATA with rspamd's own reply
+// TestMilterRspamd: smtpkit with a real rspamd as its [[milter]]; rspamd
+// is told the client's address and, on submission, the authenticated
+// user. The GTUBE message is refused at the end of DATA with rspamd's own reply
 // (554 5.7.1 Gtube pattern) and not stored; a clean message is stored
 // with rspamd's header fields, from an anonymous mx client and from an
 // authenticated submission client alike; once rspamd is stopped, the
@@ -206,6 +207,14 @@ func TestMilterRspamd(t *testing.T) {
 		if strings.Contains(strings.ReplaceAll(got, "\r\n", ""), "\n") {
 			t.Errorf("clean message %d has bare LF:\n%q", i, got)
 		}
+	}
+
+	// rspamd knew the submission client as the authenticated user (the
+	// {auth_authen} macro) and the mx client as anonymous.
+	rlog, _ := os.ReadFile(filepath.Join(rs.dir, "rspamd.log"))
+	if !strings.Contains(string(rlog), "ip: "+milterClientIP+", user: "+rcpt+", from: <"+rcpt+">") ||
+		!strings.Contains(string(rlog), "ip: "+milterClientIP+", from: <a@b.example>") {
+		t.Errorf("rspamd did not see the client address and the authenticated user:\n%s", tail(rlog, 3000))
 	}
 
 	// GTUBE: refused with rspamd's reason, nothing stored.
