@@ -55,6 +55,7 @@ func TestParseReply(t *testing.T) {
 		{code: 450, text: "", want: smtp.Reply{Code: 450, Enhanced: "4.7.1", Lines: replyTempfail.Lines}},
 		{code: 550, text: "4.7.1 wrong class", want: smtp.Reply{Code: 550, Enhanced: "5.7.1", Lines: []string{"4.7.1 wrong class"}}},
 		{code: 550, text: "5.7.0 first\r\n550-5.7.0 second\r\n550 5.7.0 third", want: smtp.Reply{Code: 550, Enhanced: "5.7.0", Lines: []string{"first", "second", "third"}}},
+		{code: 421, text: "4.7.0 closing", want: smtp.Reply{Code: 451, Enhanced: "4.7.0", Lines: []string{"closing"}}},
 		{code: 250, text: "2.0.0 ok", bad: true},
 		{code: 999, text: "x", bad: true},
 	}

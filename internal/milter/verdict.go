@@ -108,10 +108,16 @@ func verdict(a *gomilter.Action) (Verdict, bool) {
 // 5xx, text may start with an enhanced code of the same class ("5.7.1
 // Gtube pattern"; RFC 3463 §2) and may hold several lines as libmilter's
 // smfi_setmlreply sends them ("550-5.7.1 first\r\n550 5.7.1 last"). The
-// enhanced code defaults to 5.7.1 (4.7.1), the text to Postfix's.
+// enhanced code defaults to 5.7.1 (4.7.1), the text to Postfix's; a 421
+// becomes 451.
 func ParseReply(code int, text string) (smtp.Reply, bool) {
 	if code < 400 || code > 599 {
 		return smtp.Reply{}, false
+	}
+	if code == smtp.CodeUnavailable {
+		// 421 means the server closes the connection (RFC 5321 §3.8),
+		// which a milter's answer does not make us do: a plain 451.
+		code = smtp.CodeLocalError
 	}
 	r := smtp.Reply{Code: code}
 	for i, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
