@@ -33,8 +33,16 @@ type scripted struct {
 	header        gomilter.Response
 	eom           func(*gomilter.Modifier) gomilter.Response
 
-	mu      sync.Mutex
-	aborted int
+	mu        sync.Mutex
+	aborted   int
+	bodyBytes int
+}
+
+func (s *scripted) BodyChunk(chunk []byte, _ *gomilter.Modifier) (gomilter.Response, error) {
+	s.mu.Lock()
+	s.bodyBytes += len(chunk)
+	s.mu.Unlock()
+	return gomilter.RespContinue, nil
 }
 
 func (s *scripted) Connect(string, string, uint16, net.IP, *gomilter.Modifier) (gomilter.Response, error) {
@@ -469,5 +477,54 @@ func TestMilterFailsMidTransaction(t *testing.T) {
 				w.Abort()
 			}
 		})
+	}
+}
+
+// TestMilterLargeMessage: a message larger than the in-memory hold
+// spills into HoldDir, reaches the milter whole in body chunks, and is
+// stored whole with the milter's field.
+func TestMilterLargeMessage(t *testing.T) {
+	m := &scripted{eom: func(mod *gomilter.Modifier) gomilter.Response {
+		mod.AddHeader("X-Scanned", "yes")
+		return gomilter.RespAccept
+	}}
+	b, mail := newBackend(t, nil)
+	b.opts.HoldDir = t.TempDir()
+	f := milter.New(milter.Options{Name: "t", Network: "tcp", Address: serveMilter(t, m), Timeout: 5 * time.Second})
+	b.opts.Milters = map[string][]*milter.Filter{"mx": {f}}
+	ctx := context.Background()
+	s := &server.SessionInfo{ID: "S1", Listener: "mx", Role: server.RoleMX, Remote: &net.TCPAddr{IP: net.ParseIP("127.15.5.9"), Port: 25}}
+	if err := b.Connect(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Disconnect(s)
+	from := addr("x@remote.example")
+	if err := b.Mail(ctx, s, from, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Recipient(ctx, s, from, addr("alice@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := b.Begin(ctx, &server.Envelope{ID: "E1", Session: s, From: from, Recipients: []smtp.Address{addr("alice@example.com")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Repeat(strings.Repeat("x", 78)+"\r\n", 3000) // 240,000 octets: four body chunks
+	io.WriteString(w, "Subject: big\r\n\r\n")
+	for i := 0; i < len(body); i += 1000 {
+		io.WriteString(w, body[i:min(i+1000, len(body))])
+	}
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := stored(t, mail, "alice@example.com", "new")
+	want := "Return-Path: <x@remote.example>\r\nSubject: big\r\nX-Scanned: yes\r\n\r\n" + body
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("stored %d messages; first %d octets, want %d", len(got), len(strings.Join(got, "")), len(want))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.bodyBytes != len(body) {
+		t.Errorf("milter got %d body octets, want %d", m.bodyBytes, len(body))
 	}
 }
