@@ -13,11 +13,23 @@ import (
 const pregreetHost = "127.15.3.1"
 
 // pregreetServer runs one listener l on pregreetHost with a hookBackend
-// and a recorder Observer.
+// (for one session: its Disconnect closes ended) and a recorder Observer.
 func pregreetServer(t *testing.T, l Listener) (*Server, *hookBackend, *recorder) {
 	t.Helper()
-	l.Address = pregreetHost + ":0"
 	b := &hookBackend{ended: make(chan struct{})}
+	srv, _, obs := pregreetServerWith(t, l, b)
+	return srv, b, obs
+}
+
+// manyHooks is hookBackend for many sessions: Disconnect records only.
+type manyHooks struct{ hookBackend }
+
+func (b *manyHooks) Disconnect(*SessionInfo) { b.record("disconnect") }
+
+// pregreetServerWith is pregreetServer with the Backend b.
+func pregreetServerWith(t *testing.T, l Listener, b Backend) (*Server, Backend, *recorder) {
+	t.Helper()
+	l.Address = pregreetHost + ":0"
 	obs := newRecorder()
 	srv := New(Options{
 		Hostname: "mx.example.com", PostmasterDomain: "example.com",
@@ -169,5 +181,61 @@ func TestPregreetHookPanic(t *testing.T) {
 		c := dialFrom(t, "127.15.3.21", srv.Addrs()[0].String())
 		c.expect("421 mx.example.com local error")
 		c.closed()
+	}
+}
+
+// TestPregreetBehindProxy: behind a PROXY header the wait starts after
+// the header, and commands that came in the same segment as the header
+// make an early talker; the client named by the header is what the
+// trusted networks are matched against.
+func TestPregreetBehindProxy(t *testing.T) {
+	const balancer = "127.15.3.50"
+	l := Listener{Role: RoleMX, TLS: TLSNone, Pregreet: 2 * time.Second, ProxyProtocol: true,
+		ProxyFrom:       []netip.Prefix{netip.MustParsePrefix(balancer + "/32")},
+		TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("192.0.2.99/32")}}
+	srv, _, obs := pregreetServerWith(t, l, &manyHooks{})
+	addr := srv.Addrs()[0].String()
+
+	c := dialFrom(t, balancer, addr)
+	c.send("PROXY TCP4 192.0.2.10 127.15.3.1 40000 25\r\nEHLO bot.example\r\n")
+	c.expect("554 mx.example.com protocol error")
+	c.closed()
+	if !obs.has("earlytalker ") {
+		t.Errorf("no EarlyTalker event: %q", obs.events)
+	}
+
+	c = dialFrom(t, balancer, addr)
+	start := time.Now()
+	c.send("PROXY TCP4 192.0.2.11 127.15.3.1 40001 25\r\n")
+	c.expect("220 ")
+	if time.Since(start) < l.Pregreet {
+		t.Errorf("greeting after %s, before the wait of %s", time.Since(start), l.Pregreet)
+	}
+	c.cmd("QUIT", "221 ")
+
+	c = dialFrom(t, balancer, addr) // a trusted client behind the balancer talks at once
+	c.send("PROXY TCP4 192.0.2.99 127.15.3.1 40002 25\r\nEHLO app.example\r\n")
+	c.expect("220 ")
+	c.expect("250")
+	c.cmd("QUIT", "221 ")
+}
+
+// panicDisconnect panics in Disconnect.
+type panicDisconnect struct{ manyHooks }
+
+func (*panicDisconnect) Disconnect(*SessionInfo) { panic("disconnect exploded") }
+
+// TestDisconnectPanicReleases: a panic in the Backend's Disconnect still
+// gives the session's slot back, so that Shutdown returns.
+func TestDisconnectPanicReleases(t *testing.T) {
+	srv, _, _ := pregreetServerWith(t, Listener{Role: RoleMX, TLS: TLSNone}, &panicDisconnect{})
+	c := dialFrom(t, "127.15.3.22", srv.Addrs()[0].String())
+	c.expect("220 ")
+	c.cmd("QUIT", "221 ")
+	c.closed()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v (a session slot was never given back)", err)
 	}
 }

@@ -208,15 +208,19 @@ func (s *session) close() {
 		return // a panic after close (fence.go)
 	}
 	s.closed = true
+	// Deferred, so that a panic in the Backend's Disconnect still gives
+	// the connection and the slot back (else Shutdown waits for ever).
+	defer func() {
+		s.conn.close()
+		if s.admitted {
+			s.srv.release(s)
+		}
+		s.backendCtx.end()
+		if s.admitted {
+			s.srv.active.Done()
+		}
+	}()
 	s.disconnectHook()
-	s.conn.close()
-	if s.admitted {
-		s.srv.release(s)
-	}
-	s.backendCtx.end()
-	if s.admitted {
-		s.srv.active.Done()
-	}
 }
 
 // endOnError ends the session after a read failure: timeouts and shutdown
