@@ -49,7 +49,9 @@ gofmtClean() {
 step "install test dependencies" ./scripts/install-test-deps.sh
 step "gofmt" gofmtClean
 step "go vet" go vet ./...
-step "go test -race" go test -race -count=1 ./...
+# -timeout: the interop package alone runs past go test's default 10m under
+# -race on 2 cores.
+step "go test -race" go test -race -count=1 -timeout 30m ./...
 
 # fuzzTargets prints "pkg Name" for every fuzz target. `go test -list`
 # prints a package's matching names, then "ok <pkg> <time>".

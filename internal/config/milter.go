@@ -89,6 +89,11 @@ func tcpAddress(s string) (string, string, error) {
 	if err != nil || host == "" {
 		return "", "", fmt.Errorf("want inet:host:port, unix:/path or host:port")
 	}
+	switch host {
+	case "inet", "inet6", "unix", "local":
+		// "inet:1" would read as the socket type, not as this host.
+		return "", "", fmt.Errorf("host %q is a socket type's name: want inet:host:port", host)
+	}
 	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() != "" || err != nil && host != "localhost" && !validDomain(host) {
 		return "", "", fmt.Errorf("host %q: want an IP address or a host name", host)
 	}
