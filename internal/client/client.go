@@ -1,7 +1,8 @@
 // Package client speaks one outbound SMTP conversation (RFC 5321) from the
 // client side: the greeting, EHLO with HELO fallback, STARTTLS (RFC 3207),
 // AUTH (RFC 4954), and mail transactions with SIZE (RFC 1870), 8BITMIME
-// (RFC 6152), SMTPUTF8 (RFC 6531) and PIPELINING (RFC 2920).
+// (RFC 6152), SMTPUTF8 (RFC 6531), PIPELINING (RFC 2920), and CHUNKING
+// and BINARYMIME (RFC 3030).
 //
 // It makes no policy decisions: which host to dial, whether TLS is
 // required and which certificate is acceptable are decided by route and
@@ -80,10 +81,14 @@ type Options struct {
 	// Transcript, when non-nil, receives every command as "C: ..." and every
 	// reply line as "S: ...", each ending in "\n". AUTH exchanges are written
 	// as "C: <credentials hidden>", and message data as one line
-	// "C: <message data, N octets>" before the final "C: .".
+	// "C: <message data, N octets>" before the final "C: ."; BDAT chunks
+	// show only their command line "C: BDAT N [LAST]".
 	Transcript io.Writer
 	// Dialer connects; nil means a zero net.Dialer.
 	Dialer *net.Dialer
+	// ChunkSize is the largest BDAT chunk in octets (RFC 3030 §2) when the
+	// server offers CHUNKING; 0 means DefaultChunkSize.
+	ChunkSize int
 	// AllowPlaintextAuth lets Auth send credentials on a connection without
 	// TLS. Off by default: credentials in clear text are readable by anyone
 	// on the path (RFC 4954 §4, RFC 8314 §5).

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"smtpkit/internal/testcert"
 	"strings"
@@ -19,6 +20,10 @@ import (
 type step struct {
 	recv []string
 	data bool   // read dot-terminated data after recv
+	// chunks are BDAT commands expected after recv, each "BDAT n [LAST]"
+	// followed by n octets; all are read before send (pipelined), and
+	// their octets, joined, go to the data channel.
+	chunks []string
 	send string // raw reply, "\r\n"-terminated lines
 	tls  bool   // after send, run the server side of a TLS handshake
 }
@@ -78,6 +83,13 @@ func (f *fake) serve(steps []step) error {
 			}
 		}
 		f.ready <- struct{}{}
+		if len(s.chunks) > 0 {
+			d, err := readChunks(r, s.chunks)
+			if err != nil {
+				return fmt.Errorf("step %d: chunks: %v", i, err)
+			}
+			f.data <- d
+		}
 		if s.data {
 			d, err := readData(r)
 			if err != nil {
@@ -120,6 +132,30 @@ func readData(r *bufio.Reader) (string, error) {
 			return b.String(), nil
 		}
 	}
+}
+
+// readChunks reads the BDAT commands in want with their octets.
+func readChunks(r *bufio.Reader, want []string) (string, error) {
+	var b strings.Builder
+	for _, w := range want {
+		got, err := r.ReadString('\n')
+		if err != nil {
+			return b.String(), err
+		}
+		if got != w+"\r\n" {
+			return b.String(), fmt.Errorf("got %q, want %q", got, w+"\r\n")
+		}
+		var n int
+		if _, err := fmt.Sscanf(w, "BDAT %d", &n); err != nil {
+			return b.String(), err
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return b.String(), err
+		}
+		b.Write(buf)
+	}
+	return b.String(), nil
 }
 
 // testOpts are short timeouts: a client that waits for a reply the script

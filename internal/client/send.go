@@ -25,6 +25,12 @@ type Envelope struct {
 	// not downconvert (RFC 6152 §3 leaves the client to convert, bounce or
 	// refuse; we bounce).
 	EightBit bool
+	// Binary asks for BODY=BINARYMIME (RFC 3030 §3): the body goes out by
+	// BDAT octet for octet, with no line-ending repair. It needs both
+	// BINARYMIME and CHUNKING at the server; without them Send fails
+	// before MAIL with a permanent 554 5.6.3 (ErrRefused), like EightBit
+	// without 8BITMIME. It takes precedence over EightBit.
+	Binary bool
 	// SMTPUTF8 asks for SMTPUTF8 (RFC 6531); it is implied when an address is
 	// not ASCII. A server without it makes Send fail before MAIL with a
 	// permanent 553 5.6.7 (RFC 6531 §3.4).
@@ -57,7 +63,8 @@ type Result struct {
 	// ErrNoRecipients.
 	Data error
 	// Reply is the reply to DATA: the final one after the message, or the
-	// refusal of the DATA command itself.
+	// refusal of the DATA command itself. With BDAT it is the reply to the
+	// LAST chunk, or the first refusal of a chunk.
 	Reply smtp.Reply
 }
 
@@ -88,8 +95,14 @@ var ErrNoRecipients = errors.New("client: no recipient accepted")
 // and DATA go out in one write and the replies are read afterwards
 // (RFC 2920 §3.1); otherwise each command waits for its reply.
 //
+// When the server offers CHUNKING the body goes by BDAT instead of DATA
+// (RFC 3030 §2): after MAIL and the RCPTs, chunks of Options.ChunkSize
+// octets, the last one "BDAT n LAST", without dot stuffing; with
+// PIPELINING several chunks are in flight at once (see writeChunks).
+//
 // body is the message as CRLF text; a smtp.DotWriter stuffs leading dots
-// and turns bare LF or CR into CRLF. A refusal of MAIL returns
+// and turns bare LF or CR into CRLF (for BDAT a smtp.CRLFWriter does the
+// latter; a Binary body is sent unchanged). A refusal of MAIL returns
 // err = *smtp.Error. A message the client refuses itself before MAIL
 // returns an *smtp.Error with ErrRefused in its chain, and the session is
 // over: Send has sent QUIT and closed the connection. Transport failures return a plain err and leave the
@@ -110,14 +123,19 @@ func (c *Conn) Send(ctx context.Context, env Envelope, body io.Reader) (Result, 
 	defer stop()
 	var accepted int
 	var dataRep smtp.Reply
-	if _, ok := c.Ext("PIPELINING"); ok {
-		accepted, dataRep, err = c.pipelined(mail, rcpts, res.Rcpt)
+	_, pipelining := c.Ext("PIPELINING")
+	_, chunking := c.Ext("CHUNKING")
+	if pipelining {
+		accepted, dataRep, err = c.pipelined(mail, rcpts, res.Rcpt, !chunking)
 	} else {
-		accepted, dataRep, err = c.lockstep(mail, rcpts, res.Rcpt)
+		accepted, dataRep, err = c.lockstep(mail, rcpts, res.Rcpt, !chunking)
 	}
 	if err != nil {
 		res.Data = err
 		return res, err
+	}
+	if chunking {
+		return c.sendChunked(res, accepted, env.Binary, pipelining, body)
 	}
 	res.Reply = dataRep
 	switch {
@@ -143,6 +161,29 @@ func (c *Conn) Send(ctx context.Context, env Envelope, body io.Reader) (Result, 
 		return res, err
 	}
 	res.Data = expect(res.Reply, smtp.CodeOK)
+	return res, nil
+}
+
+// sendChunked finishes a transaction whose MAIL and RCPTs went out: the
+// body by BDAT when a recipient was accepted, RSET otherwise or when a
+// chunk was refused.
+func (c *Conn) sendChunked(res Result, accepted int, binary, pipelining bool, body io.Reader) (Result, error) {
+	if accepted == 0 {
+		res.Data = ErrNoRecipients
+		c.resetQuietly()
+		return res, nil
+	}
+	rep, err := c.writeChunks(body, binary, pipelining)
+	if err != nil {
+		res.Data = err
+		return res, err
+	}
+	res.Reply = rep
+	if rep.Code != smtp.CodeOK {
+		res.Data = smtp.Wrap(rep, nil)
+		c.resetQuietly()
+		return res, nil
+	}
 	return res, nil
 }
 
@@ -202,7 +243,15 @@ func (c *Conn) mailParams(env Envelope, utf8 bool) (string, error) {
 		}
 		b.WriteString(" SIZE=" + strconv.FormatInt(env.Size, 10))
 	}
-	if env.EightBit {
+	if env.Binary {
+		_, bin := c.Ext("BINARYMIME")
+		_, chunking := c.Ext("CHUNKING")
+		if !bin || !chunking {
+			return "", refused(smtp.R(smtp.CodeTransactionFailed, smtp.EnhNoConversion,
+				"binary message but the server does not support BINARYMIME with CHUNKING"), nil)
+		}
+		b.WriteString(" BODY=BINARYMIME") // RFC 3030 §3
+	} else if env.EightBit {
 		if _, ok := c.Ext("8BITMIME"); !ok {
 			return "", refused(smtp.R(smtp.CodeTransactionFailed, smtp.EnhNoConversion,
 				"8-bit message but the server does not support 8BITMIME"), nil)

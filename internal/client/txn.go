@@ -11,14 +11,19 @@ import (
 	"smtpkit/internal/smtp"
 )
 
-// pipelined sends MAIL, the RCPTs and DATA in one write and then reads the
-// replies in order (RFC 2920 §3.1). It returns how many RCPTs were accepted
-// and the reply to DATA.
-func (c *Conn) pipelined(mail cmdStep, rcpts []cmdStep, rcptErrs []error) (int, smtp.Reply, error) {
+// pipelined sends MAIL, the RCPTs and (with data) DATA in one write and
+// then reads the replies in order (RFC 2920 §3.1). It returns how many
+// RCPTs were accepted and the reply to DATA. Without data (the message goes
+// by BDAT, whose chunks follow once a RCPT was accepted) the reply is zero.
+func (c *Conn) pipelined(mail cmdStep, rcpts []cmdStep, rcptErrs []error, data bool) (int, smtp.Reply, error) {
 	if err := c.arm(mail.d); err != nil {
 		return 0, smtp.Reply{}, err
 	}
-	for _, s := range append(append([]cmdStep{mail}, rcpts...), cmdStep{line: "DATA"}) {
+	steps := append([]cmdStep{mail}, rcpts...)
+	if data {
+		steps = append(steps, cmdStep{line: "DATA"})
+	}
+	for _, s := range steps {
 		if err := c.writeLine(s.line, s.line); err != nil {
 			return 0, smtp.Reply{}, err
 		}
@@ -42,9 +47,11 @@ func (c *Conn) pipelined(mail cmdStep, rcpts []cmdStep, rcptErrs []error) (int, 
 			rcptErrs[s.rcpt] = smtp.Wrap(rep, nil)
 		}
 	}
-	dataRep, err := c.readReply(c.t.DataInit)
-	if err != nil {
-		return 0, smtp.Reply{}, err
+	var dataRep smtp.Reply
+	if data {
+		if dataRep, err = c.readReply(c.t.DataInit); err != nil {
+			return 0, smtp.Reply{}, err
+		}
 	}
 	if mailRep.Code != smtp.CodeOK {
 		if dataRep.Code == smtp.CodeStartData {
@@ -57,8 +64,9 @@ func (c *Conn) pipelined(mail cmdStep, rcpts []cmdStep, rcptErrs []error) (int, 
 	return accepted, dataRep, nil
 }
 
-// lockstep sends one command at a time; DATA only when a RCPT was accepted.
-func (c *Conn) lockstep(mail cmdStep, rcpts []cmdStep, rcptErrs []error) (int, smtp.Reply, error) {
+// lockstep sends one command at a time; DATA (with data) only when a RCPT
+// was accepted.
+func (c *Conn) lockstep(mail cmdStep, rcpts []cmdStep, rcptErrs []error, data bool) (int, smtp.Reply, error) {
 	rep, err := c.roundTrip(mail.line, mail.d)
 	if err != nil {
 		return 0, smtp.Reply{}, err
@@ -78,8 +86,8 @@ func (c *Conn) lockstep(mail cmdStep, rcpts []cmdStep, rcptErrs []error) (int, s
 			rcptErrs[s.rcpt] = smtp.Wrap(rep, nil)
 		}
 	}
-	if accepted == 0 {
-		return 0, smtp.Reply{}, nil
+	if accepted == 0 || !data {
+		return accepted, smtp.Reply{}, nil
 	}
 	rep, err = c.roundTrip("DATA", c.t.DataInit)
 	return accepted, rep, err
