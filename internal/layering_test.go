@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"maildir":     {"vfs", "wal"},
 	"local":       {"smtp", "maildir", "userdb"},
 	"compose":     {},
+	"mimeconv":    {}, // 8-bit and binary MIME to 7 bit (RFC 6152, RFC 3030 downgrade)
 	"userdb":      {"atomicfile", "sasl"},
 	"tlspolicy":   {"smtp", "dns", "dane", "tlsrpt"},
 	"control":     {},
