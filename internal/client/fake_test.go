@@ -19,13 +19,13 @@ import (
 // optionally start TLS.
 type step struct {
 	recv []string
-	data bool   // read dot-terminated data after recv
+	data bool // read dot-terminated data after recv
 	// chunks are BDAT commands expected after recv, each "BDAT n [LAST]"
 	// followed by n octets; all are read before send (pipelined), and
 	// their octets, joined, go to the data channel.
 	chunks []string
-	send string // raw reply, "\r\n"-terminated lines
-	tls  bool   // after send, run the server side of a TLS handshake
+	send   string // raw reply, "\r\n"-terminated lines
+	tls    bool   // after send, run the server side of a TLS handshake
 }
 
 // fake is a scripted SMTP server on loopback serving one connection.

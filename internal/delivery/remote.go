@@ -290,7 +290,7 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt,
 	}
 	defer body.Close()
 	// RFC 8689 §4.2.1 binds a REQUIRETLS message with a non-empty return path; §5: a bounce is not discarded for want of REQUIRETLS.
-	env := client.Envelope{From: d.From, To: d.Recipients, Size: d.Size, EightBit: d.EightBit, SMTPUTF8: d.SMTPUTF8, RequireTLS: d.RequireTLS && d.From != ""}
+	env := client.Envelope{From: d.From, To: d.Recipients, Size: d.Size, EightBit: d.EightBit, Binary: d.Binary, SMTPUTF8: d.SMTPUTF8, RequireTLS: d.RequireTLS && d.From != ""}
 	res, err := c.Send(ctx, env, body)
 	if err != nil {
 		c.Close()

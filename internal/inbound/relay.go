@@ -54,8 +54,9 @@ func (r queueRelay) Begin(_ context.Context, env queue.Envelope) (RelayWriter, e
 // queueEnvelope is the queue's envelope for the remote recipients to of
 // env, with what the session knew.
 func queueEnvelope(env *server.Envelope, to []smtp.Address) queue.Envelope {
-	meta := queue.Meta{SMTPUTF8: env.SMTPUTF8, EightBit: env.Body == "8BITMIME", RequireTLS: env.RequireTLS,
-		Relay: relayKind(env.Session)}
+	meta := queue.Meta{SMTPUTF8: env.SMTPUTF8, EightBit: env.Body == smtp.Body8BitMIME, Binary: env.Body == smtp.BodyBinaryMIME,
+		RequireTLS: env.RequireTLS,
+		Relay:      relayKind(env.Session)}
 	if s := env.Session; s != nil {
 		meta.AuthUser = s.AuthUser
 		if s.Remote != nil {

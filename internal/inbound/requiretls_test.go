@@ -11,7 +11,7 @@ import (
 
 // TestQueueEnvelopeCarriesSessionFlags: what MAIL said travels into the
 // queue entry: REQUIRETLS (RFC 8689 §4.2: the message is tagged),
-// SMTPUTF8, BODY=8BITMIME, and who sent it.
+// SMTPUTF8, BODY=8BITMIME or BINARYMIME, and who sent it.
 func TestQueueEnvelopeCarriesSessionFlags(t *testing.T) {
 	remote := &net.TCPAddr{IP: net.IPv4(127, 13, 4, 2), Port: 2525}
 	to := []smtp.Address{addr("dave@far.example")}
@@ -23,6 +23,8 @@ func TestQueueEnvelopeCarriesSessionFlags(t *testing.T) {
 		{"REQUIRETLS", server.Envelope{RequireTLS: true}, func(m queue.Meta) bool { return m.RequireTLS && !m.SMTPUTF8 && !m.EightBit }},
 		{"nothing", server.Envelope{}, func(m queue.Meta) bool { return !m.RequireTLS && !m.SMTPUTF8 && !m.EightBit }},
 		{"all", server.Envelope{RequireTLS: true, SMTPUTF8: true, Body: "8BITMIME"}, func(m queue.Meta) bool { return m.RequireTLS && m.SMTPUTF8 && m.EightBit }},
+		{"BINARYMIME", server.Envelope{Body: "BINARYMIME"}, func(m queue.Meta) bool { return m.Binary && !m.EightBit }},
+		{"8BITMIME is not binary", server.Envelope{Body: "8BITMIME"}, func(m queue.Meta) bool { return !m.Binary && m.EightBit }},
 		{"session", server.Envelope{Session: &server.SessionInfo{AuthUser: "alice@example.com", Remote: remote}}, func(m queue.Meta) bool {
 			return !m.RequireTLS && m.AuthUser == "alice@example.com" && m.ReceivedFrom == "127.13.4.2:2525"
 		}},

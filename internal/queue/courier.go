@@ -23,6 +23,8 @@ type Attempt struct {
 	Size       int64
 	SMTPUTF8   bool
 	EightBit   bool
+	// Binary: BODY=BINARYMIME (Meta.Binary); the bytes are not text.
+	Binary bool
 	// RequireTLS: the message was received with REQUIRETLS (RFC 8689
 	// §4.2); delivery must meet RFC 8689 §4.2.1 or fail with 5.7.30.
 	RequireTLS bool

@@ -26,6 +26,11 @@ const (
 type Meta struct {
 	SMTPUTF8 bool `json:"smtputf8,omitempty"` // the message needs SMTPUTF8 (RFC 6531) on the next hop
 	EightBit bool `json:"eightbit,omitempty"` // BODY=8BITMIME (RFC 6152)
+	// Binary: the message was received with BODY=BINARYMIME (RFC 3030 §3)
+	// and is stored octet for octet; it goes on with BDAT BODY=BINARYMIME,
+	// or converted where the next hop lacks BINARYMIME. Env files without
+	// the field load as text messages.
+	Binary bool `json:"binary,omitempty"`
 	// RequireTLS: the message was received with REQUIRETLS (RFC 8689 §4.2)
 	// and keeps that tag for every later attempt, across restarts.
 	RequireTLS   bool   `json:"requiretls,omitempty"`

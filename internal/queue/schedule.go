@@ -156,7 +156,7 @@ func (q *Queue) runJob(ctx context.Context, j *job) {
 	e := j.m.env // ID, From, Size and Meta never change
 	d := &Attempt{
 		ID: e.ID, From: e.From, Domain: j.domain, Recipients: j.rcpts,
-		Size: e.Size, SMTPUTF8: e.Meta.SMTPUTF8, EightBit: e.Meta.EightBit,
+		Size: e.Size, SMTPUTF8: e.Meta.SMTPUTF8, EightBit: e.Meta.EightBit, Binary: e.Meta.Binary,
 		RequireTLS: e.Meta.RequireTLS, Open: q.opener(e, j.local),
 	}
 	if j.local {

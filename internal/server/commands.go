@@ -265,6 +265,7 @@ func (s *session) extensions() []string {
 		"ENHANCEDSTATUSCODES", // RFC 2034
 		"SMTPUTF8",            // RFC 6531
 		"CHUNKING",            // RFC 3030
+		"BINARYMIME",          // RFC 3030 §3: BDAT data stored octet for octet
 	}
 	if s.canStartTLS() {
 		ext = append(ext, "STARTTLS") // RFC 3207; never offered again inside TLS

@@ -48,6 +48,10 @@ func (s *session) begin() (MessageWriter, error) {
 //
 // The command table let it run in stateRcpt only, without an argument.
 func (s *session) cmdData(string) {
+	if s.txn.body == smtp.BodyBinaryMIME {
+		s.reply(replyBinaryNeedsBDAT)
+		return
+	}
 	w, err := s.begin()
 	if err != nil {
 		s.srv.obs.MessageRefused(s.info.Listener, dataRefusal(nil, err))
@@ -220,7 +224,10 @@ func (s *session) cmdBdat(arg string) {
 			s.abortTxn()
 			return
 		}
-		s.txn.chunks = &chunking{w: w, body: &textChecker{next: s.bodyWriter(w), maxLine: s.limits.TextLine}, start: s.srv.now()}
+		// RFC 3030 §3: BODY=BINARYMIME data is stored octet for octet;
+		// only its header block is still held to the text rules.
+		check := &textChecker{next: s.bodyWriter(w), maxLine: s.limits.TextLine, headerOnly: s.txn.body == smtp.BodyBinaryMIME}
+		s.txn.chunks = &chunking{w: w, body: check, start: s.srv.now()}
 		s.state = stateBdat
 	}
 	c := s.txn.chunks

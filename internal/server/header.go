@@ -46,27 +46,36 @@ func (h *headerLimiter) Write(p []byte) (int, error) {
 
 func (h *headerLimiter) Close() error { return h.next.Close() }
 
-// textChecker holds BDAT data to the rules DATA's dot reader enforces: the
-// message is text (we offer no BINARYMIME, RFC 3030 §3), so every line ends
-// in CRLF and is at most maxLine octets with it (RFC 5321 §2.3.8,
-// §4.5.3.1.6), and no octet is NUL (RFC 5322 §2.1, RFC 2045 §2.8). A bare
-// CR or LF, or a NUL that a next hop strips, stored or relayed could
-// smuggle a second message past a less careful next hop.
+// textChecker holds BDAT data to the rules DATA's dot reader enforces: a
+// text message (no BODY=BINARYMIME) has every line end in CRLF and at most
+// maxLine octets with it (RFC 5321 §2.3.8, §4.5.3.1.6), and no octet is
+// NUL (RFC 5322 §2.1, RFC 2045 §2.8). A bare CR or LF, or a NUL that a
+// next hop strips, stored or relayed could smuggle a second message past
+// a less careful next hop. For a BINARYMIME message (headerOnly) the rules
+// hold for the header block only, up to its empty line: the body is
+// binary (RFC 3030 §3), but the header fields stay RFC 5322 text.
 type textChecker struct {
-	next    io.WriteCloser
-	maxLine int
-	line    int  // octets of the current line so far
-	cr      bool // the last octet was CR
+	next       io.WriteCloser
+	maxLine    int
+	headerOnly bool
+	line       int  // octets of the current line so far
+	cr         bool // the last octet was CR
+	done       bool // headerOnly and the header block has ended
 }
 
 func (c *textChecker) Write(p []byte) (int, error) {
 	for _, b := range p {
+		if c.done {
+			break
+		}
 		switch {
 		case c.cr && b != '\n':
 			return 0, smtp.ErrBareCR
 		case b == '\n' && !c.cr:
 			return 0, smtp.ErrBareLF
 		case b == '\n':
+			// An empty line (only its CR seen) ends the header block.
+			c.done = c.headerOnly && c.line == 1
 			c.line, c.cr = 0, false
 			continue
 		case b == 0:
@@ -81,7 +90,7 @@ func (c *textChecker) Write(p []byte) (int, error) {
 }
 
 func (c *textChecker) Close() error {
-	if c.cr {
+	if c.cr && !c.done {
 		return smtp.ErrBareCR
 	}
 	return c.next.Close()

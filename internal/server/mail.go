@@ -50,13 +50,8 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 			if err != nil {
 				return errReply(err)
 			}
-			// RFC 3030 §3: BINARYMIME may be used only when the server
-			// advertises it, and smtpkit does not (message data is text,
-			// checked as such: dot.go, header.go). 555 as for any
-			// parameter not offered (RFC 5321 §4.1.1.11).
-			if body == smtp.BodyBinaryMIME {
-				return replyNoBinaryMIME
-			}
+			// RFC 3030 §3: BINARYMIME is advertised (with CHUNKING); its
+			// data must come by BDAT, which cmdData enforces.
 			t.body = body
 		case "SMTPUTF8":
 			if v != "" {

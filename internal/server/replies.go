@@ -72,8 +72,6 @@ var (
 	replyNeedEHLO    = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Send EHLO first")
 	replyNoParams    = smtp.R(smtp.CodeSyntaxParams, smtp.EnhBadParams, "Syntax error, no parameters allowed")
 	replyUnknownVerb = smtp.R(smtp.CodeSyntax, smtp.EnhSyntax, "Command unrecognized")
-	// RFC 3030 §3: BODY=BINARYMIME only where BINARYMIME is advertised.
-	replyNoBinaryMIME = smtp.R(smtp.CodeParamsPerm, smtp.EnhBadParams, "BODY=BINARYMIME not supported here (RFC 3030 §3)")
 	// The replies of every message, built once.
 	replySenderOK = smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Sender OK")
 	replyRcptOK   = smtp.R(smtp.CodeOK, smtp.EnhRecipientOK, "Recipient OK")
@@ -82,11 +80,14 @@ var (
 
 // Sequence refusals (RFC 5321 §4.1.4: 503 for commands out of order).
 var (
-	replyNeedMail          = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need MAIL command first")
-	replyNeedRcpt          = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need RCPT command first")
-	replyNestedMail        = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Nested MAIL command")
-	replyRcptDuringBDAT    = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "RCPT not allowed during BDAT")
-	replyDataAfterBDAT     = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "DATA not allowed after BDAT")
+	replyNeedMail       = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need MAIL command first")
+	replyNeedRcpt       = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Need RCPT command first")
+	replyNestedMail     = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Nested MAIL command")
+	replyRcptDuringBDAT = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "RCPT not allowed during BDAT")
+	replyDataAfterBDAT  = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "DATA not allowed after BDAT")
+	// RFC 3030 §3: after MAIL BODY=BINARYMIME, DATA gets 503; the
+	// transaction stays, so the client may still send BDAT.
+	replyBinaryNeedsBDAT   = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "BODY=BINARYMIME data must be sent with BDAT (RFC 3030 §3)")
 	replyAuthInTransaction = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "AUTH not allowed during a mail transaction")
 )
 

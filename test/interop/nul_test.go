@@ -9,8 +9,8 @@ import (
 // TestNULSmuggling sends the smuggling scanners' "null" cases over a raw
 // socket: a NUL where a next hop that strips NUL would see an end of data,
 // and NUL inside ordinary lines. Text may not hold NUL (RFC 5322 §2.1,
-// RFC 2045 §2.8; only BODY=BINARYMIME data may, RFC 3030 §3, and that is
-// not offered), so each message is refused with 554 5.6.0 once the real
+// RFC 2045 §2.8; only BODY=BINARYMIME data may, RFC 3030 §3, and these
+// messages do not declare it), so each message is refused with 554 5.6.0 once the real
 // CRLF.CRLF (or the last BDAT chunk) has arrived, nothing is delivered, and
 // the session stays in step: the smuggled commands are never answered.
 func TestNULSmuggling(t *testing.T) {
