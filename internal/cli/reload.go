@@ -126,6 +126,7 @@ func serverLimits(l config.Limits) server.Limits {
 		SessionTimeout:   l.SessionTimeout.D(),
 		ConnectionRate:   l.ConnectionRate,
 		SessionRcpts:     l.SessionRcpts,
+		SessionTxns:      l.SessionTxns,
 		HeaderSize:       int64(l.HeaderSize),
 
 		MinDataRate:          int64(l.MinDataRate),

@@ -115,6 +115,7 @@ type Conn struct {
 	tlsState tls.ConnectionState
 	broken   error // a transport error left the connection in an unknown state
 	quit     bool  // the session was ended with QUIT (and the connection closed)
+	txns     int   // transactions begun (MAIL sent) on this connection, for LIMITS MAILMAX
 }
 
 // writeBufSize lets a pipelined group of MAIL, many RCPTs and DATA go out

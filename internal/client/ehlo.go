@@ -84,3 +84,26 @@ func (c *Conn) Ext(keyword string) (string, bool) {
 
 // EHLOReply is the reply to the last EHLO (or HELO after a fallback).
 func (c *Conn) EHLOReply() smtp.Reply { return c.ehlo }
+
+// Limits are the limits the server announced with LIMITS in its last EHLO
+// (RFC 9422 §4); zero fields are limits it did not announce.
+func (c *Conn) Limits() smtp.Limits {
+	params, ok := c.ext["LIMITS"]
+	if !ok {
+		return smtp.Limits{}
+	}
+	l, _ := smtp.ParseLimits(params)
+	return l
+}
+
+// Transactions is the number of transactions begun on this connection
+// (each Send that sent MAIL), to compare with Limits().MailMax.
+func (c *Conn) Transactions() int { return c.txns }
+
+// Spent reports whether the connection has used every transaction the
+// server's LIMITS MAILMAX allows (RFC 9422 §4.1): the next message needs
+// a new connection.
+func (c *Conn) Spent() bool {
+	m := c.Limits().MailMax
+	return m > 0 && c.txns >= m
+}

@@ -121,6 +121,7 @@ func (c *Conn) Send(ctx context.Context, env Envelope, body io.Reader) (Result, 
 	}
 	stop := c.watch(ctx)
 	defer stop()
+	c.txns++
 	var accepted int
 	var dataRep smtp.Reply
 	_, pipelining := c.Ext("PIPELINING")

@@ -170,18 +170,19 @@ type Certificate struct {
 
 // Limits bounds everything a peer controls.
 type Limits struct {
-	MessageSize      ByteSize `toml:"message_size"`       // SIZE (RFC 1870), default 50MiB
-	Recipients       int      `toml:"recipients"`         // per transaction, default 100 (RFC 5321 §4.5.3.1.8: at least 100)
-	Errors           int      `toml:"errors"`             // protocol errors per session before 421, default 10
-	Connections      int      `toml:"connections"`        // total, default 1000
-	ConnectionsPerIP int      `toml:"connections_per_ip"` // default 20
-	CommandTimeout   Duration `toml:"command_timeout"`    // default 5m (RFC 5321 §4.5.3.2.7)
-	DataTimeout      Duration `toml:"data_timeout"`       // default 10m (RFC 5321 §4.5.3.2.6)
-	SessionTimeout   Duration `toml:"session_timeout"`    // whole-session deadline, default 30m
-	ShutdownGrace    Duration `toml:"shutdown_grace"`     // time sessions get to finish on shutdown, default 30s
-	ConnectionRate   int      `toml:"connection_rate"`    // new connections per minute from one client IP, default 120
-	SessionRcpts     int      `toml:"session_recipients"` // recipients per session over all transactions, default 1000
-	HeaderSize       ByteSize `toml:"header_size"`        // header block of one message, default 1MiB
+	MessageSize      ByteSize `toml:"message_size"`         // SIZE (RFC 1870), default 50MiB
+	Recipients       int      `toml:"recipients"`           // per transaction, default 100 (RFC 5321 §4.5.3.1.8: at least 100)
+	Errors           int      `toml:"errors"`               // protocol errors per session before 421, default 10
+	Connections      int      `toml:"connections"`          // total, default 1000
+	ConnectionsPerIP int      `toml:"connections_per_ip"`   // default 20
+	CommandTimeout   Duration `toml:"command_timeout"`      // default 5m (RFC 5321 §4.5.3.2.7)
+	DataTimeout      Duration `toml:"data_timeout"`         // default 10m (RFC 5321 §4.5.3.2.6)
+	SessionTimeout   Duration `toml:"session_timeout"`      // whole-session deadline, default 30m
+	ShutdownGrace    Duration `toml:"shutdown_grace"`       // time sessions get to finish on shutdown, default 30s
+	ConnectionRate   int      `toml:"connection_rate"`      // new connections per minute from one client IP, default 120
+	SessionRcpts     int      `toml:"session_recipients"`   // recipients per session over all transactions, default 1000
+	SessionTxns      int      `toml:"session_transactions"` // MAIL transactions per session, then 421; LIMITS MAILMAX (RFC 9422), default 100
+	HeaderSize       ByteSize `toml:"header_size"`          // header block of one message, default 1MiB
 	// MinDataRate is the slowest DATA/BDAT transfer accepted, in octets
 	// per second after data_timeout's allowance, default 500 (as
 	// Postfix's smtpd_min_data_rate).
@@ -277,6 +278,7 @@ func Default() Config {
 			ShutdownGrace:    Duration(30 * time.Second),
 			ConnectionRate:   120,
 			SessionRcpts:     1000,
+			SessionTxns:      100,
 			HeaderSize:       1 << 20,
 
 			MinDataRate:          500,

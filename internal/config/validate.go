@@ -169,6 +169,9 @@ func (v *validator) limits(l Limits) {
 	if l.SessionRcpts != 0 && l.SessionRcpts < l.Recipients {
 		v.add("limits.session_recipients", "%d is less than limits.recipients (%d)", l.SessionRcpts, l.Recipients)
 	}
+	if l.SessionTxns < 0 {
+		v.add("limits.session_transactions", "must not be negative, got %d", l.SessionTxns)
+	}
 	if l.HeaderSize < 0 || (l.HeaderSize > 0 && l.HeaderSize < 1000) {
 		v.add("limits.header_size", "%s: want at least 1000 octets", l.HeaderSize)
 	}

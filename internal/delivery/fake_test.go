@@ -30,6 +30,12 @@ type script struct {
 	dropDot  bool              // close the connection after the final ".", without a reply
 	// requireTLS offers REQUIRETLS (RFC 8689) in the EHLO reply under TLS.
 	requireTLS bool
+	// rcptMax and mailMax, when set, are enforced (452 for a RCPT past
+	// rcptMax in a transaction, 421 and close for a MAIL past mailMax in
+	// a session, as servers do without LIMITS) and, with limits, also
+	// advertised as LIMITS RCPTMAX/MAILMAX (RFC 9422).
+	rcptMax, mailMax int
+	limits           bool
 }
 
 // received is one message a fakeServer accepted.
@@ -173,6 +179,7 @@ type fakeConn struct {
 	tlsOn  bool
 	authed bool
 	txn    *received
+	txns   int // MAIL commands accepted in this session
 }
 
 func (c *fakeConn) reply(lines ...string) bool {
@@ -223,6 +230,9 @@ func (f *fakeServer) command(c *fakeConn, line string) bool {
 		if c.tlsOn && f.script.requireTLS {
 			ext = append(ext, "250-REQUIRETLS")
 		}
+		if f.script.limits {
+			ext = append(ext, fmt.Sprintf("250-LIMITS RCPTMAX=%d MAILMAX=%d", f.script.rcptMax, f.script.mailMax))
+		}
 		ext = append(ext, "250 ENHANCEDSTATUSCODES")
 		c.txn = nil
 		return c.reply(ext...)
@@ -232,7 +242,12 @@ func (f *fakeServer) command(c *fakeConn, line string) bool {
 		return f.auth(c, arg)
 	case "MAIL":
 		rep := or(f.script.mail, "250 2.1.0 ok")
+		if f.script.mailMax > 0 && c.txns >= f.script.mailMax {
+			c.reply("421 4.7.0 too many transactions")
+			return false
+		}
 		if strings.HasPrefix(rep, "2") {
+			c.txns++
 			c.txn = &received{From: pathOf(arg), TLS: c.tlsOn, MailArgs: arg}
 		}
 		return c.reply(rep)
@@ -241,6 +256,8 @@ func (f *fakeServer) command(c *fakeConn, line string) bool {
 		rep := or(f.script.rcpt[addr], "250 2.1.5 ok")
 		if c.txn == nil {
 			rep = "503 5.5.1 MAIL first"
+		} else if f.script.rcptMax > 0 && len(c.txn.Rcpts) >= f.script.rcptMax {
+			rep = "452 4.5.3 too many recipients"
 		}
 		if strings.HasPrefix(rep, "2") {
 			c.txn.Rcpts = append(c.txn.Rcpts, addr)

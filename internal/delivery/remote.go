@@ -275,9 +275,11 @@ func hasWord(list, w string) bool {
 	return false
 }
 
-// transact runs one transaction on c and returns the per-recipient results.
-// A connection that ends the transaction cleanly is kept under poolKey.
-func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan, poolKey string) ([]queue.Result, bool, error) {
+// transactOne runs one transaction on c for rcpts (all or a LIMITS share
+// of d.Recipients) and returns their results. keep reports whether the
+// connection ended the transaction cleanly and may carry another one; when
+// it is false, c has been closed.
+func (r *Remote) transactOne(ctx context.Context, c *client.Conn, d *queue.Attempt, rcpts []string, hop route.Hop, ip netip.Addr, plan tlspolicy.Plan) (out []queue.Result, decided, keep bool, err error) {
 	at := queue.Remote{Host: hop.Host, Addr: ip}
 	facts := factsOf(plan)
 	if st, ok := c.TLSState(); ok {
@@ -286,38 +288,38 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt,
 	body, err := d.Open()
 	if err != nil {
 		c.Close()
-		return allFailed(d.Recipients, queue.Result{Err: temporary(err), Remote: at, TLS: facts}), true, nil
+		return allFailed(rcpts, queue.Result{Err: temporary(err), Remote: at, TLS: facts}), true, false, nil
 	}
 	defer body.Close()
 	// RFC 8689 §4.2.1 binds a REQUIRETLS message with a non-empty return path; §5: a bounce is not discarded for want of REQUIRETLS.
-	env := client.Envelope{From: d.From, To: d.Recipients, Size: d.Size, EightBit: d.EightBit, Binary: d.Binary, SMTPUTF8: d.SMTPUTF8, RequireTLS: d.RequireTLS && d.From != ""}
+	env := client.Envelope{From: d.From, To: rcpts, Size: d.Size, EightBit: d.EightBit, Binary: d.Binary, SMTPUTF8: d.SMTPUTF8, RequireTLS: d.RequireTLS && d.From != ""}
 	res, err := c.Send(ctx, env, body)
 	if err != nil {
 		c.Close()
 		if errors.Is(err, client.ErrNoRequireTLS) {
 			// RFC 8689 §5: this MX does not offer REQUIRETLS; another one
 			// may. When none does, the 5.7.30 is the bounce.
-			return nil, false, err
+			return nil, false, false, err
 		}
 		if errors.Is(err, client.ErrNoFinalReply) {
-			return r.possibleDuplicate(d, at, facts, err), true, nil
+			return r.possibleDuplicate(d, at, facts, err), true, false, nil
 		}
 		var se *smtp.Error
 		if errors.As(err, &se) && se.Permanent() {
 			// MAIL refused for good, or the message cannot be carried
 			// (SIZE, SMTPUTF8, 8BITMIME: refused by the client itself,
 			// which ended the session): the whole message fails.
-			out := queue.Result{Err: se, Remote: at, TLS: facts, Reply: replyOf(fromServer(err))}
-			if !out.Said() {
+			fail := queue.Result{Err: se, Remote: at, TLS: facts, Reply: replyOf(fromServer(err))}
+			if !fail.Said() {
 				r.log.Info("message refused before MAIL", "msgid", d.ID, "host", hop.Host, "ip", ip.String(),
-					"rcpts", len(d.Recipients), "err", err)
+					"rcpts", len(rcpts), "err", err)
 			}
-			return allFailed(d.Recipients, out), true, nil
+			return allFailed(rcpts, fail), true, false, nil
 		}
-		return nil, false, fromServer(err)
+		return nil, false, false, fromServer(err)
 	}
-	out := make([]queue.Result, len(d.Recipients))
-	for i, rcpt := range d.Recipients {
+	out = make([]queue.Result, len(rcpts))
+	for i, rcpt := range rcpts {
 		out[i] = queue.Result{Rcpt: rcpt, Remote: at, TLS: facts}
 		switch {
 		case res.Rcpt[i] != nil:
@@ -331,13 +333,12 @@ func (r *Remote) transact(ctx context.Context, c *client.Conn, d *queue.Attempt,
 		}
 	}
 	r.log.Info("delivery attempt", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "tls", facts.String(),
-		"tls_policy", facts.Policy, "tls_mechanism", facts.Mechanism, "rcpts", len(d.Recipients), "code", res.Reply.Code)
+		"tls_policy", facts.Policy, "tls_mechanism", facts.Mechanism, "rcpts", len(rcpts), "code", res.Reply.Code)
 	if res.Data == nil || errors.Is(res.Data, client.ErrNoRecipients) {
-		r.pool.put(poolKey, c)
-	} else {
-		c.Close()
+		return out, true, true, nil
 	}
-	return out, true, nil
+	c.Close()
+	return out, true, false, nil
 }
 
 // possibleDuplicate is the outcome of a transaction whose connection was

@@ -266,6 +266,8 @@ func (s *session) extensions() []string {
 		"SMTPUTF8",            // RFC 6531
 		"CHUNKING",            // RFC 3030
 		"BINARYMIME",          // RFC 3030 §3: BDAT data stored octet for octet
+		// RFC 9422 §4: the limits this session enforces (mail.go).
+		"LIMITS " + smtp.FormatLimits(smtp.Limits{RcptMax: s.limits.Recipients, MailMax: s.limits.SessionTxns}),
 	}
 	if s.canStartTLS() {
 		ext = append(ext, "STARTTLS") // RFC 3207; never offered again inside TLS

@@ -25,6 +25,13 @@ func (s *session) mailGate() (smtp.Reply, bool) {
 // (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531), AUTH
 // (RFC 4954 §5) and REQUIRETLS (RFC 8689 §2).
 func (s *session) cmdMail(arg string) smtp.Reply {
+	if s.sessionTxns >= s.limits.SessionTxns {
+		// RFC 9422 §4.1: past MAILMAX transactions the server may close
+		// the session; the client goes on in a new one.
+		s.log.Info("too many transactions", "transactions", s.sessionTxns)
+		s.quit = true
+		return replyTooManyTxns(s.srv.opts.Hostname)
+	}
 	path, params, err := smtp.ParseMail(arg, s.esmtp)
 	if err != nil {
 		return errReply(err)
@@ -85,6 +92,7 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 		return errReply(err)
 	}
 	s.txn, s.state = t, stateMail
+	s.sessionTxns++
 	return replySenderOK
 }
 

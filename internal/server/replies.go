@@ -52,6 +52,12 @@ func replyTooManyErrors(hostname string) smtp.Reply {
 	return smtp.R(smtp.CodeUnavailable, smtp.EnhSecurity.Temp(), hostname+" too many errors, closing connection")
 }
 
+// replyTooManyTxns ends a session that has used its Limits.SessionTxns
+// transactions (RFC 9422 §4.1 MAILMAX; RFC 5321 §3.8: 421 closes).
+func replyTooManyTxns(hostname string) smtp.Reply {
+	return smtp.R(smtp.CodeUnavailable, smtp.EnhSystem.Temp(), hostname+" too many transactions in this session (LIMITS MAILMAX), closing connection; go on in a new one")
+}
+
 // replyLocalErrorClosing ends a session whose handler failed (RFC 5321
 // §3.8: 421 when the server cannot go on).
 func replyLocalErrorClosing(hostname string) smtp.Reply {

@@ -36,7 +36,11 @@ type Limits struct {
 	SessionTimeout   time.Duration // whole session
 	ConnectionRate   int           // new connections per minute per client IP
 	SessionRcpts     int           // recipients per session, all transactions together
-	HeaderSize       int64         // octets of one message's header block
+	// SessionTxns is the number of mail transactions (accepted MAIL
+	// commands) one session may open; the next MAIL gets 421 and the
+	// session ends. EHLO advertises it as LIMITS MAILMAX (RFC 9422 §4.1).
+	SessionTxns int
+	HeaderSize  int64 // octets of one message's header block
 	// MinDataRate is the slowest message data is taken at, in octets per
 	// second: all of a DATA, or of a BDAT transfer, must have arrived by
 	// DataTimeout after its start plus one second per MinDataRate octets
@@ -67,6 +71,7 @@ func DefaultLimits() Limits {
 		SessionTimeout:   30 * time.Minute,
 		ConnectionRate:   120,
 		SessionRcpts:     1000,
+		SessionTxns:      100,
 		HeaderSize:       1 << 20,
 		// Postfix's smtpd_min_data_rate and its stress-mode timeouts.
 		MinDataRate:          500,
@@ -113,6 +118,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.SessionRcpts < l.Recipients {
 		l.SessionRcpts = max(d.SessionRcpts, l.Recipients)
+	}
+	if l.SessionTxns <= 0 {
+		l.SessionTxns = d.SessionTxns
 	}
 	if l.HeaderSize < 1000 {
 		l.HeaderSize = d.HeaderSize

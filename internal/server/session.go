@@ -59,6 +59,7 @@ type session struct {
 	errors       int // protocol errors so far
 	authFailures int // failed AUTH attempts in this session
 	sessionRcpts int // recipients accepted in this session, all transactions (Limits.SessionRcpts)
+	sessionTxns  int // MAIL commands accepted in this session (Limits.SessionTxns, LIMITS MAILMAX)
 	// backendCtx bounds backend calls by the session deadline; one per
 	// session, not one timer per command (see backendContext).
 	backendCtx backendCtx

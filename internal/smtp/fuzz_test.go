@@ -274,3 +274,25 @@ func FuzzReadReply(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseLimits: any EHLO LIMITS text parses without panic, limits are
+// never negative, and what FormatLimits writes parses back the same.
+func FuzzParseLimits(f *testing.F) {
+	for _, s := range []string{"RCPTMAX=100 MAILMAX=50", "rcptdomainmax=1", "FOO=bar", "RCPTMAX=", "RCPTMAX=99999999999", "A=1 A=2", "  ", "MAILMAX=1\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, ok := ParseLimits(s)
+		if l.MailMax < 0 || l.RcptMax < 0 || l.RcptDomainMax < 0 {
+			t.Fatalf("ParseLimits(%q) = %+v: negative limit", s, l)
+		}
+		if !ok && l != (Limits{}) {
+			t.Fatalf("ParseLimits(%q) = %+v but not ok", s, l)
+		}
+		if text := FormatLimits(l); text != "" {
+			if back, ok := ParseLimits(text); !ok || back != l {
+				t.Fatalf("round trip of %+v via %q = %+v, %v", l, text, back, ok)
+			}
+		}
+	})
+}
