@@ -24,7 +24,7 @@
 //     local part or domain is not ASCII cannot be converted (it needs
 //     SMTPUTF8, RFC 6531): ErrCannotConvert;
 //   - Content-Type and Content-Disposition: 8-bit parameter values are
-//     written in RFC 2231 form (filename*=utf-8”…);
+//     written in RFC 2231 form (a filename* parameter in utf-8);
 //   - other structured fields (Message-ID, Date, Received, References, …)
 //     with 8-bit octets: ErrCannotConvert — they have no legal 7-bit form.
 //
