@@ -21,9 +21,10 @@ type Envelope struct {
 	// declared limit fails before MAIL with a permanent 552 5.3.4.
 	Size int64
 	// EightBit asks for BODY=8BITMIME (RFC 6152). A server without 8BITMIME
-	// makes Send fail before MAIL with a permanent 554 5.6.3: smtpkit does
-	// not downconvert (RFC 6152 §3 leaves the client to convert, bounce or
-	// refuse; we bounce).
+	// makes Send fail before MAIL with a permanent 554 5.6.3: Send itself
+	// does not convert; internal/delivery converts the message to 7 bit
+	// (internal/mimeconv, RFC 6152 §3) before calling Send without
+	// EightBit when the server lacks 8BITMIME.
 	EightBit bool
 	// Binary asks for BODY=BINARYMIME (RFC 3030 §3): the body goes out by
 	// BDAT octet for octet, with no line-ending repair. It needs both

@@ -36,6 +36,8 @@ type script struct {
 	// advertised as LIMITS RCPTMAX/MAILMAX (RFC 9422).
 	rcptMax, mailMax int
 	limits           bool
+	// no8BITMIME leaves 8BITMIME out of the EHLO reply.
+	no8BITMIME bool
 }
 
 // received is one message a fakeServer accepted.
@@ -221,6 +223,9 @@ func (f *fakeServer) command(c *fakeConn, line string) bool {
 	switch strings.ToUpper(verb) {
 	case "EHLO", "HELO":
 		ext := []string{"250-fake.example", "250-8BITMIME", "250-SIZE 1000000"}
+		if f.script.no8BITMIME {
+			ext = []string{"250-fake.example", "250-SIZE 1000000"}
+		}
 		if !c.tlsOn && (f.script.tls != nil || f.script.badTLS) {
 			ext = append(ext, "250-STARTTLS")
 		}

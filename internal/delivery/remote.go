@@ -293,6 +293,17 @@ func (r *Remote) transactOne(ctx context.Context, c *client.Conn, d *queue.Attem
 	defer body.Close()
 	// RFC 8689 §4.2.1 binds a REQUIRETLS message with a non-empty return path; §5: a bounce is not discarded for want of REQUIRETLS.
 	env := client.Envelope{From: d.From, To: rcpts, Size: d.Size, EightBit: d.EightBit, Binary: d.Binary, SMTPUTF8: d.SMTPUTF8, RequireTLS: d.RequireTLS && d.From != ""}
+	if ext := needsDowngrade(c, env); ext != "" {
+		conv, err := downgrade(d, ext, &env)
+		if err != nil {
+			r.log.Info("message not converted to 7 bit", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "body", ext, "err", err)
+			// No transaction was started: the connection stays usable.
+			return allFailed(rcpts, queue.Result{Err: err, Remote: at, TLS: facts}), true, true, nil
+		}
+		defer conv.Close()
+		r.log.Info("message converted to 7 bit", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "body", ext, "size", d.Size, "converted_size", env.Size)
+		body = conv
+	}
 	res, err := c.Send(ctx, env, body)
 	if err != nil {
 		c.Close()
@@ -307,7 +318,7 @@ func (r *Remote) transactOne(ctx context.Context, c *client.Conn, d *queue.Attem
 		var se *smtp.Error
 		if errors.As(err, &se) && se.Permanent() {
 			// MAIL refused for good, or the message cannot be carried
-			// (SIZE, SMTPUTF8, 8BITMIME: refused by the client itself,
+			// (SIZE, SMTPUTF8: refused by the client itself,
 			// which ended the session): the whole message fails.
 			fail := queue.Result{Err: se, Remote: at, TLS: facts, Reply: replyOf(fromServer(err))}
 			if !fail.Said() {

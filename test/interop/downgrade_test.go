@@ -1,0 +1,212 @@
+package interop
+
+// 8BITMIME downgrade (RFC 6152 §3): smtpkit A takes an 8-bit message on
+// submission and relays it to a next hop that does not offer 8BITMIME —
+// aiosmtpd with 8BITMIME removed from its EHLO reply. A converts it to 7
+// bit (internal/mimeconv) instead of bouncing it, and Python's email
+// module, on the peer, decodes every part back to the octets that were
+// submitted. Addresses: 127.16.3.0/24.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"smtpkit/internal/client"
+	"smtpkit/internal/sasl"
+)
+
+const downgradeIP = "127.16.3.1"
+
+// pyDecoded is what downgrade_aiosmtpd.py reports of one message.
+type pyDecoded struct {
+	From        string   `json:"from"`
+	MailOptions []string `json:"mail_options"`
+	Data        string   `json:"data"`
+	Subject     string   `json:"subject"`
+	HeaderFrom  string   `json:"header_from"`
+	Parts       []struct {
+		Type, CTE, Payload string
+		Filename           *string
+	} `json:"parts"`
+}
+
+// no8BitPeer is a running downgrade_aiosmtpd.py.
+type no8BitPeer struct {
+	addr string
+	mu   sync.Mutex
+	msgs []pyDecoded
+}
+
+func (p *no8BitPeer) messages() []pyDecoded {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]pyDecoded(nil), p.msgs...)
+}
+
+func startNo8BitPeer(t *testing.T, ip string) *no8BitPeer {
+	t.Helper()
+	python := NeedPython(t)
+	if err := exec.Command(python, "-c", "import aiosmtpd").Run(); err != nil {
+		missing(t, "python3-aiosmtpd", err)
+	}
+	cmd := exec.Command(python, "testdata/downgrade_aiosmtpd.py", ip)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("aiosmtpd stderr:\n%s", stderr.String())
+		}
+	})
+	p := &no8BitPeer{}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			if port, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
+				ready <- port
+				continue
+			}
+			var m pyDecoded
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				p.mu.Lock()
+				p.msgs = append(p.msgs, m)
+				p.mu.Unlock()
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case port, ok := <-ready:
+		if !ok {
+			t.Fatalf("aiosmtpd peer exited:\n%s", stderr.String())
+		}
+		p.addr = ip + ":" + port
+	case <-time.After(outWait):
+		t.Fatalf("aiosmtpd peer not ready:\n%s", stderr.String())
+	}
+	return p
+}
+
+// submit8Bit submits msg with BODY=8BITMIME on s's submission port.
+func submit8Bit(t *testing.T, s *Server, msg []byte, rcpt string) {
+	t.Helper()
+	c := dialHello(t, s.Submission, "submitter.example")
+	defer c.Close()
+	if err := c.StartTLS(&tls.Config{ServerName: testHostname, RootCAs: rootsFromFile(t, s.CertPath)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(sasl.NewPlainClient("", outSender, outPassword)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), outWait)
+	defer cancel()
+	res, err := c.Send(ctx, client.Envelope{From: outSender, To: []string{rcpt}, EightBit: true}, bytes.NewReader(msg))
+	if err != nil || res.Data != nil {
+		t.Fatalf("submitting: %v / %v (rcpts %v)", err, res.Data, res.Rcpt)
+	}
+	c.Quit()
+}
+
+// downgradeParts are the leaf parts of downgradeMessage, decoded (the CRLF
+// before a delimiter belongs to it, RFC 2046 §5.1.1, not to the part).
+var downgradeParts = []struct{ typ, payload string }{
+	{"text/plain", "Grüße aus Köln — ünïcödé\r\ntrailing space \r\n.a dot line"},
+	{"application/octet-stream", "\x89\xfe\xff high octets \x80\x81\r\n\xe9\xe8"},
+	{"text/plain", "inner naïve body"},
+}
+
+// downgradeMessage is an 8-bit multipart message: an 8bit text part, an
+// 8bit attachment with a UTF-8 file name, and a message/rfc822 whose own
+// header and body are 8-bit.
+func downgradeMessage(id string) []byte {
+	return []byte(strings.Join([]string{
+		"From: Jörg Müller <" + outSender + ">",
+		"To: x@no8bit.example",
+		"Subject: Grüße " + id,
+		"Message-ID: <" + id + "@" + testDomain + ">",
+		"MIME-Version: 1.0",
+		`Content-Type: multipart/mixed; boundary="=_outer"`,
+		"",
+		"--=_outer",
+		"Content-Type: text/plain; charset=utf-8",
+		"Content-Transfer-Encoding: 8bit",
+		"",
+		downgradeParts[0].payload,
+		"--=_outer",
+		`Content-Type: application/octet-stream; name="résumé.bin"`,
+		`Content-Disposition: attachment; filename="résumé.bin"`,
+		"Content-Transfer-Encoding: 8bit",
+		"",
+		downgradeParts[1].payload,
+		"--=_outer",
+		"Content-Type: message/rfc822",
+		"Content-Transfer-Encoding: 8bit",
+		"",
+		"Subject: inner ünï",
+		"MIME-Version: 1.0",
+		"Content-Type: text/plain; charset=utf-8",
+		"Content-Transfer-Encoding: 8bit",
+		"",
+		downgradeParts[2].payload,
+		"--=_outer--",
+		"",
+	}, "\r\n"))
+}
+
+func TestDowngradeAiosmtpd(t *testing.T) {
+	p := startNo8BitPeer(t, downgradeIP)
+	a := StartServer(t, ServerOptions{IP: "127.16.3.2", ExtraTOML: outConf{routes: []outRoute{{domain: "*", host: p.addr, tls: "none"}}}.toml()})
+	a.AddUser(t, outSender, outPassword)
+	msg := downgradeMessage("downgrade-1")
+	submit8Bit(t, a, msg, "x@no8bit.example")
+	eventually(t, "the message at aiosmtpd", func() bool { return len(p.messages()) >= 1 })
+	m := p.messages()[0]
+	for _, o := range m.MailOptions {
+		if strings.HasPrefix(strings.ToUpper(o), "BODY=") {
+			t.Errorf("MAIL carried %q to a server without 8BITMIME", o)
+		}
+	}
+	for i := 0; i < len(m.Data); i++ {
+		if m.Data[i] >= 0x80 {
+			t.Fatalf("8-bit octet at %d in what arrived:\n%s", i, m.Data)
+		}
+	}
+	if m.Subject != "Grüße downgrade-1" || m.HeaderFrom != "Jörg Müller <"+outSender+">" {
+		t.Errorf("decoded Subject %q, From %q", m.Subject, m.HeaderFrom)
+	}
+	if len(m.Parts) != len(downgradeParts) {
+		t.Fatalf("%d leaf parts decoded, want %d:\n%s", len(m.Parts), len(downgradeParts), m.Data)
+	}
+	for i, want := range downgradeParts {
+		got, _ := base64.StdEncoding.DecodeString(m.Parts[i].Payload)
+		if m.Parts[i].Type != want.typ || string(got) != want.payload {
+			t.Errorf("part %d: %s %q (%s), want %s %q", i, m.Parts[i].Type, got, m.Parts[i].CTE, want.typ, want.payload)
+		}
+	}
+	if f := m.Parts[1].Filename; f == nil || *f != "résumé.bin" {
+		t.Errorf("attachment file name %v, want résumé.bin", f)
+	}
+	if !strings.Contains(m.Data, "Content-Transfer-Encoding: quoted-printable") || !strings.Contains(m.Data, "Content-Transfer-Encoding: base64") {
+		t.Errorf("want quoted-printable and base64 parts in:\n%s", m.Data)
+	}
+	eventually(t, "the queue to empty", func() bool { return queued(t, a) == 0 })
+}
