@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"encoding/base64"
 	"errors"
 	"io"
 	"mime"
@@ -82,5 +83,35 @@ func TestRemote8BitOffered(t *testing.T) {
 	wantOutcomes(t, e.deliver(t, attemptOf(eightBitBody, true)), "ok")
 	if m := f1.Messages(); len(m) != 1 || m[0].Body != eightBitBody || !strings.Contains(m[0].MailArgs, "BODY=8BITMIME") {
 		t.Errorf("arrived %+v", m)
+	}
+}
+
+// TestRemoteDowngradeBinary: a BINARYMIME message to a server without
+// BINARYMIME (RFC 3030 §4) goes with its binary part in base64; a binary
+// message without MIME structure fails 554 5.6.3 before MAIL.
+func TestRemoteDowngradeBinary(t *testing.T) {
+	const part = "\x00\x01\r\xff\n\r\n\x00"
+	body := "From: a@local.example\r\nSubject: bin\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n" + part + "\r\n--b--\r\n"
+	f1, _, port := twoMX(t, &script{}, nil)
+	e := newEnv(t, port, envOpts{policy: tlspolicy.None})
+	d := attemptOf(body, false)
+	d.Binary = true
+	wantOutcomes(t, e.deliver(t, d), "ok")
+	msgs := f1.Messages()
+	if len(msgs) != 1 || strings.Contains(msgs[0].MailArgs, "BODY=") {
+		t.Fatalf("arrived %+v", msgs)
+	}
+	want := "--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64.StdEncoding.EncodeToString([]byte(part)) + "\r\n--b--\r\n"
+	if !strings.HasSuffix(msgs[0].Body, want) {
+		t.Errorf("arrived %q, want it to end %q", msgs[0].Body, want)
+	}
+
+	d = attemptOf("Subject: bin\r\n\r\n\x00\xff\r\n", false)
+	d.Binary = true
+	wantOutcomes(t, e.deliver(t, d), "perm 554 5.6.3")
+	if n := len(f1.Messages()); n != 1 {
+		t.Errorf("%d messages arrived, want the first only", n)
 	}
 }

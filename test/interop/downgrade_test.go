@@ -109,6 +109,12 @@ func startNo8BitPeer(t *testing.T, ip string) *no8BitPeer {
 // submit8Bit submits msg with BODY=8BITMIME on s's submission port.
 func submit8Bit(t *testing.T, s *Server, msg []byte, rcpt string) {
 	t.Helper()
+	submitBody(t, s, msg, rcpt, client.Envelope{EightBit: true})
+}
+
+// submitBody submits msg with env's BODY on s's submission port.
+func submitBody(t *testing.T, s *Server, msg []byte, rcpt string, env client.Envelope) {
+	t.Helper()
 	c := dialHello(t, s.Submission, "submitter.example")
 	defer c.Close()
 	if err := c.StartTLS(&tls.Config{ServerName: testHostname, RootCAs: rootsFromFile(t, s.CertPath)}); err != nil {
@@ -119,7 +125,8 @@ func submit8Bit(t *testing.T, s *Server, msg []byte, rcpt string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), outWait)
 	defer cancel()
-	res, err := c.Send(ctx, client.Envelope{From: outSender, To: []string{rcpt}, EightBit: true}, bytes.NewReader(msg))
+	env.From, env.To = outSender, []string{rcpt}
+	res, err := c.Send(ctx, env, bytes.NewReader(msg))
 	if err != nil || res.Data != nil {
 		t.Fatalf("submitting: %v / %v (rcpts %v)", err, res.Data, res.Rcpt)
 	}
@@ -209,4 +216,46 @@ func TestDowngradeAiosmtpd(t *testing.T) {
 		t.Errorf("want quoted-printable and base64 parts in:\n%s", m.Data)
 	}
 	eventually(t, "the queue to empty", func() bool { return queued(t, a) == 0 })
+}
+
+// TestDowngradeBinaryAiosmtpd: a message submitted with BDAT and
+// BODY=BINARYMIME (its attachment raw binary: NUL, bare CR and LF, a line
+// of 3000 octets) reaches aiosmtpd, which offers neither BINARYMIME nor
+// CHUNKING, with the attachment in base64 (RFC 3030 §4); Python's email
+// module decodes the same octets. A binary message without MIME structure
+// bounces with 5.6.3 instead.
+func TestDowngradeBinaryAiosmtpd(t *testing.T) {
+	p := startNo8BitPeer(t, "127.16.3.3")
+	a := StartServer(t, ServerOptions{IP: "127.16.3.4", ExtraTOML: outConf{routes: []outRoute{{domain: "*", host: p.addr, tls: "none"}}}.toml()})
+	a.AddUser(t, outSender, outPassword)
+	bin := "\x00\x01 nul\r bare CR\n bare LF \xff\xfe" + strings.Repeat("\xab", 3000) + "\r\n\x00"
+	msg := []byte("From: " + outSender + "\r\nTo: x@no8bit.example\r\nSubject: binary\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"=_b\"\r\n\r\n--=_b\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+		"Content-Transfer-Encoding: 8bit\r\n\r\nsee the attachment, café\r\n--=_b\r\nContent-Type: application/octet-stream\r\n" +
+		"Content-Transfer-Encoding: binary\r\n\r\n" + bin + "\r\n--=_b--\r\n")
+	submitBody(t, a, msg, "x@no8bit.example", client.Envelope{Binary: true})
+	eventually(t, "the message at aiosmtpd", func() bool { return len(p.messages()) >= 1 })
+	m := p.messages()[0]
+	for i := 0; i < len(m.Data); i++ {
+		if m.Data[i] >= 0x80 || m.Data[i] == 0 {
+			t.Fatalf("octet %#x at %d in what arrived", m.Data[i], i)
+		}
+	}
+	if len(m.Parts) != 2 {
+		t.Fatalf("%d parts:\n%s", len(m.Parts), m.Data)
+	}
+	text, _ := base64.StdEncoding.DecodeString(m.Parts[0].Payload)
+	got, _ := base64.StdEncoding.DecodeString(m.Parts[1].Payload)
+	if string(text) != "see the attachment, café" || m.Parts[1].CTE != "base64" || string(got) != bin {
+		t.Errorf("parts %q and %q (%s)", text, got, m.Parts[1].CTE)
+	}
+
+	// Not MIME: no conversion, a bounce to the (local) sender.
+	submitBody(t, a, []byte("From: "+outSender+"\r\nSubject: raw\r\n\r\nraw\x00binary\n\r\n"), "y@no8bit.example", client.Envelope{Binary: true})
+	if bounce := string(a.WaitMessages(t, outSender, 1)[0]); !strings.Contains(bounce, "5.6.3") {
+		t.Errorf("bounce without 5.6.3:\n%s", bounce)
+	}
+	if n := len(p.messages()); n != 1 {
+		t.Errorf("peer got %d messages, want 1", n)
+	}
 }
