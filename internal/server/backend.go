@@ -70,6 +70,13 @@ type Envelope struct {
 	RequireTLS bool
 	// DeclaredSize is the SIZE parameter of MAIL, 0 when absent.
 	DeclaredSize int64
+	// Ret and EnvID are MAIL's RET (smtp.RetFull, smtp.RetHdrs or "") and
+	// decoded ENVID (RFC 3461 §4.3, §4.4); DSN holds each recipient's
+	// NOTIFY and ORCPT (§4.1, §4.2), parallel to Recipients. Only set when
+	// Options.DSN offered the extension.
+	Ret   string
+	EnvID string
+	DSN   []smtp.RcptDSN
 }
 
 // Discard is a Backend that accepts every sender and recipient and throws

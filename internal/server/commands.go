@@ -269,6 +269,9 @@ func (s *session) extensions() []string {
 		// RFC 9422 §4: the limits this session enforces (mail.go).
 		"LIMITS " + smtp.FormatLimits(smtp.Limits{RcptMax: s.limits.Recipients, MailMax: s.limits.SessionTxns}),
 	}
+	if s.srv.opts.DSN {
+		ext = append(ext, "DSN") // RFC 3461 §4
+	}
 	if s.canStartTLS() {
 		ext = append(ext, "STARTTLS") // RFC 3207; never offered again inside TLS
 	}

@@ -25,6 +25,7 @@ func (s *session) begin() (MessageWriter, error) {
 	env := &Envelope{
 		ID: newID(), Session: &s.info, From: s.txn.from, Recipients: s.txn.rcpts,
 		Body: s.txn.body, SMTPUTF8: s.txn.smtputf8, RequireTLS: s.txn.requireTLS, DeclaredSize: s.txn.size,
+		Ret: s.txn.ret, EnvID: s.txn.envID, DSN: s.txn.rcptDSN,
 	}
 	s.txn.started = s.srv.now()
 	w, err := s.backend().Begin(s.backendContext(), env)

@@ -70,6 +70,10 @@ func (s *session) cmdMail(arg string) smtp.Reply {
 				return r
 			}
 			t.requireTLS = true
+		case "RET", "ENVID":
+			if r, ok := s.mailDSNParam(&t, params); !ok {
+				return r
+			}
 		case "AUTH":
 			// RFC 4954 §5: accepted; the value is informational and only
 			// trusted from authenticated peers, which we do not relay for.
@@ -111,14 +115,47 @@ func (s *session) requireTLSParam(value string) (smtp.Reply, bool) {
 	return smtp.Reply{}, true
 }
 
+// mailDSNParam takes MAIL's RET and ENVID (RFC 3461 §4.3, §4.4) into t
+// when the DSN extension is offered; refused 555 when it is not.
+func (s *session) mailDSNParam(t *txn, params smtp.Params) (smtp.Reply, bool) {
+	if !s.srv.opts.DSN {
+		return replyBadMailParam("RET or ENVID"), false
+	}
+	var err error
+	if t.ret, err = params.Ret(); err != nil {
+		return errReply(err), false
+	}
+	if t.envID, err = params.EnvID(); err != nil {
+		return errReply(err), false
+	}
+	return smtp.Reply{}, true
+}
+
+// rcptParams checks RCPT's parameters: NOTIFY and ORCPT (RFC 3461 §4.1,
+// §4.2) when the DSN extension is offered; anything else is 555
+// (RFC 5321 §4.1.1.11).
+func (s *session) rcptParams(params smtp.Params) (smtp.RcptDSN, smtp.Reply, bool) {
+	for k := range params {
+		if !s.srv.opts.DSN || (k != "NOTIFY" && k != "ORCPT") {
+			return smtp.RcptDSN{}, replyBadRcptParam, false
+		}
+	}
+	d, err := params.RcptDSN()
+	if err != nil {
+		return smtp.RcptDSN{}, errReply(err), false
+	}
+	return d, smtp.Reply{}, true
+}
+
 // cmdRcpt handles RCPT TO (RFC 5321 §4.1.1.3).
 func (s *session) cmdRcpt(arg string) smtp.Reply {
 	path, params, err := smtp.ParseRcpt(arg, s.txn.smtputf8)
 	if err != nil {
 		return errReply(err)
 	}
-	if len(params) > 0 {
-		return replyBadRcptParam
+	dsnParams, r, ok := s.rcptParams(params)
+	if !ok {
+		return r
 	}
 	addr := path.Addr
 	if addr.Domain == "" && strings.EqualFold(addr.Local, "postmaster") {
@@ -153,6 +190,7 @@ func (s *session) cmdRcpt(arg string) smtp.Reply {
 		return errReply(err)
 	}
 	s.txn.rcpts = append(s.txn.rcpts, addr)
+	s.txn.rcptDSN = append(s.txn.rcptDSN, dsnParams)
 	s.state = stateRcpt
 	s.sessionRcpts++
 	return replyRcptOK

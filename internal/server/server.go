@@ -154,6 +154,11 @@ type Options struct {
 	// doubles with each further failure from the same IP. Zero means 1s.
 	AuthFailureDelay time.Duration
 	Limits           Limits
+	// DSN offers the DSN extension (RFC 3461): EHLO advertises it and MAIL
+	// takes RET and ENVID, RCPT NOTIFY and ORCPT, handed to the Backend in
+	// the Envelope. Set it only for a Backend that honours them; without
+	// it those parameters are refused 555 like any other not offered.
+	DSN bool
 	Logger           *slog.Logger
 	// Observer is told about session events (metrics); nil means none.
 	Observer Observer

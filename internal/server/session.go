@@ -108,6 +108,11 @@ type txn struct {
 	// tagged as needing REQUIRETLS handling from here on).
 	requireTLS bool
 	size       int64
+	// ret and envID are MAIL's RET and ENVID (RFC 3461 §4.3, §4.4);
+	// rcptDSN holds each recipient's NOTIFY and ORCPT, parallel to rcpts.
+	ret     string
+	envID   string
+	rcptDSN []smtp.RcptDSN
 	started    time.Time // DATA or the first BDAT, for the Observer
 	chunks     *chunking // set while BDAT chunks are arriving (RFC 3030)
 }

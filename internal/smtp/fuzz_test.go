@@ -296,3 +296,55 @@ func FuzzParseLimits(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDSNParams: the RFC 3461 parsers accept only what they can give back:
+// an accepted NOTIFY prints to a value that parses to the same set, an
+// accepted ORCPT's Param parses back to the same ORCPT, an ENVID is
+// printable ASCII within its bound; a refusal is always 501 5.5.4.
+func FuzzDSNParams(f *testing.F) {
+	for _, s := range []string{
+		"NEVER", "SUCCESS,FAILURE,DELAY", "never,delay", "SUCCESS,,", "rfc822;a@b", "rfc822;a+2Bb@c",
+		`utf-8;j\x{F6}rg@x`, "utf-8;jörg@x", `utf-8;\x{10FFFF}`, "x400;a", "FULL", "hdrs", "QQ+20x", "+", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		check := func(err error) {
+			if err != nil {
+				wantReply(t, err, 501, "5.5.4")
+			}
+		}
+		n, err := ParseNotify(v)
+		check(err)
+		if err == nil {
+			if back, err := ParseNotify(n.String()); err != nil || back != n || n == 0 {
+				t.Fatalf("NOTIFY %q = %v, printed %q, back %v, %v", v, n, n.String(), back, err)
+			}
+		}
+		o, err := ParseORCPT(v)
+		check(err)
+		if err == nil {
+			if back, err := ParseORCPT(o.Param()); err != nil || back != o {
+				t.Fatalf("ORCPT %q = %+v, param %q, back %+v, %v", v, o, o.Param(), back, err)
+			}
+			if strings.ContainsAny(o.Field(false), "\r\n") || !utf8.ValidString(o.Field(true)) {
+				t.Fatalf("ORCPT %q field %q", v, o.Field(true))
+			}
+		}
+		e, err := ParseEnvID(v)
+		check(err)
+		if err == nil {
+			if e == "" || len(e) > MaxEnvIDLen || !isPrintableASCII(e) {
+				t.Fatalf("ENVID %q = %q", v, e)
+			}
+			if back, err := ParseEnvID(EncodeXtext(e)); err != nil || back != e {
+				t.Fatalf("ENVID %q round trip %q, %v", e, back, err)
+			}
+		}
+		r, err := ParseRet(v)
+		check(err)
+		if err == nil && r != RetFull && r != RetHdrs {
+			t.Fatalf("RET %q = %q", v, r)
+		}
+	})
+}

@@ -167,6 +167,26 @@ func DecodeXtext(s string) (string, error) {
 	return string(b), nil
 }
 
+// EncodeXtext encodes s as RFC 3461 §4 xtext, for the client side of the
+// AUTH=, ENVID and ORCPT parameters: every octet that is not an xchar
+// becomes "+" and two upper-case hex digits.
+func EncodeXtext(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isXchar(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('+')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&0xf])
+	}
+	return b.String()
+}
+
 func isXchar(c byte) bool { return c >= '!' && c <= '~' && c != '+' && c != '=' }
 
 func unhexUpper(c byte) int {

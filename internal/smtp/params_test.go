@@ -2,7 +2,6 @@ package smtp
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 )
 
@@ -181,24 +180,4 @@ func TestXtext(t *testing.T) {
 	if got, want := EncodeXtext("a+b= c\x00ö"), "a+2Bb+3D+20c+00+C3+B6"; got != want {
 		t.Errorf("EncodeXtext = %q, want %q", got, want)
 	}
-}
-
-// EncodeXtext encodes s as RFC 3461 §4 xtext, for the client side of the
-// AUTH=, ENVID and ORCPT parameters: every octet that is not an xchar
-// becomes "+" and two upper-case hex digits.
-func EncodeXtext(s string) string {
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if isXchar(c) {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('+')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&0xf])
-	}
-	return b.String()
 }
