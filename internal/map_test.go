@@ -26,6 +26,7 @@ var modules = map[string]string{
 	"blitiri.com.ar/go/spf":               "spf",
 	"golang.org/x/net":                    "x/net",
 	"github.com/emersion/go-milter":       "go-milter",
+	"golang.org/x/text":                   "x/text",
 }
 
 const modulePrefix = "smtpkit/internal/"

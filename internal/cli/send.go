@@ -78,7 +78,7 @@ func parseSendFlags(args []string, stderr io.Writer) (sendFlags, error) {
 	fs.StringVar(&f.data, "data", "", "send the whole message from `file` (\"-\" = stdin) as is")
 	fs.StringVar(&f.tlsMode, "tls", "", "none | opportunistic | starttls | implicit (default: implicit on port 465, else starttls)")
 	fs.StringVar(&f.authUser, "auth-user", "", "authenticate as `user`")
-	fs.StringVar(&f.authMech, "auth-mech", "", "plain | login | scram-sha-256 (default: the best offered)")
+	fs.StringVar(&f.authMech, "auth-mech", "", "plain | login | scram-sha-256 | scram-sha-256-plus (default: the best offered; -PLUS binds to the TLS channel)")
 	fs.StringVar(&f.passwordFile, "password-file", "", "read the password from the first line of `file` (else $SMTPKIT_PASSWORD, else a prompt)")
 	fs.StringVar(&f.ca, "ca", "", "trust the CA certificates in PEM `file` instead of the system roots")
 	fs.BoolVar(&f.insecure, "insecure", false, "do not verify the server's certificate")

@@ -112,3 +112,26 @@ func (c *Conn) cancelAuth(cause error) error {
 	}
 	return cause
 }
+
+// ChannelBindings are the channel bindings of the connection's TLS
+// (sasl.Bindings: tls-exporter on TLS 1.3, tls-unique on TLS 1.2), nil
+// without TLS.
+func (c *Conn) ChannelBindings() []sasl.ChannelBinding {
+	if !c.tlsOn {
+		return nil
+	}
+	return sasl.Bindings(c.tlsState)
+}
+
+// SCRAM returns the SCRAM-SHA-256 client to use on this connection:
+// SCRAM-SHA-256-PLUS bound to the TLS channel when the server offers it
+// and the channel gives a binding (RFC 5802 §6), plain SCRAM-SHA-256
+// otherwise — with the GS2 flag "y" inside TLS, so that a server which did
+// offer -PLUS sees that someone took it out of the EHLO reply.
+func (c *Conn) SCRAM(username, password string) sasl.Client {
+	opts := sasl.Options{ChannelBindings: c.ChannelBindings()}
+	if len(opts.ChannelBindings) > 0 && c.offersMech(sasl.MechScramSHA256Plus) {
+		return sasl.NewScramSHA256PlusClient(username, password, opts)
+	}
+	return sasl.NewScramSHA256ClientOptions(username, password, opts)
+}

@@ -237,7 +237,8 @@ func (r *Remote) connect(ctx context.Context, addr, domain string, hop route.Hop
 }
 
 // auth logs in to a relay host with the route's credentials, preferring
-// SCRAM-SHA-256, then PLAIN, then LOGIN.
+// SCRAM-SHA-256 (its -PLUS form bound to the TLS channel where offered:
+// client.Conn.SCRAM), then PLAIN, then LOGIN.
 func (r *Remote) auth(c *client.Conn, st *route.Static) error {
 	pw, err := os.ReadFile(st.AuthPasswordFile)
 	if err != nil {
@@ -247,8 +248,8 @@ func (r *Remote) auth(c *client.Conn, st *route.Static) error {
 	mechs, _ := c.Ext("AUTH")
 	var a sasl.Client
 	switch {
-	case hasWord(mechs, "SCRAM-SHA-256"):
-		a = sasl.NewScramSHA256Client(st.AuthUser, password)
+	case hasWord(mechs, sasl.MechScramSHA256) || hasWord(mechs, sasl.MechScramSHA256Plus):
+		a = c.SCRAM(st.AuthUser, password)
 	case hasWord(mechs, "PLAIN"):
 		a = sasl.NewPlainClient("", st.AuthUser, password)
 	default:

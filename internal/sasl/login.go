@@ -45,6 +45,7 @@ func (l *loginServer) Next(ctx context.Context, response []byte) ([]byte, bool, 
 		if err != nil {
 			return l.steps.finish(err)
 		}
+		user, _ = PrepareUsername(user) // as PLAIN (prep.go)
 		l.pending, l.haveUser = user, true
 		return []byte(loginPasswordChallenge), false, nil
 	}
@@ -55,7 +56,7 @@ func (l *loginServer) Next(ctx context.Context, response []byte) ([]byte, bool, 
 	if err != nil {
 		return l.steps.finish(err)
 	}
-	if err := checkStoreError(l.creds.CheckPassword(ctx, l.pending, pass)); err != nil {
+	if err := checkStoreError(l.creds.CheckPassword(ctx, l.pending, prepPassword(pass))); err != nil {
 		return l.steps.finish(err)
 	}
 	l.username = l.pending

@@ -36,6 +36,13 @@ func (p *plainServer) Next(ctx context.Context, response []byte) ([]byte, bool, 
 	if err != nil {
 		return p.steps.finish(err)
 	}
+	// RFC 4616 §2 asks for SASLprep of both identities and the password;
+	// RFC 8265's profiles are its successor (prep.go).
+	authcid, _ = PrepareUsername(authcid)
+	if authzid != "" {
+		authzid, _ = PrepareUsername(authzid)
+	}
+	passwd = prepPassword(passwd)
 	p.claimed = authcid
 	// RFC 4616 §2: the server decides whether authcid may act as authzid;
 	// smtpkit allows only acting as oneself.

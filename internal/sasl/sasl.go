@@ -23,6 +23,9 @@ const (
 	MechPlain       = "PLAIN"
 	MechLogin       = "LOGIN"
 	MechScramSHA256 = "SCRAM-SHA-256"
+	// MechScramSHA256Plus is SCRAM-SHA-256 with channel binding (RFC 5802
+	// §6, RFC 7677): offered only where Options.ChannelBindings has one.
+	MechScramSHA256Plus = "SCRAM-SHA-256-PLUS"
 )
 
 // Limits on what a peer controls.
@@ -53,7 +56,18 @@ const (
 	// ErrTooManySteps: Next was called more than MaxSteps times, or after the
 	// exchange had already finished.
 	ErrTooManySteps = Error("sasl: too many steps")
+	// ErrChannelBinding: a SCRAM channel binding check failed (RFC 5802
+	// §6): the binding data differ (a man in the middle), the type is not
+	// one this connection offers, or the "y" flag shows that a client able
+	// to bind was led to believe the server cannot. Always wrapped
+	// together with ErrInvalidCredentials, so the session answers 535.
+	ErrChannelBinding = Error("sasl: channel binding check failed")
 )
+
+// bindingFailure is the error of a failed channel binding check.
+func bindingFailure(detail string) error {
+	return fmt.Errorf("%w: %w: %s", ErrInvalidCredentials, ErrChannelBinding, detail)
+}
 
 // Credentials is what a server mechanism needs from the account store.
 // Usernames are passed on exactly as the client sent them; the store does
@@ -130,6 +144,13 @@ type Options struct {
 	// from Rand (see docs/sasl.md), so a nonce carries about 6.5 bits per
 	// character.
 	NonceLength int
+	// ChannelBindings are the channel bindings of the connection the
+	// exchange runs on (Bindings of its TLS state), preferred first. A
+	// server offers SCRAM-SHA-256-PLUS only with one, and then refuses a
+	// SCRAM-SHA-256 client that says "y" (RFC 5802 §6: a downgrade). A
+	// client uses the first for SCRAM-SHA-256-PLUS; with any and plain
+	// SCRAM-SHA-256 it says "y".
+	ChannelBindings []ChannelBinding
 }
 
 // DefaultNonceLength gives a nonce of about 209 bits, more than 18 random bytes.
@@ -179,6 +200,12 @@ func NewServerOptions(mechanism string, creds Credentials, opts Options) (Server
 		return &loginServer{creds: creds}, nil
 	case MechScramSHA256:
 		return &scramServer{creds: creds, opts: opts}, nil
+	case MechScramSHA256Plus:
+		if len(opts.ChannelBindings) == 0 {
+			// RFC 5802 §6: -PLUS needs a channel to bind to.
+			return nil, fmt.Errorf("%w: %q without a channel binding", ErrUnsupportedMechanism, mechanism)
+		}
+		return &scramServer{creds: creds, opts: opts, plus: true}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnsupportedMechanism, mechanism)
 }

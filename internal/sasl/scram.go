@@ -34,13 +34,13 @@ const maxClientIterations = 10_000_000
 //	StoredKey      := H(ClientKey)
 //	ServerKey      := HMAC(SaltedPassword, "Server Key")
 //
-// Normalize (SASLprep) is not applied: the password's bytes are used as
-// given, which equals SASLprep for ASCII passwords. If the key derivation
+// Normalize is PreparePassword (RFC 8265 §4.2 OpaqueString, the successor
+// of SASLprep), which leaves ASCII passwords as they are. If the key derivation
 // refuses the parameters (possible only in FIPS 140-only mode), the returned
 // keys have no StoredKey and never verify.
 func NewScramKeys(password string, salt []byte, iterations int) ScramKeys {
 	keys := ScramKeys{Iterations: iterations, Salt: append([]byte(nil), salt...)}
-	salted, err := saltedPassword(password, salt, iterations)
+	salted, err := saltedPassword(prepPassword(password), salt, iterations)
 	if err != nil {
 		return keys
 	}
@@ -169,8 +169,24 @@ func validExtension(field string) bool {
 
 // gs2Header is the parsed GS2 header of a client-first-message (RFC 5802 §7).
 type gs2Header struct {
-	raw     string // "n,," or "y,," plus any a=..., exactly as sent
+	raw     string // "n,,", "y,," or "p=type,," plus any a=..., exactly as sent
+	flag    byte   // 'n', 'y' or 'p'
+	cbType  string // the channel binding type after "p="
 	authzid string // decoded; "" when absent
+}
+
+// validCBName checks a cb-name (RFC 5802 §7: 1*(ALPHA / DIGIT / "." / "-")).
+func validCBName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // parseClientFirst splits a client-first-message into its GS2 header and
@@ -184,8 +200,9 @@ func parseClientFirst(msg string) (hdr gs2Header, bare, user, nonce string, err 
 	}
 	switch {
 	case flag == "n" || flag == "y":
-	case strings.HasPrefix(flag, "p="):
-		return hdr, "", "", "", fmt.Errorf("%w: SCRAM channel binding is not supported", ErrMalformed)
+		hdr.flag = flag[0]
+	case strings.HasPrefix(flag, "p=") && validCBName(flag[2:]):
+		hdr.flag, hdr.cbType = 'p', flag[2:]
 	default:
 		return hdr, "", "", "", fmt.Errorf("%w: SCRAM GS2 flag", ErrMalformed)
 	}

@@ -15,9 +15,14 @@ import (
 // it replied 235.
 const ErrServerSignature = Error("sasl: SCRAM server signature does not verify")
 
-// gs2NoBinding is the only GS2 header our client sends: no channel binding,
-// no authzid. Its base64 form "biws" is the c= value.
-const gs2NoBinding = "n,,"
+// GS2 headers our client sends (RFC 5802 §7), never with an authzid:
+// gs2NoBinding when it cannot bind (no TLS), gs2CanBind when it could but
+// the server offered no -PLUS (RFC 5802 §6), and "p=type,," with -PLUS.
+// The base64 form of "n,," is the c= value "biws".
+const (
+	gs2NoBinding = "n,,"
+	gs2CanBind   = "y,,"
+)
 
 // scramClient stages.
 const (
@@ -35,6 +40,9 @@ type scramClient struct {
 	cnonce             string
 	firstBare          string
 	serverSig          []byte
+	mech               string
+	gs2                string // the GS2 header sent
+	cbData             []byte // channel binding data, with -PLUS
 }
 
 // NewScramSHA256Client returns a SCRAM-SHA-256 client that verifies the
@@ -49,8 +57,29 @@ func NewScramSHA256Client(username, password string) Client {
 // message. If the server sends it as RFC 4954 additional data in the 235
 // reply instead of a 334 challenge, the caller must still pass it to Next and
 // fail on error.
+//
+// With opts.ChannelBindings (the client is inside TLS) it sends the GS2
+// flag "y": it could bind, but the server did not offer -PLUS, which the
+// server then checks against what it did offer (RFC 5802 §6).
 func NewScramSHA256ClientOptions(username, password string, opts Options) Client {
-	return &scramClient{username: username, password: password, opts: opts}
+	gs2 := gs2NoBinding
+	if len(opts.ChannelBindings) > 0 {
+		gs2 = gs2CanBind
+	}
+	return &scramClient{username: username, password: password, opts: opts, mech: MechScramSHA256, gs2: gs2}
+}
+
+// NewScramSHA256PlusClient returns a SCRAM-SHA-256-PLUS client (RFC 5802
+// §6, RFC 7677) that binds the exchange to the first of
+// opts.ChannelBindings (see Bindings: tls-exporter on TLS 1.3, tls-unique
+// on TLS 1.2). Without a channel binding Start fails.
+func NewScramSHA256PlusClient(username, password string, opts Options) Client {
+	c := &scramClient{username: username, password: password, opts: opts, mech: MechScramSHA256Plus}
+	if len(opts.ChannelBindings) > 0 {
+		b := opts.ChannelBindings[0]
+		c.gs2, c.cbData = "p="+b.Type+",,", b.Data
+	}
+	return c
 }
 
 func (c *scramClient) Start() (string, []byte, error) {
@@ -60,14 +89,18 @@ func (c *scramClient) Start() (string, []byte, error) {
 	if c.username == "" || !utf8.ValidString(c.username) || c.password == "" {
 		return "", nil, errors.New("sasl: SCRAM client: empty or invalid username or password")
 	}
+	if c.gs2 == "" || (c.mech == MechScramSHA256Plus && !validCBName(strings.TrimSuffix(strings.TrimPrefix(c.gs2, "p="), ",,"))) {
+		return "", nil, errors.New("sasl: SCRAM-SHA-256-PLUS client: no channel binding")
+	}
+	user, _ := PrepareUsername(c.username)
 	nonce, err := newNonce(c.opts.rand(), c.opts.nonceLength())
 	if err != nil {
 		return "", nil, err
 	}
 	c.cnonce = nonce
-	c.firstBare = "n=" + escapeSaslname(c.username) + ",r=" + nonce
+	c.firstBare = "n=" + escapeSaslname(user) + ",r=" + nonce
 	c.stage = scramClientSentFirst
-	return MechScramSHA256, []byte(gs2NoBinding + c.firstBare), nil
+	return c.mech, []byte(c.gs2 + c.firstBare), nil
 }
 
 func (c *scramClient) Next(challenge []byte) ([]byte, error) {
@@ -96,13 +129,16 @@ func (c *scramClient) final(serverFirst string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	salted, err := saltedPassword(c.password, salt, iters)
+	salted, err := saltedPassword(prepPassword(c.password), salt, iters)
 	if err != nil {
 		return nil, fmt.Errorf("sasl: SCRAM client: %w", err)
 	}
 	clientKey := hmacSHA256(salted, "Client Key")
 	storedKey := sha256.Sum256(clientKey)
-	withoutProof := "c=" + b64().EncodeToString([]byte(gs2NoBinding)) + ",r=" + nonce
+	// RFC 5802 §7: c= is the GS2 header, followed with -PLUS by the
+	// channel binding data.
+	cbind := append([]byte(c.gs2), c.cbData...)
+	withoutProof := "c=" + b64().EncodeToString(cbind) + ",r=" + nonce
 	authMsg := c.firstBare + "," + serverFirst + "," + withoutProof
 	proof := xorBytes(clientKey, hmacSHA256(storedKey[:], authMsg))
 	c.serverSig = hmacSHA256(hmacSHA256(salted, "Server Key"), authMsg)

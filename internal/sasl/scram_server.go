@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
 
 // b64 returns the strict standard base64 SCRAM uses for salt, proof,
@@ -47,6 +48,8 @@ type scramServer struct {
 	nonce    string
 	authMsg  string // client-first-bare "," server-first, completed in final
 	username string
+	plus     bool           // SCRAM-SHA-256-PLUS
+	binding  ChannelBinding // the binding the client chose (plus only)
 }
 
 func (s *scramServer) Username() string { return s.username }
@@ -88,7 +91,11 @@ func (s *scramServer) first(ctx context.Context, msg string) ([]byte, bool, erro
 		// The server echoes the nonce: bound what a client can make it send.
 		return s.steps.finish(fmt.Errorf("%w: client nonce of %d bytes exceeds %d", ErrMalformed, len(cnonce), maxClientNonce))
 	}
+	user, _ = PrepareUsername(user)
 	s.user = user
+	if err := s.checkFlag(hdr); err != nil {
+		return s.steps.finish(err)
+	}
 	if hdr.authzid != "" && hdr.authzid != user {
 		return s.steps.finish(ErrInvalidCredentials)
 	}
@@ -154,8 +161,14 @@ func (s *scramServer) final(msg string) ([]byte, bool, error) {
 		return s.steps.finish(err)
 	}
 	cbind, err := b64().DecodeString(cf.channelBinding)
-	if err != nil || string(cbind) != s.hdr.raw {
+	if err != nil || !strings.HasPrefix(string(cbind), s.hdr.raw) {
 		return s.steps.finish(fmt.Errorf("%w: SCRAM channel binding does not match the GS2 header", ErrMalformed))
+	}
+	// RFC 5802 §6: c= is the GS2 header followed, with "p=", by the
+	// channel binding data, which must equal the server's own view of
+	// the channel (else someone sits in the middle of the TLS).
+	if !hmac.Equal(cbind[len(s.hdr.raw):], s.binding.Data) {
+		return s.steps.finish(bindingFailure("the " + s.binding.Type + " data differ from this connection's"))
 	}
 	if cf.nonce != s.nonce {
 		return s.steps.finish(fmt.Errorf("%w: SCRAM nonce mismatch", ErrMalformed))
@@ -170,6 +183,30 @@ func (s *scramServer) final(msg string) ([]byte, bool, error) {
 	}
 	s.stage = scramAwaitAck
 	return []byte("v=" + b64().EncodeToString(hmacSHA256(s.keys.ServerKey, authMsg))), false, nil
+}
+
+// checkFlag holds the GS2 flag to the mechanism (RFC 5802 §6):
+//   - -PLUS needs "p=" with a type this connection offers;
+//   - without -PLUS, "p=" is refused, and "y" (the client can bind but
+//     thinks the server cannot) is refused when this server offers -PLUS
+//     here: someone removed it from the EHLO reply;
+//   - "n" (the client cannot bind) is accepted without -PLUS.
+func (s *scramServer) checkFlag(hdr gs2Header) error {
+	switch {
+	case s.plus && hdr.flag != 'p':
+		return fmt.Errorf("%w: SCRAM-SHA-256-PLUS without channel binding", ErrMalformed)
+	case s.plus:
+		b, ok := findBinding(s.opts.ChannelBindings, hdr.cbType)
+		if !ok {
+			return bindingFailure("channel binding type " + strconv.Quote(hdr.cbType) + " is not offered on this connection")
+		}
+		s.binding = b
+	case hdr.flag == 'p':
+		return fmt.Errorf("%w: SCRAM channel binding requested without -PLUS", ErrMalformed)
+	case hdr.flag == 'y' && len(s.opts.ChannelBindings) > 0:
+		return bindingFailure("the client can bind but did not see SCRAM-SHA-256-PLUS, which this server offers (downgrade)")
+	}
+	return nil
 }
 
 // verifyProof recovers ClientKey from the proof and compares its hash with

@@ -20,7 +20,15 @@ func (s *session) authOffered() bool {
 	return s.listener.Auth && s.srv.opts.Credentials != nil && s.info.TLS != nil
 }
 
-func (s *session) mechanisms() []string { return sasl.Mechanisms() }
+// mechanisms are the SASL mechanisms offered now: SCRAM-SHA-256-PLUS only
+// inside TLS that gives a channel binding (RFC 5802 §6, RFC 9266).
+func (s *session) mechanisms() []string {
+	m := sasl.Mechanisms()
+	if len(s.bindings) > 0 {
+		m = append(m, sasl.MechScramSHA256Plus)
+	}
+	return m
+}
 
 // authGate is AUTH's predicate, checked before its sequence (the command
 // table): AUTH exists only where offered (502), inside TLS (RFC 4954 §4
@@ -52,7 +60,9 @@ func (s *session) cmdAuth(arg string) {
 	}
 	ip := s.clientIP()
 	a := &attempt{creds: s.srv.opts.Credentials, auth: s.srv.auth, ip: ip}
-	srv, err := sasl.NewServer(mech, a)
+	// The connection's channel bindings: -PLUS binds to them, and plain
+	// SCRAM's "y" flag is checked against them (RFC 5802 §6).
+	srv, err := sasl.NewServerOptions(mech, a, sasl.Options{ChannelBindings: s.bindings})
 	if err != nil {
 		s.reply(replyAuthUnknownMech)
 		return

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"smtpkit/internal/sasl"
 	"smtpkit/internal/smtp"
 )
 
@@ -56,10 +57,11 @@ type session struct {
 	// until Commit or Abort was called on it; the panic fence aborts it.
 	openWriter MessageWriter
 
-	errors       int // protocol errors so far
-	authFailures int // failed AUTH attempts in this session
-	sessionRcpts int // recipients accepted in this session, all transactions (Limits.SessionRcpts)
-	sessionTxns  int // MAIL commands accepted in this session (Limits.SessionTxns, LIMITS MAILMAX)
+	errors       int                   // protocol errors so far
+	authFailures int                   // failed AUTH attempts in this session
+	sessionRcpts int                   // recipients accepted in this session, all transactions (Limits.SessionRcpts)
+	sessionTxns  int                   // MAIL commands accepted in this session (Limits.SessionTxns, LIMITS MAILMAX)
+	bindings     []sasl.ChannelBinding // the TLS channel's bindings for SCRAM-SHA-256-PLUS; nil outside TLS
 	// backendCtx bounds backend calls by the session deadline; one per
 	// session, not one timer per command (see backendContext).
 	backendCtx backendCtx
@@ -292,6 +294,7 @@ func (s *session) handshake() error {
 		return err
 	}
 	s.info.TLS = st
+	s.bindings = sasl.Bindings(*st)
 	s.srv.obs.TLSEstablished(s.info.Listener, st.Version)
 	s.log.Info("tls", "tls_version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite), "sni", st.ServerName)
 	return nil

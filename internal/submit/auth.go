@@ -15,9 +15,11 @@ type AuthError struct{ Err error }
 func (e *AuthError) Error() string { return "authentication failed: " + e.Err.Error() }
 func (e *AuthError) Unwrap() error { return e.Err }
 
-// preference is the order Mechanism picks in: SCRAM-SHA-256, which never
-// reveals the password, then PLAIN, then LOGIN.
-var preference = [...]string{sasl.MechScramSHA256, sasl.MechPlain, sasl.MechLogin}
+// preference is the order Mechanism picks in: SCRAM-SHA-256-PLUS (offered
+// only inside TLS: it also proves that no one sits between us and the
+// server, RFC 5802 §6), SCRAM-SHA-256, which never reveals the password,
+// then PLAIN, then LOGIN.
+var preference = [...]string{sasl.MechScramSHA256Plus, sasl.MechScramSHA256, sasl.MechPlain, sasl.MechLogin}
 
 // ParseMechanism reads a mechanism name asked for (case-insensitive).
 func ParseMechanism(name string) (string, error) {
@@ -26,7 +28,7 @@ func ParseMechanism(name string) (string, error) {
 			return m, nil
 		}
 	}
-	return "", errors.New("want plain, login or scram-sha-256")
+	return "", errors.New("want plain, login, scram-sha-256 or scram-sha-256-plus")
 }
 
 // Mechanism picks the SASL mechanism: the one asked for, or the best one
@@ -54,11 +56,15 @@ func Mechanism(asked, offered string) (string, error) {
 	return "", fmt.Errorf("no supported mechanism among %q", offered)
 }
 
-// saslClient is the client side of mech for user and password pw.
-func saslClient(mech, user, pw string) sasl.Client {
+// saslClient is the client side of mech for user and password pw on a
+// connection with the channel bindings cb (none outside TLS).
+func saslClient(mech, user, pw string, cb []sasl.ChannelBinding) sasl.Client {
 	switch mech {
+	case sasl.MechScramSHA256Plus:
+		return sasl.NewScramSHA256PlusClient(user, pw, sasl.Options{ChannelBindings: cb})
 	case sasl.MechScramSHA256:
-		return sasl.NewScramSHA256Client(user, pw)
+		// With cb, the GS2 flag "y" (RFC 5802 §6).
+		return sasl.NewScramSHA256ClientOptions(user, pw, sasl.Options{ChannelBindings: cb})
 	case sasl.MechLogin:
 		return sasl.NewLoginClient(user, pw)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"smtpkit/internal/client"
+	"smtpkit/internal/sasl"
 )
 
 // Target is how to reach one server and what to say to it.
@@ -95,7 +96,13 @@ func setup(c *client.Conn, t Target, progress io.Writer) error {
 	if err != nil {
 		return &AuthError{err}
 	}
-	if err := c.Auth(saslClient(mech, t.User, t.Password)); err != nil {
+	cb := c.ChannelBindings()
+	if mech == sasl.MechScramSHA256Plus && len(cb) == 0 && t.Mech == "" {
+		// -PLUS offered where our side of the channel gives no binding
+		// (TLS 1.2 resumed without extended master secret): plain SCRAM.
+		mech = sasl.MechScramSHA256
+	}
+	if err := c.Auth(saslClient(mech, t.User, t.Password, cb)); err != nil {
 		return &AuthError{err}
 	}
 	fmt.Fprintf(progress, "authenticated as %s with %s\n", t.User, mech)
