@@ -71,6 +71,7 @@ func (w *chunkWriter) emit(last bool) error {
 	if err := w.c.writeLine(line, line); err != nil {
 		return err
 	}
+	w.c.logClient("<message data, " + strconv.Itoa(len(w.buf)) + " octets>")
 	if _, err := w.c.w.Write(w.buf); err != nil {
 		return w.c.transportErr(err)
 	}

@@ -81,8 +81,8 @@ type Options struct {
 	// Transcript, when non-nil, receives every command as "C: ..." and every
 	// reply line as "S: ...", each ending in "\n". AUTH exchanges are written
 	// as "C: <credentials hidden>", and message data as one line
-	// "C: <message data, N octets>" before the final "C: ."; BDAT chunks
-	// show only their command line "C: BDAT N [LAST]".
+	// "C: <message data, N octets>" before the final "C: ."; a BDAT chunk
+	// is its command "C: BDAT N [LAST]" then "C: <message data, N octets>".
 	Transcript io.Writer
 	// Dialer connects; nil means a zero net.Dialer.
 	Dialer *net.Dialer
