@@ -14,7 +14,10 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -192,12 +195,22 @@ func TestDowngradeAiosmtpd(t *testing.T) {
 			t.Errorf("MAIL carried %q to a server without 8BITMIME", o)
 		}
 	}
+	checkDowngraded(t, m, "downgrade-1", false)
+	eventually(t, "the queue to empty", func() bool { return queued(t, a) == 0 })
+}
+
+// checkDowngraded checks that m, downgradeMessage(id) as it arrived, is
+// 7-bit and decodes (Python's email module) to what was sent.
+// With lf (a copy Postfix's virtual(8) stored, with LF line ends), text
+// parts decode with LF line ends too.
+func checkDowngraded(t *testing.T, m pyDecoded, id string, lf bool) {
+	t.Helper()
 	for i := 0; i < len(m.Data); i++ {
 		if m.Data[i] >= 0x80 {
 			t.Fatalf("8-bit octet at %d in what arrived:\n%s", i, m.Data)
 		}
 	}
-	if m.Subject != "Grüße downgrade-1" || m.HeaderFrom != "Jörg Müller <"+outSender+">" {
+	if m.Subject != "Grüße "+id || m.HeaderFrom != "Jörg Müller <"+outSender+">" {
 		t.Errorf("decoded Subject %q, From %q", m.Subject, m.HeaderFrom)
 	}
 	if len(m.Parts) != len(downgradeParts) {
@@ -205,6 +218,9 @@ func TestDowngradeAiosmtpd(t *testing.T) {
 	}
 	for i, want := range downgradeParts {
 		got, _ := base64.StdEncoding.DecodeString(m.Parts[i].Payload)
+		if lf && strings.HasPrefix(want.typ, "text/") {
+			want.payload = strings.ReplaceAll(want.payload, "\r\n", "\n")
+		}
 		if m.Parts[i].Type != want.typ || string(got) != want.payload {
 			t.Errorf("part %d: %s %q (%s), want %s %q", i, m.Parts[i].Type, got, m.Parts[i].CTE, want.typ, want.payload)
 		}
@@ -215,7 +231,6 @@ func TestDowngradeAiosmtpd(t *testing.T) {
 	if !strings.Contains(m.Data, "Content-Transfer-Encoding: quoted-printable") || !strings.Contains(m.Data, "Content-Transfer-Encoding: base64") {
 		t.Errorf("want quoted-printable and base64 parts in:\n%s", m.Data)
 	}
-	eventually(t, "the queue to empty", func() bool { return queued(t, a) == 0 })
 }
 
 // TestDowngradeBinaryAiosmtpd: a message submitted with BDAT and
@@ -257,5 +272,71 @@ func TestDowngradeBinaryAiosmtpd(t *testing.T) {
 	}
 	if n := len(p.messages()); n != 1 {
 		t.Errorf("peer got %d messages, want 1", n)
+	}
+}
+
+// TestDowngradePostfix: the next hop is a private Postfix whose smtpd
+// drops 8BITMIME from its EHLO reply (smtpd_discard_ehlo_keywords =
+// 8bitmime), reached with STARTTLS and AUTH as in postfix_relay_test.go.
+// smtpkit converts; the message Postfix's virtual(8) stored decodes, with
+// Python's email module, to what was submitted.
+func TestDowngradePostfix(t *testing.T) {
+	postfix := Need(t, "postfix")
+	saslpasswd2 := Need(t, "saslpasswd2")
+	if os.Geteuid() != 0 {
+		missing(t, "root (for a private Postfix instance)", errors.New("not root"))
+	}
+	c := writeRelayPostfix(t, saslpasswd2)
+	c.Addr = freeAddrOn(t, "127.16.3.5")
+	renderRelayTemplate(t, "master.cf", filepath.Join(c.Conf, "master.cf"), c)
+	mainCF := filepath.Join(c.Conf, "main.cf")
+	conf, err := os.ReadFile(mainCF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// smtpd listens on master.cf's address in this test's range.
+	conf = bytes.Replace(conf, []byte("inet_interfaces = 127.0.0.1\n"), []byte("inet_interfaces = all\n"), 1)
+	conf = append(conf, "\n# downgrade_test.go: no 8BITMIME\nsmtpd_discard_ehlo_keywords = 8bitmime\n"...)
+	if err := os.WriteFile(mainCF, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &relayPostfix{addr: c.Addr, cert: c.Cert, mail: c.Mail, logs: &syncBuffer{}}
+	cmd := exec.Command(postfix, "-c", c.Conf, "start-fg")
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopRelayPostfix(postfix, c.Conf, cmd, p.logs)
+		if t.Failed() {
+			t.Logf("postfix logs:\n%s", p.logs.String())
+		}
+	})
+	probeWaitListening(t, c.Addr, p.logs)
+
+	a := relaySender(t, p, relayPassword)
+	msg := downgradeMessage("downgrade-postfix")
+	submit8Bit(t, a, msg, relayRcpt)
+	var stored [][]byte
+	eventually(t, "the message in Postfix's Maildir", func() bool {
+		stored = p.delivered(t, relayRcpt, "downgrade-postfix")
+		return len(stored) == 1
+	})
+	file := filepath.Join(t.TempDir(), "stored.eml")
+	os.WriteFile(file, stored[0], 0o600)
+	out, err := exec.Command(NeedPython(t), "testdata/downgrade_aiosmtpd.py", "--decode", file).Output()
+	if err != nil {
+		t.Fatalf("decoding: %v", err)
+	}
+	var m pyDecoded
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	checkDowngraded(t, m, "downgrade-postfix", true)
+	if !strings.Contains(p.logs.String(), "discarding EHLO keywords: 8BITMIME") {
+		t.Errorf("Postfix did not log discarding 8BITMIME")
+	}
+	if !strings.Contains(p.logs.String(), "sasl_username="+relayUser) {
+		t.Errorf("Postfix did not log our AUTH")
 	}
 }

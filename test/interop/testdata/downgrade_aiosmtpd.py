@@ -8,6 +8,7 @@ message/rfc822) with its content type, transfer encoding and decoded
 payload (base64 of the octets).
 
 usage: downgrade_aiosmtpd.py HOST
+       downgrade_aiosmtpd.py --decode FILE   (one JSON line for a stored message)
 """
 import asyncio
 import base64
@@ -25,31 +26,34 @@ class Handler:
         return [r for r in responses if "8BITMIME" not in r]
 
     async def handle_DATA(self, server, session, envelope):
-        raw = envelope.original_content
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        parts = []
-        for p in msg.walk():
-            if p.is_multipart():
-                continue
-            parts.append({
-                "type": p.get_content_type(),
-                "cte": str(p.get("Content-Transfer-Encoding", "")),
-                "payload": base64.b64encode(p.get_payload(decode=True) or b"").decode(),
-                "filename": p.get_filename(),
-            })
-        print(json.dumps({
-            "from": envelope.mail_from,
-            "rcpt": envelope.rcpt_tos,
-            "mail_options": envelope.mail_options,
-            "data": raw.decode("latin-1"),
-            "subject": str(msg["Subject"]),
-            "header_from": str(msg["From"]),
-            "parts": parts,
-        }), flush=True)
+        out = decode(envelope.original_content)
+        out.update({"from": envelope.mail_from, "rcpt": envelope.rcpt_tos,
+                    "mail_options": envelope.mail_options})
+        print(json.dumps(out), flush=True)
         return "250 2.0.0 OK"
 
 
+def decode(raw):
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    parts = []
+    for p in msg.walk():
+        if p.is_multipart():
+            continue
+        parts.append({
+            "type": p.get_content_type(),
+            "cte": str(p.get("Content-Transfer-Encoding", "")),
+            "payload": base64.b64encode(p.get_payload(decode=True) or b"").decode(),
+            "filename": p.get_filename(),
+        })
+    return {"data": raw.decode("latin-1"), "subject": str(msg["Subject"]),
+            "header_from": str(msg["From"]), "parts": parts}
+
+
 def main():
+    if sys.argv[1] == "--decode":
+        with open(sys.argv[2], "rb") as f:
+            print(json.dumps(decode(f.read())))
+        return
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(loop.create_server(
         lambda: SMTP(Handler(), hostname="no8bit.example"), host=sys.argv[1], port=0))
