@@ -31,9 +31,12 @@ const ScramIterations = 4096
 
 // credentials derives everything stored for a password: the argon2id PHC
 // string and the SCRAM-SHA-256 keys, each with its own random salt.
-// The password is used as its UTF-8 bytes; SASLprep (RFC 4013) is not
-// applied, which only matters for passwords with unusual Unicode.
+// The password is prepared first (sasl.PreparePassword: RFC 8265 §4.2
+// OpaqueString, NFC), as verifyPassword and the SCRAM exchange do, so a
+// password matches in whichever Unicode form a client sends it; ASCII
+// passwords are unchanged, so hashes made before stay valid.
 func credentials(password string) (string, ScramKeys, error) {
+	password, _ = sasl.PreparePassword(password)
 	if password == "" {
 		return "", ScramKeys{}, errors.New("userdb: empty password")
 	}
@@ -127,7 +130,9 @@ func parsePHC(s string) (argonParams, error) {
 
 // verifyPassword reports whether password matches the PHC string, comparing
 // in constant time. A malformed hash never matches.
+// The password is prepared as credentials prepares it.
 func verifyPassword(phc, password string) bool {
+	password, _ = sasl.PreparePassword(password)
 	p, err := parsePHC(phc)
 	if err != nil {
 		dummyWork(password)
