@@ -7,7 +7,7 @@ Subject and From, and every leaf part (walking into multipart and
 message/rfc822) with its content type, transfer encoding and decoded
 payload (base64 of the octets).
 
-usage: downgrade_aiosmtpd.py HOST
+usage: downgrade_aiosmtpd.py HOST [--keep-8bitmime]
        downgrade_aiosmtpd.py --decode FILE   (one JSON line for a stored message)
 """
 import asyncio
@@ -21,9 +21,12 @@ from aiosmtpd.smtp import SMTP
 
 
 class Handler:
+    def __init__(self, keep):
+        self.keep = keep
+
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
-        return [r for r in responses if "8BITMIME" not in r]
+        return [r for r in responses if self.keep or "8BITMIME" not in r]
 
     async def handle_DATA(self, server, session, envelope):
         out = decode(envelope.original_content)
@@ -56,7 +59,7 @@ def main():
         return
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(loop.create_server(
-        lambda: SMTP(Handler(), hostname="no8bit.example"), host=sys.argv[1], port=0))
+        lambda: SMTP(Handler("--keep-8bitmime" in sys.argv[2:]), hostname="no8bit.example"), host=sys.argv[1], port=0))
     print("READY", server.sockets[0].getsockname()[1], flush=True)
     loop.run_forever()
 
