@@ -31,17 +31,22 @@ const MaxHeaders = 64 << 10
 // Action is a per-recipient Action field value (RFC 3464 §2.3.3).
 type Action string
 
-// Actions smtpkit reports. "delivered", "relayed" and "expanded" are only
-// sent on request (NOTIFY=SUCCESS), which smtpkit does not offer.
+// Actions smtpkit reports. "delivered" and "relayed" are only sent on
+// request (RFC 3461 §4.1 NOTIFY=SUCCESS).
 const (
-	Failed  Action = "failed"
-	Delayed Action = "delayed"
+	Failed    Action = "failed"
+	Delayed   Action = "delayed"
+	Delivered Action = "delivered" // final delivery into a mailbox of ours
+	Relayed   Action = "relayed"   // handed to a next hop without DSN (RFC 3461 §6.2.1.2)
 )
 
 // Recipient is one per-recipient block of the message/delivery-status part
 // (RFC 3464 §2.3).
 type Recipient struct {
 	Addr   string // the recipient as given in RCPT TO, without angle brackets
+	// ORCPT is RCPT's ORCPT parameter, reported as Original-Recipient
+	// (RFC 3464 §2.3.1, RFC 3461 §4.2); zero leaves the field out.
+	ORCPT  smtp.ORCPT
 	Action Action
 	// Status is an RFC 3463 enhanced status code, e.g. "5.1.1". Empty means
 	// "5.0.0" for failed and "4.0.0" for delayed.
@@ -71,6 +76,9 @@ type Recipient struct {
 // Report is everything Build needs.
 type Report struct {
 	ReportingMTA string    // our host name: Reporting-MTA and the From: domain
+	// EnvID is MAIL's ENVID (RFC 3461 §4.4), reported as
+	// Original-Envelope-Id (RFC 3464 §2.2.1); empty leaves it out.
+	EnvID string
 	To           string    // the original envelope sender; must not be empty
 	Arrival      time.Time // when we accepted the original message (RFC 3464 §2.2.5)
 	Date         time.Time // the report's Date: header
@@ -257,6 +265,9 @@ func humanReason(rc Recipient) string {
 // the per-message fields, then one block per recipient, blocks separated
 // by an empty line.
 func writeStatus(b *bytes.Buffer, r Report, intl bool) {
+	if r.EnvID != "" {
+		fmt.Fprintf(b, "Original-Envelope-Id: %s\r\n", oneLine(r.EnvID, false))
+	}
 	fmt.Fprintf(b, "Reporting-MTA: dns; %s\r\n", r.ReportingMTA)
 	if !r.Arrival.IsZero() {
 		fmt.Fprintf(b, "Arrival-Date: %s\r\n", r.Arrival.Format(time.RFC1123Z))
@@ -267,6 +278,9 @@ func writeStatus(b *bytes.Buffer, r Report, intl bool) {
 		addrType := "rfc822"
 		if intl && !isASCII(rc.Addr) {
 			addrType = "utf-8"
+		}
+		if !rc.ORCPT.IsZero() {
+			fmt.Fprintf(b, "Original-Recipient: %s\r\n", oneLine(rc.ORCPT.Field(intl), intl))
 		}
 		fmt.Fprintf(b, "Final-Recipient: %s; %s\r\n", addrType, oneLine(rc.Addr, intl))
 		fmt.Fprintf(b, "Action: %s\r\n", rc.Action)

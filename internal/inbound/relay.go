@@ -3,6 +3,7 @@ package inbound
 import (
 	"context"
 	"io"
+	"strings"
 
 	"smtpkit/internal/queue"
 	"smtpkit/internal/server"
@@ -63,5 +64,26 @@ func queueEnvelope(env *server.Envelope, to []smtp.Address) queue.Envelope {
 			meta.ReceivedFrom = s.Remote.String()
 		}
 	}
-	return queue.Envelope{From: env.From, To: to, Meta: meta}
+	meta.Ret, meta.EnvID = env.Ret, env.EnvID
+	return queue.Envelope{From: env.From, To: to, DSN: rcptDSN(env, to), Meta: meta}
+}
+
+// rcptDSN is the NOTIFY and ORCPT (RFC 3461 §4.1, §4.2) of each of to, as
+// RCPT gave them for the same address; an address RCPT did not name (an
+// alias's target) has none, so it gets the default notices.
+func rcptDSN(env *server.Envelope, to []smtp.Address) []smtp.RcptDSN {
+	if len(env.DSN) == 0 {
+		return nil
+	}
+	given := make(map[string]smtp.RcptDSN, len(env.DSN))
+	for i, r := range env.Recipients {
+		if i < len(env.DSN) {
+			given[strings.ToLower(r.String())] = env.DSN[i]
+		}
+	}
+	out := make([]smtp.RcptDSN, len(to))
+	for i, a := range to {
+		out[i] = given[strings.ToLower(a.String())]
+	}
+	return out
 }

@@ -45,6 +45,11 @@ type Meta struct {
 	// on every remote attempt: the DKIM-Signature fields made once, when
 	// the message was accepted (Writer.Prepend). Size counts them.
 	Prepend string `json:"prepend,omitempty"`
+	// Ret and EnvID are MAIL's RET (smtp.RetFull, smtp.RetHdrs or "") and
+	// decoded ENVID (RFC 3461 §4.3, §4.4): how much of the message our
+	// DSNs return, and the Original-Envelope-Id they carry.
+	Ret   string `json:"ret,omitempty"`
+	EnvID string `json:"envid,omitempty"`
 }
 
 // envelopeVersion is the format version written into env files.
@@ -94,6 +99,25 @@ type rcpt struct {
 	// Notified is set once the bounce for a Failed recipient was handed off
 	// (or was not needed: null sender).
 	Notified bool `json:"notified,omitempty"`
+	// Notify is RCPT's NOTIFY (RFC 3461 §4.1) as its value ("" absent:
+	// failures and delays are reported); ORCPT its original recipient
+	// (§4.2), reported as Original-Recipient. Env files written before
+	// them load with neither.
+	Notify string      `json:"notify,omitempty"`
+	ORCPT  *smtp.ORCPT `json:"orcpt,omitempty"`
+}
+
+// notify is r's NOTIFY set; a value that no longer parses (a hand-edited
+// file) counts as absent.
+func (r *rcpt) notify() smtp.Notify {
+	if r.Notify == "" {
+		return 0
+	}
+	n, err := smtp.ParseNotify(r.Notify)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // savedReply is a server's reply as an envelope keeps it: its text in

@@ -17,13 +17,14 @@ import (
 
 // warnAt returns when e's delay warning is due, if it still needs one:
 // warnings are on, not yet sent, the sender is not null and a recipient
+// that wants delay notices (RFC 3461 §4.1: NOTIFY absent or with DELAY)
 // has failed temporarily.
 func (q *Queue) warnAt(e *envelope) (time.Time, bool) {
 	if q.opts.DelayWarning <= 0 || e.Warned || e.From == "" {
 		return time.Time{}, false
 	}
 	for _, r := range e.Rcpts {
-		if r.State == Deferred {
+		if r.State == Deferred && r.notify().Delay() {
 			return e.Arrival.Add(q.opts.DelayWarning), true
 		}
 	}
@@ -69,15 +70,20 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 	failed := e.unnotified()
 	// RFC 8689 §5: the DSN of a REQUIRETLS message returns nothing of it
 	// (dsn.Report.Redacted says why).
-	rep := dsn.Report{ReportingMTA: q.opts.Hostname, To: e.From, Arrival: e.Arrival, Date: now, Redacted: e.Meta.RequireTLS}
+	rep := dsn.Report{ReportingMTA: q.opts.Hostname, To: e.From, EnvID: e.Meta.EnvID,
+		Arrival: e.Arrival, Date: now, Redacted: e.Meta.RequireTLS}
+	// RFC 3461 §4.1: a failure notice only for recipients whose NOTIFY
+	// asks for one (or is absent); the others are marked notified without.
 	if len(failed) > 0 {
 		for _, r := range failed {
-			rep.Recipients = append(rep.Recipients, dsnRecipient(r, dsn.Failed, time.Time{}))
+			if r.notify().Failure() {
+				rep.Recipients = append(rep.Recipients, dsnRecipient(r, dsn.Failed, time.Time{}))
+			}
 		}
 	} else {
 		until := e.Arrival.Add(q.opts.MaxAge)
 		for _, r := range e.Rcpts {
-			if r.State == Deferred {
+			if r.State == Deferred && r.notify().Delay() {
 				rep.Recipients = append(rep.Recipients, dsnRecipient(r, dsn.Delayed, until))
 			}
 		}
@@ -85,7 +91,12 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 	id := e.ID
 	m.mu.Unlock()
 
-	err := q.handOff(ctx, id, rep)
+	var err error
+	if len(rep.Recipients) > 0 {
+		err = q.handOff(ctx, id, rep)
+	} else {
+		q.log.Info("queue: no DSN wanted (NOTIFY)", "msgid", id, "rcpts", len(failed))
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -158,6 +169,9 @@ func dsnRecipient(r *rcpt, action dsn.Action, until time.Time) dsn.Recipient {
 		Addr: r.Addr, Action: action, Status: r.Status,
 		Diagnostic: r.Diagnostic, DiagnosticType: r.DiagType,
 		LastAttempt: r.Last, WillRetryUntil: until,
+	}
+	if r.ORCPT != nil {
+		rc.ORCPT = *r.ORCPT
 	}
 	if r.Reply != nil {
 		rc.RemoteMTA, rc.Reply = r.RemoteMTA, r.Reply.reply()

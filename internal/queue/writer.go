@@ -35,6 +35,9 @@ type Writer struct {
 type Envelope struct {
 	From smtp.Address   // the reverse-path; the zero Address is the null sender (RFC 5321 §4.5.5)
 	To   []smtp.Address // the recipients; exact duplicates are dropped
+	// DSN holds each recipient's NOTIFY and ORCPT (RFC 3461 §4.1, §4.2),
+	// parallel to To; nil or shorter means absent for the rest.
+	DSN  []smtp.RcptDSN
 	Meta Meta
 }
 
@@ -45,7 +48,35 @@ func (q *Queue) Begin(env Envelope) (*Writer, error) {
 	for i, a := range env.To {
 		to[i] = a.String()
 	}
-	return q.begin(env.From.String(), to, env.Meta)
+	w, err := q.begin(env.From.String(), to, env.Meta)
+	if err != nil {
+		return nil, err
+	}
+	w.env.setDSN(to, env.DSN)
+	return w, nil
+}
+
+// setDSN records each recipient's DSN parameters (to and dsn parallel, as
+// given to Begin; a dropped duplicate keeps the first one's).
+func (e *envelope) setDSN(to []string, dsn []smtp.RcptDSN) {
+	if len(dsn) == 0 {
+		return
+	}
+	byAddr := make(map[string]*rcpt, len(e.Rcpts))
+	for _, r := range e.Rcpts {
+		byAddr[r.Addr] = r
+	}
+	for i := len(dsn) - 1; i >= 0 && i < len(to); i-- {
+		r, d := byAddr[to[i]], dsn[i]
+		if r == nil {
+			continue
+		}
+		r.Notify, r.ORCPT = d.Notify.String(), nil
+		if !d.ORCPT.IsZero() {
+			o := d.ORCPT
+			r.ORCPT = &o
+		}
+	}
 }
 
 // begin is Begin on addresses as the env file keeps them: from "" is the

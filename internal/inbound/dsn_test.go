@@ -1,0 +1,29 @@
+package inbound
+
+import (
+	"reflect"
+	"testing"
+
+	"smtpkit/internal/server"
+	"smtpkit/internal/smtp"
+)
+
+// TestQueueEnvelopeCarriesDSN: RET, ENVID and each recipient's NOTIFY and
+// ORCPT (RFC 3461 §4) reach the queue entry, matched by address; a
+// recipient RCPT did not name (an alias's target) has none.
+func TestQueueEnvelopeCarriesDSN(t *testing.T) {
+	succ := smtp.RcptDSN{Notify: smtp.NotifySuccess, ORCPT: smtp.ORCPT{Type: "rfc822", Addr: "o@x"}}
+	env := &server.Envelope{
+		From: addr("alice@example.com"), Ret: smtp.RetHdrs, EnvID: "E1",
+		Recipients: []smtp.Address{addr("a@far.example"), addr("B@far.example")},
+		DSN:        []smtp.RcptDSN{{Notify: smtp.NotifyNever}, succ},
+	}
+	q := queueEnvelope(env, []smtp.Address{addr("b@far.example"), addr("target@else.example"), addr("a@far.example")})
+	want := []smtp.RcptDSN{succ, {}, {Notify: smtp.NotifyNever}}
+	if q.Meta.Ret != smtp.RetHdrs || q.Meta.EnvID != "E1" || !reflect.DeepEqual(q.DSN, want) {
+		t.Errorf("queue envelope Ret %q EnvID %q DSN %+v", q.Meta.Ret, q.Meta.EnvID, q.DSN)
+	}
+	if q := queueEnvelope(&server.Envelope{Recipients: env.Recipients}, env.Recipients); q.DSN != nil {
+		t.Errorf("DSN %+v without parameters", q.DSN)
+	}
+}
