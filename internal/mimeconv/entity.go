@@ -320,9 +320,10 @@ func (c *conv) encode(h *header, bounds []string, mt string, held []piece, extra
 		enc = newQP(c.out)
 	}
 	pendingCRLF := false
+	nl := []byte("\r\n")
 	feed := func(p piece) {
 		if pendingCRLF {
-			enc.Write([]byte("\r\n"))
+			enc.Write(nl)
 		}
 		pendingCRLF = p.crlf()
 		enc.Write(p.text())
@@ -333,7 +334,7 @@ func (c *conv) encode(h *header, bounds []string, mt string, held []piece, extra
 	finish := func(e end) (end, error) {
 		if e.idx < 0 {
 			if pendingCRLF {
-				enc.Write([]byte("\r\n"))
+				enc.Write(nl)
 			}
 			return e, enc.Close(true)
 		}
