@@ -1,6 +1,7 @@
 package mimeconv
 
 import (
+	"errors"
 	"io"
 	"runtime"
 	"strings"
@@ -58,5 +59,30 @@ func BenchmarkTo7Bit(b *testing.B) {
 		if _, err := To7Bit(io.Discard, bigMessage(n)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestHoldLimit: a part declared 7bit is held up to MaxHold to see whether
+// it needs converting; 8-bit octets past that cannot be converted any
+// more (its header is out) and fail, while 8-bit octets inside it convert.
+func TestHoldLimit(t *testing.T) {
+	head := "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n"
+	line := strings.Repeat("a", 98) + "\r\n"
+	long := strings.Repeat(line, MaxHold/len(line)+1)
+	for _, tc := range []struct {
+		name string
+		body string
+		err  error
+	}{
+		{"8-bit inside the hold", "é\r\n" + long, nil},
+		{"8-bit past the hold", long + "é\r\n", ErrCannotConvert},
+		{"7-bit past the hold", long + "e\r\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := To7Bit(io.Discard, strings.NewReader(head+tc.body))
+			if tc.err == nil && err != nil || tc.err != nil && !errors.Is(err, tc.err) {
+				t.Errorf("err %v, want %v", err, tc.err)
+			}
+		})
 	}
 }
