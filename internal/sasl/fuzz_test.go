@@ -185,3 +185,51 @@ func FuzzScramClient(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScramPlusServer runs SCRAM-SHA-256-PLUS on a connection whose
+// tls-exporter binding is cbA: any input ends cleanly, and a success needs
+// a client-final whose c= carries exactly the GS2 header and cbA's data
+// (RFC 5802 §6) — the fuzzer must never log in with other binding data.
+func FuzzScramPlusServer(f *testing.F) {
+	creds := testCreds()
+	opts := func() Options { return Options{Rand: fuzzRand(), ChannelBindings: []ChannelBinding{cbA}} }
+	srv, _ := NewServerOptions(MechScramSHA256Plus, creds, opts())
+	client := NewScramSHA256PlusClient("alice@example.org", "s3cret", Options{
+		Rand: strings.NewReader("ClientNonce-ClientNonce-ClientNonce"), ChannelBindings: []ChannelBinding{cbA}})
+	var good [3][]byte
+	_, good[0], _ = client.Start()
+	for i := 1; i < 3; i++ {
+		challenge, done, err := srv.Next(context.Background(), good[i-1])
+		if done {
+			f.Fatalf("seed exchange ended early: %v", err)
+		}
+		if good[i], err = client.Next(challenge); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Add(good[0], good[1], good[2])
+	f.Add([]byte("p=tls-unique,,n=alice@example.org,r=ClientNonce"), good[1], good[2])
+	f.Add([]byte("y,,n=alice@example.org,r=ClientNonce"), good[1], good[2])
+	f.Add([]byte("p=tls-exporter,a=alice@example.org,n=alice@example.org,r=x"), []byte("c=cD10bHMtZXhwb3J0ZXIsLA==,r=x,p="), []byte(""))
+	f.Fuzz(func(t *testing.T, first, final, ack []byte) {
+		srv, err := NewServerOptions(MechScramSHA256Plus, creds, opts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range [][]byte{first, final, ack, ack} {
+			_, done, err := srv.Next(context.Background(), r)
+			if !done {
+				continue
+			}
+			checkOutcome(t, srv, done, err)
+			if err == nil {
+				cf, perr := parseClientFinal(string(final))
+				cb, derr := b64().DecodeString(cf.channelBinding)
+				if perr != nil || derr != nil || !bytes.HasSuffix(cb, cbA.Data) || !bytes.HasPrefix(first, cb[:len(cb)-len(cbA.Data)]) {
+					t.Fatalf("success with c=%q for first %q", cf.channelBinding, first)
+				}
+			}
+			return
+		}
+	})
+}

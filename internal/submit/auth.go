@@ -57,16 +57,31 @@ func Mechanism(asked, offered string) (string, error) {
 }
 
 // saslClient is the client side of mech for user and password pw on a
-// connection with the channel bindings cb (none outside TLS).
-func saslClient(mech, user, pw string, cb []sasl.ChannelBinding) sasl.Client {
+// connection with the channel bindings cb (none outside TLS), to a server
+// whose AUTH line is offered.
+func saslClient(mech, user, pw string, cb []sasl.ChannelBinding, offered string) sasl.Client {
 	switch mech {
 	case sasl.MechScramSHA256Plus:
 		return sasl.NewScramSHA256PlusClient(user, pw, sasl.Options{ChannelBindings: cb})
 	case sasl.MechScramSHA256:
-		// With cb, the GS2 flag "y" (RFC 5802 §6).
+		// RFC 5802 §6: "y" (we could bind) only when the server did not
+		// offer -PLUS; when it did and plain SCRAM was asked for, "n".
+		if hasMech(offered, sasl.MechScramSHA256Plus) {
+			cb = nil
+		}
 		return sasl.NewScramSHA256ClientOptions(user, pw, sasl.Options{ChannelBindings: cb})
 	case sasl.MechLogin:
 		return sasl.NewLoginClient(user, pw)
 	}
 	return sasl.NewPlainClient("", user, pw)
+}
+
+// hasMech reports whether the AUTH parameter list offered names mech.
+func hasMech(offered, mech string) bool {
+	for _, m := range strings.Fields(offered) {
+		if strings.EqualFold(m, mech) {
+			return true
+		}
+	}
+	return false
 }

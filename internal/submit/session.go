@@ -102,7 +102,7 @@ func setup(c *client.Conn, t Target, progress io.Writer) error {
 		// (TLS 1.2 resumed without extended master secret): plain SCRAM.
 		mech = sasl.MechScramSHA256
 	}
-	if err := c.Auth(saslClient(mech, t.User, t.Password, cb)); err != nil {
+	if err := c.Auth(saslClient(mech, t.User, t.Password, cb, offered)); err != nil {
 		return &AuthError{err}
 	}
 	fmt.Fprintf(progress, "authenticated as %s with %s\n", t.User, mech)
