@@ -125,3 +125,22 @@ func FuzzFrontEndAttrs(f *testing.F) {
 		fw.apply(arg)
 	})
 }
+
+// FuzzClientBDAT sends arbitrary bodies with smtpkit's client by BDAT, in
+// arbitrary chunk sizes, as text or BODY=BINARYMIME, to smtpkit's server:
+// binary arrives octet for octet, text CRLF-normalized or refused, and the
+// session stays in step (checkClientBDAT).
+func FuzzClientBDAT(f *testing.F) {
+	for _, s := range bdatSeeds {
+		f.Add([]byte(s.body), uint16(s.chunk), s.binary)
+	}
+	ts := startServer(f, Limits{MessageSize: 1 << 20, ConnectionRate: 1 << 30}, // one connection per input
+		Listener{Role: RoleMX, TLS: TLSNone})
+	f.Fuzz(func(t *testing.T, body []byte, chunk uint16, binary bool) {
+		size := int(chunk % 4096)
+		if len(body) > 64<<10 || size > 0 && len(body)/size > 256 {
+			return // bounded: at most 256 chunks (a round trip each) per input
+		}
+		checkClientBDAT(t, ts, body, size, binary)
+	})
+}
