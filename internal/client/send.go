@@ -44,6 +44,13 @@ type Envelope struct {
 	// Whether the server's name was authenticated is the caller's check
 	// (the TLS plan); Send only sees that TLS is on.
 	RequireTLS bool
+	// Ret, EnvID and DSN are the DSN parameters (RFC 3461 §4): MAIL's RET
+	// and ENVID (decoded), and each recipient's NOTIFY and ORCPT, parallel
+	// to To. They are sent only when the server offers DSN; otherwise the
+	// caller owes the "relayed" notices (§6.2.1.2), see Result.NoDSN.
+	Ret   string
+	EnvID string
+	DSN   []smtp.RcptDSN
 }
 
 // ErrNoRequireTLS is in the chain of Send's error when a REQUIRETLS
@@ -67,6 +74,10 @@ type Result struct {
 	// refusal of the DATA command itself. With BDAT it is the reply to the
 	// LAST chunk, or the first refusal of a chunk.
 	Reply smtp.Reply
+	// NoDSN is set when the server does not offer DSN: the DSN parameters
+	// were not passed on, and a NOTIFY=SUCCESS recipient it accepted is
+	// owed a "relayed" notice by the caller (RFC 3461 §6.2.1.2).
+	NoDSN bool
 }
 
 // ErrRefused is in the chain of every refusal the client makes itself,
@@ -112,6 +123,8 @@ var ErrNoRecipients = errors.New("client: no recipient accepted")
 // ctx cancels the transaction (the connection is unusable afterwards).
 func (c *Conn) Send(ctx context.Context, env Envelope, body io.Reader) (Result, error) {
 	res := Result{Rcpt: make([]error, len(env.To))}
+	_, dsn := c.Ext("DSN")
+	res.NoDSN = !dsn
 	mail, rcpts, err := c.envelopeCommands(env, res.Rcpt)
 	if err != nil {
 		// Refused here, before MAIL (errors.Is(err, ErrRefused)): the
@@ -216,7 +229,7 @@ func (c *Conn) envelopeCommands(env Envelope, rcptErrs []error) (cmdStep, []cmdS
 			continue
 		}
 		utf8 = utf8 || !isASCII(to)
-		rcpts = append(rcpts, cmdStep{line: "RCPT TO:" + p, d: c.t.Rcpt, rcpt: i})
+		rcpts = append(rcpts, cmdStep{line: "RCPT TO:" + p + c.rcptDSNParams(env, i), d: c.t.Rcpt, rcpt: i})
 	}
 	if len(rcpts) == 0 {
 		return cmdStep{}, nil, errors.Join(rcptErrs...)
@@ -270,7 +283,36 @@ func (c *Conn) mailParams(env Envelope, utf8 bool) (string, error) {
 	if env.RequireTLS {
 		b.WriteString(" REQUIRETLS") // RFC 8689 §2: no value
 	}
+	if _, ok := c.Ext("DSN"); ok {
+		// RFC 3461 §4.3, §4.4: only to a server that offers DSN.
+		if env.Ret != "" {
+			b.WriteString(" RET=" + env.Ret)
+		}
+		if env.EnvID != "" {
+			b.WriteString(" ENVID=" + smtp.EncodeXtext(env.EnvID))
+		}
+	}
 	return b.String(), nil
+}
+
+// rcptDSNParams is recipient i's NOTIFY and ORCPT (RFC 3461 §4.1, §4.2)
+// for RCPT, when the server offers DSN.
+func (c *Conn) rcptDSNParams(env Envelope, i int) string {
+	if i >= len(env.DSN) {
+		return ""
+	}
+	if _, ok := c.Ext("DSN"); !ok {
+		return ""
+	}
+	var b strings.Builder
+	d := env.DSN[i]
+	if d.Notify != 0 {
+		b.WriteString(" NOTIFY=" + d.Notify.String())
+	}
+	if !d.ORCPT.IsZero() {
+		b.WriteString(" ORCPT=" + d.ORCPT.Param())
+	}
+	return b.String()
 }
 
 // checkRequireTLS refuses a REQUIRETLS message on a connection that

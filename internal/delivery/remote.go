@@ -294,6 +294,7 @@ func (r *Remote) transactOne(ctx context.Context, c *client.Conn, d *queue.Attem
 	defer body.Close()
 	// RFC 8689 §4.2.1 binds a REQUIRETLS message with a non-empty return path; §5: a bounce is not discarded for want of REQUIRETLS.
 	env := client.Envelope{From: d.From, To: rcpts, Size: d.Size, EightBit: d.EightBit, Binary: d.Binary, SMTPUTF8: d.SMTPUTF8, RequireTLS: d.RequireTLS && d.From != ""}
+	env.Ret, env.EnvID, env.DSN = d.Ret, d.EnvID, dsnOf(d, rcpts) // RFC 3461 §5.2: passed on where offered
 	if ext := needsDowngrade(c, env); ext != "" {
 		conv, err := downgrade(d, ext, &env)
 		if err != nil {
@@ -342,6 +343,7 @@ func (r *Remote) transactOne(ctx context.Context, c *client.Conn, d *queue.Attem
 			out[i].Reply = replyOf(fromServer(res.Data))
 		default:
 			out[i].Reply = res.Reply
+			out[i].Relayed = res.NoDSN // RFC 3461 §6.2.1.2: NOTIFY could not be passed on
 		}
 	}
 	r.log.Info("delivery attempt", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "tls", facts.String(),
@@ -562,3 +564,22 @@ func (p *connPool) closeAll() {
 }
 
 var _ queue.Courier = (*Remote)(nil)
+
+// dsnOf is the NOTIFY and ORCPT of each of rcpts (a subset of
+// d.Recipients, in order), for the client.
+func dsnOf(d *queue.Attempt, rcpts []string) []smtp.RcptDSN {
+	if len(d.DSN) == 0 {
+		return nil
+	}
+	out := make([]smtp.RcptDSN, len(rcpts))
+	j := 0
+	for i, a := range rcpts {
+		for j < len(d.Recipients) && d.Recipients[j] != a {
+			j++
+		}
+		if j < len(d.DSN) {
+			out[i] = d.DSN[j]
+		}
+	}
+	return out
+}

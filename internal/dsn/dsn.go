@@ -43,7 +43,7 @@ const (
 // Recipient is one per-recipient block of the message/delivery-status part
 // (RFC 3464 §2.3).
 type Recipient struct {
-	Addr   string // the recipient as given in RCPT TO, without angle brackets
+	Addr string // the recipient as given in RCPT TO, without angle brackets
 	// ORCPT is RCPT's ORCPT parameter, reported as Original-Recipient
 	// (RFC 3464 §2.3.1, RFC 3461 §4.2); zero leaves the field out.
 	ORCPT  smtp.ORCPT
@@ -75,13 +75,13 @@ type Recipient struct {
 
 // Report is everything Build needs.
 type Report struct {
-	ReportingMTA string    // our host name: Reporting-MTA and the From: domain
+	ReportingMTA string // our host name: Reporting-MTA and the From: domain
 	// EnvID is MAIL's ENVID (RFC 3461 §4.4), reported as
 	// Original-Envelope-Id (RFC 3464 §2.2.1); empty leaves it out.
-	EnvID string
-	To           string    // the original envelope sender; must not be empty
-	Arrival      time.Time // when we accepted the original message (RFC 3464 §2.2.5)
-	Date         time.Time // the report's Date: header
+	EnvID   string
+	To      string    // the original envelope sender; must not be empty
+	Arrival time.Time // when we accepted the original message (RFC 3464 §2.2.5)
+	Date    time.Time // the report's Date: header
 	// MessageID is the report's Message-ID without angle brackets; empty
 	// generates one at ReportingMTA.
 	MessageID string
@@ -111,6 +111,17 @@ var ErrNullSender = errors.New("dsn: the original sender is the null sender; no 
 func (r Report) Delayed() bool {
 	for _, rc := range r.Recipients {
 		if rc.Action != Delayed {
+			return false
+		}
+	}
+	return len(r.Recipients) > 0
+}
+
+// Success reports whether r is a success notice (RFC 3461 §6.2.1): every
+// recipient was delivered or relayed.
+func (r Report) Success() bool {
+	for _, rc := range r.Recipients {
+		if rc.Action != Delivered && rc.Action != Relayed {
 			return false
 		}
 	}
@@ -184,7 +195,11 @@ func Build(r Report) ([]byte, error) {
 	writeStatus(&b, r, intl)
 	if !r.Redacted {
 		b.WriteString("\r\n")
-		startPart(&b, boundary, intl, "text/rfc822-headers", "message/global-headers", "Undelivered message headers")
+		what := "Undelivered message headers"
+		if r.Success() {
+			what = "Message headers"
+		}
+		startPart(&b, boundary, intl, "text/rfc822-headers", "message/global-headers", what)
 		b.Write(crlfLines(r.headers()))
 	}
 	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
@@ -206,8 +221,11 @@ func startPart(b *bytes.Buffer, boundary string, intl bool, asciiType, intlType,
 // writeHeader writes the RFC 5322 header of the report.
 func writeHeader(b *bytes.Buffer, r Report, msgID, boundary string) {
 	subject := "Undelivered Mail Returned to Sender"
-	if r.Delayed() {
+	switch {
+	case r.Delayed():
 		subject = "Delayed Mail (still being retried)"
+	case r.Success():
+		subject = "Successful Mail Delivery Report"
 	}
 	fmt.Fprintf(b, "Date: %s\r\n", r.Date.Format(time.RFC1123Z))
 	fmt.Fprintf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", r.ReportingMTA)
@@ -226,10 +244,15 @@ func writeHeader(b *bytes.Buffer, r Report, msgID, boundary string) {
 // writeHuman writes the text/plain part: what happened, in words.
 func writeHuman(b *bytes.Buffer, r Report, intl bool) {
 	fmt.Fprintf(b, "This is the mail system at host %s.\r\n\r\n", r.ReportingMTA)
-	if r.Delayed() {
+	switch {
+	case r.Delayed():
 		b.WriteString("Your message could not be delivered yet to the recipients below.\r\n")
 		b.WriteString("Delivery will be retried; you do not need to send it again.\r\n")
-	} else {
+	case r.Success():
+		b.WriteString("Your message was successfully delivered to the recipients below,\r\n")
+		b.WriteString("as you asked (NOTIFY=SUCCESS). \"relayed\" means it was handed to a\r\n")
+		b.WriteString("system that does not send delivery notifications itself.\r\n")
+	default:
 		b.WriteString("Your message could not be delivered to the recipients below.\r\n")
 		if r.Redacted {
 			b.WriteString("It required TLS on every hop (REQUIRETLS, RFC 8689), so nothing\r\n")
@@ -251,6 +274,12 @@ func writeHuman(b *bytes.Buffer, r Report, intl bool) {
 
 func humanReason(rc Recipient) string {
 	switch {
+	case rc.Action == Delivered:
+		return "delivered to mailbox"
+	case rc.Action == Relayed && rc.RemoteMTA != "":
+		return "relayed to " + rc.RemoteMTA + ", which does not send delivery notifications"
+	case rc.Action == Relayed:
+		return "relayed to a system that does not send delivery notifications"
 	case rc.said() && rc.RemoteMTA != "":
 		return rc.RemoteMTA + " said: " + rc.Reply.OneLine()
 	case rc.said():
@@ -315,8 +344,11 @@ func (rc Recipient) said() bool { return rc.Reply.Code != 0 }
 // §2.3.4: failed is 5.x.x, delayed is 4.x.x).
 func status(rc Recipient) string {
 	class := byte('5')
-	if rc.Action == Delayed {
+	switch rc.Action {
+	case Delayed:
 		class = '4'
+	case Delivered, Relayed:
+		class = '2'
 	}
 	s := rc.Status
 	if validStatus(s) && s[0] == class {

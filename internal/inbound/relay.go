@@ -65,7 +65,7 @@ func queueEnvelope(env *server.Envelope, to []smtp.Address) queue.Envelope {
 		}
 	}
 	meta.Ret, meta.EnvID = env.Ret, env.EnvID
-	return queue.Envelope{From: env.From, To: to, DSN: rcptDSN(env, to), Meta: meta}
+	return queue.Envelope{From: env.From, To: to, DSN: rcptDSN(env, to), LocalDSN: localDSN(env), Meta: meta}
 }
 
 // rcptDSN is the NOTIFY and ORCPT (RFC 3461 §4.1, §4.2) of each of to, as
@@ -84,6 +84,21 @@ func rcptDSN(env *server.Envelope, to []smtp.Address) []smtp.RcptDSN {
 	out := make([]smtp.RcptDSN, len(to))
 	for i, a := range to {
 		out[i] = given[strings.ToLower(a.String())]
+	}
+	return out
+}
+
+// localDSN is env's NOTIFY and ORCPT by address, for the local mailboxes
+// the queue entry may take over (queue.Envelope.LocalDSN).
+func localDSN(env *server.Envelope) map[string]smtp.RcptDSN {
+	if len(env.DSN) == 0 {
+		return nil
+	}
+	out := make(map[string]smtp.RcptDSN, len(env.DSN))
+	for i, r := range env.Recipients {
+		if i < len(env.DSN) && env.DSN[i] != (smtp.RcptDSN{}) {
+			out[r.String()] = env.DSN[i]
+		}
 	}
 	return out
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"sync"
+
+	"smtpkit/internal/smtp"
 )
 
 // Courier delivers one message to some recipients of ONE domain (internal/
@@ -28,6 +30,12 @@ type Attempt struct {
 	// RequireTLS: the message was received with REQUIRETLS (RFC 8689
 	// §4.2); delivery must meet RFC 8689 §4.2.1 or fail with 5.7.30.
 	RequireTLS bool
+	// Ret, EnvID and DSN are the DSN parameters (RFC 3461 §4) to pass to a
+	// next hop that offers DSN: MAIL's RET and ENVID, each recipient's
+	// NOTIFY and ORCPT parallel to Recipients.
+	Ret   string
+	EnvID string
+	DSN   []smtp.RcptDSN
 	// Open returns the message bytes as a stream; it may be called more
 	// than once (for example once per MX tried). The caller closes it.
 	Open func() (io.ReadCloser, error)

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"testing"
 	"time"
@@ -119,4 +120,88 @@ func TestOldEnvelopeLoads(t *testing.T) {
 	if r.notify() != 0 || r.ORCPT != nil || e.Meta.Ret != "" || e.Meta.EnvID != "" {
 		t.Errorf("old envelope loaded as %+v %+v", e.Meta, r)
 	}
+}
+
+// TestSuccessNotices: RFC 3461 §6.2.1 — a NOTIFY=SUCCESS recipient the
+// queue delivers into a Maildir gets a "delivered" notice, one accepted by
+// a next hop without DSN a "relayed" notice, one accepted by a next hop
+// with DSN (which was passed NOTIFY) none; others never get one. The
+// Attempt carries the parameters for the next hop.
+func TestSuccessNotices(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		local   bool
+		relayed bool
+		notify  smtp.Notify
+		action  string // "" = no notice
+	}{
+		{"local delivered", true, false, smtp.NotifySuccess, "delivered"},
+		{"remote without DSN", false, true, smtp.NotifySuccess | smtp.NotifyFailure, "relayed"},
+		{"remote with DSN", false, false, smtp.NotifySuccess, ""},
+		{"no SUCCESS", false, true, smtp.NotifyFailure, ""},
+		{"absent", true, true, 0, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *Attempt
+			c := courierFunc(func(_ context.Context, d *Attempt) []Result {
+				got = d
+				return []Result{{Rcpt: d.Recipients[0], Relayed: tt.relayed, Remote: Remote{Host: "mx.example.net"}, Reply: smtp.R(250, "2.0.0", "OK")}}
+			})
+			e := open(t, c, func(o *Options) {
+				if tt.local {
+					o.Local = c
+				}
+			})
+			rc := smtp.RcptDSN{Notify: tt.notify, ORCPT: smtp.ORCPT{Type: "rfc822", Addr: "o@example.com"}}
+			var id string
+			if tt.local {
+				id = enqueueLocal(t, e.q, Meta{EnvID: "E7"}, "bob@example.net", rc)
+			} else {
+				id = enqueueDSN(t, e.q, Meta{EnvID: "E7", Ret: smtp.RetHdrs}, []string{"bob@example.net"}, []smtp.RcptDSN{rc})
+			}
+			e.q.RunOnce(ctx)
+			if got == nil {
+				t.Fatal("no attempt")
+			}
+			if !tt.local && (got.EnvID != "E7" || got.Ret != smtp.RetHdrs || len(got.DSN) != 1 || got.DSN[0] != rc) {
+				t.Errorf("attempt DSN parameters %q %q %+v", got.EnvID, got.Ret, got.DSN)
+			}
+			b := e.bounces.all()
+			if tt.action == "" {
+				if len(b) != 0 {
+					t.Fatalf("%d notices, want none", len(b))
+				}
+			} else {
+				if len(b) != 1 {
+					t.Fatalf("%d notices, want one %s", len(b), tt.action)
+				}
+				checkDSN(t, b[0].Message, "Successful Mail Delivery Report", "Action: "+tt.action, "Status: 2.0.0",
+					"Original-Envelope-Id: E7", "Original-Recipient: rfc822;o@example.com", "Final-Recipient: rfc822; bob@example.net")
+			}
+			if state(t, e.q, id) != nil {
+				t.Errorf("message still queued: %+v", state(t, e.q, id))
+			}
+		})
+	}
+}
+
+// enqueueLocal queues a message for a local mailbox of ours (as inbound
+// does when the Maildir delivery failed at receipt: AddLocal).
+func enqueueLocal(t *testing.T, q *Queue, meta Meta, box string, d smtp.RcptDSN) string {
+	t.Helper()
+	w, err := q.Begin(Envelope{From: testAddr("alice@example.org"), To: []smtp.Address{testAddr("other@example.net")},
+		LocalDSN: map[string]smtp.RcptDSN{box: d}, Meta: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, testMessage)
+	id, err := w.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddLocal([]string{box}); err != nil {
+		t.Fatal(err)
+	}
+	w.Publish()
+	return id
 }

@@ -105,6 +105,36 @@ type rcpt struct {
 	// them load with neither.
 	Notify string      `json:"notify,omitempty"`
 	ORCPT  *smtp.ORCPT `json:"orcpt,omitempty"`
+	// Success is the success notice owed for a Delivered recipient whose
+	// NOTIFY has SUCCESS (RFC 3461 §6.2.1): "delivered" (into a Maildir of
+	// ours) or "relayed" (to a next hop without DSN); SuccessSent is set
+	// once it was handed off. The message stays queued until then.
+	Success     string `json:"success,omitempty"`
+	SuccessSent bool   `json:"success_sent,omitempty"`
+}
+
+// rcptDSN is the NOTIFY and ORCPT of each of addrs, for an Attempt; nil
+// when none has any.
+func (m *message) rcptDSN(addrs []string) []smtp.RcptDSN {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []smtp.RcptDSN
+	for i, a := range addrs {
+		for _, r := range m.env.Rcpts {
+			if r.Addr != a || (r.Notify == "" && r.ORCPT == nil) {
+				continue
+			}
+			if out == nil {
+				out = make([]smtp.RcptDSN, len(addrs))
+			}
+			out[i].Notify = r.notify()
+			if r.ORCPT != nil {
+				out[i].ORCPT = *r.ORCPT
+			}
+			break
+		}
+	}
+	return out
 }
 
 // notify is r's NOTIFY set; a value that no longer parses (a hand-edited
@@ -159,7 +189,7 @@ func (r *rcpt) pending() bool { return r.State == Queued || r.State == Deferred 
 
 // final reports whether nothing remains to be done for r.
 func (r *rcpt) final() bool {
-	return r.State == Delivered || (r.State == Failed && r.Notified)
+	return (r.State == Delivered && (r.Success == "" || r.SuccessSent)) || (r.State == Failed && r.Notified)
 }
 
 // done reports whether every recipient is final: the message can go.

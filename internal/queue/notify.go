@@ -42,6 +42,18 @@ func (e *envelope) unnotified() []*rcpt {
 	return out
 }
 
+// unsucceeded returns e's delivered recipients whose success notice is
+// owed and not handed off.
+func (e *envelope) unsucceeded() []*rcpt {
+	var out []*rcpt
+	for _, r := range e.Rcpts {
+		if r.State == Delivered && r.Success != "" && !r.SuccessSent {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // claimNotify reports whether m has a bounce or delay warning due at now
 // and, if so, marks it as being notified: no delivery for m starts and no
 // other notify runs until notify is done. It waits for m's deliveries in
@@ -53,7 +65,7 @@ func (q *Queue) claimNotify(m *message, now time.Time) bool {
 	if m.deleted || m.prepared || m.env.Held || m.notifying || len(m.busy) > 0 || m.env.bounceAt.After(now) {
 		return false
 	}
-	due := len(m.env.unnotified()) > 0
+	due := len(m.env.unnotified()) > 0 || len(m.env.unsucceeded()) > 0
 	if w, ok := q.warnAt(m.env); ok && !w.After(now) {
 		due = true
 	}
@@ -62,12 +74,17 @@ func (q *Queue) claimNotify(m *message, now time.Time) bool {
 }
 
 // notify builds and hands off the DSN claimed by claimNotify: the failure
-// report if recipients failed, else the delay warning.
+// report if recipients failed, else the success notice if one is owed
+// (RFC 3461 §6.2.1), else the delay warning.
 func (q *Queue) notify(ctx context.Context, m *message) {
 	now := q.now()
 	m.mu.Lock()
 	e := m.env
 	failed := e.unnotified()
+	var succeeded []*rcpt
+	if len(failed) == 0 {
+		succeeded = e.unsucceeded()
+	}
 	// RFC 8689 §5: the DSN of a REQUIRETLS message returns nothing of it
 	// (dsn.Report.Redacted says why).
 	rep := dsn.Report{ReportingMTA: q.opts.Hostname, To: e.From, EnvID: e.Meta.EnvID,
@@ -79,6 +96,10 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 			if r.notify().Failure() {
 				rep.Recipients = append(rep.Recipients, dsnRecipient(r, dsn.Failed, time.Time{}))
 			}
+		}
+	} else if len(succeeded) > 0 {
+		for _, r := range succeeded {
+			rep.Recipients = append(rep.Recipients, dsnRecipient(r, dsn.Action(r.Success), time.Time{}))
 		}
 	} else {
 		until := e.Arrival.Add(q.opts.MaxAge)
@@ -108,11 +129,16 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 		return
 	}
 	e.bounceAt = time.Time{}
-	if len(failed) > 0 {
+	switch {
+	case len(failed) > 0:
 		for _, r := range failed {
 			r.Notified = true
 		}
-	} else {
+	case len(succeeded) > 0:
+		for _, r := range succeeded {
+			r.SuccessSent = true
+		}
+	default:
 		e.Warned = true
 	}
 	if !m.deleted {
@@ -142,8 +168,11 @@ func (q *Queue) handOff(ctx context.Context, id string, rep dsn.Report) error {
 	}
 	if err == nil {
 		kind := "bounce"
-		if b.Delayed {
+		switch {
+		case b.Delayed:
 			kind = "delay warning"
+		case rep.Success():
+			kind = "success notice"
 		}
 		q.log.Info("queue: DSN handed off", "msgid", id, "kind", kind, "to", rep.To, "rcpts", len(rep.Recipients))
 	}

@@ -43,7 +43,14 @@ func (w *Writer) AddLocal(boxes []string) error {
 		if slices.ContainsFunc(m.env.Rcpts, func(r *rcpt) bool { return r.Local && r.Addr == a }) {
 			continue
 		}
-		m.env.Rcpts = append(m.env.Rcpts, &rcpt{Addr: a, Domain: d, Local: true, State: Queued, Next: now})
+		r := &rcpt{Addr: a, Domain: d, Local: true, State: Queued, Next: now}
+		if dsn, ok := w.localDSN[a]; ok {
+			r.Notify = dsn.Notify.String()
+			if !dsn.ORCPT.IsZero() {
+				r.ORCPT = &dsn.ORCPT
+			}
+		}
+		m.env.Rcpts = append(m.env.Rcpts, r)
 	}
 	err := q.saveEnv(m)
 	if err == nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"smtpkit/internal/dsn"
 	"smtpkit/internal/smtp"
 )
 
@@ -127,6 +128,10 @@ func (q *Queue) apply(e *envelope, r *rcpt, res Result, now time.Time) {
 	if res.Err == nil {
 		r.State, r.Status = Delivered, string(smtp.EnhOK)
 		r.RemoteMTA, r.Reply, r.Diagnostic, r.DiagType = "", nil, "", ""
+		r.Success = successOwed(e, r, res)
+		if r.Success != "" && res.Said() {
+			r.RemoteMTA, r.Reply = res.Remote.Host, saveReply(res.Reply)
+		}
 		log.Info("delivered")
 		return
 	}
@@ -182,4 +187,21 @@ func oneLine(s string) string {
 		s = strings.ToValidUTF8(s[:1000], "")
 	}
 	return s
+}
+
+// successOwed is the success notice r is owed now that it was delivered
+// (RFC 3461 §6.2.1): none unless NOTIFY has SUCCESS and the sender is not
+// null; "delivered" for a Maildir of ours (§6.2.1.1 final delivery);
+// "relayed" for a next hop that was not offered the NOTIFY because it has
+// no DSN (§6.2.1.2); none for a next hop that took NOTIFY itself.
+func successOwed(e *envelope, r *rcpt, res Result) string {
+	switch {
+	case e.From == "" || !r.notify().Success():
+		return ""
+	case r.Local:
+		return string(dsn.Delivered)
+	case res.Relayed:
+		return string(dsn.Relayed)
+	}
+	return ""
 }

@@ -39,6 +39,10 @@ type Result struct {
 	// end of the data and before the final reply (RFC 1047). The retry is
 	// logged with possible_duplicate=true.
 	PossibleDuplicate bool
+	// Relayed marks a recipient the next hop accepted without offering
+	// DSN: it could not be told NOTIFY, so a NOTIFY=SUCCESS recipient gets
+	// a "relayed" notice from us (RFC 3461 §6.2.1.2).
+	Relayed bool
 }
 
 // Remote is a next hop: the name it was reached by and the address.

@@ -158,6 +158,7 @@ func (q *Queue) runJob(ctx context.Context, j *job) {
 		ID: e.ID, From: e.From, Domain: j.domain, Recipients: j.rcpts,
 		Size: e.Size, SMTPUTF8: e.Meta.SMTPUTF8, EightBit: e.Meta.EightBit, Binary: e.Meta.Binary,
 		RequireTLS: e.Meta.RequireTLS, Open: q.opener(e, j.local),
+		Ret: e.Meta.Ret, EnvID: e.Meta.EnvID, DSN: j.m.rcptDSN(j.rcpts),
 	}
 	if j.local {
 		d.Size -= int64(len(e.Meta.Prepend)) // local Maildirs get the bytes as received

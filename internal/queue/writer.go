@@ -26,6 +26,8 @@ type Writer struct {
 	w    *bufio.Writer
 	done bool
 	m    *message // after Prepare, until Publish or Withdraw
+	// localDSN is Envelope.LocalDSN, for AddLocal.
+	localDSN map[string]smtp.RcptDSN
 }
 
 // Envelope is what Begin needs of a message besides its bytes: the
@@ -37,8 +39,11 @@ type Envelope struct {
 	To   []smtp.Address // the recipients; exact duplicates are dropped
 	// DSN holds each recipient's NOTIFY and ORCPT (RFC 3461 §4.1, §4.2),
 	// parallel to To; nil or shorter means absent for the rest.
-	DSN  []smtp.RcptDSN
-	Meta Meta
+	DSN []smtp.RcptDSN
+	// LocalDSN is the NOTIFY and ORCPT of local mailboxes AddLocal may add,
+	// by address; absent ones get the defaults.
+	LocalDSN map[string]smtp.RcptDSN
+	Meta     Meta
 }
 
 // Begin starts a message for env. Every recipient needs a domain. The
@@ -53,6 +58,7 @@ func (q *Queue) Begin(env Envelope) (*Writer, error) {
 		return nil, err
 	}
 	w.env.setDSN(to, env.DSN)
+	w.localDSN = env.LocalDSN
 	return w, nil
 }
 

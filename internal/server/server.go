@@ -158,8 +158,8 @@ type Options struct {
 	// takes RET and ENVID, RCPT NOTIFY and ORCPT, handed to the Backend in
 	// the Envelope. Set it only for a Backend that honours them; without
 	// it those parameters are refused 555 like any other not offered.
-	DSN bool
-	Logger           *slog.Logger
+	DSN    bool
+	Logger *slog.Logger
 	// Observer is told about session events (metrics); nil means none.
 	Observer Observer
 	// Now is the clock; nil means time.Now.

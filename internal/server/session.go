@@ -115,8 +115,8 @@ type txn struct {
 	ret     string
 	envID   string
 	rcptDSN []smtp.RcptDSN
-	started    time.Time // DATA or the first BDAT, for the Observer
-	chunks     *chunking // set while BDAT chunks are arriving (RFC 3030)
+	started time.Time // DATA or the first BDAT, for the Observer
+	chunks  *chunking // set while BDAT chunks are arriving (RFC 3030)
 }
 
 // newSessionOn prepares the session for a connection on l (shared, not
