@@ -56,7 +56,7 @@ type sendFlags struct {
 	tlsMode, authUser, authMech, passwordFile   string
 	ca, serverName, ehlo                        string
 	to, cc, bcc, attach, header                 listFlag
-	insecure, verbose, requireTLS               bool
+	insecure, verbose, requireTLS, binary       bool
 	timeout                                     time.Duration
 }
 
@@ -85,6 +85,7 @@ func parseSendFlags(args []string, stderr io.Writer) (sendFlags, error) {
 	fs.StringVar(&f.serverName, "servername", "", "`name` to verify the certificate against and send as SNI (default: the server host)")
 	fs.StringVar(&f.ehlo, "ehlo", "", "`name` to say in EHLO (default: this host's name)")
 	fs.BoolVar(&f.requireTLS, "require-tls", false, "send with REQUIRETLS (RFC 8689): only over verified TLS to a server that offers REQUIRETLS, asking every later hop for the same")
+	fs.BoolVar(&f.binary, "binary", false, "send the --data message with BODY=BINARYMIME (RFC 3030), by BDAT, octet for octet; only to a server that offers BINARYMIME and CHUNKING")
 	fs.BoolVar(&f.verbose, "v", false, "print the SMTP transcript on stderr (credentials hidden)")
 	fs.DurationVar(&f.timeout, "timeout", time.Minute, "limit for each step of the conversation")
 	if err := fs.Parse(args); err != nil {
@@ -131,6 +132,11 @@ func (f *sendFlags) check() error {
 		case f.insecure:
 			return errors.New("--require-tls needs a verified certificate: it excludes --insecure (use --ca for a private CA)")
 		}
+	}
+	// RFC 3030 §3: only a whole message can be declared binary; one
+	// composed from --body and --attach is MIME text.
+	if f.binary && f.data == "" {
+		return errors.New("--binary needs --data: only a message sent as is can be binary")
 	}
 	if f.authMech != "" {
 		if _, err := submit.ParseMechanism(f.authMech); err != nil {
@@ -188,7 +194,7 @@ func (f *sendFlags) envelope() (client.Envelope, error) {
 	if err != nil {
 		return client.Envelope{}, fmt.Errorf("--from %q: %v", f.from, err)
 	}
-	env := client.Envelope{From: from.Address, RequireTLS: f.requireTLS}
+	env := client.Envelope{From: from.Address, RequireTLS: f.requireTLS, Binary: f.binary}
 	for _, list := range []listFlag{f.to, f.cc, f.bcc} {
 		addrs, err := parseAddrs(list)
 		if err != nil {

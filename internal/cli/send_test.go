@@ -37,6 +37,8 @@ func TestSendFlags(t *testing.T) {
 		{append(base, "--require-tls", "--tls", "none"), "", "--require-tls"},
 		{append(base, "--require-tls", "--tls", "opportunistic"), "", "--require-tls"},
 		{append(base, "--require-tls", "--insecure"), "", "--insecure"},
+		{append(base, "--data", "-", "--binary"), string(submit.TLSStartTLS), ""},
+		{append(base, "--body", "x", "--binary"), "", "--binary needs --data"},
 	}
 	for _, tt := range tests {
 		f, err := parseSendFlags(tt.args, io.Discard)

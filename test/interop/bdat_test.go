@@ -234,3 +234,21 @@ func TestBinaryMIMEEndToEnd(t *testing.T) {
 	}
 	eventually(t, "A's queue to empty", func() bool { return queued(t, a) == 0 })
 }
+
+// TestSendBinary: `smtpkit send --binary --data FILE` sends the file with
+// BDAT BODY=BINARYMIME and smtpkit stores it octet for octet; --binary
+// without --data is a usage error.
+func TestSendBinary(t *testing.T) {
+	s := StartServer(t, ServerOptions{IP: "127.16.2.3"})
+	s.AddUser(t, "user@test.example", "send binary pw")
+	msg := bdatBinary("send-binary")
+	r := mustSmtpkit(t, 0, nil, nil, append(sendArgs(s, s.MX, "a@b.example", "user@test.example"),
+		"--data", writeMessage(t, msg), "--binary", "-v")...)
+	if !strings.Contains(r.Stderr, "BODY=BINARYMIME") || !strings.Contains(r.Stderr, "C: BDAT ") {
+		t.Errorf("not sent with BDAT BODY=BINARYMIME:\n%s", r.Stderr)
+	}
+	if got := StripTrace(s.WaitMessages(t, "user@test.example", 1)[0]); !bytes.Equal(got, msg) {
+		t.Errorf("stored copy changed: %s", firstDiff(got, msg))
+	}
+	mustSmtpkit(t, 2, nil, nil, append(sendArgs(s, s.MX, "a@b.example", "user@test.example"), "--body", "x", "--binary")...)
+}
