@@ -201,7 +201,7 @@ func printQueueDetail(w io.Writer, d queue.Detail, now time.Time) {
 		fmt.Fprintf(w, "Relay:     %s\n", d.Meta.Relay)
 	}
 	var flags []string
-	for name, on := range map[string]bool{"held": d.Held, "SMTPUTF8": d.Meta.SMTPUTF8, "8BITMIME": d.Meta.EightBit, "REQUIRETLS": d.Meta.RequireTLS, "delay warning sent": d.Warned} {
+	for name, on := range map[string]bool{"held": d.Held, "SMTPUTF8": d.Meta.SMTPUTF8, "8BITMIME": d.Meta.EightBit, "BINARYMIME": d.Meta.Binary, "REQUIRETLS": d.Meta.RequireTLS, "delay warning sent": d.Warned} {
 		if on {
 			flags = append(flags, name)
 		}
