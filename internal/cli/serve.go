@@ -362,6 +362,9 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		Limits:           serverLimits(cfg.Limits),
 		Logger:           log,
 		Observer:         d.metrics,
+		// RFC 3461: the queue, delivery and inbound honour RET, ENVID,
+		// NOTIFY and ORCPT (docs/queue.md "Delivery status notifications").
+		DSN: true,
 	})
 	return d, nil
 }

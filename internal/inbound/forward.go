@@ -111,15 +111,19 @@ func (b *Backend) forwardSender(env *server.Envelope) smtp.Address {
 // beginQueue opens the queue side of a message: one entry for the remote
 // recipients with the sender as it came, and, when forwarding rewrites
 // the sender, another for the forwarded ones.
-func (b *Backend) beginQueue(ctx context.Context, env *server.Envelope, remote, forwarded []smtp.Address) (RelayWriter, error) {
+func (b *Backend) beginQueue(ctx context.Context, env *server.Envelope, remote, forwarded []smtp.Address, boxes []string) (RelayWriter, error) {
 	fwdFrom := b.forwardSender(env)
 	if fwdFrom == env.From || len(forwarded) == 0 {
 		all := append(append([]smtp.Address(nil), remote...), forwarded...)
-		return b.opts.Relay.Begin(ctx, queueEnvelope(env, all))
+		qe := queueEnvelope(env, all)
+		qe.LocalTo = boxes
+		return b.opts.Relay.Begin(ctx, qe)
 	}
 	var ws multiRelay
-	if len(remote) > 0 {
-		w, err := b.opts.Relay.Begin(ctx, queueEnvelope(env, remote))
+	if len(remote)+len(boxes) > 0 {
+		qe := queueEnvelope(env, remote)
+		qe.LocalTo = boxes
+		w, err := b.opts.Relay.Begin(ctx, qe)
 		if err != nil {
 			return nil, err
 		}

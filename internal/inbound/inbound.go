@@ -190,17 +190,18 @@ func (b *Backend) fanout(ctx context.Context, env *server.Envelope) (*writer, er
 		return nil, err
 	}
 	forwarded := append(dest.Forwarded, bounces...)
+	direct, viaQueue := splitSuccess(env, dest.Mailboxes, b.opts.Relay != nil)
 	if len(dest.Remote)+len(forwarded) > 0 && b.opts.Relay == nil {
 		return nil, errNoRelayYet
 	}
-	w := &writer{id: env.ID, boxes: dest.Mailboxes, log: b.opts.Logger}
-	if len(dest.Mailboxes) > 0 {
-		if w.local, err = b.opts.Local.Begin(env.From, dest.Mailboxes); err != nil {
+	w := &writer{id: env.ID, boxes: direct, log: b.opts.Logger}
+	if len(direct) > 0 {
+		if w.local, err = b.opts.Local.Begin(env.From, direct); err != nil {
 			return nil, err
 		}
 	}
-	if len(dest.Remote)+len(forwarded) > 0 {
-		q, err := b.beginQueue(ctx, env, dest.Remote, forwarded)
+	if len(dest.Remote)+len(forwarded)+len(viaQueue) > 0 {
+		q, err := b.beginQueue(ctx, env, dest.Remote, forwarded, viaQueue)
 		if err != nil {
 			w.Abort()
 			return nil, err

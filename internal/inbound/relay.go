@@ -98,7 +98,29 @@ func localDSN(env *server.Envelope) map[string]smtp.RcptDSN {
 	for i, r := range env.Recipients {
 		if i < len(env.DSN) && env.DSN[i] != (smtp.RcptDSN{}) {
 			out[r.String()] = env.DSN[i]
+			out[strings.ToLower(r.String())] = env.DSN[i]
 		}
 	}
 	return out
+}
+
+// splitSuccess splits the local mailboxes boxes into those stored at once
+// and those whose RCPT asked for NOTIFY=SUCCESS (RFC 3461 §4.1), which go
+// to the queue's local courier when there is a queue: the Maildir
+// delivery and its "delivered" notice (§6.2.1) then are one durable job,
+// a moment after the 250. A mailbox is matched to RCPT by address
+// (case-insensitively); one reached through an alias keeps the defaults.
+func splitSuccess(env *server.Envelope, boxes []string, haveQueue bool) (direct, viaQueue []string) {
+	if !haveQueue || len(env.DSN) == 0 || env.From.IsNull() {
+		return boxes, nil
+	}
+	want := localDSN(env)
+	for _, box := range boxes {
+		if want[strings.ToLower(box)].Notify.Success() {
+			viaQueue = append(viaQueue, box)
+		} else {
+			direct = append(direct, box)
+		}
+	}
+	return direct, viaQueue
 }

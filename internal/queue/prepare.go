@@ -44,12 +44,7 @@ func (w *Writer) AddLocal(boxes []string) error {
 			continue
 		}
 		r := &rcpt{Addr: a, Domain: d, Local: true, State: Queued, Next: now}
-		if dsn, ok := w.localDSN[a]; ok {
-			r.Notify = dsn.Notify.String()
-			if !dsn.ORCPT.IsZero() {
-				r.ORCPT = &dsn.ORCPT
-			}
-		}
+		w.setLocalDSN(r)
 		m.env.Rcpts = append(m.env.Rcpts, r)
 	}
 	err := q.saveEnv(m)
@@ -87,4 +82,15 @@ func (w *Writer) Withdraw() error {
 	}
 	q.log.Info("queue: prepared message withdrawn", "msgid", id)
 	return nil
+}
+
+// setLocalDSN gives the local recipient r its NOTIFY and ORCPT from
+// Envelope.LocalDSN.
+func (w *Writer) setLocalDSN(r *rcpt) {
+	if dsn, ok := w.localDSN[r.Addr]; ok {
+		r.Notify = dsn.Notify.String()
+		if !dsn.ORCPT.IsZero() {
+			r.ORCPT = &dsn.ORCPT
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"syscall"
 
 	"smtpkit/internal/smtp"
@@ -40,10 +41,14 @@ type Envelope struct {
 	// DSN holds each recipient's NOTIFY and ORCPT (RFC 3461 §4.1, §4.2),
 	// parallel to To; nil or shorter means absent for the rest.
 	DSN []smtp.RcptDSN
-	// LocalDSN is the NOTIFY and ORCPT of local mailboxes AddLocal may add,
-	// by address; absent ones get the defaults.
+	// LocalDSN is the NOTIFY and ORCPT of local mailboxes (LocalTo, or
+	// added by AddLocal), by address; absent ones get the defaults.
 	LocalDSN map[string]smtp.RcptDSN
-	Meta     Meta
+	// LocalTo are local mailboxes the queue delivers with Options.Local
+	// from the start: those whose NOTIFY=SUCCESS makes the Maildir
+	// delivery and its "delivered" notice one queued, durable job.
+	LocalTo []string
+	Meta    Meta
 }
 
 // Begin starts a message for env. Every recipient needs a domain. The
@@ -53,12 +58,21 @@ func (q *Queue) Begin(env Envelope) (*Writer, error) {
 	for i, a := range env.To {
 		to[i] = a.String()
 	}
-	w, err := q.begin(env.From.String(), to, env.Meta)
+	if len(env.LocalTo) > 0 && q.opts.Local == nil {
+		return nil, errNoLocal
+	}
+	w, err := q.begin(env.From.String(), append(to, env.LocalTo...), env.Meta)
 	if err != nil {
 		return nil, err
 	}
 	w.env.setDSN(to, env.DSN)
 	w.localDSN = env.LocalDSN
+	for _, r := range w.env.Rcpts {
+		if slices.Contains(env.LocalTo, r.Addr) {
+			r.Local = true
+			w.setLocalDSN(r)
+		}
+	}
 	return w, nil
 }
 
