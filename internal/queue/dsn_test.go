@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,9 +143,16 @@ func TestSuccessNotices(t *testing.T) {
 		{"absent", true, true, 0, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var got *Attempt
+			var (
+				mu  sync.Mutex
+				got *Attempt
+			)
 			c := courierFunc(func(_ context.Context, d *Attempt) []Result {
-				got = d
+				mu.Lock()
+				if d.Recipients[0] == "bob@example.net" {
+					got = d
+				}
+				mu.Unlock()
 				return []Result{{Rcpt: d.Recipients[0], Relayed: tt.relayed, Remote: Remote{Host: "mx.example.net"}, Reply: smtp.R(250, "2.0.0", "OK")}}
 			})
 			e := open(t, c, func(o *Options) {
@@ -160,6 +168,8 @@ func TestSuccessNotices(t *testing.T) {
 				id = enqueueDSN(t, e.q, Meta{EnvID: "E7", Ret: smtp.RetHdrs}, []string{"bob@example.net"}, []smtp.RcptDSN{rc})
 			}
 			e.q.RunOnce(ctx)
+			mu.Lock()
+			defer mu.Unlock()
 			if got == nil {
 				t.Fatal("no attempt")
 			}
