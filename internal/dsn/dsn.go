@@ -101,7 +101,20 @@ type Report struct {
 	// discarded for want of REQUIRETLS on the way back). Redacting it keeps
 	// the original's content out of clear text on any return path.
 	Redacted bool
+	// Full is the whole original message, returned as a message/rfc822
+	// part instead of the header block when the sender asked RET=FULL
+	// (RFC 3461 §4.3) in a failure report; nil returns Headers. The
+	// caller bounds it (MaxFull). Ignored when Redacted.
+	Full []byte
 }
+
+// MaxFull bounds the original message a RET=FULL failure report returns;
+// a larger one is returned as its header block only.
+const MaxFull = 10 << 20
+
+// EightBit reports whether the report carries 8-bit octets in the
+// returned message, so that it needs 8BITMIME on its way back.
+func (r Report) EightBit() bool { return !r.Redacted && r.Full != nil && !isASCII(string(r.Full)) }
 
 // ErrNullSender is returned when asked to report to the null sender: a
 // bounce about a bounce is never sent (RFC 3461 §6.2, RFC 5321 §4.5.5).
@@ -193,7 +206,10 @@ func Build(r Report) ([]byte, error) {
 	b.WriteString("\r\n") // the CRLF before a boundary belongs to it (RFC 2046 §5.1.1)
 	startPart(&b, boundary, intl, "message/delivery-status", "message/global-delivery-status", "Delivery report")
 	writeStatus(&b, r, intl)
-	if !r.Redacted {
+	if !r.Redacted && r.Full != nil {
+		b.WriteString("\r\n")
+		writeFull(&b, r, boundary, intl)
+	} else if !r.Redacted {
 		b.WriteString("\r\n")
 		what := "Undelivered message headers"
 		if r.Success() {
@@ -257,6 +273,8 @@ func writeHuman(b *bytes.Buffer, r Report, intl bool) {
 		if r.Redacted {
 			b.WriteString("It required TLS on every hop (REQUIRETLS, RFC 8689), so nothing\r\n")
 			b.WriteString("of it is returned here, not even its headers.\r\n")
+		} else if r.Full != nil {
+			b.WriteString("It has been returned; it is attached.\r\n")
 		} else {
 			b.WriteString("It has been returned; its headers are attached.\r\n")
 		}
@@ -472,4 +490,21 @@ func randomHex(n int) string {
 	p := make([]byte, n)
 	rand.Read(p)
 	return hex.EncodeToString(p)
+}
+
+// writeFull writes the returned message (RET=FULL, RFC 3461 §4.3) as the
+// third part: message/rfc822 (message/global when intl, RFC 6533 §3),
+// 8bit when it has 8-bit octets, its lines CRLF and at most 998 octets.
+func writeFull(b *bytes.Buffer, r Report, boundary string, intl bool) {
+	fmt.Fprintf(b, "--%s\r\n", boundary)
+	typ := "message/rfc822"
+	if intl {
+		typ = "message/global"
+	}
+	fmt.Fprintf(b, "Content-Type: %s\r\n", typ)
+	if r.EightBit() || intl {
+		b.WriteString("Content-Transfer-Encoding: 8bit\r\n")
+	}
+	b.WriteString("Content-Description: Undelivered message\r\n\r\n")
+	b.Write(crlfLines(r.Full))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -214,4 +215,29 @@ func enqueueLocal(t *testing.T, q *Queue, meta Meta, box string, d smtp.RcptDSN)
 	}
 	w.Publish()
 	return id
+}
+
+// TestRetFull: RFC 3461 §4.3 — RET=FULL returns the whole message in the
+// failure report (message/rfc822); RET=HDRS and RET absent its headers.
+func TestRetFull(t *testing.T) {
+	for _, tt := range []struct {
+		ret  string
+		full bool
+	}{{smtp.RetFull, true}, {smtp.RetHdrs, false}, {"", false}} {
+		t.Run("RET="+tt.ret, func(t *testing.T) {
+			e := open(t, &recorder{script: []error{perm}}, nil)
+			enqueueDSN(t, e.q, Meta{Ret: tt.ret}, []string{"bob@example.net"}, nil)
+			e.q.RunOnce(ctx)
+			b := e.bounces.all()
+			if len(b) != 1 {
+				t.Fatalf("%d bounces", len(b))
+			}
+			msg := string(b[0].Message)
+			hasFull := strings.Contains(msg, "Content-Type: message/rfc822\r\n") && strings.Contains(msg, "\r\n\r\nHello.\r\n")
+			hasHdrs := strings.Contains(msg, "Content-Type: text/rfc822-headers\r\n")
+			if hasFull != tt.full || hasHdrs == tt.full || !strings.Contains(msg, "Subject: test\r\n") {
+				t.Errorf("full %v headers %v:\n%s", hasFull, hasHdrs, msg)
+			}
+		})
+	}
 }

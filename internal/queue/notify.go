@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"smtpkit/internal/dsn"
+	"smtpkit/internal/smtp"
 )
 
 // warnAt returns when e's delay warning is due, if it still needs one:
@@ -114,7 +115,10 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 
 	var err error
 	if len(rep.Recipients) > 0 {
-		err = q.handOff(ctx, id, rep)
+		// RFC 3461 §4.3: RET=FULL asks for the whole message in failure
+		// reports; a BINARYMIME message is not text: headers only.
+		full := len(failed) > 0 && e.Meta.Ret == smtp.RetFull && !e.Meta.Binary
+		err = q.handOff(ctx, id, rep, full)
 	} else {
 		q.log.Info("queue: no DSN wanted (NOTIFY)", "msgid", id, "rcpts", len(failed))
 	}
@@ -147,20 +151,25 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 }
 
 // handOff builds the DSN and passes it to Options.Bounce (or queues it).
-func (q *Queue) handOff(ctx context.Context, id string, rep dsn.Report) error {
+// full (RET=FULL on a failure report) returns the whole message when it
+// is within dsn.MaxFull.
+func (q *Queue) handOff(ctx context.Context, id string, rep dsn.Report, full bool) error {
 	if !rep.Redacted {
 		hdr, err := q.readHeaders(id)
 		if err != nil {
 			q.log.Warn("queue: reading the original headers for a DSN", "msgid", id, "err", err)
 		}
 		rep.Headers = hdr
+		if full {
+			rep.Full = q.readFull(id)
+		}
 	}
 	msg, err := dsn.Build(rep)
 	if err != nil {
 		return err
 	}
 	b := Bounce{ID: id, To: rep.To, Delayed: rep.Delayed(), Message: msg,
-		SMTPUTF8: rep.International(), EightBit: rep.International()}
+		SMTPUTF8: rep.International(), EightBit: rep.International() || rep.EightBit()}
 	if q.opts.Bounce != nil {
 		err = q.opts.Bounce(ctx, b)
 	} else {
@@ -177,6 +186,21 @@ func (q *Queue) handOff(ctx context.Context, id string, rep dsn.Report) error {
 		q.log.Info("queue: DSN handed off", "msgid", id, "kind", kind, "to", rep.To, "rcpts", len(rep.Recipients))
 	}
 	return err
+}
+
+// readFull returns message id whole, or nil when it is larger than
+// dsn.MaxFull or cannot be read (the report then returns its headers).
+func (q *Queue) readFull(id string) []byte {
+	f, err := q.dir.fs.OpenFile(q.dir.msg(id), os.O_RDONLY, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, dsn.MaxFull+1))
+	if err != nil || len(b) > dsn.MaxFull {
+		return nil
+	}
+	return b
 }
 
 // readHeaders returns the start of message id, enough for its header
