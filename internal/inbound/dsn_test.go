@@ -27,3 +27,29 @@ func TestQueueEnvelopeCarriesDSN(t *testing.T) {
 		t.Errorf("DSN %+v without parameters", q.DSN)
 	}
 }
+
+// TestSplitSuccess: a local mailbox whose RCPT asked NOTIFY=SUCCESS goes
+// to the queue (its local courier sends the "delivered" notice), unless
+// there is no queue or the sender is null; the others are stored at once.
+func TestSplitSuccess(t *testing.T) {
+	env := &server.Envelope{From: addr("alice@example.com"),
+		Recipients: []smtp.Address{addr("Bob@example.com"), addr("carol@example.com"), addr("dave@example.com")},
+		DSN:        []smtp.RcptDSN{{Notify: smtp.NotifySuccess}, {Notify: smtp.NotifyFailure}, {}}}
+	boxes := []string{"bob@example.com", "carol@example.com", "dave@example.com"}
+	for _, tt := range []struct {
+		name             string
+		env              *server.Envelope
+		queue            bool
+		direct, viaQueue []string
+	}{
+		{"SUCCESS via the queue", env, true, boxes[1:], boxes[:1]},
+		{"no queue", env, false, boxes, nil},
+		{"null sender", &server.Envelope{Recipients: env.Recipients, DSN: env.DSN}, true, boxes, nil},
+		{"no DSN parameters", &server.Envelope{From: env.From, Recipients: env.Recipients}, true, boxes, nil},
+	} {
+		d, q := splitSuccess(tt.env, boxes, tt.queue)
+		if !reflect.DeepEqual(d, tt.direct) || !reflect.DeepEqual(q, tt.viaQueue) {
+			t.Errorf("%s: direct %v via queue %v", tt.name, d, q)
+		}
+	}
+}
