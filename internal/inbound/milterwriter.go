@@ -131,9 +131,15 @@ func (w *filteredWriter) reopen(e *milter.Edits) error {
 		}
 	}
 	var rcpts []smtp.Address
-	for _, r := range w.env.Recipients {
+	var dsn []smtp.RcptDSN // parallel to rcpts: a kept recipient keeps its NOTIFY and ORCPT (RFC 3461)
+	for i, r := range w.env.Recipients {
 		if !containsFold(e.DelRcpt, r.String()) {
 			rcpts = append(rcpts, r)
+			if i < len(w.env.DSN) {
+				dsn = append(dsn, w.env.DSN[i])
+			} else {
+				dsn = append(dsn, smtp.RcptDSN{})
+			}
 		}
 	}
 	for _, s := range e.AddRcpt {
@@ -147,9 +153,10 @@ func (w *filteredWriter) reopen(e *milter.Edits) error {
 		}
 		if !containsAddr(rcpts, a) {
 			rcpts = append(rcpts, a)
+			dsn = append(dsn, smtp.RcptDSN{})
 		}
 	}
-	env.Recipients = rcpts
+	env.Recipients, env.DSN = rcpts, dsn
 	w.out.Abort()
 	w.out = nil
 	if len(rcpts) == 0 {
