@@ -47,7 +47,7 @@ var allowed = map[string][]string{
 	"greylist":    {"atomicfile", "statefile"},
 	"sendlimit":   {"atomicfile", "statefile"}, // per-account sending limits
 	"inbound":     {"smtp", "server", "local", "queue", "srs", "authres", "dnsbl", "greylist", "milter", "sendlimit"},
-	"delivery":    {"smtp", "sasl", "client", "route", "tlspolicy", "tlsrpt", "queue", "local", "mimeconv"},
+	"delivery":    {"smtp", "sasl", "client", "route", "tlspolicy", "tlsrpt", "queue", "local", "mimeconv", "dkim"},
 	"probe":       {"smtp", "client", "dane", "dns", "route", "tlspolicy", "mtasts", "tlsrpt"},
 	"metrics":     {"queue", "smtp"},
 	"loadgen":     {"smtp", "client", "sasl", "tlspolicy"},

@@ -42,10 +42,6 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 	if err != nil {
 		return nil, err
 	}
-	remote := delivery.NewRemote(delivery.RemoteOptions{
-		Router: rt.router, Policy: rt.policy, LocalName: cfg.Hostname, Roots: rt.roots, Logger: log,
-		Reports: reports,
-	})
 	signer, err := loadSigner(cfg) // [[dkim]] (dkim.go)
 	if err != nil {
 		return nil, err
@@ -53,6 +49,11 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 	if signer != nil {
 		log.Info("dkim: signing outgoing mail", "domains", strings.Join(signer.Domains(), ","), "keys", len(cfg.DKIM))
 	}
+	remote := delivery.NewRemote(delivery.RemoteOptions{
+		Router: rt.router, Policy: rt.policy, LocalName: cfg.Hostname, Roots: rt.roots, Logger: log,
+		Reports: reports,
+		Signer:  signer, // a message converted to 7 bit is signed again (delivery/downgrade.go)
+	})
 	bounces := &delivery.Bounces{Local: store}
 	q, err := queue.Open(queue.Options{
 		Dir:     filepath.Join(cfg.DataDir, "queue"),

@@ -3,8 +3,10 @@ package delivery
 import (
 	"errors"
 	"io"
+	"strings"
 
 	"smtpkit/internal/client"
+	"smtpkit/internal/dkim"
 	"smtpkit/internal/mimeconv"
 	"smtpkit/internal/queue"
 	"smtpkit/internal/smtp"
@@ -40,32 +42,78 @@ func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); retur
 // structure, 8-bit octets where no encoding can stand) is refused with 554
 // 5.6.3, the client's own refusal (client.ErrRefused).
 //
+// The conversion breaks the DKIM signatures made over the original bytes
+// (RFC 6376 §3.4: the body hash and the signed fields change). Ours, the
+// DKIM-Signature fields sign (internal/dkim) finds in d.Prepend, are left
+// out and the converted copy is signed again with the same keys in the
+// first pass; the other prepended fields stay. resigned reports it.
+//
 // env is updated: no BODY parameter, the converted size. The caller closes
 // the body.
-func downgrade(d *queue.Attempt, ext string, env *client.Envelope) (io.ReadCloser, error) {
-	src, err := d.Open()
+func downgrade(d *queue.Attempt, ext string, env *client.Envelope, sign *dkim.Signer) (body io.ReadCloser, resigned bool, err error) {
+	keys, kept := sign.Own(d.Prepend)
+	open := d.Open
+	var m *dkim.Message
+	if len(keys) > 0 {
+		open = func() (io.ReadCloser, error) { return withoutPrepend(d, kept) }
+		m = sign.BeginWith(keys)
+		defer m.Abort()
+	}
+	src, err := open()
 	if err != nil {
-		return nil, temporary(err)
+		return nil, false, temporary(err)
 	}
 	var size countWriter
-	_, err = mimeconv.To7Bit(&size, src)
+	var w io.Writer = &size
+	if m != nil {
+		w = io.MultiWriter(&size, m)
+	}
+	_, err = mimeconv.To7Bit(w, src)
 	src.Close()
 	if err != nil {
 		if errors.Is(err, mimeconv.ErrNotMIME) || errors.Is(err, mimeconv.ErrCannotConvert) {
-			return nil, smtp.Wrap(smtp.R(smtp.CodeTransactionFailed, smtp.EnhNoConversion,
+			return nil, false, smtp.Wrap(smtp.R(smtp.CodeTransactionFailed, smtp.EnhNoConversion,
 				"the message cannot be converted to 7 bit for a server without "+ext), errors.Join(client.ErrRefused, err))
 		}
-		return nil, temporary(err)
+		return nil, false, temporary(err)
 	}
-	env.EightBit, env.Binary, env.Size = false, false, size.n
+	var fields string
+	if m != nil {
+		if fields, err = m.Finish(); err != nil {
+			return nil, false, temporary(err)
+		}
+	}
+	env.EightBit, env.Binary, env.Size = false, false, int64(len(fields))+size.n
 	pr, pw := io.Pipe()
 	go func() {
-		src, err := d.Open()
+		_, err := io.WriteString(pw, fields)
+		var src io.ReadCloser
+		if err == nil {
+			src, err = open()
+		}
 		if err == nil {
 			_, err = mimeconv.To7Bit(pw, src)
 			src.Close()
 		}
 		pw.CloseWithError(err)
 	}()
-	return pr, nil // closing it ends the goroutine's writes
+	return pr, fields != "", nil // closing it ends the goroutine's writes
+}
+
+// withoutPrepend opens d's message with kept in place of d.Prepend, the
+// fields Open puts before the stored bytes.
+func withoutPrepend(d *queue.Attempt, kept string) (io.ReadCloser, error) {
+	rc, err := d.Open()
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, len(d.Prepend))
+	if _, err := io.ReadFull(rc, head); err != nil || string(head) != d.Prepend {
+		rc.Close()
+		return nil, errors.Join(errors.New("delivery: the message does not start with its prepended fields"), err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(strings.NewReader(kept), rc), rc}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"smtpkit/internal/client"
+	"smtpkit/internal/dkim"
 	"smtpkit/internal/queue"
 	"smtpkit/internal/route"
 	"smtpkit/internal/sasl"
@@ -48,8 +49,12 @@ type RemoteOptions struct {
 	// Reports counts every outbound session for TLS-RPT (RFC 8460); nil
 	// counts nothing.
 	Reports tlsrpt.Recorder
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Signer holds our DKIM keys ([[dkim]]): a message converted to 7 bit
+	// is signed again with the keys of its own signatures (downgrade.go);
+	// nil leaves the broken signatures as they are.
+	Signer *dkim.Signer
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Remote delivers to other servers. It implements queue.Courier.
@@ -296,14 +301,14 @@ func (r *Remote) transactOne(ctx context.Context, c *client.Conn, d *queue.Attem
 	env := client.Envelope{From: d.From, To: rcpts, Size: d.Size, EightBit: d.EightBit, Binary: d.Binary, SMTPUTF8: d.SMTPUTF8, RequireTLS: d.RequireTLS && d.From != ""}
 	env.Ret, env.EnvID, env.DSN = d.Ret, d.EnvID, dsnOf(d, rcpts) // RFC 3461 §5.2: passed on where offered
 	if ext := needsDowngrade(c, env); ext != "" {
-		conv, err := downgrade(d, ext, &env)
+		conv, resigned, err := downgrade(d, ext, &env, r.opts.Signer)
 		if err != nil {
 			r.log.Info("message not converted to 7 bit", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "body", ext, "err", err)
 			// No transaction was started: the connection stays usable.
 			return allFailed(rcpts, queue.Result{Err: err, Remote: at, TLS: facts}), true, true, nil
 		}
 		defer conv.Close()
-		r.log.Info("message converted to 7 bit", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "body", ext, "size", d.Size, "converted_size", env.Size)
+		r.log.Info("message converted to 7 bit", "msgid", d.ID, "host", hop.Host, "ip", ip.String(), "body", ext, "size", d.Size, "converted_size", env.Size, "dkim_resigned", resigned)
 		body = conv
 	}
 	res, err := c.Send(ctx, env, body)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"smtpkit/internal/client"
+	"smtpkit/internal/dkim"
 	"smtpkit/internal/dns"
 	"smtpkit/internal/dns/dnstest"
 	"smtpkit/internal/queue"
@@ -56,6 +57,7 @@ type envOpts struct {
 	dane    bool
 	sts     route.STSLookup
 	reports tlsrpt.Recorder
+	signer  *dkim.Signer
 }
 
 func newEnv(t *testing.T, port int, o envOpts) *env {
@@ -73,7 +75,7 @@ func newEnv(t *testing.T, port int, o envOpts) *env {
 	r := NewRemote(RemoteOptions{
 		Router: router, Policy: o.policy, LocalName: "out.local.example", Roots: o.roots,
 		Timeouts:    client.Timeouts{Connect: to, Greeting: to, Mail: to, Rcpt: to, DataInit: to, DataBlock: to, DataEnd: to, Command: to},
-		IdleTimeout: o.idle, Logger: o.log, Reports: o.reports,
+		IdleTimeout: o.idle, Logger: o.log, Reports: o.reports, Signer: o.signer,
 	})
 	t.Cleanup(r.Close)
 	return &env{remote: r, port: port}

@@ -135,6 +135,7 @@ type Message struct {
 	err     error  // a signer failed
 	owner   string // BeginFor's domain
 	bound   bool   // the From domain must be related to owner
+	fixed   []Key  // BeginWith's keys, used whatever the From domain
 }
 
 // Begin starts signing a message.
@@ -186,6 +187,10 @@ func (m *Message) Write(p []byte) (int, error) {
 func (m *Message) start(h []byte) {
 	m.done = true
 	fs := parseHeader(h)
+	if m.fixed != nil {
+		m.startKeys(m.fixed, headerKeys(fs))
+		return
+	}
 	domain, err := fromDomain(fs)
 	if err != nil {
 		m.skip(fmt.Errorf("%w: %v", ErrNotSigned, err))
@@ -200,7 +205,11 @@ func (m *Message) start(h []byte) {
 		m.skip(fmt.Errorf("%w: no key for %q", ErrNotSigned, domain))
 		return
 	}
-	hk := headerKeys(fs)
+	m.startKeys(keys, headerKeys(fs))
+}
+
+// startKeys starts a signer for each of keys over the fields hk.
+func (m *Message) startKeys(keys []Key, hk []string) {
 	for _, k := range keys {
 		sg, err := msgauth.NewSigner(options(k, hk))
 		if err != nil {

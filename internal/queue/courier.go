@@ -36,6 +36,11 @@ type Attempt struct {
 	Ret   string
 	EnvID string
 	DSN   []smtp.RcptDSN
+	// Prepend are the header fields Open puts before the stored bytes
+	// (Meta.Prepend: our DKIM-Signature fields), "" for local delivery. A
+	// courier that changes the message (delivery's 7-bit conversion) signs
+	// it again instead of sending them.
+	Prepend string
 	// Open returns the message bytes as a stream; it may be called more
 	// than once (for example once per MX tried). The caller closes it.
 	Open func() (io.ReadCloser, error)

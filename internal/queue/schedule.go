@@ -162,6 +162,8 @@ func (q *Queue) runJob(ctx context.Context, j *job) {
 	}
 	if j.local {
 		d.Size -= int64(len(e.Meta.Prepend)) // local Maildirs get the bytes as received
+	} else {
+		d.Prepend = e.Meta.Prepend
 	}
 	var results []Result
 	switch {
