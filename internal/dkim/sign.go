@@ -7,7 +7,8 @@
 // The signature is made once, while the message streams into the queue
 // (Begin, Write, Finish); the queue keeps the DKIM-Signature fields and
 // prepends them to the message on every delivery attempt. Sign does the
-// same for a message held in memory (DSNs, TLS-RPT reports).
+// same for a message held in memory (DSNs, TLS-RPT reports). A message
+// delivery converts to 7 bit is signed again (Own, BeginWith: resign.go).
 //
 // Canonicalization and hashing are go-msgauth's; this package chooses the
 // keys and the h= list, and reads only as much of the header as that needs.

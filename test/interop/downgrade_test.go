@@ -341,39 +341,6 @@ func TestDowngradePostfix(t *testing.T) {
 	}
 }
 
-// TestDowngradeDKIM shows the DKIM case docs/outbound.md describes: one
-// 8-bit message, signed by smtpkit at submission ([[dkim]]), goes to a
-// next hop with 8BITMIME (as it is: dkimpy passes it) and to one without
-// (converted after signing: dkimpy fails it, body hash and the encoded
-// From and Subject).
-func TestDowngradeDKIM(t *testing.T) {
-	key := dkimKeygen(t, t.TempDir(), testDomain, "ed1", "ed25519")
-	no8 := startNo8BitPeer(t, "127.16.3.6")
-	with8 := startNo8BitPeer(t, "127.16.3.7", "--keep-8bitmime")
-	conf := outConf{routes: []outRoute{
-		{domain: "no8bit.example", host: no8.addr, tls: "none"},
-		{domain: "eight.example", host: with8.addr, tls: "none"},
-	}}.toml() + "\n[[dkim]]\ndomain = \"" + testDomain + "\"\nselector = \"ed1\"\nkey = \"" + key.path + "\"\n"
-	a := StartServer(t, ServerOptions{IP: "127.16.3.8", ExtraTOML: conf})
-	a.AddUser(t, outSender, outPassword)
-	msg := downgradeMessage("downgrade-dkim")
-	submitBody(t, a, msg, "x@no8bit.example", client.Envelope{EightBit: true})
-	submitBody(t, a, msg, "y@eight.example", client.Envelope{EightBit: true})
-	eventually(t, "both copies", func() bool { return len(no8.messages()) == 1 && len(with8.messages()) == 1 })
-	converted, asIs := latin1(no8.messages()[0].Data), latin1(with8.messages()[0].Data)
-	checkDowngraded(t, no8.messages()[0], "downgrade-dkim", false)
-	if !bytes.Contains(asIs, []byte("Grüße aus Köln")) {
-		t.Errorf("the copy for the 8BITMIME peer was changed:\n%s", asIs)
-	}
-	res := dkimpyVerify(t, []dkimKey{key}, asIs, converted)
-	if v := res[0].verdicts(); v != "test.example/ed1/ed25519-sha256:pass" {
-		t.Errorf("dkimpy on the 8-bit copy: %s, want pass", v)
-	}
-	if v := res[1].verdicts(); v != "test.example/ed1/ed25519-sha256:fail" {
-		t.Errorf("dkimpy on the converted copy: %s, want fail (the documented case)", v)
-	}
-}
-
 // latin1 gives back the octets the peer sent as latin-1 text.
 func latin1(s string) []byte {
 	b := make([]byte, 0, len(s))
