@@ -70,3 +70,40 @@ func FuzzSign(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOwn: splitting prepended fields never panics, takes out at most
+// the one key's signatures, returns the input unchanged when it takes
+// nothing, and takes nothing more out of what it kept.
+func FuzzOwn(f *testing.F) {
+	ed, err := GenerateKey(Ed25519, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := New([]Key{{Domain: "example.com", Selector: "ed", Signer: ed}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{
+		"",
+		"DKIM-Signature: v=1; d=example.com; s=ed; b=x\r\n",
+		"DKIM-Signature: v=1; d=Example.com.;\r\n s = ed; b=x\r\n y\r\nX-A: 1\r\n",
+		"DKIM-Signature: d=example.org; s=ed\r\nDKIM-Signature: d=example.com; s=ed\r\n",
+		" continuation first\r\nDKIM-Signature: s=ed; d=example.com\r\n",
+		"DKIM-Signature: d=example.com; s=ed; d=other\r\nno crlf",
+		"DKIM-Signature;d=example.com;s=ed\r\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, fields string) {
+		keys, rest := s.Own(fields)
+		if len(keys) > 1 || len(rest) > len(fields) {
+			t.Fatalf("keys %v, rest %q of %q", keys, rest, fields)
+		}
+		if len(keys) == 0 && rest != fields {
+			t.Fatalf("nothing taken out, yet rest %q of %q", rest, fields)
+		}
+		if again, r2 := s.Own(rest); len(again) != 0 || r2 != rest {
+			t.Fatalf("Own(rest %q) takes out %v more", rest, again)
+		}
+	})
+}
