@@ -8,7 +8,6 @@ package interop
 // submitted. Addresses: 127.16.3.0/24.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -21,7 +20,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"smtpkit/internal/client"
 	"smtpkit/internal/sasl"
@@ -62,50 +60,16 @@ func startNo8BitPeer(t *testing.T, ip string, args ...string) *no8BitPeer {
 		missing(t, "python3-aiosmtpd", err)
 	}
 	cmd := exec.Command(python, append([]string{"testdata/downgrade_aiosmtpd.py", ip}, args...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("aiosmtpd stderr:\n%s", stderr.String())
+	p := &no8BitPeer{}
+	port := startScriptPeer(t, "aiosmtpd peer", cmd, func(line []byte) {
+		var m pyDecoded
+		if json.Unmarshal(line, &m) == nil {
+			p.mu.Lock()
+			p.msgs = append(p.msgs, m)
+			p.mu.Unlock()
 		}
 	})
-	p := &no8BitPeer{}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			if port, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
-				ready <- port
-				continue
-			}
-			var m pyDecoded
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.mu.Lock()
-				p.msgs = append(p.msgs, m)
-				p.mu.Unlock()
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case port, ok := <-ready:
-		if !ok {
-			t.Fatalf("aiosmtpd peer exited:\n%s", stderr.String())
-		}
-		p.addr = ip + ":" + port
-	case <-time.After(outWait):
-		t.Fatalf("aiosmtpd peer not ready:\n%s", stderr.String())
-	}
+	p.addr = ip + ":" + port
 	return p
 }
 

@@ -9,7 +9,6 @@ package interop
 // the sender gets a "relayed" notice (§6.2.1.2). Addresses: 127.16.1.0/24.
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -18,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"smtpkit/internal/client"
 	"smtpkit/internal/smtp"
@@ -61,49 +59,16 @@ func startDSNPeer(t *testing.T, ip string, dsn bool) *dsnPeer {
 		args = append(args, "--dsn")
 	}
 	cmd := exec.Command(needAiosmtpd(t), args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("aiosmtpd stderr:\n%s", stderr.String())
+	p := &dsnPeer{}
+	port := startScriptPeer(t, "aiosmtpd peer", cmd, func(line []byte) {
+		var m dsnPeerMsg
+		if json.Unmarshal(line, &m) == nil {
+			p.mu.Lock()
+			p.msgs = append(p.msgs, m)
+			p.mu.Unlock()
 		}
 	})
-	p := &dsnPeer{}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if port, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
-				ready <- port
-				continue
-			}
-			var m dsnPeerMsg
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.mu.Lock()
-				p.msgs = append(p.msgs, m)
-				p.mu.Unlock()
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case port, ok := <-ready:
-		if !ok {
-			t.Fatalf("aiosmtpd peer exited:\n%s", stderr.String())
-		}
-		p.addr = ip + ":" + port
-	case <-time.After(outWait):
-		t.Fatalf("aiosmtpd peer not ready:\n%s", stderr.String())
-	}
+	p.addr = ip + ":" + port
 	return p
 }
 

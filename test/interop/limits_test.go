@@ -8,14 +8,12 @@ package interop
 // refuses nothing and nothing is deferred. Addresses: 127.16.6.0/24.
 
 import (
-	"bufio"
 	"encoding/json"
 	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // limitsEvent is one line of limits_peer.py's output.
@@ -42,49 +40,16 @@ func (p *limitsPeer) log() []limitsEvent {
 func startLimitsPeer(t *testing.T, ip string) *limitsPeer {
 	t.Helper()
 	cmd := exec.Command(needAiosmtpd(t), "testdata/limits_peer.py", ip, "2", "2")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("aiosmtpd stderr:\n%s", stderr.String())
+	p := &limitsPeer{}
+	port := startScriptPeer(t, "limits peer", cmd, func(line []byte) {
+		var m limitsEvent
+		if json.Unmarshal(line, &m) == nil {
+			p.mu.Lock()
+			p.events = append(p.events, m)
+			p.mu.Unlock()
 		}
 	})
-	p := &limitsPeer{}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if port, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
-				ready <- port
-				continue
-			}
-			var e limitsEvent
-			if json.Unmarshal(sc.Bytes(), &e) == nil {
-				p.mu.Lock()
-				p.events = append(p.events, e)
-				p.mu.Unlock()
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case port, ok := <-ready:
-		if !ok {
-			t.Fatalf("limits peer exited:\n%s", stderr.String())
-		}
-		p.addr = ip + ":" + port
-	case <-time.After(outWait):
-		t.Fatalf("limits peer not ready:\n%s", stderr.String())
-	}
+	p.addr = ip + ":" + port
 	return p
 }
 

@@ -9,7 +9,6 @@ package interop
 // and expired SRS addresses are refused with 550 5.1.1.
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -67,50 +66,16 @@ func startSRSPeer(t *testing.T, host, dnsAddr string, check ...string) *srsPeer 
 		args = append(args, "--check", c)
 	}
 	cmd := exec.Command(python, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("srs_peer %s stderr:\n%s", host, stderr.String())
+	p := &srsPeer{}
+	port := startScriptPeer(t, "srs_peer "+host, cmd, func(line []byte) {
+		var m srsMsg
+		if json.Unmarshal(line, &m) == nil {
+			p.mu.Lock()
+			p.msgs = append(p.msgs, m)
+			p.mu.Unlock()
 		}
 	})
-	p := &srsPeer{}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 4<<20)
-		for sc.Scan() {
-			if port, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
-				ready <- port
-				continue
-			}
-			var m srsMsg
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.mu.Lock()
-				p.msgs = append(p.msgs, m)
-				p.mu.Unlock()
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case port, ok := <-ready:
-		if !ok {
-			t.Fatalf("srs_peer exited:\n%s", stderr.String())
-		}
-		p.addr = host + ":" + port
-	case <-time.After(outWait):
-		t.Fatalf("srs_peer not ready:\n%s", stderr.String())
-	}
+	p.addr = host + ":" + port
 	return p
 }
 
