@@ -181,7 +181,7 @@ type Limits struct {
 	ShutdownGrace    Duration `toml:"shutdown_grace"`       // time sessions get to finish on shutdown, default 30s
 	ConnectionRate   int      `toml:"connection_rate"`      // new connections per minute from one client IP, default 120
 	SessionRcpts     int      `toml:"session_recipients"`   // recipients per session over all transactions, default 1000
-	SessionTxns      int      `toml:"session_transactions"` // MAIL transactions per session, then 421; LIMITS MAILMAX (RFC 9422), default 100
+	SessionTxns      int      `toml:"session_transactions"` // MAIL transactions per session, then 421; LIMITS MAILMAX (RFC 9422), default 1000 (as Exim's smtp_accept_max_per_connection)
 	HeaderSize       ByteSize `toml:"header_size"`          // header block of one message, default 1MiB
 	// MinDataRate is the slowest DATA/BDAT transfer accepted, in octets
 	// per second after data_timeout's allowance, default 500 (as
@@ -278,7 +278,7 @@ func Default() Config {
 			ShutdownGrace:    Duration(30 * time.Second),
 			ConnectionRate:   120,
 			SessionRcpts:     1000,
-			SessionTxns:      100,
+			SessionTxns:      1000,
 			HeaderSize:       1 << 20,
 
 			MinDataRate:          500,

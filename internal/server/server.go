@@ -71,7 +71,7 @@ func DefaultLimits() Limits {
 		SessionTimeout:   30 * time.Minute,
 		ConnectionRate:   120,
 		SessionRcpts:     1000,
-		SessionTxns:      100,
+		SessionTxns:      1000,
 		HeaderSize:       1 << 20,
 		// Postfix's smtpd_min_data_rate and its stress-mode timeouts.
 		MinDataRate:          500,
