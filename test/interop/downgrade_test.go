@@ -250,33 +250,10 @@ func TestDowngradePostfix(t *testing.T) {
 	if os.Geteuid() != 0 {
 		missing(t, "root (for a private Postfix instance)", errors.New("not root"))
 	}
-	c := writeRelayPostfix(t, saslpasswd2)
-	c.Addr = freeAddrOn(t, "127.16.3.5")
-	renderRelayTemplate(t, "master.cf", filepath.Join(c.Conf, "master.cf"), c)
-	mainCF := filepath.Join(c.Conf, "main.cf")
-	conf, err := os.ReadFile(mainCF)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// smtpd listens on master.cf's address in this test's range.
-	conf = bytes.Replace(conf, []byte("inet_interfaces = 127.0.0.1\n"), []byte("inet_interfaces = all\n"), 1)
-	conf = append(conf, "\n# downgrade_test.go: no 8BITMIME\nsmtpd_discard_ehlo_keywords = 8bitmime\n"...)
-	if err := os.WriteFile(mainCF, conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := &relayPostfix{addr: c.Addr, cert: c.Cert, mail: c.Mail, logs: &syncBuffer{}}
-	cmd := exec.Command(postfix, "-c", c.Conf, "start-fg")
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stopRelayPostfix(postfix, c.Conf, cmd, p.logs)
-		if t.Failed() {
-			t.Logf("postfix logs:\n%s", p.logs.String())
-		}
+	c := writeRelayPostfixOn(t, saslpasswd2, "127.16.3.5", func(conf []byte) []byte {
+		return append(conf, "\n# downgrade_test.go: no 8BITMIME\nsmtpd_discard_ehlo_keywords = 8bitmime\n"...)
 	})
-	probeWaitListening(t, c.Addr, p.logs)
+	p := &relayPostfix{addr: c.Addr, cert: c.Cert, mail: c.Mail, logs: runPostfix(t, postfix, c.Conf, c.Addr)}
 
 	a := relaySender(t, p, relayPassword)
 	msg := downgradeMessage("downgrade-postfix")

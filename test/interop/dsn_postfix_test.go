@@ -34,22 +34,12 @@ func startHoldPostfix(t *testing.T, ip string, rcpts ...string) (*relayPostfix, 
 	if os.Geteuid() != 0 {
 		missing(t, "root (for a private Postfix instance)", errors.New("not root"))
 	}
-	c := writeRelayPostfix(t, saslpasswd2)
-	c.Addr = freeAddrOn(t, ip)
-	renderRelayTemplate(t, "master.cf", filepath.Join(c.Conf, "master.cf"), c)
-	mainCF := filepath.Join(c.Conf, "main.cf")
-	conf, err := os.ReadFile(mainCF)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf = bytes.Replace(conf, []byte("inet_interfaces = 127.0.0.1\n"), []byte("inet_interfaces = all\n"), 1)
-	// HOLD is evaluated before permit_sasl_authenticated ends the list; it
-	// does not decide, it only marks the message for the hold queue.
-	conf = bytes.Replace(conf, []byte("smtpd_recipient_restrictions = permit_sasl_authenticated, reject\n"),
-		[]byte("smtpd_recipient_restrictions = check_sender_access static:HOLD, permit_sasl_authenticated, reject\n"), 1)
-	if err := os.WriteFile(mainCF, conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	c := writeRelayPostfixOn(t, saslpasswd2, ip, func(conf []byte) []byte {
+		// HOLD is evaluated before permit_sasl_authenticated ends the list; it
+		// does not decide, it only marks the message for the hold queue.
+		return bytes.Replace(conf, []byte("smtpd_recipient_restrictions = permit_sasl_authenticated, reject\n"),
+			[]byte("smtpd_recipient_restrictions = check_sender_access static:HOLD, permit_sasl_authenticated, reject\n"), 1)
+	})
 	vmailbox := relayRcpt + " " + relayDomain + "/bob/\n"
 	for _, r := range rcpts {
 		local, _, _ := strings.Cut(r, "@")
@@ -58,19 +48,7 @@ func startHoldPostfix(t *testing.T, ip string, rcpts ...string) (*relayPostfix, 
 	if err := os.WriteFile(filepath.Join(c.Conf, "vmailbox"), []byte(vmailbox), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &relayPostfix{addr: c.Addr, cert: c.Cert, mail: c.Mail, logs: &syncBuffer{}}
-	cmd := exec.Command(postfix, "-c", c.Conf, "start-fg")
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stopRelayPostfix(postfix, c.Conf, cmd, p.logs)
-		if t.Failed() || testing.Verbose() {
-			t.Logf("postfix logs:\n%s", p.logs.String())
-		}
-	})
-	probeWaitListening(t, c.Addr, p.logs)
+	p := &relayPostfix{addr: c.Addr, cert: c.Cert, mail: c.Mail, logs: runPostfix(t, postfix, c.Conf, c.Addr)}
 	return p, c
 }
 

@@ -11,13 +11,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	"smtpkit/internal/dns/dnstest"
@@ -268,38 +266,8 @@ func TestGreylistPostfixRetries(t *testing.T) {
 	host, port, _ := net.SplitHostPort(s.MX)
 	c := greyPostfixConfig{Addr: freeAddrOn(t, greyPostfixListen), ListenIP: greyPostfixListen, Bind: greyPostfixIP,
 		NextHop: host, NextPort: port, Conf: filepath.Join(dir, "conf"), Queue: filepath.Join(dir, "queue"), Data: filepath.Join(dir, "data")}
-	for _, d := range []string{c.Conf, c.Queue, c.Data} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	uid, gid := relayPostfixIDs(t)
-	if err := os.Chown(c.Data, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"main.cf", "master.cf"} {
-		tmpl := template.Must(template.ParseFiles(filepath.Join("testdata", "postfix_greylist", name)))
-		var b bytes.Buffer
-		if err := tmpl.Option("missingkey=error").Execute(&b, c); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(c.Conf, name), b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	logs := &syncBuffer{}
-	master := exec.Command(postfix, "-c", c.Conf, "start-fg")
-	master.Stdout, master.Stderr = logs, logs
-	if err := master.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stopRelayPostfix(postfix, c.Conf, master, logs)
-		if t.Failed() || testing.Verbose() {
-			t.Logf("postfix logs:\n%s", logs.String())
-		}
-	})
-	probeWaitListening(t, c.Addr, logs)
+	renderPostfixDir(t, "postfix_greylist", c.Conf, c.Queue, c.Data, c)
+	logs := runPostfix(t, postfix, c.Conf, c.Addr)
 
 	const marker = "greylisted-through-postfix"
 	mustRun(t, nil, swaks, swaksFrom("127.15.4.51", "--server", c.Addr, "--to", rcpt, "--from", "joe@sender.example",

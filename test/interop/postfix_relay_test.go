@@ -62,20 +62,75 @@ func startRelayPostfix(t *testing.T) *relayPostfix {
 		missing(t, "root (for a private Postfix instance)", errors.New("not root"))
 	}
 	c := writeRelayPostfix(t, saslpasswd2)
-	p := &relayPostfix{addr: c.Addr, cert: c.Cert, mail: c.Mail, logs: &syncBuffer{}}
-	cmd := exec.Command(postfix, "-c", c.Conf, "start-fg")
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	return &relayPostfix{addr: c.Addr, cert: c.Cert, mail: c.Mail, logs: runPostfix(t, postfix, c.Conf, c.Addr)}
+}
+
+// runPostfix runs `postfix -c conf start-fg` (master in the foreground;
+// the instances' maillog_file = /dev/stdout goes to the returned buffer)
+// until the test ends, and waits until smtpd answers on addr. Its log is
+// shown when the test fails.
+func runPostfix(t *testing.T, postfix, conf, addr string) *syncBuffer {
+	t.Helper()
+	logs := &syncBuffer{}
+	cmd := exec.Command(postfix, "-c", conf, "start-fg")
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		stopRelayPostfix(postfix, c.Conf, cmd, p.logs)
+		stopRelayPostfix(postfix, conf, cmd, logs)
 		if t.Failed() || testing.Verbose() {
-			t.Logf("postfix logs:\n%s", p.logs.String())
+			t.Logf("postfix logs:\n%s", logs.String())
 		}
 	})
-	probeWaitListening(t, c.Addr, p.logs)
-	return p
+	probeWaitListening(t, addr, logs)
+	return logs
+}
+
+// writeRelayPostfixOn is writeRelayPostfix with smtpd on a free port of
+// ip (a test's own range) and main.cf passed through edit.
+func writeRelayPostfixOn(t *testing.T, saslpasswd2, ip string, edit func(mainCF []byte) []byte) relayConfig {
+	t.Helper()
+	c := writeRelayPostfix(t, saslpasswd2)
+	c.Addr = freeAddrOn(t, ip)
+	renderRelayTemplate(t, "master.cf", filepath.Join(c.Conf, "master.cf"), c)
+	mainCF := filepath.Join(c.Conf, "main.cf")
+	conf, err := os.ReadFile(mainCF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// smtpd listens on master.cf's address in the test's range.
+	conf = bytes.Replace(conf, []byte("inet_interfaces = 127.0.0.1\n"), []byte("inet_interfaces = all\n"), 1)
+	if err := os.WriteFile(mainCF, edit(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// renderPostfixDir lays out a private instance from the templates in
+// testdata/<templates> (main.cf, master.cf) rendered with data: conf,
+// queue and data directories (data owned by the postfix user).
+func renderPostfixDir(t *testing.T, templates, conf, queue, data string, values any) {
+	t.Helper()
+	for _, d := range []string{conf, queue, data} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uid, gid := relayPostfixIDs(t)
+	if err := os.Chown(data, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"main.cf", "master.cf"} {
+		tmpl := template.Must(template.ParseFiles(filepath.Join("testdata", templates, name)))
+		var b bytes.Buffer
+		if err := tmpl.Option("missingkey=error").Execute(&b, values); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(conf, name), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // writeRelayPostfix lays out the instance in a new directory: config

@@ -18,7 +18,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 )
 
@@ -343,38 +342,8 @@ func TestPostfixXForward(t *testing.T) {
 	host, port, _ := net.SplitHostPort(s.MX)
 	c := xfwdConfig{Addr: freeAddrOn(t, xfwdListenIP), ListenIP: xfwdListenIP, Bind: xfwdBindIP, NextHop: host, NextPort: port,
 		Conf: filepath.Join(dir, "conf"), Queue: filepath.Join(dir, "queue"), Data: filepath.Join(dir, "data")}
-	for _, d := range []string{c.Conf, c.Queue, c.Data} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	uid, gid := relayPostfixIDs(t)
-	if err := os.Chown(c.Data, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"main.cf", "master.cf"} {
-		tmpl := template.Must(template.ParseFiles(filepath.Join("testdata", "postfix_xforward", name)))
-		var b bytes.Buffer
-		if err := tmpl.Option("missingkey=error").Execute(&b, c); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(c.Conf, name), b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	logs := &syncBuffer{}
-	master := exec.Command(postfix, "-c", c.Conf, "start-fg")
-	master.Stdout, master.Stderr = logs, logs
-	if err := master.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stopRelayPostfix(postfix, c.Conf, master, logs)
-		if t.Failed() || testing.Verbose() {
-			t.Logf("postfix logs:\n%s", logs.String())
-		}
-	})
-	probeWaitListening(t, c.Addr, logs)
+	renderPostfixDir(t, "postfix_xforward", c.Conf, c.Queue, c.Data, c)
+	runPostfix(t, postfix, c.Conf, c.Addr)
 
 	const marker = "xforward-through-postfix"
 	mustRun(t, nil, swaks, swaksFrom(xfwdClientIP, "--server", c.Addr, "--to", user, "--from", "a@b.example",
