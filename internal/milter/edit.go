@@ -70,7 +70,7 @@ func edits(mods []gomilter.ModifyAction) (*Edits, error) {
 	for _, m := range mods {
 		switch m.Code {
 		case gomilter.ActAddHeader, gomilter.ActInsertHeader, gomilter.ActChangeHeader:
-			if _, ok := fieldName([]byte(m.HeaderName + ":")); !ok {
+			if !validFieldName(m.HeaderName) {
 				return nil, fmt.Errorf("milter: header change with a bad field name %q", m.HeaderName)
 			}
 			op := map[gomilter.ModifyActCode]HeaderOp{gomilter.ActAddHeader: AddHeader,

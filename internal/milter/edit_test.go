@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"smtpkit/internal/smtp"
+
+	gomilter "github.com/emersion/go-milter"
 )
 
 func TestApply(t *testing.T) {
@@ -63,6 +65,31 @@ func TestParseReply(t *testing.T) {
 		got, ok := ParseReply(tt.code, tt.text)
 		if ok == tt.bad || ok && got.String() != tt.want.String() {
 			t.Errorf("ParseReply(%d, %q) = %q, %v; want %q", tt.code, tt.text, got.String(), ok, tt.want.String())
+		}
+	}
+}
+
+// TestEditsFieldName checks that a header change is refused unless its
+// name is a whole field name: a colon in it would let a CR or LF through
+// (a fuzz finding: "0:\r" passed a check that stopped at the first colon).
+func TestEditsFieldName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"X-Spam", true},
+		{"A", true},
+		{"", false},
+		{"0:\r", false},
+		{"X:\r\nBcc", false},
+		{"X Y", false},
+		{"X\x7f", false},
+		{"Ümlaut", false},
+	}
+	for _, tt := range tests {
+		_, err := edits([]gomilter.ModifyAction{{Code: gomilter.ActAddHeader, HeaderName: tt.name, HeaderValue: "v"}})
+		if (err == nil) != tt.ok {
+			t.Errorf("edits(AddHeader %q): err = %v, want ok %v", tt.name, err, tt.ok)
 		}
 	}
 }

@@ -97,3 +97,19 @@ func fieldName(line []byte) (string, bool) {
 	}
 	return string(line[:i]), true
 }
+
+// validFieldName reports whether name, as a milter gives it, is a whole
+// field name: one or more printable ASCII characters but colon
+// (RFC 5322 §3.6.8). A name with a colon in it would pass fieldName on
+// name+":" and could carry a CR or LF after its first colon.
+func validFieldName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 33 || c > 126 || c == ':' {
+			return false
+		}
+	}
+	return true
+}
