@@ -16,6 +16,7 @@ var allowed = map[string][]string{
 	"vfs":         {},
 	"vfs/crashfs": {"vfs"},
 	"testcert":    {}, // test helper: throwaway certificates
+	"pgtest":      {}, // test helper: throwaway PostgreSQL servers
 	"sasl":        {},
 	"proxyproto":  {}, // the PROXY protocol header, v1 and v2
 	"config":      {},

@@ -31,7 +31,11 @@ fi
 # which runs its own instance behind a private Postfix on 127.14.6.0/24.
 # rbldnsd serves the DNSBL/DNSWL test zones of test/interop/dnsbl_test.go
 # (127.15.3.0/24).
-packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim dovecot-imapd opendmarc publicsuffix rspamd rbldnsd haproxy)
+# postgresql gives internal/pgtest initdb and pg_ctl (throwaway clusters of
+# the PostgreSQL queue and cluster tests, on 127.17.4.0/24 and the nodes'
+# 127.0.0.11-13); its own cluster is not started. dovecot-lmtpd is the LMTP
+# server of test/interop/lmtp_test.go (its own instance).
+packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim dovecot-imapd opendmarc publicsuffix rspamd rbldnsd haproxy postgresql dovecot-lmtpd)
 
 # installed reports whether the Debian package $1 is fully installed.
 installed() {
@@ -71,11 +75,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 			"${sudo[@]}" postfix stop >/dev/null 2>&1 || true
 			"${sudo[@]}" service postfix stop >/dev/null 2>&1 || true
 			;;
-		nsd | unbound | opendmarc)
+		nsd | unbound | opendmarc | postgresql)
 			"${sudo[@]}" service "$p" stop >/dev/null 2>&1 || true
 			"${sudo[@]}" systemctl disable "$p" >/dev/null 2>&1 || true
 			;;
-		dovecot-imapd)
+		dovecot-imapd | dovecot-lmtpd)
 			"${sudo[@]}" service dovecot stop >/dev/null 2>&1 || true
 			"${sudo[@]}" systemctl disable dovecot >/dev/null 2>&1 || true
 			;;
