@@ -18,6 +18,9 @@
 #                                builds are cached in /var/cache/smtpkit-bench;
 #                                MAILPIT_VERSION, HARAKA_VERSION pick others)
 #        OUT=bench/results/latest.md
+#        RELAY=0                 skip the relay rows (bench/relay.sh, run after
+#                                the rest with the same SCALE, REPEAT and ONLY;
+#                                its report is appended to OUT)
 #
 # Everything lives under one temporary directory and every process this
 # script starts is stopped by its PID on exit. A system Postfix that is
@@ -326,9 +329,9 @@ done
 # name|messages|smtp-source flags (-d = many messages per session)
 SCENARIOS=(
 	"1 KB, 1 session, many msgs/session|$(scaled 2000)|-s 1 -l 1024 -d"
-	"1 KB, 20 sessions, many msgs/session|$(scaled 4000)|-s 20 -l 1024 -d"
+	"1 KB, 20 sessions, many msgs/session|$(scaled 20000)|-s 20 -l 1024 -d"
 	"100 KB, 1 session, many msgs/session|$(scaled 1500)|-s 1 -l 102400 -d"
-	"100 KB, 20 sessions, many msgs/session|$(scaled 2000)|-s 20 -l 102400 -d"
+	"100 KB, 20 sessions, many msgs/session|$(scaled 4000)|-s 20 -l 102400 -d"
 	"1 KB, 1 session, 1 msg/connection|$(scaled 1000)|-s 1 -l 1024"
 	"1 KB, 20 sessions, 1 msg/connection|$(scaled 2000)|-s 20 -l 1024"
 )
@@ -749,5 +752,14 @@ mkdir -p "$(dirname "$OUT")"
 		echo '```'
 	done
 } >"$OUT"
+# --- the relay path: bench/relay.sh, its own servers and sinks --------------
+if [ "${RELAY:-1}" != 0 ]; then
+	log "relay rows (bench/relay.sh)"
+	if SCALE=$SCALE REPEAT=$REPEAT ONLY=$ONLY OUT="$W/relay.md" "$ROOT/bench/relay.sh"; then
+		{ echo; sed 's/^# /## /' "$W/relay.md"; } >>"$OUT"
+	else
+		printf '\n## Relay path\n\nbench/relay.sh failed (exit %s).\n' "$?" >>"$OUT"
+	fi
+fi
 cat "$OUT"
 log "wrote $OUT"
