@@ -128,8 +128,12 @@ func summarize(w io.Writer, cfg config.Config) {
 	printScreening(tw, cfg)
 	printGreylist(tw, cfg)
 	printMilters(tw, cfg)
-	if cfg.Metrics.Address != "" {
-		fmt.Fprintf(tw, "metrics\t%s\n", cfg.Metrics.Address)
+	if a := cfg.HTTPAddress(); a != "" {
+		pprof := ""
+		if cfg.HTTP.PProf {
+			pprof = " (pprof on)"
+		}
+		fmt.Fprintf(tw, "http\t%s%s\n", a, pprof)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "ADDRESS\tROLE\tTLS\tAUTH")

@@ -40,13 +40,13 @@ func TestHealth(t *testing.T) {
 }
 
 func TestMetricsEndpoint(t *testing.T) {
-	if e, err := startMetrics("", nil, nil, slog.New(slog.DiscardHandler)); e != nil || err != nil {
+	if e, err := startHTTP(httpOptions{}, nil, nil, slog.New(slog.DiscardHandler)); e != nil || err != nil {
 		t.Fatalf("disabled endpoint: %v %v", e, err)
 	}
 	m := metrics.New(metrics.Options{})
 	m.ConnectionAccepted("mx")
 	h := newHealth("server")
-	e, err := startMetrics("127.0.0.1:0", m, h, slog.New(slog.DiscardHandler))
+	e, err := startHTTP(httpOptions{Address: "127.0.0.1:0"}, m, h, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, `smtpkit_connections_total{listener="mx"} 1`) {
 		t.Errorf("metrics: %d\n%s", code, body)
 	}
-	if _, err := startMetrics(e.addr.String(), m, h, slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := startHTTP(httpOptions{Address: e.addr.String()}, m, h, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("second endpoint on a busy address started")
 	}
 }

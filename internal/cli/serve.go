@@ -75,7 +75,7 @@ func runServe(args []string, stdio Stdio) int {
 		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
 		return 1
 	}
-	endpoint, err := startMetrics(cfg.Metrics.Address, d.metrics, d.health, log)
+	endpoint, err := startHTTP(httpOptions{Address: cfg.HTTPAddress(), PProf: cfg.HTTP.PProf}, d.metrics, d.health, log)
 	if err != nil {
 		if ctl != nil {
 			ctl.Close()

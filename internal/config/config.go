@@ -26,7 +26,8 @@ type Config struct {
 	Limits    Limits     `toml:"limits"`
 	Outbound  Outbound   `toml:"outbound"`
 	Routes    []Route    `toml:"route,omitempty"`
-	Metrics   Metrics    `toml:"metrics"`
+	Metrics   Metrics    `toml:"metrics"` // old name of [http] address (http.go)
+	HTTP      HTTP       `toml:"http"`    // the loopback HTTP listener (http.go)
 	TLSRPT    TLSRPT     `toml:"tlsrpt"`
 	SRS       SRS        `toml:"srs"`
 	DKIM      []DKIM     `toml:"dkim,omitempty"` // outbound signing keys (dkim.go)
@@ -235,7 +236,8 @@ type Route struct {
 	AuthPasswordFile string `toml:"auth_password_file"` // file holding the password (first line)
 }
 
-// Metrics configures the Prometheus-style HTTP endpoint.
+// Metrics is [metrics], the old name of [http] (http.go): its address
+// is used when http.address is not set.
 type Metrics struct {
 	Address string `toml:"address"` // host:port; "" = off
 }
@@ -308,6 +310,7 @@ func Default() Config {
 		DNSBLTimeout:   Duration(DefaultDNSBLTimeout),
 
 		Greylist: defaultGreylist(),
+		HTTP:     defaultHTTP(),
 	}
 }
 

@@ -21,7 +21,7 @@ func (c Config) Validate() error {
 	v.limits(c.Limits)
 	v.outbound(c.Outbound)
 	v.routes(c.Routes)
-	v.metrics(c)
+	v.http(c)
 	v.tlsrpt(c.TLSRPT)
 	v.srs(c.SRS)
 	v.dkim(c.DKIM)
@@ -252,27 +252,6 @@ func (v *validator) routes(rs []Route) {
 		}
 		if t := strings.ToLower(r.TLS); r.AuthUser != "" && (t == OutTLSNone || t == OutTLSOpportunistic) {
 			v.add(key+".tls", "AUTH needs tls = \"required\" or \"verify\" (or leave tls empty to inherit), not %q", r.TLS)
-		}
-	}
-}
-
-func (v *validator) metrics(c Config) {
-	if c.Metrics.Address == "" {
-		return
-	}
-	host, _, err := splitAddress(c.Metrics.Address)
-	if err != nil {
-		v.add("metrics.address", "%q: %v", c.Metrics.Address, err)
-		return
-	}
-	if !isLoopback(host) {
-		// The endpoint has no authentication: keep it on loopback and let
-		// a scraper reach it through a tunnel or a local agent.
-		v.add("metrics.address", "%q: must be a loopback address (127.0.0.1, [::1] or localhost); the endpoint has no authentication", c.Metrics.Address)
-	}
-	for _, l := range c.Listeners {
-		if l.Address == c.Metrics.Address {
-			v.add("metrics.address", "%q is also a listener address", c.Metrics.Address)
 		}
 	}
 }
