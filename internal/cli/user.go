@@ -23,10 +23,12 @@ import (
 )
 
 const userUsage = `usage:
-  smtpkit user add    [-config FILE] ADDRESS        create an account (asks for a password)
+  smtpkit user add    [-config FILE] [-admin] ADDRESS   create an account (asks for a password);
+                                                    -admin: it may log in to the status page
+  smtpkit user admin  [-config FILE] ADDRESS yes|no create or take away an account's admin mark
   smtpkit user passwd [-config FILE] ADDRESS        change an account's password
   smtpkit user del    [-config FILE] ADDRESS        delete an account (its Maildir is kept)
-  smtpkit user list   [-config FILE] [-json]        list accounts, one per line
+  smtpkit user list   [-config FILE] [-json]        list accounts, one per line ("admin" after admins)
   smtpkit user alias add  [-config FILE] ALIAS TARGET...   add targets to an alias
   smtpkit user alias del  [-config FILE] ALIAS             delete an alias
   smtpkit user alias list [-config FILE] [-json]           list aliases
@@ -40,6 +42,7 @@ from standard input otherwise. The store is <data_dir>/accounts.json.
 type userCmd struct {
 	min, max int // number of positional arguments
 	json     bool
+	admin    bool // takes -admin
 	write    bool // creates the data directory if needed
 	run      func(u *userEnv, args []string) error
 }
@@ -50,11 +53,13 @@ type userEnv struct {
 	cfg     config.Config
 	store   *userdb.File
 	jsonOut bool
+	admin   bool // -admin
 }
 
 func userCommands() map[string]userCmd {
 	return map[string]userCmd{
-		"add":        {min: 1, max: 1, write: true, run: (*userEnv).add},
+		"add":        {min: 1, max: 1, write: true, admin: true, run: (*userEnv).add},
+		"admin":      {min: 2, max: 2, run: (*userEnv).setAdmin},
 		"passwd":     {min: 1, max: 1, run: (*userEnv).passwd},
 		"del":        {min: 1, max: 1, run: (*userEnv).del},
 		"list":       {json: true, run: (*userEnv).list},
@@ -116,9 +121,12 @@ func setupUser(name string, cmd userCmd, args []string, stdio Stdio) (*userEnv, 
 	fs := flag.NewFlagSet("smtpkit user "+name, flag.ContinueOnError)
 	fs.SetOutput(stdio.Err)
 	cfgPath := fs.String("config", "", "config `file` (default "+config.DefaultPath+" if it exists, else the development default)")
-	var jsonOut *bool
+	var jsonOut, admin *bool
 	if cmd.json {
 		jsonOut = fs.Bool("json", false, "print JSON")
+	}
+	if cmd.admin {
+		admin = fs.Bool("admin", false, "mark the account admin: it may log in to the status page")
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -146,6 +154,9 @@ func setupUser(name string, cmd userCmd, args []string, stdio Stdio) (*userEnv, 
 	env := &userEnv{stdio: stdio, cfg: cfg, store: store}
 	if jsonOut != nil {
 		env.jsonOut = *jsonOut
+	}
+	if admin != nil {
+		env.admin = *admin
 	}
 	return env, pos, nil
 }
@@ -199,10 +210,34 @@ func (u *userEnv) add(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := u.store.Add(addr, pw); err != nil {
+	add, what := u.store.Add, ""
+	if u.admin {
+		add, what = u.store.AddAdmin, " (admin)"
+	}
+	if err := add(addr, pw); err != nil {
 		return err
 	}
-	fmt.Fprintf(u.stdio.Err, "added %s\n", addr)
+	fmt.Fprintf(u.stdio.Err, "added %s%s\n", addr, what)
+	return nil
+}
+
+func (u *userEnv) setAdmin(args []string) error {
+	var admin bool
+	switch strings.ToLower(args[1]) {
+	case "yes", "true", "on":
+		admin = true
+	case "no", "false", "off":
+	default:
+		return fmt.Errorf("%q: want yes or no", args[1])
+	}
+	if err := u.store.SetAdmin(args[0], admin); err != nil {
+		return err
+	}
+	if admin {
+		fmt.Fprintf(u.stdio.Err, "%s is admin (may log in to the status page)\n", strings.ToLower(args[0]))
+	} else {
+		fmt.Fprintf(u.stdio.Err, "%s is not admin\n", strings.ToLower(args[0]))
+	}
 	return nil
 }
 
@@ -234,15 +269,20 @@ func (u *userEnv) list([]string) error {
 	if u.jsonOut {
 		type entry struct {
 			Address string `json:"address"`
+			Admin   bool   `json:"admin,omitempty"`
 		}
 		out := make([]entry, 0, len(accounts))
 		for _, a := range accounts {
-			out = append(out, entry{a.Address})
+			out = append(out, entry{a.Address, a.Admin})
 		}
 		return writeJSON(u.stdio.Out, out)
 	}
 	for _, a := range accounts {
-		fmt.Fprintln(u.stdio.Out, a.Address)
+		if a.Admin {
+			fmt.Fprintln(u.stdio.Out, a.Address+" admin")
+		} else {
+			fmt.Fprintln(u.stdio.Out, a.Address)
+		}
 	}
 	return nil
 }

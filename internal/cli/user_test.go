@@ -239,3 +239,43 @@ func TestUserKeepsOwnerAndMode(t *testing.T) {
 		check(strings.Join(args, " "), 0o640)
 	}
 }
+
+// TestUserAdmin: `user add --admin` marks the account admin in the
+// accounts file, `user list` shows it (text and JSON), `user admin` changes
+// it, and a password change keeps it.
+func TestUserAdmin(t *testing.T) {
+	cfg, data := userTestConfig(t)
+	if code, _, errs := runUserCmd("pw\n", "add", "--admin", "-config", cfg, "root@example.com"); code != 0 || !strings.Contains(errs, "(admin)") {
+		t.Fatalf("add --admin: exit %d: %s", code, errs)
+	}
+	if code, _, errs := runUserCmd("pw\n", "add", "-config", cfg, "alice@example.com"); code != 0 {
+		t.Fatalf("add: exit %d: %s", code, errs)
+	}
+	if code, out, _ := runUserCmd("", "list", "-config", cfg); code != 0 || out != "alice@example.com\nroot@example.com admin\n" {
+		t.Errorf("list: exit %d:\n%s", code, out)
+	}
+	if code, _, errs := runUserCmd("other\n", "passwd", "-config", cfg, "root@example.com"); code != 0 {
+		t.Fatalf("passwd: exit %d: %s", code, errs)
+	}
+	if code, _, errs := runUserCmd("", "admin", "-config", cfg, "alice@example.com", "yes"); code != 0 {
+		t.Fatalf("admin yes: exit %d: %s", code, errs)
+	}
+	if code, _, errs := runUserCmd("", "admin", "-config", cfg, "alice@example.com", "maybe"); code != 1 {
+		t.Errorf("admin maybe: exit %d: %s", code, errs)
+	}
+	code, out, _ := runUserCmd("", "list", "-json", "-config", cfg)
+	var got []struct {
+		Address string `json:"address"`
+		Admin   bool   `json:"admin"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil {
+		t.Fatalf("list -json: exit %d, %v:\n%s", code, err, out)
+	}
+	if len(got) != 2 || !got[0].Admin || !got[1].Admin {
+		t.Errorf("list -json: %+v, want both admin", got)
+	}
+	a, _ := openStore(t, data).Lookup("root@example.com")
+	if !a.Admin {
+		t.Error("passwd lost the admin mark")
+	}
+}

@@ -9,7 +9,27 @@ import (
 
 // Add creates an account. The password is hashed (argon2id and SCRAM)
 // before any lock is taken; only the hashes are stored.
-func (f *File) Add(address, password string) error {
+func (f *File) Add(address, password string) error { return f.add(address, password, false) }
+
+// AddAdmin creates an account marked admin (Account.Admin): one that may
+// log in to the status page.
+func (f *File) AddAdmin(address, password string) error { return f.add(address, password, true) }
+
+// SetAdmin marks an existing account admin or not.
+func (f *File) SetAdmin(address string, admin bool) error {
+	key := strings.ToLower(strings.TrimSpace(address))
+	return f.update(func(d *db) error {
+		a, ok := d.accounts[key]
+		if !ok {
+			return fmt.Errorf("%w: %s", ErrNotFound, key)
+		}
+		a.Admin = admin
+		d.accounts[key] = a
+		return nil
+	})
+}
+
+func (f *File) add(address, password string, admin bool) error {
 	key, err := Canonical(address)
 	if err != nil {
 		return err
@@ -25,7 +45,7 @@ func (f *File) Add(address, password string) error {
 		if _, ok := d.aliases[key]; ok {
 			return fmt.Errorf("%w: %s is an alias", ErrExists, key)
 		}
-		d.accounts[key] = Account{Address: key, PasswordHash: hash, Scram: keys}
+		d.accounts[key] = Account{Address: key, PasswordHash: hash, Scram: keys, Admin: admin}
 		return nil
 	})
 }
@@ -38,10 +58,11 @@ func (f *File) SetPassword(address, password string) error {
 		return err
 	}
 	return f.update(func(d *db) error {
-		if _, ok := d.accounts[key]; !ok {
+		old, ok := d.accounts[key]
+		if !ok {
 			return fmt.Errorf("%w: %s", ErrNotFound, key)
 		}
-		d.accounts[key] = Account{Address: key, PasswordHash: hash, Scram: keys}
+		d.accounts[key] = Account{Address: key, PasswordHash: hash, Scram: keys, Admin: old.Admin}
 		return nil
 	})
 }

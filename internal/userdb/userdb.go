@@ -27,11 +27,13 @@ type ScramKeys struct {
 }
 
 // Account is one mailbox owner: its canonical address, its password as an
-// argon2id hash in PHC string form, and its SCRAM keys.
+// argon2id hash in PHC string form, and its SCRAM keys. Admin marks an
+// account that may log in to the status page (internal/web).
 type Account struct {
 	Address      string    `json:"address"`
 	PasswordHash string    `json:"password_hash"`
 	Scram        ScramKeys `json:"scram_sha256"`
+	Admin        bool      `json:"admin,omitempty"`
 }
 
 // Store is what the server needs from an account store; SQL or LDAP
