@@ -156,7 +156,7 @@ func TestReportMailSigned(t *testing.T) {
 			defer q.Close()
 			d := &daemon{
 				local: local.New(local.Options{Domains: []string{"example.com"}, MailDir: filepath.Join(dir, "mail")}),
-				out:   &outbound{queue: q, signer: tt.signer},
+				out:   &outbound{queue: queue.LocalBackend(q), signer: tt.signer},
 			}
 			if err := d.mailReport(context.Background(), "noreply-tlsrpt@mx.example.com", []string{"tls@far.example"}, []byte(report)); err != nil {
 				t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 
 // outbound is the wired outbound side: the queue and its remote courier.
 type outbound struct {
-	queue  *queue.Queue
+	queue  queue.Backend
 	remote *delivery.Remote
 	sts    *mtasts.Cache // nil when outbound.mta_sts is off
 	// routing is what the queue's courier was built from; the TLS-RPT
@@ -75,7 +75,7 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 		return nil, err
 	}
 	bounces.Queue = q // DSNs for remote senders
-	return &outbound{queue: q, remote: remote, sts: rt.sts, routing: rt, bounces: bounces, signer: signer}, nil
+	return &outbound{queue: queue.LocalBackend(q), remote: remote, sts: rt.sts, routing: rt, bounces: bounces, signer: signer}, nil
 }
 
 // stsRefreshEvery is how often cached MTA-STS policies near expiry are

@@ -249,7 +249,7 @@ func byteSize(n int64) string {
 
 // queueHandler adapts the queue to control.Handler.
 type queueHandler struct {
-	q   *queue.Queue
+	q   queue.Backend
 	log *slog.Logger
 }
 
@@ -264,18 +264,17 @@ func (h queueHandler) Handle(ctx context.Context, req control.Request) (any, err
 	}
 	switch req.Op {
 	case control.OpList:
-		return h.q.List(), nil
+		return h.q.List(ctx)
 	case control.OpShow:
-		return h.q.Show(req.ID)
+		return h.q.Show(ctx, req.ID)
 	case control.OpFlush:
-		h.q.Flush()
-		return nil, nil
+		return nil, h.q.Flush(ctx)
 	case control.OpRetry:
-		return nil, h.q.Retry(req.ID)
+		return nil, h.q.Retry(ctx, req.ID)
 	case control.OpHold:
-		return nil, h.q.Hold(req.ID)
+		return nil, h.q.Hold(ctx, req.ID)
 	case control.OpRelease:
-		return nil, h.q.Release(req.ID)
+		return nil, h.q.Release(ctx, req.ID)
 	}
-	return nil, h.q.Delete(req.ID)
+	return nil, h.q.Delete(ctx, req.ID)
 }

@@ -193,5 +193,5 @@ func serveControl(ctx context.Context, dataDir string, q *queue.Queue, log *slog
 	if err != nil {
 		return err
 	}
-	return l.Serve(ctx, queueHandler{q: q, log: log})
+	return l.Serve(ctx, queueHandler{q: queue.LocalBackend(q), log: log})
 }

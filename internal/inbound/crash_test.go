@@ -143,7 +143,7 @@ func openFanOut(fsys *crashfs.FS, mode maildir.Sync, boot string) (*Backend, *qu
 		closeJournal()
 		return nil, nil, nil, err
 	}
-	b := New(Options{Local: store, Accounts: accounts, Relay: QueueRelay(q), Logger: slog.New(slog.DiscardHandler)})
+	b := New(Options{Local: store, Accounts: accounts, Relay: QueueRelay(queue.LocalBackend(q)), Logger: slog.New(slog.DiscardHandler)})
 	return b, q, func() { q.Close(); closeJournal() }, nil
 }
 

@@ -165,7 +165,7 @@ func TestFanOutExactlyOnceWithQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	b, mail := newBackend(t, QueueRelay(q))
+	b, mail := newBackend(t, QueueRelay(queue.LocalBackend(q)))
 	repair := breakMaildir(t, b, mail, "bob@example.com")
 	for try := 0; ; try++ {
 		if try == 3 {

@@ -18,7 +18,7 @@ type Relay interface {
 	Begin(ctx context.Context, env queue.Envelope) (RelayWriter, error)
 }
 
-// RelayWriter is one queue entry being written (queue.Writer). Its two
+// RelayWriter is one queue entry being written (queue.MessageWriter). Its two
 // steps let the fan-out of a message to Maildirs and the queue be atomic
 // as the client sees it (see writer.Commit).
 type RelayWriter interface {
@@ -40,9 +40,9 @@ type RelayWriter interface {
 }
 
 // QueueRelay is the outbound queue as a Relay.
-func QueueRelay(q *queue.Queue) Relay { return queueRelay{q} }
+func QueueRelay(q queue.Backend) Relay { return queueRelay{q} }
 
-type queueRelay struct{ q *queue.Queue }
+type queueRelay struct{ q queue.Backend }
 
 func (r queueRelay) Begin(_ context.Context, env queue.Envelope) (RelayWriter, error) {
 	w, err := r.q.Begin(env)

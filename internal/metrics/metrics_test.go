@@ -92,7 +92,7 @@ smtpkit_message_accept_duration_seconds_count{listener="mx"} 2
 // fakeQueue is a QueueStats with a fixed list.
 type fakeQueue []queue.Summary
 
-func (f fakeQueue) List() []queue.Summary { return f }
+func (f fakeQueue) List(context.Context) ([]queue.Summary, error) { return f, nil }
 
 func TestQueueCollector(t *testing.T) {
 	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -1,16 +1,22 @@
 package metrics
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"smtpkit/internal/queue"
 )
 
 // QueueStats is what the queue collector reads at each scrape
-// (*queue.Queue implements it).
+// (queue.Backend implements it).
 type QueueStats interface {
-	List() []queue.Summary
+	List(ctx context.Context) ([]queue.Summary, error)
 }
+
+// listTimeout bounds the List of one scrape (a database back-end).
+const listTimeout = 5 * time.Second
 
 // WatchQueue registers a collector that reports q's size, its recipients
 // by state and the age of its oldest message at scrape time. Call it once.
@@ -43,7 +49,12 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	msgs := c.q.List()
+	ctx, cancel := context.WithTimeout(context.Background(), listTimeout)
+	defer cancel()
+	msgs, err := c.q.List(ctx)
+	if err != nil {
+		return // no queue gauges in this scrape rather than wrong ones
+	}
 	now := c.m.now()
 	var held, bytes, oldest float64
 	byState := make(map[queue.State]float64, len(queueStates))

@@ -61,8 +61,10 @@ func (q *Queue) List() []Summary {
 }
 
 // summarize describes m; the caller holds m.mu.
-func summarize(m *message) Summary {
-	e := m.env
+func summarize(m *message) Summary { return summarizeEnv(m.env, m.busy) }
+
+// summarizeEnv describes e; busy are the groups with a delivery in flight.
+func summarizeEnv(e *envelope, busy map[string]bool) Summary {
 	s := Summary{ID: e.ID, From: e.From, Arrival: e.Arrival, Size: e.Size, Held: e.Held}
 	for _, r := range e.Rcpts {
 		rs := RcptStatus{Addr: r.Addr, Local: r.Local, State: r.State, Attempts: r.Attempts, LastAttempt: r.Last,
@@ -72,7 +74,7 @@ func summarize(m *message) Summary {
 		}
 		if r.pending() {
 			rs.NextAttempt = r.Next
-			rs.InFlight = m.busy[r.group()]
+			rs.InFlight = busy[r.group()]
 		}
 		s.Recipients = append(s.Recipients, rs)
 	}

@@ -118,9 +118,14 @@ type rcpt struct {
 func (m *message) rcptDSN(addrs []string) []smtp.RcptDSN {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.env.rcptDSN(addrs)
+}
+
+// rcptDSN is the NOTIFY and ORCPT of each of addrs; nil when none has any.
+func (e *envelope) rcptDSN(addrs []string) []smtp.RcptDSN {
 	var out []smtp.RcptDSN
 	for i, a := range addrs {
-		for _, r := range m.env.Rcpts {
+		for _, r := range e.Rcpts {
 			if r.Addr != a || (r.Notify == "" && r.ORCPT == nil) {
 				continue
 			}

@@ -9,6 +9,7 @@ package queue
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -81,46 +82,15 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 	now := q.now()
 	m.mu.Lock()
 	e := m.env
-	failed := e.unnotified()
-	var succeeded []*rcpt
-	if len(failed) == 0 {
-		succeeded = e.unsucceeded()
-	}
-	// RFC 8689 §5: the DSN of a REQUIRETLS message returns nothing of it
-	// (dsn.Report.Redacted says why).
-	rep := dsn.Report{ReportingMTA: q.opts.Hostname, To: e.From, EnvID: e.Meta.EnvID,
-		Arrival: e.Arrival, Date: now, Redacted: e.Meta.RequireTLS}
-	// RFC 3461 §4.1: a failure notice only for recipients whose NOTIFY
-	// asks for one (or is absent); the others are marked notified without.
-	if len(failed) > 0 {
-		for _, r := range failed {
-			if r.notify().Failure() {
-				rep.Recipients = append(rep.Recipients, dsnRecipient(r, dsn.Failed, time.Time{}))
-			}
-		}
-	} else if len(succeeded) > 0 {
-		for _, r := range succeeded {
-			rep.Recipients = append(rep.Recipients, dsnRecipient(r, dsn.Action(r.Success), time.Time{}))
-		}
-	} else {
-		until := e.Arrival.Add(q.opts.MaxAge)
-		for _, r := range e.Rcpts {
-			if r.State == Deferred && r.notify().Delay() {
-				rep.Recipients = append(rep.Recipients, dsnRecipient(r, dsn.Delayed, until))
-			}
-		}
-	}
+	n := q.dueNotice(e, now)
 	id := e.ID
 	m.mu.Unlock()
 
 	var err error
-	if len(rep.Recipients) > 0 {
-		// RFC 3461 §4.3: RET=FULL asks for the whole message in failure
-		// reports; a BINARYMIME message is not text: headers only.
-		full := len(failed) > 0 && e.Meta.Ret == smtp.RetFull && !e.Meta.Binary
-		err = q.handOff(ctx, id, rep, full)
+	if len(n.rep.Recipients) > 0 {
+		err = q.handOff(ctx, id, n.rep, n.full)
 	} else {
-		q.log.Info("queue: no DSN wanted (NOTIFY)", "msgid", id, "rcpts", len(failed))
+		q.log.Info("queue: no DSN wanted (NOTIFY)", "msgid", id, "rcpts", len(n.failed))
 	}
 
 	m.mu.Lock()
@@ -133,20 +103,75 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 		return
 	}
 	e.bounceAt = time.Time{}
+	n.mark(e)
+	if !m.deleted {
+		q.persist(m, nil)
+	}
+}
+
+// notice is the DSN due for a message: its report (no Recipients when
+// NOTIFY wants none), the recipients it covers and whether it returns
+// the whole message.
+type notice struct {
+	rep       dsn.Report
+	failed    []*rcpt // a failure report for these
+	succeeded []*rcpt // else a success notice for these
+	full      bool
+}
+
+// dueNotice is the DSN e owes at now: the failure report if recipients
+// failed, else the success notice if one is owed (RFC 3461 §6.2.1), else
+// the delay warning. The caller knows one is due (claimNotify) and holds
+// e's lock.
+func (q *Queue) dueNotice(e *envelope, now time.Time) notice {
+	var n notice
+	n.failed = e.unnotified()
+	if len(n.failed) == 0 {
+		n.succeeded = e.unsucceeded()
+	}
+	// RFC 8689 §5: the DSN of a REQUIRETLS message returns nothing of it
+	// (dsn.Report.Redacted says why).
+	n.rep = dsn.Report{ReportingMTA: q.opts.Hostname, To: e.From, EnvID: e.Meta.EnvID,
+		Arrival: e.Arrival, Date: now, Redacted: e.Meta.RequireTLS}
+	// RFC 3461 §4.1: a failure notice only for recipients whose NOTIFY
+	// asks for one (or is absent); the others are marked notified without.
+	if len(n.failed) > 0 {
+		for _, r := range n.failed {
+			if r.notify().Failure() {
+				n.rep.Recipients = append(n.rep.Recipients, dsnRecipient(r, dsn.Failed, time.Time{}))
+			}
+		}
+	} else if len(n.succeeded) > 0 {
+		for _, r := range n.succeeded {
+			n.rep.Recipients = append(n.rep.Recipients, dsnRecipient(r, dsn.Action(r.Success), time.Time{}))
+		}
+	} else {
+		until := e.Arrival.Add(q.opts.MaxAge)
+		for _, r := range e.Rcpts {
+			if r.State == Deferred && r.notify().Delay() {
+				n.rep.Recipients = append(n.rep.Recipients, dsnRecipient(r, dsn.Delayed, until))
+			}
+		}
+	}
+	// RFC 3461 §4.3: RET=FULL asks for the whole message in failure
+	// reports; a BINARYMIME message is not text: headers only.
+	n.full = len(n.failed) > 0 && e.Meta.Ret == smtp.RetFull && !e.Meta.Binary
+	return n
+}
+
+// mark records in e that n was handed off (or needed no DSN).
+func (n notice) mark(e *envelope) {
 	switch {
-	case len(failed) > 0:
-		for _, r := range failed {
+	case len(n.failed) > 0:
+		for _, r := range n.failed {
 			r.Notified = true
 		}
-	case len(succeeded) > 0:
-		for _, r := range succeeded {
+	case len(n.succeeded) > 0:
+		for _, r := range n.succeeded {
 			r.SuccessSent = true
 		}
 	default:
 		e.Warned = true
-	}
-	if !m.deleted {
-		q.persist(m, nil)
 	}
 }
 
@@ -154,38 +179,53 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 // full (RET=FULL on a failure report) returns the whole message when it
 // is within dsn.MaxFull.
 func (q *Queue) handOff(ctx context.Context, id string, rep dsn.Report, full bool) error {
-	if !rep.Redacted {
-		hdr, err := q.readHeaders(id)
-		if err != nil {
-			q.log.Warn("queue: reading the original headers for a DSN", "msgid", id, "err", err)
-		}
-		rep.Headers = hdr
-		if full {
-			rep.Full = q.readFull(id)
-		}
-	}
-	msg, err := dsn.Build(rep)
+	b, err := buildBounce(id, rep, full, func() ([]byte, error) { return q.readHeaders(id) },
+		func() []byte { return q.readFull(id) }, q.log)
 	if err != nil {
 		return err
 	}
-	b := Bounce{ID: id, To: rep.To, Delayed: rep.Delayed(), Message: msg,
-		SMTPUTF8: rep.International(), EightBit: rep.International() || rep.EightBit()}
 	if q.opts.Bounce != nil {
 		err = q.opts.Bounce(ctx, b)
 	} else {
 		err = q.EnqueueBounce(ctx, b)
 	}
 	if err == nil {
-		kind := "bounce"
-		switch {
-		case b.Delayed:
-			kind = "delay warning"
-		case rep.Success():
-			kind = "success notice"
-		}
-		q.log.Info("queue: DSN handed off", "msgid", id, "kind", kind, "to", rep.To, "rcpts", len(rep.Recipients))
+		q.log.Info("queue: DSN handed off", "msgid", id, "kind", bounceKind(b, rep), "to", rep.To, "rcpts", len(rep.Recipients))
 	}
 	return err
+}
+
+// buildBounce builds the DSN of rep for message id: with its headers
+// (headers) and, when full, the whole message (whole, nil when too large
+// or unreadable), unless the report is redacted.
+func buildBounce(id string, rep dsn.Report, full bool, headers func() ([]byte, error), whole func() []byte, log *slog.Logger) (Bounce, error) {
+	if !rep.Redacted {
+		hdr, err := headers()
+		if err != nil {
+			log.Warn("queue: reading the original headers for a DSN", "msgid", id, "err", err)
+		}
+		rep.Headers = hdr
+		if full {
+			rep.Full = whole()
+		}
+	}
+	msg, err := dsn.Build(rep)
+	if err != nil {
+		return Bounce{}, err
+	}
+	return Bounce{ID: id, To: rep.To, Delayed: rep.Delayed(), Message: msg,
+		SMTPUTF8: rep.International(), EightBit: rep.International() || rep.EightBit()}, nil
+}
+
+// bounceKind names b for the log.
+func bounceKind(b Bounce, rep dsn.Report) string {
+	switch {
+	case b.Delayed:
+		return "delay warning"
+	case rep.Success():
+		return "success notice"
+	}
+	return "bounce"
 }
 
 // readFull returns message id whole, or nil when it is larger than

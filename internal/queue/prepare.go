@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"smtpkit/internal/smtp"
 )
 
 // errNoLocal is AddLocal's error when the queue has no local courier.
@@ -86,8 +88,12 @@ func (w *Writer) Withdraw() error {
 
 // setLocalDSN gives the local recipient r its NOTIFY and ORCPT from
 // Envelope.LocalDSN.
-func (w *Writer) setLocalDSN(r *rcpt) {
-	if dsn, ok := w.localDSN[r.Addr]; ok {
+func (w *Writer) setLocalDSN(r *rcpt) { setLocalDSN(r, w.localDSN) }
+
+// setLocalDSN gives the local recipient r its NOTIFY and ORCPT from
+// byAddr (Envelope.LocalDSN).
+func setLocalDSN(r *rcpt, byAddr map[string]smtp.RcptDSN) {
+	if dsn, ok := byAddr[r.Addr]; ok {
 		r.Notify = dsn.Notify.String()
 		if !dsn.ORCPT.IsZero() {
 			r.ORCPT = &dsn.ORCPT

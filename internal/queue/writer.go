@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"syscall"
+	"time"
 
 	"smtpkit/internal/smtp"
 	"smtpkit/internal/vfs"
@@ -109,7 +110,23 @@ func (q *Queue) begin(from string, rcpts []string, meta Meta) (*Writer, error) {
 		return nil, errClosed
 	}
 	now := q.now()
-	e := &envelope{Version: envelopeVersion, ID: newID(now), From: from, Arrival: now, Meta: meta}
+	e, err := newEnvelope(newID(now), from, rcpts, meta, now)
+	if err != nil {
+		return nil, err
+	}
+	tmp := q.dir.tmp(e.ID)
+	f, err := q.dir.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, storageError(fmt.Errorf("queue: %w", err))
+	}
+	return &Writer{q: q, env: e, tmp: tmp, f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+}
+
+// newEnvelope is the envelope of a message arriving at now: exact
+// duplicate recipients dropped, each recipient's domain what follows its
+// last '@' (required), every recipient due at once.
+func newEnvelope(id, from string, rcpts []string, meta Meta, now time.Time) (*envelope, error) {
+	e := &envelope{Version: envelopeVersion, ID: id, From: from, Arrival: now, Meta: meta}
 	seen := make(map[string]bool, len(rcpts))
 	for _, a := range rcpts {
 		if seen[a] {
@@ -125,12 +142,7 @@ func (q *Queue) begin(from string, rcpts []string, meta Meta) (*Writer, error) {
 	if len(e.Rcpts) == 0 {
 		return nil, errors.New("queue: no recipients")
 	}
-	tmp := q.dir.tmp(e.ID)
-	f, err := q.dir.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, storageError(fmt.Errorf("queue: %w", err))
-	}
-	return &Writer{q: q, env: e, tmp: tmp, f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+	return e, nil
 }
 
 // Write appends p to the message.
