@@ -43,9 +43,6 @@ func commands() map[string]command {
 	}
 }
 
-// Version is set at build time with -ldflags "-X smtpkit/internal/cli.Version=...".
-var Version = "dev"
-
 // DefaultConfigPath is where subcommands look for the config file when
 // -config is not given. When it does not exist, the built-in development
 // default is used.
@@ -81,11 +78,6 @@ func usage(w io.Writer, cmds map[string]command) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'smtpkit COMMAND -h' for the flags of one command.")
-}
-
-func runVersion(args []string, stdio Stdio) int {
-	fmt.Fprintf(stdio.Out, "smtpkit %s\n", Version)
-	return 0
 }
 
 // isTerminal reports whether f is a character device (a terminal).
