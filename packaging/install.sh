@@ -45,7 +45,7 @@ if [ ! -e /etc/smtpkit/smtpkit.toml ]; then
 	/usr/local/bin/smtpkit config default >/etc/smtpkit/smtpkit.toml
 	chown root:smtpkit /etc/smtpkit/smtpkit.toml
 	chmod 0640 /etc/smtpkit/smtpkit.toml
-	echo "wrote /etc/smtpkit/smtpkit.toml: add your [[domain]] and [[tls.certificate]] before starting"
+	echo "wrote /etc/smtpkit/smtpkit.toml: edit the lines marked EDIT (hostname, [[domain]], [[tls.certificate]]) before starting"
 fi
 
 systemctl daemon-reload

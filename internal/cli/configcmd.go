@@ -36,7 +36,7 @@ func runConfig(args []string, stdio Stdio) int {
 	case "check":
 		return configCheck(args[1:], stdio)
 	case "default":
-		return printConfig(stdio, args[1:], config.Default(), "production default: add [[domain]] and a certificate")
+		return printDefault(stdio, args[1:])
 	case "dev":
 		return printConfig(stdio, args[1:], config.DevDefault(), config.DevDefaultSource)
 	case "-h", "--help", "help":
@@ -138,13 +138,54 @@ func summarize(w io.Writer, cfg config.Config) {
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "ADDRESS\tROLE\tTLS\tAUTH")
 	for _, l := range cfg.Listeners {
-		auth := "no"
-		if l.AuthEnabled() {
-			auth = "yes"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Address, l.Role, l.TLS, auth)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Address, l.Role, l.TLS, authWord(l))
 	}
 	tw.Flush()
+}
+
+// authWord is the AUTH column of the listener tables of `config check` and
+// `serve`: the server offers AUTH only inside TLS (RFC 4954 §4).
+func authWord(l config.Listener) string {
+	switch {
+	case l.AuthEnabled():
+		return "after TLS"
+	case l.TLS == config.TLSNone && (l.Role == config.RoleSubmission || l.Role == config.RoleSubmissions):
+		return "no (tls none)"
+	}
+	return "no"
+}
+
+// defaultEdits are the lines of `config default` an operator must edit,
+// each marked by a comment above it: the key's line prefix → the comment.
+var defaultEdits = []struct{ prefix, note string }{
+	{"hostname = ", "EDIT: this server's fully qualified name (greeting, EHLO; the host your MX record names)"},
+	{"[[domain]]", "EDIT: your mail domain(s); one [[domain]] each"},
+	{"[[tls.certificate]]", "EDIT: your certificate chain and key (e.g. certbot's fullchain.pem and privkey.pem), readable by smtpkit's user"},
+}
+
+// printDefault prints the production default with a placeholder domain,
+// hostname and certificate, so that it passes `config check` as printed;
+// the lines to edit are marked "# EDIT:".
+func printDefault(stdio Stdio, args []string) int {
+	cfg := config.Default()
+	cfg.Hostname = "mail.example.com"
+	cfg.Domains = []config.Domain{{Name: "example.com"}}
+	cfg.TLS.Certificates = []config.Certificate{{Cert: "/etc/smtpkit/tls/fullchain.pem", Key: "/etc/smtpkit/tls/privkey.pem"}}
+	var buf strings.Builder
+	code := printConfig(Stdio{Out: &buf, Err: stdio.Err}, args, cfg,
+		"production default: edit the lines marked EDIT, then run `smtpkit config check -certs FILE`")
+	if code != 0 {
+		return code
+	}
+	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+		for _, e := range defaultEdits {
+			if strings.HasPrefix(line, e.prefix) {
+				fmt.Fprintf(stdio.Out, "# %s\n", e.note)
+			}
+		}
+		fmt.Fprint(stdio.Out, line)
+	}
+	return 0
 }
 
 // printConfig writes cfg as TOML, under a comment naming it.

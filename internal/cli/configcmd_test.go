@@ -30,9 +30,9 @@ func TestConfigCheckExample(t *testing.T) {
 		"/etc/letsencrypt/live/mail.example.com/fullchain.pem",
 		"ADDRESS  ROLE         TLS            AUTH",
 		":25      mx           opportunistic  no",
-		":587     submission   required       yes",
-		":465     submissions  implicit       yes",
-		":2525    submission   required       yes",
+		":587     submission   required       after TLS",
+		":465     submissions  implicit       after TLS",
+		":2525    submission   required       after TLS",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -93,16 +93,31 @@ func TestConfigPrint(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("default: exit %d %s", code, errOut)
 	}
-	// The production default needs a domain and a certificate to be complete.
-	got, err = config.Parse([]byte(strings.Replace(out, "self_signed = false", "self_signed = true", 1)+"[[domain]]\nname = \"example.com\"\n"), "default.toml")
+	// The production default passes `config check` as printed (issue
+	// #19): a placeholder domain, hostname and certificate, each marked.
+	path := filepath.Join(t.TempDir(), "default.toml")
+	if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runConfigCmd("check", path); code != 0 {
+		t.Fatalf("config check of the printed default: exit %d\n%s\n%s", code, errOut, out)
+	}
+	got, err = config.Load(path)
 	if err != nil {
-		t.Fatalf("printed default does not parse: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	want := config.Default()
+	want.Hostname = "mail.example.com"
 	want.Domains = []config.Domain{{Name: "example.com"}}
-	want.TLS.SelfSigned = true
+	want.TLS.Certificates = []config.Certificate{{Cert: "/etc/smtpkit/tls/fullchain.pem", Key: "/etc/smtpkit/tls/privkey.pem"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("default round trip:\n got %+v\nwant %+v", got, want)
+	}
+	for _, before := range []string{"hostname = ", "[[domain]]", "[[tls.certificate]]"} {
+		i := strings.Index(out, "\n"+before)
+		if i < 0 || !strings.HasPrefix(out[strings.LastIndex(out[:i], "\n")+1:], "# EDIT: ") {
+			t.Errorf("no \"# EDIT:\" line above %q:\n%s", before, out)
+		}
 	}
 }
 

@@ -402,11 +402,7 @@ func printListeners(w io.Writer, cfg config.Config, d *daemon) {
 	fmt.Fprintln(tw, "ADDRESS\tROLE\tTLS\tAUTH")
 	for i, a := range d.srv.Addrs() {
 		l := cfg.Listeners[i]
-		auth := "no"
-		if l.AuthEnabled() {
-			auth = "after TLS"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.String(), l.Role, l.TLS, auth)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.String(), l.Role, l.TLS, authWord(l))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "hostname %s, domains %s, data %s\n", cfg.Hostname, domainList(cfg), cfg.DataDir)

@@ -144,9 +144,14 @@ type Listener struct {
 	Milters *[]string `toml:"milters,omitempty"`
 }
 
-// AuthEnabled reports whether the listener offers AUTH: the explicit auth
-// setting, else true for submission and submissions and false for mx.
+// AuthEnabled reports whether the listener offers AUTH: never with tls =
+// "none" (the server offers AUTH only inside TLS, RFC 4954 §4, with no
+// loopback exception), else the explicit auth setting, else true for
+// submission and submissions and false for mx.
 func (l Listener) AuthEnabled() bool {
+	if l.TLS == TLSNone {
+		return false
+	}
 	if l.Auth != nil {
 		return *l.Auth
 	}

@@ -85,6 +85,12 @@ func TestAuthEnabled(t *testing.T) {
 		{RoleMX, nil, false}, {RoleSubmission, nil, true}, {RoleSubmissions, nil, true},
 		{RoleMX, &yes, true}, {RoleSubmission, &no, false},
 	}
+	// tls = "none": never, whatever the role or the setting.
+	for _, l := range []Listener{{Role: RoleSubmission, TLS: TLSNone}, {Role: RoleMX, TLS: TLSNone, Auth: &yes}} {
+		if l.AuthEnabled() {
+			t.Errorf("%+v: AuthEnabled with tls none", l)
+		}
+	}
 	for _, tt := range tests {
 		if got := (Listener{Role: tt.role, Auth: tt.auth}).AuthEnabled(); got != tt.want {
 			t.Errorf("role %s auth %v: AuthEnabled = %v", tt.role, tt.auth, got)
@@ -290,10 +296,13 @@ func TestValidate(t *testing.T) {
 			c.TLS.SelfSigned = false
 			c.Listeners = []Listener{{Address: "127.0.0.1:25", Role: RoleMX, TLS: TLSNone}}
 		}, nil},
-		{"auth in clear on a public address", func(c *Config) {
+		// AUTH only inside TLS, with no loopback exception (issue #19): an
+		// explicit auth = true on tls = "none" is a problem on any
+		// address, the role default just turns AUTH off.
+		{"auth = true without tls", func(c *Config) {
 			c.Listeners[1].TLS, c.Listeners[1].Address = TLSNone, "192.0.2.1:587"
-			c.Listeners[0].TLS, c.Listeners[0].Auth = TLSNone, &yes // loopback: allowed
-		}, []string{"listener[1].auth"}},
+			c.Listeners[0].TLS, c.Listeners[0].Auth = TLSNone, &yes
+		}, []string{"listener[0].auth"}},
 		{"duplicate domain", func(c *Config) { c.Domains = append(c.Domains, Domain{"LOCALHOST"}) }, []string{"domain[1].name"}},
 		{"limits", func(c *Config) {
 			c.Limits = Limits{Recipients: 100, Connections: 1, ConnectionsPerIP: 2, ShutdownGrace: -1}

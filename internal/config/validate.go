@@ -115,8 +115,8 @@ func (v *validator) listeners(c Config) {
 		case l.TLS != TLSNone && !haveCert:
 			v.add(key+".tls", "tls %q needs a certificate: add [[tls.certificate]] or set tls.self_signed = true", l.TLS)
 		}
-		if l.AuthEnabled() && l.TLS == TLSNone && err == nil && !isLoopback(host) {
-			v.add(key+".auth", "auth on a listener with tls = \"none\" sends passwords in clear text; allowed only on loopback addresses")
+		if l.Auth != nil && *l.Auth && l.TLS == TLSNone {
+			v.add(key+".auth", "auth = true with tls = \"none\": AUTH is offered only inside TLS (RFC 4954 §4), also on loopback; use tls = \"required\" or leave auth out")
 		}
 	}
 }
