@@ -136,7 +136,7 @@ func writeNewFile(path string, data []byte) error {
 }
 
 func dkimCheck(stdio Stdio, domain, selector, configPath string) int {
-	cfg, _, err := config.Resolve(configPath)
+	cfg, _, err := resolveConfig(configPath, stdio.Err)
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit dkim check: %v\n", err)
 		return 2

@@ -62,10 +62,11 @@ type probeFlags struct {
 	timeout                      time.Duration
 	requireTLS, requireValidCert bool
 	json, verbose, noColor       bool
-	hostOnly                     bool   // --host: names are hosts, not mail domains
-	configPath                   string // -config, for domain targets
-	smuggling                    bool   // --smuggling: the self-test instead of the probe
-	rcpt                         string // --rcpt, the self-test's recipient
+	hostOnly                     bool      // --host: names are hosts, not mail domains
+	configPath                   string    // -config, for domain targets
+	notes                        io.Writer // stderr, for the note about the development default
+	smuggling                    bool      // --smuggling: the self-test instead of the probe
+	rcpt                         string    // --rcpt, the self-test's recipient
 	targets                      []string
 }
 
@@ -160,6 +161,7 @@ func (f probeFlags) checkSmuggling() error {
 // runProbe is `smtpkit probe`.
 func runProbe(args []string, stdio Stdio) int {
 	f, err := parseProbeFlags(args, stdio.Err)
+	f.notes = stdio.Err
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -287,7 +289,7 @@ func (f probeFlags) options() (probe.Options, []probe.Target, error) {
 // router, the default policy, the roots (unless --ca) and the EHLO name
 // (unless --ehlo).
 func (f probeFlags) route(opts *probe.Options) error {
-	cfg, source, err := config.Resolve(f.configPath)
+	cfg, source, err := resolveConfig(f.configPath, f.notes)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

@@ -18,14 +18,13 @@ import (
 	"strings"
 	"time"
 
-	"smtpkit/internal/config"
 	"smtpkit/internal/control"
 	"smtpkit/internal/queue"
 )
 
 const queueUsage = `usage:
   smtpkit queue list    [-config FILE] [-json]      list queued messages and their recipients
-  smtpkit queue show    [-config FILE] [-json] ID   one message in detail, with its headers
+  smtpkit queue show    [-config FILE] [-json] ID   one message in detail, with its headers (no ID: list)
   smtpkit queue flush   [-config FILE]              retry every deferred recipient now
   smtpkit queue retry   [-config FILE] ID           retry one message now
   smtpkit queue hold    [-config FILE] ID           stop delivering (and bouncing) a message
@@ -72,6 +71,12 @@ func runQueue(args []string, stdio Stdio) int {
 	if err != nil {
 		return 2
 	}
+	if op == control.OpShow && len(pos) == 0 {
+		// `queue show` without an id lists the queue, with the ids to
+		// show, rather than printing only the usage.
+		fmt.Fprintln(stdio.Err, "smtpkit queue show: no message ID given; listing the queue (show one with: smtpkit queue show ID)")
+		op, needID = control.OpList, false
+	}
 	if (needID && len(pos) != 1) || (!needID && len(pos) != 0) {
 		fs.Usage()
 		return 2
@@ -80,7 +85,7 @@ func runQueue(args []string, stdio Stdio) int {
 	if needID {
 		req.ID = pos[0]
 	}
-	cfg, _, err := config.Resolve(*configPath)
+	cfg, _, err := resolveConfig(*configPath, stdio.Err)
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit queue: %v\n", err)
 		return 1

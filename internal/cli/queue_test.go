@@ -115,6 +115,13 @@ func TestQueueCommand(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0].ID != id || len(list[0].Recipients) != 2 {
 		t.Fatalf("list --json: %d %s", code, out)
 	}
+	// show without an id lists the queue, saying so (issue #19); the
+	// config named by SMTPKIT_CONFIG, with no -config.
+	t.Setenv(ConfigEnv, cfg)
+	code, out, errs = runQueueCmd("show")
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "1 message(s)") || !strings.Contains(errs, "no message ID given") {
+		t.Errorf("show without id: %d\n%s\n%s", code, out, errs)
+	}
 	code, out, _ = runQueueCmd("show", id, "-config", cfg)
 	for _, want := range []string{"ID:        " + id, "From:      alice@example.com", `Submitted: by "alice@example.com" from 192.0.2.7`, "Relay:     auth", "    Subject: hi"} {
 		if code != 0 || !strings.Contains(out, want) {
@@ -148,7 +155,7 @@ func TestQueueCommand(t *testing.T) {
 }
 
 func TestQueueUsage(t *testing.T) {
-	for _, args := range [][]string{{}, {"bogus"}, {"show"}, {"list", "extra"}, {"hold", "a", "b"}, {"list", "-nope"}} {
+	for _, args := range [][]string{{}, {"bogus"}, {"show", "a", "b"}, {"list", "extra"}, {"hold", "a", "b"}, {"list", "-nope"}} {
 		if code, _, _ := runQueueCmd(args...); code != 2 {
 			t.Errorf("queue %v: exit %d, want 2", args, code)
 		}

@@ -24,7 +24,7 @@ func (d *daemon) reload(path string, log *slog.Logger) {
 	if d.accounts != nil {
 		d.accounts.Reload()
 	}
-	cfg, source, err := config.Resolve(path)
+	cfg, source, err := resolveConfig(path, nil)
 	if err != nil {
 		log.Error("config reload refused, keeping the running configuration", "source", path, "err", err)
 		return

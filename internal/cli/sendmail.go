@@ -135,7 +135,7 @@ func runSendmail(args []string, stdio Stdio) int {
 		fmt.Fprintf(stdio.Err, "smtpkit sendmail: %v\n%s", err, sendmailUsageText)
 		return exUsage
 	}
-	dest, err := sendmailDestination(o, os.Getenv)
+	dest, err := sendmailDestination(o, os.Getenv, stdio.Err)
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit sendmail: %v\n", err)
 		return exConfig
@@ -205,11 +205,11 @@ func (d destination) defaults() submit.Defaults {
 
 // sendmailDestination chooses the server: SMTPKIT_SUBMIT when set, else
 // the local server's first mx listener.
-func sendmailDestination(o sendmailOpts, getenv func(string) string) (destination, error) {
+func sendmailDestination(o sendmailOpts, getenv func(string) string, notes io.Writer) (destination, error) {
 	if addr := getenv("SMTPKIT_SUBMIT"); addr != "" {
 		return submitDestination(addr, o, getenv)
 	}
-	cfg, source, err := config.Resolve(o.configPath)
+	cfg, source, err := resolveConfigEnv(o.configPath, getenv, notes)
 	if err != nil {
 		return destination{}, fmt.Errorf("config %s: %v", source, err)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"io"
 	"reflect"
 	"testing"
 
@@ -73,7 +74,7 @@ func TestLocalDestination(t *testing.T) {
 func TestSubmitDestination(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	d, err := sendmailDestination(sendmailOpts{}, env(map[string]string{
-		"SMTPKIT_SUBMIT": "mail.example:465", "SMTPKIT_USER": "me@example.org", "SMTPKIT_PASSWORD": "pw"}))
+		"SMTPKIT_SUBMIT": "mail.example:465", "SMTPKIT_USER": "me@example.org", "SMTPKIT_PASSWORD": "pw"}), io.Discard)
 	if err != nil || d.target.TLSMode != submit.TLSImplicit || d.sender != "me@example.org" || d.target.Password != "pw" ||
 		d.target.TLSConfig.ServerName != "mail.example" {
 		t.Errorf("%+v %v", d, err)
@@ -85,7 +86,7 @@ func TestSubmitDestination(t *testing.T) {
 		{"SMTPKIT_SUBMIT": "mail.example:587", "SMTPKIT_USER": "me", "SMTPKIT_PASSWORD": "x", "SMTPKIT_TLS": "maybe"},
 		{"SMTPKIT_SUBMIT": "mail.example:587", "SMTPKIT_USER": "me", "SMTPKIT_PASSWORD": "x", "SMTPKIT_CA": "/nonexistent"},
 	} {
-		if _, err := sendmailDestination(sendmailOpts{}, env(bad)); err == nil {
+		if _, err := sendmailDestination(sendmailOpts{}, env(bad), io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}

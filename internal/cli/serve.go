@@ -51,7 +51,7 @@ func runServe(args []string, stdio Stdio) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	cfg, source, err := config.Resolve(*configPath)
+	cfg, source, err := resolveConfig(*configPath, stdio.Err)
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
 		return 1

@@ -134,7 +134,7 @@ func tlsaLine(f tlsaFlags) (string, error) {
 			return "", err
 		}
 	} else {
-		cfg, source, err := config.Resolve(f.configPath)
+		cfg, source, err := resolveConfig(f.configPath, nil)
 		if err != nil {
 			return "", err
 		}

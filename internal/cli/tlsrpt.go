@@ -92,7 +92,7 @@ func callReports(args []string, stdio Stdio, name, usage, op, sendOp string) (da
 		fs.Usage()
 		return nil, false, false, 2
 	}
-	cfg, _, err := config.Resolve(*configPath)
+	cfg, _, err := resolveConfig(*configPath, stdio.Err)
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "smtpkit %s: %v\n", name, err)
 		return nil, false, false, 1

@@ -138,7 +138,7 @@ func setupUser(name string, cmd userCmd, args []string, stdio Stdio) (*userEnv, 
 	if len(pos) < cmd.min || (cmd.max >= 0 && len(pos) > cmd.max) {
 		return nil, nil, errUsage
 	}
-	cfg, source, err := config.Resolve(*cfgPath)
+	cfg, source, err := resolveConfig(*cfgPath, stdio.Err)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config %s: %w", source, err)
 	}
