@@ -210,7 +210,14 @@ type Outbound struct {
 	RetryMax Duration `toml:"retry_max"` // longest retry delay, default 4h
 	// DelayWarning sends a "delayed" DSN (RFC 3464) after this long; 0 = off.
 	DelayWarning Duration `toml:"delay_warning"`
-	Concurrency  int      `toml:"concurrency"` // parallel deliveries per destination domain, default 4
+	// Concurrency is the most parallel deliveries to one destination
+	// domain, default 20; each starts at 5 and adapts (internal/queue).
+	Concurrency int `toml:"concurrency"`
+	// MaxDeliveries bounds the deliveries in flight in total, default 100.
+	MaxDeliveries int `toml:"max_deliveries"`
+	// ActiveLimit is how many queued messages are kept whole in memory,
+	// default 20000; the others are on disk with a small index entry.
+	ActiveLimit int `toml:"active_limit"`
 	// Port is the port MX hosts are contacted on, default 25. Only tests
 	// and special setups change it.
 	Port int `toml:"port"`
@@ -294,14 +301,16 @@ func Default() Config {
 			StressDataTimeout:    Duration(10 * time.Second),
 		},
 		Outbound: Outbound{
-			TLS:         OutTLSOpportunistic,
-			MaxAge:      Duration(5 * 24 * time.Hour),
-			RetryMin:    Duration(5 * time.Minute),
-			RetryMax:    Duration(4 * time.Hour),
-			Concurrency: 4,
-			Port:        25,
-			MTASTS:      true,
-			DANE:        true,
+			TLS:           OutTLSOpportunistic,
+			MaxAge:        Duration(5 * 24 * time.Hour),
+			RetryMin:      Duration(5 * time.Minute),
+			RetryMax:      Duration(4 * time.Hour),
+			Concurrency:   20,
+			MaxDeliveries: 100,
+			ActiveLimit:   20000,
+			Port:          25,
+			MTASTS:        true,
+			DANE:          true,
 		},
 		TLSRPT: defaultTLSRPT(),
 		SRS:    defaultSRS(),

@@ -32,7 +32,8 @@ func TestDefaults(t *testing.T) {
 	}
 	o := d.Outbound
 	if o.TLS != OutTLSOpportunistic || o.MaxAge.D() != 120*time.Hour || o.RetryMin.D() != 5*time.Minute ||
-		o.RetryMax.D() != 4*time.Hour || o.DelayWarning != 0 || o.Concurrency != 4 || o.Resolver != "" {
+		o.RetryMax.D() != 4*time.Hour || o.DelayWarning != 0 || o.Concurrency != 20 || o.Resolver != "" ||
+		o.MaxDeliveries != 100 || o.ActiveLimit != 20000 {
 		t.Errorf("Default outbound = %+v", o)
 	}
 	// Production defaults lack a domain and a certificate: exactly those problems.
@@ -317,7 +318,11 @@ func TestValidate(t *testing.T) {
 		{"outbound", func(c *Config) {
 			c.Outbound = Outbound{TLS: "yes", MaxAge: Duration(time.Hour), RetryMin: Duration(time.Hour),
 				RetryMax: Duration(time.Minute), DelayWarning: Duration(2 * time.Hour), Resolver: "nonsense"}
-		}, []string{"outbound.tls", "outbound.retry_max", "outbound.delay_warning", "outbound.concurrency", "outbound.resolver"}},
+		}, []string{"outbound.tls", "outbound.retry_max", "outbound.delay_warning", "outbound.concurrency",
+			"outbound.max_deliveries", "outbound.active_limit", "outbound.resolver"}},
+		{"per-destination above the total", func(c *Config) {
+			c.Outbound.Concurrency, c.Outbound.MaxDeliveries = 30, 20
+		}, []string{"outbound.concurrency"}},
 		{"routes", func(c *Config) {
 			c.Routes = []Route{
 				{Domain: "*", Host: "relay.example.net:587", AuthUser: "u", AuthPasswordFile: "/p", TLS: "verify"},

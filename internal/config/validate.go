@@ -215,6 +215,14 @@ func (v *validator) outbound(o Outbound) {
 	if o.Concurrency < 1 {
 		v.add("outbound.concurrency", "must be at least 1, got %d", o.Concurrency)
 	}
+	if o.MaxDeliveries < 1 {
+		v.add("outbound.max_deliveries", "must be at least 1, got %d", o.MaxDeliveries)
+	} else if o.Concurrency > o.MaxDeliveries {
+		v.add("outbound.concurrency", "%d is more than max_deliveries (%d)", o.Concurrency, o.MaxDeliveries)
+	}
+	if o.ActiveLimit < 100 {
+		v.add("outbound.active_limit", "must be at least 100, got %d", o.ActiveLimit)
+	}
 	if o.Port < 0 || o.Port > 65535 {
 		v.add("outbound.port", "must be a port number, got %d", o.Port)
 	}

@@ -45,16 +45,41 @@ type Detail struct {
 // maxShowHeaders bounds the header block Show returns.
 const maxShowHeaders = 16 << 10
 
-// List returns every queued message, oldest first.
+// List returns every queued message, oldest first: those of the active
+// set from memory, the others (the index) read from their env files.
 func (q *Queue) List() []Summary {
-	msgs := q.snapshot()
-	out := make([]Summary, 0, len(msgs))
-	for _, m := range msgs {
+	q.mu.Lock()
+	active := make([]*message, 0, len(q.msgs))
+	for _, m := range q.msgs {
+		active = append(active, m)
+	}
+	parked := make([]string, 0, q.idx.len())
+	for k := range q.idx.due {
+		parked = append(parked, k.String())
+	}
+	q.mu.Unlock()
+	out := make([]Summary, 0, len(active)+len(parked))
+	seen := make(map[string]bool, len(active))
+	for _, m := range active {
 		m.mu.Lock()
-		if !m.deleted {
+		switch {
+		case m.deleted || m.env == nil:
+		case m.parked:
+			parked = append(parked, m.id)
+		default:
 			out = append(out, summarize(m))
+			seen[m.id] = true
 		}
 		m.mu.Unlock()
+	}
+	for _, id := range parked {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if e := q.readEnvQuiet(id); e != nil {
+			out = append(out, summarize(newMessage(e)))
+		}
 	}
 	slices.SortFunc(out, func(a, b Summary) int { return strings.Compare(a.ID, b.ID) })
 	return out
@@ -83,24 +108,33 @@ func summarizeEnv(e *envelope, busy map[string]bool) Summary {
 
 // Show returns one message in detail.
 func (q *Queue) Show(id string) (Detail, error) {
-	m, err := q.lookup(id)
+	var d Detail
+	err := q.with(id, func(m *message) error {
+		d = Detail{Summary: summarize(m), Meta: m.env.Meta, Warned: m.env.Warned,
+			Expires: m.env.Arrival.Add(q.opts.MaxAge)}
+		return nil
+	})
 	if err != nil {
 		return Detail{}, err
 	}
-	m.mu.Lock()
-	if m.deleted {
-		m.mu.Unlock()
-		return Detail{}, ErrNotFound
-	}
-	d := Detail{Summary: summarize(m), Meta: m.env.Meta, Warned: m.env.Warned,
-		Expires: m.env.Arrival.Add(q.opts.MaxAge)}
-	m.mu.Unlock()
 	hdr, err := q.readHeaders(id)
 	if err != nil {
 		return Detail{}, fmt.Errorf("queue: reading message %s: %w", id, err)
 	}
 	d.Headers = headerBlock(hdr, maxShowHeaders)
 	return d, nil
+}
+
+// with runs fn on message id, brought into the active set for it (hold),
+// and rearms it after (which parks it again when nothing of it is due).
+func (q *Queue) with(id string, fn func(*message) error) error {
+	m, err := q.hold(id)
+	if err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	defer q.rearm(m)
+	return fn(m)
 }
 
 // headerBlock returns the header block at the start of msg, at most max bytes.
@@ -116,16 +150,21 @@ func headerBlock(msg []byte, max int) string {
 }
 
 // Flush makes every pending recipient of every message that is not held
-// due now, and retries pending bounces now.
+// due now, and retries pending bounces now. Messages in the index are
+// marked due; their recipients are made due when they are loaded.
 func (q *Queue) Flush() {
 	now := q.now()
 	for _, m := range q.snapshot() {
 		m.mu.Lock()
-		if !m.env.Held {
+		if !m.deleted && !m.parked && m.env != nil && !m.env.Held {
 			m.env.retryNow(now)
+			q.rearm(m)
 		}
 		m.mu.Unlock()
 	}
+	q.mu.Lock()
+	q.idx.flushAll(now)
+	q.mu.Unlock()
 	q.poke()
 }
 
@@ -162,46 +201,31 @@ func (q *Queue) Release(id string) error {
 // Delete removes message id from the queue without a bounce. An attempt
 // in flight finishes, but its results are dropped.
 func (q *Queue) Delete(id string) error {
-	m, err := q.lookup(id)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.deleted {
-		return ErrNotFound
-	}
-	if err := q.remove(id); err != nil {
-		return fmt.Errorf("queue: deleting %s: %w", id, err)
-	}
-	m.deleted = true
-	q.forget(id)
-	q.log.Info("queue: message deleted by the operator", "msgid", id)
-	return nil
+	return q.with(id, func(m *message) error {
+		if err := q.remove(id); err != nil {
+			return fmt.Errorf("queue: deleting %s: %w", id, err)
+		}
+		m.deleted = true
+		q.forget(id)
+		q.log.Info("queue: message deleted by the operator", "msgid", id)
+		return nil
+	})
 }
 
 // change applies fn to message id's envelope, saves it when save is set,
-// and wakes the scheduler.
+// and rearms it (which wakes the scheduler).
 func (q *Queue) change(id string, save bool, fn func(*envelope, time.Time) error) error {
-	m, err := q.lookup(id)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.deleted {
-		return ErrNotFound
-	}
-	if err := fn(m.env, q.now()); err != nil {
-		return err
-	}
-	if save {
-		if err := q.saveEnv(m); err != nil {
-			return fmt.Errorf("queue: saving %s: %w", id, err)
+	return q.with(id, func(m *message) error {
+		if err := fn(m.env, q.now()); err != nil {
+			return err
 		}
-	}
-	q.poke()
-	return nil
+		if save {
+			if err := q.saveEnv(m); err != nil {
+				return fmt.Errorf("queue: saving %s: %w", id, err)
+			}
+		}
+		return nil
+	})
 }
 
 // retryNow makes pending recipients and a pending bounce due at now.

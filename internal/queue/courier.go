@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"io"
-	"sync"
 
 	"smtpkit/internal/smtp"
 )
@@ -54,47 +53,4 @@ type Bounce struct {
 	Message  []byte // the complete DSN (internal/dsn.Build), CRLF lines
 	SMTPUTF8 bool   // the DSN is internationalized (RFC 6533) and needs SMTPUTF8
 	EightBit bool   // the DSN has 8-bit content and needs 8BITMIME
-}
-
-// limiter bounds concurrent deliveries in total and per domain. It never
-// blocks: the scheduler asks, and leaves what does not fit for its next
-// pass (a finishing delivery wakes it).
-type limiter struct {
-	total, perDomain int
-
-	mu       sync.Mutex
-	active   int
-	byDomain map[string]int // only domains with deliveries in flight
-}
-
-func newLimiter(total, perDomain int) *limiter {
-	return &limiter{total: total, perDomain: perDomain, byDomain: make(map[string]int)}
-}
-
-// tryAcquire takes a slot for domain if one is free.
-func (l *limiter) tryAcquire(domain string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.active >= l.total || l.byDomain[domain] >= l.perDomain {
-		return false
-	}
-	l.active++
-	l.byDomain[domain]++
-	return true
-}
-
-// full reports whether no delivery at all can start.
-func (l *limiter) full() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.active >= l.total
-}
-
-func (l *limiter) release(domain string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.active--
-	if l.byDomain[domain]--; l.byDomain[domain] <= 0 {
-		delete(l.byDomain, domain)
-	}
 }

@@ -57,15 +57,23 @@ const envelopeVersion = 1
 
 // envelope is the content of env/<id>.json: everything about a message but
 // its bytes. It is rewritten atomically on every state change.
+//
+// The first fields are the file's index prefix (readPrefix in index.go):
+// Open learns when a message is next due from them without decoding the
+// rest, so they stay first and in this order.
 type envelope struct {
-	Version  int       `json:"v"`
-	ID       string    `json:"id"`
-	From     string    `json:"from"` // "" is the null reverse-path
-	Arrival  time.Time `json:"arrival"`
-	Size     int64     `json:"size"`
-	Meta     Meta      `json:"meta"`
+	Version int `json:"v"`
+	// Due is the earliest next attempt of a pending recipient, written by
+	// marshal (zero when none is pending). Files written before it existed
+	// lack it and are decoded whole at Open.
+	Due      time.Time `json:"due,omitzero"`
 	Held     bool      `json:"held,omitempty"`
 	Warned   bool      `json:"warned,omitempty"` // the delay warning was handed off
+	Arrival  time.Time `json:"arrival"`
+	ID       string    `json:"id"`
+	From     string    `json:"from"` // "" is the null reverse-path
+	Size     int64     `json:"size"`
+	Meta     Meta      `json:"meta"`
 	Rcpts    []*rcpt   `json:"rcpts"`
 	bounceAt time.Time // next try to hand off a pending bounce (not persisted: retried at once after a restart)
 }
@@ -207,7 +215,23 @@ func (e *envelope) done() bool {
 	return true
 }
 
-func (e *envelope) marshal() ([]byte, error) { return json.MarshalIndent(e, "", "\t") }
+// marshal encodes e for its env file, with Due brought up to date.
+func (e *envelope) marshal() ([]byte, error) {
+	e.Due = e.nextAttempt()
+	return json.MarshalIndent(e, "", "\t")
+}
+
+// nextAttempt is the earliest Next of a pending recipient, zero when no
+// recipient is pending.
+func (e *envelope) nextAttempt() time.Time {
+	var t time.Time
+	for _, r := range e.Rcpts {
+		if r.pending() && (t.IsZero() || r.Next.Before(t)) {
+			t = r.Next
+		}
+	}
+	return t
+}
 
 // parseEnvelope decodes and checks an env file.
 func parseEnvelope(data []byte, id string) (*envelope, error) {
@@ -252,19 +276,27 @@ func domainOf(addr string) string {
 	return string(b)
 }
 
-// message is a queued message in memory: its envelope and the
-// scheduler's bookkeeping. mu guards everything, and is held while the
-// env file is rewritten so that rewrites of one message never interleave.
-// Lock order: never take a message's mu while holding Queue.mu.
+// message is a message of the active set in memory: its envelope and the
+// scheduler's bookkeeping. mu guards everything but items, and is held
+// while the env file is rewritten so that rewrites of one message never
+// interleave. Lock order: never take a message's mu while holding
+// Queue.mu (the one exception, a message not yet in the table, cannot
+// block: see activate).
 type message struct {
+	id        string // env.ID, immutable
 	mu        sync.Mutex
 	env       *envelope
 	busy      map[string]bool // groups (rcpt.group) with a delivery in flight
 	notifying bool            // a bounce hand-off is in progress
 	prepared  bool            // committed by Writer.Prepare, not yet published: not scheduled
 	deleted   bool            // removed by Delete; in-flight results are dropped
+	// parked is set when the message left the active set for the index
+	// (park): a holder of this pointer looks it up again.
+	parked bool
+
+	items map[string]*item // its wake-ups by group (noteGroup: the DSN); guarded by Queue.mu
 }
 
 func newMessage(e *envelope) *message {
-	return &message{env: e, busy: make(map[string]bool)}
+	return &message{id: e.ID, env: e, busy: make(map[string]bool)}
 }

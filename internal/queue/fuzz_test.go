@@ -34,3 +34,29 @@ func FuzzTLSRequiredNo(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePrefix: the env file prefix reader never panics, stops at "id"
+// (what follows cannot change its answer) and succeeds only on input that
+// has the id field.
+func FuzzParsePrefix(f *testing.F) {
+	for _, s := range []string{
+		`{"v":1,"due":"2025-03-01T11:00:00Z","held":true,"warned":true,"arrival":"2025-03-01T10:00:00Z","id":"0123456789abcdef01234567"}`,
+		"{\n\t\"v\": 1,\n\t\"due\": \"2025-03-01T11:00:00Z\",\n\t\"id\": \"x\",",
+		`{"v":1,"id":"x"}`, `{"v":1,"from":"a","id":"x"}`, `{"v":2}`, `{"v":1,"due":1}`, `{"v":1,"held":null,"id":""}`, `[`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parsePrefix(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Contains(b, []byte(`"id"`)) && !bytes.Contains(b, []byte(`\u`)) {
+			t.Fatalf("%q: a prefix without an id field: %+v", b, p)
+		}
+		p2, err := parsePrefix(append(append([]byte(nil), b...), `,"rest":[}}garbage`...))
+		if err != nil || p2 != p {
+			t.Fatalf("%q: the bytes after the prefix changed it: %+v, %v; was %+v", b, p2, err, p)
+		}
+	})
+}

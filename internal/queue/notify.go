@@ -64,7 +64,7 @@ func (e *envelope) unsucceeded() []*rcpt {
 func (q *Queue) claimNotify(m *message, now time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.deleted || m.prepared || m.env.Held || m.notifying || len(m.busy) > 0 || m.env.bounceAt.After(now) {
+	if m.deleted || m.parked || m.prepared || m.env.Held || m.notifying || len(m.busy) > 0 || m.env.bounceAt.After(now) {
 		return false
 	}
 	due := len(m.env.unnotified()) > 0 || len(m.env.unsucceeded()) > 0
@@ -96,6 +96,7 @@ func (q *Queue) notify(ctx context.Context, m *message) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.notifying = false
+	defer q.rearm(m) // runs before the unlock, after persist
 	if err != nil {
 		e.bounceAt = now.Add(q.opts.RetryMin)
 		q.log.Error("queue: handing off a DSN failed, will retry", "msgid", id, "to", e.From,

@@ -60,11 +60,22 @@ type Options struct {
 	// DelayWarning sends one "delayed" DSN once a message has waited this
 	// long with recipients still pending. 0 (the default) turns it off.
 	DelayWarning time.Duration
-	Concurrency  int    // total concurrent deliveries, default 20
-	PerDomain    int    // concurrent deliveries per destination domain, default 4
-	Hostname     string // Reporting-MTA and the Message-ID domain of DSNs; default "localhost"
-	Logger       *slog.Logger
-	Now          func() time.Time // the clock; default time.Now
+	// Concurrency bounds the deliveries in flight in total; default 100
+	// (Postfix's default_process_limit).
+	Concurrency int
+	// PerDomain is the most deliveries in flight to one destination
+	// group (a domain; its local mailboxes apart); default 20 (Postfix's
+	// default_destination_concurrency_limit). Each destination starts
+	// at min(5, PerDomain) and adapts (dest.go).
+	PerDomain int
+	// ActiveLimit is how many messages the queue keeps whole in memory
+	// (the active set: due, in flight, or just received); the others are
+	// on disk with an index entry of a few dozen bytes (index.go).
+	// Default 20000 (Postfix's qmgr_message_active_limit).
+	ActiveLimit int
+	Hostname    string // Reporting-MTA and the Message-ID domain of DSNs; default "localhost"
+	Logger      *slog.Logger
+	Now         func() time.Time // the clock; default time.Now
 
 	// noGroupCommit makes every Commit fsync the directories itself, for
 	// the benchmark that measures what group commit buys.
@@ -85,10 +96,13 @@ func (o *Options) setDefaults() {
 		o.MaxAge = 5 * 24 * time.Hour
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 20
+		o.Concurrency = 100
 	}
 	if o.PerDomain <= 0 {
-		o.PerDomain = 4
+		o.PerDomain = 20
+	}
+	if o.ActiveLimit <= 0 {
+		o.ActiveLimit = 20000
 	}
 	if o.Hostname == "" {
 		o.Hostname = "localhost"
@@ -113,11 +127,18 @@ type Queue struct {
 	sync *syncer // group commit of the msg/ and env/ directories
 
 	mu     sync.Mutex
-	msgs   map[string]*message
+	msgs   map[string]*message // the active set
 	closed bool
+	// The scheduler, guarded by mu: the timeline of the active set's
+	// wake-ups, the destinations, the deliveries in flight in total, and
+	// the index of the messages that are only on disk.
+	tl       timeline
+	dests    map[string]*dest
+	inflight int
+	sweepAt  int
+	idx      index
 
-	limit *limiter
-	wake  chan struct{} // capacity 1: "something changed, look again"
+	wake chan struct{} // capacity 1: "something changed, look again"
 }
 
 // Open opens the spool in opts.Dir, creating it when missing, and recovers
@@ -132,12 +153,14 @@ func Open(opts Options) (*Queue, error) {
 		return nil, errors.New("queue: no courier")
 	}
 	q := &Queue{
-		opts:  opts,
-		dir:   spoolDir{root: opts.Dir, fs: opts.FS},
-		log:   opts.Logger,
-		msgs:  make(map[string]*message),
-		limit: newLimiter(opts.Concurrency, opts.PerDomain),
-		wake:  make(chan struct{}, 1),
+		opts:    opts,
+		dir:     spoolDir{root: opts.Dir, fs: opts.FS},
+		log:     opts.Logger,
+		msgs:    make(map[string]*message),
+		dests:   make(map[string]*dest),
+		sweepAt: minSweep,
+		idx:     newIndex(),
+		wake:    make(chan struct{}, 1),
 	}
 	if err := q.dir.create(); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -174,6 +197,10 @@ func (q *Queue) poke() {
 	}
 }
 
+// pokeLocked is poke for a caller holding q.mu (poke takes no lock; the
+// name says it is safe there).
+func (q *Queue) pokeLocked() { q.poke() }
+
 // idLen is the length of a message id: 12 hex digits of the arrival time
 // in milliseconds (ids sort by arrival) and 12 random hex digits.
 const idLen = 24
@@ -203,21 +230,7 @@ func ValidID(id string) bool {
 // ErrNotFound is returned for an id that is not in the queue.
 var ErrNotFound = errors.New("queue: no such message")
 
-// lookup returns the message with the given id.
-func (q *Queue) lookup(id string) (*message, error) {
-	if !ValidID(id) {
-		return nil, fmt.Errorf("queue: invalid message id %q", id)
-	}
-	q.mu.Lock()
-	m := q.msgs[id]
-	q.mu.Unlock()
-	if m == nil {
-		return nil, ErrNotFound
-	}
-	return m, nil
-}
-
-// snapshot returns the messages currently in the queue.
+// snapshot returns the messages of the active set.
 func (q *Queue) snapshot() []*message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -228,11 +241,18 @@ func (q *Queue) snapshot() []*message {
 	return out
 }
 
-// forget removes m from the in-memory table.
+// forget removes message id from the active set, with its items.
 func (q *Queue) forget(id string) {
 	q.mu.Lock()
-	delete(q.msgs, id)
-	q.mu.Unlock()
+	defer q.mu.Unlock()
+	if m := q.msgs[id]; m != nil {
+		for _, it := range m.items {
+			q.tl.unplace(it)
+		}
+		m.items = nil
+		delete(q.msgs, id)
+	}
+	q.pokeLocked() // room in the active set
 }
 
 // remove deletes the files of message id: env first (the commit point, so

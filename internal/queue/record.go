@@ -31,6 +31,7 @@ func (q *Queue) record(ctx context.Context, j *job, results []Result) {
 	if m.deleted {
 		return
 	}
+	defer q.rearm(m) // runs before the unlock
 	changed := false
 	var delivered []string // a lost state change repeats these deliveries
 	for _, addr := range j.rcpts {

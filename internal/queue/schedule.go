@@ -1,15 +1,16 @@
 package queue
 
-// schedule.go: the scheduler. A pass looks at every message, groups its due
-// recipients by domain and starts one delivery per (message, domain) that
-// the limits allow; finished deliveries record their results and wake the
-// scheduler for the next pass. Run does this forever against the real
-// passage of time; RunOnce does it once at the injected clock's "now", for
-// tests and tools.
+// schedule.go: the scheduler. A pass pops what is due off the timeline
+// (timeline.go: one item per message and destination group, keyed by the
+// next attempt) and starts one delivery per (message, group) that the
+// limits allow (dest.go); finished deliveries record their results, rearm
+// the message's items and wake the scheduler for the next pass. A pass
+// costs O(log n) per item it starts, whatever the depth of the queue.
+// Run does this forever against the real passage of time; RunOnce does it
+// once at the injected clock's "now", for tests and tools.
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 )
@@ -65,90 +66,132 @@ func (q *Queue) RunOnce(ctx context.Context) int {
 type job struct {
 	m      *message
 	domain string
-	group  string // rcpt.group: the limiter and busy key
+	group  string // rcpt.group: the destination and busy key
 	local  bool   // for Options.Local
 	rcpts  []string
 }
 
-// pass starts the deliveries and bounce hand-offs that are due at now and
-// fit in the limits, oldest message first. tried (nil in Run) lists the
-// (message, domain) pairs already attempted, which are skipped.
+// pass starts the deliveries and DSN hand-offs that are due at now and
+// fit in the limits: it brings due messages of the index into the active
+// set (index.go), then pops due items off the timeline, oldest first,
+// until none is due or no delivery slot is free. tried (nil in Run) lists
+// the (message, group) pairs already attempted, which are skipped.
 func (q *Queue) pass(ctx context.Context, now time.Time, tried map[string]bool, wg *sync.WaitGroup) (jobs, notes int) {
 	if ctx.Err() != nil {
 		return 0, 0
 	}
-	msgs := q.snapshot()
-	slices.SortFunc(msgs, func(a, b *message) int { return compareIDs(a, b) })
-	for _, m := range msgs {
-		if q.claimNotify(m, now) {
-			notes++
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				q.notify(ctx, m)
-				q.poke()
-			}()
+	q.activateDue(now)
+	var skipped []*item
+	for {
+		it := q.popDue(now)
+		if it == nil {
+			break
 		}
-		if q.limit.full() {
+		if it.group == noteGroup {
+			if q.claimNotify(it.m, now) {
+				notes++
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					q.notify(ctx, it.m)
+					q.poke()
+				}()
+			} else {
+				q.rearmLocking(it.m)
+			}
 			continue
 		}
-		for _, j := range q.dueJobs(m, now, tried) {
-			jobs++
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				q.runJob(ctx, j)
-			}()
+		if tried != nil && tried[it.key()] {
+			q.mu.Lock()
+			q.release(it.group, now, neutral)
+			q.mu.Unlock()
+			skipped = append(skipped, it)
+			continue
 		}
+		j := q.claimJob(it, now)
+		if j == nil {
+			q.mu.Lock()
+			q.release(it.group, now, neutral)
+			q.mu.Unlock()
+			continue
+		}
+		if tried != nil {
+			tried[it.key()] = true
+		}
+		jobs++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q.runJob(ctx, j)
+		}()
 	}
+	if len(skipped) > 0 {
+		q.mu.Lock()
+		for _, it := range skipped {
+			if it.idx < 0 && it.wait == nil && it.m.items[it.group] == it {
+				q.tl.place(it, it.at, now)
+			}
+		}
+		q.mu.Unlock()
+	}
+	q.mu.Lock()
+	q.sweepDests(now)
+	q.mu.Unlock()
 	return jobs, notes
 }
 
-func compareIDs(a, b *message) int {
-	// ids are immutable, no lock needed
-	switch {
-	case a.env.ID < b.env.ID:
-		return -1
-	case a.env.ID > b.env.ID:
-		return 1
+// popDue takes the next due item off the timeline: a DSN item, or a
+// delivery item for which it took a slot (an item whose destination is
+// at its window waits in the destination's list instead). nil when
+// nothing is due or every delivery slot is taken.
+func (q *Queue) popDue(now time.Time) *item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		it := q.tl.top()
+		if it == nil || it.at.After(now) {
+			return nil
+		}
+		if it.group != noteGroup && q.inflight >= q.opts.Concurrency {
+			return nil
+		}
+		q.tl.popTop()
+		if it.group == noteGroup || q.acquire(it, now) {
+			return it
+		}
 	}
-	return 0
 }
 
-// dueJobs claims the due domains of m that fit in the limits: each gets a
-// limiter slot and is marked busy until its runJob finishes.
-func (q *Queue) dueJobs(m *message, now time.Time, tried map[string]bool) []*job {
+// claimJob turns a popped item into a job: the group's recipients due at
+// now, marked busy until runJob finishes. nil when the message changed
+// since the item was placed (rearm then places it as it is now).
+func (q *Queue) claimJob(it *item, now time.Time) *job {
+	m, g := it.m, it.group
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.deleted || m.prepared || m.env.Held || m.notifying {
+	if m.deleted || m.parked {
 		return nil
 	}
-	var jobs []*job
-	byGroup := make(map[string]*job)
+	if m.prepared || m.env.Held || m.notifying || m.busy[g] {
+		q.rearm(m)
+		return nil
+	}
+	var j *job
 	for _, r := range m.env.Rcpts {
-		g := r.group()
-		if !r.pending() || r.Next.After(now) || m.busy[g] {
+		if r.group() != g || !r.pending() || r.Next.After(now) {
 			continue
 		}
-		j := byGroup[g]
 		if j == nil {
-			key := m.env.ID + "/" + g
-			if tried[key] || !q.limit.tryAcquire(g) {
-				continue
-			}
-			if tried != nil {
-				tried[key] = true
-			}
 			j = &job{m: m, domain: r.Domain, group: g, local: r.Local}
-			byGroup[g] = j
-			jobs = append(jobs, j)
 		}
 		j.rcpts = append(j.rcpts, r.Addr)
 	}
-	for _, j := range jobs {
-		m.busy[j.group] = true
+	if j == nil {
+		q.rearm(m)
+		return nil
 	}
-	return jobs
+	m.busy[g] = true
+	return j
 }
 
 // runJob makes one delivery attempt and records its results.
@@ -174,8 +217,10 @@ func (q *Queue) runJob(ctx context.Context, j *job) {
 	default:
 		results = allTemporary(j.rcpts, errNoLocal)
 	}
-	q.limit.release(j.group)
-	q.record(ctx, j, results)
+	q.mu.Lock()
+	q.release(j.group, q.now(), judge(ctx.Err() != nil, results))
+	q.mu.Unlock()
+	q.record(ctx, j, results) // and rearm
 	if q.claimNotify(j.m, q.now()) {
 		q.notify(ctx, j.m)
 	}
@@ -192,32 +237,101 @@ func allTemporary(rcpts []string, err error) []Result {
 }
 
 // nextDue returns the earliest time after now at which something becomes
-// due: a recipient's next attempt, a bounce retry or a delay warning.
-// Work due at or before now that a pass did not start is waiting for a
-// delivery slot, and the delivery that frees it wakes the scheduler.
+// due: the top of the timeline or of the index. Work due at or before now
+// that a pass did not start is waiting for a delivery slot or for room in
+// the active set, and the delivery or departure that frees it wakes the
+// scheduler.
 func (q *Queue) nextDue(now time.Time) (time.Time, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	var next time.Time
-	consider := func(t time.Time) {
-		if t.After(now) && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
+	if it := q.tl.top(); it != nil && it.at.After(now) {
+		next = it.at
 	}
-	for _, m := range q.snapshot() {
-		m.mu.Lock()
-		if !m.deleted && !m.prepared && !m.env.Held {
-			for _, r := range m.env.Rcpts {
-				if r.pending() {
-					consider(r.Next)
-				}
-			}
-			consider(m.env.bounceAt)
-			if w, ok := q.warnAt(m.env); ok {
-				consider(w)
-			}
-		}
-		m.mu.Unlock()
+	if t, ok := q.idx.peek(); ok && t.After(now) && (next.IsZero() || t.Before(next)) {
+		next = t
 	}
 	return next, !next.IsZero()
+}
+
+// rearm makes m's items match its state at the clock's now: one per group
+// with pending recipients that has no delivery in flight, at the group's
+// earliest next attempt, and one for its DSN hand-off when one is owed; or
+// moves m to the index when nothing of it is due (park). Every change of
+// m's state ends with rearm. The caller holds m.mu.
+func (q *Queue) rearm(m *message) {
+	now := q.now()
+	var want map[string]time.Time
+	live := !m.deleted && !m.parked
+	if live && !m.prepared && !m.env.Held && !m.notifying {
+		want = make(map[string]time.Time, 2)
+		for _, r := range m.env.Rcpts {
+			if !r.pending() {
+				continue
+			}
+			g := r.group()
+			if m.busy[g] {
+				continue
+			}
+			if t, ok := want[g]; !ok || r.Next.Before(t) {
+				want[g] = r.Next
+			}
+		}
+		if len(m.busy) == 0 {
+			if at, ok := q.noteAt(m.env); ok {
+				want[noteGroup] = at
+			}
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if live && q.parkable(m, want, now) {
+		q.park(m, want)
+		return
+	}
+	for g, it := range m.items {
+		if _, ok := want[g]; !ok {
+			q.tl.unplace(it)
+			delete(m.items, g)
+		}
+	}
+	for g, at := range want {
+		it := m.items[g]
+		if it == nil {
+			if m.items == nil {
+				m.items = make(map[string]*item, len(want))
+			}
+			it = &item{m: m, group: g, idx: -1}
+			m.items[g] = it
+		}
+		if (it.idx < 0 && it.wait == nil) || !it.at.Equal(at) {
+			q.tl.place(it, at, now)
+		}
+	}
+	q.pokeLocked()
+}
+
+// rearmLocking is rearm for a caller that does not hold m.mu.
+func (q *Queue) rearmLocking(m *message) {
+	m.mu.Lock()
+	q.rearm(m)
+	m.mu.Unlock()
+}
+
+// noteAt is when e's DSN hand-off is due, if one is owed: at once (or at
+// the retry of a failed hand-off, bounceAt) for failed recipients and
+// success notices, at warnAt for the delay warning. It agrees with
+// claimNotify: nothing is due before bounceAt.
+func (q *Queue) noteAt(e *envelope) (time.Time, bool) {
+	var at time.Time
+	ok := len(e.unnotified()) > 0 || len(e.unsucceeded()) > 0
+	if w, warn := q.warnAt(e); warn && (!ok || w.Before(at)) {
+		at, ok = w, true
+	}
+	if ok && e.bounceAt.After(at) {
+		at = e.bounceAt
+	}
+	return at, ok
 }
 
 // backoff is the delay after the n-th failed attempt (n ≥ 1): RetryMin,

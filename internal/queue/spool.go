@@ -94,8 +94,8 @@ func (q *Queue) saveEnv(m *message) error {
 	return q.dir.writeFileAtomic(q.dir.env(m.env.ID), m.env.ID+".env", data)
 }
 
-// recover brings the spool to a consistent state after a crash and loads
-// it into memory:
+// recover brings the spool to a consistent state after a crash and fills
+// the index (index.go) with every message, due when its prefix says:
 //   - tmp/ holds only unacknowledged work: everything in it is removed;
 //   - an env without its msg cannot be delivered (the msg rename precedes
 //     the env rename, so this only happens through outside damage or a lost
@@ -104,27 +104,44 @@ func (q *Queue) saveEnv(m *message) error {
 //   - an env that cannot be parsed is moved with its msg to corrupt/ and
 //     logged, for a human to look at; it is never silently deleted;
 //   - a message whose recipients are all final lost its removal: removed.
+//
+// An env file with a prefix (index.go) is not decoded here: its envelope is
+// read when it becomes due, and the last three rules apply then (loadEnv).
+// One without (older, or damaged at its start) is decoded now.
 func (q *Queue) recover() error {
 	if err := q.clearTmp(); err != nil {
 		return err
+	}
+	msgs, err := q.dir.fs.ReadDir(q.dir.msgDir())
+	if err != nil {
+		return err
+	}
+	data := make(map[string]bool, len(msgs))
+	for _, de := range msgs {
+		data[de.Name()] = true
 	}
 	envs, err := q.dir.fs.ReadDir(q.dir.envDir())
 	if err != nil {
 		return err
 	}
+	known := make(map[string]bool, len(envs))
 	for _, de := range envs {
 		id, ok := strings.CutSuffix(de.Name(), ".json")
 		if !ok || !ValidID(id) {
 			q.log.Warn("queue: ignoring unexpected file", "file", filepath.Join(q.dir.envDir(), de.Name()))
 			continue
 		}
+		known[id] = true
+		if !data[id] {
+			q.log.Error("queue: envelope without message data, removing it", "msgid", id)
+			if err := q.dir.fs.Remove(q.dir.env(id)); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := q.recoverOne(id); err != nil {
 			return err
 		}
-	}
-	msgs, err := q.dir.fs.ReadDir(q.dir.msgDir())
-	if err != nil {
-		return err
 	}
 	for _, de := range msgs {
 		id := de.Name()
@@ -132,18 +149,15 @@ func (q *Queue) recover() error {
 			q.log.Warn("queue: ignoring unexpected file", "file", q.dir.msg(id))
 			continue
 		}
-		if _, known := q.msgs[id]; known {
-			continue
-		}
-		if _, err := q.dir.fs.Stat(q.dir.env(id)); err == nil {
-			continue // set aside as corrupt, or removed above
+		if known[id] {
+			continue // indexed, set aside or removed above
 		}
 		q.log.Info("queue: removing unacknowledged message", "msgid", id)
-		if err := q.dir.fs.Remove(q.dir.msg(id)); err != nil {
+		if err := q.dir.fs.Remove(q.dir.msg(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
-	q.log.Info("queue: opened", "dir", q.dir.root, "messages", len(q.msgs))
+	q.log.Info("queue: opened", "dir", q.dir.root, "messages", q.idx.len()+len(q.msgs))
 	return q.dir.syncDirs()
 }
 
@@ -161,32 +175,23 @@ func (q *Queue) clearTmp() error {
 	return nil
 }
 
-// recoverOne loads env/<id>.json, applying the rules of recover.
+// recoverOne indexes env/<id>.json from its prefix, or decodes it whole
+// when it has none, applying the rules of recover.
 func (q *Queue) recoverOne(id string) error {
-	data, err := q.dir.fs.ReadFile(q.dir.env(id))
-	if err != nil {
+	if p, err := q.readPrefix(id); err == nil && p.id == id && !p.due.IsZero() {
+		k, _ := keyOf(id)
+		q.idx.put(k, q.indexDue(p))
+		return nil
+	}
+	e, err := q.loadEnv(id)
+	if e == nil || err != nil {
 		return err
 	}
-	if _, err := q.dir.fs.Stat(q.dir.msg(id)); errors.Is(err, fs.ErrNotExist) {
-		q.log.Error("queue: envelope without message data, removing it", "msgid", id)
-		return q.dir.fs.Remove(q.dir.env(id))
-	} else if err != nil {
-		return err
-	}
-	e, perr := parseEnvelope(data, id)
-	if perr != nil {
-		q.log.Error("queue: unreadable envelope, moved to corrupt/", "msgid", id, "err", perr)
-		return q.setAside(id)
-	}
-	if e.done() {
-		return q.remove(id)
-	}
-	for _, r := range e.Rcpts {
-		if r.Domain == "" {
-			r.Domain = domainOf(r.Addr)
-		}
-	}
-	q.msgs[id] = newMessage(e)
+	m := newMessage(e)
+	m.mu.Lock()
+	q.msgs[id] = m
+	q.rearm(m) // parks it unless something is due
+	m.mu.Unlock()
 	return nil
 }
 

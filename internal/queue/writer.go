@@ -248,6 +248,7 @@ func (w *Writer) Publish() {
 	m.mu.Lock()
 	m.prepared = false
 	e := m.env
+	q.rearm(m) // onto the timeline (schedule.go)
 	m.mu.Unlock()
 	q.log.Info("queued", "msgid", e.ID, "from", e.From, "rcpts", len(e.Rcpts), "size", e.Size,
 		"relay", e.Meta.Relay, "auth_user", e.Meta.AuthUser, "remote", e.Meta.ReceivedFrom)

@@ -1,0 +1,460 @@
+package queue
+
+// index.go: the queue's memory bound. Only the active set (Options.
+// ActiveLimit messages at most, plus those being received) is held whole
+// in memory: messages that are due, in flight, or owe a DSN. A message
+// with nothing due — deferred, or held — leaves it for the index (park):
+// its id and when it is next due, 28 bytes or so, and its env file. When
+// it becomes due and the active set has room, activateDue reads the env
+// file again. This is Postfix's split of the active queue (bounded by
+// qmgr_message_active_limit, 20000) from the deferred queue on disk, with
+// an in-memory index so that no pass scans the disk.
+//
+// Open fills the index from the first bytes of each env file (the prefix:
+// readPrefix), not from decoding every envelope; files without a prefix
+// (written before it existed) are decoded whole.
+
+import (
+	"bytes"
+	"container/heap"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"time"
+)
+
+// msgKey is a message id in 12 bytes (ids are 24 lower-case hex digits).
+type msgKey [idLen / 2]byte
+
+func keyOf(id string) (msgKey, bool) {
+	var k msgKey
+	if !ValidID(id) {
+		return k, false
+	}
+	_, err := hex.Decode(k[:], []byte(id))
+	return k, err == nil
+}
+
+func (k msgKey) String() string { return hex.EncodeToString(k[:]) }
+
+// An index due is a time in Unix nanoseconds, even; the low bit marks an
+// entry Flush made due (its recipients are made due when it is loaded).
+// never (held messages) is not on the heap.
+const (
+	never     = math.MaxInt64 - 1
+	flushMark = 1
+)
+
+// parkedEntry is one heap entry of the index. An entry whose due differs
+// from the map's is stale and skipped (lazy deletion).
+type parkedEntry struct {
+	due int64
+	key msgKey
+}
+
+type parkedHeap []parkedEntry
+
+func (h parkedHeap) Len() int { return len(h) }
+func (h parkedHeap) Less(i, j int) bool {
+	if h[i].due != h[j].due {
+		return h[i].due < h[j].due
+	}
+	return string(h[i].key[:]) < string(h[j].key[:])
+}
+func (h parkedHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *parkedHeap) Push(x any)   { *h = append(*h, x.(parkedEntry)) }
+func (h *parkedHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// index is the set of messages only on disk, by when they are next due.
+// Guarded by Queue.mu.
+type index struct {
+	due map[msgKey]int64
+	h   parkedHeap
+}
+
+func newIndex() index { return index{due: make(map[msgKey]int64)} }
+
+func (x *index) len() int { return len(x.due) }
+
+// put records k as due at due (never: held).
+func (x *index) put(k msgKey, due int64) {
+	x.due[k] = due
+	if due != never {
+		heap.Push(&x.h, parkedEntry{due: due, key: k})
+	}
+}
+
+// take removes k, returning its due.
+func (x *index) take(k msgKey) (int64, bool) {
+	d, ok := x.due[k]
+	delete(x.due, k)
+	return d, ok
+}
+
+// clean drops stale entries off the top of the heap.
+func (x *index) clean() {
+	for len(x.h) > 0 {
+		top := x.h[0]
+		if d, ok := x.due[top.key]; ok && d == top.due {
+			return
+		}
+		heap.Pop(&x.h)
+	}
+}
+
+// peek is the earliest due.
+func (x *index) peek() (time.Time, bool) {
+	x.clean()
+	if len(x.h) == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, x.h[0].due&^flushMark), true
+}
+
+// popDue removes and returns the earliest entry due by now.
+func (x *index) popDue(now time.Time) (msgKey, int64, bool) {
+	x.clean()
+	if len(x.h) == 0 || x.h[0].due&^flushMark > now.UnixNano() {
+		return msgKey{}, 0, false
+	}
+	e := heap.Pop(&x.h).(parkedEntry)
+	delete(x.due, e.key)
+	return e.key, e.due, true
+}
+
+// flushAll makes every entry that is not held due at now, marked.
+func (x *index) flushAll(now time.Time) {
+	d := nanos(now) | flushMark
+	x.h = x.h[:0]
+	for k, v := range x.due {
+		if v == never {
+			continue
+		}
+		x.due[k] = d
+		x.h = append(x.h, parkedEntry{due: d, key: k})
+	}
+	heap.Init(&x.h)
+}
+
+// nanos is t as an index due (even; times before 1970 are 0).
+func nanos(t time.Time) int64 {
+	if t.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	return t.UnixNano() &^ flushMark
+}
+
+// parkable reports whether m should leave the active set: nothing of it
+// is due before a later time (or it is held), nothing is in flight, and
+// it is not being received or notified; or the active set is over its
+// limit and m is not busy. The caller holds m.mu and q.mu; want is what
+// rearm computed.
+func (q *Queue) parkable(m *message, want map[string]time.Time, now time.Time) bool {
+	if len(m.busy) > 0 || m.notifying || m.prepared {
+		return false
+	}
+	if m.env.Held {
+		return true
+	}
+	if len(want) == 0 {
+		return false
+	}
+	if len(q.msgs) > q.opts.ActiveLimit {
+		return true
+	}
+	for _, at := range want {
+		if !at.After(now) {
+			return false
+		}
+	}
+	return true
+}
+
+// park moves m to the index at its earliest wake-up (never when held).
+// The caller holds m.mu and q.mu.
+func (q *Queue) park(m *message, want map[string]time.Time) {
+	due := int64(never)
+	if !m.env.Held {
+		for _, at := range want {
+			due = min(due, nanos(at))
+		}
+	}
+	for _, it := range m.items {
+		q.tl.unplace(it)
+	}
+	m.items = nil
+	m.parked = true
+	delete(q.msgs, m.id)
+	k, _ := keyOf(m.id)
+	q.idx.put(k, due)
+	q.pokeLocked()
+}
+
+// activateDue brings the index's due messages into the active set while
+// it has room, oldest due first.
+func (q *Queue) activateDue(now time.Time) {
+	for {
+		q.mu.Lock()
+		if len(q.msgs) >= q.opts.ActiveLimit {
+			q.mu.Unlock()
+			return
+		}
+		k, due, ok := q.idx.popDue(now)
+		if !ok {
+			q.mu.Unlock()
+			return
+		}
+		m := q.enter(k)
+		q.mu.Unlock()
+		if m == nil {
+			continue
+		}
+		if q.load(m, due) {
+			q.rearm(m)
+		}
+		m.mu.Unlock()
+	}
+}
+
+// enter puts an empty message for k into the active set, locked, for the
+// caller to load; nil when k is active already. Taking m.mu under q.mu
+// cannot block: nobody else can reach m yet. The caller holds q.mu.
+func (q *Queue) enter(k msgKey) *message {
+	id := k.String()
+	if q.msgs[id] != nil {
+		return nil
+	}
+	m := &message{id: id, busy: make(map[string]bool)}
+	m.mu.Lock()
+	q.msgs[id] = m
+	return m
+}
+
+// load reads m's env file into m (the recovery rules of recover apply: a
+// message without data, an unreadable envelope or a finished message goes
+// and load reports false). On a read error m goes back to the index,
+// due again after RetryMin. due is its index due (the flush mark makes
+// its recipients due now). The caller holds m.mu.
+func (q *Queue) load(m *message, due int64) bool {
+	e, err := q.loadEnv(m.id)
+	if err != nil {
+		q.log.Error("queue: reading an envelope, will retry", "msgid", m.id, "err", err)
+		m.parked = true
+		q.mu.Lock()
+		delete(q.msgs, m.id)
+		k, _ := keyOf(m.id)
+		q.idx.put(k, nanos(q.now().Add(q.opts.RetryMin)))
+		q.mu.Unlock()
+		return false
+	}
+	if e == nil {
+		m.deleted = true
+		q.forget(m.id)
+		return false
+	}
+	m.env = e
+	if due&flushMark != 0 && !e.Held {
+		e.retryNow(q.now())
+	}
+	return true
+}
+
+// loadEnv reads and checks env/<id>.json by the rules of recover. It
+// returns nil, nil when the message is not (or no longer) in the spool:
+// it had no env file, no data (removed), an unreadable envelope (set
+// aside) or only final recipients (removed).
+func (q *Queue) loadEnv(id string) (*envelope, error) {
+	data, err := q.dir.fs.ReadFile(q.dir.env(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if _, err := q.dir.fs.Stat(q.dir.msg(id)); errors.Is(err, fs.ErrNotExist) {
+		q.log.Error("queue: envelope without message data, removing it", "msgid", id)
+		return nil, q.dir.fs.Remove(q.dir.env(id))
+	} else if err != nil {
+		return nil, err
+	}
+	e, perr := parseEnvelope(data, id)
+	if perr != nil {
+		q.log.Error("queue: unreadable envelope, moved to corrupt/", "msgid", id, "err", perr)
+		return nil, q.setAside(id)
+	}
+	if e.done() {
+		return nil, q.remove(id)
+	}
+	for _, r := range e.Rcpts {
+		if r.Domain == "" {
+			r.Domain = domainOf(r.Addr)
+		}
+	}
+	return e, nil
+}
+
+// readEnvQuiet reads env/<id>.json for a look (List) without applying
+// the recovery rules; nil when it cannot be read.
+func (q *Queue) readEnvQuiet(id string) *envelope {
+	data, err := q.dir.fs.ReadFile(q.dir.env(id))
+	if err != nil {
+		return nil
+	}
+	e, err := parseEnvelope(data, id)
+	if err != nil || e.done() {
+		return nil
+	}
+	return e
+}
+
+// hold returns message id of the active set, bringing it in from the
+// index if it is there, with its mu held. The caller runs rearm before
+// unlocking (which parks it again when nothing of it is due).
+func (q *Queue) hold(id string) (*message, error) {
+	k, ok := keyOf(id)
+	if !ok {
+		return nil, fmt.Errorf("queue: invalid message id %q", id)
+	}
+	for range 100 { // a message parked between the lookup and the lock is looked up again
+		q.mu.Lock()
+		m := q.msgs[id]
+		if m == nil {
+			due, ok := q.idx.take(k)
+			if !ok {
+				q.mu.Unlock()
+				return nil, ErrNotFound
+			}
+			m = q.enter(k)
+			q.mu.Unlock()
+			if !q.load(m, due) {
+				m.mu.Unlock()
+				if m.deleted {
+					return nil, ErrNotFound
+				}
+				return nil, fmt.Errorf("queue: reading message %s failed; see the log", id)
+			}
+			return m, nil
+		}
+		q.mu.Unlock()
+		m.mu.Lock()
+		if !m.parked {
+			if m.deleted {
+				m.mu.Unlock()
+				return nil, ErrNotFound
+			}
+			return m, nil
+		}
+		m.mu.Unlock()
+	}
+	return nil, fmt.Errorf("queue: message %s is busy, try again", id)
+}
+
+// prefixMax bounds how much of an env file readPrefix reads.
+const prefixMax = 512
+
+// prefix is what the first fields of an env file say (envelope's order).
+type prefix struct {
+	due     time.Time
+	held    bool
+	warned  bool
+	arrival time.Time
+	id      string
+}
+
+// readPrefix reads the prefix of env/<id>.json.
+func (q *Queue) readPrefix(id string) (prefix, error) {
+	f, err := q.dir.fs.OpenFile(q.dir.env(id), os.O_RDONLY, 0)
+	if err != nil {
+		return prefix{}, err
+	}
+	defer f.Close()
+	var buf [prefixMax]byte
+	n, err := io.ReadFull(f, buf[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return prefix{}, err
+	}
+	return parsePrefix(buf[:n])
+}
+
+// errNoPrefix is parsePrefix's answer for a file that does not start
+// with the fields it needs (an older file, or a damaged one).
+var errNoPrefix = errors.New("no index prefix")
+
+// parsePrefix decodes the leading fields of an env file: "v" (1), "due",
+// "held", "warned", "arrival" and "id", in that order with the optional
+// ones absent, up to "id". Anything else before "id" is errNoPrefix.
+func parsePrefix(b []byte) (prefix, error) {
+	var p prefix
+	d := json.NewDecoder(bytes.NewReader(b))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return p, errNoPrefix
+	}
+	seen := 0
+	order := []string{"v", "due", "held", "warned", "arrival", "id"}
+	for {
+		t, err := d.Token()
+		if err != nil {
+			return p, errNoPrefix
+		}
+		key, ok := t.(string)
+		if !ok {
+			return p, errNoPrefix
+		}
+		i := seen
+		for i < len(order) && order[i] != key {
+			i++
+		}
+		if i == len(order) || (i == 0) != (seen == 0) {
+			return p, errNoPrefix // unknown, out of order, or "v" not first
+		}
+		seen = i + 1
+		var err2 error
+		switch key {
+		case "v":
+			var v int
+			if err2 = d.Decode(&v); err2 == nil && v != envelopeVersion {
+				err2 = errNoPrefix
+			}
+		case "due":
+			err2 = d.Decode(&p.due)
+		case "held":
+			err2 = d.Decode(&p.held)
+		case "warned":
+			err2 = d.Decode(&p.warned)
+		case "arrival":
+			err2 = d.Decode(&p.arrival)
+		case "id":
+			err2 = d.Decode(&p.id)
+		}
+		if err2 != nil {
+			return prefix{}, errNoPrefix
+		}
+		if key == "id" {
+			return p, nil
+		}
+	}
+}
+
+// indexDue is when a message with prefix p is first looked at after Open:
+// its earliest next attempt, or its delay warning's time when that may be
+// earlier (a guess on the early side: loading finds the truth); never
+// when it is held.
+func (q *Queue) indexDue(p prefix) int64 {
+	if p.held {
+		return never
+	}
+	due := nanos(p.due)
+	if q.opts.DelayWarning > 0 && !p.warned {
+		due = min(due, nanos(p.arrival.Add(q.opts.DelayWarning)))
+	}
+	return due
+}

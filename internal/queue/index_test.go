@@ -1,0 +1,242 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestParsePrefix(t *testing.T) {
+	due := time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC)
+	arr := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	const id = "0123456789abcdef01234567"
+	tests := []struct {
+		name string
+		in   string
+		want prefix
+		ok   bool
+	}{
+		{"all fields", `{"v":1,"due":"2025-03-01T11:00:00Z","held":true,"warned":true,"arrival":"2025-03-01T10:00:00Z","id":"` + id + `","rcpts":[]}`,
+			prefix{due: due, held: true, warned: true, arrival: arr, id: id}, true},
+		{"indented as marshal writes it", "{\n\t\"v\": 1,\n\t\"due\": \"2025-03-01T11:00:00Z\",\n\t\"arrival\": \"2025-03-01T10:00:00Z\",\n\t\"id\": \"" + id + "\",\n\t\"from\": \"\"",
+			prefix{due: due, arrival: arr, id: id}, true},
+		{"optional fields absent", `{"v":1,"id":"` + id + `"`, prefix{id: id}, true},
+		{"truncated after id is enough", `{"v":1,"due":"2025-03-01T11:00:00Z","id":"` + id + `"`, prefix{due: due, id: id}, true},
+		{"older file: id first", `{"v":1,"id":"` + id + `","from":"a@b","arrival":"2025-03-01T10:00:00Z"}`, prefix{id: id}, true},
+		{"older file: from before id", `{"v":1,"from":"a@b","id":"` + id + `"}`, prefix{}, false},
+		{"v missing", `{"due":"2025-03-01T11:00:00Z","id":"` + id + `"}`, prefix{}, false},
+		{"other version", `{"v":2,"id":"` + id + `"}`, prefix{}, false},
+		{"out of order", `{"v":1,"id":"` + id + `","due":"2025-03-01T11:00:00Z"}`, prefix{id: id}, true}, // stops at id
+		{"due after held", `{"v":1,"held":false,"due":"2025-03-01T11:00:00Z","id":"x"}`, prefix{}, false},
+		{"bad due", `{"v":1,"due":"soon","id":"` + id + `"}`, prefix{}, false},
+		{"held not a bool", `{"v":1,"held":"yes","id":"` + id + `"}`, prefix{}, false},
+		{"cut before id", `{"v":1,"due":"2025-03-01T11:00:00Z","hel`, prefix{}, false},
+		{"not an object", `[1,2]`, prefix{}, false},
+		{"empty", ``, prefix{}, false},
+		{"garbage", `{not json`, prefix{}, false},
+		{"duplicate v", `{"v":1,"v":1,"id":"` + id + `"}`, prefix{}, false},
+	}
+	for _, tt := range tests {
+		got, err := parsePrefix([]byte(tt.in))
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: err %v, want ok %v", tt.name, err, tt.ok)
+			continue
+		}
+		if tt.ok && (got.id != tt.want.id || !got.due.Equal(tt.want.due) || !got.arrival.Equal(tt.want.arrival) ||
+			got.held != tt.want.held || got.warned != tt.want.warned) {
+			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestPrefixOfMarshal: what marshal writes, parsePrefix reads back within
+// prefixMax bytes.
+func TestPrefixOfMarshal(t *testing.T) {
+	now := time.Date(2025, 3, 1, 10, 0, 0, 123456789, time.UTC)
+	e := &envelope{Version: envelopeVersion, ID: "0123456789abcdef01234567", Arrival: now, Held: true, Warned: true,
+		Rcpts: []*rcpt{{Addr: "a@x", Domain: "x", State: Deferred, Next: now.Add(time.Hour)}, {Addr: "b@x", State: Delivered}}}
+	data, err := e.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parsePrefix(data[:min(len(data), prefixMax)])
+	if err != nil || !p.due.Equal(now.Add(time.Hour)) || !p.held || !p.warned || !p.arrival.Equal(now) || p.id != e.ID {
+		t.Fatalf("prefix %+v, %v of\n%s", p, err, data)
+	}
+}
+
+// TestIndex: deferred messages leave memory for the index, every admin
+// command still sees them, and they come back when due — within
+// ActiveLimit; a restart indexes them from their prefixes and keeps their
+// backoff.
+func TestIndex(t *testing.T) {
+	var mu sync.Mutex
+	fail, attempts, maxActive := true, 0, 0
+	var q *Queue
+	deliver := courierFunc(func(ctx context.Context, d *Attempt) []Result {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts++
+		q.mu.Lock()
+		maxActive = max(maxActive, len(q.msgs))
+		q.mu.Unlock()
+		if fail {
+			return allTemporary(d.Recipients, errors.New("connection refused"))
+		}
+		out := make([]Result, len(d.Recipients))
+		for i, r := range d.Recipients {
+			out[i] = Result{Rcpt: r}
+		}
+		return out
+	})
+	e := open(t, deliver, func(o *Options) { o.ActiveLimit = 4 })
+	q = e.q
+	const n = 12
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = enqueue(t, q, "alice@example.org", fmt.Sprintf("r%d@d%d.example", i, i%3))
+	}
+	if got := q.RunOnce(ctx); got != n {
+		t.Fatalf("%d attempts, want %d", got, n)
+	}
+	q.mu.Lock()
+	active, indexed := len(q.msgs), q.idx.len()
+	q.mu.Unlock()
+	if active != 0 || indexed != n {
+		t.Fatalf("after deferring: %d in memory, %d indexed; want 0 and %d", active, indexed, n)
+	}
+	if maxActive > 4 {
+		t.Errorf("%d messages in memory at once, ActiveLimit 4", maxActive)
+	}
+	list := q.List()
+	if len(list) != n || !slices.IsSortedFunc(list, func(a, b Summary) int { return strings.Compare(a.ID, b.ID) }) {
+		t.Fatalf("List of the index: %d messages, want %d, oldest first", len(list), n)
+	}
+	for _, s := range list {
+		if !slices.Contains(ids, s.ID) || s.Recipients[0].State != Deferred || s.Recipients[0].Attempts != 1 {
+			t.Fatalf("List of the index: %+v", s)
+		}
+	}
+	d, err := q.Show(ids[1])
+	if err != nil || d.ID != ids[1] || d.Recipients[0].Attempts != 1 || d.Headers == "" {
+		t.Fatalf("Show of an indexed message: %+v, %v", d, err)
+	}
+	if err := q.Hold(ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Delete(ids[3]); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Retry(ids[4]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Show(ids[3]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Show of a deleted message: %v", err)
+	}
+	q.mu.Lock()
+	active, indexed = len(q.msgs), q.idx.len()
+	q.mu.Unlock()
+	if active != 1 || indexed != n-2 { // ids[4] is due now; ids[3] is gone
+		t.Fatalf("after the admin commands: %d in memory, %d indexed; want 1 and %d", active, indexed, n-2)
+	}
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	if got := q.RunOnce(ctx); got != 1 {
+		t.Fatalf("Retry: %d attempts, want 1", got)
+	}
+
+	// A restart: the remaining nine deferred messages and the held one are
+	// indexed from their prefixes, none decoded.
+	q.Close()
+	q, err = Open(Options{Dir: e.dir, Courier: deliver, Now: e.clock.Now, ActiveLimit: 4,
+		Bounce: e.bounces.take, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	q.mu.Lock()
+	active, indexed = len(q.msgs), q.idx.len()
+	q.mu.Unlock()
+	if active != 0 || indexed != n-2 {
+		t.Fatalf("after Open: %d in memory, %d indexed; want 0 and %d", active, indexed, n-2)
+	}
+	if got := q.RunOnce(ctx); got != 0 {
+		t.Fatalf("%d attempts before the backoff ran out", got)
+	}
+	e.clock.Advance(5 * time.Minute)
+	maxActive = 0
+	if got := q.RunOnce(ctx); got != n-3 {
+		t.Fatalf("%d attempts when due, want %d (the held one waits)", got, n-3)
+	}
+	if maxActive > 4 {
+		t.Errorf("%d messages in memory at once, ActiveLimit 4", maxActive)
+	}
+	if l := q.List(); len(l) != 1 || l[0].ID != ids[2] || !l[0].Held {
+		t.Fatalf("left: %+v, want the held one", l)
+	}
+	if err := q.Release(ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	q.Flush()
+	if got := q.RunOnce(ctx); got != 1 || len(q.List()) != 0 {
+		t.Fatalf("after Release: %d attempts, %d left", got, len(q.List()))
+	}
+}
+
+// TestIndexFlush: Flush makes indexed messages due, and their recipients
+// with them when they are loaded.
+func TestIndexFlush(t *testing.T) {
+	rec := &recorder{script: []error{temp, temp, temp}}
+	e := open(t, rec, func(o *Options) { o.ActiveLimit = 1 })
+	for i := range 3 {
+		enqueue(t, e.q, "alice@example.org", fmt.Sprintf("r%d@x.example", i))
+	}
+	if got := e.q.RunOnce(ctx); got != 3 {
+		t.Fatalf("%d attempts, want 3", got)
+	}
+	if got := e.q.RunOnce(ctx); got != 0 {
+		t.Fatalf("%d attempts before the backoff", got)
+	}
+	e.q.Flush()
+	if got := e.q.RunOnce(ctx); got != 3 || len(e.q.List()) != 0 {
+		t.Fatalf("after Flush: %d attempts, %d left; want 3 and 0", got, len(e.q.List()))
+	}
+}
+
+// TestIndexDamage: an env file whose prefix reads but whose rest is
+// damaged is found when it becomes due: set aside, like at Open.
+func TestIndexDamage(t *testing.T) {
+	rec := &recorder{script: []error{temp}}
+	e := open(t, rec, nil)
+	id := enqueue(t, e.q, "alice@example.org", "bob@example.net")
+	e.q.RunOnce(ctx)
+	e.q.Close()
+	path := filepath.Join(e.dir, "env", id+".json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, data[:len(data)-10], 0o600) // torn at the end
+	q, err := Open(Options{Dir: e.dir, Courier: rec, Now: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	e.clock.Advance(time.Hour)
+	if got := q.RunOnce(ctx); got != 0 {
+		t.Fatalf("%d attempts of a damaged message", got)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "corrupt", id+".json")); err != nil {
+		t.Fatalf("not set aside: %v", err)
+	}
+}
