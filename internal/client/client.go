@@ -2,7 +2,9 @@
 // client side: the greeting, EHLO with HELO fallback, STARTTLS (RFC 3207),
 // AUTH (RFC 4954), and mail transactions with SIZE (RFC 1870), 8BITMIME
 // (RFC 6152), SMTPUTF8 (RFC 6531), PIPELINING (RFC 2920), and CHUNKING
-// and BINARYMIME (RFC 3030).
+// and BINARYMIME (RFC 3030). With Options.LMTP it speaks LMTP (RFC 2033)
+// instead: LHLO, and one reply per accepted recipient after the data
+// (Result.Final).
 //
 // It makes no policy decisions: which host to dial, whether TLS is
 // required and which certificate is acceptable are decided by route and
@@ -89,6 +91,14 @@ type Options struct {
 	// ChunkSize is the largest BDAT chunk in octets (RFC 3030 §2) when the
 	// server offers CHUNKING; 0 means DefaultChunkSize.
 	ChunkSize int
+	// LMTP makes the conversation LMTP (RFC 2033): Hello sends LHLO (and
+	// falls back to nothing), the message always goes by DATA (CHUNKING
+	// is not used), and the end of the data is answered once per
+	// recipient accepted at RCPT, in RCPT order (§4.2), in Result.Final.
+	LMTP bool
+	// Network is the dial network of Dial: "tcp" (the default) or "unix"
+	// (an LMTP socket such as /run/dovecot/lmtp).
+	Network string
 	// AllowPlaintextAuth lets Auth send credentials on a connection without
 	// TLS. Off by default: credentials in clear text are readable by anyone
 	// on the path (RFC 4954 §4, RFC 8314 §5).
@@ -161,7 +171,11 @@ func dial(ctx context.Context, addr string, opts Options) (net.Conn, error) {
 	t := opts.Timeouts.withDefaults()
 	cctx, cancel := context.WithTimeout(ctx, t.Connect)
 	defer cancel()
-	return d.DialContext(cctx, "tcp", addr)
+	network := opts.Network
+	if network == "" {
+		network = "tcp"
+	}
+	return d.DialContext(cctx, network, addr)
 }
 
 // NewConn wraps an established connection (plain, or a *tls.Conn for

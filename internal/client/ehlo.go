@@ -10,8 +10,22 @@ import (
 // server answers EHLO with a permanent error (500, 502, 504, 550: it does
 // not speak ESMTP) the client falls back to HELO, as §3.2 allows; then no
 // extensions are available. A 4xx to EHLO is returned as a *smtp.Error.
+//
+// An LMTP Conn (Options.LMTP) sends LHLO (RFC 2033 §4.1) instead; HELO
+// and EHLO do not exist in LMTP, so there is no fallback.
 func (c *Conn) Hello() error {
 	name := c.localName()
+	if c.opts.LMTP {
+		rep, err := c.roundTrip("LHLO "+name, c.t.Command)
+		if err != nil {
+			return err
+		}
+		if err := expect(rep, smtp.CodeOK); err != nil {
+			return err
+		}
+		c.setEHLO(rep)
+		return nil
+	}
 	rep, err := c.roundTrip("EHLO "+name, c.t.Command)
 	if err != nil {
 		return err

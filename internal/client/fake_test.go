@@ -26,6 +26,7 @@ type step struct {
 	chunks []string
 	send   string // raw reply, "\r\n"-terminated lines
 	tls    bool   // after send, run the server side of a TLS handshake
+	hangup bool   // after send, close the connection: the script ends here
 }
 
 // fake is a scripted SMTP server on loopback serving one connection.
@@ -99,6 +100,9 @@ func (f *fake) serve(steps []step) error {
 		}
 		if _, err := nc.Write([]byte(s.send)); err != nil {
 			return fmt.Errorf("step %d: write: %v", i, err)
+		}
+		if s.hangup {
+			return nil
 		}
 		if s.tls {
 			if r.Buffered() > 0 {

@@ -74,6 +74,14 @@ type Result struct {
 	// refusal of the DATA command itself. With BDAT it is the reply to the
 	// LAST chunk, or the first refusal of a chunk.
 	Reply smtp.Reply
+	// Final is, for an LMTP Conn (Options.LMTP), each recipient's reply
+	// after the end of the data (RFC 2033 §4.2), parallel to Envelope.To:
+	// the zero Reply for a recipient refused at RCPT, and for those whose
+	// reply was not read when the connection failed (Data then wraps
+	// ErrNoFinalReply: the server may have delivered to them). Data is nil
+	// once every reply was read, whatever each says; Reply is the first.
+	// Nil for SMTP.
+	Final []smtp.Reply
 	// NoDSN is set when the server does not offer DSN: the DSN parameters
 	// were not passed on, and a NOTIFY=SUCCESS recipient it accepted is
 	// owed a "relayed" notice by the caller (RFC 3461 §6.2.1.2).
@@ -140,6 +148,9 @@ func (c *Conn) Send(ctx context.Context, env Envelope, body io.Reader) (Result, 
 	var dataRep smtp.Reply
 	_, pipelining := c.Ext("PIPELINING")
 	_, chunking := c.Ext("CHUNKING")
+	if c.opts.LMTP {
+		chunking = false // RFC 2033 knows DATA only; one reply per recipient after it
+	}
 	if pipelining {
 		accepted, dataRep, err = c.pipelined(mail, rcpts, res.Rcpt, !chunking)
 	} else {
@@ -175,7 +186,34 @@ func (c *Conn) Send(ctx context.Context, env Envelope, body io.Reader) (Result, 
 		res.Data = err
 		return res, err
 	}
+	if c.opts.LMTP {
+		return c.finalReplies(res)
+	}
 	res.Data = expect(res.Reply, smtp.CodeOK)
+	return res, nil
+}
+
+// finalReplies reads the rest of LMTP's replies to the end of the data:
+// one for every recipient accepted at RCPT, in the order of the RCPTs
+// (RFC 2033 §4.2); res.Reply is the first, already read.
+func (c *Conn) finalReplies(res Result) (Result, error) {
+	res.Final = make([]smtp.Reply, len(res.Rcpt))
+	first := true
+	for i, rerr := range res.Rcpt {
+		if rerr != nil {
+			continue
+		}
+		if first {
+			res.Final[i], first = res.Reply, false
+			continue
+		}
+		rep, err := c.readReply(c.t.DataEnd)
+		if err != nil {
+			res.Data = fmt.Errorf("%w: %w", ErrNoFinalReply, err)
+			return res, res.Data
+		}
+		res.Final[i] = rep
+	}
 	return res, nil
 }
 
