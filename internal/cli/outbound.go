@@ -31,6 +31,9 @@ type outbound struct {
 	// signer holds the [[dkim]] keys (nil: none): submissions, DSNs and
 	// TLS-RPT reports that leave through the queue are signed with it.
 	signer *dkim.Signer
+	// lmtp delivers the mailboxes [[domain]] hands to LMTP servers; its
+	// routes are replaced on a reload.
+	lmtp *delivery.LMTP
 }
 
 // wireOutbound opens the queue in <data_dir>/queue with the remote courier
@@ -54,13 +57,17 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 		Reports: reports,
 		Signer:  signer, // a message converted to 7 bit is signed again (delivery/downgrade.go)
 	})
-	bounces := &delivery.Bounces{Local: store}
+	// [[domain]] lmtp, lmtp_accounts: mailboxes handed to an LMTP server
+	// by the queue's local courier (lmtp.go).
+	lmtp := newLMTP(cfg, log)
+	bounces := &delivery.Bounces{Local: store, LMTP: lmtp, Logger: log}
 	q, err := queue.Open(queue.Options{
 		Dir:     filepath.Join(cfg.DataDir, "queue"),
 		Courier: m.Courier(remote), // counted for the metrics
 		// Local recipients whose Maildir delivery failed on receipt
-		// (queue.Writer.AddLocal).
-		Local:        delivery.NewLocal(store),
+		// (queue.Writer.AddLocal), with NOTIFY=SUCCESS, or delivered by
+		// LMTP.
+		Local:        delivery.NewLocal(store, lmtp),
 		Bounce:       bounces.Deliver,
 		Sign:         signer.Sign, // DSNs and delay warnings that go out through the queue
 		RetryMin:     cfg.Outbound.RetryMin.D(),
@@ -77,7 +84,7 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 		return nil, err
 	}
 	bounces.Queue = q // DSNs for remote senders
-	return &outbound{queue: queue.LocalBackend(q), remote: remote, sts: rt.sts, routing: rt, bounces: bounces, signer: signer}, nil
+	return &outbound{queue: queue.LocalBackend(q), remote: remote, sts: rt.sts, routing: rt, bounces: bounces, signer: signer, lmtp: lmtp}, nil
 }
 
 // stsRefreshEvery is how often cached MTA-STS policies near expiry are

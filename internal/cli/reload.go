@@ -53,6 +53,7 @@ func (d *daemon) reload(path string, log *slog.Logger) {
 	}
 	d.srv.SetLimits(serverLimits(applied.Limits))
 	d.local.SetDomains(domainNames(applied))
+	d.out.lmtp.Routes().Set(lmtpRoutes(applied)) // [[domain]] lmtp, lmtp_accounts
 	d.srv.SetPostmasterDomain(postmasterDomain(applied))
 	d.cfg = applied
 	if len(restart) > 0 {
@@ -77,7 +78,7 @@ func (d *daemon) appliesLive(key string, cfg config.Config) bool {
 		"limits.min_data_rate", "limits.stress_threshold", "limits.stress_command_timeout", "limits.stress_data_timeout":
 		return true // serverLimits, and shutdown_grace read at shutdown
 	case "domain":
-		return true // backend domains and the postmaster domain
+		return true // backend domains, the postmaster domain, the LMTP routes
 	case "account_limits.messages_per_hour", "account_limits.messages_per_day",
 		"account_limits.recipients_per_hour", "account_limits.recipients_per_day":
 		return true // sendlimit.Store.SetLimits; the counts are kept

@@ -300,6 +300,7 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 		Local:    d.local,
 		Accounts: accounts,
 		Relay:    inbound.QueueRelay(d.out.queue),
+		Handoff:  d.out.lmtp.Routes().Handed, // [[domain]] lmtp: queued, then LMTP
 		Sign:     d.out.messageSigner(),
 		Logger:   log,
 	}

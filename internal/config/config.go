@@ -77,10 +77,22 @@ type Maildir struct {
 }
 
 // Domain is one local domain: mail for it is delivered to the Maildirs
-// under <data_dir>/mail/<domain>/.
+// under <data_dir>/mail/<domain>/, or handed to an LMTP server.
 type Domain struct {
 	Name string `toml:"name"`
+	// LMTP hands the domain's mailboxes to an LMTP server (RFC 2033, such
+	// as Dovecot's) through the queue instead of storing them in Maildirs:
+	// "unix:/run/dovecot/lmtp" or "host:port". "" = Maildir.
+	LMTP string `toml:"lmtp,omitempty"`
+	// LMTPAccounts sets the final delivery of single mailboxes of the
+	// domain, by local part: an LMTP server as in LMTP, or "maildir" for
+	// the Maildir when the domain's LMTP is set.
+	LMTPAccounts map[string]string `toml:"lmtp_accounts,omitempty"`
 }
+
+// LMTPMaildir, as a value of Domain.LMTPAccounts, keeps a mailbox in its
+// Maildir although the domain's mail goes to LMTP.
+const LMTPMaildir = "maildir"
 
 // Listener roles.
 const (

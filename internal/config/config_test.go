@@ -304,7 +304,16 @@ func TestValidate(t *testing.T) {
 			c.Listeners[1].TLS, c.Listeners[1].Address = TLSNone, "192.0.2.1:587"
 			c.Listeners[0].TLS, c.Listeners[0].Auth = TLSNone, &yes
 		}, []string{"listener[0].auth"}},
-		{"duplicate domain", func(c *Config) { c.Domains = append(c.Domains, Domain{"LOCALHOST"}) }, []string{"domain[1].name"}},
+		{"duplicate domain", func(c *Config) { c.Domains = append(c.Domains, Domain{Name: "LOCALHOST"}) }, []string{"domain[1].name"}},
+		{"lmtp", func(c *Config) {
+			c.Domains[0].LMTP = "unix:/run/dovecot/lmtp"
+			c.Domains[0].LMTPAccounts = map[string]string{"alice": "127.0.0.1:24", "bob": LMTPMaildir, "carol": "[::1]:24"}
+		}, nil},
+		{"bad lmtp", func(c *Config) {
+			c.Domains[0].LMTP = "unix:run/lmtp"
+			c.Domains[0].LMTPAccounts = map[string]string{"alice": "127.0.0.1", "bob": "127.0.0.1:0", "a@b": "127.0.0.1:24", "dave": "bad host:24"}
+		}, []string{"domain[0].lmtp", "domain[0].lmtp_accounts.a@b", "domain[0].lmtp_accounts.alice",
+			"domain[0].lmtp_accounts.bob", "domain[0].lmtp_accounts.dave"}},
 		{"limits", func(c *Config) {
 			c.Limits = Limits{Recipients: 100, Connections: 1, ConnectionsPerIP: 2, ShutdownGrace: -1}
 		}, []string{"limits.message_size", "limits.errors", "limits.connections_per_ip",

@@ -78,6 +78,23 @@ func (v *validator) domains(ds []Domain) {
 			v.add(key, "domain %q listed twice", d.Name)
 		}
 		seen[name] = true
+		if d.LMTP != "" {
+			if err := CheckLMTP(d.LMTP); err != nil {
+				v.add(fmt.Sprintf("domain[%d].lmtp", i), "%v", err)
+			}
+		}
+		for local, dest := range d.LMTPAccounts {
+			key := fmt.Sprintf("domain[%d].lmtp_accounts.%s", i, local)
+			switch {
+			case local == "" || strings.ContainsAny(local, "@ \t"):
+				v.add(key, "%q is not a local part", local)
+			case dest == LMTPMaildir:
+			default:
+				if err := CheckLMTP(dest); err != nil {
+					v.add(key, "%v", err)
+				}
+			}
+		}
 	}
 }
 
@@ -325,4 +342,26 @@ func oneOf(s string, options ...string) bool {
 		}
 	}
 	return false
+}
+
+// CheckLMTP checks an LMTP server address: "unix:" and an absolute socket
+// path, or host:port with a port from 1 to 65535.
+func CheckLMTP(dest string) error {
+	if path, ok := strings.CutPrefix(dest, "unix:"); ok {
+		if !strings.HasPrefix(path, "/") {
+			return fmt.Errorf("%q: the socket path after unix: must be absolute", dest)
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(dest)
+	if err != nil {
+		return fmt.Errorf("%q is neither unix:/path nor host:port: %v", dest, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not 1-65535", dest, port)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !validDomain(host) {
+		return fmt.Errorf("%q: %q is not an address or host name", dest, host)
+	}
+	return nil
 }

@@ -3,6 +3,10 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 
 	"smtpkit/internal/local"
 	"smtpkit/internal/queue"
@@ -36,6 +40,11 @@ type Bounces struct {
 	// forwarded message bounced here) to the original sender first, as
 	// the mx does for bounces from outside (inbound).
 	SRS SRS
+	// LMTP, when set, takes the DSNs to mailboxes its routes hand to an
+	// LMTP server.
+	LMTP *LMTP
+	// Logger logs DSNs an LMTP server refused for good; nil discards.
+	Logger *slog.Logger
 }
 
 // SRS decodes our SRS addresses (srs.Rewriter).
@@ -72,5 +81,50 @@ func (b *Bounces) Deliver(ctx context.Context, bn queue.Bounce) error {
 			return err
 		}
 	}
-	return b.Local.Deliver(ctx, "bounce-"+bn.ID, smtp.Address{}, dest.Mailboxes, bytes.NewReader(bn.Message))
+	boxes := dest.Mailboxes
+	if b.LMTP != nil {
+		var handed []string
+		boxes, handed = nil, nil
+		for _, box := range dest.Mailboxes {
+			if b.LMTP.Routes().Handed(box) {
+				handed = append(handed, box)
+			} else {
+				boxes = append(boxes, box)
+			}
+		}
+		if len(handed) > 0 {
+			if err := b.lmtp(ctx, bn, handed); err != nil {
+				return err
+			}
+		}
+		if len(boxes) == 0 {
+			return nil
+		}
+	}
+	return b.Local.Deliver(ctx, "bounce-"+bn.ID, smtp.Address{}, boxes, bytes.NewReader(bn.Message))
+}
+
+// lmtp hands the DSN bn to the LMTP mailboxes boxes, from the null
+// reverse-path. A temporary failure of any is an error (the queue hands
+// the DSN off again; the others may get it twice, never not at all); a
+// mailbox that refuses it for good does not get it: there is nobody to
+// report that to (RFC 3461 §6.2: no DSN about a DSN).
+func (b *Bounces) lmtp(ctx context.Context, bn queue.Bounce, boxes []string) error {
+	d := &queue.Attempt{ID: "bounce-" + bn.ID, Recipients: boxes, Size: int64(len(bn.Message)),
+		SMTPUTF8: bn.SMTPUTF8, EightBit: bn.EightBit,
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(bn.Message)), nil }}
+	var errs []error
+	for _, res := range b.LMTP.Deliver(ctx, d) {
+		var se *smtp.Error
+		switch {
+		case res.Err == nil:
+		case errors.As(res.Err, &se) && se.Permanent():
+			if b.Logger != nil {
+				b.Logger.Warn("DSN refused by the LMTP server, dropped", "msgid", bn.ID, "rcpt", res.Rcpt, "err", res.Err)
+			}
+		default:
+			errs = append(errs, fmt.Errorf("DSN to %s by LMTP: %w", res.Rcpt, res.Err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -18,16 +18,59 @@ type Mailboxes interface {
 
 // Local is the queue's courier for local recipients: the mailboxes the
 // queue took over when their Maildir delivery failed as the message was
-// received (queue.Writer.AddLocal). It implements queue.Courier.
-type Local struct{ store Mailboxes }
+// received (queue.Writer.AddLocal), those with NOTIFY=SUCCESS, and those
+// delivered by LMTP. It implements queue.Courier.
+type Local struct {
+	store Mailboxes
+	lmtp  *LMTP // nil: no mailbox goes to LMTP
+}
 
-// NewLocal returns a Local courier writing into store.
-func NewLocal(store Mailboxes) *Local { return &Local{store: store} }
+// NewLocal returns a Local courier writing into store, and handing the
+// mailboxes lmtp's routes name to lmtp (nil: none).
+func NewLocal(store Mailboxes, lmtp *LMTP) *Local { return &Local{store: store, lmtp: lmtp} }
 
-// Deliver stores the message once for all of d's recipients: they share
+// Deliver hands the mailboxes of d that go to LMTP to the LMTP courier
+// (each with its own result) and stores the message once for the others.
+func (l *Local) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
+	if l.lmtp == nil {
+		return l.maildir(ctx, d)
+	}
+	var handed, kept []int
+	for i, box := range d.Recipients {
+		if l.lmtp.Routes().Handed(box) {
+			handed = append(handed, i)
+		} else {
+			kept = append(kept, i)
+		}
+	}
+	if len(handed) == 0 {
+		return l.maildir(ctx, d)
+	}
+	out := make([]queue.Result, len(d.Recipients))
+	for _, part := range []struct {
+		idx     []int
+		deliver func(context.Context, *queue.Attempt) []queue.Result
+	}{{handed, l.lmtp.Deliver}, {kept, l.maildir}} {
+		if len(part.idx) == 0 {
+			continue
+		}
+		sub := *d
+		sub.Recipients = make([]string, len(part.idx))
+		sub.DSN = nil
+		for k, i := range part.idx {
+			sub.Recipients[k] = d.Recipients[i]
+		}
+		for k, res := range part.deliver(ctx, &sub) {
+			out[part.idx[k]] = res
+		}
+	}
+	return out
+}
+
+// maildir stores the message once for all of d's recipients: they share
 // one outcome. A storage failure is temporary (retried with backoff); a
 // recipient that is no longer a local mailbox fails permanently.
-func (l *Local) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
+func (l *Local) maildir(ctx context.Context, d *queue.Attempt) []queue.Result {
 	from, err := reversePath(d.From)
 	if err == nil {
 		var body io.ReadCloser

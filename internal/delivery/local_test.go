@@ -37,7 +37,7 @@ func TestLocalOutcomes(t *testing.T) {
 				b, _ := io.ReadAll(body)
 				got = id + " " + from.String() + " " + strings.Join(boxes, ",") + " " + string(b)
 				return tt.err
-			}))
+			}), nil)
 			d := &queue.Attempt{ID: "Q1", From: "s@x.example", Domain: "example.com", Recipients: []string{"a@example.com", "b@example.com"},
 				Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("body")), nil }}
 			res := l.Deliver(context.Background(), d)

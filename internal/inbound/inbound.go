@@ -36,6 +36,11 @@ type Options struct {
 	// domains. When nil such mail is refused with a temporary error,
 	// never dropped.
 	Relay Relay
+	// Handoff, when set, names the local mailboxes whose final delivery
+	// is not a Maildir but the queue's local courier (LMTP to a mail
+	// store, internal/delivery): they go into the queue entry, durable
+	// before the 250, and are handed on from there. Needs Relay.
+	Handoff func(mailbox string) bool
 	// SRS, when set, rewrites the sender of mail forwarded outside the
 	// local domains and decodes bounces to SRS addresses (forward.go).
 	SRS SRS
@@ -191,6 +196,10 @@ func (b *Backend) fanout(ctx context.Context, env *server.Envelope) (*writer, er
 	}
 	forwarded := append(dest.Forwarded, bounces...)
 	direct, viaQueue := splitSuccess(env, dest.Mailboxes, b.opts.Relay != nil)
+	direct, viaQueue = b.splitHandoff(direct, viaQueue)
+	if len(viaQueue) > 0 && b.opts.Relay == nil {
+		return nil, errNoRelayYet
+	}
 	if len(dest.Remote)+len(forwarded) > 0 && b.opts.Relay == nil {
 		return nil, errNoRelayYet
 	}

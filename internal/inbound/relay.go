@@ -124,3 +124,20 @@ func splitSuccess(env *server.Envelope, boxes []string, haveQueue bool) (direct,
 	}
 	return direct, viaQueue
 }
+
+// splitHandoff moves the mailboxes of direct that Options.Handoff names
+// (delivered by LMTP) to viaQueue: their delivery is the queue's.
+func (b *Backend) splitHandoff(direct, viaQueue []string) ([]string, []string) {
+	if b.opts.Handoff == nil {
+		return direct, viaQueue
+	}
+	var kept []string
+	for _, box := range direct {
+		if b.opts.Handoff(box) {
+			viaQueue = append(viaQueue, box)
+		} else {
+			kept = append(kept, box)
+		}
+	}
+	return kept, viaQueue
+}

@@ -9,6 +9,7 @@ package interop
 // the sender gets a "relayed" notice (§6.2.1.2). Addresses: 127.16.1.0/24.
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -87,9 +88,12 @@ func parseDSN(t *testing.T, msg []byte) parsedDSN {
 	if err := os.WriteFile(f, msg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(NeedPython(t), "testdata/dsn_peer.py", "parse", f).Output()
+	cmd := exec.Command(NeedPython(t), "testdata/dsn_peer.py", "parse", f)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("parsing the DSN: %v\n%s", err, msg)
+		t.Fatalf("parsing the DSN: %v\n%s\n%s", err, stderr.Bytes(), msg)
 	}
 	var p parsedDSN
 	if err := json.Unmarshal(out, &p); err != nil {
