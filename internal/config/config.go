@@ -53,6 +53,8 @@ type Config struct {
 	Pregreet Duration `toml:"pregreet"`
 	// Milters are the [[milter]] content filters (milter.go).
 	Milters []Milter `toml:"milter,omitempty"`
+	// ACME is [acme]: certificates from an ACME CA (acme.go).
+	ACME ACME `toml:"acme"`
 }
 
 // Log chooses the log/slog handler.
@@ -337,6 +339,7 @@ func Default() Config {
 
 		Greylist: defaultGreylist(),
 		HTTP:     defaultHTTP(),
+		ACME:     defaultACME(),
 	}
 }
 

@@ -33,6 +33,7 @@ func (c Config) Validate() error {
 	v.accountLimits(c.AccountLimits)
 	v.dnsbl(c)
 	v.milters(c)
+	v.acme(c)
 	return errors.Join(v.problems...)
 }
 
@@ -103,7 +104,7 @@ func (v *validator) listeners(c Config) {
 		v.add("listener", "no [[listener]]: at least one is needed")
 	}
 	seen := map[string]bool{}
-	haveCert := len(c.TLS.Certificates) > 0 || c.TLS.SelfSigned
+	haveCert := len(c.TLS.Certificates) > 0 || c.TLS.SelfSigned || c.ACME.Enabled()
 	for i, l := range c.Listeners {
 		key := fmt.Sprintf("listener[%d]", i)
 		host, port, err := splitAddress(l.Address)
@@ -130,7 +131,7 @@ func (v *validator) listeners(c Config) {
 		case l.TLS == TLSImplicit && l.Role != RoleSubmissions:
 			v.add(key+".tls", "implicit TLS is only for role submissions, not %q (use opportunistic or required)", l.Role)
 		case l.TLS != TLSNone && !haveCert:
-			v.add(key+".tls", "tls %q needs a certificate: add [[tls.certificate]] or set tls.self_signed = true", l.TLS)
+			v.add(key+".tls", "tls %q needs a certificate: add [[tls.certificate]], set up [acme] or set tls.self_signed = true", l.TLS)
 		}
 		if l.Auth != nil && *l.Auth && l.TLS == TLSNone {
 			v.add(key+".auth", "auth = true with tls = \"none\": AUTH is offered only inside TLS (RFC 4954 §4), also on loopback; use tls = \"required\" or leave auth out")
