@@ -147,3 +147,21 @@ func generate(hosts []string, now time.Time) (certPEM, keyPEM []byte, err error)
 	pem.Encode(&k, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	return c.Bytes(), k.Bytes(), nil
 }
+
+// SelfSigned returns a new self-signed certificate for hosts (loopback
+// names added, as EnsureSelfSigned does), in memory only: a stand-in
+// until a real one is obtained (ACME at first start).
+func SelfSigned(hosts []string) (*tls.Certificate, error) {
+	certPEM, keyPEM, err := generate(withLocal(hosts), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err == nil && c.Leaf == nil { // x509keypairleaf=0
+		c.Leaf, err = x509.ParseCertificate(c.Certificate[0])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("certs: %w", err)
+	}
+	return &c, nil
+}
