@@ -21,6 +21,7 @@ var allowed = map[string][]string{
 	"proxyproto":  {}, // the PROXY protocol header, v1 and v2
 	"config":      {},
 	"certs":       {"atomicfile"},
+	"acmecert":    {"atomicfile"}, // certificates from an ACME CA (RFC 8555)
 	"wal":         {"vfs"},
 	"maildir":     {"vfs", "wal"},
 	"local":       {"smtp", "maildir", "userdb"},

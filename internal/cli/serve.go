@@ -140,6 +140,9 @@ func (d *daemon) startBackground(ctl *control.Listener, log *slog.Logger) (stop 
 	return func() {
 		cancel()
 		background.Wait()
+		if d.stopACME != nil {
+			d.stopACME()
+		}
 		d.out.queue.Close()
 		d.out.remote.Close()
 		d.reports.close(log)
@@ -194,6 +197,7 @@ type daemon struct {
 	health   *health          // what /healthz reports
 	certs    *certs.Store
 	selfSign bool
+	stopACME func()          // ends the ACME renewals (acme.go); nil without [acme]
 	writer   *maildir.Writer // Maildir delivery: names, group commit, journal
 	accounts *userdb.File    // re-read on SIGHUP too, to log a file it cannot load
 	reports  *reports        // TLS-RPT counters and reporter (tlsrpt.go); nil when [tlsrpt] is off
@@ -370,12 +374,19 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	return d, nil
 }
 
-// loadTLS loads the configured certificates, or generates the self-signed
-// development certificate when none is configured and self_signed is set.
+// loadTLS loads the configured certificates, with the ACME certificate
+// first when [acme] is on, or generates the self-signed development
+// certificate when none is configured and self_signed is set.
 func (d *daemon) loadTLS(cfg config.Config, log *slog.Logger) (*tls.Config, error) {
 	var pairs []certs.Pair
 	for _, c := range cfg.TLS.Certificates {
 		pairs = append(pairs, certs.Pair{Cert: c.Cert, Key: c.Key})
+	}
+	if cfg.ACME.Enabled() { // acme.go; tls.self_signed is not used
+		if err := d.startACME(cfg, pairs, log); err != nil {
+			return nil, err
+		}
+		return certs.ServerConfig(d.certs, false), nil
 	}
 	if len(pairs) == 0 && cfg.TLS.SelfSigned {
 		pair, created, err := certs.EnsureSelfSigned(filepath.Join(cfg.DataDir, "tls"), []string{cfg.Hostname})
@@ -407,6 +418,12 @@ func printListeners(w io.Writer, cfg config.Config, d *daemon) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "hostname %s, domains %s, data %s\n", cfg.Hostname, domainList(cfg), cfg.DataDir)
+	if d.certs != nil {
+		for _, c := range d.certs.Certificates() {
+			fmt.Fprintf(w, "certificate %s (%s), issuer %s, expires %s\n", strings.Join(c.Names, ", "), c.Source,
+				c.Issuer, c.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
 }
 
 func domainList(cfg config.Config) string { return strings.Join(domainNames(cfg), ", ") }
