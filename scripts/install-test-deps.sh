@@ -90,3 +90,13 @@ else
 fi
 
 go mod download
+
+# pebble, Let's Encrypt's test CA, for the ACME tests (test/interop/acme_test.go),
+# built from the module proxy into $(go env GOPATH)/bin, where the tests look
+# when it is not on PATH.
+pebble_version=v2.10.3
+pebble_bin="$(go env GOPATH)/bin/pebble"
+if ! [ -x "$pebble_bin" ] || ! "$pebble_bin" -version 2>/dev/null | grep -q "$pebble_version"; then
+	echo "install-test-deps: installing pebble $pebble_version"
+	GOBIN="$(go env GOPATH)/bin" go install -ldflags "-X main.version=$pebble_version" "github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version"
+fi

@@ -47,8 +47,12 @@ func (m *Manager) Obtain(ctx context.Context) (*tls.Certificate, error) {
 	if err := m.authorize(ctx, client, order); err != nil {
 		return nil, err
 	}
-	if order, err = client.WaitOrder(ctx, order.URI); err != nil {
+	ready, err := client.WaitOrder(ctx, order.URI)
+	if err != nil {
 		return nil, fmt.Errorf("acme: order: %w", err)
+	}
+	if ready.URI == "" { // a polled order has no Location
+		ready.URI = order.URI
 	}
 	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
 		Subject:  pkix.Name{CommonName: m.opts.Names[0]},
@@ -57,7 +61,7 @@ func (m *Manager) Obtain(ctx context.Context) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("acme: CSR: %w", err)
 	}
-	chain, _, err := client.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
+	chain, _, err := client.CreateCertFromOrder(ctx, ready, csr, true)
 	if err != nil {
 		return nil, fmt.Errorf("acme: finalize: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"smtpkit/internal/acmecert"
 	"smtpkit/internal/certs"
 	"smtpkit/internal/config"
 	"smtpkit/internal/dane"
@@ -166,14 +167,22 @@ func tlsaLine(f tlsaFlags) (string, error) {
 }
 
 // configuredChain is the chain the server presents to a client asking
-// for host by SNI: the configured certificate whose names cover host,
-// else the first (the default); or the generated self-signed one.
+// for host by SNI: the [acme] or configured certificate whose names cover
+// host, else the first (the default); or the generated self-signed one.
 func configuredChain(cfg config.Config, source, host string) ([]*x509.Certificate, error) {
 	var files []string
+	if cfg.ACME.Enabled() { // served first (acme.go); its key is kept across renewals
+		issued := filepath.Join(cfg.DataDir, "acme", acmecert.CertFile)
+		if _, err := os.Stat(issued); err != nil && len(cfg.TLS.Certificates) == 0 {
+			return nil, fmt.Errorf("%s: the [acme] certificate (%s) is not issued yet: start smtpkit serve once, or give CERT.pem", source, issued)
+		} else if err == nil {
+			files = append(files, issued)
+		}
+	}
 	for _, c := range cfg.TLS.Certificates {
 		files = append(files, c.Cert)
 	}
-	if len(files) == 0 && cfg.TLS.SelfSigned {
+	if len(files) == 0 && cfg.TLS.SelfSigned && !cfg.ACME.Enabled() {
 		self := filepath.Join(cfg.DataDir, "tls", certs.SelfSignedCert)
 		if _, err := os.Stat(self); err != nil {
 			return nil, fmt.Errorf("%s: no certificate configured, and the self-signed one (%s) does not exist yet: start smtpkit serve once, or give CERT.pem", source, self)

@@ -149,6 +149,26 @@ func TestTLSAConfig(t *testing.T) {
 	}
 }
 
+// TestTLSAACME: with [acme] on, the issued certificate in <data_dir>/acme
+// is the one served first, so its record is printed; before it is
+// issued, the command says so.
+func TestTLSAACME(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "acme.toml")
+	os.WriteFile(cfg, []byte("hostname = \"mx.example.com\"\ndata_dir = \""+dir+"\"\n[[domain]]\nname = \"example.com\"\n"+
+		"[tls]\nself_signed = true\n[acme]\ndirectory = \"https://acme.example/dir\"\n"), 0o600)
+	if code, _, errOut := runTLSACmd("-config", cfg); code != 1 || !strings.Contains(errOut, "not issued yet") {
+		t.Errorf("before issuance: exit %d %s", code, errOut)
+	}
+	issued := testcert.New(t, "mx.example.com")
+	os.Mkdir(filepath.Join(dir, "acme"), 0o700)
+	writeChain(t, issued, filepath.Join(dir, "acme", "cert.pem"))
+	want := "_25._tcp.mx.example.com. IN TLSA " + dane.Format(dane.Record(3, 1, 1, issued.Leaf)) + "\n"
+	if code, out, errOut := runTLSACmd("-config", cfg); code != 0 || out != want {
+		t.Errorf("issued: exit %d %q, want %q\n%s", code, out, want, errOut)
+	}
+}
+
 func TestTLSAErrors(t *testing.T) {
 	dir := t.TempDir()
 	certFile, _ := testcert.WriteFiles(t, testcert.New(t, "mx.example.com"), dir)
