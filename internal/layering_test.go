@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"compose":     {},
 	"mimeconv":    {}, // 8-bit and binary MIME to 7 bit (RFC 6152, RFC 3030 downgrade)
 	"userdb":      {"atomicfile", "sasl"},
+	"pguserdb":    {"userdb"}, // the account store in PostgreSQL (cluster mode)
 	"tlspolicy":   {"smtp", "dns", "dane", "tlsrpt"},
 	"control":     {},
 	"dns":         {},

@@ -27,6 +27,7 @@ var modules = map[string]string{
 	"golang.org/x/net":                    "x/net",
 	"github.com/emersion/go-milter":       "go-milter",
 	"golang.org/x/text":                   "x/text",
+	"github.com/jackc/pgx/v5":             "pgx",
 }
 
 const modulePrefix = "smtpkit/internal/"

@@ -38,6 +38,8 @@ type File struct {
 	data    *db    // immutable snapshot; replaced wholesale, never mutated
 	loadErr error  // the last reload failed: data is the last good content
 	statErr string // the stat failure last logged, so it is logged once
+
+	src *sourced // opened with OpenSource: no file, the content is src's
 }
 
 // Options adjust a File. The zero value suits `smtpkit user`.
@@ -109,8 +111,14 @@ func OpenOptions(path string, opts Options) (*File, error) {
 	return f, nil
 }
 
-// Path is the file the store lives in.
-func (f *File) Path() string { return f.path }
+// Path is the file the store lives in; for a store on a Source its name
+// ("postgres").
+func (f *File) Path() string {
+	if f.src != nil {
+		return f.src.src.Name()
+	}
+	return f.path
+}
 
 // Reload re-reads the file now, even when its identity looks unchanged
 // (SIGHUP), and reports why it could not be loaded, if it could not; the
@@ -130,6 +138,9 @@ func (f *File) snapshot() (*db, error) { return f.refresh(false) }
 // logged once at error level with the reason (and again on each forced
 // refresh); the last good content stays in service.
 func (f *File) refresh(force bool) (*db, error) {
+	if f.src != nil {
+		return f.refreshSource(force)
+	}
 	var id fileID
 	if fi, err := os.Stat(f.path); err == nil {
 		id = statID(fi)
@@ -213,6 +224,11 @@ func parse(raw []byte) (*db, error) {
 	if err := dec.Decode(&df); err != nil {
 		return nil, err
 	}
+	return check(df)
+}
+
+// check validates every address of df and builds the db.
+func check(df diskFormat) (*db, error) {
 	if df.Version != formatVersion {
 		return nil, fmt.Errorf("unsupported version %d (want %d)", df.Version, formatVersion)
 	}
@@ -273,6 +289,9 @@ func (d *db) clone() *db {
 func (f *File) update(change func(d *db) error) error {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
+	if f.src != nil {
+		return f.updateSource(change)
+	}
 	unlock, err := lockFile(f.path + ".lock")
 	if err != nil {
 		return err
