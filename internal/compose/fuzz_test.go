@@ -73,7 +73,8 @@ func FuzzSplit(f *testing.F) {
 // local name without the characters of an address.
 func FuzzRecipients(f *testing.F) {
 	for _, s := range []string{"To: a@b.example, C <c@d.example>\r\n\r\n", "To: root, admin\r\n\r\n",
-		"Cc: g:a@b.example;\r\nBcc: x@y,\r\n z@w\r\n\r\n", "To: <a@\r\n\r\n", "To: ,,\r\n\r\n", "To: \"a b\"@c\r\n\r\n"} {
+		"Cc: g:a@b.example;\r\nBcc: x@y,\r\n z@w\r\n\r\n", "To: <a@\r\n\r\n", "To: ,,\r\n\r\n", "To: \"a b\"@c\r\n\r\n",
+		"To: alice, bob@localhost\r\n\r\n", "To: Alice <alice>\r\n\r\n", "To: \"S, J\" <j>, c (x, y), g: d;\r\n\r\n"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -5,6 +5,7 @@ package compose
 // and add the origination fields the message lacks.
 
 import (
+	"fmt"
 	"net/mail"
 	"strings"
 	"time"
@@ -12,9 +13,11 @@ import (
 
 // Recipients returns the addresses of the To, Cc and Bcc fields (RFC 5322
 // §3.6.3), in header order. A field that is not an RFC 5322 address list
-// may still be a list of local names ("To: root, admin"), as cron writes
-// them: those names are returned as they are, to be qualified by the
-// caller. A field that is neither is an error naming it.
+// may still name local users without a domain, as cron and scripts write
+// them ("To: root, admin", "To: alice, bob@example.org", "To: Alice
+// <alice>"): those names are returned as they are, to be qualified by the
+// caller, as every sendmail does (looseList). A field that is neither is
+// an error naming it.
 func (h *Header) Recipients() ([]string, error) {
 	var out []string
 	for _, f := range h.Fields {
@@ -29,15 +32,110 @@ func (h *Header) Recipients() ([]string, error) {
 			}
 			continue
 		}
-		for _, name := range strings.Split(f.Value(), ",") {
-			name = strings.TrimSpace(name)
-			if name == "" || strings.ContainsAny(name, "@<>\" ()[]:;") {
-				return nil, err
-			}
-			out = append(out, name)
+		names, lerr := looseList(f.Value())
+		if lerr != nil {
+			return nil, fmt.Errorf("%w (%v)", err, lerr)
 		}
+		out = append(out, names...)
 	}
 	return out, nil
+}
+
+// looseList reads an address list whose members may lack a domain: the
+// value is split at the commas outside quoted strings, comments and angle
+// brackets (a group's "name:" and ";" dropped); each member is an address
+// net/mail accepts, or a local name alone or in angle brackets after a
+// display name ("Alice <alice>"), returned without its display name.
+func looseList(v string) ([]string, error) {
+	var out []string
+	for _, m := range splitMembers(v) {
+		m = strings.TrimSpace(m)
+		if m == "" {
+			continue
+		}
+		if a, err := mail.ParseAddress(m); err == nil {
+			out = append(out, a.Address)
+			continue
+		}
+		name := m
+		if i := strings.LastIndexByte(m, '<'); i >= 0 && strings.HasSuffix(m, ">") {
+			name = m[i+1 : len(m)-1]
+		}
+		if !isDotAtom(name) {
+			return nil, fmt.Errorf("%q is neither an address nor a local name", m)
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// splitMembers splits an address list at its top-level commas and group
+// delimiters; comments and the display name before a group's ':' are
+// dropped.
+func splitMembers(v string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted, escaped, angle, comment := false, false, false, 0
+	for _, r := range v {
+		switch {
+		case escaped:
+			escaped = false
+			if comment > 0 {
+				continue
+			}
+		case (quoted || comment > 0) && r == '\\':
+			escaped = true
+			if comment > 0 {
+				continue
+			}
+		case quoted:
+			quoted = r != '"'
+		case comment > 0:
+			if r == '(' {
+				comment++
+			} else if r == ')' {
+				comment--
+			}
+			continue // comments are dropped
+		case r == '"':
+			quoted = true
+		case r == '(':
+			comment = 1
+			cur.WriteByte(' ')
+			continue
+		case angle:
+			angle = r != '>'
+		case r == '<':
+			angle = true
+		case r == ':':
+			cur.Reset() // a group's display name
+			continue
+		case r == ',' || r == ';':
+			out = append(out, cur.String())
+			cur.Reset()
+			continue
+		}
+		cur.WriteRune(r)
+	}
+	return append(out, cur.String())
+}
+
+// isDotAtom reports whether s is a dot-atom (RFC 5322 §3.2.3), the form of
+// a local name without a domain.
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.':
+		case strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Origin is what Complete writes into a header that lacks it.

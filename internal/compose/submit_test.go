@@ -22,6 +22,13 @@ func TestRecipients(t *testing.T) {
 		{"no recipient fields", "Subject: x\r\n\r\n", nil, false},
 		{"broken address", "To: <a@\r\n\r\n", nil, true},
 		{"neither list nor names", "To: root admin\r\n\r\n", nil, true},
+		// Mixed lists and display names around local names (issue #19).
+		{"local name beside an address", "To: alice, bob@localhost\r\n\r\n", []string{"alice", "bob@localhost"}, false},
+		{"display name and local name", "To: Alice <alice>\r\n\r\n", []string{"alice"}, false},
+		{"quoted comma, comment, group", "To: \"Smith, Jo\" <jo>, carol (the boss), team: dan, e@x.example;\r\n\r\n",
+			[]string{"jo", "carol", "dan", "e@x.example"}, false},
+		{"bad local name", "To: alice, b..ob\r\n\r\n", nil, true},
+		{"empty angle", "To: Alice <>\r\n\r\n", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
