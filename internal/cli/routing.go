@@ -69,7 +69,8 @@ func newRouting(cfg config.Config, stsDir string, log *slog.Logger) (routing, er
 		}
 	}
 	rt := routing{policy: policy, roots: roots, resolver: res}
-	opts := route.Options{DefaultPort: port, AllowLoopback: cfg.Outbound.AllowLoopback, DANE: cfg.Outbound.DANE}
+	opts := route.Options{DefaultPort: port, AllowLoopback: cfg.Outbound.AllowLoopback, DANE: cfg.Outbound.DANE,
+		Hosts: route.SystemHosts}
 	if cfg.Outbound.MTASTS {
 		// The policy host's certificate is checked against the WebPKI
 		// (system roots, SSL_CERT_FILE), not outbound.ca_file: that file

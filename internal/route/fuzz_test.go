@@ -69,3 +69,27 @@ func FuzzParseLiteral(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseHosts checks that ParseHosts never panics and that every name
+// it returns is a valid lower-case host name with at least one address,
+// none repeated.
+func FuzzParseHosts(f *testing.F) {
+	for _, s := range []string{"127.0.0.1 localhost\n::1 localhost ip6-localhost\n", "# c\n10.0.0.1 A.B. a.b #x\n",
+		"fe80::1%lo x\n", "1.2.3.4\n", "::ffff:1.2.3.4 m\r\n1.2.3.4 m\n", "x y z\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for name, addrs := range ParseHosts(data) {
+			if name == "" || strings.ToLower(name) != name || strings.HasSuffix(name, ".") || len(addrs) == 0 {
+				t.Fatalf("name %q addrs %v", name, addrs)
+			}
+			seen := map[string]bool{}
+			for _, a := range addrs {
+				if !a.IsValid() || a.Zone() != "" || seen[a.String()] {
+					t.Fatalf("%q: address %v", name, a)
+				}
+				seen[a.String()] = true
+			}
+		}
+	})
+}

@@ -74,6 +74,9 @@ type Options struct {
 	// STS finds recipient domains' MTA-STS policies (outbound.mta_sts,
 	// RFC 8461); nil leaves MTA-STS out.
 	STS STSLookup
+	// Hosts answers static route hosts before DNS (HostsFile: /etc/hosts,
+	// hosts.go); nil asks DNS only. MX hosts are always looked up in DNS.
+	Hosts HostsLookup
 	// Rand orders MX hosts of equal preference. Nil means the
 	// math/rand/v2 top-level functions; tests pass a seeded source.
 	Rand *rand.Rand
@@ -87,6 +90,7 @@ type Router struct {
 	allowLoopback bool
 	dane          bool
 	sts           STSLookup
+	hosts         HostsLookup
 
 	mu   sync.Mutex // guards rand
 	rand *rand.Rand
@@ -103,6 +107,7 @@ func New(res dns.Resolver, routes []Static, opts Options) *Router {
 		allowLoopback: opts.AllowLoopback,
 		dane:          opts.DANE,
 		sts:           opts.STS,
+		hosts:         opts.Hosts,
 		rand:          opts.Rand,
 	}
 	if r.port <= 0 {

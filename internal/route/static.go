@@ -142,10 +142,11 @@ func validDomain(d string) bool {
 	return true
 }
 
-// staticHops resolves a static route's host. Failures are temporary even
-// when the host does not exist: a broken route is the operator's to fix,
-// and the mail should wait for it, not bounce. Loopback addresses are
-// allowed: the operator chose them.
+// staticHops resolves a static route's host: an IP address as it is, a
+// name in the hosts file (Options.Hosts) first, else in DNS. Failures are
+// temporary even when the host does not exist: a broken route is the
+// operator's to fix, and the mail should wait for it, not bounce.
+// Loopback addresses are allowed: the operator chose them.
 func (r *Router) staticHops(ctx context.Context, d string, s Static) ([]Hop, error) {
 	hop := Hop{Host: s.Host, Port: s.Port, Route: &s}
 	if hop.Port == 0 {
@@ -154,6 +155,12 @@ func (r *Router) staticHops(ctx context.Context, d string, s Static) ([]Hop, err
 	if ip, err := netip.ParseAddr(s.Host); err == nil {
 		hop.Addrs = []netip.Addr{ip}
 		return []Hop{hop}, nil
+	}
+	if r.hosts != nil {
+		if addrs, ok := r.hosts.LookupHost(s.Host); ok {
+			hop.Addrs = orderAddrs(addrs)
+			return []Hop{hop}, nil
+		}
 	}
 	ans, err := r.res.LookupIP(ctx, s.Host)
 	if err != nil {
