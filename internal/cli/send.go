@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,7 +58,7 @@ type sendFlags struct {
 	ca, serverName, ehlo                        string
 	to, cc, bcc, attach, header                 listFlag
 	insecure, verbose, requireTLS, binary       bool
-	timeout                                     time.Duration
+	timeout, greeting                           time.Duration
 }
 
 func parseSendFlags(args []string, stderr io.Writer) (sendFlags, error) {
@@ -88,6 +89,7 @@ func parseSendFlags(args []string, stderr io.Writer) (sendFlags, error) {
 	fs.BoolVar(&f.binary, "binary", false, "send the --data message with BODY=BINARYMIME (RFC 3030), by BDAT, octet for octet; only to a server that offers BINARYMIME and CHUNKING")
 	fs.BoolVar(&f.verbose, "v", false, "print the SMTP transcript on stderr (credentials hidden)")
 	fs.DurationVar(&f.timeout, "timeout", time.Minute, "limit for each step of the conversation")
+	fs.DurationVar(&f.greeting, "greeting-timeout", submit.DefaultGreetingTimeout, "how long to wait for the greeting without TLS (then: is it implicit TLS?)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -173,7 +175,7 @@ func runSend(args []string, stdio Stdio) int {
 	ctx := context.Background()
 	c, err := submit.Open(ctx, target, stdio.Out)
 	if err != nil {
-		fmt.Fprintf(stdio.Err, "smtpkit send: %v\n", err)
+		fmt.Fprintf(stdio.Err, "smtpkit send: %v%s\n", err, sendHint(err, f))
 		if errors.As(err, new(*submit.AuthError)) {
 			return sendExitAuth
 		}
@@ -283,7 +285,7 @@ func (f *sendFlags) target(stdio Stdio) (submit.Target, error) {
 	}
 	t := submit.Target{
 		Addr: f.server, TLSMode: submit.TLSMode(f.tlsMode), TLSConfig: cfg, EHLO: f.ehlo,
-		Timeout: f.timeout, User: f.authUser, Mech: f.authMech,
+		Timeout: f.timeout, User: f.authUser, Mech: f.authMech, GreetingTimeout: f.greeting,
 	}
 	if t.EHLO == "" {
 		t.EHLO = localHostname()
@@ -297,6 +299,39 @@ func (f *sendFlags) target(stdio Stdio) (submit.Target, error) {
 		}
 	}
 	return t, nil
+}
+
+// sendHint is what to add to a connection error: the flag that fixes a
+// port speaking implicit TLS, and the flags for a certificate not trusted.
+func sendHint(err error, f sendFlags) string {
+	if errors.As(err, new(*submit.NoGreetingError)) {
+		return "; if so, use --tls implicit"
+	}
+	return x509Hint(err, "--ca FILE", "--servername NAME", "--insecure")
+}
+
+// x509Hint names the settings that make a certificate that did not
+// verify acceptable: the CA file (smtpkit's own development certificate
+// is <data_dir>/tls/selfsigned.crt), the name to verify, or skipping
+// verification ("" when the command has no such setting).
+func x509Hint(err error, caSetting, nameSetting, insecureSetting string) string {
+	var (
+		ua x509.UnknownAuthorityError
+		ci x509.CertificateInvalidError
+		hn x509.HostnameError
+	)
+	skip := ""
+	if insecureSetting != "" {
+		skip = ", or " + insecureSetting + " to skip verification"
+	}
+	switch {
+	case errors.As(err, &ua), errors.As(err, &ci):
+		return fmt.Sprintf("\n  the server's certificate is not trusted here: give the CA that issued it with %s "+
+			"(a server on smtpkit's development default: smtpkit-data/tls/selfsigned.crt in the directory it runs in)%s", caSetting, skip)
+	case errors.As(err, &hn):
+		return fmt.Sprintf("\n  the certificate is for another name: give that name with %s%s", nameSetting, skip)
+	}
+	return ""
 }
 
 // localHostname is this host's name for EHLO, "localhost" when unknown.

@@ -163,7 +163,7 @@ func runSendmail(args []string, stdio Stdio) int {
 	ctx := context.Background()
 	c, err := submit.Open(ctx, dest.target, progress)
 	if err != nil {
-		fmt.Fprintf(stdio.Err, "smtpkit sendmail: %v\n", err)
+		fmt.Fprintf(stdio.Err, "smtpkit sendmail: %v%s\n", err, sendmailHint(err))
 		return sessionExit(err)
 	}
 	defer c.Close()
@@ -206,6 +206,17 @@ func (d destination) defaults() submit.Defaults {
 // sendmailDestination chooses the server: SMTPKIT_SUBMIT when set, else
 // the local server's first mx listener.
 func sendmailDestination(o sendmailOpts, getenv func(string) string, notes io.Writer) (destination, error) {
+	d, err := pickDestination(o, getenv, notes)
+	if v := getenv("SMTPKIT_GREETING_TIMEOUT"); err == nil && v != "" {
+		if d.target.GreetingTimeout, err = time.ParseDuration(v); err != nil || d.target.GreetingTimeout <= 0 {
+			return d, fmt.Errorf("SMTPKIT_GREETING_TIMEOUT=%q: want a positive duration such as 10s", v)
+		}
+	}
+	return d, err
+}
+
+// pickDestination is sendmailDestination without the greeting timeout.
+func pickDestination(o sendmailOpts, getenv func(string) string, notes io.Writer) (destination, error) {
 	if addr := getenv("SMTPKIT_SUBMIT"); addr != "" {
 		return submitDestination(addr, o, getenv)
 	}
@@ -341,6 +352,15 @@ func loginName() string {
 		}
 	}
 	return "nobody"
+}
+
+// sendmailHint is what to add to a connection error: the settings that
+// fix it, as environment variables (sendmail has no flags for them).
+func sendmailHint(err error) string {
+	if errors.As(err, new(*submit.NoGreetingError)) {
+		return "; if so, set SMTPKIT_TLS=implicit"
+	}
+	return x509Hint(err, "SMTPKIT_CA=FILE", "SMTPKIT_SERVERNAME=NAME", "")
 }
 
 // sessionExit maps a failure to open the session to a sysexits code.

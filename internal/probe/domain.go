@@ -69,6 +69,10 @@ type job struct {
 	plan tlspolicy.Plan
 	err  string // routing failed: no probe, this error
 	hop  int    // for a domain: the index of its hop in Domain.Hops
+	// guessTLS: a host target's port in auto mode, not 25 and not 465:
+	// when no plaintext greeting comes within Options.GreetingWait, the
+	// port is probed again with implicit TLS (probeJob).
+	guessTLS bool
 }
 
 // domainJobs routes d and returns what is known of the domain before any

@@ -92,11 +92,11 @@ func TestDomain(t *testing.T) {
 		detail string
 	}{
 		{"first MX", mx1, "mx1.mx.test", "127.0.0.1",
-			"STARTTLS when offered, certificate not verified (policy opportunistic from outbound default)", true, ""},
+			"STARTTLS when offered, any certificate accepted (policy opportunistic from outbound default)", true, ""},
 		{"second MX", mx2, "mx2.mx.test", "127.0.0.2",
-			"STARTTLS when offered, certificate not verified (policy opportunistic from outbound default)", false, "connection refused"},
+			"STARTTLS when offered, any certificate accepted (policy opportunistic from outbound default)", false, "connection refused"},
 		{"static route with AUTH", relay, "127.0.0.1", "127.0.0.1",
-			"STARTTLS when offered, TLS required, certificate not verified (policy required from route routed.test, raised to required for AUTH)", true, ""},
+			"STARTTLS when offered, TLS required, any certificate accepted (policy required from route routed.test, raised to required for AUTH)", true, ""},
 		{"null MX", null, "nullmx.test", "", "", false, "route: 556 5.1.10"},
 	}
 	for _, tt := range tests {

@@ -117,6 +117,9 @@ func TestVerdicts(t *testing.T) {
 			"would defer: 192.0.2.1: the plan requires TLS and none was negotiated"},
 		{"bad certificate, opportunistic", []Result{ok("192.0.2.1", invalid)}, opportunistic, true,
 			"deliverable over TLS 1.3, certificate not verified (encrypted, not authenticated)"},
+		// issue #19: a chain the probe verified (--ca) is not called "not verified".
+		{"valid certificate, opportunistic", []Result{ok("192.0.2.1", valid)}, opportunistic, true,
+			"deliverable over TLS 1.3, certificate valid (the probe verified it; the plan accepts any)"},
 		{"plaintext, opportunistic", []Result{ok("192.0.2.1", nil)}, opportunistic, true,
 			"deliverable in plaintext: STARTTLS not offered or refused, and the plan does not require TLS"},
 		{"plaintext by policy", []Result{ok("192.0.2.1", nil)}, none, true, "deliverable in plaintext: the plan uses no TLS"},

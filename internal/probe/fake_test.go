@@ -43,6 +43,8 @@ type fakeServer struct {
 	// NoSNICert (when set) is presented instead of the certificate.
 	RefuseNoSNI bool
 	NoSNICert   *tls.Certificate
+	// Addr is where to listen; "" is 127.0.0.1:0.
+	Addr string
 
 	cert tls.Certificate
 	ln   net.Listener
@@ -52,7 +54,11 @@ type fakeServer struct {
 func (f *fakeServer) start(t *testing.T, cert tls.Certificate) int {
 	t.Helper()
 	f.cert = cert
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := f.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

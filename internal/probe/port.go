@@ -21,7 +21,8 @@ import (
 // hostJob is the job for one port of a host target.
 func hostJob(host string, port int, opts Options) job {
 	at := Result{Host: host, Port: port, Address: net.JoinHostPort(host, strconv.Itoa(port))}
-	return job{at: at, plan: PlanFor(host, port, opts)}
+	plan := PlanFor(host, port, opts)
+	return job{at: at, plan: plan, guessTLS: opts.Mode == tlspolicy.ModeAuto && !plan.Implicit && plan.UsesTLS() && port != 25}
 }
 
 // probeJob probes one address with the job's plan; opts has its defaults.
@@ -31,7 +32,20 @@ func probeJob(ctx context.Context, j job, opts Options) Result {
 	r := j.at
 	r.Mode, r.Plan, r.Mechanism, r.Warnings = j.plan.Mode().String(), j.plan.String(), string(j.plan.Mechanism), []string{}
 	p := &prober{ctx: ctx, opts: opts, plan: j.plan, r: &r, tr: &strings.Builder{}}
+	if j.guessTLS {
+		p.greetingWait = opts.GreetingWait
+		if p.greetingWait <= 0 {
+			p.greetingWait = DefaultGreetingWait
+		}
+	}
 	p.run()
+	if p.noGreeting {
+		// Nothing said within the wait: try the port as implicit TLS,
+		// with a budget of its own; keep that result when TLS came up.
+		if tr, ok := implicitGuess(ctx, j, opts, p.greetingWait); ok {
+			return tr
+		}
+	}
 	if r.OK() {
 		p.noSNI()
 	}
@@ -40,6 +54,21 @@ func probeJob(ctx context.Context, j job, opts Options) Result {
 		r.Transcript = strings.Split(strings.TrimSuffix(p.tr.String(), "\n"), "\n")
 	}
 	return r
+}
+
+// implicitGuess probes j's port again with implicit TLS, the plan decided
+// with that mode and the reason; ok when the handshake succeeded.
+func implicitGuess(parent context.Context, j job, opts Options, waited time.Duration) (Result, bool) {
+	why := fmt.Sprintf("no plaintext greeting within %v, so tried as implicit TLS", waited)
+	j.plan = tlspolicy.Decide(tlspolicy.Input{Policy: j.plan.Policy, Source: "smtpkit probe",
+		Host: verifyName(j.at.Host, opts), Port: j.at.Port, Mode: tlspolicy.ModeImplicit, ModeSource: why})
+	j.guessTLS = false
+	r := probeJob(context.WithoutCancel(parent), j, opts)
+	if r.TLS == nil {
+		return r, false
+	}
+	r.Warnings = append(r.Warnings, "this port speaks implicit TLS ("+why+"): use --implicit-tls, and --tls implicit with smtpkit send")
+	return r, true
 }
 
 // PlanFor is the tlspolicy plan the probe follows on host:port: the
@@ -82,6 +111,10 @@ type prober struct {
 	plan tlspolicy.Plan
 	r    *Result
 	tr   *strings.Builder // the transcript, written by client and by note
+	// greetingWait, when set, bounds the wait for a plaintext greeting;
+	// noGreeting says it ran out.
+	greetingWait time.Duration
+	noGreeting   bool
 }
 
 func (p *prober) note(format string, args ...any) {
@@ -127,6 +160,9 @@ func (p *prober) run() {
 		LocalName:  p.opts.EHLOName,
 		Transcript: p.tr,
 		Timeouts:   stepTimeouts(p.opts.Timeout),
+	}
+	if p.greetingWait > 0 && !p.plan.Implicit {
+		copts.Timeouts.Greeting = p.greetingWait
 	}
 	var c *client.Conn
 	if p.plan.Implicit {
@@ -175,6 +211,10 @@ func stepTimeouts(d time.Duration) client.Timeouts {
 }
 
 func (p *prober) greetingFailed(err error) {
+	var ne net.Error
+	if p.greetingWait > 0 && errors.As(err, &ne) && ne.Timeout() && p.ctx.Err() == nil {
+		p.noGreeting = true
+	}
 	var se *smtp.Error
 	if errors.As(err, &se) {
 		p.r.Banner = se.Reply.OneLine()

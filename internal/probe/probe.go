@@ -48,6 +48,10 @@ type Options struct {
 	Roots *x509.CertPool
 	// Timeout bounds each port's whole conversation; zero means 10s.
 	Timeout time.Duration
+	// GreetingWait is how long a host target's port (other than 25 and
+	// 465, in auto mode) waits for a plaintext greeting before it is
+	// probed again with implicit TLS; zero means DefaultGreetingWait.
+	GreetingWait time.Duration
 	// EHLOName is said in EHLO; empty means "smtpkit-probe".
 	EHLOName string
 	// RequireTLS and RequireValidCert only change the policy printed with
@@ -73,6 +77,11 @@ type Options struct {
 	// records. The cli passes the queue's resolver.
 	Resolver dns.Resolver
 }
+
+// DefaultGreetingWait is Options.GreetingWait's default: a server that
+// speaks implicit TLS says nothing until the client's handshake, and a
+// submission server greets at once (greeting delays are a port 25 habit).
+const DefaultGreetingWait = 3 * time.Second
 
 // DefaultTimeout is the per-port timeout when Options.Timeout is zero.
 const DefaultTimeout = 10 * time.Second

@@ -249,12 +249,12 @@ func TestPlanFor(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{25, Options{}, "STARTTLS when offered, certificate not verified (policy opportunistic from smtpkit probe)"},
-		{465, Options{}, "implicit TLS, TLS required, certificate not verified (policy opportunistic from smtpkit probe; port 465 is implicit TLS)"},
-		{587, Options{RequireTLS: true}, "STARTTLS when offered, TLS required, certificate not verified (policy required from smtpkit probe)"},
+		{25, Options{}, "STARTTLS when offered, any certificate accepted (policy opportunistic from smtpkit probe)"},
+		{465, Options{}, "implicit TLS, TLS required, any certificate accepted (policy opportunistic from smtpkit probe; port 465 is implicit TLS)"},
+		{587, Options{RequireTLS: true}, "STARTTLS when offered, TLS required, any certificate accepted (policy required from smtpkit probe)"},
 		{25, Options{RequireValidCert: true, ServerName: "mx.example.net"}, "STARTTLS when offered, TLS required, certificate must be valid for mx.example.net (policy verify from smtpkit probe)"},
-		{2525, Options{Mode: tlspolicy.ModeImplicit}, "implicit TLS, TLS required, certificate not verified (policy opportunistic from smtpkit probe; --implicit-tls)"},
-		{465, Options{Mode: tlspolicy.ModeStartTLS}, "STARTTLS when offered, certificate not verified (policy opportunistic from smtpkit probe; port 465 is implicit TLS; --starttls)"},
+		{2525, Options{Mode: tlspolicy.ModeImplicit}, "implicit TLS, TLS required, any certificate accepted (policy opportunistic from smtpkit probe; --implicit-tls)"},
+		{465, Options{Mode: tlspolicy.ModeStartTLS}, "STARTTLS when offered, any certificate accepted (policy opportunistic from smtpkit probe; port 465 is implicit TLS; --starttls)"},
 		{465, Options{Mode: tlspolicy.ModeNone}, "no TLS (policy none from smtpkit probe; port 465 is implicit TLS; --no-tls)"},
 	}
 	for _, tt := range tests {

@@ -136,6 +136,10 @@ func how(r Result, plan tlspolicy.Plan) string {
 		return "over " + r.TLS.Version + ", certificate matches a TLSA record (DANE)"
 	case plan.VerifyName != "":
 		return "over " + r.TLS.Version + ", certificate verified for " + plan.VerifyName
+	case r.TLS.Valid:
+		// The probe checked the chain (system roots or --ca) and the name
+		// though the plan accepts any certificate: say what it found.
+		return "over " + r.TLS.Version + ", certificate valid (the probe verified it; the plan accepts any)"
 	}
 	return "over " + r.TLS.Version + ", certificate not verified (encrypted, not authenticated)"
 }

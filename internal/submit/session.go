@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"smtpkit/internal/client"
@@ -34,7 +35,33 @@ type Target struct {
 	Transcript io.Writer
 	// AUTH: none when User is empty; Mech "" = the best the server offers.
 	User, Password, Mech string
+	// GreetingTimeout is how long a plaintext connection waits for the
+	// 220 greeting; 0 means DefaultGreetingTimeout (at most Timeout). A
+	// server speaking implicit TLS says nothing until the client starts
+	// TLS: the wait ends in a *NoGreetingError instead of Timeout's.
+	GreetingTimeout time.Duration
 }
+
+// DefaultGreetingTimeout is the plaintext greeting wait: longer than the
+// greeting delays servers use against early talkers (Postfix's postscreen
+// waits 6 s), far shorter than RFC 5321 §4.5.3.2.1's 5 minutes, which
+// serve a client that has nothing better to do.
+const DefaultGreetingTimeout = 10 * time.Second
+
+// NoGreetingError is a plaintext connection on which no greeting came:
+// most likely a port that speaks implicit TLS (RFC 8314 §3.3). The
+// commands add the setting that fixes it (--tls implicit, SMTPKIT_TLS).
+type NoGreetingError struct {
+	Addr  string
+	After time.Duration
+	Err   error
+}
+
+func (e *NoGreetingError) Error() string {
+	return fmt.Sprintf("no greeting from %s within %s: the port may speak implicit TLS (as 465 does), where the server waits for the client's TLS handshake", e.Addr, e.After)
+}
+
+func (e *NoGreetingError) Unwrap() error { return e.Err }
 
 // Open connects, says EHLO, sets up TLS as t.TLSMode asks and
 // authenticates, reporting each step on progress. A failed AUTH is an
@@ -53,7 +80,7 @@ func Open(ctx context.Context, t Target, progress io.Writer) (*client.Conn, erro
 	if t.TLSMode == TLSImplicit {
 		c, err = client.DialTLS(ctx, t.Addr, t.TLSConfig, opts)
 	} else {
-		c, err = client.Dial(ctx, t.Addr, opts)
+		c, err = dialPlain(ctx, t, opts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", t.Addr, err)
@@ -63,6 +90,35 @@ func Open(ctx context.Context, t Target, progress io.Writer) (*client.Conn, erro
 		return nil, err
 	}
 	return c, nil
+}
+
+// dialPlain connects and waits GreetingTimeout for the greeting; a wait
+// that times out is a *NoGreetingError.
+func dialPlain(ctx context.Context, t Target, opts client.Options) (*client.Conn, error) {
+	wait := t.GreetingTimeout
+	if wait <= 0 {
+		wait = DefaultGreetingTimeout
+	}
+	if t.Timeout > 0 && t.Timeout < wait {
+		wait = t.Timeout
+	}
+	opts.Timeouts.Greeting = wait
+	cctx := ctx
+	if opts.Timeouts.Connect > 0 {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, opts.Timeouts.Connect)
+		defer cancel()
+	}
+	nc, err := (&net.Dialer{}).DialContext(cctx, "tcp", t.Addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewConn(nc, opts)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil, &NoGreetingError{Addr: t.Addr, After: wait, Err: err}
+	}
+	return c, err
 }
 
 // setup runs EHLO, STARTTLS and AUTH on a new connection.

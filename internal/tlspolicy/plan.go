@@ -254,7 +254,7 @@ func (p Plan) String() string {
 	} else if p.VerifyName != "" {
 		parts = append(parts, "certificate must be valid for "+p.VerifyName)
 	} else if p.UsesTLS() {
-		parts = append(parts, "certificate not verified")
+		parts = append(parts, "any certificate accepted")
 	}
 	return strings.Join(parts, ", ") + " (" + p.Reason + ")"
 }

@@ -219,9 +219,9 @@ func TestPlanString(t *testing.T) {
 		want string
 	}{
 		{Input{Policy: None, Host: "h", Port: 25}, "no TLS (policy none)"},
-		{Input{Policy: Opportunistic, Host: "h", Port: 25}, "STARTTLS when offered, certificate not verified (policy opportunistic)"},
+		{Input{Policy: Opportunistic, Host: "h", Port: 25}, "STARTTLS when offered, any certificate accepted (policy opportunistic)"},
 		{Input{Policy: Verify, Host: "h", Port: 25, Source: "route x"}, "STARTTLS when offered, TLS required, certificate must be valid for h (policy verify from route x)"},
-		{Input{Policy: Required, Host: "h", Port: 465}, "implicit TLS, TLS required, certificate not verified (policy required; port 465 is implicit TLS)"},
+		{Input{Policy: Required, Host: "h", Port: 465}, "implicit TLS, TLS required, any certificate accepted (policy required; port 465 is implicit TLS)"},
 	}
 	for _, tt := range tests {
 		if got := Decide(tt.in).String(); got != tt.want {

@@ -207,7 +207,7 @@ tls = "verify"
 		t.Errorf("static route: %+v", routed)
 	}
 	if mx1.Domain != "mx.example" || mx1.Host != "mx1.mx.example" || mx1.Pref != 10 || mx1.Address != s.MX ||
-		mx1.Plan != "STARTTLS when offered, certificate not verified (policy opportunistic from outbound default)" ||
+		mx1.Plan != "STARTTLS when offered, any certificate accepted (policy opportunistic from outbound default)" ||
 		mx1.TLS == nil || mx1.TLS.VerifyName != "mx1.mx.example" || mx1.Error != "" {
 		t.Errorf("first MX: %+v", mx1)
 	}
