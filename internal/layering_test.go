@@ -46,7 +46,7 @@ var allowed = map[string][]string{
 	"route":       {"dns", "smtp", "tlspolicy", "mtasts"},
 	"server":      {"smtp", "sasl", "proxyproto"},
 	"client":      {"smtp", "sasl"},
-	"queue":       {"smtp", "dsn", "vfs"},
+	"queue":       {"smtp", "dsn", "vfs", "wal"},
 	"greylist":    {"atomicfile", "statefile"},
 	"sendlimit":   {"atomicfile", "statefile"}, // per-account sending limits
 	"inbound":     {"smtp", "server", "local", "queue", "srs", "authres", "dnsbl", "greylist", "milter", "sendlimit"},

@@ -1,43 +1,53 @@
 package queue
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"strings"
 	"testing"
 )
 
-// BenchmarkCommitParallel measures durable commits from many sessions at
-// once, with group commit of the directory fsyncs and without it.
+// BenchmarkCommitParallel measures durable commits of 1 KB messages from
+// N sessions at once: through the journal (its checkpoints inside the
+// timed work, the last one at Close), and on the file path with group
+// commit of the directory fsyncs and without it.
 func BenchmarkCommitParallel(b *testing.B) {
-	body := []byte(testMessage + string(make([]byte, 4096)))
+	body := []byte(testMessage + strings.Repeat("x", 1024-len(testMessage)))
 	for _, bc := range []struct {
-		name  string
-		group bool
-	}{{"group", true}, {"nogroup", false}} {
-		b.Run(bc.name, func(b *testing.B) {
-			q, err := Open(Options{Dir: b.TempDir(), Courier: &recorder{}, noGroupCommit: !bc.group,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer q.Close()
-			b.SetParallelism(8) // sessions per CPU
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					w, err := q.Begin(envelopeOf("a@example.org", []string{"b@example.net"}, Meta{}))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					w.Write(body)
-					if _, err := w.Commit(); err != nil {
-						b.Error(err)
-						return
-					}
+		name    string
+		journal bool
+		group   bool
+	}{{"journal", true, true}, {"files", false, true}, {"files-nogroup", false, false}} {
+		for _, sessions := range []int{2, 16, 64} {
+			b.Run(fmt.Sprintf("%s/sessions=%d", bc.name, sessions), func(b *testing.B) {
+				q, err := Open(Options{Dir: b.TempDir(), Courier: &recorder{}, NoJournal: !bc.journal,
+					noGroupCommit: !bc.group, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+				if err != nil {
+					b.Fatal(err)
 				}
+				b.SetParallelism(max(sessions/runtime.GOMAXPROCS(0), 1))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						w, err := q.Begin(envelopeOf("a@example.org", []string{"b@example.net"}, Meta{}))
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						w.Write(body)
+						if _, err := w.Commit(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				if err := q.Close(); err != nil { // the journal's last checkpoint
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
-		})
+		}
 	}
 }
 

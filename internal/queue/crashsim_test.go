@@ -1,12 +1,16 @@
 package queue
 
-// crashsim_test.go: power-loss simulation of the spool (issue #11 item 2).
-// A workload of concurrent Commits and deliveries runs on crashfs; the
-// power is cut at every operation boundary of it (crashfs.CrashAfter) and
-// at random points, the file system comes back strict (only what was made
-// durable) or with a random part of the unsynced changes, and the queue
-// reopened on it must hold every acknowledged message exactly once, whole,
-// with its envelope, and nothing half-written.
+// crashsim_test.go: power-loss simulation of the spool (issue #11 item 2,
+// the journal of issue #17). A workload of concurrent Commits, deliveries
+// (removals), deferrals (env rewrites) and journal checkpoints runs on
+// crashfs; the power is cut at every operation boundary of it
+// (crashfs.CrashAfter) and at random points, the file system comes back
+// strict (only what was made durable) or with a random part of the
+// unsynced changes, and the queue reopened on it must hold every
+// acknowledged message exactly once, whole, with its envelope, nothing
+// half-written, and no message whose delivery was recorded. It runs for
+// each way of committing (simVariants): the file path, and the journal
+// with either flush of its checkpoints.
 
 import (
 	"context"
@@ -20,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"smtpkit/internal/vfs/crashfs"
 )
@@ -45,6 +51,37 @@ func simRcpts(i int) []string {
 		return []string{fmt.Sprintf("r%d@ok.example", i)}
 	}
 	return []string{fmt.Sprintf("r%d@ok.example", i), fmt.Sprintf("s%d@later.example", i)}
+}
+
+// simVariant is a way of committing the workload runs with.
+type simVariant struct {
+	name    string
+	journal bool  // Options.NoJournal is !journal
+	fsType  int64 // what Statfs reports: ext4 (syncfs flushes) or FUSE (fsync per file)
+}
+
+var simVariants = []simVariant{
+	{"files", false, unix.EXT4_SUPER_MAGIC},
+	{"journal+syncfs", true, unix.EXT4_SUPER_MAGIC},
+	{"journal+fsync", true, unix.FUSE_SUPER_MAGIC},
+}
+
+// newFS is an empty simulated file system of v's kind.
+func (v simVariant) newFS() *crashfs.FS { return crashfs.New(crashfs.Options{Type: v.fsType}) }
+
+// options are the queue's on fsys: checkpoints only where the workload
+// runs them, journal segments of 4 KiB (appends and checkpoints cross
+// them), no preallocated zeros.
+func (v simVariant) options(fsys *crashfs.FS, c Courier, now func() time.Time) Options {
+	return Options{Dir: simRoot, FS: fsys, Courier: c, Now: now, Logger: slog.New(slog.DiscardHandler),
+		NoJournal: !v.journal, Checkpoint: -1, journalSegment: 4 << 10, journalPrealloc: -1}
+}
+
+// checkpoint runs a journal checkpoint, as the checkpointer does.
+func checkpoint(q *Queue) {
+	if q.journal != nil {
+		q.journal.checkpoint()
+	}
 }
 
 // simRun is one life of the workload: what was acknowledged and what the
@@ -83,7 +120,7 @@ const (
 
 // run commits simWriters×simPerWriter messages from concurrent writers
 // while deliveries run, on fsys, until done or the file system froze.
-func (r *simRun) run(fsys *crashfs.FS, clock *clock) {
+func (r *simRun) run(fsys *crashfs.FS, clock *clock, v simVariant) {
 	r.acked = map[string]int{}
 	r.delivered = map[string]map[string]bool{}
 	r.marked = map[string]map[string]bool{}
@@ -112,17 +149,23 @@ func (r *simRun) run(fsys *crashfs.FS, clock *clock) {
 		}
 		return out
 	})
-	q, err := Open(Options{Dir: simRoot, FS: fsys, Courier: courier, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
+	q, err := Open(v.options(fsys, courier, clock.Now))
 	if err != nil {
 		return // the power went during Open: nothing acknowledged
 	}
 	defer q.Close()
 	var wg sync.WaitGroup
+	first := make(chan struct{}, simWriters) // each writer's first Commit returned
 	for g := range simWriters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			signal := sync.OnceFunc(func() { first <- struct{}{} })
+			defer signal()
 			for k := range simPerWriter {
+				if k == 1 {
+					signal()
+				}
 				i := g*simPerWriter + k
 				w, err := q.Begin(envelopeOf("a@example.org", simRcpts(i), Meta{ReceivedFrom: fmt.Sprint(i)}))
 				if err != nil {
@@ -142,11 +185,21 @@ func (r *simRun) run(fsys *crashfs.FS, clock *clock) {
 			}
 		}()
 	}
-	for range 3 {
+	for range simWriters {
+		<-first
+	}
+	// The first deliveries remove messages whose records are still in the
+	// journal (remove records); the later ones, after a checkpoint, some
+	// whose records are not.
+	for k := range 3 {
 		q.RunOnce(context.Background())
 		r.markDelivered(fsys)
+		if k == 0 {
+			checkpoint(q) // while commits go on
+		}
 	}
 	wg.Wait()
+	checkpoint(q)
 	clock.Advance(time.Hour) // the deferred recipients are due again
 	q.RunOnce(context.Background())
 	r.markDelivered(fsys)
@@ -160,14 +213,14 @@ type simTally struct {
 
 // check recovers the spool from the crashed file system fsys and compares
 // it with what run acknowledged and delivered.
-func (r *simRun) check(t *testing.T, fsys *crashfs.FS, how string, tally *simTally) {
+func (r *simRun) check(t *testing.T, fsys *crashfs.FS, v simVariant, how string, tally *simTally) {
 	t.Helper()
 	tally.crashes++
 	fail := func(format string, args ...any) {
 		t.Helper()
-		t.Errorf("%s: "+format, append([]any{how}, args...)...)
+		t.Errorf("%s, %s: "+format, append([]any{v.name, how}, args...)...)
 	}
-	q, err := Open(Options{Dir: simRoot, FS: fsys, Courier: &recorder{}, Logger: slog.New(slog.DiscardHandler)})
+	q, err := Open(v.options(fsys, &recorder{}, time.Now))
 	if err != nil {
 		fail("recovery failed: %v", err)
 		return
@@ -268,17 +321,23 @@ func (r *simRun) check(t *testing.T, fsys *crashfs.FS, how string, tally *simTal
 
 // TestPowerLoss crashes the workload at every operation boundary (strict
 // and with two random write-backs each), then at random points with random
-// write-backs, bounded in count and time.
+// write-backs, bounded in count and time; for each variant.
 func TestPowerLoss(t *testing.T) {
+	for i, v := range simVariants {
+		t.Run(v.name, func(t *testing.T) { powerLoss(t, v, uint64(i)) })
+	}
+}
+
+func powerLoss(t *testing.T, v simVariant, seed0 uint64) {
 	var tally simTally
 	var base simRun
-	fsys := crashfs.New(crashfs.Options{})
-	base.run(fsys, newClock())
+	fsys := v.newFS()
+	base.run(fsys, newClock(), v)
 	ops := fsys.Ops()
 	if len(base.acked) != simWriters*simPerWriter {
 		t.Fatalf("without a crash %d of %d messages were acknowledged", len(base.acked), simWriters*simPerWriter)
 	}
-	base.check(t, fsys.Crash(), "after the whole run, strict", &tally)
+	base.check(t, fsys.Crash(), v, "after the whole run, strict", &tally)
 
 	step := int64(1)
 	if testing.Short() {
@@ -286,29 +345,84 @@ func TestPowerLoss(t *testing.T) {
 	}
 	for n := int64(0); n <= ops && !t.Failed(); n += step {
 		var r simRun
-		fsys := crashfs.New(crashfs.Options{})
+		fsys := v.newFS()
 		fsys.CrashAfter(n)
-		r.run(fsys, newClock())
-		r.check(t, fsys.Crash(), fmt.Sprintf("crash after %d of %d ops, strict", n, ops), &tally)
+		r.run(fsys, newClock(), v)
+		r.check(t, fsys.Crash(), v, fmt.Sprintf("crash after %d of %d ops, strict", n, ops), &tally)
 		for s := range uint64(2) {
 			seed := uint64(n)*2 + s
-			r.check(t, fsys.CrashRandom(seed), fmt.Sprintf("crash after %d of %d ops, random write-back %d", n, ops, seed), &tally)
+			r.check(t, fsys.CrashRandom(seed), v, fmt.Sprintf("crash after %d of %d ops, random write-back %d", n, ops, seed), &tally)
 		}
 	}
 
-	rng := rand.New(rand.NewPCG(11, 11))
-	deadline := time.Now().Add(4 * time.Second)
+	rng := rand.New(rand.NewPCG(11, 11+seed0))
+	deadline := time.Now().Add(time.Second)
 	for k := 0; k < 300 && time.Now().Before(deadline) && !t.Failed(); k++ {
 		var r simRun
-		fsys := crashfs.New(crashfs.Options{})
+		fsys := v.newFS()
 		n := rng.Int64N(ops + 1)
 		fsys.CrashAfter(n)
-		r.run(fsys, newClock())
+		r.run(fsys, newClock(), v)
 		seed := rng.Uint64()
-		r.check(t, fsys.CrashRandom(seed), fmt.Sprintf("random crash after %d ops, write-back %d", n, seed), &tally)
+		r.check(t, fsys.CrashRandom(seed), v, fmt.Sprintf("random crash after %d ops, write-back %d", n, seed), &tally)
 	}
+	tally.log(t, ops)
+}
+
+func (tally simTally) log(t *testing.T, ops int64) {
 	t.Logf("%d ops a run; %d simulated crashes, %d acknowledged messages checked (%d still queued, the rest delivered), "+
 		"%d unacknowledged but whole messages visible, %d deliveries repeated (crash before they were recorded), "+
 		"%d recorded deliveries pending again, %d lost",
 		ops, tally.crashes, tally.acked, tally.present, tally.unackedVisible, tally.repeated, tally.forgotten, tally.lost)
+}
+
+// TestPowerLossInReplay cuts the power again while the queue recovers
+// from a first power loss — at every operation of that Open (the
+// journal's replay, its checkpoint, recover) — and checks what a third
+// Open then finds, against what the first life acknowledged. The first
+// crash comes at points spread over the workload, strict and with random
+// write-back.
+func TestPowerLossInReplay(t *testing.T) {
+	for i, v := range simVariants {
+		if !v.journal {
+			continue
+		}
+		t.Run(v.name, func(t *testing.T) {
+			var tally simTally
+			var base simRun
+			fsys := v.newFS()
+			base.run(fsys, newClock(), v)
+			ops := fsys.Ops()
+			points := int64(10)
+			if testing.Short() {
+				points = 3
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for p := int64(1); p <= points && time.Now().Before(deadline) && !t.Failed(); p++ {
+				n := ops * p / (points + 1)
+				var r simRun
+				fsys := v.newFS()
+				fsys.CrashAfter(n)
+				r.run(fsys, newClock(), v)
+				seed := uint64(i)*1000 + uint64(n)
+				first := fsys.CrashRandom(seed) // copies of it: first.Crash() (all of it is durable)
+				probe := first.Crash()
+				if q, err := Open(v.options(probe, &recorder{}, time.Now)); err == nil {
+					q.Close()
+				}
+				rops := probe.Ops()
+				for m := int64(0); m <= rops && !t.Failed(); m++ {
+					second := first.Crash()
+					second.CrashAfter(m)
+					if q, err := Open(v.options(second, &recorder{}, time.Now)); err == nil {
+						q.Close()
+					}
+					how := fmt.Sprintf("crash after %d of %d ops, write-back %d, then after %d of %d ops of the recovery", n, ops, seed, m, rops)
+					r.check(t, second.Crash(), v, how+", strict", &tally)
+					r.check(t, second.CrashRandom(seed+uint64(m)), v, how+", random write-back", &tally)
+				}
+			}
+			tally.log(t, ops)
+		})
+	}
 }

@@ -11,7 +11,8 @@ import (
 
 // faultFS is the host's file system with failures injected by the test:
 // fail(op, path) returns the error an operation gets, nil to let it run.
-// op is "open", "write", "sync", "rename", "syncdir" or "remove".
+// op is "open", "write", "writeat", "sync", "datasync", "rename",
+// "syncdir" or "remove".
 type faultFS struct {
 	vfs.OS
 	mu   sync.Mutex
@@ -76,6 +77,20 @@ func (f faultFile) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return f.File.Write(p)
+}
+
+func (f faultFile) WriteAt(p []byte, off int64) (int, error) {
+	if err := f.fs.check("writeat", f.Name()); err != nil {
+		return 0, err
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func (f faultFile) Datasync() error {
+	if err := f.fs.check("datasync", f.Name()); err != nil {
+		return err
+	}
+	return f.File.Datasync()
 }
 
 func (f faultFile) Sync() error {

@@ -75,11 +75,7 @@ func (w *Writer) Withdraw() error {
 	m.deleted = true
 	m.mu.Unlock()
 	q.forget(id)
-	err := q.remove(id)
-	if err == nil {
-		err = q.sync.Sync()
-	}
-	if err != nil {
+	if err := q.removeDurable(id); err != nil {
 		return fmt.Errorf("queue: withdrawing %s: %w", id, err)
 	}
 	q.log.Info("queue: prepared message withdrawn", "msgid", id)

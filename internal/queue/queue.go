@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -77,9 +76,23 @@ type Options struct {
 	Logger      *slog.Logger
 	Now         func() time.Time // the clock; default time.Now
 
+	// NoJournal makes every message take the file path of Writer.Prepare
+	// (fsynced and renamed into msg/ and env/, the directories fsynced)
+	// instead of the journal in <Dir>/journal (journal.go); a journal an
+	// earlier run left is still replayed at Open.
+	NoJournal bool
+	// Checkpoint is how often the journal's messages are flushed in the
+	// spool and dropped from the journal; 0 is CheckpointInterval,
+	// negative runs no checkpointer (tests checkpoint by hand).
+	Checkpoint time.Duration
+
 	// noGroupCommit makes every Commit fsync the directories itself, for
 	// the benchmark that measures what group commit buys.
 	noGroupCommit bool
+	// journalSegment and journalPrealloc are the journal's
+	// wal.Options.SegmentSize and PreallocSize (0: the defaults): crash
+	// tests make segments small and skip the preallocated zeros.
+	journalSegment, journalPrealloc int64
 }
 
 func (o *Options) setDefaults() {
@@ -116,6 +129,9 @@ func (o *Options) setDefaults() {
 	if o.FS == nil {
 		o.FS = vfs.OS{}
 	}
+	if o.Checkpoint == 0 {
+		o.Checkpoint = CheckpointInterval
+	}
 }
 
 // Queue is an open spool and its scheduler. All methods are safe for
@@ -125,6 +141,8 @@ type Queue struct {
 	dir  spoolDir
 	log  *slog.Logger
 	sync *syncer // group commit of the msg/ and env/ directories
+	// journal logs the small messages (journal.go); nil with NoJournal.
+	journal *journal
 
 	mu     sync.Mutex
 	msgs   map[string]*message // the active set
@@ -166,7 +184,13 @@ func Open(opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	q.sync = newSyncer(q.dir.syncDirs, !opts.noGroupCommit)
+	// The journal's messages become files first: recover loads files.
+	if err := q.openJournal(); err != nil {
+		q.sync.close()
+		return nil, fmt.Errorf("queue: %w", err)
+	}
 	if err := q.recover(); err != nil {
+		q.closeJournal()
 		q.sync.close()
 		return nil, fmt.Errorf("queue: recovery: %w", err)
 	}
@@ -183,8 +207,9 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	q.mu.Unlock()
+	err := q.closeJournal()
 	q.sync.close()
-	return nil
+	return err
 }
 
 func (q *Queue) now() time.Time { return q.opts.Now() }
@@ -255,17 +280,12 @@ func (q *Queue) forget(id string) {
 	q.pokeLocked() // room in the active set
 }
 
-// remove deletes the files of message id: env first (the commit point, so
-// that a crash in between leaves a msg without env, which Open removes),
-// then msg.
+// remove deletes the files of message id (removeFiles in journal.go:
+// env first, then msg, after a remove record where the journal may still
+// hold the message).
 func (q *Queue) remove(id string) error {
-	if err := q.dir.fs.Remove(q.dir.env(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := q.dir.fs.Remove(q.dir.msg(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
+	_, err := q.removeFiles(id)
+	return err
 }
 
 // spoolDir is the spool's root directory and the file system it is on.

@@ -73,19 +73,17 @@ func (e *envelope) findPending(addr string, local bool) *rcpt {
 // so the failure is logged as a possible duplicate.
 func (q *Queue) persist(m *message, delivered []string) {
 	id := m.env.ID
+	// Durable before the next attempt is decided on it: a power loss
+	// must not bring back as pending a recipient recorded delivered
+	// (group commit, shared with the Commits in flight; a removal may be
+	// made durable by its journal record instead, see removeDurable).
 	var err error
 	if m.env.done() {
-		err = q.remove(id)
+		err = q.removeDurable(id)
 		m.deleted = true
 		q.forget(id)
 		q.log.Info("queue: message done", "msgid", id)
-	} else {
-		err = q.saveEnv(m)
-	}
-	if err == nil {
-		// Durable before the next attempt is decided on it: a power loss
-		// must not bring back as pending a recipient recorded delivered
-		// (group commit, shared with the Commits in flight).
+	} else if err = q.saveEnv(m); err == nil {
 		err = q.sync.Sync()
 	}
 	if err == nil {

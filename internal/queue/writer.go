@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -14,16 +15,20 @@ import (
 	"smtpkit/internal/vfs"
 )
 
-// bufSize is the Writer's buffer: the message streams to tmp/ in chunks of
-// this size and is never held whole in memory.
+// bufSize is the Writer's buffer: a message too large for the journal
+// streams to tmp/ in chunks of this size and is never held whole in
+// memory.
 const bufSize = 64 << 10
 
-// Writer receives one message's bytes and commits it to the spool.
+// Writer receives one message's bytes and commits it to the spool. The
+// bytes are held in memory while they may fit a journal record
+// (journalMax) and go to tmp/ from the first Write that does not.
 // Write, Commit and Abort must not be called concurrently on one Writer.
 type Writer struct {
 	q    *Queue
 	env  *envelope
-	tmp  string
+	held *[]byte // the bytes so far, until they go to tmp/ (from heldPool)
+	tmp  string  // tmp/<id>, once the bytes go there
 	f    vfs.File
 	w    *bufio.Writer
 	done bool
@@ -114,12 +119,50 @@ func (q *Queue) begin(from string, rcpts []string, meta Meta) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp := q.dir.tmp(e.ID)
+	w := &Writer{q: q, env: e}
+	if q.journal == nil {
+		if err := w.spill(); err != nil {
+			return nil, err
+		}
+		return w, nil
+	}
+	w.held = heldPool.Get().(*[]byte)
+	return w, nil
+}
+
+// heldPool recycles the Writers' in-memory buffers.
+var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, journalMax); return &b }}
+
+// spill opens tmp/<id> and moves the bytes held so far there: from now on
+// the message streams to its file.
+func (w *Writer) spill() error {
+	q := w.q
+	tmp := q.dir.tmp(w.env.ID)
 	f, err := q.dir.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, storageError(fmt.Errorf("queue: %w", err))
+		return storageError(fmt.Errorf("queue: %w", err))
 	}
-	return &Writer{q: q, env: e, tmp: tmp, f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+	w.tmp, w.f, w.w = tmp, f, bufio.NewWriterSize(f, bufSize)
+	if w.held != nil {
+		_, err = w.w.Write(*w.held)
+		w.release()
+	}
+	if err != nil {
+		f.Close()
+		q.dir.fs.Remove(tmp)
+		w.f = nil
+		return storageError(fmt.Errorf("queue: %w", err))
+	}
+	return nil
+}
+
+// release gives the in-memory buffer back.
+func (w *Writer) release() {
+	if w.held != nil {
+		*w.held = (*w.held)[:0]
+		heldPool.Put(w.held)
+		w.held = nil
+	}
 }
 
 // newEnvelope is the envelope of a message arriving at now: exact
@@ -149,6 +192,16 @@ func newEnvelope(id, from string, rcpts []string, meta Meta, now time.Time) (*en
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("queue: write after commit or abort")
+	}
+	if w.f == nil && len(*w.held)+len(p) > journalMax-commitHeader {
+		if err := w.spill(); err != nil {
+			return 0, err
+		}
+	}
+	if w.f == nil {
+		*w.held = append(*w.held, p...)
+		w.env.Size += int64(len(p))
+		return len(p), nil
 	}
 	n, err := w.w.Write(p)
 	w.env.Size += int64(n)
@@ -186,7 +239,11 @@ func (w *Writer) Commit() (string, error) {
 // Prepare makes the message durable but does not hand it to the
 // scheduler yet: nothing is delivered before Publish, and Withdraw can
 // still take it back. When it returns nil the message survives a crash
-// (and is delivered after it):
+// (and is delivered after it). A message whose envelope and bytes fit in
+// a journal record (journalMax) is one record in the journal, durable
+// with one fdatasync shared by every Commit in flight, and then written
+// to msg/ and env/ unflushed (see journal.go). A larger one, or any
+// message with Options.NoJournal:
 //
 //  1. the bytes are flushed and fsynced in tmp/<id>, then renamed to msg/<id>;
 //  2. the envelope is written to tmp/, fsynced and renamed to env/<id>.json
@@ -200,6 +257,48 @@ func (w *Writer) Prepare() (string, error) {
 		return "", errors.New("queue: commit after commit or abort")
 	}
 	w.done = true
+	var id string
+	var err error
+	if w.f == nil {
+		id, err = w.prepareJournaled()
+	} else {
+		id, err = w.prepareFiles()
+	}
+	if err != nil {
+		return "", err
+	}
+	q := w.q
+	w.m = newMessage(w.env)
+	w.m.prepared = true
+	q.mu.Lock()
+	q.msgs[id] = w.m
+	q.mu.Unlock()
+	return id, nil
+}
+
+// prepareJournaled is Prepare for a message held in memory: one journal
+// record, or the file path when the record would be too large.
+func (w *Writer) prepareJournaled() (string, error) {
+	data, err := w.env.marshal()
+	if err != nil {
+		w.release()
+		return "", fmt.Errorf("queue: committing message: %w", err)
+	}
+	if !fitsJournal(len(data), len(*w.held)) {
+		if err := w.spill(); err != nil {
+			return "", err
+		}
+		return w.prepareFiles()
+	}
+	defer w.release()
+	if err := w.q.journal.commit(w.env.ID, data, *w.held); err != nil {
+		return "", storageError(err)
+	}
+	return w.env.ID, nil
+}
+
+// prepareFiles is Prepare for a message in tmp/: steps 1 to 3 above.
+func (w *Writer) prepareFiles() (string, error) {
 	q, id := w.q, w.env.ID
 	err := w.w.Flush()
 	if err == nil {
@@ -230,11 +329,6 @@ func (w *Writer) Prepare() (string, error) {
 		q.remove(id)
 		return "", storageError(fmt.Errorf("queue: committing message: %w", err))
 	}
-	w.m = newMessage(w.env)
-	w.m.prepared = true
-	q.mu.Lock()
-	q.msgs[id] = w.m
-	q.mu.Unlock()
 	return id, nil
 }
 
@@ -269,8 +363,11 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
-	w.f.Close()
-	w.q.dir.fs.Remove(w.tmp)
+	w.release()
+	if w.f != nil {
+		w.f.Close()
+		w.q.dir.fs.Remove(w.tmp)
+	}
 }
 
 // EnqueueBounce queues a DSN from the null sender to b.To, signed with
