@@ -55,6 +55,6 @@ var allowed = map[string][]string{
 	"metrics":     {"queue", "smtp"},
 	"loadgen":     {"smtp", "client", "sasl", "tlspolicy"},
 	"submit":      {"smtp", "client", "compose", "sasl"},
-	"web":         {},  // the status page on the HTTP listener
-	"cli":         nil, // wiring: may import everything
+	"web":         {"certs", "metrics", "queue", "tlsrpt", "userdb"}, // the status page on the HTTP listener
+	"cli":         nil,                                               // wiring: may import everything
 }

@@ -35,7 +35,10 @@ fi
 # the PostgreSQL queue and cluster tests, on 127.17.4.0/24 and the nodes'
 # 127.0.0.11-13); its own cluster is not started. dovecot-lmtpd is the LMTP
 # server of test/interop/lmtp_test.go (its own instance).
-packages=(swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim dovecot-imapd opendmarc publicsuffix rspamd rbldnsd haproxy postgresql dovecot-lmtpd)
+# chromium (Debian's, headless, driven by chromedp) is the browser of
+# test/interop/web_test.go, the status page test; prometheus gives promtool,
+# which checks packaging/prometheus/alerts.yml in internal/metrics.
+packages=(chromium prometheus swaks postfix python3 python3-aiosmtpd gsasl msmtp curl openssl ca-certificates sasl2-bin libsasl2-modules bindfs nsd unbound ldnsutils python3-spf python3-dkim dovecot-imapd opendmarc publicsuffix rspamd rbldnsd haproxy postgresql dovecot-lmtpd)
 
 # installed reports whether the Debian package $1 is fully installed.
 installed() {

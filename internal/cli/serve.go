@@ -75,7 +75,7 @@ func runServe(args []string, stdio Stdio) int {
 		fmt.Fprintf(stdio.Err, "smtpkit serve: %v\n", err)
 		return 1
 	}
-	endpoint, err := startHTTP(httpOptions{Address: cfg.HTTPAddress(), PProf: cfg.HTTP.PProf}, d.metrics, d.health, log)
+	endpoint, err := startHTTP(httpOptions{Address: cfg.HTTPAddress(), PProf: cfg.HTTP.PProf, Status: d.statusPage(cfg, log)}, d.metrics, d.health, log)
 	if err != nil {
 		if ctl != nil {
 			ctl.Close()
@@ -296,6 +296,7 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	}
 	d.dmarc.wire(cfg, d.out.routing.resolver, d.mailReport, log)
 	d.metrics.WatchQueue(d.out.queue)
+	d.watchCertificates()              // web.go
 	rewriter, err := openSRS(cfg, log) // [srs] (srs.go)
 	if err != nil {
 		return nil, err

@@ -37,7 +37,8 @@ func (c *countingCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue
 	defer c.m.deliveryInFlight.Dec()
 	start := c.m.now()
 	res := c.next.Deliver(ctx, d)
-	c.m.deliveryDuration.Observe(c.m.now().Sub(start).Seconds())
+	end := c.m.now()
+	c.m.deliveryDuration.Observe(end.Sub(start).Seconds())
 	got := make(map[string]queue.Result, len(res))
 	for _, r := range res {
 		got[r.Rcpt] = r
@@ -46,8 +47,9 @@ func (c *countingCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue
 		r, ok := got[rcpt]
 		if !ok {
 			// The queue treats a recipient without a Result as temporary.
-			r.Err = errNoResult
+			r.Rcpt, r.Err = rcpt, errNoResult
 		}
+		c.m.record(d, r, end, end.Sub(start))
 		policy := r.TLS.Policy
 		if policy == "" {
 			policy = "unknown"

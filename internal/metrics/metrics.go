@@ -53,6 +53,7 @@ type Metrics struct {
 	deliveries       *prometheus.CounterVec // result
 	deliveryDuration prometheus.Histogram
 	deliveryInFlight prometheus.Gauge
+	recent           ring // the last delivery events (recent.go)
 }
 
 // New returns the metrics, registered on a new registry.
