@@ -79,7 +79,7 @@ func (d *daemon) watchCertificates() {
 			if len(c.Names) > 0 {
 				name = c.Names[0]
 			}
-			out = append(out, metrics.Certificate{File: c.File, Name: name, NotAfter: c.NotAfter})
+			out = append(out, metrics.Certificate{File: c.Source, Name: name, NotAfter: c.NotAfter})
 		}
 		return out
 	})

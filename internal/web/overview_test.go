@@ -62,7 +62,7 @@ func TestOverview(t *testing.T) {
 	page := body(t, b.do("GET", "/", nil))
 	for _, want := range []string{
 		"127.17.7.1:25", "opportunistic", // listener
-		"mx.example.com", "(self-signed)", "(default)", // certificate
+		"mx.example.com", "(default)", pair.Cert, // certificate
 		`<a href="/queue">1 messages</a>`,                         // queue
 		id2, "dave@example.org", "temporary_failure", "try later", // last delivery
 		"example.net", "sts", "certificate-expired", // TLS-RPT

@@ -44,6 +44,7 @@ type overviewData struct {
 	Listeners    []Listener
 	Certificates []certView
 	Queue        queueCounts
+	QueueError   string // the queue could not be listed
 	Deliveries   []metrics.Delivery
 	HaveDeliv    bool
 	TLSReports   []tlsrpt.Pending
@@ -69,7 +70,11 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		left := c.NotAfter.Sub(now)
 		d.Certificates = append(d.Certificates, certView{Info: c, Left: left, Warn: left < certWarn})
 	}
-	for _, m := range h.opts.Queue.List() {
+	msgs, err := h.opts.Queue.List(r.Context())
+	if err != nil {
+		d.QueueError = err.Error()
+	}
+	for _, m := range msgs {
 		d.Queue.Messages++
 		if m.Held {
 			d.Queue.Held++
@@ -120,7 +125,13 @@ func matches(m queue.Summary, q string) bool {
 
 func (h *Handler) queueList(w http.ResponseWriter, r *http.Request, s *session) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	all := h.opts.Queue.List()
+	all, err := h.opts.Queue.List(r.Context())
+	if err != nil {
+		p := h.page(r, s, "Queue", queueData{Query: q})
+		p.Error = "listing the queue: " + err.Error()
+		h.render(w, http.StatusInternalServerError, "queue", p)
+		return
+	}
 	d := queueData{Query: q, Total: len(all)}
 	lq := strings.ToLower(q)
 	for _, m := range all {
@@ -136,7 +147,7 @@ func (h *Handler) queueList(w http.ResponseWriter, r *http.Request, s *session) 
 }
 
 func (h *Handler) queueShow(w http.ResponseWriter, r *http.Request, s *session) {
-	det, err := h.opts.Queue.Show(r.PathValue("id"))
+	det, err := h.opts.Queue.Show(r.Context(), r.PathValue("id"))
 	if errors.Is(err, queue.ErrNotFound) {
 		p := h.page(r, s, "Not in the queue", nil)
 		p.Error = "No message " + r.PathValue("id") + " in the queue (delivered, bounced or deleted)."
@@ -168,13 +179,13 @@ func (h *Handler) queueAction(w http.ResponseWriter, r *http.Request, s *session
 	var err error
 	switch action {
 	case "hold":
-		err = h.opts.Queue.Hold(id)
+		err = h.opts.Queue.Hold(r.Context(), id)
 	case "release":
-		err = h.opts.Queue.Release(id)
+		err = h.opts.Queue.Release(r.Context(), id)
 	case "retry":
-		err = h.opts.Queue.Retry(id)
+		err = h.opts.Queue.Retry(r.Context(), id)
 	case "delete":
-		err = h.opts.Queue.Delete(id)
+		err = h.opts.Queue.Delete(r.Context(), id)
 	}
 	if err != nil {
 		code := http.StatusConflict
@@ -184,7 +195,7 @@ func (h *Handler) queueAction(w http.ResponseWriter, r *http.Request, s *session
 		h.log.Warn("status page: queue action failed", "account", s.account, "action", action, "msgid", id, "err", err)
 		p := h.page(r, s, "Message "+id, nil)
 		p.Error = action + " " + id + ": " + err.Error()
-		if det, serr := h.opts.Queue.Show(id); serr == nil {
+		if det, serr := h.opts.Queue.Show(r.Context(), id); serr == nil {
 			p.Data = det
 		}
 		h.render(w, code, "message", p)

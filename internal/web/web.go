@@ -24,15 +24,15 @@ import (
 	"smtpkit/internal/userdb"
 )
 
-// Queue is what the page needs of the outbound queue (*queue.Queue, or
-// the queue.Spool interface over it).
+// Queue is what the page needs of the outbound queue (queue.Backend,
+// the files or PostgreSQL).
 type Queue interface {
-	List() []queue.Summary
-	Show(id string) (queue.Detail, error)
-	Hold(id string) error
-	Release(id string) error
-	Retry(id string) error
-	Delete(id string) error
+	List(ctx context.Context) ([]queue.Summary, error)
+	Show(ctx context.Context, id string) (queue.Detail, error)
+	Hold(ctx context.Context, id string) error
+	Release(ctx context.Context, id string) error
+	Retry(ctx context.Context, id string) error
+	Delete(ctx context.Context, id string) error
 }
 
 // Accounts is what the page needs of the account store (*userdb.File).

@@ -70,7 +70,7 @@ func newEnv(t *testing.T, opts Options) *env {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)}
-	opts.Queue, opts.Accounts, opts.Now, opts.Hostname = q, users, clk.now, "mx.example.com"
+	opts.Queue, opts.Accounts, opts.Now, opts.Hostname = queue.LocalBackend(q), users, clk.now, "mx.example.com"
 	return &env{h: New(opts), q: q, users: users, clk: clk}
 }
 
