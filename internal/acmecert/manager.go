@@ -120,30 +120,41 @@ func (m *Manager) Run(ctx context.Context, cur *tls.Certificate, first chan<- st
 			case <-t.C:
 			}
 		}
-		c, err := m.Obtain(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if c := m.attempt(ctx, cur, &failures); c != nil {
+			cur = c
+		}
 		if first != nil {
 			close(first)
 			first = nil
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			failures++
-			attrs := []any{"attempt", failures, "retry_in", Backoff(failures, m.opts.RetryMin, m.opts.RetryMax).String(), "err", err}
-			if cur != nil {
-				attrs = append(attrs, "serving_serial", cur.Leaf.SerialNumber.Text(16), "serving_expires", cur.Leaf.NotAfter.UTC().Format(time.RFC3339))
-			}
-			m.log.Error("acme: certificate not obtained; the current certificate keeps serving", attrs...)
-			continue
-		}
-		failures = 0
-		cur = c
-		m.opts.Install(c)
-		m.log.Info("acme: certificate installed", "serial", c.Leaf.SerialNumber.Text(16),
-			"issuer", c.Leaf.Issuer.CommonName, "not_after", c.Leaf.NotAfter.UTC().Format(time.RFC3339),
-			"renew_at", RenewAt(c.Leaf).UTC().Format(time.RFC3339))
 	}
+}
+
+// attempt runs one order: the new certificate, installed and logged, or
+// nil with the failure logged and counted.
+func (m *Manager) attempt(ctx context.Context, cur *tls.Certificate, failures *int) *tls.Certificate {
+	c, err := m.Obtain(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		*failures++
+		attrs := []any{"attempt", *failures, "retry_in", Backoff(*failures, m.opts.RetryMin, m.opts.RetryMax).String(), "err", err}
+		if cur != nil {
+			attrs = append(attrs, "serving_serial", cur.Leaf.SerialNumber.Text(16), "serving_expires", cur.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+		m.log.Error("acme: certificate not obtained; the current certificate keeps serving", attrs...)
+		return nil
+	}
+	*failures = 0
+	m.opts.Install(c)
+	m.log.Info("acme: certificate installed", "serial", c.Leaf.SerialNumber.Text(16),
+		"issuer", c.Leaf.Issuer.CommonName, "not_after", c.Leaf.NotAfter.UTC().Format(time.RFC3339),
+		"renew_at", RenewAt(c.Leaf).UTC().Format(time.RFC3339))
+	return c
 }
 
 // covers reports whether leaf names every one of names.

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -85,7 +86,9 @@ func (d *daemon) startACME(cfg config.Config, pairs []certs.Pair, log *slog.Logg
 		select {
 		case <-first:
 		case <-time.After(acmeStartWait):
-			log.Warn("acme: no certificate after waiting; serving a self-signed stand-in until one is issued", "waited", acmeStartWait.String())
+		}
+		if c := d.certs.Certificates(); len(c) > 0 && c[0].Source == acmeStandInSource {
+			log.Warn("acme: no certificate yet; serving a self-signed stand-in until one is issued (retried with backoff)")
 		}
 	}
 	return nil
@@ -107,4 +110,13 @@ func acmeHTTPClient(caFile string) (*http.Client, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	return &http.Client{Transport: tr, Timeout: acmeTimeout}, nil
+}
+
+// printACME is config check's line for [acme].
+func printACME(w io.Writer, cfg config.Config) {
+	if !cfg.ACME.Enabled() {
+		return
+	}
+	fmt.Fprintf(w, "acme\t%s by %s on %s from %s, kept in %s\n", strings.Join(cfg.ACMENames(), ", "), cfg.ACME.Challenge,
+		cfg.ACMEChallengeAddress(), cfg.ACME.Directory, filepath.Join(cfg.DataDir, "acme"))
 }

@@ -79,6 +79,12 @@ func configCheck(args []string, stdio Stdio) int {
 			return 1
 		}
 	}
+	if *loadCerts && cfg.ACME.Enabled() {
+		if _, err := acmeHTTPClient(cfg.ACME.CA); err != nil {
+			fmt.Fprintf(stdio.Err, "%s: %v\n", path, err)
+			return 1
+		}
+	}
 	if *loadCerts {
 		if _, err := loadSigner(cfg); err != nil {
 			fmt.Fprintf(stdio.Err, "%s: %v\n", path, err)
@@ -100,6 +106,7 @@ func summarize(w io.Writer, cfg config.Config) {
 	fmt.Fprintf(tw, "hostname\t%s\n", cfg.Hostname)
 	fmt.Fprintf(tw, "data_dir\t%s\n", cfg.DataDir)
 	fmt.Fprintf(tw, "domains\t%s\n", strings.Join(names, ", "))
+	printACME(tw, cfg) // acme.go
 	switch {
 	case len(cfg.TLS.Certificates) > 0:
 		for i, c := range cfg.TLS.Certificates {
@@ -109,6 +116,7 @@ func summarize(w io.Writer, cfg config.Config) {
 			}
 			fmt.Fprintf(tw, "%s\t%s\n", label, c.Cert)
 		}
+	case cfg.ACME.Enabled():
 	case cfg.TLS.SelfSigned:
 		fmt.Fprintf(tw, "certificates\tself-signed, generated in %s\n", filepath.Join(cfg.DataDir, "tls"))
 	default:

@@ -173,3 +173,26 @@ weight = -3
 		t.Errorf("a listener with pregreet = \"0s\" is listed:\n%s", out)
 	}
 }
+
+// TestConfigCheckACME: the summary names the [acme] certificate instead
+// of "none"; with -certs, an unreadable acme.ca is an error.
+func TestConfigCheckACME(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "acme.toml")
+	src := "hostname = \"mail.example.com\"\ndata_dir = \"/var/lib/smtpkit\"\n[[domain]]\nname = \"example.com\"\n" +
+		"[acme]\ndirectory = \"https://acme.example/dir\"\nca = \"" + filepath.Join(dir, "missing.pem") + "\"\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runConfigCmd("check", path)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	want := "acme          mail.example.com by tls-alpn-01 on :443 from https://acme.example/dir, kept in /var/lib/smtpkit/acme\n"
+	if !strings.Contains(out, want) || strings.Contains(out, "certificates  none") {
+		t.Errorf("output lacks %q (or says none):\n%s", want, out)
+	}
+	if code, _, errOut := runConfigCmd("check", "-certs", path); code != 1 || !strings.Contains(errOut, "acme.ca") {
+		t.Errorf("-certs with a missing acme.ca: exit %d %s", code, errOut)
+	}
+}
