@@ -57,4 +57,9 @@ var allowed = map[string][]string{
 	"submit":      {"smtp", "client", "compose", "sasl"},
 	"web":         {"certs", "metrics", "queue", "tlsrpt", "userdb"}, // the status page on the HTTP listener
 	"cli":         nil,                                               // wiring: may import everything
+
+	// The postgres back-end of the queue, and the conformance suite
+	// (a test helper) every back-end runs.
+	"pgqueue":         {"queue", "dsn", "smtp"},
+	"queue/queuetest": {"queue", "smtp"},
 }

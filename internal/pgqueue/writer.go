@@ -274,15 +274,15 @@ func (q *Queue) commitNew(ctx context.Context, id string, insert func(pgx.Tx) er
 	return unavailable(fmt.Errorf("pgqueue: commit of %s: %w", id, err))
 }
 
-// ambiguous reports whether a failed COMMIT may have committed: the
-// server did not answer it (a server error rolled back; a request never
-// sent cannot have committed).
+// ambiguous reports whether a failed COMMIT may have committed: any
+// failure but the server's own answer (an error, or ROLLBACK for a
+// transaction that had failed). pgconn.SafeToRetry is no guide here: a
+// connection lost while COMMIT's answer was on its way is reported as
+// "conn closed", safe to retry, although the server committed
+// (TestPostgres/AmbiguousCommit).
 func ambiguous(err error) bool {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return false
-	}
-	return !pgconn.SafeToRetry(err)
+	return !errors.As(err, &pe) && !errors.Is(err, pgx.ErrTxCommitRollback)
 }
 
 // resolve finds out whether message id's transaction (on backend pid)

@@ -1,0 +1,490 @@
+package pgqueue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"smtpkit/internal/queue"
+	"smtpkit/internal/queue/queuetest"
+	"smtpkit/internal/smtp"
+)
+
+const testBody = "From: a@sender.example\r\nSubject: t\r\n\r\nbody\r\n"
+
+func mustAddr(t *testing.T, s string) smtp.Address {
+	t.Helper()
+	a, err := smtp.ParseAddress(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// commit queues one message from a@sender.example to rcpts.
+func commit(t *testing.T, q *Queue, rcpts ...string) string {
+	t.Helper()
+	env := queue.Envelope{From: mustAddr(t, "a@sender.example")}
+	for _, r := range rcpts {
+		env.To = append(env.To, mustAddr(t, r))
+	}
+	w, err := q.Begin(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, testBody)
+	id, err := w.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func testMigrations(t *testing.T, e *env) {
+	c := queuetest.NewClock()
+	q := openTest(t, Options{Database: e.dsn, Courier: &queuetest.Courier{}, Now: c.Now})
+	q.Close()
+	// A second Open applies nothing again; the version is recorded once.
+	q = openTest(t, Options{Database: e.dsn, Courier: &queuetest.Courier{}, Now: c.Now})
+	var n, v int
+	if err := q.pool.QueryRow(context.Background(), `SELECT count(*), max(version) FROM schema_version`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != SchemaVersion() || v != SchemaVersion() {
+		t.Errorf("schema_version has %d rows, max %d; want %d", n, v, SchemaVersion())
+	}
+	// A database newer than the binary is refused.
+	if _, err := q.pool.Exec(context.Background(), `INSERT INTO schema_version VALUES ($1)`, SchemaVersion()+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), Options{Database: e.dsn, Courier: &queuetest.Courier{}, TmpDir: t.TempDir()}); err == nil {
+		t.Error("Open accepted a schema newer than the binary")
+	}
+}
+
+// testLeaseTakeover: a recipient leased by one node is not leased by
+// another until the lease runs out; then the other takes it over, and the
+// first node's late result is dropped.
+func testLeaseTakeover(t *testing.T, e *env) {
+	ctx := context.Background()
+	c := queuetest.NewClock()
+	a := openTest(t, Options{Database: e.dsn, Node: "node-a", Courier: &queuetest.Courier{}, Now: c.Now, Lease: time.Minute})
+	b := openTest(t, Options{Database: e.dsn, Node: "node-b", Courier: &queuetest.Courier{}, Now: c.Now, Lease: time.Minute})
+	id := commit(t, a, "r1@one.example", "r2@one.example", "r3@two.example")
+	jobs, err := a.Lease(ctx, c.Now(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 2 || jobs[0].ID != id || len(jobs[0].Rcpts)+len(jobs[1].Rcpts) != 3 {
+		t.Fatalf("jobs %+v, want two (grouped by domain) with 3 recipients", jobs)
+	}
+	for _, j := range jobs {
+		if j.Domain == "one.example" && len(j.Rcpts) != 2 {
+			t.Errorf("one.example job %+v", j)
+		}
+	}
+	if got, err := b.Lease(ctx, c.Now(), 100); err != nil || len(got) != 0 {
+		t.Fatalf("node-b leased %+v (%v) while node-a holds the lease", got, err)
+	}
+	l, _ := b.List(ctx)
+	for _, r := range l[0].Recipients {
+		if !r.InFlight {
+			t.Errorf("leased recipient not shown in flight: %+v", r)
+		}
+	}
+	// Renewal keeps it.
+	c.Advance(50 * time.Second)
+	if err := a.Renew(ctx, c.Now(), jobs); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(50 * time.Second)
+	if got, _ := b.Lease(ctx, c.Now(), 100); len(got) != 0 {
+		t.Fatalf("node-b leased a renewed lease: %+v", got)
+	}
+	// node-a "dies": its lease runs out, node-b takes over.
+	c.Advance(time.Minute)
+	taken, err := b.Lease(ctx, c.Now(), 100)
+	if err != nil || len(taken) != 2 {
+		t.Fatalf("node-b after expiry: %+v %v", taken, err)
+	}
+	// node-a's late result is dropped; node-b's is recorded.
+	if err := a.Record(ctx, jobs[0], results(jobs[0].Rcpts, smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "late"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range taken {
+		if err := b.Record(ctx, j, results(j.Rcpts, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l, _ := b.List(ctx); len(l) != 0 {
+		t.Errorf("after node-b delivered: %+v", l)
+	}
+	var bounces int
+	b.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE sender = ''`).Scan(&bounces)
+	if bounces != 0 {
+		t.Errorf("node-a's dropped 550 made %d bounces", bounces)
+	}
+}
+
+func results(rcpts []string, err error) []queue.Result {
+	out := make([]queue.Result, len(rcpts))
+	for i, r := range rcpts {
+		out[i] = queue.Result{Rcpt: r, Err: err}
+	}
+	return out
+}
+
+// overlapCourier fails the test when two attempts for one recipient run
+// at once, and counts deliveries.
+type overlapCourier struct {
+	t         *testing.T
+	mu        sync.Mutex
+	busy      map[string]bool
+	delivered map[string]int
+	total     atomic.Int32
+}
+
+func (c *overlapCourier) Deliver(_ context.Context, d *queue.Attempt) []queue.Result {
+	c.mu.Lock()
+	for _, r := range d.Recipients {
+		if c.busy[r] {
+			c.t.Errorf("%s attempted by two workers at once", r)
+		}
+		c.busy[r] = true
+	}
+	c.mu.Unlock()
+	rc, _ := d.Open()
+	io.Copy(io.Discard, rc) // the attempt's I/O, from the database
+	rc.Close()
+	c.mu.Lock()
+	for _, r := range d.Recipients {
+		c.busy[r] = false
+		c.delivered[r]++
+	}
+	c.mu.Unlock()
+	c.total.Add(int32(len(d.Recipients)))
+	return results(d.Recipients, nil)
+}
+
+// testTwoNodes: two nodes run their schedulers on one database; every
+// recipient is delivered once, never by both at once.
+func testTwoNodes(t *testing.T, e *env) {
+	courier := &overlapCourier{t: t, busy: map[string]bool{}, delivered: map[string]int{}}
+	a := openTest(t, Options{Database: e.dsn, Node: "node-a", Courier: courier, Concurrency: 4, PollInterval: 50 * time.Millisecond})
+	b := openTest(t, Options{Database: e.dsn, Node: "node-b", Courier: courier, Concurrency: 4, PollInterval: 50 * time.Millisecond})
+	const msgs, per = 60, 3
+	for i := range msgs {
+		var rcpts []string
+		for k := range per {
+			rcpts = append(rcpts, "u"+itoa(i)+"@d"+itoa(k)+".example")
+		}
+		q := a
+		if i%2 == 1 {
+			q = b
+		}
+		commit(t, q, rcpts...)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, q := range []*Queue{a, b} {
+		wg.Add(1)
+		go func() { defer wg.Done(); q.Run(ctx) }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for courier.total.Load() < msgs*per && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling for the outcome, bounded by the deadline
+	}
+	cancel()
+	wg.Wait()
+	if got := courier.total.Load(); got != msgs*per {
+		t.Fatalf("%d deliveries, want %d", got, msgs*per)
+	}
+	for r, n := range courier.delivered {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", r, n)
+		}
+	}
+	if l, _ := a.List(context.Background()); len(l) != 0 {
+		t.Errorf("%d messages left", len(l))
+	}
+}
+
+func itoa(i int) string {
+	return strings.TrimLeft(string([]byte{byte('0' + i/100%10), byte('0' + i/10%10), byte('0' + i%10)}), "0") + "x"
+}
+
+// testNotifyWakes: a worker whose poll interval is an hour delivers a
+// message another node queued within seconds: NOTIFY woke it.
+func testNotifyWakes(t *testing.T, e *env) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	courier := &queuetest.Courier{}
+	worker := openTest(t, Options{Database: e.dsn, Node: "worker", Courier: courier, PollInterval: time.Hour})
+	other := openTest(t, Options{Database: e.dsn, Node: "other", Courier: &queuetest.Courier{}})
+	done := make(chan struct{})
+	go func() { defer close(done); worker.Run(ctx) }()
+	// Wait until the worker listens (its first pass is over by then).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		other.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'`,
+			appName("worker")).Scan(&n)
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never listened")
+		}
+		time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
+	}
+	start := time.Now()
+	commit(t, other, "bob@dest.example")
+	for len(courier.Attempts()) == 0 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the message was not delivered within 5s: NOTIFY did not wake the worker")
+		}
+		time.Sleep(5 * time.Millisecond) // polling, bounded
+	}
+	t.Logf("delivered %v after the commit on the other node", time.Since(start).Round(time.Millisecond))
+	cancel()
+	<-done
+}
+
+// testBounceAtomic: when the bounce cannot be queued, the failure is not
+// recorded either (one transaction); once it can, both are.
+func testBounceAtomic(t *testing.T, e *env) {
+	ctx := context.Background()
+	c := queuetest.NewClock()
+	var signErr atomic.Bool
+	signErr.Store(true)
+	sign := func([]byte) (string, error) {
+		if signErr.Load() {
+			return "", errors.New("signing key unavailable")
+		}
+		return "X-Test-Signature: yes\r\n", nil
+	}
+	courier := &queuetest.Courier{}
+	courier.Script("gone@dest.example", smtp.E(smtp.CodeMailboxUnavail, smtp.EnhBadMailbox, "no such user"))
+	q := openTest(t, Options{Database: e.dsn, Courier: courier, Now: c.Now, Sign: sign, Lease: time.Minute})
+	id := commit(t, q, "gone@dest.example")
+	q.RunOnce(ctx)
+	d, err := q.Show(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := d.Recipients[0]; r.State != queue.Queued || r.Attempts != 0 {
+		t.Fatalf("failure recorded without its bounce: %+v", r)
+	}
+	var n int
+	q.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE sender = ''`).Scan(&n)
+	if n != 0 {
+		t.Fatalf("%d bounces queued", n)
+	}
+	signErr.Store(false)
+	c.Advance(time.Minute) // the lease of the attempt whose record failed runs out
+	q.RunOnce(ctx)
+	if l, _ := q.List(ctx); len(l) != 0 {
+		t.Errorf("queue after failure and bounce: %+v", l)
+	}
+	var dsns []queuetest.Delivery
+	for _, d := range courier.To("a@sender.example") {
+		if d.Attempt.From == "" {
+			dsns = append(dsns, d)
+		}
+	}
+	if len(dsns) != 1 || !strings.HasPrefix(dsns[0].Body, "X-Test-Signature: yes\r\n") || !strings.Contains(dsns[0].Body, "Action: failed") {
+		t.Errorf("DSNs %+v", dsns)
+	}
+}
+
+// testUnreachable: with PostgreSQL down, Commit fails with 451 4.3.0 and
+// nothing of the message remains once it is back.
+func testUnreachable(t *testing.T, e *env) {
+	ctx := context.Background()
+	q := openTest(t, Options{Database: e.dsn, Courier: &queuetest.Courier{}, CommitTimeout: 5 * time.Second})
+	if err := e.srv.Stop("immediate"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := q.Begin(queue.Envelope{From: mustAddr(t, "a@sender.example"), To: []smtp.Address{mustAddr(t, "b@dest.example")}})
+	if err != nil {
+		t.Fatalf("Begin needs no database: %v", err)
+	}
+	io.WriteString(w, testBody)
+	_, err = w.Commit()
+	var se *smtp.Error
+	if !errors.As(err, &se) || se.Reply.Code != smtp.CodeLocalError || se.Reply.Enhanced != smtp.EnhSystem.Temp() {
+		t.Fatalf("Commit with the database down: %v, want 451 4.3.0", err)
+	}
+	if err := e.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := q.List(ctx); err != nil || len(l) != 0 {
+		t.Errorf("after the failed commit: %+v %v", l, err)
+	}
+	// The queue works again once the database is back.
+	commit(t, q, "b@dest.example")
+}
+
+// proxy forwards connections from a loopback listener to PostgreSQL and,
+// when armed, cuts the connection that sends COMMIT: before it reaches
+// the server (drop) or after, losing only the answer (forward).
+type proxy struct {
+	ln      net.Listener
+	target  string
+	armed   atomic.Bool
+	forward bool // forward the COMMIT before cutting
+	cut     atomic.Int32
+}
+
+// commitMsg is the simple-protocol Query message pgx sends for COMMIT.
+var commitMsg = append([]byte{'Q', 0, 0, 0, 11}, "commit\x00"...)
+
+func startProxy(t *testing.T, addr, target string) *proxy {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *proxy) serve(client net.Conn) {
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	defer client.Close()
+	defer server.Close()
+	var muted atomic.Bool // the answers are lost from here on
+	go func() {
+		defer client.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := server.Read(buf)
+			if n > 0 && !muted.Load() {
+				if _, err := client.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := client.Read(buf)
+		if n > 0 {
+			data := buf[:n]
+			if i := bytes.Index(data, commitMsg); i >= 0 && p.armed.CompareAndSwap(true, false) {
+				muted.Store(true)
+				if p.forward {
+					server.Write(data)
+					// Let the server act on it, then lose its answer.
+					server.(*net.TCPConn).CloseWrite()
+					io.Copy(io.Discard, server)
+				} else {
+					server.Write(data[:i])
+				}
+				p.cut.Add(1)
+				return
+			}
+			if _, err := server.Write(data); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// testAmbiguousCommit: the connection is lost during COMMIT. When COMMIT
+// never reached the server, the id is voided: 451, never delivered. When
+// the server committed and only its answer was lost, the message is
+// found: Commit succeeds and it is delivered once.
+func testAmbiguousCommit(t *testing.T, e *env) {
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, forward := range []bool{false, true} {
+		p := startProxy(t, "127.17.3.2:0", e.srv.Addr())
+		p.forward = forward
+		dsn := strings.Replace(e.dsn, e.srv.Addr(), p.ln.Addr().String(), 1)
+		_ = cfg
+		c := queuetest.NewClock()
+		courier := &queuetest.Courier{}
+		q := openTest(t, Options{Database: dsn, Node: "amb", Courier: courier, Now: c.Now, CommitTimeout: 10 * time.Second})
+		w, err := q.Begin(queue.Envelope{From: mustAddr(t, "a@sender.example"), To: []smtp.Address{mustAddr(t, "b@dest.example")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, testBody)
+		p.armed.Store(true)
+		id, err := w.Commit()
+		t.Logf("forward=%v: Commit: %v", forward, err)
+		if p.cut.Load() != 1 {
+			t.Fatalf("forward=%v: the proxy did not see the COMMIT", forward)
+		}
+		c.Advance(prepareHold + time.Minute) // any prepare lease would have run out
+		q.RunOnce(ctx)
+		n := len(courier.Attempts())
+		if !forward {
+			var se *smtp.Error
+			if !errors.As(err, &se) || se.Reply.Code != smtp.CodeLocalError {
+				t.Fatalf("COMMIT lost before the server: %v, want 451", err)
+			}
+			if n != 0 {
+				t.Errorf("a message answered 451 was delivered")
+			}
+			var void bool
+			if err := q.pool.QueryRow(ctx, `SELECT void FROM messages`).Scan(&void); err != nil || !void {
+				t.Errorf("the id is not voided: %v %v", void, err)
+			}
+		} else {
+			if err != nil {
+				t.Fatalf("COMMIT done, answer lost: %v, want success", err)
+			}
+			if n != 1 || courier.Attempts()[0].Attempt.ID != id {
+				t.Errorf("committed message: %d attempts", n)
+			}
+		}
+		q.Close()
+		q.pool.Close()
+		// Fresh database state for the second round.
+		if _, err := e.srv.ExecIn(strings.TrimPrefix(cfgDB(e.dsn), "/"), `TRUNCATE messages CASCADE`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func cfgDB(dsn string) string {
+	i := strings.LastIndexByte(dsn, '/')
+	db := dsn[i:]
+	if j := strings.IndexByte(db, '?'); j >= 0 {
+		db = db[:j]
+	}
+	return db
+}
