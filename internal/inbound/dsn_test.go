@@ -2,6 +2,7 @@ package inbound
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"smtpkit/internal/server"
@@ -49,6 +50,29 @@ func TestSplitSuccess(t *testing.T) {
 	} {
 		d, q := splitSuccess(tt.env, boxes, tt.queue)
 		if !reflect.DeepEqual(d, tt.direct) || !reflect.DeepEqual(q, tt.viaQueue) {
+			t.Errorf("%s: direct %v via queue %v", tt.name, d, q)
+		}
+	}
+}
+
+// TestSplitHandoff: mailboxes delivered by LMTP (Options.Handoff) leave
+// the Maildir fan-out for the queue, after the NOTIFY=SUCCESS ones.
+func TestSplitHandoff(t *testing.T) {
+	lmtp := func(box string) bool { return strings.HasSuffix(box, "@lmtp.example") }
+	for _, tt := range []struct {
+		name                   string
+		handoff                func(string) bool
+		direct, viaQueue       []string
+		wantDirect, wantQueued []string
+	}{
+		{"no handoff", nil, []string{"a@lmtp.example"}, nil, []string{"a@lmtp.example"}, nil},
+		{"lmtp moved", lmtp, []string{"a@lmtp.example", "b@disk.example", "c@lmtp.example"}, []string{"s@disk.example"},
+			[]string{"b@disk.example"}, []string{"s@disk.example", "a@lmtp.example", "c@lmtp.example"}},
+		{"all maildir", lmtp, []string{"b@disk.example"}, nil, []string{"b@disk.example"}, nil},
+	} {
+		b := &Backend{opts: Options{Handoff: tt.handoff}}
+		d, q := b.splitHandoff(tt.direct, tt.viaQueue)
+		if !reflect.DeepEqual(d, tt.wantDirect) || !reflect.DeepEqual(q, tt.wantQueued) {
 			t.Errorf("%s: direct %v via queue %v", tt.name, d, q)
 		}
 	}
