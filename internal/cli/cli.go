@@ -27,19 +27,20 @@ type command struct {
 // file named after it (serve.go, user.go, ...).
 func commands() map[string]command {
 	return map[string]command{
-		"version":  {"print the version", runVersion},
-		"serve":    {"run the mail server", runServe},
-		"user":     {"manage accounts and aliases", runUser},
-		"config":   {"check or print configuration", runConfig},
-		"queue":    {"inspect and control the outbound queue", runQueue},
-		"tlsrpt":   {"TLS-RPT counters; send the reports now (-send)", runTLSRPT},
-		"dmarc":    {"DMARC aggregate report rows; send the reports now (-send)", runDMARC},
-		"probe":    {"test a server's ports, STARTTLS and certificate", runProbe},
-		"bench":    {"load-test an SMTP server", runBench},
-		"send":     {"compose and send a message over SMTP", runSend},
-		"tlsa":     {"print the TLSA record (DANE) to publish for a certificate", runTLSA},
-		"dkim":     {"make a DKIM signing key (keygen); check its DNS record (check)", runDKIM},
-		"sendmail": {"the /usr/sbin/sendmail interface", runSendmail},
+		"version":    {"print the version", runVersion},
+		"serve":      {"run the mail server", runServe},
+		"user":       {"manage accounts and aliases", runUser},
+		"config":     {"check or print configuration", runConfig},
+		"queue":      {"inspect and control the outbound queue", runQueue},
+		"tlsrpt":     {"TLS-RPT counters; send the reports now (-send)", runTLSRPT},
+		"dmarc":      {"DMARC aggregate report rows; send the reports now (-send)", runDMARC},
+		"probe":      {"test a server's ports, STARTTLS and certificate", runProbe},
+		"bench":      {"load-test an SMTP server", runBench},
+		"send":       {"compose and send a message over SMTP", runSend},
+		"tlsa":       {"print the TLSA record (DANE) to publish for a certificate", runTLSA},
+		"quickstart": {"set up a domain: config, DKIM keys, first account, DNS records", runQuickstart},
+		"dkim":       {"make a DKIM signing key (keygen); check its DNS record (check)", runDKIM},
+		"sendmail":   {"the /usr/sbin/sendmail interface", runSendmail},
 	}
 }
 
