@@ -52,7 +52,7 @@ var allowed = map[string][]string{
 	"inbound":     {"smtp", "server", "local", "queue", "srs", "authres", "dnsbl", "greylist", "milter", "sendlimit"},
 	"delivery":    {"smtp", "sasl", "client", "route", "tlspolicy", "tlsrpt", "queue", "local", "mimeconv", "dkim"},
 	"probe":       {"smtp", "client", "dane", "dns", "route", "tlspolicy", "mtasts", "tlsrpt"},
-	"metrics":     {"queue", "smtp"},
+	"metrics":     {"queue", "smtp", "tlsrpt"},
 	"loadgen":     {"smtp", "client", "sasl", "tlspolicy"},
 	"submit":      {"smtp", "client", "compose", "sasl"},
 	"web":         {"certs", "metrics", "queue", "tlsrpt", "userdb"}, // the status page on the HTTP listener

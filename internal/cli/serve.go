@@ -287,7 +287,7 @@ func wireServer(cfg config.Config, log *slog.Logger) (*daemon, error) {
 	if d.reports, err = openReports(cfg, log); err != nil { // TLS-RPT (tlsrpt.go)
 		return nil, err
 	}
-	if d.out, err = wireOutbound(cfg, d.local, d.metrics, d.reports.recorder(), log); err != nil {
+	if d.out, err = wireOutbound(cfg, d.local, d.metrics, d.metrics.TLSRecorder(d.reports.recorder()), log); err != nil {
 		return nil, err
 	}
 	d.reports.wire(cfg, d.out.routing, d.mailReport, log)

@@ -22,7 +22,7 @@ var descCertNotAfter = prometheus.NewDesc(namespace+"_certificate_not_after_time
 // the expiry of the certificates list returns (after a reload, the new
 // ones). Call it once.
 func (m *Metrics) WatchCertificates(list func() []Certificate) {
-	m.reg.MustRegister(certCollector(list))
+	m.register(certCollector(list))
 }
 
 type certCollector func() []Certificate

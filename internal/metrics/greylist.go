@@ -27,7 +27,7 @@ func (m *Metrics) GreylistPassed(reason string) { m.greylist.passed.WithLabelVal
 // scrape time) as smtpkit_greylist_entries, to be watched against
 // greylist.max_entries.
 func (m *Metrics) WatchGreylist(size func() int) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "greylist_entries",
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "greylist_entries",
 		Help: "Triplets the greylist holds (waiting and passed), bounded by greylist.max_entries."},
 		func() float64 { return float64(size()) }))
 }

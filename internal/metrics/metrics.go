@@ -50,10 +50,21 @@ type Metrics struct {
 	// accountLimited: refusals over [account_limits], by limit (accountlimits.go)
 	accountLimited *prometheus.CounterVec
 
+	tlsSessions      *prometheus.CounterVec // policy_type, result (tlsrpt.go)
 	deliveries       *prometheus.CounterVec // result
 	deliveryDuration prometheus.Histogram
 	deliveryInFlight prometheus.Gauge
 	recent           ring // the last delivery events (recent.go)
+
+	// collectors are everything registered on reg, in order: the
+	// packaging test describes them to know every metric name.
+	collectors []prometheus.Collector
+}
+
+// register registers cs on m's registry and remembers them.
+func (m *Metrics) register(cs ...prometheus.Collector) {
+	m.reg.MustRegister(cs...)
+	m.collectors = append(m.collectors, cs...)
 }
 
 // New returns the metrics, registered on a new registry.
@@ -65,12 +76,12 @@ func New(opts Options) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), now: now}
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
-		m.reg.MustRegister(c)
+		m.register(c)
 		return c
 	}
 	histogram := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
 		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets}, labels)
-		m.reg.MustRegister(h)
+		m.register(h)
 		return h
 	}
 	m.connections = counter("connections_total", "SMTP connections given a session.", "listener")
@@ -92,14 +103,15 @@ func New(opts Options) *Metrics {
 	m.milterActions = counter("milter_actions_total", "Answers of content filters (milters) other than continue, by milter and action (accept, reject, tempfail, discard, quarantine, failed).", "milter", "action")
 	m.accountLimited = newAccountLimited(counter)
 
+	m.tlsSessions = newTLSSessions(counter)
 	m.deliveries = counter("delivery_results_total", "Outbound delivery attempts per recipient, by result (delivered, temporary_failure, permanent_failure), the TLS policy the attempt ran under and what decided it (tls_mechanism: dane, mta-sts, route, default; \"unknown\" when no next hop was tried).", "result", "tls_policy", "tls_mechanism")
 	m.deliveryDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "delivery_duration_seconds",
 		Help: "Duration of one delivery attempt to one domain (route, connect, TLS, transaction).", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12)})
 	m.deliveryInFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "deliveries_in_flight",
 		Help: "Delivery attempts in progress."})
-	m.reg.MustRegister(m.deliveryDuration, m.deliveryInFlight)
+	m.register(m.deliveryDuration, m.deliveryInFlight)
 	if !opts.NoRuntime {
-		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.register(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	return m
 }

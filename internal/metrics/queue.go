@@ -21,7 +21,7 @@ const listTimeout = 5 * time.Second
 // WatchQueue registers a collector that reports q's size, its recipients
 // by state and the age of its oldest message at scrape time. Call it once.
 func (m *Metrics) WatchQueue(q QueueStats) {
-	m.reg.MustRegister(&queueCollector{q: q, m: m})
+	m.register(&queueCollector{q: q, m: m})
 }
 
 var (
