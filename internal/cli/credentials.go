@@ -15,13 +15,15 @@ import (
 
 // openAccounts opens <data_dir>/accounts.json for the server, with the
 // durable server secret <data_dir>/secret (created on first start) that
-// keys the SCRAM decoys, and a logger for reloads that fail.
+// keys the SCRAM decoys, a logger for reloads that fail, and the
+// verified-credential cache of [auth].
 func openAccounts(cfg config.Config, log *slog.Logger) (*userdb.File, error) {
 	secret, err := userdb.LoadSecret(filepath.Join(cfg.DataDir, "secret"))
 	if err != nil {
 		return nil, err
 	}
-	return userdb.OpenOptions(filepath.Join(cfg.DataDir, "accounts.json"), userdb.Options{Logger: log, Secret: secret})
+	return userdb.OpenOptions(filepath.Join(cfg.DataDir, "accounts.json"), userdb.Options{Logger: log, Secret: secret,
+		CacheTTL: cfg.Auth.CacheTTL.D(), CacheSize: cfg.Auth.CacheSize}) // [auth]: verified-credential cache
 }
 
 // credentials adapts the account store to the SASL mechanisms.

@@ -55,6 +55,8 @@ type Config struct {
 	Milters []Milter `toml:"milter,omitempty"`
 	// ACME is [acme]: certificates from an ACME CA (acme.go).
 	ACME ACME `toml:"acme"`
+	// Auth is [auth]: the AUTH password checks (auth.go).
+	Auth Auth `toml:"auth"`
 }
 
 // Log chooses the log/slog handler.
@@ -340,6 +342,7 @@ func Default() Config {
 		Greylist: defaultGreylist(),
 		HTTP:     defaultHTTP(),
 		ACME:     defaultACME(),
+		Auth:     defaultAuth(),
 	}
 }
 

@@ -34,6 +34,7 @@ func (c Config) Validate() error {
 	v.dnsbl(c)
 	v.milters(c)
 	v.acme(c)
+	v.auth(c.Auth)
 	return errors.Join(v.problems...)
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // formatVersion is the "version" field of the accounts file.
@@ -31,6 +32,7 @@ type File struct {
 	log    *slog.Logger
 	secret []byte        // keys the SCRAM decoys (decoy.go)
 	hashes chan struct{} // one token per argon2id computation running (hash.go)
+	cache  *authCache    // verified credentials (cache.go); nil is off
 	wmu    sync.Mutex    // serialises writers within this process
 
 	mu      sync.RWMutex
@@ -57,6 +59,14 @@ type Options struct {
 	// once; further calls wait for a slot within their context. Zero means
 	// runtime.GOMAXPROCS(0).
 	MaxHashes int
+	// CacheTTL is how long Authenticate trusts a successful verification
+	// of the same password for the same account without computing the
+	// hash again (cache.go); 0 (the default) caches nothing.
+	CacheTTL time.Duration
+	// CacheSize bounds the cached verifications; 0 is DefaultCacheSize.
+	CacheSize int
+	// Now is the clock of the cache's TTL; nil is time.Now.
+	Now func() time.Time
 }
 
 // fileID identifies one version of the file on disk.
@@ -108,6 +118,7 @@ func OpenOptions(path string, opts Options) (*File, error) {
 		f.secret = newSecret()
 	}
 	f.hashes = make(chan struct{}, hashSlots(opts.MaxHashes))
+	f.cache = newAuthCache(opts)
 	return f, nil
 }
 
@@ -125,6 +136,7 @@ func (f *File) Path() string {
 // failure is also logged at error level. Queries re-read a changed file by
 // themselves and keep serving the last good content on error.
 func (f *File) Reload() error {
+	f.cache.clear()
 	_, err := f.refresh(true)
 	return err
 }

@@ -81,14 +81,22 @@ func (d *db) expand(addr string, depth int, seen map[string]bool, out *[]string)
 // Authenticate implements Store. Every call, for a known account or not,
 // runs one argon2id computation, in one of the store's hash slots; when
 // none frees up before ctx ends, the error wraps ErrBusy and ctx's error.
+// The one exception is a password that was verified for the same account
+// and its current password hash less than Options.CacheTTL ago
+// (cache.go): that success is answered from the cache, without a hash
+// slot. Failures are never cached.
 func (f *File) Authenticate(ctx context.Context, username, password string) (Account, error) {
 	d, _ := f.snapshot()
+	name := normalize(username)
+	acct, ok := d.accounts[name]
+	if ok && f.cache.hit(name, acct.PasswordHash, password) {
+		return acct.copy(), nil
+	}
 	release, err := f.hashSlot(ctx)
 	if err != nil {
 		return Account{}, err
 	}
 	defer release()
-	acct, ok := d.accounts[normalize(username)]
 	if !ok || len(password) > maxPasswordLen {
 		dummyWork(password)
 		return Account{}, ErrBadCredentials
@@ -96,6 +104,7 @@ func (f *File) Authenticate(ctx context.Context, username, password string) (Acc
 	if !verifyPassword(acct.PasswordHash, password) {
 		return Account{}, ErrBadCredentials
 	}
+	f.cache.add(name, acct.PasswordHash, password)
 	return acct.copy(), nil
 }
 

@@ -44,7 +44,8 @@ type SourceOptions struct {
 	Options
 	// TTL is how long the content read is served; 0 is DefaultTTL.
 	TTL time.Duration
-	// Now is the clock; nil is time.Now.
+	// Now is the clock (of the TTL and of the credential cache); nil is
+	// Options.Now, then time.Now.
 	Now func() time.Time
 }
 
@@ -69,6 +70,11 @@ func OpenSource(src Source, opts SourceOptions) (*File, error) {
 		f.secret = newSecret()
 	}
 	f.hashes = make(chan struct{}, hashSlots(opts.MaxHashes))
+	if opts.Now == nil {
+		opts.Now = opts.Options.Now
+	}
+	opts.Options.Now = opts.Now
+	f.cache = newAuthCache(opts.Options)
 	s := &sourced{src: src, ttl: opts.TTL, now: opts.Now}
 	if s.ttl <= 0 {
 		s.ttl = DefaultTTL
