@@ -98,30 +98,49 @@ func selfIssued(t *testing.T, key *ecdsa.PrivateKey, notBefore time.Time, life t
 	return [][]byte{der}
 }
 
-// TestStored: the stored certificate is used only when it covers every
-// configured name and matches the kept key.
-func TestStored(t *testing.T) {
+// TestStoredAndDue: the stored certificate is read back when it matches
+// the kept key, and is due at once when it does not cover every name or
+// came from another directory, else at RenewAt.
+func TestStoredAndDue(t *testing.T) {
+	const dirURL = "https://acme.example/dir"
 	dir := t.TempDir()
-	m := New(Options{Dir: dir, Names: []string{"mx.example.com", "smtp.example.com"}})
-	if m.Stored() != nil {
-		t.Fatal("Stored with no files")
+	names := []string{"mx.example.com", "smtp.example.com"}
+	m := New(Options{Dir: dir, Names: names, Directory: dirURL})
+	if c := m.Stored(); c != nil || m.Due(c) != "no certificate" {
+		t.Fatalf("no files: Stored %v, Due %q", c, m.Due(c))
 	}
 	key, err := m.files().key(KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain := selfIssued(t, key.(*ecdsa.PrivateKey), time.Now(), time.Hour, "mx.example.com", "SMTP.example.com")
-	if err := m.files().saveCert(chain); err != nil {
+	issued := time.Now()
+	chain := selfIssued(t, key.(*ecdsa.PrivateKey), issued, time.Hour, "mx.example.com", "SMTP.example.com")
+	if err := m.files().saveCert(chain, dirURL); err != nil {
 		t.Fatal(err)
 	}
-	if c := m.Stored(); c == nil || c.Leaf.Subject.CommonName != "mx.example.com" {
+	c := m.Stored()
+	if c == nil || c.Leaf.Subject.CommonName != "mx.example.com" {
 		t.Fatalf("Stored = %v", c)
 	}
-	if c := New(Options{Dir: dir, Names: []string{"mx.example.com", "other.example.com"}}).Stored(); c != nil {
-		t.Error("a certificate without other.example.com was used for it")
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"current", Options{Names: names, Directory: dirURL}, ""},
+		{"a name more", Options{Names: append(names, "other.example.com"), Directory: dirURL}, "the certificate does not cover every name"},
+		{"staging to production", Options{Names: names, Directory: "https://acme.example/prod"}, "the certificate is from another directory"},
+		{"at two thirds", Options{Names: names, Directory: dirURL, Now: func() time.Time { return issued.Add(40 * time.Minute) }}, "renewal time"},
+		{"just before", Options{Names: names, Directory: dirURL, Now: func() time.Time { return issued.Add(39 * time.Minute) }}, ""},
+	}
+	for _, tt := range tests {
+		tt.opts.Dir = dir
+		if got := New(tt.opts).Due(c); got != tt.want {
+			t.Errorf("%s: Due = %q, want %q", tt.name, got, tt.want)
+		}
 	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err := m.files().saveCert(selfIssued(t, other, time.Now(), time.Hour, "mx.example.com", "smtp.example.com")); err != nil {
+	if err := m.files().saveCert(selfIssued(t, other, time.Now(), time.Hour, names...), dirURL); err != nil {
 		t.Fatal(err)
 	}
 	if m.Stored() != nil {

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"smtpkit/internal/atomicfile"
 )
@@ -23,6 +24,7 @@ const (
 	AccountKeyFile = "account.key" // the ACME account's key (0600), made once
 	KeyFile        = "key.pem"     // the certificate's key (0600), made once and kept across renewals
 	CertFile       = "cert.pem"    // the chain, leaf first (0644), replaced at every issuance
+	DirectoryFile  = "directory"   // the directory URL cert.pem came from, written after it
 )
 
 // files is the directory a Manager keeps its state in.
@@ -74,8 +76,10 @@ func (f files) key(name string) (crypto.Signer, error) {
 	return k, nil
 }
 
-// saveCert writes the chain (DER, leaf first) durably.
-func (f files) saveCert(chain [][]byte) error {
+// saveCert writes the chain (DER, leaf first) durably, then the
+// directory it came from (a crash between them leaves the certificate
+// "from another directory": replaced at the next start, never lost).
+func (f files) saveCert(chain [][]byte, directory string) error {
 	var b bytes.Buffer
 	for _, der := range chain {
 		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: der})
@@ -86,7 +90,20 @@ func (f files) saveCert(chain [][]byte) error {
 	if err := atomicfile.Write(f.path(CertFile), b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("acme: %w", err)
 	}
+	if err := atomicfile.Write(f.path(DirectoryFile), []byte(directory+"\n"), 0o644); err != nil {
+		return fmt.Errorf("acme: %w", err)
+	}
 	return nil
+}
+
+// directory is the directory URL the stored certificate came from, "" if
+// unknown.
+func (f files) directory() string {
+	b, err := os.ReadFile(f.path(DirectoryFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // loadCert returns the stored certificate with its key, nil when there is

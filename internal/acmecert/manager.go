@@ -77,23 +77,34 @@ func New(opts Options) *Manager {
 	return &Manager{opts: opts, log: log.With("names", strings.Join(opts.Names, ","))}
 }
 
-// Stored returns the certificate kept in Dir when it covers every name
-// and matches the kept key, or nil; a file that cannot be used is logged
-// and treated as missing (a new certificate replaces it).
+// Stored returns the certificate kept in Dir, or nil when there is none
+// or its files do not make a pair (logged; a new certificate replaces
+// it). It may be for other names or from another CA than configured now:
+// it serves until the new one is issued (see Due).
 func (m *Manager) Stored() *tls.Certificate {
 	c, err := m.files().loadCert()
 	if err != nil {
 		m.log.Warn("acme: stored certificate not usable; a new one will be obtained", "err", err)
 		return nil
 	}
-	if c == nil {
-		return nil
-	}
-	if err := covers(c.Leaf, m.opts.Names); err != nil {
-		m.log.Info("acme: stored certificate does not cover the configured names; a new one will be obtained", "err", err)
-		return nil
-	}
 	return c
+}
+
+// Due reports why cur must be replaced now — there is none, it does not
+// cover every configured name, it came from another directory, or it
+// reached RenewAt — or "" when it need not be.
+func (m *Manager) Due(cur *tls.Certificate) string {
+	switch {
+	case cur == nil:
+		return "no certificate"
+	case covers(cur.Leaf, m.opts.Names) != nil:
+		return "the certificate does not cover every name"
+	case m.files().directory() != m.opts.Directory:
+		return "the certificate is from another directory"
+	case !m.opts.Now().Before(RenewAt(cur.Leaf)):
+		return "renewal time"
+	}
+	return ""
 }
 
 // Run keeps the certificate current until ctx is done: it obtains one
@@ -108,7 +119,7 @@ func (m *Manager) Run(ctx context.Context, cur *tls.Certificate, first chan<- st
 		switch {
 		case failures > 0:
 			wait = Backoff(failures, m.opts.RetryMin, m.opts.RetryMax)
-		case cur != nil:
+		case m.Due(cur) == "":
 			wait = RenewAt(cur.Leaf).Sub(m.opts.Now())
 		}
 		if wait > 0 {

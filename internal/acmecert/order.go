@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"golang.org/x/crypto/acme"
 )
@@ -33,12 +34,8 @@ func (m *Manager) Obtain(ctx context.Context) (*tls.Certificate, error) {
 		return nil, err
 	}
 	client := &acme.Client{Key: accountKey, DirectoryURL: m.opts.Directory, HTTPClient: m.opts.HTTPClient, UserAgent: "smtpkit"}
-	acct := &acme.Account{}
-	if m.opts.Email != "" {
-		acct.Contact = []string{"mailto:" + m.opts.Email}
-	}
-	if _, err := client.Register(ctx, acct, acme.AcceptTOS); err != nil && !errors.Is(err, acme.ErrAccountAlreadyExists) {
-		return nil, fmt.Errorf("acme: account: %w", err)
+	if err := m.account(ctx, client); err != nil {
+		return nil, err
 	}
 	order, err := client.AuthorizeOrder(ctx, acme.DomainIDs(m.opts.Names...))
 	if err != nil {
@@ -69,10 +66,42 @@ func (m *Manager) Obtain(ctx context.Context) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.saveCert(chain); err != nil {
+	if err := f.saveCert(chain, m.opts.Directory); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// account registers the account key (RFC 8555 §7.3), or finds the
+// account it already has and updates its contact when acme.email changed
+// (§7.3.2).
+func (m *Manager) account(ctx context.Context, client *acme.Client) error {
+	var contact []string
+	if m.opts.Email != "" {
+		contact = []string{"mailto:" + m.opts.Email}
+	}
+	_, err := client.Register(ctx, &acme.Account{Contact: contact}, acme.AcceptTOS)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, acme.ErrAccountAlreadyExists) {
+		return fmt.Errorf("acme: account: %w", err)
+	}
+	acct, err := client.GetReg(ctx, "")
+	if err != nil {
+		return fmt.Errorf("acme: account: %w", err)
+	}
+	if !slices.Equal(acct.Contact, contact) {
+		if contact == nil {
+			contact = []string{} // an empty list removes the contact
+		}
+		acct.Contact = contact
+		if _, err := client.UpdateReg(ctx, acct); err != nil {
+			return fmt.Errorf("acme: account contact: %w", err)
+		}
+		m.log.Info("acme: account contact updated", "contact", strings.Join(contact, ","))
+	}
+	return nil
 }
 
 // authorize validates every pending authorization of order with the

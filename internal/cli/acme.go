@@ -37,7 +37,10 @@ const acmeTimeout = 30 * time.Second
 // stand-in until the first one is issued) before the [[tls.certificate]]
 // files, and acmecert keeps it renewed in the background, swapping each
 // new one into the store; d.stopACME ends that. When nothing is stored,
-// start-up waits up to acmeStartWait for the first certificate.
+// start-up waits up to acmeStartWait for the first certificate, and so
+// it does when the stored one is for other names or from another
+// directory (acme.names or acme.directory changed; it serves meanwhile)
+// or past its renewal time.
 func (d *daemon) startACME(cfg config.Config, pairs []certs.Pair, log *slog.Logger) error {
 	hc, err := acmeHTTPClient(cfg.ACME.CA)
 	if err != nil {
@@ -80,8 +83,8 @@ func (d *daemon) startACME(cfg config.Config, pairs []certs.Pair, log *slog.Logg
 	first, done := make(chan struct{}), make(chan struct{})
 	go func() { defer close(done); m.Run(ctx, stored, first) }()
 	d.stopACME = func() { cancel(); <-done }
-	if stored == nil {
-		log.Info("acme: no certificate yet; ordering one", "directory", cfg.ACME.Directory,
+	if reason := m.Due(stored); reason != "" {
+		log.Info("acme: ordering a certificate", "reason", reason, "directory", cfg.ACME.Directory,
 			"names", strings.Join(names, ","), "challenge", cfg.ACME.Challenge, "challenge_address", cfg.ACMEChallengeAddress())
 		select {
 		case <-first:

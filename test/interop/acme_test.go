@@ -363,6 +363,24 @@ func TestACMETLSALPN01(t *testing.T) {
 	if l3.SerialNumber.Text(16) != third {
 		t.Errorf("serial %x, want %s", l3.SerialNumber, third)
 	}
+
+	// acme.email changed: the next order updates the account's contact
+	// (RFC 8555 §7.3.2) and pebble takes it.
+	conf, err := os.ReadFile(s.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf = []byte(strings.Replace(string(conf), `email = "postmaster@test.example"`, `email = "hostmaster@test.example"`, 1))
+	if err := os.WriteFile(s.ConfigPath, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart(t)
+	for deadline := time.Now().Add(acmeWait); !strings.Contains(s.Logs(), `acme: account contact updated" names=mx.test.example contact=mailto:hostmaster@test.example`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no contact update after the email changed:\n%s", s.Logs())
+		}
+		time.Sleep(50 * time.Millisecond) // polling the log, bounded above
+	}
 }
 
 // TestACMEHTTP01: with challenge = "http-01" and acme.names, serve started
@@ -409,5 +427,8 @@ func TestACMEHTTP01(t *testing.T) {
 	logs := s.Logs()
 	if !strings.Contains(logs, "acme: using the stored certificate") || !strings.Contains(logs, "certificate "+acmeHTTPName+" (acme)") {
 		t.Errorf("after the restart: no \"acme: using the stored certificate\" or the served certificate:\n%s", logs)
+	}
+	if n := strings.Count(logs, "acme: ordering a certificate"); n != 1 {
+		t.Errorf("%d orders started, want 1 (none after the restart)", n)
 	}
 }
