@@ -40,6 +40,8 @@ type outbound struct {
 // (DNS → route → TLS policy → client) and, for the local recipients it
 // takes over and the bounces to local senders, local delivery (store).
 // Delivery counts its sessions into reports for TLS-RPT (nil: not counted).
+// With [cluster] database the queue is the postgres back-end instead
+// (cluster.go), with the same couriers.
 func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, reports tlsrpt.Recorder, log *slog.Logger) (*outbound, error) {
 	rt, err := newRouting(cfg, filepath.Join(cfg.DataDir, "mta-sts"), log)
 	if err != nil {
@@ -61,6 +63,16 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 	// by the queue's local courier (lmtp.go).
 	lmtp := newLMTP(cfg, log)
 	bounces := &delivery.Bounces{Local: store, LMTP: lmtp, Logger: log}
+	out := &outbound{remote: remote, sts: rt.sts, routing: rt, bounces: bounces, signer: signer, lmtp: lmtp}
+	if cfg.Cluster.Database != "" {
+		// [cluster]: the queue in PostgreSQL, shared by the nodes (cluster.go).
+		pq, err := openCluster(cfg, m.Courier(remote), delivery.NewLocal(store, lmtp), bounces, signer, log)
+		if err != nil {
+			return nil, err
+		}
+		bounces.Queue, out.queue = pq, pq
+		return out, nil
+	}
 	q, err := queue.Open(queue.Options{
 		Dir:     filepath.Join(cfg.DataDir, "queue"),
 		Courier: m.Courier(remote), // counted for the metrics
@@ -84,7 +96,8 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 		return nil, err
 	}
 	bounces.Queue = q // DSNs for remote senders
-	return &outbound{queue: queue.LocalBackend(q), remote: remote, sts: rt.sts, routing: rt, bounces: bounces, signer: signer, lmtp: lmtp}, nil
+	out.queue = queue.LocalBackend(q)
+	return out, nil
 }
 
 // stsRefreshEvery is how often cached MTA-STS policies near expiry are

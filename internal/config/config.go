@@ -53,6 +53,8 @@ type Config struct {
 	Pregreet Duration `toml:"pregreet"`
 	// Milters are the [[milter]] content filters (milter.go).
 	Milters []Milter `toml:"milter,omitempty"`
+	// Cluster is [cluster]: the queue shared in PostgreSQL (cluster.go).
+	Cluster Cluster `toml:"cluster"`
 	// ACME is [acme]: certificates from an ACME CA (acme.go).
 	ACME ACME `toml:"acme"`
 	// Auth is [auth]: the AUTH password checks (auth.go).
@@ -340,6 +342,7 @@ func Default() Config {
 		DNSBLTimeout:   Duration(DefaultDNSBLTimeout),
 
 		Greylist: defaultGreylist(),
+		Cluster:  defaultCluster(),
 		HTTP:     defaultHTTP(),
 		ACME:     defaultACME(),
 		Auth:     defaultAuth(),

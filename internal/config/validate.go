@@ -33,6 +33,7 @@ func (c Config) Validate() error {
 	v.accountLimits(c.AccountLimits)
 	v.dnsbl(c)
 	v.milters(c)
+	v.cluster(c.Cluster)
 	v.acme(c)
 	v.auth(c.Auth)
 	return errors.Join(v.problems...)

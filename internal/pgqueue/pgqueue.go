@@ -37,6 +37,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -54,14 +55,16 @@ type Options struct {
 	// database needs its own name. Default: the host name.
 	Node string
 	// TmpDir is where message bytes wait for their commit; default
-	// os.TempDir().
+	// os.TempDir(). A directory of this node's own: Open removes what an
+	// earlier run left in it.
 	TmpDir string
 	// Courier delivers remote recipients, Local the local ones (nil
 	// refuses local recipients).
 	Courier, Local queue.Courier
-	// LocalDomain reports whether a DSN's recipient (the original sender)
-	// is a local mailbox, delivered by Local; nil: none is.
-	LocalDomain func(domain string) bool
+	// BounceTo resolves the recipient of a DSN (the original sender) into
+	// local mailboxes, delivered by Local, and addresses elsewhere
+	// (delivery.Bounces.Recipients); nil: the address as it is, remote.
+	BounceTo func(to string) (mailboxes []string, remote []smtp.Address, err error)
 	// Sign returns the header fields to prepend to a DSN (DKIM); nil signs
 	// nothing.
 	Sign func(msg []byte) (string, error)
@@ -80,6 +83,24 @@ type Options struct {
 	CommitTimeout time.Duration
 	Logger        *slog.Logger
 	Now           func() time.Time // the clock; default time.Now
+}
+
+// tmpPattern names the temporary files of messages being received.
+const tmpPattern = "smtpkit-pgq-*"
+
+// clearTmp removes the temporary files an earlier run left in dir (never
+// acknowledged: their commit had not returned).
+func clearTmp(dir string) error {
+	left, err := filepath.Glob(filepath.Join(dir, tmpPattern))
+	if err != nil {
+		return err
+	}
+	for _, f := range left {
+		if err := os.Remove(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (o *Options) setDefaults() {
@@ -157,7 +178,13 @@ func unavailable(err error) error {
 // releases the leases a previous run of this node left. It starts no
 // delivery: call Run for that.
 func Open(ctx context.Context, opts Options) (*Queue, error) {
+	ownTmp := opts.TmpDir != ""
 	opts.setDefaults()
+	if ownTmp {
+		if err := clearTmp(opts.TmpDir); err != nil {
+			return nil, fmt.Errorf("pgqueue: %w", err)
+		}
+	}
 	if opts.Courier == nil {
 		return nil, errors.New("pgqueue: no courier")
 	}

@@ -74,7 +74,7 @@ func (q *Queue) begin(env queue.Envelope) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(q.opts.TmpDir, "smtpkit-pgq-*")
+	f, err := os.CreateTemp(q.opts.TmpDir, tmpPattern)
 	if err != nil {
 		return nil, queue.StorageError(fmt.Errorf("pgqueue: %w", err))
 	}
@@ -460,7 +460,28 @@ func (q *Queue) EnqueueBounce(ctx context.Context, b queue.Bounce) error {
 // sender in a local domain gets it through the local courier.
 func (q *Queue) insertBounce(ctx context.Context, tx pgx.Tx, b queue.Bounce) error {
 	now := q.now()
-	rec, err := queue.NewBounceRecord(queue.NewID(now), b, now)
+	env := queue.Envelope{Meta: queue.Meta{SMTPUTF8: b.SMTPUTF8, EightBit: b.EightBit}}
+	if q.opts.BounceTo == nil {
+		to, err := smtp.ParseAddress(b.To)
+		if err != nil {
+			return err
+		}
+		env.To = []smtp.Address{to}
+	} else {
+		boxes, remote, err := q.opts.BounceTo(b.To)
+		if err != nil {
+			return err
+		}
+		if len(boxes) > 0 && q.opts.Local == nil {
+			return errNoLocal
+		}
+		env.To, env.LocalTo = remote, boxes
+	}
+	if len(env.To)+len(env.LocalTo) == 0 {
+		q.log.Warn("pgqueue: DSN has nobody to go to, dropped", "msgid", b.ID, "to", b.To)
+		return nil
+	}
+	rec, err := queue.NewRecord(queue.NewID(now), env, now)
 	if err != nil {
 		return err
 	}
@@ -475,10 +496,6 @@ func (q *Queue) insertBounce(ctx context.Context, tx pgx.Tx, b queue.Bounce) err
 		rec.Meta.Prepend = fields
 	}
 	rec.Size = int64(len(rec.Meta.Prepend) + len(b.Message))
-	r := rec.Rcpts[0]
-	if q.opts.Local != nil && q.opts.LocalDomain != nil && q.opts.LocalDomain(r.Domain) {
-		r.Local = true
-	}
 	meta, err := json.Marshal(rec.Meta)
 	if err != nil {
 		return err
@@ -490,13 +507,15 @@ func (q *Queue) insertBounce(ctx context.Context, tx pgx.Tx, b queue.Bounce) err
 	for seq, off := 0, 0; off < len(b.Message); seq, off = seq+1, off+chunkSize {
 		batch.Queue(`INSERT INTO chunks (message_id, seq, data) VALUES ($1, $2, $3)`, rec.ID, seq, b.Message[off:min(off+chunkSize, len(b.Message))])
 	}
-	if err := queueRcpt(batch, rec.ID, 0, r, "", nil); err != nil {
-		return err
+	for seq, r := range rec.Rcpts {
+		if err := queueRcpt(batch, rec.ID, seq, r, "", nil); err != nil {
+			return err
+		}
 	}
 	batch.Queue(`SELECT pg_notify($1, '')`, channel)
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return err
 	}
-	q.log.Info("queued", "msgid", rec.ID, "from", "", "rcpts", 1, "size", rec.Size, "dsn_for", b.ID)
+	q.log.Info("queued", "msgid", rec.ID, "from", "", "rcpts", len(rec.Rcpts), "size", rec.Size, "dsn_for", b.ID)
 	return nil
 }

@@ -52,12 +52,6 @@ func NewRecord(id string, env Envelope, now time.Time) (*Record, error) {
 	return e, nil
 }
 
-// NewBounceRecord is the record of a DSN from the null sender to to
-// (EnqueueBounce's), arriving at now.
-func NewBounceRecord(id string, b Bounce, now time.Time) (*Record, error) {
-	return newEnvelope(id, "", []string{b.To}, Meta{SMTPUTF8: b.SMTPUTF8, EightBit: b.EightBit}, now)
-}
-
 // NewLocalRcpt is a local mailbox added to a prepared message at now
 // (Writer.AddLocal), with its DSN parameters from byAddr.
 func NewLocalRcpt(addr string, byAddr map[string]smtp.RcptDSN, now time.Time) (*RcptRecord, error) {
