@@ -18,7 +18,6 @@ import (
 	"bytes"
 	"container/heap"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +91,21 @@ func (x *index) put(k msgKey, due int64) {
 	if due != never {
 		heap.Push(&x.h, parkedEntry{due: due, key: k})
 	}
+}
+
+// putAll records entries at once (Open): one heap.Init instead of a push
+// each.
+func (x *index) putAll(entries []parkedEntry) {
+	if len(x.due) == 0 {
+		x.due = make(map[msgKey]int64, len(entries))
+	}
+	for _, e := range entries {
+		x.due[e.key] = e.due
+		if e.due != never {
+			x.h = append(x.h, e)
+		}
+	}
+	heap.Init(&x.h)
 }
 
 // take removes k, returning its due.
@@ -391,57 +405,127 @@ var errNoPrefix = errors.New("no index prefix")
 
 // parsePrefix decodes the leading fields of an env file: "v" (1), "due",
 // "held", "warned", "arrival" and "id", in that order with the optional
-// ones absent, up to "id". Anything else before "id" is errNoPrefix.
+// ones absent, up to "id". Anything else before "id" is errNoPrefix, and
+// so is anything marshal does not write there (a string with an escape,
+// a number that is not an integer): the file is then decoded whole, so
+// the reader can be this strict and simple (and ten times faster than
+// encoding/json).
 func parsePrefix(b []byte) (prefix, error) {
 	var p prefix
-	d := json.NewDecoder(bytes.NewReader(b))
-	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+	s := scanner{b: b}
+	if !s.punct('{') {
 		return p, errNoPrefix
 	}
-	seen := 0
-	order := []string{"v", "due", "held", "warned", "arrival", "id"}
-	for {
-		t, err := d.Token()
-		if err != nil {
-			return p, errNoPrefix
-		}
-		key, ok := t.(string)
-		if !ok {
-			return p, errNoPrefix
+	order := [...]string{"v", "due", "held", "warned", "arrival", "id"}
+	for seen := 0; ; {
+		key, ok := s.str()
+		if !ok || !s.punct(':') {
+			return prefix{}, errNoPrefix
 		}
 		i := seen
 		for i < len(order) && order[i] != key {
 			i++
 		}
 		if i == len(order) || (i == 0) != (seen == 0) {
-			return p, errNoPrefix // unknown, out of order, or "v" not first
+			return prefix{}, errNoPrefix // unknown, out of order, or "v" not first
 		}
 		seen = i + 1
-		var err2 error
 		switch key {
 		case "v":
-			var v int
-			if err2 = d.Decode(&v); err2 == nil && v != envelopeVersion {
-				err2 = errNoPrefix
-			}
+			ok = s.word("1")
 		case "due":
-			err2 = d.Decode(&p.due)
+			p.due, ok = s.time()
 		case "held":
-			err2 = d.Decode(&p.held)
+			p.held, ok = s.bool()
 		case "warned":
-			err2 = d.Decode(&p.warned)
+			p.warned, ok = s.bool()
 		case "arrival":
-			err2 = d.Decode(&p.arrival)
+			p.arrival, ok = s.time()
 		case "id":
-			err2 = d.Decode(&p.id)
+			p.id, ok = s.str()
+			if ok {
+				return p, nil
+			}
 		}
-		if err2 != nil {
+		if !ok || !s.punct(',') {
 			return prefix{}, errNoPrefix
 		}
-		if key == "id" {
-			return p, nil
+	}
+}
+
+// scanner reads the JSON tokens parsePrefix needs, skipping white space
+// before each.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// punct consumes the byte c.
+func (s *scanner) punct(c byte) bool {
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// word consumes the literal w, which must end there (not "10" for "1").
+func (s *scanner) word(w string) bool {
+	s.ws()
+	if !bytes.HasPrefix(s.b[s.i:], []byte(w)) {
+		return false
+	}
+	j := s.i + len(w)
+	if j < len(s.b) && (s.b[j] >= '0' && s.b[j] <= '9' || s.b[j] >= 'a' && s.b[j] <= 'z' || s.b[j] == '.') {
+		return false
+	}
+	s.i = j
+	return true
+}
+
+func (s *scanner) bool() (bool, bool) {
+	switch {
+	case s.word("true"):
+		return true, true
+	case s.word("false"):
+		return false, true
+	}
+	return false, false
+}
+
+// str consumes a string without escapes or control characters.
+func (s *scanner) str() (string, bool) {
+	if !s.punct('"') {
+		return "", false
+	}
+	for j := s.i; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			v := string(s.b[s.i:j])
+			s.i = j + 1
+			return v, true
+		case c == '\\' || c < 0x20:
+			return "", false
 		}
 	}
+	return "", false
+}
+
+// time consumes a string holding an RFC 3339 time, as time.Time marshals.
+func (s *scanner) time() (time.Time, bool) {
+	v, ok := s.str()
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	return t, err == nil
 }
 
 // indexDue is when a message with prefix p is first looked at after Open:

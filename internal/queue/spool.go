@@ -13,7 +13,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // create makes the spool directories (mode 0700: mail is private) and
@@ -125,6 +127,7 @@ func (q *Queue) recover() error {
 		return err
 	}
 	known := make(map[string]bool, len(envs))
+	var ids []string
 	for _, de := range envs {
 		id, ok := strings.CutSuffix(de.Name(), ".json")
 		if !ok || !ValidID(id) {
@@ -139,6 +142,9 @@ func (q *Queue) recover() error {
 			}
 			continue
 		}
+		ids = append(ids, id)
+	}
+	for _, id := range q.indexPrefixes(ids) {
 		if err := q.recoverOne(id); err != nil {
 			return err
 		}
@@ -175,14 +181,50 @@ func (q *Queue) clearTmp() error {
 	return nil
 }
 
-// recoverOne indexes env/<id>.json from its prefix, or decodes it whole
-// when it has none, applying the rules of recover.
-func (q *Queue) recoverOne(id string) error {
-	if p, err := q.readPrefix(id); err == nil && p.id == id && !p.due.IsZero() {
-		k, _ := keyOf(id)
-		q.idx.put(k, q.indexDue(p))
-		return nil
+// prefixReaders is how many env files Open reads at once: the reads are
+// system calls on cached pages, which run in parallel.
+const prefixReaders = 8
+
+// indexPrefixes puts every message of ids whose env file has a prefix into
+// the index, reading the files in parallel, and returns the others.
+func (q *Queue) indexPrefixes(ids []string) (rest []string) {
+	type found struct {
+		entries []parkedEntry
+		rest    []string
 	}
+	out := make([]found, prefixReaders)
+	var wg sync.WaitGroup
+	for w := range prefixReaders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := &out[w]
+			for i := w; i < len(ids); i += prefixReaders {
+				id := ids[i]
+				p, err := q.readPrefix(id)
+				if err != nil || p.id != id || p.due.IsZero() {
+					f.rest = append(f.rest, id)
+					continue
+				}
+				k, _ := keyOf(id)
+				f.entries = append(f.entries, parkedEntry{due: q.indexDue(p), key: k})
+			}
+		}()
+	}
+	wg.Wait()
+	var all []parkedEntry
+	for _, f := range out {
+		all = append(all, f.entries...)
+		rest = append(rest, f.rest...)
+	}
+	q.idx.putAll(all)
+	slices.Sort(rest)
+	return rest
+}
+
+// recoverOne decodes env/<id>.json whole (it has no prefix), applying the
+// rules of recover.
+func (q *Queue) recoverOne(id string) error {
 	e, err := q.loadEnv(id)
 	if e == nil || err != nil {
 		return err
