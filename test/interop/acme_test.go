@@ -386,8 +386,8 @@ func TestACMETLSALPN01(t *testing.T) {
 // TestACMEHTTP01: with challenge = "http-01" and acme.names, serve started
 // while the CA is down says ready with a self-signed stand-in, and gets
 // the certificate through http-01 once pebble runs (the retry with
-// backoff); a restart with pebble stopped serves the stored certificate
-// (no order, no stand-in).
+// backoff) and keeps it over a SIGHUP reload; a restart with pebble
+// stopped serves the stored certificate (no order, no stand-in).
 func TestACMEHTTP01(t *testing.T) {
 	dns := dnstest.Start(t, dnstest.Zone{Host: acmeDNSIP, Records: []string{acmeHTTPName + ". A " + acmeHTTPIP}})
 	p := newPebble(t, acmeHTTPPebble, dns.Addr, 0)
@@ -407,6 +407,13 @@ func TestACMEHTTP01(t *testing.T) {
 	c.Quit()
 	if life := leaf.NotAfter.Sub(leaf.NotBefore); life < 80*24*time.Hour {
 		t.Errorf("lifetime %v, want pebble's 90-day default", life)
+	}
+	// SIGHUP re-reads the certificate files (none here) and keeps the
+	// ACME certificate in front.
+	s.hup(t)
+	waitLog(t, s, "configuration reloaded", 1)
+	if got := servedSerial(t, s.Submissions, acmeHTTPName); got != leaf.SerialNumber.Text(16) {
+		t.Errorf("after SIGHUP serial %s, want the ACME certificate's %x", got, leaf.SerialNumber)
 	}
 	// The challenge listener is gone once the order is done.
 	if conn, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", acmeHTTPIP, acmeHTTPPort), time.Second); err == nil {
