@@ -107,11 +107,12 @@ func (m *Manager) Due(cur *tls.Certificate) string {
 	return ""
 }
 
-// Run keeps the certificate current until ctx is done: it obtains one
-// when cur is nil, else when cur reaches RenewAt; a failure is logged and
-// retried after a backoff (RetryMin doubling to RetryMax) while cur keeps
-// serving. Every new certificate goes to Options.Install. first, when not
-// nil, is closed after the first attempt ends, whatever its outcome.
+// Run keeps the certificate current until ctx is done: it obtains one at
+// once when Due(cur) says so, else when cur reaches RenewAt; a failure is
+// logged and retried after a backoff (RetryMin doubling to RetryMax) while
+// cur keeps serving. Every new certificate goes to Options.Install. first,
+// when not nil, is closed after the first attempt ends, whatever its
+// outcome.
 func (m *Manager) Run(ctx context.Context, cur *tls.Certificate, first chan<- struct{}) {
 	failures := 0
 	for {
