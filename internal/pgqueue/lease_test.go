@@ -319,7 +319,9 @@ func testUnreachable(t *testing.T, e *env) {
 		t.Fatalf("Begin needs no database: %v", err)
 	}
 	io.WriteString(w, testBody)
+	start := time.Now()
 	_, err = w.Commit()
+	t.Logf("Commit with the database down answered in %v: %v", time.Since(start).Round(time.Millisecond), err)
 	var se *smtp.Error
 	if !errors.As(err, &se) || se.Reply.Code != smtp.CodeLocalError || se.Reply.Enhanced != smtp.EnhSystem.Temp() {
 		t.Fatalf("Commit with the database down: %v, want 451 4.3.0", err)
