@@ -118,7 +118,8 @@ func BenchmarkQueueDepth(b *testing.B) {
 // BenchmarkOpenDeferred measures Open on a spool of 100k and 1M deferred
 // messages (on the real disk, page cache warm after writing it): its
 // time, and the heap the open queue holds, per message. Set
-// SMTPKIT_BENCH_OPEN to a list of sizes to change them ("100000").
+// SMTPKIT_BENCH_OPEN to a list of sizes to change them ("100000"), and
+// SMTPKIT_BENCH_SPOOL to a directory to keep the spools in between runs.
 func BenchmarkOpenDeferred(b *testing.B) {
 	sizes := []int{100000, 1000000}
 	if s := os.Getenv("SMTPKIT_BENCH_OPEN"); s != "" {
@@ -134,7 +135,13 @@ func BenchmarkOpenDeferred(b *testing.B) {
 	for _, n := range sizes {
 		clk := newClock()
 		dir := benchDir(b, false)
-		writeDeferred(b, dir, n, clk.Now())
+		if keep := os.Getenv("SMTPKIT_BENCH_SPOOL"); keep != "" {
+			// A spool kept between runs (to compare builds on one spool).
+			dir = filepath.Join(keep, strconv.Itoa(n))
+		}
+		if _, err := os.Stat(filepath.Join(dir, "env")); err != nil {
+			writeDeferred(b, dir, n, clk.Now())
+		}
 		b.Run("deferred="+strconv.Itoa(n), func(b *testing.B) {
 			for range b.N {
 				runtime.GC()
@@ -160,7 +167,9 @@ func BenchmarkOpenDeferred(b *testing.B) {
 				q.Close()
 			}
 		})
-		os.RemoveAll(dir)
+		if os.Getenv("SMTPKIT_BENCH_SPOOL") == "" {
+			os.RemoveAll(dir)
+		}
 	}
 }
 
