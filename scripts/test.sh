@@ -53,6 +53,18 @@ step "go vet" go vet ./...
 # -race on 2 cores.
 step "go test -race" go test -race -count=1 -timeout 30m ./...
 
+# debPackage builds the .deb, installs it on this machine, smoke-tests and
+# purges it (packaging/deb/deb_test.go): alone, after the parallel tests,
+# because it installs /etc/smtpkit, a user and the sendmail alternative.
+debPackage() {
+	if [ "$(id -u)" -ne 0 ]; then
+		sudo env SMTPKIT_DEB_TEST=1 PATH="$PATH" go test -count=1 -v -run TestDebianPackage ./packaging/deb/
+	else
+		SMTPKIT_DEB_TEST=1 go test -count=1 -v -run TestDebianPackage ./packaging/deb/
+	fi
+}
+step "deb package" debPackage
+
 # fuzzTargets prints "pkg Name" for every fuzz target. `go test -list`
 # prints a package's matching names, then "ok <pkg> <time>".
 fuzzTargets() {
