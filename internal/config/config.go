@@ -26,8 +26,8 @@ type Config struct {
 	Limits    Limits     `toml:"limits"`
 	Outbound  Outbound   `toml:"outbound"`
 	Routes    []Route    `toml:"route,omitempty"`
-	Metrics   Metrics    `toml:"metrics"` // old name of [http] address (http.go)
-	HTTP      HTTP       `toml:"http"`    // the loopback HTTP listener (http.go)
+	Metrics   Metrics    `toml:"metrics,omitempty"` // old name of [http] address (http.go)
+	HTTP      HTTP       `toml:"http"`              // the loopback HTTP listener (http.go)
 	TLSRPT    TLSRPT     `toml:"tlsrpt"`
 	SRS       SRS        `toml:"srs"`
 	DKIM      []DKIM     `toml:"dkim,omitempty"` // outbound signing keys (dkim.go)

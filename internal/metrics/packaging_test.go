@@ -85,6 +85,7 @@ var (
 	metricName = regexp.MustCompile(`\b(?:smtpkit|go|process)_[a-zA-Z0-9_]+`)
 	selector   = regexp.MustCompile(`\b((?:smtpkit|go|process)_[a-zA-Z0-9_]+)\{([^}]*)\}`)
 	matcher    = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
+	grouping   = regexp.MustCompile(`\b(?:by|without|on|ignoring)\s*\(([^)]*)\)`)
 )
 
 // errorer is the part of *testing.T checkExprs reports to.
@@ -112,6 +113,9 @@ func checkExprs(t errorer, where string, exprs []string, known map[string][]stri
 	t.Helper()
 	seen := map[string]bool{}
 	for _, e := range exprs {
+		// The labels an aggregation in e may group by: those of the
+		// metrics it names, and Prometheus' own.
+		groupable := []string{"instance", "job"}
 		for _, n := range metricName.FindAllString(e, -1) {
 			f, ok := family(n, known)
 			if !ok {
@@ -119,6 +123,17 @@ func checkExprs(t errorer, where string, exprs []string, known map[string][]stri
 				continue
 			}
 			seen[f] = true
+			groupable = append(groupable, known[f]...)
+			if strings.HasSuffix(n, "_bucket") {
+				groupable = append(groupable, "le")
+			}
+		}
+		for _, g := range grouping.FindAllStringSubmatch(e, -1) {
+			for _, l := range strings.Split(g[1], ",") {
+				if l = strings.TrimSpace(l); l != "" && !slices.Contains(groupable, l) {
+					t.Errorf("%s: no metric in %q has the label %q it groups by", where, e, l)
+				}
+			}
 		}
 		for _, s := range selector.FindAllStringSubmatch(e, -1) {
 			f, ok := family(s[1], known)
@@ -229,7 +244,8 @@ func TestPackagingMetricNames(t *testing.T) {
 // exist and a label a metric does not have.
 func TestPackagingChecksItself(t *testing.T) {
 	known := exported(t)
-	for _, bad := range []string{`rate(smtpkit_deliveries_total[5m])`, `smtpkit_queue_recipients{status="deferred"}`, `smtpkit_message_size_bytes_bucket{lee="1"}`} {
+	for _, bad := range []string{`rate(smtpkit_deliveries_total[5m])`, `smtpkit_queue_recipients{status="deferred"}`,
+		`smtpkit_message_size_bytes_bucket{lee="1"}`, `sum by (tls_mech) (rate(smtpkit_delivery_results_total[5m]))`} {
 		ft := &fakeT{}
 		checkExprs(ft, "test", []string{bad}, known)
 		if !ft.failed {
