@@ -21,7 +21,7 @@ import (
 
 const testBody = "From: a@sender.example\r\nSubject: t\r\n\r\nbody\r\n"
 
-func mustAddr(t *testing.T, s string) smtp.Address {
+func mustAddr(t testing.TB, s string) smtp.Address {
 	t.Helper()
 	a, err := smtp.ParseAddress(s)
 	if err != nil {

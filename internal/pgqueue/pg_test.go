@@ -60,7 +60,7 @@ var pgTests = []struct {
 	{"Unreachable451", testUnreachable}, // last: it stops the server
 }
 
-func openTest(t *testing.T, o Options) *Queue {
+func openTest(t testing.TB, o Options) *Queue {
 	t.Helper()
 	if o.Logger == nil && os.Getenv("PGQUEUE_LOG") != "" {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))

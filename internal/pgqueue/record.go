@@ -128,7 +128,7 @@ type body struct {
 
 func (b *body) Read(p []byte) (int, error) {
 	for len(b.buf) == 0 {
-		if b.eof {
+		if b.eof || (b.read == b.size && b.seq > 0) {
 			return 0, io.EOF
 		}
 		var data []byte

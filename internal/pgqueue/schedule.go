@@ -25,9 +25,10 @@ const (
 	dsnFull    = dsn.MaxFull
 )
 
-// leasePerSlot is how many recipients one free slot may lease at once:
-// one message's recipients of one domain make one Job.
-const leasePerSlot = 8
+// leasePerSlot is how many recipients one free slot may lease at once
+// (one message's recipients of one domain make one Job; the jobs that do
+// not fit wait in the backlog).
+const leasePerSlot = 4
 
 // Run is the scheduler. It returns nil when ctx is done, after the
 // attempts in flight have returned and been recorded.
@@ -40,8 +41,18 @@ func (q *Queue) Run(ctx context.Context) error {
 	go q.renewLoop(ctx)
 
 	slots := make(chan struct{}, q.opts.Concurrency)
+	var backlog []*Job // leased, not started yet
+	defer func() {
+		if len(backlog) > 0 {
+			q.Unlease(context.WithoutCancel(ctx), backlog)
+			for _, j := range backlog {
+				q.track(j, false)
+			}
+		}
+	}()
 	poll := time.NewTimer(0)
 	defer poll.Stop()
+	var nextSweep time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -51,35 +62,36 @@ func (q *Queue) Run(ctx context.Context) error {
 		}
 		now := q.now()
 		free := cap(slots) - len(slots)
-		if free > 0 {
+		if free > 0 && len(backlog) == 0 {
+			// Lease for the free slots; what does not fit waits in the
+			// backlog, its leases renewed, until a slot frees.
 			jobs, err := q.Lease(ctx, now, free*leasePerSlot)
 			if err != nil && ctx.Err() == nil {
 				q.log.Error("pgqueue: leasing due recipients", "err", err)
 			}
-			if len(jobs) > free {
-				if err := q.Unlease(ctx, jobs[free:]); err != nil {
-					q.log.Warn("pgqueue: giving back leases (they run out)", "err", err)
-				}
-				jobs = jobs[:free]
-			}
 			for _, j := range jobs {
-				slots <- struct{}{}
 				q.track(j, true)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					q.runJob(ctx, j)
-					q.track(j, false)
-					<-slots
-					q.poke()
-				}()
 			}
-			if len(jobs) == free {
-				q.poke() // more may be due
-			}
+			backlog = jobs
 		}
-		if ctx.Err() == nil {
+		for len(backlog) > 0 && len(slots) < cap(slots) {
+			j := backlog[0]
+			backlog = backlog[1:]
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				q.runJob(ctx, j)
+				q.track(j, false)
+				<-slots
+				q.poke()
+			}()
+		}
+		// DSNs that time made due: once per poll interval, not on every
+		// wake-up (each finished attempt wakes the loop).
+		if ctx.Err() == nil && !now.Before(nextSweep) {
 			q.sweep(ctx, now)
+			nextSweep = now.Add(q.opts.PollInterval)
 		}
 		poll.Reset(q.opts.PollInterval)
 	}
