@@ -288,6 +288,9 @@ func (q *Queue) load(m *message, due int64) bool {
 // it had no env file, no data (removed), an unreadable envelope (set
 // aside) or only final recipients (removed).
 func (q *Queue) loadEnv(id string) (*envelope, error) {
+	if err := q.journal.writeOut(id, true); err != nil { // still in memory (journal.go)
+		return nil, err
+	}
 	data, err := q.dir.fs.ReadFile(q.dir.env(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -319,6 +322,9 @@ func (q *Queue) loadEnv(id string) (*envelope, error) {
 // readEnvQuiet reads env/<id>.json for a look (List) without applying
 // the recovery rules; nil when it cannot be read.
 func (q *Queue) readEnvQuiet(id string) *envelope {
+	if q.journal.writeOut(id, true) != nil { // still in memory (journal.go)
+		return nil
+	}
 	data, err := q.dir.fs.ReadFile(q.dir.env(id))
 	if err != nil {
 		return nil

@@ -4,9 +4,14 @@ package queue
 // and its bytes — fits in journalMax is made durable by one record in a
 // write-ahead log (internal/wal) in <root>/journal instead of flushes of
 // its own: concurrent Commits share one fdatasync of the log. Once the
-// record is durable, msg/<id> and env/<id>.json are written (not flushed)
-// so that everything else in the queue reads files as before. A
-// checkpoint (every CheckpointInterval) flushes those files — one
+// record is durable the message is kept in memory (pending), not yet in
+// files: one delivered and removed before the next checkpoint never costs
+// a file. Its files are written, unflushed, when something needs them —
+// the first env rewrite (saveEnv writes msg/ beside it), a load of its
+// env file (a parked message), the checkpoint — and its bytes are read
+// from memory until then (openMsg). Past pendingMax bytes held, messages
+// are written at once instead. A checkpoint (every CheckpointInterval)
+// writes what is pending and flushes those files — one
 // syncfs(2) of the spool's file system, or, where syncfs is no durability
 // barrier (FUSE, network and unknown kinds, vfs.Kind), an fsync of each
 // file written since the last one and of msg/ and env/ — and only then
@@ -22,9 +27,11 @@ package queue
 // commit without the tombstones written after it.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -53,6 +60,17 @@ const (
 // journalDir is the log's directory under the spool root.
 const journalDir = "journal"
 
+// pendingMax bounds the bytes of journaled messages held in memory before
+// their files are written (about 32,000 messages of 1 KB).
+const pendingMax = 32 << 20
+
+// pending is a journaled message whose files are not written yet.
+type pending struct {
+	mu        sync.Mutex
+	env, body []byte
+	done      bool // written, or the message was removed: gone from journal.pending
+}
+
 // journal is the queue's write-ahead log and its checkpointer.
 type journal struct {
 	log    *wal.Log
@@ -66,6 +84,9 @@ type journal struct {
 	live      map[string]uint64
 	completed uint64   // the number of the last checkpoint that finished
 	dirty     []string // files written since the last flush (per-file mode)
+	pending   map[string]*pending
+	held      int // bytes in pending
+	holdMax   int // pendingMax, or Options.journalHold
 
 	begun atomic.Uint64 // checkpoints begun
 	ckpt  sync.Mutex    // one checkpoint at a time (wal.Checkpoint's rule)
@@ -91,11 +112,14 @@ func (q *Queue) openJournal() error {
 	if err != nil {
 		return err
 	}
-	j := &journal{log: log, dir: q.dir, live: map[string]uint64{}, syncfs: syncFSBarrier(q.dir),
-		stop: make(chan struct{}), done: make(chan struct{}),
+	j := &journal{log: log, dir: q.dir, live: map[string]uint64{}, pending: map[string]*pending{}, syncfs: syncFSBarrier(q.dir),
+		holdMax: pendingMax, stop: make(chan struct{}), done: make(chan struct{}),
 		onErr: func(err error) {
 			q.log.Error("queue: journal checkpoint failed; will retry (messages stay in the journal)", "err", err)
 		}}
+	if h := q.opts.journalHold; h != 0 {
+		j.holdMax = max(h, 0)
+	}
 	st, err := j.replay()
 	if err == nil {
 		err = j.checkpoint()
@@ -196,9 +220,20 @@ func (j *journal) checkpoint() error {
 	return nil
 }
 
-// flush makes the files written for journaled messages, and the removals
-// of journaled messages, durable.
+// flush writes the pending messages' files and makes the files written
+// for journaled messages, and the removals of journaled messages, durable.
 func (j *journal) flush() error {
+	j.mu.Lock()
+	ids := make([]string, 0, len(j.pending))
+	for id := range j.pending {
+		ids = append(ids, id)
+	}
+	j.mu.Unlock()
+	for _, id := range ids {
+		if err := j.writeOut(id, true); err != nil {
+			return err
+		}
+	}
 	if j.syncfs {
 		return j.dir.fs.SyncFS(j.dir.root)
 	}
@@ -255,6 +290,18 @@ func (j *journal) commit(id string, env, body []byte) error {
 		return fmt.Errorf("queue: journal: %w", err)
 	}
 	at := j.begun.Load() // after the record is durable: see checkpoint
+	j.mu.Lock()
+	hold := j.held+len(env)+len(body) <= j.holdMax
+	if hold {
+		j.pending[id] = &pending{env: env, body: bytes.Clone(body)}
+		j.held += len(env) + len(body)
+		j.live[id] = at
+	}
+	j.mu.Unlock()
+	if hold {
+		t.Done()
+		return nil
+	}
 	if err := j.materialize(id, env, body); err != nil {
 		// The record is durable: a replay would bring back what the
 		// client is told failed. Log its removal first.
@@ -292,6 +339,82 @@ func (j *journal) materialize(id string, env, body []byte) error {
 	return nil
 }
 
+// writeOut writes the files of message id if it is pending: msg/<id>,
+// and env/<id>.json from the record when withEnv and there is none yet (a
+// saveEnv may have written a later state). Its bytes are read from the
+// file afterwards.
+func (j *journal) writeOut(id string, withEnv bool) error {
+	if j == nil {
+		return nil
+	}
+	j.mu.Lock()
+	p := j.pending[id]
+	j.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return nil
+	}
+	paths := []string{j.dir.msg(id)}
+	if err := writeNew(j.dir.fs, paths[0], p.body, os.O_TRUNC); err != nil {
+		return fmt.Errorf("queue: writing message: %w", err)
+	}
+	if withEnv {
+		err := writeNew(j.dir.fs, j.dir.env(id), p.env, os.O_EXCL)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("queue: writing envelope: %w", err)
+		}
+		if err == nil {
+			paths = append(paths, j.dir.env(id))
+		}
+	}
+	p.done = true
+	j.mu.Lock()
+	j.drop(id, p)
+	if !j.syncfs {
+		j.dirty = append(j.dirty, paths...)
+	}
+	j.mu.Unlock()
+	return nil
+}
+
+// drop forgets pending message p. Called with mu held.
+func (j *journal) drop(id string, p *pending) {
+	if j.pending[id] == p {
+		delete(j.pending, id)
+		j.held -= len(p.env) + len(p.body)
+	}
+}
+
+// heldBody is the bytes of message id while it is pending.
+func (j *journal) heldBody(id string) ([]byte, bool) {
+	if j == nil {
+		return nil, false
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if p := j.pending[id]; p != nil {
+		return p.body, true
+	}
+	return nil, false
+}
+
+// openMsg opens message id's bytes: from memory while it is pending in
+// the journal, else msg/<id>.
+func (q *Queue) openMsg(id string) (io.ReadCloser, error) {
+	if b, ok := q.journal.heldBody(id); ok {
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
+	f, err := q.dir.fs.OpenFile(q.dir.msg(id), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 // writeNew writes data to path without flushing it; flag is os.O_EXCL for
 // a new file or os.O_TRUNC to replace one.
 func writeNew(fsys vfs.FS, path string, data []byte, flag int) error {
@@ -314,7 +437,16 @@ func (j *journal) remove(id string) (logged bool, done func(), err error) {
 	j.mu.Lock()
 	at, ok := j.live[id]
 	live := ok && at >= j.completed
+	p := j.pending[id]
 	j.mu.Unlock()
+	if p != nil { // its files will not be written
+		p.mu.Lock()
+		p.done = true
+		p.mu.Unlock()
+		j.mu.Lock()
+		j.drop(id, p)
+		j.mu.Unlock()
+	}
 	if !live {
 		return false, func() {}, nil
 	}

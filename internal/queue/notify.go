@@ -10,7 +10,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"smtpkit/internal/dsn"
@@ -232,7 +231,7 @@ func bounceKind(b Bounce, rep dsn.Report) string {
 // readFull returns message id whole, or nil when it is larger than
 // dsn.MaxFull or cannot be read (the report then returns its headers).
 func (q *Queue) readFull(id string) []byte {
-	f, err := q.dir.fs.OpenFile(q.dir.msg(id), os.O_RDONLY, 0)
+	f, err := q.openMsg(id)
 	if err != nil {
 		return nil
 	}
@@ -247,7 +246,7 @@ func (q *Queue) readFull(id string) []byte {
 // readHeaders returns the start of message id, enough for its header
 // block (dsn.MaxHeaders).
 func (q *Queue) readHeaders(id string) ([]byte, error) {
-	f, err := q.dir.fs.OpenFile(q.dir.msg(id), os.O_RDONLY, 0)
+	f, err := q.openMsg(id)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package queue
 import (
 	"errors"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -48,7 +47,7 @@ func (q *Queue) opener(e *envelope, raw bool) func() (io.ReadCloser, error) {
 	prefix := e.Meta.Prepend // never changes once committed
 	id := e.ID
 	return func() (io.ReadCloser, error) {
-		f, err := q.dir.fs.OpenFile(q.dir.msg(id), os.O_RDONLY, 0)
+		f, err := q.openMsg(id)
 		if err != nil || prefix == "" || raw {
 			return f, err
 		}

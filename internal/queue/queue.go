@@ -93,6 +93,9 @@ type Options struct {
 	// wal.Options.SegmentSize and PreallocSize (0: the defaults): crash
 	// tests make segments small and skip the preallocated zeros.
 	journalSegment, journalPrealloc int64
+	// journalHold is the journal's pendingMax (0: the constant); negative
+	// writes every journaled message's files at once.
+	journalHold int
 }
 
 func (o *Options) setDefaults() {

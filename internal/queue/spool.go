@@ -89,6 +89,11 @@ func (d spoolDir) writeFileAtomic(dst, name string, data []byte) error {
 // the previous state back, which at worst repeats a delivery or a bounce
 // (the queue may duplicate, never skip).
 func (q *Queue) saveEnv(m *message) error {
+	// A journaled message still in memory gets its msg/ file now: the env
+	// file is about to exist, and what reads one expects both.
+	if err := q.journal.writeOut(m.env.ID, false); err != nil {
+		return err
+	}
 	data, err := m.env.marshal()
 	if err != nil {
 		return err

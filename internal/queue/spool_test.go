@@ -18,6 +18,7 @@ func TestSpoolRoundTrip(t *testing.T) {
 	if !ValidID(id) {
 		t.Fatalf("id %q", id)
 	}
+	checkpoint(e.q) // a journaled message's files are written by then
 	for _, p := range []string{filepath.Join(e.dir, "msg", id), filepath.Join(e.dir, "env", id+".json")} {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -172,6 +173,7 @@ func TestConcurrentCommit(t *testing.T) {
 	if got := len(e.q.List()); got != len(seen) || got != workers*(each-each/3) {
 		t.Fatalf("%d listed, %d committed", got, len(seen))
 	}
+	checkpoint(e.q) // a journaled message's files are written by then
 	envs, _ := os.ReadDir(filepath.Join(e.dir, "env"))
 	msgs, _ := os.ReadDir(filepath.Join(e.dir, "msg"))
 	if len(envs) != len(seen) || len(msgs) != len(seen) {

@@ -51,7 +51,9 @@ func TestStorageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ffs := &faultFS{}
-			e := open(t, &recorder{}, func(o *Options) { o.FS, o.NoJournal = ffs, !tt.journal })
+			// The journal writes the files at Commit (not at the next
+			// checkpoint) for these rows: journalHold -1.
+			e := open(t, &recorder{}, func(o *Options) { o.FS, o.NoJournal, o.journalHold = ffs, !tt.journal, -1 })
 			ffs.set(func(op, path string) error {
 				if op == tt.op && tt.match(path) {
 					return &os.PathError{Op: op, Path: path, Err: tt.errno}
