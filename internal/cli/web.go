@@ -49,14 +49,7 @@ func (d *daemon) describeListeners(listeners []config.Listener) []web.Listener {
 		if i < len(addrs) && addrs[i] != nil {
 			addr = addrs[i].String()
 		}
-		auth := "no"
-		if l.AuthEnabled() {
-			auth = "after TLS"
-			if l.TLS == config.TLSImplicit {
-				auth = "yes (implicit TLS)"
-			}
-		}
-		out = append(out, web.Listener{Address: addr, Role: l.Role, TLS: l.TLS, Auth: auth})
+		out = append(out, web.Listener{Address: addr, Role: l.Role, TLS: l.TLS, Auth: authWord(l)}) // as serve prints them
 	}
 	return out
 }
