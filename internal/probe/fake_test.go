@@ -45,6 +45,9 @@ type fakeServer struct {
 	NoSNICert   *tls.Certificate
 	// Addr is where to listen; "" is 127.0.0.1:0.
 	Addr string
+	// GreetingDelay is how long the server waits before its greeting (a
+	// slow greeter; the server's behaviour, not the test's wait).
+	GreetingDelay time.Duration
 
 	cert tls.Certificate
 	ln   net.Listener
@@ -104,6 +107,9 @@ func (f *fakeServer) serve(nc net.Conn) {
 	if f.Greeting == "" {
 		r.ReadString('\n') // wait for the client to give up
 		return
+	}
+	if f.GreetingDelay > 0 {
+		time.Sleep(f.GreetingDelay)
 	}
 	nc.Write([]byte(f.Greeting))
 	exts, tlsOn := f.EHLO, f.Implicit

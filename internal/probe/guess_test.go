@@ -36,6 +36,16 @@ func TestImplicitTLSGuess(t *testing.T) {
 		t.Errorf("forced STARTTLS: %+v", r)
 	}
 
+	// A slow greeter (plaintext, 220 after 600ms > GreetingWait): the TLS
+	// guess fails, and the plaintext probe with the whole timeout works.
+	slow := &fakeServer{Addr: "127.17.5.2:0", Greeting: "220 slow.probe.test ESMTP\r\n", GreetingDelay: 600 * time.Millisecond}
+	slowPort := slow.start(t, cert)
+	opts = testOptions()
+	opts.GreetingWait, opts.Timeout = 200*time.Millisecond, 2*time.Second
+	if r := Port(context.Background(), "127.17.5.2", slowPort, opts); !r.OK() || r.Mode == "implicit" || r.Banner != "220 slow.probe.test ESMTP" {
+		t.Errorf("slow greeter: %+v", r)
+	}
+
 	silent := &fakeServer{Addr: "127.17.5.2:0"}
 	sport := silent.start(t, cert)
 	opts = testOptions()

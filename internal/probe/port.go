@@ -42,9 +42,13 @@ func probeJob(ctx context.Context, j job, opts Options) Result {
 	if p.noGreeting {
 		// Nothing said within the wait: try the port as implicit TLS,
 		// with a budget of its own; keep that result when TLS came up.
+		// Else it was a slow greeter: probe it again in plaintext with
+		// the whole timeout for the greeting, as without the guess.
 		if tr, ok := implicitGuess(ctx, j, opts, p.greetingWait); ok {
 			return tr
 		}
+		j.guessTLS = false
+		return probeJob(context.WithoutCancel(ctx), j, opts)
 	}
 	if r.OK() {
 		p.noSNI()
