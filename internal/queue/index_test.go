@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -238,5 +239,98 @@ func TestIndexDamage(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.dir, "corrupt", id+".json")); err != nil {
 		t.Fatalf("not set aside: %v", err)
+	}
+}
+
+// TestSnapshot: after a clean Close, Open indexes the messages of the
+// index snapshot without opening their env files, and removes the
+// snapshot; a damaged snapshot is ignored (the prefixes are read).
+func TestSnapshot(t *testing.T) {
+	rec := &recorder{script: []error{temp, temp, temp, temp, temp, temp}}
+	ffs := &faultFS{}
+	e := open(t, rec, func(o *Options) { o.FS = ffs })
+	for i := range 6 {
+		enqueue(t, e.q, "alice@example.org", fmt.Sprintf("r%d@x%d.example", i, i%2))
+	}
+	e.q.RunOnce(ctx)
+	e.q.Close()
+	snapPath := filepath.Join(e.dir, snapName)
+	if _, err := os.Stat(snapPath); err != nil {
+		t.Fatalf("no snapshot after Close: %v", err)
+	}
+	var mu sync.Mutex
+	opened := 0
+	count := func(op, path string) error {
+		if op == "open" && strings.HasPrefix(path, filepath.Join(e.dir, "env")+string(filepath.Separator)) {
+			mu.Lock()
+			opened++
+			mu.Unlock()
+		}
+		return nil
+	}
+	reopen := func() *Queue {
+		t.Helper()
+		mu.Lock()
+		opened = 0
+		mu.Unlock()
+		ffs.set(count)
+		q, err := Open(Options{Dir: e.dir, FS: ffs, Courier: rec, Now: e.clock.Now, Bounce: e.bounces.take,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		ffs.set(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	q := reopen()
+	if opened != 0 || q.idx.len() != 6 {
+		t.Fatalf("Open with a snapshot opened %d env files and indexed %d; want 0 and 6", opened, q.idx.len())
+	}
+	if _, err := os.Stat(snapPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("snapshot still there after Open: %v", err)
+	}
+	if got := q.RunOnce(ctx); got != 0 {
+		t.Fatalf("%d attempts before the backoff", got)
+	}
+	q.Close()
+
+	os.WriteFile(snapPath, []byte(snapMagic+"torn"), 0o600)
+	q = reopen()
+	defer q.Close()
+	if opened != 6 || q.idx.len() != 6 {
+		t.Fatalf("Open with a damaged snapshot opened %d env files and indexed %d; want 6 and 6", opened, q.idx.len())
+	}
+	e.clock.Advance(5 * time.Minute)
+	if got := q.RunOnce(ctx); got != 6 || len(q.List()) != 0 {
+		t.Fatalf("when due: %d attempts, %d left; want 6 and 0", got, len(q.List()))
+	}
+}
+
+func TestParseSnapshot(t *testing.T) {
+	k, _ := keyOf("0123456789abcdef01234567")
+	entry := append(append([]byte(nil), k[:]...), 0, 0, 0, 0, 0, 0, 0, 42)
+	seal := func(b []byte) []byte {
+		return append(b, byte(crc32.ChecksumIEEE(b)>>24), byte(crc32.ChecksumIEEE(b)>>16), byte(crc32.ChecksumIEEE(b)>>8), byte(crc32.ChecksumIEEE(b)))
+	}
+	good := seal(append([]byte(snapMagic), entry...))
+	tests := []struct {
+		name string
+		in   []byte
+		n    int
+		ok   bool
+	}{
+		{"one entry", good, 1, true},
+		{"empty index", seal([]byte(snapMagic)), 0, true},
+		{"bad checksum", append(slices.Clone(good[:len(good)-1]), good[len(good)-1]^1), 0, false},
+		{"cut entry", seal(append([]byte(snapMagic), entry[:10]...)), 0, false},
+		{"other magic", seal(append([]byte("smtpkit queue index 2\n"), entry...)), 0, false},
+		{"negative due", seal(append(append([]byte(snapMagic), k[:]...), 0xff, 0, 0, 0, 0, 0, 0, 0)), 0, false},
+		{"short", []byte("smtp"), 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseSnapshot(tt.in)
+		if ok != tt.ok || len(got) != tt.n || (ok && tt.n == 1 && got[k] != 42) {
+			t.Errorf("%s: %v %v, want %d entries, ok %v", tt.name, got, ok, tt.n, tt.ok)
+		}
 	}
 }

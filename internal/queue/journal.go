@@ -129,6 +129,7 @@ func (q *Queue) openJournal() error {
 		return fmt.Errorf("journal replay: %w", err)
 	}
 	if !st.empty() {
+		q.replayed = true // files changed since the last Close: no index snapshot
 		q.log.Warn("queue: journal replayed after an unclean stop", "records", st.Records, "written", st.Written,
 			"repaired", st.Repaired, "present", st.Present, "removed", st.Removed)
 	}

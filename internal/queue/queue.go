@@ -158,6 +158,7 @@ type Queue struct {
 	inflight int
 	sweepAt  int
 	idx      index
+	replayed bool // Open's journal replay wrote files: no index snapshot
 
 	wake chan struct{} // capacity 1: "something changed, look again"
 }
@@ -200,8 +201,9 @@ func Open(opts Options) (*Queue, error) {
 	return q, nil
 }
 
-// Close stops the group committer. Commits in progress fail; Run must have
-// returned before Close is called.
+// Close stops the group committer and, after a clean stop of the
+// journal, writes the index snapshot (snapshot.go). Commits in progress
+// fail; Run must have returned before Close is called.
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	if q.closed {
@@ -211,6 +213,11 @@ func (q *Queue) Close() error {
 	q.closed = true
 	q.mu.Unlock()
 	err := q.closeJournal()
+	if err == nil {
+		if serr := q.writeSnapshot(); serr != nil {
+			q.log.Warn("queue: writing the index snapshot; the next start reads the envelopes", "err", serr)
+		}
+	}
 	q.sync.close()
 	return err
 }

@@ -114,7 +114,9 @@ func (q *Queue) saveEnv(m *message) error {
 //
 // An env file with a prefix (index.go) is not decoded here: its envelope is
 // read when it becomes due, and the last three rules apply then (loadEnv).
-// One without (older, or damaged at its start) is decoded now.
+// One without (older, or damaged at its start) is decoded now. After a
+// clean Close, the messages the index snapshot lists are not even opened
+// (snapshot.go).
 func (q *Queue) recover() error {
 	if err := q.clearTmp(); err != nil {
 		return err
@@ -131,8 +133,13 @@ func (q *Queue) recover() error {
 	if err != nil {
 		return err
 	}
+	snap, err := q.takeSnapshot()
+	if err != nil {
+		return err
+	}
 	known := make(map[string]bool, len(envs))
 	var ids []string
+	var snapped []parkedEntry
 	for _, de := range envs {
 		id, ok := strings.CutSuffix(de.Name(), ".json")
 		if !ok || !ValidID(id) {
@@ -147,8 +154,15 @@ func (q *Queue) recover() error {
 			}
 			continue
 		}
+		if k, _ := keyOf(id); snap != nil {
+			if due, ok := snap[k]; ok {
+				snapped = append(snapped, parkedEntry{due: due, key: k})
+				continue
+			}
+		}
 		ids = append(ids, id)
 	}
+	q.idx.putAll(snapped)
 	for _, id := range q.indexPrefixes(ids) {
 		if err := q.recoverOne(id); err != nil {
 			return err
