@@ -277,6 +277,18 @@ func TestProbeAiosmtpd(t *testing.T) {
 	if r := probeJSON(t, 1, "--starttls", "--timeout", "2s", addr).Results[0]; !strings.Contains(r.Error, "timeout") {
 		t.Errorf("STARTTLS on an implicit-TLS port: %+v", r)
 	}
+	// Without a mode flag the probe finds out (issue #19): no plaintext
+	// greeting within 3s, so it tries implicit TLS and says so; `smtpkit
+	// send` gives up after its greeting timeout and names --tls implicit.
+	r = probeJSON(t, 0, "--ca", cert, "--servername", "aiosmtpd.test.example", addr).Results[0]
+	if r.Mode != "implicit" || r.TLS == nil || !r.TLS.Valid || !probeWarned(r, "this port speaks implicit TLS") {
+		t.Errorf("implicit TLS guessed: %+v", r)
+	}
+	res := mustSmtpkit(t, 3, nil, nil, "send", "--server", addr, "--greeting-timeout", "1s", "--ca", cert,
+		"--servername", "aiosmtpd.test.example", "--from", "a@b.example", "--to", "c@d.example", "--body", "x")
+	if !strings.Contains(res.Stderr, "no greeting from "+addr+" within 1s") || !strings.Contains(res.Stderr, "use --tls implicit") {
+		t.Errorf("send to the implicit-TLS port without --tls: %s", res.Stderr)
+	}
 }
 
 // startAiosmtpdProbe runs testdata/probe_aiosmtpd.py in mode and returns
