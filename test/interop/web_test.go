@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +80,16 @@ func TestWebStatusPageBrowser(t *testing.T) {
 	}
 
 	phase("admin account made")
+	// The certificate-expiry gauge is exported for the served certificate.
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scraped, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`smtpkit_certificate_not_after_timestamp_seconds{file=%q,name="mx.test.example"}`, s.CertPath); !strings.Contains(string(scraped), want) {
+		t.Errorf("/metrics lacks %s:\n%s", want, scraped)
+	}
 	c := dialHello(t, s.MX, "client.example")
 	sendCtx, sendCancel := context.WithTimeout(context.Background(), outWait)
 	res, err := c.Send(sendCtx, client.Envelope{From: "carol@outside.example", To: []string{"bob@sink.example"}}, bytes.NewReader(testMessage("web-status")))
