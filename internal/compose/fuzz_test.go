@@ -94,5 +94,33 @@ func FuzzRecipients(f *testing.F) {
 				t.Fatalf("local name %q from %q", r, s)
 			}
 		}
+		// Qualified, every recipient field with recipients is an RFC 5322
+		// address list naming the same ones, with the domain.
+		h.QualifyRecipients("q.example")
+		var again []string
+		for _, f := range h.Fields {
+			if !strings.EqualFold(f.Name, "To") && !strings.EqualFold(f.Name, "Cc") && !strings.EqualFold(f.Name, "Bcc") {
+				continue
+			}
+			one := Header{Fields: []Field{f}}
+			addrs, err := one.Addresses(f.Name)
+			if err != nil {
+				if loose, _ := looseAddrs(f.Value()); len(loose) > 0 {
+					t.Fatalf("after QualifyRecipients of %q: %q: %v", s, f.Raw, err)
+				}
+				continue
+			}
+			for _, a := range addrs {
+				again = append(again, a.Address)
+			}
+		}
+		if len(again) != len(list) {
+			t.Fatalf("%q: %d recipients, %d after QualifyRecipients", s, len(list), len(again))
+		}
+		for i, a := range again {
+			if want := list[i]; a != want && a != want+"@q.example" {
+				t.Fatalf("%q: recipient %d is %q, was %q", s, i, a, want)
+			}
+		}
 	})
 }

@@ -47,26 +47,71 @@ func (h *Header) Recipients() ([]string, error) {
 // net/mail accepts, or a local name alone or in angle brackets after a
 // display name ("Alice <alice>"), returned without its display name.
 func looseList(v string) ([]string, error) {
-	var out []string
+	list, err := looseAddrs(v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(list))
+	for i, a := range list {
+		out[i] = a.Address
+	}
+	return out, nil
+}
+
+// looseAddrs is looseList with the display names.
+func looseAddrs(v string) ([]mail.Address, error) {
+	var out []mail.Address
 	for _, m := range splitMembers(v) {
 		m = strings.TrimSpace(m)
 		if m == "" {
 			continue
 		}
 		if a, err := mail.ParseAddress(m); err == nil {
-			out = append(out, a.Address)
+			out = append(out, *a)
 			continue
 		}
-		name := m
+		name, display := m, ""
 		if i := strings.LastIndexByte(m, '<'); i >= 0 && strings.HasSuffix(m, ">") {
-			name = m[i+1 : len(m)-1]
+			name, display = m[i+1:len(m)-1], strings.TrimSpace(m[:i])
 		}
 		if !isDotAtom(name) {
 			return nil, fmt.Errorf("%q is neither an address nor a local name", m)
 		}
-		out = append(out, name)
+		if len(display) >= 2 && display[0] == '"' && display[len(display)-1] == '"' {
+			display = strings.ReplaceAll(display[1:len(display)-1], "\\\"", "\"")
+		}
+		out = append(out, mail.Address{Name: display, Address: name})
 	}
 	return out, nil
+}
+
+// QualifyRecipients rewrites the To, Cc and Bcc fields that name local
+// users without a domain (see Recipients) as address lists with domain
+// added to those names ("To: alice, bob@example.org" becomes "To:
+// alice@DOMAIN, bob@example.org"), as sendmail and Postfix do for
+// locally submitted mail: display names are kept, comments and group
+// names dropped. A field that is an RFC 5322 address list, or neither, is
+// left as written.
+func (h *Header) QualifyRecipients(domain string) {
+	for i, f := range h.Fields {
+		if !strings.EqualFold(f.Name, "To") && !strings.EqualFold(f.Name, "Cc") && !strings.EqualFold(f.Name, "Bcc") {
+			continue
+		}
+		one := Header{Fields: []Field{f}}
+		if _, err := one.Addresses(f.Name); err == nil {
+			continue
+		}
+		list, err := looseAddrs(f.Value())
+		if err != nil || len(list) == 0 {
+			continue
+		}
+		for j := range list {
+			if !strings.Contains(list[j].Address, "@") {
+				list[j].Address += "@" + domain
+			}
+		}
+		h.Fields[i] = Field{Name: f.Name, Raw: FormatAddressField(f.Name, list)}
+	}
 }
 
 // splitMembers splits an address list at its top-level commas and group

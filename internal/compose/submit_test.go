@@ -47,6 +47,30 @@ func TestRecipients(t *testing.T) {
 	}
 }
 
+// TestQualifyRecipients: the fields Recipients read loosely are written
+// again with the domain; strict address lists and broken fields stay.
+func TestQualifyRecipients(t *testing.T) {
+	in := "To: alice, bob@x.example\r\n" +
+		"Cc: \"Smith, Jo\" <jo>, team: dan;\r\n" +
+		"Bcc: Carol <carol@x.example>\r\n" +
+		"Reply-To: root\r\n" +
+		"X-To: root admin\r\n\r\n"
+	h, _ := Split([]byte(in))
+	h.QualifyRecipients("q.example")
+	var got strings.Builder
+	for _, f := range h.Fields {
+		got.WriteString(f.Raw)
+	}
+	want := "To: <alice@q.example>, <bob@x.example>\r\n" +
+		"Cc: \"Smith, Jo\" <jo@q.example>, <dan@q.example>\r\n" +
+		"Bcc: Carol <carol@x.example>\r\n" +
+		"Reply-To: root\r\n" +
+		"X-To: root admin\r\n"
+	if got.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", got.String(), want)
+	}
+}
+
 func TestComplete(t *testing.T) {
 	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	o := Origin{From: mail.Address{Name: "Jörg", Address: "s@x.example"}, Date: now, MessageIDDomain: "x.example"}

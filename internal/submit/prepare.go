@@ -53,7 +53,8 @@ func (e ArgError) Error() string { return string(e) }
 // Prepare turns a message read from a local program (CRLF text, see
 // compose.ReadInput) into the envelope and the message to send:
 // recipients from the arguments and, with -t, from To, Cc and Bcc; the Bcc
-// field removed; From (with the full name), Date (now) and Message-ID
+// field removed; local names in To and Cc qualified with d.Domain
+// (compose.Header.QualifyRecipients); From (with the full name), Date (now) and Message-ID
 // added when missing (compose.Header.Complete).
 func Prepare(input []byte, r Request, d Defaults, now time.Time) (client.Envelope, []byte, error) {
 	env := client.Envelope{From: r.From}
@@ -78,6 +79,9 @@ func Prepare(input []byte, r Request, d Defaults, now time.Time) (client.Envelop
 	env.To = rcpts
 	// RFC 5322 §3.6.3: Bcc recipients are not shown to the others.
 	h.Del("Bcc")
+	// Local names in To and Cc get the domain in the header too, as in
+	// the envelope, so that replies reach them.
+	h.QualifyRecipients(d.Domain)
 	author := env.From
 	if author == "" {
 		author = d.Sender

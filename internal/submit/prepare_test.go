@@ -43,7 +43,8 @@ func TestPrepare(t *testing.T) {
 		// issue #19: what exited 65 ("missing '@'") before.
 		{name: "-t with a local name beside an address, and a display name", req: Request{HeaderRcpts: true},
 			in: "To: alice, bob@localhost\r\nCc: Alice <carol>\r\n\r\n", from: "me@host.example",
-			rcpts: []string{"alice@local.example", "bob@localhost", "carol@local.example"}, header: []string{"To: alice, bob@localhost\r\n"}},
+			rcpts:  []string{"alice@local.example", "bob@localhost", "carol@local.example"},
+			header: []string{"To: <alice@local.example>, <bob@localhost>\r\n", "Cc: \"Alice\" <carol@local.example>\r\n"}},
 		{name: "no recipients", req: Request{HeaderRcpts: true}, in: "Subject: x\r\n\r\n", err: true},
 		{name: "bad header address", req: Request{HeaderRcpts: true}, in: "To: <a@\r\n\r\n", err: true},
 		{name: "bad sender", req: Request{From: "not an address", Rcpts: []string{"a@t.example"}}, in: "\r\n", err: true},
