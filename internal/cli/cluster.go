@@ -46,7 +46,8 @@ func openCluster(cfg config.Config, remote, local queue.Courier, bounces *delive
 		},
 		Lease:        cfg.Cluster.Lease.D(),
 		PollInterval: cfg.Cluster.PollInterval.D(),
-		Concurrency:  cfg.Outbound.MaxDeliveries,
+		Concurrency:  cfg.Outbound.MaxDeliveries, // per node
+		PerDomain:    cfg.Outbound.Concurrency,   // per destination, per node (no slow start)
 		Logger:       log,
 	})
 }

@@ -490,3 +490,65 @@ func cfgDB(dsn string) string {
 	}
 	return db
 }
+
+// domainCourier records the most attempts to one domain at once.
+type domainCourier struct {
+	mu        sync.Mutex
+	now, peak map[string]int
+	release   chan struct{}
+	total     atomic.Int32
+}
+
+func (c *domainCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
+	c.mu.Lock()
+	c.now[d.Domain]++
+	c.peak[d.Domain] = max(c.peak[d.Domain], c.now[d.Domain])
+	c.mu.Unlock()
+	select { // hold the attempt until the test lets it go
+	case <-c.release:
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	c.now[d.Domain]--
+	c.mu.Unlock()
+	c.total.Add(int32(len(d.Recipients)))
+	return results(d.Recipients, nil)
+}
+
+// testPerDomain: with PerDomain 2 one node never runs more than two
+// attempts to one domain at once, while another domain gets its slots.
+func testPerDomain(t *testing.T, e *env) {
+	c := &domainCourier{now: map[string]int{}, peak: map[string]int{}, release: make(chan struct{})}
+	q := openTest(t, Options{Database: e.dsn, Courier: c, Concurrency: 8, PerDomain: 2, PollInterval: 20 * time.Millisecond})
+	for i := range 10 {
+		commit(t, q, "u"+itoa(i)+"@busy.example")
+	}
+	commit(t, q, "v@other.example")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); q.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	running := func() (busy, other int) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.now["busy.example"], c.now["other.example"]
+	}
+	// Both domains' attempts start (8 slots free) before any is let go.
+	for b, o := running(); (b < 2 || o < 1) && time.Now().Before(deadline); b, o = running() {
+		time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
+	}
+	for c.total.Load() < 11 && time.Now().Before(deadline) {
+		select {
+		case c.release <- struct{}{}:
+		case <-time.After(50 * time.Millisecond): // nothing running yet; look again, bounded
+		}
+	}
+	cancel()
+	<-done
+	if c.total.Load() != 11 {
+		t.Fatalf("%d of 11 delivered", c.total.Load())
+	}
+	if c.peak["busy.example"] != 2 || c.peak["other.example"] != 1 {
+		t.Errorf("peak attempts at once %v, want busy.example 2, other.example 1", c.peak)
+	}
+}

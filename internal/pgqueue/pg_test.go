@@ -55,6 +55,7 @@ var pgTests = []struct {
 	{"LeaseTakeover", testLeaseTakeover},
 	{"TwoNodesNoDoubleDelivery", testTwoNodes},
 	{"NotifyWakesWorker", testNotifyWakes},
+	{"PerDomainLimit", testPerDomain},
 	{"AmbiguousCommit", testAmbiguousCommit},
 	{"FailureAndBounceOneTransaction", testBounceAtomic},
 	{"Unreachable451", testUnreachable}, // last: it stops the server

@@ -77,8 +77,10 @@ type Options struct {
 	// PollInterval is how often the scheduler looks for due work besides
 	// the notifications; default 5s.
 	PollInterval time.Duration
-	// Concurrency bounds the deliveries in flight on this node; default 20.
-	Concurrency int
+	// Concurrency bounds the deliveries in flight on this node; default
+	// 20. PerDomain bounds those to one destination (a domain; local
+	// mailboxes apart) on this node; default 4.
+	Concurrency, PerDomain int
 	// CommitTimeout bounds one accept transaction; default 30s.
 	CommitTimeout time.Duration
 	Logger        *slog.Logger
@@ -122,6 +124,9 @@ func (o *Options) setDefaults() {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 20
 	}
+	if o.PerDomain <= 0 {
+		o.PerDomain = 4
+	}
 	if o.CommitTimeout <= 0 {
 		o.CommitTimeout = 30 * time.Second
 	}
@@ -153,6 +158,7 @@ type Queue struct {
 	mu       sync.Mutex
 	inFlight map[string]bool // Job.key of the jobs this node runs
 	running  []*Job          // the same jobs, for Renew
+	byGroup  map[string]int  // attempts running per destination (PerDomain)
 	closed   bool
 
 	wake chan struct{}
@@ -204,7 +210,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgqueue: %w", err)
 	}
-	q := &Queue{opts: opts, pool: pool, log: opts.Logger, inFlight: make(map[string]bool), wake: make(chan struct{}, 1)}
+	q := &Queue{opts: opts, pool: pool, log: opts.Logger, inFlight: make(map[string]bool), byGroup: make(map[string]int), wake: make(chan struct{}, 1)}
 	if err := q.start(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("pgqueue: %w", err)

@@ -61,32 +61,37 @@ func (q *Queue) Run(ctx context.Context) error {
 		case <-poll.C:
 		}
 		now := q.now()
-		free := cap(slots) - len(slots)
-		if free > 0 && len(backlog) == 0 {
-			// Lease for the free slots; what does not fit waits in the
-			// backlog, its leases renewed, until a slot frees.
-			jobs, err := q.Lease(ctx, now, free*leasePerSlot)
+		// Lease while the backlog is short of its bound; what does not fit
+		// in the free slots (or in its destination's PerDomain) waits in
+		// the backlog, its leases renewed, until a slot frees.
+		if room := cap(slots)*leasePerSlot - len(backlog); len(slots) < cap(slots) && room > 0 {
+			jobs, err := q.Lease(ctx, now, room)
 			if err != nil && ctx.Err() == nil {
 				q.log.Error("pgqueue: leasing due recipients", "err", err)
 			}
 			for _, j := range jobs {
 				q.track(j, true)
 			}
-			backlog = jobs
+			backlog = append(backlog, jobs...)
 		}
-		for len(backlog) > 0 && len(slots) < cap(slots) {
-			j := backlog[0]
-			backlog = backlog[1:]
+		waiting := backlog[:0]
+		for _, j := range backlog {
+			if len(slots) == cap(slots) || !q.startGroup(j.Group) {
+				waiting = append(waiting, j)
+				continue
+			}
 			slots <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				q.runJob(ctx, j)
+				q.endGroup(j.Group)
 				q.track(j, false)
 				<-slots
 				q.poke()
 			}()
 		}
+		backlog = waiting
 		// DSNs that time made due: once per poll interval, not on every
 		// wake-up (each finished attempt wakes the loop).
 		if ctx.Err() == nil && !now.Before(nextSweep) {
@@ -146,6 +151,26 @@ func (q *Queue) track(j *Job, on bool) {
 			q.running = append(q.running[:i], q.running[i+1:]...)
 			break
 		}
+	}
+}
+
+// startGroup counts a job of group g as started, unless PerDomain
+// attempts for it already run on this node.
+func (q *Queue) startGroup(g string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.byGroup[g] >= q.opts.PerDomain {
+		return false
+	}
+	q.byGroup[g]++
+	return true
+}
+
+func (q *Queue) endGroup(g string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.byGroup[g]--; q.byGroup[g] <= 0 {
+		delete(q.byGroup, g)
 	}
 }
 
@@ -245,9 +270,18 @@ func (q *Queue) runJob(ctx context.Context, j *Job) {
 	q.Record(ctx, j, results)
 }
 
-// sweep queues the DSNs that are due without an attempt: delay warnings
-// (time passed) and notices of messages that were held.
+// voidKept is how long a void id is kept: far longer than any
+// transaction under that id can live (idle_in_transaction_session_timeout).
+const voidKept = 24 * time.Hour
+
+// sweep queues the DSNs that are due without an attempt (delay warnings,
+// as time passed; notices of messages that were held) and removes old
+// void ids.
 func (q *Queue) sweep(ctx context.Context, now time.Time) {
+	if _, err := q.pool.Exec(ctx, `DELETE FROM messages WHERE void AND created < now() - $1::interval`,
+		voidKept.String()); err != nil && ctx.Err() == nil {
+		q.log.Warn("pgqueue: removing old void ids", "err", err)
+	}
 	warnBefore := time.Time{} // no warnings: matches nothing
 	if w := q.opts.Policy.DelayWarning; w > 0 {
 		warnBefore = now.Add(-w)

@@ -58,6 +58,8 @@ CREATE INDEX recipients_due ON recipients (next_attempt_at) WHERE state IN ('que
 CREATE INDEX recipients_leased ON recipients (lease_owner) WHERE lease_owner IS NOT NULL;
 CREATE INDEX recipients_owes ON recipients (message_id) WHERE owes;
 `,
+	// 2: void ids (ambiguous commits given up) are removed after a while.
+	`CREATE INDEX messages_void ON messages (created) WHERE void;`,
 }
 
 // migrateLock is the advisory lock key of the migrations ("smtpkit" in ASCII).

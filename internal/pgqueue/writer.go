@@ -433,7 +433,10 @@ func (w *Writer) Withdraw() error {
 			return nil
 		}
 	}
-	return fmt.Errorf("pgqueue: withdrawing %s (delivered when its prepare lease runs out): %w", id, err)
+	// The client is told 4xx: the id must never be delivered. Its
+	// recipients stay leased to <node>/prepare; keep trying until then.
+	go q.killLater(id)
+	return fmt.Errorf("pgqueue: withdrawing %s (retried until its prepare lease runs out): %w", id, err)
 }
 
 // Abort discards the message; after Prepare without Publish it withdraws.
