@@ -316,6 +316,9 @@ func TestQueuePages(t *testing.T) {
 		return b.do("POST", "/queue/"+id+"/"+action, url.Values{"csrf": {tok}})
 	}
 	post("hold")
+	if page := body(t, b.do("GET", "/queue/"+id, nil)); !strings.Contains(page, `id="held"`) || !strings.Contains(page, "when released") {
+		t.Errorf("show of a held message:\n%s", page)
+	}
 	if resp := post("retry"); resp.StatusCode != http.StatusConflict || !strings.Contains(body(t, resp), "held") {
 		t.Errorf("retry while held: %d", resp.StatusCode)
 	}
