@@ -340,6 +340,23 @@ func TestSendmail(t *testing.T) {
 		}
 	})
 
+	// issue #19: names without a domain beside addresses, and in angle
+	// brackets, as scripts write them; qualified in envelope and header.
+	t.Run("-t: local names get the local domain", func(t *testing.T) {
+		in := "From: Alice <alice@b.example>\nTo: dave, erin@test.example\nCc: Carol <carol>\nSubject: local names\n\nhi\n"
+		sendmail(t, 0, in, "-t", "-f", "alice@b.example")
+		for rcpt, n := range map[string]int{"dave@test.example": 2, "erin@test.example": 2, "carol@test.example": 3} {
+			raw := StripTrace(s.WaitMessages(t, rcpt, n)[n-1])
+			m, err := mail.ReadMessage(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if to, cc := m.Header.Get("To"), m.Header.Get("Cc"); to != "<dave@test.example>, <erin@test.example>" || cc != `"Carol" <carol@test.example>` {
+				t.Errorf("%s: To %q, Cc %q", rcpt, to, cc)
+			}
+		}
+	})
+
 	t.Run("exit codes", func(t *testing.T) {
 		sendmail(t, 67, header+"\nx\n", "-f", "alice@b.example", "nobody@test.example")
 		r := sendmail(t, 67, header+"\nx\n", "-f", "alice@b.example", "someone@remote.example")
