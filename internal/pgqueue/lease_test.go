@@ -450,7 +450,7 @@ func testAmbiguousCommit(t *testing.T, e *env) {
 		if p.cut.Load() != 1 {
 			t.Fatalf("forward=%v: the proxy did not see the COMMIT", forward)
 		}
-		c.Advance(prepareHold + time.Minute) // any prepare lease would have run out
+		c.Advance(q.prepareHold() + time.Minute) // any prepare lease would have run out
 		q.RunOnce(ctx)
 		n := len(courier.Attempts())
 		if !forward {

@@ -146,8 +146,11 @@ func (o *Options) setDefaults() {
 const channel = "smtpkit_queue"
 
 // prepareHold is how long a prepared message stays leased to its writer
-// before another node may deliver it (its Publish was lost).
-const prepareHold = 5 * time.Minute
+// before another node may deliver it (its Publish was lost, or the
+// database lost it in a crash: Publish does not wait for the disk): twice
+// the lease, at least 30s. It also bounds how long a node keeps trying to
+// void an id it answered 451 for (killLater).
+func (q *Queue) prepareHold() time.Duration { return max(2*q.opts.Lease, 30*time.Second) }
 
 // Queue is the postgres back-end. All methods are safe for concurrent use.
 type Queue struct {

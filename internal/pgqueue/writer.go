@@ -178,7 +178,7 @@ func (w *Writer) insert(ctx context.Context, tx pgx.Tx) error {
 			b, pending = &pgx.Batch{}, 0
 		}
 	}
-	until := now.Add(prepareHold)
+	until := now.Add(q.prepareHold())
 	for seq, r := range rec.Rcpts {
 		if err := queueRcpt(b, rec.ID, seq, r, q.prepareOwner(), &until); err != nil {
 			return err
@@ -262,7 +262,7 @@ func (q *Queue) commitNew(ctx context.Context, id string, insert func(pgx.Tx) er
 	case rerr != nil:
 		// Unknown still: the client gets 451 and the id must never be
 		// delivered. The recipients are leased to <node>/prepare for
-		// prepareHold, so keep trying to kill it until then.
+		// prepareHold, so keep trying to kill it meanwhile.
 		q.log.Error("pgqueue: commit outcome unknown; retrying to void it", "msgid", id, "err", err, "resolve_err", rerr)
 		go q.killLater(id)
 		return unavailable(fmt.Errorf("pgqueue: commit of %s: %w", id, err))
@@ -316,7 +316,7 @@ func (q *Queue) resolve(ctx context.Context, id string, pid uint32) (committed b
 // killLater makes message id dead (removed if it committed, void if not)
 // once the database answers, until its prepare lease would run out.
 func (q *Queue) killLater(id string) {
-	deadline := time.Now().Add(prepareHold - 30*time.Second)
+	deadline := time.Now().Add(q.prepareHold() * 3 / 4)
 	for wait := time.Second; time.Now().Before(deadline); wait = min(2*wait, 15*time.Second) {
 		time.Sleep(wait) // a retry schedule against a database that is down, not a wait for timing
 		ctx, cancel := context.WithTimeout(context.Background(), q.opts.CommitTimeout)
@@ -387,7 +387,7 @@ func (w *Writer) AddLocal(boxes []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), q.opts.CommitTimeout)
 	defer cancel()
-	until := now.Add(prepareHold)
+	until := now.Add(q.prepareHold())
 	err := pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
 		rec, err := q.loadRecord(ctx, tx, w.rec.ID, true)
 		if err != nil {
