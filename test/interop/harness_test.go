@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,6 +116,10 @@ type ServerOptions struct {
 	// IP is the loopback address every listener binds; "" = 127.0.0.1.
 	// A test in its own range (docs/testing.md) can listen there.
 	IP string
+	// MXPort, when set, is the mx listener's port on IP (nodes of a
+	// cluster share one port on their own addresses); the other
+	// listeners still get free ports.
+	MXPort int
 }
 
 // Server is a running `smtpkit serve` process on free loopback ports with
@@ -137,7 +142,7 @@ type Server struct {
 // StartServer builds the binary (once per run), writes a config with free
 // ports, starts `smtpkit serve` and waits until it prints "smtpkit: ready".
 // The process is stopped with SIGTERM when the test ends.
-func StartServer(t *testing.T, opts ServerOptions) *Server {
+func StartServer(t testing.TB, opts ServerOptions) *Server {
 	t.Helper()
 	bin, err := smtpkitBinary.build()
 	if err != nil {
@@ -163,6 +168,9 @@ func StartServer(t *testing.T, opts ServerOptions) *Server {
 	for attempt := 1; ; attempt++ {
 		ip := or(opts.IP, "127.0.0.1")
 		s.MX, s.Submission, s.Submissions = freeAddrOn(t, ip), freeAddrOn(t, ip), freeAddrOn(t, ip)
+		if opts.MXPort != 0 {
+			s.MX = net.JoinHostPort(ip, strconv.Itoa(opts.MXPort))
+		}
 		if opts.AltSubmission {
 			s.AltSubmission = freeAddrOn(t, ip)
 		}
@@ -239,7 +247,7 @@ func setsTopKey(top, key string) bool {
 }
 
 // start runs serve and waits for the ready line on stdout.
-func (s *Server) start(t *testing.T) {
+func (s *Server) start(t testing.TB) {
 	t.Helper()
 	if err := s.tryStart(); err != nil {
 		t.Fatal(err)
@@ -304,7 +312,7 @@ func (s *Server) running() bool {
 
 // stop sends SIGTERM, waits (SIGKILL after stopTimeout) and reports a
 // non-zero exit or a data race in the logs as a test error.
-func (s *Server) stop(t *testing.T) {
+func (s *Server) stop(t testing.TB) {
 	t.Helper()
 	if !s.running() {
 		return
@@ -327,13 +335,13 @@ func (s *Server) stop(t *testing.T) {
 
 // Stop shuts the server down gracefully (SIGTERM) and waits for it to
 // exit, so that every session has finished when it returns.
-func (s *Server) Stop(t *testing.T) {
+func (s *Server) Stop(t testing.TB) {
 	t.Helper()
 	s.stop(t)
 }
 
 // Kill9 kills the server with SIGKILL, as a crash or power loss would.
-func (s *Server) Kill9(t *testing.T) {
+func (s *Server) Kill9(t testing.TB) {
 	t.Helper()
 	if !s.running() {
 		t.Fatal("Kill9: server not running")
@@ -344,7 +352,7 @@ func (s *Server) Kill9(t *testing.T) {
 
 // Restart starts the server again with the same config, ports and data
 // directory, stopping it first if it is still running.
-func (s *Server) Restart(t *testing.T) {
+func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.stop(t)
 	fmt.Fprintf(s.logs, "--- harness: restart\n")
@@ -355,7 +363,7 @@ func (s *Server) Restart(t *testing.T) {
 func (s *Server) Logs() string { return s.logs.String() }
 
 // AddUser creates an account with `smtpkit user add`, the password on stdin.
-func (s *Server) AddUser(t *testing.T, addr, password string) {
+func (s *Server) AddUser(t testing.TB, addr, password string) {
 	t.Helper()
 	cmd := exec.Command(s.bin, "user", "add", "-config", s.ConfigPath, addr)
 	cmd.Dir = s.Dir
@@ -516,7 +524,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // freeAddrOn is freeAddr on the loopback address ip.
-func freeAddrOn(t *testing.T, ip string) string {
+func freeAddrOn(t testing.TB, ip string) string {
 	t.Helper()
 	handedOut.Lock()
 	defer handedOut.Unlock()

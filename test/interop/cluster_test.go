@@ -1,0 +1,603 @@
+package interop
+
+// Three smtpkit nodes on 127.0.0.11–13 share one PostgreSQL (pgtest, on
+// 127.17.4.1) and one mx port; the sending side finds them through MX
+// records of equal preference (dnstest on 127.17.4.53) and relays through
+// them (trusted network) to an aiosmtpd next hop (cluster_sink.py on
+// 127.17.4.30) that answers per recipient. Faults, each bounded: SIGKILL
+// the node that just acknowledged a batch; SIGKILL a node while it
+// delivers (its leases expire, another node delivers); `pg_ctl stop -m
+// immediate` under load and back; a node cut off from PostgreSQL (a
+// proxy that drops its connections) answers 451, never 250. Then an
+// invariant checker reads the client's log, the sink's log and the
+// database.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"smtpkit/internal/client"
+	"smtpkit/internal/dns"
+	"smtpkit/internal/dns/dnstest"
+	"smtpkit/internal/pgtest"
+	"smtpkit/internal/smtp"
+)
+
+const (
+	clusterPGIP   = "127.17.4.1"
+	clusterSinkIP = "127.17.4.30"
+	clusterProxy  = "127.17.4.40"
+	clusterDNSIP  = "127.17.4.53"
+	clusterLease  = 3 * time.Second // [cluster] lease of the nodes
+	clusterPoll   = time.Second     // [cluster] poll_interval
+)
+
+var clusterNodeIPs = []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
+
+// sinkLog is what cluster_sink.py printed: each message it took.
+type sinkLog struct {
+	mu     sync.Mutex
+	stdin  io.Writer
+	got    map[string]int // "msgid rcpt" → times delivered
+	first  map[string]time.Time
+	acks   chan string
+	starts chan string // msgids of slow- messages whose data began
+}
+
+func (s *sinkLog) delivered(msgid, rcpt string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got[msgid+" "+rcpt]
+}
+
+func (s *sinkLog) firstAt(msgid, rcpt string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first[msgid+" "+rcpt]
+}
+
+func (s *sinkLog) command(t *testing.T, cmd string) {
+	t.Helper()
+	if _, err := io.WriteString(s.stdin, cmd+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-s.acks:
+		if got != cmd {
+			t.Fatalf("sink acknowledged %q, want %q", got, cmd)
+		}
+	case <-time.After(outWait):
+		t.Fatalf("sink did not acknowledge %q", cmd)
+	}
+}
+
+func startClusterSink(t *testing.T) (*sinkLog, string) {
+	t.Helper()
+	cmd := exec.Command(needAiosmtpd(t), "testdata/cluster_sink.py", clusterSinkIP)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sinkLog{stdin: stdin, got: map[string]int{}, first: map[string]time.Time{},
+		acks: make(chan string, 4), starts: make(chan string, 64)}
+	port := startScriptPeer(t, "cluster sink", cmd, func(line []byte) {
+		var m struct {
+			MsgID     string   `json:"msgid"`
+			Rcpt      []string `json:"rcpt"`
+			Ack       *string  `json:"ack"`
+			SlowStart string   `json:"slow_start"`
+		}
+		if json.Unmarshal(line, &m) != nil {
+			return
+		}
+		switch {
+		case m.Ack != nil:
+			s.acks <- *m.Ack
+		case m.SlowStart != "":
+			select {
+			case s.starts <- m.SlowStart:
+			default:
+			}
+		default:
+			s.mu.Lock()
+			for _, r := range m.Rcpt {
+				k := m.MsgID + " " + strings.ToLower(r)
+				s.got[k]++
+				if s.first[k].IsZero() {
+					s.first[k] = time.Now()
+				}
+			}
+			s.mu.Unlock()
+		}
+	})
+	return s, port
+}
+
+// cutProxy forwards TCP from its address to target until Cut, which
+// drops every connection and refuses new ones until Restore.
+type cutProxy struct {
+	l      net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]bool
+}
+
+func startCutProxy(t *testing.T, ip, target string) *cutProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{l: l, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { l.Close(); p.Cut() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) Addr() string { return p.l.Addr().String() }
+
+func (p *cutProxy) serve(c net.Conn) {
+	p.mu.Lock()
+	if p.cut {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.mu.Unlock()
+	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.cut {
+		p.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = true, true
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(up, c); done <- struct{}{} }()
+	go func() { io.Copy(c, up); done <- struct{}{} }()
+	<-done
+	c.Close()
+	up.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, up)
+	p.mu.Unlock()
+}
+
+// Cut drops every connection and refuses new ones.
+func (p *cutProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// Restore lets connections through again.
+func (p *cutProxy) Restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = false
+}
+
+// clientLog is the sending side's record: every message and how it ended.
+type clientLog struct {
+	mu       sync.Mutex
+	accepted map[string][]string // msgid → recipients, 250 after the data
+	refused  map[string]int      // msgid → the 4xx/5xx code after the data (or to MAIL/RCPT/DATA)
+	unknown  map[string]bool     // the connection was lost after the data: either outcome is allowed
+	byNode   map[string]string   // msgid → the node that answered
+}
+
+func newClientLog() *clientLog {
+	return &clientLog{accepted: map[string][]string{}, refused: map[string]int{}, unknown: map[string]bool{}, byNode: map[string]string{}}
+}
+
+// cluster is the running test bench.
+type cluster struct {
+	t      *testing.T
+	pg     *pgtest.Server
+	nodes  []*Server
+	proxy  *cutProxy
+	sink   *sinkLog
+	res    *dns.Client
+	log    *clientLog
+	seq    atomic.Int64
+	mxPort string
+}
+
+// clusterTOML is a node's [cluster] and [outbound] tables.
+func clusterTOML(db, node, resolver, sinkPort string) string {
+	return fmt.Sprintf(`[cluster]
+database = %q
+node = %q
+lease = %q
+poll_interval = %q
+
+[outbound]
+allow_loopback = true
+resolver = %q
+port = %s
+tls = "none"
+retry_min = "1s"
+retry_max = "2s"
+max_age = "1h"
+`, db, node, clusterLease.String(), clusterPoll.String(), resolver, sinkPort)
+}
+
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{t: t, log: newClientLog()}
+	c.pg = pgtest.Start(t, pgtest.Options{Addr: clusterPGIP + ":0"})
+	var sinkPort string
+	c.sink, sinkPort = startClusterSink(t)
+	records := []string{
+		"sink.example. MX 10 sink.example.",
+		"sink.example. A " + clusterSinkIP,
+	}
+	for i, ip := range clusterNodeIPs {
+		records = append(records, fmt.Sprintf("cluster.example. MX 10 node%d.cluster.example.", i+1),
+			fmt.Sprintf("node%d.cluster.example. A %s", i+1, ip))
+	}
+	z := dnstest.Start(t, dnstest.Zone{Host: clusterDNSIP, Records: records})
+	res, err := dns.New(dns.Options{Servers: []string{z.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.res = res
+	// Node 3 reaches the database through a proxy the test can cut.
+	c.proxy = startCutProxy(t, clusterProxy, c.pg.Addr())
+	port := freePortOnAll(t, clusterNodeIPs)
+	c.mxPort = strconv.Itoa(port)
+	for i, ip := range clusterNodeIPs {
+		db := c.pg.DSN()
+		if i == 2 {
+			db = strings.Replace(db, c.pg.Addr(), c.proxy.Addr(), 1)
+		}
+		n := StartServer(t, ServerOptions{IP: ip, MXPort: port,
+			TopTOML:   `trusted_networks = ["127.0.0.0/8"]`,
+			ExtraTOML: clusterTOML(db, fmt.Sprintf("node%d", i+1), z.Addr, sinkPort)})
+		c.nodes = append(c.nodes, n)
+	}
+	return c
+}
+
+// freePortOnAll returns a port free on every address of ips.
+func freePortOnAll(t *testing.T, ips []string) int {
+	t.Helper()
+	for range 50 {
+		p := freeAddrOn(t, ips[0])
+		_, port, _ := net.SplitHostPort(p)
+		n, _ := strconv.Atoi(port)
+		ok := true
+		for _, ip := range ips[1:] {
+			l, err := net.Listen("tcp", net.JoinHostPort(ip, port))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return n
+		}
+	}
+	t.Fatal("no port free on every node address")
+	return 0
+}
+
+// mxHosts is the cluster's MX set as the sending side resolves it: the
+// addresses of the equal-preference exchangers.
+func (c *cluster) mxHosts(ctx context.Context) []string {
+	c.t.Helper()
+	mx, err := c.res.LookupMX(ctx, "cluster.example")
+	if err != nil || len(mx.Records) != 3 {
+		c.t.Fatalf("MX of cluster.example: %v %+v", err, mx)
+	}
+	var out []string
+	for _, r := range mx.Records {
+		if r.Pref != mx.Records[0].Pref {
+			c.t.Fatalf("MX preferences differ: %+v", mx.Records)
+		}
+		ips, err := c.res.LookupIP(ctx, r.Host)
+		if err != nil || len(ips.IPs) == 0 {
+			c.t.Fatalf("A of %s: %v", r.Host, err)
+		}
+		out = append(out, ips.IPs[0].String())
+	}
+	return out
+}
+
+// send relays one message of rcpts (local parts at sink.example) through
+// the node at ip and logs its outcome. It returns the reply code after the
+// data (0 when the connection failed before, -1 when lost after it).
+func (c *cluster) send(ip string, locals ...string) (string, int) {
+	id := fmt.Sprintf("<c%d@client.example>", c.seq.Add(1))
+	rcpts := make([]string, len(locals))
+	for i, l := range locals {
+		rcpts[i] = l + "@sink.example"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := client.Dial(ctx, net.JoinHostPort(ip, c.mxPort), client.Options{LocalName: "client.example"})
+	if err != nil {
+		return id, 0
+	}
+	defer conn.Close()
+	if err := conn.Hello(); err != nil {
+		return id, 0
+	}
+	body := "From: <sender@client.example>\r\nTo: <" + rcpts[0] + ">\r\nMessage-ID: " + id + "\r\nSubject: cluster\r\n\r\nbody\r\n"
+	res, err := conn.Send(ctx, client.Envelope{From: "sender@client.example", To: rcpts}, strings.NewReader(body))
+	code := 0
+	c.log.mu.Lock()
+	defer c.log.mu.Unlock()
+	c.log.byNode[id] = ip
+	switch {
+	case errors.Is(err, client.ErrNoFinalReply):
+		c.log.unknown[id] = true
+		return id, -1
+	case res.Data == nil && err == nil:
+		c.log.accepted[id] = rcpts
+		code = res.Reply.Code
+	default:
+		var se *smtp.Error
+		if errors.As(err, &se) {
+			code = se.Reply.Code
+		} else if errors.As(res.Data, &se) {
+			code = se.Reply.Code
+		} else if res.Reply.Code != 0 {
+			code = res.Reply.Code
+		}
+		c.log.refused[id] = code
+	}
+	conn.Quit()
+	return id, code
+}
+
+// TestClusterFaults: see the file comment. Bounded: about 40 messages
+// and four faults, each waited for with a deadline.
+func TestClusterFaults(t *testing.T) {
+	c := startCluster(t)
+	ctx := context.Background()
+	hosts := c.mxHosts(ctx)
+	kills := 0
+
+	// Warm-up: every node takes mail, the shared queue delivers it.
+	for i := range 9 {
+		if _, code := c.send(hosts[i%3], "ok-warm", "perm-warm", "tmp-warm"); code != smtp.CodeOK {
+			t.Fatalf("warm-up message %d via %s: %d", i, hosts[i%3], code)
+		}
+	}
+
+	// Fault 1: SIGKILL the node that just acknowledged a batch. The
+	// batch is in the database: the other nodes deliver it (within the
+	// lease and the poll interval when node 1 had leased it already).
+	var batch []string
+	for range 5 {
+		id, code := c.send(hosts[0], "ok-batch")
+		if code != smtp.CodeOK {
+			t.Fatalf("batch via node 1: %d", code)
+		}
+		batch = append(batch, id)
+	}
+	killedAt := time.Now()
+	c.nodes[0].Kill9(t)
+	kills++
+	eventually(t, "node 1's batch delivered by the others", func() bool {
+		for _, id := range batch {
+			if c.sink.delivered(id, "ok-batch@sink.example") == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	var lastBatch time.Duration
+	for _, id := range batch {
+		lastBatch = max(lastBatch, c.sink.firstAt(id, "ok-batch@sink.example").Sub(killedAt))
+	}
+	t.Logf("node 1 killed after acknowledging %d messages: all delivered within %v (lease %v + poll %v)",
+		len(batch), lastBatch.Round(time.Millisecond), clusterLease, clusterPoll)
+	if lastBatch > clusterLease+clusterPoll+2*time.Second {
+		t.Errorf("node 1's batch took %v after the kill, more than lease + poll interval (+2s)", lastBatch)
+	}
+
+	// Fault 2: SIGKILL node 2 in the middle of a delivery (the sink holds
+	// slow- messages 3 s before its 250): its lease expires and node 3
+	// delivers. The sink may have taken the message before the kill:
+	// that duplicate is the one allowed, counted against this kill.
+	slowID, code := c.send(hosts[1], "slow-inflight")
+	if code != smtp.CodeOK {
+		t.Fatalf("slow message via node 2: %d", code)
+	}
+	select {
+	case <-c.sink.starts:
+	case <-time.After(outWait):
+		t.Fatal("the slow delivery did not start")
+	}
+	c.nodes[1].Kill9(t)
+	kills++
+	eventually(t, "the slow message delivered by node 3 after node 2's lease", func() bool {
+		return c.sink.delivered(slowID, "slow-inflight@sink.example") >= 1 && recipientState(c.pg, slowID) == "delivered"
+	})
+
+	// Restart the killed nodes: they come back into the shared queue.
+	c.nodes[0].Restart(t)
+	c.nodes[1].Restart(t)
+
+	// Fault 3: pg_ctl stop -m immediate under load, then start. While the
+	// database is down every node answers 451 (never 250); afterwards
+	// they accept again. Nothing acknowledged is lost (checked below).
+	stopLoad := make(chan struct{})
+	var loadWG sync.WaitGroup
+	var during atomic.Int64
+	for i := range 3 {
+		loadWG.Add(1)
+		go func() {
+			defer loadWG.Done()
+			for k := 0; k < 200; k++ {
+				select {
+				case <-stopLoad:
+					return
+				default:
+				}
+				c.send(hosts[i], "ok-load")
+				during.Add(1)
+			}
+		}()
+	}
+	eventually(t, "load running", func() bool { return during.Load() >= 6 })
+	if err := c.pg.Stop("immediate"); err != nil {
+		t.Fatal(err)
+	}
+	down := 0
+	for _, ip := range hosts {
+		if _, code := c.send(ip, "ok-down"); code == smtp.CodeOK {
+			t.Errorf("node %s answered 250 with the database down", ip)
+		} else if code/100 == 4 {
+			down++
+		}
+	}
+	if err := c.pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	close(stopLoad)
+	loadWG.Wait()
+	t.Logf("database crashed under load: %d messages sent meanwhile, %d nodes answered 4xx while it was down", during.Load(), down)
+	for _, ip := range hosts {
+		ip := ip
+		eventually(t, "node "+ip+" accepting again", func() bool { _, code := c.send(ip, "ok-after"); return code == smtp.CodeOK })
+	}
+
+	// Fault 4: node 3 cut off from the database answers 451, never 250.
+	c.proxy.Cut()
+	for range 3 {
+		if _, code := c.send(hosts[2], "ok-cut"); code == smtp.CodeOK {
+			t.Error("node 3, cut off from the database, answered 250")
+		} else if code != 0 && code/100 != 4 {
+			t.Errorf("node 3 cut off: code %d, want 4xx", code)
+		}
+	}
+	c.proxy.Restore()
+	eventually(t, "node 3 accepting again", func() bool { _, code := c.send(hosts[2], "ok-back"); return code == smtp.CodeOK })
+
+	c.checkInvariants(kills)
+}
+
+// recipientState is the database's state of the recipients of the
+// message whose Message-ID is msgid ("" when there is none).
+func recipientState(pg *pgtest.Server, msgid string) string {
+	out, err := pg.Exec(`SELECT min(r.state) FROM recipients r JOIN chunks c ON c.message_id = r.message_id AND c.seq = 0
+WHERE position(convert_to(` + pgQuote("Message-ID: "+msgid) + `, 'UTF8') in c.data) > 0`)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
+func pgQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// checkInvariants: every message a node acknowledged is delivered to every
+// ok- recipient, failed for every perm- one (with its bounce queued) and
+// deferred for every tmp- one, never silently gone; nothing refused is
+// delivered; duplicates only for messages in flight on a killed node.
+func (c *cluster) checkInvariants(kills int) {
+	t := c.t
+	c.log.mu.Lock()
+	accepted := make(map[string][]string, len(c.log.accepted))
+	for k, v := range c.log.accepted {
+		accepted[k] = v
+	}
+	refused := make(map[string]int, len(c.log.refused))
+	for k, v := range c.log.refused {
+		refused[k] = v
+	}
+	c.log.mu.Unlock()
+	eventually(t, "every acknowledged message at the sink", func() bool {
+		for id, rcpts := range accepted {
+			for _, r := range rcpts {
+				if isOK(r) && c.sink.delivered(id, r) == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	dups := 0
+	for id, rcpts := range accepted {
+		for _, r := range rcpts {
+			n := c.sink.delivered(id, r)
+			switch {
+			case isOK(r) && n > 1:
+				dups += n - 1
+				if !strings.HasPrefix(r, "slow-") && !strings.HasPrefix(r, "ok-batch") {
+					t.Errorf("%s to %s delivered %d times, not a delivery in flight on a killed node", id, r, n)
+				}
+			case !isOK(r) && n > 0:
+				t.Errorf("%s to %s (refused by the sink) delivered", id, r)
+			}
+		}
+	}
+	if dups > kills {
+		t.Errorf("%d duplicates for %d kills", dups, kills)
+	}
+	for id := range refused {
+		c.sink.mu.Lock()
+		for k := range c.sink.got {
+			if strings.HasPrefix(k, id+" ") {
+				t.Errorf("%s was refused (%d) by a node but delivered", id, refused[id])
+			}
+		}
+		c.sink.mu.Unlock()
+	}
+	// The database: perm- recipients failed, tmp- deferred, none lost.
+	out, err := c.pg.Exec(`SELECT split_part(addr, '-', 1), state, count(*) FROM recipients
+WHERE addr LIKE '%@sink.example' GROUP BY 1, 2 ORDER BY 1, 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recipients in the database (kind|state|count):\n%s", out)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) != 3 {
+			continue
+		}
+		switch {
+		case f[0] == "perm" && f[1] != "failed", f[0] == "tmp" && f[1] != "deferred",
+			(f[0] == "ok" || f[0] == "slow") && f[1] != "delivered":
+			t.Errorf("%s- recipients in state %s (%s of them)", f[0], f[1], f[2])
+		}
+	}
+	t.Logf("acknowledged %d messages, refused %d, duplicates %d for %d kills", len(accepted), len(refused), dups, kills)
+}
+
+func isOK(rcpt string) bool {
+	return strings.HasPrefix(rcpt, "ok-") || strings.HasPrefix(rcpt, "slow-")
+}
