@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 
@@ -22,8 +23,20 @@ func openAccounts(cfg config.Config, log *slog.Logger) (*userdb.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return userdb.OpenOptions(filepath.Join(cfg.DataDir, "accounts.json"), userdb.Options{Logger: log, Secret: secret,
-		CacheTTL: cfg.Auth.CacheTTL.D(), CacheSize: cfg.Auth.CacheSize}) // [auth]: verified-credential cache
+	opts := userdb.Options{Logger: log, Secret: secret,
+		CacheTTL: cfg.Auth.CacheTTL.D(), CacheSize: cfg.Auth.CacheSize} // [auth]: verified-credential cache
+	if cfg.Cluster.Database != "" {
+		// Cluster mode: the accounts of every node are in the database
+		// (clusteraccounts.go); the secret stays the node's file, which
+		// every node must share (docs/cluster.md).
+		store, _, err := openClusterAccounts(cfg.Cluster.Database, opts)
+		if err != nil {
+			return nil, fmt.Errorf("cluster accounts: %w", err)
+		}
+		log.Info("accounts: in the cluster database", "ttl", userdb.DefaultTTL.String(), "accounts", len(store.List()))
+		return store, nil // its connections live as long as serve
+	}
+	return userdb.OpenOptions(filepath.Join(cfg.DataDir, "accounts.json"), opts)
 }
 
 // credentials adapts the account store to the SASL mechanisms.

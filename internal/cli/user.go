@@ -147,7 +147,15 @@ func setupUser(name string, cmd userCmd, args []string, stdio Stdio) (*userEnv, 
 			return nil, nil, err
 		}
 	}
-	store, err := userdb.Open(filepath.Join(cfg.DataDir, "accounts.json"))
+	var store *userdb.File
+	if cfg.Cluster.Database != "" {
+		// Cluster mode: the accounts of every node, in the database; a
+		// change is one transaction, served by every node within
+		// userdb.DefaultTTL. (The connections end with the command.)
+		store, _, err = openClusterAccounts(cfg.Cluster.Database, userdb.Options{})
+	} else {
+		store, err = userdb.Open(filepath.Join(cfg.DataDir, "accounts.json"))
+	}
 	if err != nil {
 		return nil, nil, err
 	}
