@@ -660,7 +660,8 @@ func (c *cluster) checkInvariants(kills int) {
 	// reported. A message acknowledged just before the database crashed
 	// can be held so: the release of its prepare lease (Publish) is
 	// committed with synchronous_commit = off, lost in the crash, and the
-	// message waits until that lease runs out (pgqueue's prepareHold).
+	// message waits until that lease runs out (twice [cluster] lease, at
+	// least 30 s: longer than this test waits).
 	held := 0
 	for i, k := range missing() {
 		id, _, _ := strings.Cut(k, " ")
