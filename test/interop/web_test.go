@@ -42,19 +42,22 @@ func TestWebStatusPageBrowser(t *testing.T) {
 	chromium := Need(t, "chromium")
 	began := time.Now()
 	phase := func(what string) { t.Logf("%6.2fs %s", time.Since(began).Seconds(), what) }
+	const ip = "127.17.7.1" // smtpkit's listeners and the page
 	dir := webArtifacts(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 1000))...)
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 1000),
+		// Nothing beyond loopback: no component updates, and every host
+		// name fails to resolve (the test uses IP literals only).
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE "+ip))...)
 	defer cancelAlloc()
 	browser, cancelBrowser := chromedp.NewContext(alloc)
 	defer cancelBrowser()
 	// Chromium starts while smtpkit does.
 	started := make(chan error, 1)
 	go func() { started <- chromedp.Do(browser) }()
-	const ip = "127.17.7.1"
 	sinkAddr := freeAddrOn(t, "127.17.7.2")
 	sinkDir, err := os.MkdirTemp("", "smtpkit-websink-")
 	if err != nil {
