@@ -102,6 +102,10 @@ func TestDebianPackage(t *testing.T) {
 	t.Logf("dpkg -i:\n%s", out)
 
 	checkInstalled(t, deb, before)
+	// Installing again (an upgrade to the same version) runs prerm
+	// upgrade and postinst configure again: nothing breaks.
+	run(t, "dpkg", "-i", deb)
+	checkInstalled(t, deb, before)
 	smoke(t, before)
 }
 
