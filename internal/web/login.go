@@ -115,7 +115,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
-	if !sameToken(r.PostForm.Get("csrf"), cookie(r, loginCookie)) {
+	if !sameToken(r.PostForm.Get("csrf"), cookie(r, loginCookie, h.secure(r))) {
 		http.Error(w, "missing or wrong form token: reload the login page", http.StatusForbidden)
 		return
 	}
@@ -150,7 +150,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, s *session) {
-	h.sessions.end(cookie(r, sessionCookie))
+	h.sessions.end(cookie(r, sessionCookie, h.secure(r)))
 	setCookie(w, sessionCookie, "", h.secure(r), -1)
 	h.log.Info("status page: logout", "account", s.account)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -161,7 +161,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, s *session) {
 // (403 otherwise).
 func (h *Handler) admin(next func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := cookie(r, sessionCookie)
+		id := cookie(r, sessionCookie, h.secure(r))
 		s := h.sessions.get(id)
 		if s != nil {
 			if a, ok := h.opts.Accounts.Lookup(s.account); !ok || !a.Admin {

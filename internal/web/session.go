@@ -116,19 +116,31 @@ func (s *sessions) expire(now time.Time) {
 	}
 }
 
+// cookieName is the name of cookie base: with Secure it carries the
+// __Host- prefix, which a browser accepts only from a secure origin, with
+// Path=/ and without Domain, so that no other host (a sibling subdomain
+// behind the same proxy) can set or shadow it.
+func cookieName(base string, secure bool) string {
+	if secure {
+		return "__Host-" + base
+	}
+	return base
+}
+
 // setCookie sets a cookie of the page: HttpOnly (no script reads it),
-// SameSite=Strict (no other site's page sends it), Secure when secure,
-// path /. maxAge < 0 deletes it.
+// SameSite=Strict (no other site's page sends it), Secure (and __Host-)
+// when secure, path /. maxAge < 0 deletes it.
 func setCookie(w http.ResponseWriter, name, value string, secure bool, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: value, Path: "/", MaxAge: maxAge,
+		Name: cookieName(name, secure), Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode,
 	})
 }
 
-// cookie returns the value of r's cookie name, "" when absent.
-func cookie(r *http.Request, name string) string {
-	c, err := r.Cookie(name)
+// cookie returns the value of r's cookie name (__Host-name when secure),
+// "" when absent.
+func cookie(r *http.Request, name string, secure bool) string {
+	c, err := r.Cookie(cookieName(name, secure))
 	if err != nil {
 		return ""
 	}

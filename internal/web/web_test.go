@@ -245,9 +245,13 @@ func TestCookieFlags(t *testing.T) {
 		b.tls = tt.tls
 		resp := b.login("root@example.com", "root-pw")
 		wantRedirect(t, resp, "/")
-		c := b.cookies[sessionCookie]
+		name := sessionCookie
+		if tt.secure {
+			name = "__Host-" + sessionCookie
+		}
+		c := b.cookies[name]
 		if c == nil {
-			t.Fatalf("%s: no session cookie", tt.name)
+			t.Fatalf("%s: no session cookie %s among %v", tt.name, name, b.cookies)
 		}
 		if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Secure != tt.secure || c.Path != "/" {
 			t.Errorf("%s: session cookie %+v: want HttpOnly, SameSite=Strict, Secure=%v, Path=/", tt.name, c, tt.secure)
@@ -255,8 +259,8 @@ func TestCookieFlags(t *testing.T) {
 		if len(c.Value) < 43 {
 			t.Errorf("%s: session id %q is short", tt.name, c.Value)
 		}
-		if _, ok := b.cookies[loginCookie]; ok {
-			t.Errorf("%s: the login token cookie stayed", tt.name)
+		if len(b.cookies) != 1 {
+			t.Errorf("%s: cookies %v, want only the session's (the login token's deleted)", tt.name, b.cookies)
 		}
 		if resp := b.do("GET", "/", nil); resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: overview after login: %d", tt.name, resp.StatusCode)
