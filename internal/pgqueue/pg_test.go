@@ -58,7 +58,8 @@ var pgTests = []struct {
 	{"PerDomainLimit", testPerDomain},
 	{"AmbiguousCommit", testAmbiguousCommit},
 	{"FailureAndBounceOneTransaction", testBounceAtomic},
-	{"Unreachable451", testUnreachable}, // last: it stops the server
+	{"CommittedSurvivesCrash", testCrash}, // these two stop the server
+	{"Unreachable451", testUnreachable},
 }
 
 func openTest(t testing.TB, o Options) *Queue {
