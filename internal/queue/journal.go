@@ -432,9 +432,10 @@ func writeNew(fsys vfs.FS, path string, data []byte, flag int) error {
 
 // remove logs the removal of message id when its commit record may still
 // be replayed (see the top of this file), and reports whether it did: the
-// removal is then durable once the files are gone. The caller removes the
+// removal is then durable once the files are gone. noFiles says the
+// message was still pending: it never had files. The caller removes the
 // files and then calls done.
-func (j *journal) remove(id string) (logged bool, done func(), err error) {
+func (j *journal) remove(id string) (logged, noFiles bool, done func(), err error) {
 	j.mu.Lock()
 	at, ok := j.live[id]
 	live := ok && at >= j.completed
@@ -442,6 +443,7 @@ func (j *journal) remove(id string) (logged bool, done func(), err error) {
 	j.mu.Unlock()
 	if p != nil { // its files will not be written
 		p.mu.Lock()
+		noFiles = !p.done
 		p.done = true
 		p.mu.Unlock()
 		j.mu.Lock()
@@ -449,13 +451,13 @@ func (j *journal) remove(id string) (logged bool, done func(), err error) {
 		j.mu.Unlock()
 	}
 	if !live {
-		return false, func() {}, nil
+		return false, noFiles, func() {}, nil
 	}
 	t, err := j.log.Append(encodeRemove(nil, id))
 	if err != nil {
-		return false, func() {}, fmt.Errorf("queue: journal: %w", err)
+		return false, noFiles, func() {}, fmt.Errorf("queue: journal: %w", err)
 	}
-	return true, func() {
+	return true, noFiles, func() {
 		j.mu.Lock()
 		delete(j.live, id)
 		j.mu.Unlock()
@@ -469,12 +471,15 @@ func (j *journal) remove(id string) (logged bool, done func(), err error) {
 // gets a remove record first, and then removeFiles reports true: the
 // removal is durable. Otherwise the caller makes it durable (q.sync).
 func (q *Queue) removeFiles(id string) (bool, error) {
-	logged, done := false, func() {}
+	logged, noFiles, done := false, false, func() {}
 	var jerr error
 	if q.journal != nil {
-		logged, done, jerr = q.journal.remove(id)
+		logged, noFiles, done, jerr = q.journal.remove(id)
 	}
-	err := q.dir.removeFiles(id)
+	var err error
+	if !noFiles {
+		err = q.dir.removeFiles(id)
+	}
 	done()
 	if jerr != nil {
 		return false, jerr
