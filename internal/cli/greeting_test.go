@@ -84,6 +84,13 @@ func TestSendImplicitTLSHint(t *testing.T) {
 		t.Errorf("send with the wrong name: exit %d\n%s", code, stderr)
 	}
 
+	// The other way round: --tls implicit to a STARTTLS port.
+	code, _, stderr = runMain("", "send", "--server", starttls, "--tls", "implicit", "--servername", "mail.test", "--ca", caFile,
+		"--from", "a@client.test", "--to", "b@mail.test", "--body", "hi")
+	if code != sendExitConnect || !strings.Contains(stderr, "use --tls starttls") {
+		t.Errorf("send --tls implicit to a STARTTLS port: exit %d\n%s", code, stderr)
+	}
+
 	// sendmail through SMTPKIT_SUBMIT; no AUTH offered before TLS, so
 	// the failure is the greeting's.
 	t.Setenv("SMTPKIT_SUBMIT", implicit)

@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -306,6 +307,9 @@ func (f *sendFlags) target(stdio Stdio) (submit.Target, error) {
 func sendHint(err error, f sendFlags) string {
 	if errors.As(err, new(*submit.NoGreetingError)) {
 		return "; if so, use --tls implicit"
+	}
+	if errors.As(err, new(tls.RecordHeaderError)) && f.tlsMode == string(submit.TLSImplicit) {
+		return "\n  the port does not speak TLS from the first byte (a plaintext greeting came back): use --tls starttls"
 	}
 	return x509Hint(err, "--ca FILE", "--servername NAME", "--insecure")
 }
