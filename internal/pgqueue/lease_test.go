@@ -617,3 +617,70 @@ func testCrash(t *testing.T, e *env) {
 		t.Errorf("%d of %d delivered after the crash", got, n)
 	}
 }
+
+// blockingCourier holds every attempt until release is closed and counts
+// the attempts per node.
+type blockingCourier struct {
+	started chan struct{}
+	release chan struct{}
+	n       atomic.Int32
+}
+
+func (c *blockingCourier) Deliver(ctx context.Context, d *queue.Attempt) []queue.Result {
+	c.n.Add(1)
+	select {
+	case c.started <- struct{}{}:
+	default:
+	}
+	select {
+	case <-c.release:
+	case <-ctx.Done():
+	}
+	return results(d.Recipients, nil)
+}
+
+// testRenewed: an attempt that runs for several leases keeps its lease
+// (renewed by the running node); another node polling all along never
+// takes the recipient over, and it is delivered once.
+func testRenewed(t *testing.T, e *env) {
+	const lease = 300 * time.Millisecond
+	a := &blockingCourier{started: make(chan struct{}, 1), release: make(chan struct{})}
+	b := &blockingCourier{started: make(chan struct{}, 1), release: make(chan struct{})}
+	close(b.release)
+	qa := openTest(t, Options{Database: e.dsn, Node: "node-a", Courier: a, Lease: lease, PollInterval: 20 * time.Millisecond})
+	qb := openTest(t, Options{Database: e.dsn, Node: "node-b", Courier: b, Lease: lease, PollInterval: 20 * time.Millisecond})
+	commit(t, qa, "slow@dest.example")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); qa.Run(ctx) }()
+	select {
+	case <-a.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("node-a never started the attempt")
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); qb.Run(ctx) }()
+	// Five leases long: node-b polls about 75 times meanwhile.
+	time.Sleep(5 * lease) // the attempt's duration is what is under test
+	if n := b.n.Load(); n != 0 {
+		t.Errorf("node-b took over a renewed lease (%d attempts)", n)
+	}
+	close(a.release)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := qa.List(ctx)
+		if err == nil && len(l) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not delivered: %+v %v", l, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling, bounded
+	}
+	cancel()
+	wg.Wait()
+	if a.n.Load() != 1 || b.n.Load() != 0 {
+		t.Errorf("attempts: node-a %d, node-b %d; want 1 and 0", a.n.Load(), b.n.Load())
+	}
+}

@@ -56,6 +56,7 @@ var pgTests = []struct {
 	{"TwoNodesNoDoubleDelivery", testTwoNodes},
 	{"NotifyWakesWorker", testNotifyWakes},
 	{"PerDomainLimit", testPerDomain},
+	{"LongAttemptRenewed", testRenewed},
 	{"AmbiguousCommit", testAmbiguousCommit},
 	{"FailureAndBounceOneTransaction", testBounceAtomic},
 	{"CommittedSurvivesCrash", testCrash}, // these two stop the server

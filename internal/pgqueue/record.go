@@ -82,7 +82,7 @@ func saveRcpts(ctx context.Context, tx pgx.Tx, rec *queue.Record) error {
 		}
 		b.Queue(`UPDATE recipients SET state = $3, attempts = $4, next_attempt_at = $5, last_reply = $6,
 			owes = $7, record = $8 WHERE message_id = $1 AND seq = $2`,
-			rec.ID, seq, string(r.State), r.Attempts, r.Next, c.lastReply, c.owes, c.record)
+			rec.ID, seq, string(r.State), r.Attempts, dbTime(r.Next), c.lastReply, c.owes, c.record)
 	}
 	b.Queue(`UPDATE messages SET held = $2, warned = $3 WHERE id = $1`, rec.ID, rec.Held, rec.Warned)
 	return tx.SendBatch(ctx, b).Close()

@@ -201,10 +201,15 @@ func queueRcpt(b *pgx.Batch, id string, seq int, r *queue.RcptRecord, owner stri
 	b.Queue(`INSERT INTO recipients (message_id, seq, addr, domain, local, state, attempts, next_attempt_at,
 		lease_owner, lease_until, last_reply, notify, orcpt, owes, record)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-		id, seq, r.Addr, r.Domain, r.Local, string(r.State), r.Attempts, r.Next,
+		id, seq, r.Addr, r.Domain, r.Local, string(r.State), r.Attempts, dbTime(r.Next),
 		own, until, c.lastReply, r.Notify, c.orcpt, c.owes, c.record)
 	return nil
 }
+
+// dbTime is t as a timestamptz keeps it: PostgreSQL rounds to the
+// microsecond, which could put a recipient due "now" a fraction after
+// now; truncating keeps it due.
+func dbTime(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
 
 // columns are the columns derived from a recipient's record.
 type columns struct {
