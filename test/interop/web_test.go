@@ -181,6 +181,16 @@ func TestWebStatusPageBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("held")),
 		shot("held"))
 
+	// An attempt that started before the hold finishes against the
+	// deferring sink: wait until none is in flight before the next hop
+	// starts accepting.
+	for deadline := time.Now().Add(10 * time.Second); strings.Contains(text("recipients"), "in flight"); {
+		if time.Now().After(deadline) {
+			t.Fatal("an attempt stays in flight after the hold")
+		}
+		time.Sleep(pollStep) // bounded poll of the page
+		run("reload the message", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("held")))
+	}
 	phase("held")
 	// Now the next hop accepts; a held message is not attempted.
 	deferring.stop()
