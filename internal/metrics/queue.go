@@ -15,6 +15,13 @@ type QueueStats interface {
 	List(ctx context.Context) ([]queue.Summary, error)
 }
 
+// queueCounter is a back-end that keeps the numbers itself (the files'
+// queue: its index holds messages whose envelopes are only on disk, and a
+// List would read every one at every scrape).
+type queueCounter interface {
+	Counts(ctx context.Context) (queue.Counts, error)
+}
+
 // listTimeout bounds the List of one scrape (a database back-end).
 const listTimeout = 5 * time.Second
 
@@ -51,6 +58,27 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), listTimeout)
 	defer cancel()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	if qc, ok := c.q.(queueCounter); ok {
+		n, err := qc.Counts(ctx)
+		if err != nil {
+			return
+		}
+		var oldest float64
+		if !n.Oldest.IsZero() {
+			oldest = max(c.m.now().Sub(n.Oldest).Seconds(), 0)
+		}
+		gauge(descQueueMessages, float64(n.Messages))
+		gauge(descQueueHeld, float64(n.Held))
+		gauge(descQueueBytes, float64(n.Bytes))
+		gauge(descQueueOldest, oldest)
+		for _, s := range queueStates {
+			gauge(descQueueRcpts, float64(n.Recipients[s]), string(s))
+		}
+		return
+	}
 	msgs, err := c.q.List(ctx)
 	if err != nil {
 		return // no queue gauges in this scrape rather than wrong ones
@@ -72,9 +100,6 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range s.Recipients {
 			byState[r.State]++
 		}
-	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descQueueMessages, float64(len(msgs)))
 	gauge(descQueueHeld, held)

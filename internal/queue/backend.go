@@ -90,6 +90,7 @@ func (l localBackend) EnqueueBounce(ctx context.Context, b Bounce) error {
 	return l.q.EnqueueBounce(ctx, b)
 }
 func (l localBackend) List(context.Context) ([]Summary, error) { return l.q.List(), nil }
+func (l localBackend) Counts(context.Context) (Counts, error)  { return l.q.Counts(), nil }
 func (l localBackend) Show(_ context.Context, id string) (Detail, error) {
 	return l.q.Show(id)
 }

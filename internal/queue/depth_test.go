@@ -249,6 +249,7 @@ func TestDepthSmall(t *testing.T) {
 	if got := len(q.List()); got != n {
 		t.Fatalf("List: %d, want %d", got, n)
 	}
+	checkCounts(t, q)
 	clk.Advance(time.Hour)
 	if got := q.RunOnce(ctx); got != n {
 		t.Fatalf("%d attempts when due, want %d", got, n)

@@ -66,16 +66,20 @@ type envelope struct {
 	// Due is the earliest next attempt of a pending recipient, written by
 	// marshal (zero when none is pending). Files written before it existed
 	// lack it and are decoded whole at Open.
-	Due      time.Time `json:"due,omitzero"`
-	Held     bool      `json:"held,omitempty"`
-	Warned   bool      `json:"warned,omitempty"` // the delay warning was handed off
-	Arrival  time.Time `json:"arrival"`
-	ID       string    `json:"id"`
-	From     string    `json:"from"` // "" is the null reverse-path
-	Size     int64     `json:"size"`
-	Meta     Meta      `json:"meta"`
-	Rcpts    []*rcpt   `json:"rcpts"`
-	bounceAt time.Time // next try to hand off a pending bounce (not persisted: retried at once after a restart)
+	Due     time.Time `json:"due,omitzero"`
+	Held    bool      `json:"held,omitempty"`
+	Warned  bool      `json:"warned,omitempty"` // the delay warning was handed off
+	Arrival time.Time `json:"arrival"`
+	Size    int64     `json:"size"`
+	// Counts are the recipients by state (queued, deferred, delivered,
+	// failed), written by marshal: what the index keeps for the queue's
+	// gauges (Queue.Counts) without reading the rest.
+	Counts   [numStates]int `json:"counts"`
+	ID       string         `json:"id"`
+	From     string         `json:"from"` // "" is the null reverse-path
+	Meta     Meta           `json:"meta"`
+	Rcpts    []*rcpt        `json:"rcpts"`
+	bounceAt time.Time      // next try to hand off a pending bounce (not persisted: retried at once after a restart)
 }
 
 // rcpt is one recipient's state.
@@ -215,10 +219,39 @@ func (e *envelope) done() bool {
 	return true
 }
 
-// marshal encodes e for its env file, with Due brought up to date.
+// marshal encodes e for its env file, with Due and Counts brought up to
+// date.
 func (e *envelope) marshal() ([]byte, error) {
-	e.Due = e.nextAttempt()
+	e.Due, e.Counts = e.nextAttempt(), e.countStates()
 	return json.MarshalIndent(e, "", "\t")
+}
+
+// numStates is the number of recipient states; stateIndex orders them as
+// envelope.Counts does.
+const numStates = 4
+
+func stateIndex(s State) int {
+	switch s {
+	case Queued:
+		return 0
+	case Deferred:
+		return 1
+	case Delivered:
+		return 2
+	}
+	return 3
+}
+
+// States are the recipient states in the order of Counts.
+var States = [numStates]State{Queued, Deferred, Delivered, Failed}
+
+// countStates counts e's recipients by state.
+func (e *envelope) countStates() [numStates]int {
+	var c [numStates]int
+	for _, r := range e.Rcpts {
+		c[stateIndex(r.State)]++
+	}
+	return c
 }
 
 // nextAttempt is the earliest Next of a pending recipient, zero when no

@@ -74,35 +74,72 @@ func (h *parkedHeap) Pop() any {
 	return e
 }
 
-// index is the set of messages only on disk, by when they are next due.
-// Guarded by Queue.mu.
-type index struct {
-	due map[msgKey]int64
-	h   parkedHeap
+// parked is what the index keeps of a message: when it is due, and what
+// the queue's gauges count (Queue.Counts) — its size and its recipients by
+// state, saturated at the field widths.
+type parked struct {
+	due    int64
+	size   uint32
+	counts [numStates]uint16
 }
 
-func newIndex() index { return index{due: make(map[msgKey]int64)} }
+func parkedOf(due int64, size int64, counts [numStates]int) parked {
+	p := parked{due: due, size: uint32(min(max(size, 0), math.MaxUint32))}
+	for i, n := range counts {
+		p.counts[i] = uint16(min(max(n, 0), math.MaxUint16))
+	}
+	return p
+}
+
+// index is the set of messages only on disk, by when they are next due,
+// with running totals of what they count. Guarded by Queue.mu.
+type index struct {
+	due map[msgKey]parked
+	h   parkedHeap
+	// totals over due: messages held, octets, recipients by state
+	held   int
+	bytes  int64
+	counts [numStates]int
+}
+
+func newIndex() index { return index{due: make(map[msgKey]parked)} }
 
 func (x *index) len() int { return len(x.due) }
 
-// put records k as due at due (never: held).
-func (x *index) put(k msgKey, due int64) {
-	x.due[k] = due
-	if due != never {
-		heap.Push(&x.h, parkedEntry{due: due, key: k})
+// add and sub keep the totals.
+func (x *index) add(p parked, sign int) {
+	if p.due == never {
+		x.held += sign
+	}
+	x.bytes += int64(sign) * int64(p.size)
+	for i, n := range p.counts {
+		x.counts[i] += sign * int(n)
+	}
+}
+
+// put records k (due never: held).
+func (x *index) put(k msgKey, p parked) {
+	if old, ok := x.due[k]; ok {
+		x.add(old, -1)
+	}
+	x.due[k] = p
+	x.add(p, +1)
+	if p.due != never {
+		heap.Push(&x.h, parkedEntry{due: p.due, key: k})
 	}
 }
 
 // putAll records entries at once (Open): one heap.Init instead of a push
-// each.
-func (x *index) putAll(entries []parkedEntry) {
+// each. Keys are new.
+func (x *index) putAll(keys []msgKey, ps []parked) {
 	if len(x.due) == 0 {
-		x.due = make(map[msgKey]int64, len(entries))
+		x.due = make(map[msgKey]parked, len(keys))
 	}
-	for _, e := range entries {
-		x.due[e.key] = e.due
-		if e.due != never {
-			x.h = append(x.h, e)
+	for i, k := range keys {
+		x.due[k] = ps[i]
+		x.add(ps[i], +1)
+		if ps[i].due != never {
+			x.h = append(x.h, parkedEntry{due: ps[i].due, key: k})
 		}
 	}
 	heap.Init(&x.h)
@@ -110,16 +147,19 @@ func (x *index) putAll(entries []parkedEntry) {
 
 // take removes k, returning its due.
 func (x *index) take(k msgKey) (int64, bool) {
-	d, ok := x.due[k]
-	delete(x.due, k)
-	return d, ok
+	p, ok := x.due[k]
+	if ok {
+		delete(x.due, k)
+		x.add(p, -1)
+	}
+	return p.due, ok
 }
 
 // clean drops stale entries off the top of the heap.
 func (x *index) clean() {
 	for len(x.h) > 0 {
 		top := x.h[0]
-		if d, ok := x.due[top.key]; ok && d == top.due {
+		if p, ok := x.due[top.key]; ok && p.due == top.due {
 			return
 		}
 		heap.Pop(&x.h)
@@ -142,7 +182,7 @@ func (x *index) popDue(now time.Time) (msgKey, int64, bool) {
 		return msgKey{}, 0, false
 	}
 	e := heap.Pop(&x.h).(parkedEntry)
-	delete(x.due, e.key)
+	x.take(e.key)
 	return e.key, e.due, true
 }
 
@@ -150,14 +190,28 @@ func (x *index) popDue(now time.Time) (msgKey, int64, bool) {
 func (x *index) flushAll(now time.Time) {
 	d := nanos(now) | flushMark
 	x.h = x.h[:0]
-	for k, v := range x.due {
-		if v == never {
+	for k, p := range x.due {
+		if p.due == never {
 			continue
 		}
-		x.due[k] = d
+		p.due = d
+		x.due[k] = p
 		x.h = append(x.h, parkedEntry{due: d, key: k})
 	}
 	heap.Init(&x.h)
+}
+
+// oldest is the smallest id (ids begin with the arrival time), false when
+// the index is empty. It walks the index: for a scrape, not a pass.
+func (x *index) oldest() (msgKey, bool) {
+	var min msgKey
+	found := false
+	for k := range x.due {
+		if !found || string(k[:]) < string(min[:]) {
+			min, found = k, true
+		}
+	}
+	return min, found
 }
 
 // nanos is t as an index due (even; times before 1970 are 0).
@@ -210,7 +264,7 @@ func (q *Queue) park(m *message, want map[string]time.Time) {
 	m.parked = true
 	delete(q.msgs, m.id)
 	k, _ := keyOf(m.id)
-	q.idx.put(k, due)
+	q.idx.put(k, parkedOf(due, m.env.Size, m.env.countStates()))
 	q.pokeLocked()
 }
 
@@ -267,7 +321,7 @@ func (q *Queue) load(m *message, due int64) bool {
 		q.mu.Lock()
 		delete(q.msgs, m.id)
 		k, _ := keyOf(m.id)
-		q.idx.put(k, nanos(q.now().Add(q.opts.RetryMin)))
+		q.idx.put(k, parked{due: nanos(q.now().Add(q.opts.RetryMin))}) // counted as nothing until read
 		q.mu.Unlock()
 		return false
 	}
@@ -383,11 +437,14 @@ const prefixMax = 512
 
 // prefix is what the first fields of an env file say (envelope's order).
 type prefix struct {
-	due     time.Time
-	held    bool
-	warned  bool
-	arrival time.Time
-	id      string
+	due       time.Time
+	held      bool
+	warned    bool
+	arrival   time.Time
+	size      int64
+	counts    [numStates]int
+	hasCounts bool // counts was there (files of a few hours in issue #17's work lack it)
+	id        string
 }
 
 // readPrefix reads the prefix of env/<id>.json.
@@ -410,8 +467,8 @@ func (q *Queue) readPrefix(id string) (prefix, error) {
 var errNoPrefix = errors.New("no index prefix")
 
 // parsePrefix decodes the leading fields of an env file: "v" (1), "due",
-// "held", "warned", "arrival" and "id", in that order with the optional
-// ones absent, up to "id". Anything else before "id" is errNoPrefix, and
+// "held", "warned", "arrival", "size", "counts" and "id", in that order
+// with the optional ones absent, up to "id". Anything else before "id" is errNoPrefix, and
 // so is anything marshal does not write there (a string with an escape,
 // a number that is not an integer): the file is then decoded whole, so
 // the reader can be this strict and simple (and ten times faster than
@@ -422,7 +479,7 @@ func parsePrefix(b []byte) (prefix, error) {
 	if !s.punct('{') {
 		return p, errNoPrefix
 	}
-	order := [...]string{"v", "due", "held", "warned", "arrival", "id"}
+	order := [...]string{"v", "due", "held", "warned", "arrival", "size", "counts", "id"}
 	for seen := 0; ; {
 		key, ok := s.str()
 		if !ok || !s.punct(':') {
@@ -447,6 +504,26 @@ func parsePrefix(b []byte) (prefix, error) {
 			p.warned, ok = s.bool()
 		case "arrival":
 			p.arrival, ok = s.time()
+		case "size":
+			p.size, ok = s.int()
+		case "counts":
+			p.hasCounts = true
+			if !s.punct('[') {
+				return prefix{}, errNoPrefix
+			}
+			for i := range p.counts {
+				if i > 0 && !s.punct(',') {
+					ok = false
+					break
+				}
+				var n int64
+				n, ok = s.int()
+				p.counts[i] = int(n)
+				if !ok {
+					break
+				}
+			}
+			ok = ok && s.punct(']')
 		case "id":
 			p.id, ok = s.str()
 			if ok {
@@ -522,6 +599,25 @@ func (s *scanner) str() (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// int consumes a non-negative integer of at most 18 digits.
+func (s *scanner) int() (int64, bool) {
+	s.ws()
+	j := s.i
+	var n int64
+	for j < len(s.b) && s.b[j] >= '0' && s.b[j] <= '9' && j-s.i < 18 {
+		n = n*10 + int64(s.b[j]-'0')
+		j++
+	}
+	if j == s.i || (j < len(s.b) && (s.b[j] >= '0' && s.b[j] <= '9' || s.b[j] == '.' || s.b[j] == 'e' || s.b[j] == 'E')) {
+		return 0, false
+	}
+	if s.b[s.i] == '0' && j-s.i > 1 {
+		return 0, false // JSON has no leading zeros
+	}
+	s.i = j
+	return n, true
 }
 
 // time consumes a string holding an RFC 3339 time, as time.Time marshals.

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,6 +32,13 @@ func TestParsePrefix(t *testing.T) {
 		{"indented as marshal writes it", "{\n\t\"v\": 1,\n\t\"due\": \"2025-03-01T11:00:00Z\",\n\t\"arrival\": \"2025-03-01T10:00:00Z\",\n\t\"id\": \"" + id + "\",\n\t\"from\": \"\"",
 			prefix{due: due, arrival: arr, id: id}, true},
 		{"optional fields absent", `{"v":1,"id":"` + id + `"`, prefix{id: id}, true},
+		{"size and counts", `{"v":1,"arrival":"2025-03-01T10:00:00Z","size":1234,"counts":[1, 2,0,3],"id":"` + id + `"`,
+			prefix{arrival: arr, size: 1234, counts: [numStates]int{1, 2, 0, 3}, hasCounts: true, id: id}, true},
+		{"counts too short", `{"v":1,"counts":[1,2,3],"id":"` + id + `"`, prefix{}, false},
+		{"counts too long", `{"v":1,"counts":[1,2,3,4,5],"id":"` + id + `"`, prefix{}, false},
+		{"negative size", `{"v":1,"size":-1,"id":"` + id + `"`, prefix{}, false},
+		{"fractional size", `{"v":1,"size":1.5,"id":"` + id + `"`, prefix{}, false},
+		{"leading zero", `{"v":1,"size":012,"id":"` + id + `"`, prefix{}, false},
 		{"truncated after id is enough", `{"v":1,"due":"2025-03-01T11:00:00Z","id":"` + id + `"`, prefix{due: due, id: id}, true},
 		{"older file: id first", `{"v":1,"id":"` + id + `","from":"a@b","arrival":"2025-03-01T10:00:00Z"}`, prefix{id: id}, true},
 		{"older file: from before id", `{"v":1,"from":"a@b","id":"` + id + `"}`, prefix{}, false},
@@ -53,7 +61,8 @@ func TestParsePrefix(t *testing.T) {
 			continue
 		}
 		if tt.ok && (got.id != tt.want.id || !got.due.Equal(tt.want.due) || !got.arrival.Equal(tt.want.arrival) ||
-			got.held != tt.want.held || got.warned != tt.want.warned) {
+			got.held != tt.want.held || got.warned != tt.want.warned || got.size != tt.want.size ||
+			got.counts != tt.want.counts || got.hasCounts != tt.want.hasCounts) {
 			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
 		}
 	}
@@ -63,14 +72,15 @@ func TestParsePrefix(t *testing.T) {
 // prefixMax bytes.
 func TestPrefixOfMarshal(t *testing.T) {
 	now := time.Date(2025, 3, 1, 10, 0, 0, 123456789, time.UTC)
-	e := &envelope{Version: envelopeVersion, ID: "0123456789abcdef01234567", Arrival: now, Held: true, Warned: true,
+	e := &envelope{Version: envelopeVersion, ID: "0123456789abcdef01234567", Arrival: now, Held: true, Warned: true, Size: 4321,
 		Rcpts: []*rcpt{{Addr: "a@x", Domain: "x", State: Deferred, Next: now.Add(time.Hour)}, {Addr: "b@x", State: Delivered}}}
 	data, err := e.marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := parsePrefix(data[:min(len(data), prefixMax)])
-	if err != nil || !p.due.Equal(now.Add(time.Hour)) || !p.held || !p.warned || !p.arrival.Equal(now) || p.id != e.ID {
+	if err != nil || !p.due.Equal(now.Add(time.Hour)) || !p.held || !p.warned || !p.arrival.Equal(now) || p.id != e.ID ||
+		p.size != 4321 || p.counts != [numStates]int{0, 1, 1, 0} || !p.hasCounts {
 		t.Fatalf("prefix %+v, %v of\n%s", p, err, data)
 	}
 }
@@ -118,6 +128,7 @@ func TestIndex(t *testing.T) {
 	if maxActive > 4 {
 		t.Errorf("%d messages in memory at once, ActiveLimit 4", maxActive)
 	}
+	checkCounts(t, q)
 	list := q.List()
 	if len(list) != n || !slices.IsSortedFunc(list, func(a, b Summary) int { return strings.Compare(a.ID, b.ID) }) {
 		t.Fatalf("List of the index: %d messages, want %d, oldest first", len(list), n)
@@ -140,6 +151,7 @@ func TestIndex(t *testing.T) {
 	if err := q.Retry(ids[4]); err != nil {
 		t.Fatal(err)
 	}
+	checkCounts(t, q)
 	if _, err := q.Show(ids[3]); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Show of a deleted message: %v", err)
 	}
@@ -171,6 +183,7 @@ func TestIndex(t *testing.T) {
 	if active != 0 || indexed != n-2 {
 		t.Fatalf("after Open: %d in memory, %d indexed; want 0 and %d", active, indexed, n-2)
 	}
+	checkCounts(t, q)
 	if got := q.RunOnce(ctx); got != 0 {
 		t.Fatalf("%d attempts before the backoff ran out", got)
 	}
@@ -185,6 +198,7 @@ func TestIndex(t *testing.T) {
 	if l := q.List(); len(l) != 1 || l[0].ID != ids[2] || !l[0].Held {
 		t.Fatalf("left: %+v, want the held one", l)
 	}
+	checkCounts(t, q)
 	if err := q.Release(ids[2]); err != nil {
 		t.Fatal(err)
 	}
@@ -286,6 +300,7 @@ func TestSnapshot(t *testing.T) {
 	if opened != 0 || q.idx.len() != 6 {
 		t.Fatalf("Open with a snapshot opened %d env files and indexed %d; want 0 and 6", opened, q.idx.len())
 	}
+	checkCounts(t, q)
 	if _, err := os.Stat(snapPath); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("snapshot still there after Open: %v", err)
 	}
@@ -308,7 +323,7 @@ func TestSnapshot(t *testing.T) {
 
 func TestParseSnapshot(t *testing.T) {
 	k, _ := keyOf("0123456789abcdef01234567")
-	entry := append(append([]byte(nil), k[:]...), 0, 0, 0, 0, 0, 0, 0, 42)
+	entry := append(append([]byte(nil), k[:]...), 0, 0, 0, 0, 0, 0, 0, 42, 0, 0, 0, 7, 0, 1, 0, 2, 0, 0, 0, 0)
 	seal := func(b []byte) []byte {
 		return append(b, byte(crc32.ChecksumIEEE(b)>>24), byte(crc32.ChecksumIEEE(b)>>16), byte(crc32.ChecksumIEEE(b)>>8), byte(crc32.ChecksumIEEE(b)))
 	}
@@ -323,14 +338,40 @@ func TestParseSnapshot(t *testing.T) {
 		{"empty index", seal([]byte(snapMagic)), 0, true},
 		{"bad checksum", append(slices.Clone(good[:len(good)-1]), good[len(good)-1]^1), 0, false},
 		{"cut entry", seal(append([]byte(snapMagic), entry[:10]...)), 0, false},
-		{"other magic", seal(append([]byte("smtpkit queue index 2\n"), entry...)), 0, false},
-		{"negative due", seal(append(append([]byte(snapMagic), k[:]...), 0xff, 0, 0, 0, 0, 0, 0, 0)), 0, false},
+		{"other magic", seal(append([]byte("smtpkit queue index 1\n"), entry...)), 0, false},
+		{"negative due", seal(append(append([]byte(snapMagic), k[:]...), 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), 0, false},
 		{"short", []byte("smtp"), 0, false},
 	}
 	for _, tt := range tests {
 		got, ok := parseSnapshot(tt.in)
-		if ok != tt.ok || len(got) != tt.n || (ok && tt.n == 1 && got[k] != 42) {
+		want := parked{due: 42, size: 7, counts: [numStates]uint16{1, 2, 0, 0}}
+		if ok != tt.ok || len(got) != tt.n || (ok && tt.n == 1 && got[k] != want) {
 			t.Errorf("%s: %v %v, want %d entries, ok %v", tt.name, got, ok, tt.n, tt.ok)
 		}
+	}
+}
+
+// checkCounts compares Counts (memory and the index's totals) with what
+// List (every env file) says.
+func checkCounts(t *testing.T, q *Queue) {
+	t.Helper()
+	got := q.Counts()
+	want := Counts{Recipients: map[State]int{Queued: 0, Deferred: 0, Delivered: 0, Failed: 0}}
+	for _, s := range q.List() {
+		want.Messages++
+		if s.Held {
+			want.Held++
+		}
+		want.Bytes += s.Size
+		for _, r := range s.Recipients {
+			want.Recipients[r.State]++
+		}
+		if want.Oldest.IsZero() || s.Arrival.Before(want.Oldest) {
+			want.Oldest = s.Arrival
+		}
+	}
+	if got.Messages != want.Messages || got.Held != want.Held || got.Bytes != want.Bytes ||
+		!maps.Equal(got.Recipients, want.Recipients) || !got.Oldest.Truncate(time.Millisecond).Equal(want.Oldest.Truncate(time.Millisecond)) {
+		t.Fatalf("Counts %+v, List says %+v", got, want)
 	}
 }

@@ -23,8 +23,9 @@ import (
 
 const (
 	snapName  = "index.snap"
-	snapMagic = "smtpkit queue index 1\n"
-	snapEntry = len(msgKey{}) + 8 // key, due (big-endian int64)
+	snapMagic = "smtpkit queue index 2\n"
+	// key, due (int64), size (uint32), counts (4 × uint16), big-endian
+	snapEntry = len(msgKey{}) + 8 + 4 + 2*numStates
 )
 
 func (d spoolDir) snapPath() string { return filepath.Join(d.root, snapName) }
@@ -35,9 +36,13 @@ func (q *Queue) writeSnapshot() error {
 	q.mu.Lock()
 	data := make([]byte, 0, len(snapMagic)+snapEntry*q.idx.len()+4)
 	data = append(data, snapMagic...)
-	for k, due := range q.idx.due {
+	for k, p := range q.idx.due {
 		data = append(data, k[:]...)
-		data = binary.BigEndian.AppendUint64(data, uint64(due))
+		data = binary.BigEndian.AppendUint64(data, uint64(p.due))
+		data = binary.BigEndian.AppendUint32(data, p.size)
+		for _, n := range p.counts {
+			data = binary.BigEndian.AppendUint16(data, n)
+		}
 	}
 	q.mu.Unlock()
 	data = binary.BigEndian.AppendUint32(data, crc32.ChecksumIEEE(data))
@@ -51,7 +56,7 @@ func (q *Queue) writeSnapshot() error {
 // is damaged, or the journal replayed something (the files may have
 // changed since). The removal is durable when it returns, so a snapshot
 // never outlives the run that took it.
-func (q *Queue) takeSnapshot() (map[msgKey]int64, error) {
+func (q *Queue) takeSnapshot() (map[msgKey]parked, error) {
 	data, err := q.dir.fs.ReadFile(q.dir.snapPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -77,20 +82,24 @@ func (q *Queue) takeSnapshot() (map[msgKey]int64, error) {
 }
 
 // parseSnapshot decodes index.snap.
-func parseSnapshot(data []byte) (map[msgKey]int64, bool) {
+func parseSnapshot(data []byte) (map[msgKey]parked, bool) {
 	body, ok := checkSnapshot(data)
 	if !ok {
 		return nil, false
 	}
-	snap := make(map[msgKey]int64, len(body)/snapEntry)
+	snap := make(map[msgKey]parked, len(body)/snapEntry)
 	for ; len(body) > 0; body = body[snapEntry:] {
 		var k msgKey
 		copy(k[:], body)
-		due := int64(binary.BigEndian.Uint64(body[len(k):]))
-		if due < 0 || due > never {
+		e := body[len(k):]
+		p := parked{due: int64(binary.BigEndian.Uint64(e)), size: binary.BigEndian.Uint32(e[8:])}
+		for i := range p.counts {
+			p.counts[i] = binary.BigEndian.Uint16(e[12+2*i:])
+		}
+		if p.due < 0 || p.due > never {
 			return nil, false
 		}
-		snap[k] = due
+		snap[k] = p
 	}
 	return snap, true
 }

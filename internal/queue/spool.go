@@ -139,7 +139,8 @@ func (q *Queue) recover() error {
 	}
 	known := make(map[string]bool, len(envs))
 	var ids []string
-	var snapped []parkedEntry
+	var snapKeys []msgKey
+	var snapVals []parked
 	for _, de := range envs {
 		id, ok := strings.CutSuffix(de.Name(), ".json")
 		if !ok || !ValidID(id) {
@@ -155,14 +156,14 @@ func (q *Queue) recover() error {
 			continue
 		}
 		if k, _ := keyOf(id); snap != nil {
-			if due, ok := snap[k]; ok {
-				snapped = append(snapped, parkedEntry{due: due, key: k})
+			if p, ok := snap[k]; ok {
+				snapKeys, snapVals = append(snapKeys, k), append(snapVals, p)
 				continue
 			}
 		}
 		ids = append(ids, id)
 	}
-	q.idx.putAll(snapped)
+	q.idx.putAll(snapKeys, snapVals)
 	for _, id := range q.indexPrefixes(ids) {
 		if err := q.recoverOne(id); err != nil {
 			return err
@@ -208,8 +209,9 @@ const prefixReaders = 8
 // the index, reading the files in parallel, and returns the others.
 func (q *Queue) indexPrefixes(ids []string) (rest []string) {
 	type found struct {
-		entries []parkedEntry
-		rest    []string
+		keys []msgKey
+		vals []parked
+		rest []string
 	}
 	out := make([]found, prefixReaders)
 	var wg sync.WaitGroup
@@ -221,22 +223,24 @@ func (q *Queue) indexPrefixes(ids []string) (rest []string) {
 			for i := w; i < len(ids); i += prefixReaders {
 				id := ids[i]
 				p, err := q.readPrefix(id)
-				if err != nil || p.id != id || p.due.IsZero() {
+				if err != nil || p.id != id || p.due.IsZero() || !p.hasCounts {
 					f.rest = append(f.rest, id)
 					continue
 				}
 				k, _ := keyOf(id)
-				f.entries = append(f.entries, parkedEntry{due: q.indexDue(p), key: k})
+				f.keys = append(f.keys, k)
+				f.vals = append(f.vals, parkedOf(q.indexDue(p), p.size, p.counts))
 			}
 		}()
 	}
 	wg.Wait()
-	var all []parkedEntry
+	var keys []msgKey
+	var vals []parked
 	for _, f := range out {
-		all = append(all, f.entries...)
+		keys, vals = append(keys, f.keys...), append(vals, f.vals...)
 		rest = append(rest, f.rest...)
 	}
-	q.idx.putAll(all)
+	q.idx.putAll(keys, vals)
 	slices.Sort(rest)
 	return rest
 }

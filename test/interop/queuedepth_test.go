@@ -14,15 +14,15 @@ import (
 )
 
 // TestQueueDepthRelay runs the queue's index and scheduler in the binary
-// (issue #17), on 127.17.1.x: 150 messages to a destination that refuses
+// (issue #17), on 127.17.1.x: 120 messages to a destination that refuses
 // connections are deferred with active_limit = 100, so most of them live
 // only on disk with an index entry — and `smtpkit queue list` still shows
-// every one; 100 messages to Postfix's smtp-sink are then relayed past
+// every one; 60 messages to Postfix's smtp-sink are then relayed past
 // them, each exactly once; after a restart (Open indexes the spool from
-// the env files' prefixes) the 150 are listed again and none is attempted
+// the env files' prefixes) the 120 are listed again and none is attempted
 // before its retry time.
 func TestQueueDepthRelay(t *testing.T) {
-	const deferred, relayed = 150, 100
+	const deferred, relayed = 120, 60
 	sk := startSink(t, freeAddrOn(t, "127.17.1.10"), "")
 	down := freeAddrOn(t, "127.17.1.11") // nothing listens there: connection refused
 	conf := fmt.Sprintf(`[outbound]
