@@ -4,10 +4,13 @@
 // failures produce.
 //
 // Durability (house rule 2, "250 means durable"): Writer.Commit returns only
-// after the message bytes and the envelope are fsynced and renamed into
-// msg/ and env/ and both directories are fsynced. The envelope rename is the
-// commit point; Open removes whatever a crash left on either side of it.
-// See docs/queue.md for the on-disk layout and the full argument.
+// once the message is on stable storage. A message whose envelope and bytes
+// fit in 64 KiB is one record in the queue's write-ahead journal, durable
+// by an fdatasync shared with every Commit in flight (journal.go; Open
+// replays it, replay.go). A larger one is fsynced and renamed into msg/
+// and env/, and both directories are fsynced; the envelope rename is its
+// commit point, and Open removes whatever a crash left on either side of
+// it. See docs/queue.md for the on-disk layout and the full argument.
 //
 // Bounces: when recipients fail, the queue builds one DSN (internal/dsn)
 // and hands it to Options.Bounce. The caller decides where it goes (the cli
