@@ -63,7 +63,6 @@ var pgTests = []struct {
 	{"LongAttemptRenewed", testRenewed},
 	{"AmbiguousCommit", testAmbiguousCommit},
 	{"FailureAndBounceOneTransaction", testBounceAtomic},
-
 }
 
 func openTest(t testing.TB, o Options) *Queue {
