@@ -42,7 +42,8 @@ func FuzzParsePrefix(f *testing.F) {
 	for _, s := range []string{
 		`{"v":1,"due":"2025-03-01T11:00:00Z","held":true,"warned":true,"arrival":"2025-03-01T10:00:00Z","id":"0123456789abcdef01234567"}`,
 		"{\n\t\"v\": 1,\n\t\"due\": \"2025-03-01T11:00:00Z\",\n\t\"id\": \"x\",",
-		`{"v":1,"id":"x"}`, `{"v":1,"from":"a","id":"x"}`, `{"v":2}`, `{"v":1,"due":1}`, `{"v":1,"held":null,"id":""}`, `[`, ``,
+		`{"v":1,"id":"x"}`, `{"v":1,"from":"a","id":"x"}`, `{"v":1,"size":12,"counts":[1,0,2,0],"id":"x"}`,
+		`{"v":1,"counts":[1,0,2],"id":"x"}`, `{"v":1,"size":1e3,"id":"x"}`, `{"v":2}`, `{"v":1,"due":1}`, `{"v":1,"held":null,"id":""}`, `[`, ``,
 	} {
 		f.Add([]byte(s))
 	}
