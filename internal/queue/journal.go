@@ -88,12 +88,13 @@ type journal struct {
 	held      int // bytes in pending
 	holdMax   int // pendingMax, or Options.journalHold
 
-	begun atomic.Uint64 // checkpoints begun
-	ckpt  sync.Mutex    // one checkpoint at a time (wal.Checkpoint's rule)
-	stop  chan struct{}
-	done  chan struct{}
-	onErr func(error)
-	pool  sync.Pool // record encoding buffers
+	begun  atomic.Uint64 // checkpoints begun
+	broken atomic.Bool   // a failed fdatasync closed the log: commits take the file path
+	ckpt   sync.Mutex    // one checkpoint at a time (wal.Checkpoint's rule)
+	stop   chan struct{}
+	done   chan struct{}
+	onErr  func(error)
+	pool   sync.Pool // record encoding buffers
 }
 
 // openJournal opens <root>/journal, replays what an earlier run left in

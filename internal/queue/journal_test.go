@@ -241,3 +241,57 @@ func TestDecodeRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalBrokenFallsBack: after an fdatasync of the journal fails (the
+// commit that saw it is refused: the kernel may have dropped the dirty
+// pages), the journal is closed, and the next commits take the file path
+// instead of all being refused until a restart.
+func TestJournalBrokenFallsBack(t *testing.T) {
+	ffs := &faultFS{}
+	e := open(t, &recorder{}, func(o *Options) { o.FS, o.Checkpoint = ffs, -1 })
+	var once sync.Once
+	ffs.set(func(op, path string) error {
+		var err error
+		if op == "datasync" && under(path, journalDir) {
+			once.Do(func() { err = &os.PathError{Op: op, Path: path, Err: syscall.EIO} })
+		}
+		return err
+	})
+	commit := func(tag string) (string, error) {
+		w, err := e.q.Begin(envelopeOf("alice@example.org", []string{"bob@example.net"}, Meta{ReceivedFrom: tag}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, testMessage)
+		return w.Commit()
+	}
+	if _, err := commit("first"); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("the commit whose fdatasync failed: %v, want EIO", err)
+	}
+	var ids []string
+	for _, tag := range []string{"second", "third"} {
+		id, err := commit(tag)
+		if err != nil {
+			t.Fatalf("%s commit after the journal broke: %v", tag, err)
+		}
+		ids = append(ids, id)
+		if _, err := os.Stat(filepath.Join(e.dir, "env", id+".json")); err != nil {
+			t.Errorf("%s commit did not take the file path: %v", tag, err)
+		}
+	}
+	e.q.Close()
+	q, err := Open(Options{Dir: e.dir, Courier: &recorder{}, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	got := map[string]bool{}
+	for _, s := range q.List() {
+		got[s.ID] = true
+	}
+	for _, id := range ids {
+		if !got[id] {
+			t.Errorf("%s acknowledged after the journal broke, gone after a restart", id)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"smtpkit/internal/smtp"
 	"smtpkit/internal/vfs"
+	"smtpkit/internal/wal"
 )
 
 // bufSize is the Writer's buffer: a message too large for the journal
@@ -284,17 +285,26 @@ func (w *Writer) prepareJournaled() (string, error) {
 		w.release()
 		return "", fmt.Errorf("queue: committing message: %w", err)
 	}
-	if !fitsJournal(len(data), len(*w.held)) {
-		if err := w.spill(); err != nil {
-			return "", err
+	j := w.q.journal
+	if fitsJournal(len(data), len(*w.held)) && !j.broken.Load() {
+		err := j.commit(w.env.ID, data, *w.held)
+		if !errors.Is(err, wal.ErrClosed) {
+			w.release()
+			if err != nil {
+				return "", storageError(err)
+			}
+			return w.env.ID, nil
 		}
-		return w.prepareFiles()
+		// A failed fdatasync closed the journal (its error went to the
+		// commit that saw it): the file path does not need it.
+		if j.broken.CompareAndSwap(false, true) {
+			w.q.log.Error("queue: the journal stopped after a failed fdatasync; messages take the file path until a restart", "err", err)
+		}
 	}
-	defer w.release()
-	if err := w.q.journal.commit(w.env.ID, data, *w.held); err != nil {
-		return "", storageError(err)
+	if err := w.spill(); err != nil {
+		return "", err
 	}
-	return w.env.ID, nil
+	return w.prepareFiles()
 }
 
 // prepareFiles is Prepare for a message in tmp/: steps 1 to 3 above.
