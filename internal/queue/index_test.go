@@ -375,3 +375,54 @@ func checkCounts(t *testing.T, q *Queue) {
 		t.Fatalf("Counts %+v, List says %+v", got, want)
 	}
 }
+
+// TestRunRetriesFromIndex drives the real loop: a deferred message leaves
+// memory for the index, and Run wakes at its due time (the index's top),
+// reads it back and delivers it — no earlier than the backoff.
+func TestRunRetriesFromIndex(t *testing.T) {
+	type try struct {
+		at   time.Time
+		rcpt string
+	}
+	tries := make(chan try, 4)
+	var mu sync.Mutex
+	n := 0
+	e := open(t, courierFunc(func(ctx context.Context, d *Attempt) []Result {
+		mu.Lock()
+		n++
+		first := n == 1
+		mu.Unlock()
+		tries <- try{time.Now(), d.Recipients[0]}
+		if first {
+			return allTemporary(d.Recipients, errors.New("connection refused"))
+		}
+		return []Result{{Rcpt: d.Recipients[0]}}
+	}), func(o *Options) { o.Now = time.Now; o.RetryMin = 200 * time.Millisecond; o.RetryMax = time.Second })
+	rctx, cancel := context.WithCancel(ctx)
+	stopped := make(chan error)
+	go func() { stopped <- e.q.Run(rctx) }()
+	defer func() {
+		cancel()
+		<-stopped
+	}()
+	enqueue(t, e.q, "alice@example.org", "bob@example.net")
+	var got []try
+	for len(got) < 2 {
+		select {
+		case tr := <-tries:
+			got = append(got, tr)
+		case <-time.After(10 * time.Second): // deadlock guard only
+			t.Fatalf("%d attempts after 10s, want 2", len(got))
+		}
+	}
+	if gap := got[1].at.Sub(got[0].at); gap < 200*time.Millisecond {
+		t.Errorf("retried after %v, before the backoff of 200ms", gap)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.q.List()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the delivered message stayed in the queue")
+		}
+		time.Sleep(time.Millisecond) // polling, bounded by the deadline
+	}
+}
