@@ -1,18 +1,14 @@
 package pgqueue
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"smtpkit/internal/queue"
 	"smtpkit/internal/queue/queuetest"
@@ -319,191 +315,6 @@ func testBounceAtomic(t *testing.T, e *env) {
 	}
 }
 
-// testUnreachable: with PostgreSQL down, Commit fails with 451 4.3.0 and
-// nothing of the message remains once it is back.
-func testUnreachable(t *testing.T, e *env) {
-	ctx := context.Background()
-	q := openTest(t, Options{Database: e.dsn, Courier: &queuetest.Courier{}, CommitTimeout: 5 * time.Second})
-	if err := e.srv.Stop("immediate"); err != nil {
-		t.Fatal(err)
-	}
-	w, err := q.Begin(queue.Envelope{From: mustAddr(t, "a@sender.example"), To: []smtp.Address{mustAddr(t, "b@dest.example")}})
-	if err != nil {
-		t.Fatalf("Begin needs no database: %v", err)
-	}
-	io.WriteString(w, testBody)
-	start := time.Now()
-	_, err = w.Commit()
-	t.Logf("Commit with the database down answered in %v: %v", time.Since(start).Round(time.Millisecond), err)
-	var se *smtp.Error
-	if !errors.As(err, &se) || se.Reply.Code != smtp.CodeLocalError || se.Reply.Enhanced != smtp.EnhSystem.Temp() {
-		t.Fatalf("Commit with the database down: %v, want 451 4.3.0", err)
-	}
-	if err := e.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if l, err := q.List(ctx); err != nil || len(l) != 0 {
-		t.Errorf("after the failed commit: %+v %v", l, err)
-	}
-	// The queue works again once the database is back.
-	commit(t, q, "b@dest.example")
-}
-
-// proxy forwards connections from a loopback listener to PostgreSQL and,
-// when armed, cuts the connection that sends COMMIT: before it reaches
-// the server (drop) or after, losing only the answer (forward).
-type proxy struct {
-	ln      net.Listener
-	target  string
-	armed   atomic.Bool
-	forward bool // forward the COMMIT before cutting
-	cut     atomic.Int32
-}
-
-// commitMsg is the simple-protocol Query message pgx sends for COMMIT.
-var commitMsg = append([]byte{'Q', 0, 0, 0, 11}, "commit\x00"...)
-
-func startProxy(t *testing.T, addr, target string) *proxy {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
-	return p
-}
-
-func (p *proxy) serve(client net.Conn) {
-	server, err := net.Dial("tcp", p.target)
-	if err != nil {
-		client.Close()
-		return
-	}
-	defer client.Close()
-	defer server.Close()
-	var muted atomic.Bool // the answers are lost from here on
-	go func() {
-		defer client.Close()
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := server.Read(buf)
-			if n > 0 && !muted.Load() {
-				if _, err := client.Write(buf[:n]); err != nil {
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := client.Read(buf)
-		if n > 0 {
-			data := buf[:n]
-			if i := bytes.Index(data, commitMsg); i >= 0 && p.armed.CompareAndSwap(true, false) {
-				muted.Store(true)
-				if p.forward {
-					server.Write(data)
-					// Let the server act on it, then lose its answer.
-					server.(*net.TCPConn).CloseWrite()
-					io.Copy(io.Discard, server)
-				} else {
-					server.Write(data[:i])
-				}
-				p.cut.Add(1)
-				return
-			}
-			if _, err := server.Write(data); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// testAmbiguousCommit: the connection is lost during COMMIT. When COMMIT
-// never reached the server, the id is voided: 451, never delivered. When
-// the server committed and only its answer was lost, the message is
-// found: Commit succeeds and it is delivered once.
-func testAmbiguousCommit(t *testing.T, e *env) {
-	ctx := context.Background()
-	cfg, err := pgx.ParseConfig(e.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, forward := range []bool{false, true} {
-		p := startProxy(t, "127.17.3.2:0", e.srv.Addr())
-		p.forward = forward
-		dsn := strings.Replace(e.dsn, e.srv.Addr(), p.ln.Addr().String(), 1)
-		_ = cfg
-		c := queuetest.NewClock()
-		courier := &queuetest.Courier{}
-		q := openTest(t, Options{Database: dsn, Node: "amb", Courier: courier, Now: c.Now, CommitTimeout: 10 * time.Second})
-		w, err := q.Begin(queue.Envelope{From: mustAddr(t, "a@sender.example"), To: []smtp.Address{mustAddr(t, "b@dest.example")}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(w, testBody)
-		p.armed.Store(true)
-		id, err := w.Commit()
-		t.Logf("forward=%v: Commit: %v", forward, err)
-		if p.cut.Load() != 1 {
-			t.Fatalf("forward=%v: the proxy did not see the COMMIT", forward)
-		}
-		c.Advance(q.prepareHold() + time.Minute) // any prepare lease would have run out
-		q.RunOnce(ctx)
-		n := len(courier.Attempts())
-		if !forward {
-			var se *smtp.Error
-			if !errors.As(err, &se) || se.Reply.Code != smtp.CodeLocalError {
-				t.Fatalf("COMMIT lost before the server: %v, want 451", err)
-			}
-			if n != 0 {
-				t.Errorf("a message answered 451 was delivered")
-			}
-			var void bool
-			if err := q.pool.QueryRow(ctx, `SELECT void FROM messages`).Scan(&void); err != nil || !void {
-				t.Errorf("the id is not voided: %v %v", void, err)
-			}
-		} else {
-			if err != nil {
-				t.Fatalf("COMMIT done, answer lost: %v, want success", err)
-			}
-			if n != 1 || courier.Attempts()[0].Attempt.ID != id {
-				t.Errorf("committed message: %d attempts", n)
-			}
-		}
-		q.Close()
-		q.pool.Close()
-		// Fresh database state for the second round.
-		if _, err := e.srv.ExecIn(strings.TrimPrefix(cfgDB(e.dsn), "/"), `TRUNCATE messages CASCADE`); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func cfgDB(dsn string) string {
-	i := strings.LastIndexByte(dsn, '/')
-	db := dsn[i:]
-	if j := strings.IndexByte(db, '?'); j >= 0 {
-		db = db[:j]
-	}
-	return db
-}
-
 // domainCourier records the most attempts to one domain at once.
 type domainCourier struct {
 	mu        sync.Mutex
@@ -563,58 +374,6 @@ func testPerDomain(t *testing.T, e *env) {
 	}
 	if c.peak["busy.example"] != 2 || c.peak["other.example"] != 1 {
 		t.Errorf("peak attempts at once %v, want busy.example 2, other.example 1", c.peak)
-	}
-}
-
-// testCrash: messages whose Commit returned survive `pg_ctl stop -m
-// immediate` (no shutdown checkpoint: WAL recovery), and are delivered —
-// those whose Publish the crash lost once their prepare lease runs out.
-func testCrash(t *testing.T, e *env) {
-	ctx := context.Background()
-	c := queuetest.NewClock()
-	courier := &queuetest.Courier{}
-	q := openTest(t, Options{Database: e.dsn, Courier: courier, Now: c.Now})
-	const n = 20
-	ids := make(chan string, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			id, err := tryCommit(q, "r"+itoa(i)+"@dest.example")
-			if err != nil {
-				t.Error(err)
-			}
-			ids <- id
-		}()
-	}
-	wg.Wait()
-	close(ids)
-	if err := e.srv.Stop("immediate"); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	q.Close()
-	q = openTest(t, Options{Database: e.dsn, Courier: courier, Now: c.Now})
-	l, err := q.List(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	have := map[string]bool{}
-	for _, s := range l {
-		have[s.ID] = true
-	}
-	for id := range ids {
-		if !have[id] {
-			t.Errorf("committed message %s lost in the crash", id)
-		}
-	}
-	c.Advance(q.prepareHold())
-	q.RunOnce(ctx)
-	if got := len(courier.Attempts()); got != n {
-		t.Errorf("%d of %d delivered after the crash", got, n)
 	}
 }
 
