@@ -138,6 +138,11 @@ func (q *Queue) openJournal() error {
 		return log.Close()
 	}
 	q.journal = j
+	flush := "syncfs"
+	if !j.syncfs {
+		flush = "fsync per file" // syncfs is no durability barrier on this file system
+	}
+	q.log.Info("queue: journal", "dir", path, "checkpoint_flush", flush)
 	if q.opts.Checkpoint < 0 {
 		close(j.done) // tests checkpoint by hand
 		return nil
