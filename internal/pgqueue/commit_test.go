@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -249,5 +250,64 @@ func testCrash(t *testing.T, e *env) {
 	q.RunOnce(ctx)
 	if got := len(courier.Attempts()); got != n {
 		t.Errorf("%d of %d delivered after the crash", got, n)
+	}
+}
+
+// testLarge: a message of 2.5 MiB is stored in three chunks of at most
+// 1 MiB and reaches the courier octet for octet, with its prepended
+// fields; a chunk that goes missing makes the read fail rather than
+// deliver a truncated message.
+func testLarge(t *testing.T, e *env) {
+	ctx := context.Background()
+	c := queuetest.NewClock()
+	courier := &queuetest.Courier{}
+	q := openTest(t, Options{Database: e.dsn, Courier: courier, Now: c.Now})
+	var body bytes.Buffer
+	body.WriteString("Subject: big\r\n\r\n")
+	for i := 0; body.Len() < 5<<19; i++ {
+		fmt.Fprintf(&body, "line %07d of a large message, to fill the chunks\r\n", i)
+	}
+	send := func() string {
+		w, err := q.Begin(queue.Envelope{From: mustAddr(t, "a@sender.example"), To: []smtp.Address{mustAddr(t, "b@dest.example")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Prepend("DKIM-Signature: v=1; big\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(body.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		id, err := w.Commit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	id := send()
+	var chunks, longest int
+	if err := q.pool.QueryRow(ctx, `SELECT count(*), max(length(data)) FROM chunks WHERE message_id = $1`, id).Scan(&chunks, &longest); err != nil {
+		t.Fatal(err)
+	}
+	if chunks != 3 || longest != chunkSize {
+		t.Errorf("%d chunks, the longest %d octets; want 3 of at most %d", chunks, longest, chunkSize)
+	}
+	q.RunOnce(ctx)
+	got := courier.Attempts()
+	if len(got) != 1 || got[0].Body != "DKIM-Signature: v=1; big\r\n"+body.String() {
+		t.Fatalf("delivered %d attempts, body of %d octets; want %d", len(got), len(got[0].Body), body.Len()+26)
+	}
+	// A message whose last chunk is gone is not delivered short.
+	id = send()
+	if _, err := q.pool.Exec(ctx, `DELETE FROM chunks WHERE message_id = $1 AND seq = 2`, id); err != nil {
+		t.Fatal(err)
+	}
+	q.RunOnce(ctx)
+	// The courier's read fails at the missing chunk (a real one would
+	// abandon DATA before the final dot): the attempt is a temporary
+	// failure, not a delivery.
+	d, err := q.Show(ctx, id)
+	if err != nil || d.Recipients[0].State != queue.Deferred || !strings.Contains(d.Recipients[0].LastReply, "octets stored") {
+		t.Errorf("the damaged message: %+v %v, want deferred with the read error", d.Summary, err)
 	}
 }

@@ -56,6 +56,7 @@ var pgTests = []struct {
 	{"CommittedSurvivesCrash", testCrash},
 	{"Unreachable451", testUnreachable},
 	{"Migrations", testMigrations},
+	{"LargeMessageChunks", testLarge},
 	{"LeaseTakeover", testLeaseTakeover},
 	{"TwoNodesNoDoubleDelivery", testTwoNodes},
 	{"NotifyWakesWorker", testNotifyWakes},
