@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DSNParameters", testDSNParameters},
 		{"NotifyNever", testNotifyNever},
 		{"Restart", testRestart},
+		{"PreparedSurvivesRestart", testPreparedRestart},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -706,6 +707,28 @@ func testRestart(t *testing.T, h *harness) {
 	}
 	if l := h.list(); len(l) != 1 || l[0].ID != held {
 		t.Errorf("list: %+v", l)
+	}
+}
+
+// testPreparedRestart: a message prepared (durable, 250 may have been
+// sent) whose Publish never came — the process died in between — is
+// delivered after a restart.
+func testPreparedRestart(t *testing.T, h *harness) {
+	w, err := h.q.Begin(h.to("bob@dest.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, testBody)
+	id, err := w.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.reopen() // no Publish, no Withdraw: as after a crash
+	if n := h.runOnce(); n != 1 {
+		t.Fatalf("after restart: %d attempts, want 1", n)
+	}
+	if got := h.courier.To("bob@dest.example"); len(got) != 1 || got[0].Attempt.ID != id || got[0].Body != testBody {
+		t.Errorf("attempts %+v", got)
 	}
 }
 
