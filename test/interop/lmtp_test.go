@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"smtpkit/internal/client"
+	"smtpkit/internal/pgtest"
 	"smtpkit/internal/smtp"
 )
 
@@ -174,7 +175,16 @@ plugin {
 
 // TestLMTPDovecot: per-recipient LMTP replies mapped onto each
 // recipient's state, through the queue (see the file comment).
+//
+// It runs on both queue back-ends: the files, and cluster mode (the
+// queue and the accounts in a throwaway PostgreSQL on 127.17.4.3), where
+// the LMTP hand-off is made from the shared queue.
 func TestLMTPDovecot(t *testing.T) {
+	t.Run("files", func(t *testing.T) { lmtpDovecot(t, false) })
+	t.Run("postgres", func(t *testing.T) { lmtpDovecot(t, true) })
+}
+
+func lmtpDovecot(t *testing.T, cluster bool) {
 	needAiosmtpd(t) // dsn_peer.py parses the notices
 	d := startDovecotLMTP(t)
 	extra := fmt.Sprintf(`[[domain]]
@@ -182,12 +192,27 @@ name = %q
 lmtp = "unix:%s"
 lmtp_accounts = { carol = %q, keep = "maildir" }
 `, lmtpDomain, d.socket, d.tcp)
+	var pg *pgtest.Server
+	if cluster {
+		pg = pgtest.Start(t, pgtest.Options{Addr: "127.17.4.3:0"})
+		extra += fmt.Sprintf("\n[cluster]\ndatabase = %q\nnode = \"lmtp1\"\n", pg.DSN())
+	}
 	s := StartServer(t, ServerOptions{IP: lmtpServerIP, ExtraTOML: extra})
 	s.AddUser(t, outSender, outPassword)
 	rcpts := []string{"alice", "bob", "carol", "dave", "keep"}
 	for i, r := range rcpts {
 		rcpts[i] = r + "@" + lmtpDomain
 		s.AddUser(t, rcpts[i], "pw "+r)
+	}
+	if cluster {
+		// The node reads the accounts from the database every 5 s.
+		// One probe every 250 ms: the mx limits connections per minute.
+		for deadline := time.Now().Add(outWait); !rcptAccepted(t, s.MX, rcpts[len(rcpts)-1]); {
+			if time.Now().After(deadline) {
+				t.Fatal("the node did not learn the new accounts from the database")
+			}
+			time.Sleep(250 * time.Millisecond) // polling a condition, bounded above
+		}
 	}
 	body := "From: <" + outSender + ">\r\nTo: <alice@" + lmtpDomain + ">\r\nSubject: lmtp interop\r\n\r\n" +
 		strings.Repeat("a line of text that makes the message larger than one KiB\r\n", 40)
@@ -252,7 +277,16 @@ lmtp_accounts = { carol = %q, keep = "maildir" }
 	}
 	// carol: deferred with Dovecot's 452, still queued; nothing of hers
 	// or bob's in Dovecot.
-	show := queueShowCarol(t, s)
+	var show string
+	if cluster {
+		eventually(t, "carol deferred in the database", func() bool {
+			out, _ := pg.Exec(`SELECT state, last_reply FROM recipients WHERE addr = 'carol@` + lmtpDomain + `'`)
+			show = out
+			return strings.HasPrefix(out, "deferred|")
+		})
+	} else {
+		show = queueShowCarol(t, s)
+	}
 	if !strings.Contains(show, "452") || !strings.Contains(show, "4.2.2") {
 		t.Errorf("carol in the queue:\n%s", show)
 	}
@@ -293,4 +327,18 @@ func queueShowCarol(t *testing.T, s *Server) string {
 		return false
 	})
 	return rec
+}
+
+// rcptAccepted reports whether the mx at addr accepts RCPT TO:<rcpt> (the
+// transaction is reset, nothing is sent).
+func rcptAccepted(t *testing.T, addr, rcpt string) bool {
+	c := dialHello(t, addr, "client.example")
+	defer c.Close()
+	if rep, err := c.Cmd("MAIL FROM:<" + outSender + ">"); err != nil || rep.Code != smtp.CodeOK {
+		return false
+	}
+	rep, err := c.Cmd("RCPT TO:<" + rcpt + ">")
+	c.Reset()
+	c.Quit()
+	return err == nil && rep.Code == smtp.CodeOK
 }
