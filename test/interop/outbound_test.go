@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"smtpkit/internal/client"
+	"smtpkit/internal/control"
 	"smtpkit/internal/dns/dnstest"
 	"smtpkit/internal/sasl"
 )
@@ -116,9 +117,22 @@ func outSubmit(t *testing.T, s *Server, msg []byte, rcpts ...string) {
 	c.Quit()
 }
 
-// queued is how many messages s's queue holds (envelopes in queue/env).
+// queued is how many messages s's queue holds: what the running server's
+// control socket lists (a small message may be a journal record whose
+// env file the next checkpoint writes), or, when no server answers there
+// (stopped, killed), the envelopes in queue/env.
 func queued(t *testing.T, s *Server) int {
 	t.Helper()
+	if resp, err := control.Call(filepath.Join(s.DataDir, "control.sock"), control.Request{Op: control.OpList}); err == nil {
+		var list []json.RawMessage
+		if !resp.OK {
+			t.Fatalf("queue list: %s", resp.Error)
+		}
+		if err := json.Unmarshal(resp.Data, &list); err != nil {
+			t.Fatalf("queue list: %v", err)
+		}
+		return len(list)
+	}
 	m, err := filepath.Glob(filepath.Join(s.DataDir, "queue", "env", "*.json"))
 	if err != nil {
 		t.Fatal(err)
