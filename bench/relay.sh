@@ -69,7 +69,7 @@ SMTPKIT=$W/smtpkit
 # listens: connections are refused, recipients are deferred)
 declare -A PORT=()
 used=" "
-for k in sk pf sksink pfsink dead; do
+for k in sk pf sksink pfsink dead http; do
 	p=$(free_port)
 	while [[ $used == *" $p "* ]]; do p=$(free_port); done
 	PORT[$k]=$p used+="$p "
@@ -111,6 +111,8 @@ tls = "none"
 domain = "deferred.example"
 host = "127.0.0.1:${PORT[dead]}"
 tls = "none"
+[http]
+address = "127.0.0.1:${PORT[http]}" # /metrics: the queue depth
 [limits]
 connections = 20000
 session_recipients = 100000000
@@ -170,11 +172,14 @@ pss_kb() {
 	done
 	echo "$t"
 }
-# queue_files SERVER: messages in the server's queue directory (smtpkit:
-# env files; Postfix: incoming, active, deferred and hold files)
+# queue_files SERVER: messages in the server's queue (smtpkit: its
+# smtpkit_queue_messages gauge — a small message may be a journal record
+# without files yet; Postfix: incoming, active, deferred and hold files)
 queue_files() {
 	if [ "$1" = smtpkit ]; then
-		find "$W/sk-data/queue/env" -maxdepth 1 -type f 2>/dev/null | wc -l
+		local v
+		v=$(curl -s --max-time 5 "http://127.0.0.1:${PORT[http]}/metrics" 2>/dev/null | awk '$1 == "smtpkit_queue_messages" {printf "%d", $2}')
+		echo "${v:-0}"
 	else
 		find "$W/pf-queue/incoming" "$W/pf-queue/active" "$W/pf-queue/deferred" "$W/pf-queue/hold" -type f 2>/dev/null | wc -l
 	fi
