@@ -237,7 +237,7 @@ type cluster struct {
 }
 
 // clusterTOML is a node's [cluster] and [outbound] tables.
-func clusterTOML(db, node, resolver, sinkPort string) string {
+func clusterTOML(db, node, resolver, sinkPort, maxAge string) string {
 	return fmt.Sprintf(`[cluster]
 database = %q
 node = %q
@@ -251,11 +251,12 @@ port = %s
 tls = "none"
 retry_min = "1s"
 retry_max = "2s"
-max_age = "1h"
-`, db, node, clusterLease.String(), clusterPoll.String(), resolver, sinkPort)
+max_age = %q
+`, db, node, clusterLease.String(), clusterPoll.String(), resolver, sinkPort, maxAge)
 }
 
-func startCluster(t *testing.T) *cluster {
+// startCluster starts the bench with [outbound] max_age = maxAge.
+func startCluster(t *testing.T, maxAge string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, log: newClientLog()}
 	c.pg = pgtest.Start(t, pgtest.Options{Addr: clusterPGIP + ":0"})
@@ -264,6 +265,7 @@ func startCluster(t *testing.T) *cluster {
 	records := []string{
 		"sink.example. MX 10 sink.example.",
 		"sink.example. A " + clusterSinkIP,
+		"client.example. MX 10 sink.example.", // the senders' domain: bounces reach the sink too
 	}
 	for i, ip := range clusterNodeIPs {
 		records = append(records, fmt.Sprintf("cluster.example. MX 10 node%d.cluster.example.", i+1),
@@ -286,7 +288,7 @@ func startCluster(t *testing.T) *cluster {
 		}
 		n := StartServer(t, ServerOptions{IP: ip, MXPort: port,
 			TopTOML:   `trusted_networks = ["127.0.0.0/8"]`,
-			ExtraTOML: clusterTOML(db, fmt.Sprintf("node%d", i+1), z.Addr, sinkPort)})
+			ExtraTOML: clusterTOML(db, fmt.Sprintf("node%d", i+1), z.Addr, sinkPort, maxAge)})
 		c.nodes = append(c.nodes, n)
 	}
 	return c
@@ -407,7 +409,7 @@ func (c *cluster) canLogin(i int, user, password string) bool {
 // TestClusterFaults: see the file comment. Bounded: about 40 messages
 // and four faults, each waited for with a deadline.
 func TestClusterFaults(t *testing.T) {
-	c := startCluster(t)
+	c := startCluster(t, "1h")
 	ctx := context.Background()
 	hosts := c.mxHosts(ctx)
 	kills := 0
@@ -591,6 +593,76 @@ func TestClusterFaults(t *testing.T) {
 	eventually(t, "node 3 accepting again", func() bool { _, code := c.send(hosts[2], "ok-back"); return code == smtp.CodeOK })
 
 	c.checkInvariants(kills)
+}
+
+// TestClusterExpiry: the sink defers everything for longer than the
+// message may live — an hour scaled down: retries after 1–2 s, max_age
+// 5 s. Whichever node makes each attempt, the attempts count up with the
+// backoff; at max_age the recipient fails and its bounce to the (remote)
+// sender is queued in the same database; when the sink takes mail again
+// the bounce is delivered and the expired message is not.
+func TestClusterExpiry(t *testing.T) {
+	c := startCluster(t, "5s")
+	hosts := c.mxHosts(context.Background())
+	c.sink.command(t, "defer on")
+	id, code := c.send(hosts[0], "ok-expire")
+	if code != smtp.CodeOK {
+		t.Fatalf("send: %d", code)
+	}
+	start := time.Now()
+	// The attempts, by whichever node, until one logs the expiry; the
+	// bounce it queues expires after max_age too, so the sink takes mail
+	// again at once.
+	expiredLog := func() string {
+		for _, n := range c.nodes {
+			for _, l := range strings.Split(n.Logs(), "\n") {
+				if strings.Contains(l, `msg="delivery expired"`) && strings.Contains(l, "rcpt=ok-expire@sink.example") {
+					return l
+				}
+			}
+		}
+		return ""
+	}
+	eventually(t, "the recipient to expire", func() bool { return expiredLog() != "" })
+	c.sink.command(t, "defer off")
+	expired := time.Since(start)
+	line := expiredLog()
+	attempt := 0
+	if _, after, ok := strings.Cut(line, " attempt="); ok {
+		attempt, _ = strconv.Atoi(strings.Fields(after)[0])
+	}
+	if expired < 4*time.Second {
+		t.Errorf("expired %v after it was queued, before max_age (5s)", expired)
+	}
+	if attempt < 3 {
+		t.Errorf("expired at attempt %d: with retries every 1-2 s over 5 s there are more", attempt)
+	}
+	var deferredBy []string
+	for i, n := range c.nodes {
+		if k := strings.Count(n.Logs(), "rcpt=ok-expire@sink.example attempt="); k > 0 {
+			deferredBy = append(deferredBy, fmt.Sprintf("node%d:%d", i+1, k))
+		}
+	}
+	t.Logf("expired after %v at attempt %d (attempts by %v)", expired.Round(time.Millisecond), attempt, deferredBy)
+	eventually(t, "the bounce delivered to the sender", func() bool {
+		c.sink.mu.Lock()
+		defer c.sink.mu.Unlock()
+		for k := range c.sink.got {
+			if strings.HasSuffix(k, " sender@client.example") {
+				return true
+			}
+		}
+		return false
+	})
+	// A message sent now is delivered; the expired one never is.
+	fresh, code := c.send(hosts[1], "ok-fresh")
+	if code != smtp.CodeOK {
+		t.Fatalf("send: %d", code)
+	}
+	eventually(t, "a fresh message delivered", func() bool { return c.sink.delivered(fresh, "ok-fresh@sink.example") == 1 })
+	if n := c.sink.delivered(id, "ok-expire@sink.example"); n != 0 {
+		t.Errorf("the expired message was delivered %d times", n)
+	}
 }
 
 // recipientState is the database's state of the recipients of the
