@@ -58,6 +58,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a = \"\"\"\nx = 1\n\"\"\"\nb = [\n 1,\n]\n[x.'y z']\nc = {d = 1}\n"))
 	f.Add([]byte("[[tls.certificate]]\ncert = \"c\"\n[limits\n"))
 	f.Add([]byte(minimal + "[cluster]\ndatabase = \"postgres://u:p@127.0.0.1:5432/mail?sslmode=disable\"\nnode = \"mx1\"\nlease = \"30s\"\npoll_interval = \"1s\"\n"))
+	f.Add([]byte("hostname = \"mx.example.com\"\n[[domain]]\nname = \"example.com\"\nlmtp = \"unix:/run/dovecot/lmtp\"\nlmtp_accounts = { alice = \"127.0.0.1:24\", postmaster = \"maildir\", \"a@b\" = \"x:0\" }\n[tls]\nself_signed = true\n"))
 	f.Add([]byte(minimal + "[acme]\ndirectory = \"https://acme.example/dir\"\nemail = \"a@example.com\"\nnames = [\"mx.example.com\"]\nchallenge = \"http-01\"\nchallenge_address = \":8080\"\nretry_min = \"1m\"\nretry_max = \"1h\"\n"))
 	f.Add([]byte(minimal + "[acme]\ndirectory = \"https://[::1\"\nemail = \"<@>\"\nnames = [\"*.x\", \"1.2.3.4\"]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
