@@ -267,7 +267,22 @@ func (q *Queue) runJob(ctx context.Context, j *Job) {
 			results[i] = queue.Result{Rcpt: a, Err: errNoLocal}
 		}
 	}
-	q.Record(ctx, j, results)
+	q.recordRetrying(ctx, j, results)
+}
+
+// recordRetrying records results, trying again while the database is
+// away for up to half a lease (the lease still holds the recipients):
+// a result lost to a short outage would otherwise be attempted again —
+// after a delivery, a duplicate.
+func (q *Queue) recordRetrying(ctx context.Context, j *Job, results []queue.Result) {
+	deadline := time.Now().Add(q.opts.Lease / 2)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := q.Record(ctx, j, results)
+		if err == nil || !time.Now().Add(wait).Before(deadline) {
+			return
+		}
+		time.Sleep(wait) // a retry schedule against a database that is away, not a wait for timing
+	}
 }
 
 // voidKept is how long a void id is kept: far longer than any
