@@ -60,6 +60,39 @@ type proxy struct {
 	armed   atomic.Bool
 	forward bool // forward the COMMIT before cutting
 	cut     atomic.Int32
+
+	// down refuses new connections (closed at once) while set; setDown
+	// also closes those open.
+	down  atomic.Bool
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+// setDown cuts the database off (every connection closed, new ones
+// refused) or lets it through again.
+func (p *proxy) setDown(down bool) {
+	p.down.Store(down)
+	if !down {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+func (p *proxy) track(c net.Conn, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		p.conns = make(map[net.Conn]bool)
+	}
+	if on {
+		p.conns[c] = true
+	} else {
+		delete(p.conns, c)
+	}
 }
 
 // commitMsg is the simple-protocol Query message pgx sends for COMMIT.
@@ -85,11 +118,17 @@ func startProxy(t *testing.T, addr, target string) *proxy {
 }
 
 func (p *proxy) serve(client net.Conn) {
+	if p.down.Load() {
+		client.Close()
+		return
+	}
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
 		client.Close()
 		return
 	}
+	p.track(client, true)
+	defer p.track(client, false)
 	defer client.Close()
 	defer server.Close()
 	var muted atomic.Bool // the answers are lost from here on
@@ -309,5 +348,41 @@ func testLarge(t *testing.T, e *env) {
 	d, err := q.Show(ctx, id)
 	if err != nil || d.Recipients[0].State != queue.Deferred || !strings.Contains(d.Recipients[0].LastReply, "octets stored") {
 		t.Errorf("the damaged message: %+v %v, want deferred with the read error", d.Summary, err)
+	}
+}
+
+// testRecordOutage: the database is cut off while an attempt runs; the
+// attempt's record is tried again until it is back (within half a
+// lease), so the delivered recipient is recorded once and not attempted
+// again.
+func testRecordOutage(t *testing.T, e *env) {
+	ctx := context.Background()
+	p := startProxy(t, "127.17.3.3:0", e.srv.Addr())
+	dsn := strings.Replace(e.dsn, e.srv.Addr(), p.ln.Addr().String(), 1)
+	c := queuetest.NewClock()
+	bc := &blockingCourier{started: make(chan struct{}, 1), release: make(chan struct{})}
+	q := openTest(t, Options{Database: dsn, Courier: bc, Now: c.Now, Lease: 6 * time.Second, CommitTimeout: 2 * time.Second})
+	id := commit(t, q, "bob@dest.example")
+	done := make(chan int)
+	go func() { done <- q.RunOnce(ctx) }()
+	select {
+	case <-bc.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the attempt never started")
+	}
+	p.setDown(true)
+	close(bc.release) // delivered while the database is away
+	time.Sleep(500 * time.Millisecond) // the outage's length is what is under test
+	p.setDown(false)
+	if n := <-done; n != 1 {
+		t.Errorf("RunOnce made %d attempts, want 1", n)
+	}
+	if _, err := q.Show(ctx, id); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("the delivered message is still queued after the outage: %v", err)
+	}
+	c.Advance(time.Hour)
+	q.RunOnce(ctx)
+	if n := bc.n.Load(); n != 1 {
+		t.Errorf("%d attempts, want 1: the outage turned the delivery into a duplicate", n)
 	}
 }

@@ -181,7 +181,7 @@ func (q *Queue) Record(ctx context.Context, j *Job, results []queue.Result) erro
 		if len(delivered) > 0 {
 			attrs = append(attrs, "possible_duplicate", true, "rcpt", delivered)
 		}
-		q.log.Error("pgqueue: recording an attempt failed; it is repeated when the lease runs out", attrs...)
+		q.log.Warn("pgqueue: recording an attempt failed", attrs...)
 		return fmt.Errorf("pgqueue: recording %s: %w", j.ID, err)
 	}
 	return nil

@@ -63,6 +63,7 @@ var pgTests = []struct {
 	{"PerDomainLimit", testPerDomain},
 	{"LongAttemptRenewed", testRenewed},
 	{"AmbiguousCommit", testAmbiguousCommit},
+	{"RecordSurvivesOutage", testRecordOutage},
 	{"FailureAndBounceOneTransaction", testBounceAtomic},
 }
 

@@ -9,11 +9,14 @@ package pgqueue
 
 import (
 	"context"
+	"errors"
 	"io"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"smtpkit/internal/dsn"
 	"smtpkit/internal/queue"
@@ -278,7 +281,12 @@ func (q *Queue) recordRetrying(ctx context.Context, j *Job, results []queue.Resu
 	deadline := time.Now().Add(q.opts.Lease / 2)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		err := q.Record(ctx, j, results)
-		if err == nil || !time.Now().Add(wait).Before(deadline) {
+		if err == nil {
+			return
+		}
+		if !dbError(err) || !time.Now().Add(wait).Before(deadline) {
+			q.log.Error("pgqueue: the attempt's result is not recorded; it is repeated when the lease runs out",
+				"msgid", j.ID, "rcpts", len(j.Rcpts), "err", err)
 			return
 		}
 		time.Sleep(wait) // a retry schedule against a database that is away, not a wait for timing
@@ -288,6 +296,20 @@ func (q *Queue) recordRetrying(ctx context.Context, j *Job, results []queue.Resu
 // voidKept is how long a void id is kept: far longer than any
 // transaction under that id can live (idle_in_transaction_session_timeout).
 const voidKept = 24 * time.Hour
+
+// dbError reports whether err came from the database or the way to it
+// (worth trying again), not from smtpkit's own side of a transaction
+// (a DSN that could not be signed or addressed).
+func dbError(err error) bool {
+	var (
+		pe *pgconn.PgError
+		ce *pgconn.ConnectError
+		ne net.Error
+	)
+	return errors.As(err, &pe) || errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
+		pgconn.Timeout(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
 
 // sweep queues the DSNs that are due without an attempt (delay warnings,
 // as time passed; notices of messages that were held) and removes old
