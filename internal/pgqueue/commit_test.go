@@ -371,7 +371,7 @@ func testRecordOutage(t *testing.T, e *env) {
 		t.Fatal("the attempt never started")
 	}
 	p.setDown(true)
-	close(bc.release) // delivered while the database is away
+	close(bc.release)                  // delivered while the database is away
 	time.Sleep(500 * time.Millisecond) // the outage's length is what is under test
 	p.setDown(false)
 	if n := <-done; n != 1 {
