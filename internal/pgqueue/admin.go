@@ -95,6 +95,38 @@ func (q *Queue) loadAll(ctx context.Context) ([]*queue.Record, map[string]map[st
 	return recs, busy, rows.Err()
 }
 
+// Counts adds the queue up in the database (for the metrics: two
+// aggregate queries rather than a List of every message).
+func (q *Queue) Counts(ctx context.Context) (queue.Counts, error) {
+	c := queue.Counts{Recipients: make(map[queue.State]int, len(queue.States))}
+	for _, s := range queue.States {
+		c.Recipients[s] = 0
+	}
+	var oldest *time.Time
+	err := q.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE held), coalesce(sum(size), 0), min(arrival)
+		FROM messages WHERE NOT void`).Scan(&c.Messages, &c.Held, &c.Bytes, &oldest)
+	if err != nil {
+		return queue.Counts{}, err
+	}
+	if oldest != nil {
+		c.Oldest = *oldest
+	}
+	rows, err := q.pool.Query(ctx, `SELECT state, count(*) FROM recipients GROUP BY state`)
+	if err != nil {
+		return queue.Counts{}, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return queue.Counts{}, err
+		}
+		c.Recipients[queue.State(state)] = n
+	}
+	return c, rows.Err()
+}
+
 // Show returns one message in detail, with its header block.
 func (q *Queue) Show(ctx context.Context, id string) (queue.Detail, error) {
 	if !queue.ValidID(id) {

@@ -443,3 +443,47 @@ func testRenewed(t *testing.T, e *env) {
 		t.Errorf("attempts: node-a %d, node-b %d; want 1 and 0", a.n.Load(), b.n.Load())
 	}
 }
+
+// testCounts: Counts agrees with List.
+func testCounts(t *testing.T, e *env) {
+	ctx := context.Background()
+	c := queuetest.NewClock()
+	courier := &queuetest.Courier{}
+	courier.Script("later@dest.example", smtp.E(smtp.CodeLocalError, smtp.EnhSystem.Temp(), "later"))
+	q := openTest(t, Options{Database: e.dsn, Courier: courier, Now: c.Now})
+	n, err := q.Counts(ctx)
+	if err != nil || n.Messages != 0 || !n.Oldest.IsZero() || len(n.Recipients) != len(queue.States) {
+		t.Fatalf("empty queue: %+v %v", n, err)
+	}
+	first := commit(t, q, "later@dest.example", "now@dest.example")
+	c.Advance(time.Minute)
+	second := commit(t, q, "x@other.example")
+	if err := q.Hold(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	q.RunOnce(ctx)
+	n, err = q.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := q.List(ctx)
+	var bytes int64
+	states := map[queue.State]int{}
+	for _, s := range l {
+		bytes += s.Size
+		for _, r := range s.Recipients {
+			states[r.State]++
+		}
+	}
+	if n.Messages != 2 || n.Held != 1 || n.Bytes != bytes || !n.Oldest.Equal(l[0].Arrival) || l[0].ID != first {
+		t.Errorf("counts %+v, list %+v", n, l)
+	}
+	for _, s := range queue.States {
+		if n.Recipients[s] != states[s] {
+			t.Errorf("%s: counts %d, list %d", s, n.Recipients[s], states[s])
+		}
+	}
+	if states[queue.Deferred] != 1 || states[queue.Delivered] != 1 || states[queue.Queued] != 1 {
+		t.Errorf("states %v", states)
+	}
+}

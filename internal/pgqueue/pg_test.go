@@ -58,6 +58,7 @@ var pgTests = []struct {
 	{"Migrations", testMigrations},
 	{"LargeMessageChunks", testLarge},
 	{"LeaseTakeover", testLeaseTakeover},
+	{"CountsAgreeWithList", testCounts},
 	{"TwoNodesNoDoubleDelivery", testTwoNodes},
 	{"NotifyWakesWorker", testNotifyWakes},
 	{"PerDomainLimit", testPerDomain},
