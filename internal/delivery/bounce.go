@@ -59,14 +59,13 @@ type SRS interface {
 // (queued first: if the mailboxes then fail, the hand-off is retried and
 // those members may get it twice, never not at all).
 func (b *Bounces) Deliver(ctx context.Context, bn queue.Bounce) error {
-	to, err := b.recipient(bn.To)
+	to, reversed, err := b.recipient(bn.To)
+	if reversed {
+		bn.To = to.String()
+	}
 	if err != nil || !b.Local.IsLocal(to.Domain) {
-		if err == nil {
-			bn.To = to.String()
-		}
 		return b.Queue.EnqueueBounce(ctx, bn)
 	}
-	bn.To = to.String()
 	dest, err := b.Local.Resolve([]smtp.Address{to})
 	if err != nil {
 		return err
@@ -101,18 +100,18 @@ func (b *Bounces) Deliver(ctx context.Context, bn queue.Bounce) error {
 	return b.Local.Deliver(ctx, "bounce-"+bn.ID, smtp.Address{}, boxes, bytes.NewReader(bn.Message))
 }
 
-// recipient is the address a DSN to to goes to: to, or the original
-// sender behind one of our SRS addresses.
-func (b *Bounces) recipient(to string) (smtp.Address, error) {
-	a, err := smtp.ParseAddress(to)
+// recipient is the address a DSN to to goes to: to, or (reversed) the
+// original sender behind one of our SRS addresses.
+func (b *Bounces) recipient(to string) (a smtp.Address, reversed bool, err error) {
+	a, err = smtp.ParseAddress(to)
 	if err == nil && b.SRS != nil && b.SRS.Mine(a) {
 		// One that no longer verifies goes out as it is, and the mx
 		// refuses it there.
 		if orig, rerr := b.SRS.Reverse(a); rerr == nil {
-			a = orig
+			return orig, true, nil
 		}
 	}
-	return a, err
+	return a, false, err
 }
 
 // Recipients resolves the recipient of a DSN as Deliver does, for a queue
@@ -120,7 +119,7 @@ func (b *Bounces) recipient(to string) (smtp.Address, error) {
 // records the failure): the local mailboxes (Maildir or LMTP, delivered
 // by the queue's local courier) and the addresses elsewhere.
 func (b *Bounces) Recipients(to string) (mailboxes []string, remote []smtp.Address, err error) {
-	a, err := b.recipient(to)
+	a, _, err := b.recipient(to)
 	if err != nil {
 		return nil, nil, err
 	}

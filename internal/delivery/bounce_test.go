@@ -113,3 +113,40 @@ func TestBounces(t *testing.T) {
 		})
 	}
 }
+
+// TestBounceRecipients: Recipients addresses a DSN as Deliver does, for a
+// queue that queues it itself (pgqueue).
+func TestBounceRecipients(t *testing.T) {
+	tests := []struct {
+		name   string
+		to     string
+		boxes  []string
+		remote []string
+		fails  bool
+	}{
+		{"local sender: its mailbox", "alice@example.com", []string{"alice@example.com"}, nil, false},
+		{"remote sender", "dave@far.example", nil, []string{"dave@far.example"}, false},
+		{"local alias: mailboxes and members elsewhere", "team@example.com", []string{"alice@example.com"}, []string{"carol@remote.example"}, false},
+		{"our SRS address: the original sender", "SRS0=OK=AA=far.example=dave@mx.example.com", nil, []string{"dave@far.example"}, false},
+		{"our SRS address to a local sender", "SRS0=OK=AA=example.com=alice@mx.example.com", []string{"alice@example.com"}, nil, false},
+		{"SRS that does not verify: as it is", "SRS0=BAD=AA=far.example=dave@mx.example.com", nil, []string{"SRS0=BAD=AA=far.example=dave@mx.example.com"}, false},
+		{"local sender gone", "gone@example.com", nil, nil, true},
+		{"not an address", "no at sign", nil, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &Bounces{Local: &fakeStore{}, Queue: &fakeEnqueuer{}, SRS: fakeSRS{}}
+			boxes, remote, err := b.Recipients(tt.to)
+			if (err != nil) != tt.fails {
+				t.Fatalf("Recipients(%q): %v", tt.to, err)
+			}
+			var rs []string
+			for _, r := range remote {
+				rs = append(rs, r.String())
+			}
+			if !slices.Equal(boxes, tt.boxes) || !slices.Equal(rs, tt.remote) {
+				t.Errorf("mailboxes %q, remote %q; want %q, %q", boxes, rs, tt.boxes, tt.remote)
+			}
+		})
+	}
+}
