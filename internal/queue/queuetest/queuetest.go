@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"NotifyNever", testNotifyNever},
 		{"Restart", testRestart},
 		{"PreparedSurvivesRestart", testPreparedRestart},
+		{"RunLoop", testRunLoop},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -729,6 +730,41 @@ func testPreparedRestart(t *testing.T, h *harness) {
 	}
 	if got := h.courier.To("bob@dest.example"); len(got) != 1 || got[0].Attempt.ID != id || got[0].Body != testBody {
 		t.Errorf("attempts %+v", got)
+	}
+}
+
+// testRunLoop: the scheduler's own loop (Run, not RunOnce) delivers a
+// message committed while it runs, and returns once its context ends.
+func testRunLoop(t *testing.T, h *harness) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.q.Run(ctx) }()
+	id := h.send(h.to("bob@dest.example"))
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.courier.To("bob@dest.example")) == 0 {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatal("Run did not deliver a message committed while it ran within 10s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling for the outcome, bounded by the deadline
+	}
+	for len(h.list()) != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // the result is recorded after the attempt returns
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if got := h.courier.To("bob@dest.example"); len(got) != 1 || got[0].Attempt.ID != id {
+		t.Errorf("attempts %+v", got)
+	}
+	if l := h.list(); len(l) != 0 {
+		t.Errorf("queue after Run delivered: %+v", l)
 	}
 }
 
