@@ -84,6 +84,9 @@ func TestParseURI(t *testing.T) {
 		{"mailto:a@x.example,b@y.example", Destination{}, false, true},
 		{"mailto:", Destination{}, false, true},
 		{"dmarc@example.com", Destination{}, false, true},
+		{"mAilto:0@.", Destination{}, false, true}, // the root is no domain (a fuzz finding)
+		{"mailto:d@a..example", Destination{}, false, true},
+		{"mailto:d@example.com.", Destination{Address: "d@example.com."}, true, false},
 	}
 	for _, tt := range tests {
 		got, ok, err := ParseURI(tt.in)

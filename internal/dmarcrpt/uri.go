@@ -56,11 +56,29 @@ func ParseURI(s string) (d Destination, ok bool, err error) {
 		return Destination{}, false, fmt.Errorf("dmarcrpt: rua %q: %w", s, err)
 	}
 	local, domain, found := strings.Cut(addr, "@")
-	if !found || local == "" || domain == "" || strings.Count(addr, "@") != 1 || strings.ContainsAny(addr, ",<>\" \t\r\n") {
+	if !found || local == "" || !hostName(domain) || strings.Count(addr, "@") != 1 || strings.ContainsAny(addr, ",<>\" \t\r\n") {
 		return Destination{}, false, fmt.Errorf("dmarcrpt: rua %q is not one address", s)
 	}
 	d.Address = addr
 	return d, true, nil
+}
+
+// hostName reports whether domain is a host name a report can be mailed
+// to: dot-separated labels of 1 to 63 octets, none empty (one trailing
+// dot, the root, is allowed), at most 253 octets in all (RFC 1035 §2.3.4).
+// "." or "a..b" is no domain: the fuzzer found "mailto:0@." accepted with
+// an empty Domain().
+func hostName(domain string) bool {
+	d := strings.TrimSuffix(domain, ".")
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+	}
+	return true
 }
 
 // parseSize is the "!" size of a URI: digits and an optional unit,

@@ -58,15 +58,23 @@ func (s *Server) startProxied(c net.Conn, l *Listener) {
 	go sess.serve()
 }
 
-// refuse answers a connection 421 and closes it, without a session.
+// refuse answers a connection 421 and closes it, without a session. On
+// an implicit-TLS listener it closes without a word: the client's first
+// bytes are a TLS ClientHello and it reads only TLS records (RFC 8314
+// §3.3), so a plaintext 421 would reach it as garbage ("first record
+// does not look like a TLS handshake"), and a handshake to say 421 inside
+// would spend the CPU the limit is there to save.
 func (s *Server) refuse(sess *session, why string) {
 	c := sess.conn.raw
+	implicit := sess.listener.TLS == TLSImplicit
 	go func() {
-		c.SetWriteDeadline(s.now().Add(5 * time.Second))
-		c.Write([]byte(replyRefused(s.opts.Hostname, why).String()))
+		if !implicit {
+			c.SetWriteDeadline(s.now().Add(5 * time.Second))
+			c.Write([]byte(replyRefused(s.opts.Hostname, why).String()))
+		}
 		c.Close()
 	}()
-	sess.log.Warn("connection refused", "reason", why)
+	sess.log.Warn("connection refused", "reason", why, "implicit_tls", implicit)
 	s.obs.ConnectionRefused(sess.info.Listener, connRefusal(why))
 }
 

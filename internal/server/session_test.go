@@ -1,8 +1,10 @@
 package server
 
 import (
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -447,6 +449,25 @@ func TestConnectionRatePerIP(t *testing.T) {
 		dial(t, ts.addrs[0]).cmd("QUIT", "221")
 	}
 	rawDial(t, ts.addrs[0]).expect("421 4.7.0 mx.example.com connecting too fast")
+}
+
+// TestConnectionRateImplicitTLS: over the limit on an implicit-TLS
+// listener the connection is closed without a plaintext 421, which a TLS
+// client could only read as a broken record.
+func TestConnectionRateImplicitTLS(t *testing.T) {
+	ts := startServer(t, Limits{ConnectionRate: 2}, Listener{Role: RoleSubmissions, TLS: TLSImplicit, Auth: true})
+	for range 2 {
+		tlsDial(t, ts.addrs[0]).cmd("QUIT", "221")
+	}
+	c := rawDial(t, ts.addrs[0])
+	b, err := io.ReadAll(c.r)
+	if len(b) != 0 || err != nil {
+		t.Fatalf("refused implicit-TLS connection got %q (%v), want a close without a word", b, err)
+	}
+	tc := tls.Client(rawDial(t, ts.addrs[0]).conn, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err == nil || strings.Contains(err.Error(), "first record") {
+		t.Fatalf("handshake on a refused connection: %v, want an EOF-like failure", err)
+	}
 }
 
 func TestHeaderTooLargeRefused(t *testing.T) {
