@@ -1,5 +1,5 @@
-# bench/lib.sh — helpers shared by bench/run.sh and bench/sinkab.sh, which
-# source it. Each script defines die (print and exit) before using these.
+# bench/lib.sh — helpers shared by bench/run.sh, bench/relay.sh and
+# bench/sinkab.sh, which source it. Each script defines die (print and exit) before using these.
 
 now() { date +%s.%N; }
 
@@ -33,3 +33,57 @@ cpu_ticks() {
 	done
 	echo "$t"
 }
+
+# The helpers below use the sourcing script's W (work directory), PIDS
+# (processes it started), PF_CONF (its private Postfix) and SCALE.
+
+# reap PID: wait for a process we started and forget it, so that cleanup
+# never signals a PID the system has since given to someone else.
+reap() {
+	local p=$1 rc=0 i
+	wait "$p" 2>/dev/null || rc=$?
+	for i in "${!PIDS[@]}"; do [ "${PIDS[$i]}" = "$p" ] && unset 'PIDS[i]'; done
+	return $rc
+}
+
+# bench_cleanup: stop what the script started (by PID) and its private
+# Postfix, then remove W unless KEEP is set. For `trap bench_cleanup EXIT`.
+bench_cleanup() {
+	set +e
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	[ -f "$PF_CONF/main.cf" ] && postfix -c "$PF_CONF" stop >/dev/null 2>&1
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	if [ -z "${KEEP:-}" ]; then rm -rf "$W"; else log "kept $W"; fi
+}
+
+# pf_master_cf PORT: the system master.cf for a private Postfix: smtpd on
+# 127.0.0.1:PORT (process limit 10100), nothing chrooted.
+pf_master_cf() {
+	awk -v port="$1" '
+		/^#/ || /^[ \t]/ || NF < 8 { print; next }
+		$1 == "smtp" && $2 == "inet" { $1 = "127.0.0.1:" port; $7 = 10100 }
+		{ $5 = "n"; print }' /etc/postfix/master.cf
+}
+
+# pf_pids: the private Postfix's master and its children.
+pf_pids() {
+	local m
+	m=$(head -1 "$W/pf-queue/pid/master.pid" 2>/dev/null | tr -d ' ')
+	[ -n "$m" ] || return 0
+	echo "$m"
+	ps -o pid= --ppid "$m" 2>/dev/null | tr -d ' '
+}
+
+# pss_kb PID...: proportional set size, so shared pages count once.
+pss_kb() {
+	local t=0 p v
+	for p in "$@"; do
+		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+minmax() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f–%.2f", lo, hi}'; }
+scaled() { printf '%.0f' "$(echo "$1 * $SCALE" | bc -l)"; }

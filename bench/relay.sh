@@ -38,22 +38,9 @@ PIDS=()
 PF_CONF=$W/postfix
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
-reap() {
-	local p=$1 rc=0 i
-	wait "$p" 2>/dev/null || rc=$?
-	for i in "${!PIDS[@]}"; do [ "${PIDS[$i]}" = "$p" ] && unset 'PIDS[i]'; done
-	return $rc
-}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-cleanup() {
-	set +e
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	[ -f "$PF_CONF/main.cf" ] && postfix -c "$PF_CONF" stop >/dev/null 2>&1
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	if [ -z "${KEEP:-}" ]; then rm -rf "$W"; else log "kept $W"; fi
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 if ! command -v smtp-source >/dev/null || ! command -v postfix >/dev/null; then
 	[ "$(id -u)" = 0 ] || die "Postfix is missing; run as root to install it"
@@ -122,10 +109,7 @@ EOF
 # --- Postfix: relay for mynetworks to its sink, deferred.example to the dead port
 mkdir -p "$PF_CONF" "$W/pf-queue" "$W/pf-data"
 chown postfix "$W/pf-data"
-awk -v port="${PORT[pf]}" '
-	/^#/ || /^[ \t]/ || NF < 8 { print; next }
-	$1 == "smtp" && $2 == "inet" { $1 = "127.0.0.1:" port; $7 = 10100 }
-	{ $5 = "n"; print }' /etc/postfix/master.cf >"$PF_CONF/master.cf"
+pf_master_cf "${PORT[pf]}" >"$PF_CONF/master.cf"
 cat >"$PF_CONF/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $W/pf-queue
@@ -154,24 +138,9 @@ postfix -c "$PF_CONF" start >/dev/null 2>&1 || die "postfix did not start: $(tai
 wait_listen "${PORT[sk]}"
 wait_listen "${PORT[pf]}"
 
-pf_pids() {
-	local m
-	m=$(head -1 "$W/pf-queue/pid/master.pid" 2>/dev/null | tr -d ' ')
-	[ -n "$m" ] || return 0
-	echo "$m"
-	ps -o pid= --ppid "$m" 2>/dev/null | tr -d ' '
-}
 server_pids() { if [ "$1" = smtpkit ]; then echo "$SK_PID"; else pf_pids; fi; }
 target() { if [ "$1" = smtpkit ]; then echo "127.0.0.1:${PORT[sk]}"; else echo "127.0.0.1:${PORT[pf]}"; fi; }
 sink_of() { if [ "$1" = smtpkit ]; then echo sksink; else echo pfsink; fi; }
-pss_kb() {
-	local t=0 p v
-	for p in "$@"; do
-		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
-		t=$((t + ${v:-0}))
-	done
-	echo "$t"
-}
 # queue_files SERVER: messages in the server's queue (smtpkit: its
 # smtpkit_queue_messages gauge — a small message may be a journal record
 # without files yet; Postfix: incoming, active, deferred and hold files)
@@ -184,9 +153,6 @@ queue_files() {
 		find "$W/pf-queue/incoming" "$W/pf-queue/active" "$W/pf-queue/deferred" "$W/pf-queue/hold" -type f 2>/dev/null | wc -l
 	fi
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-minmax() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f–%.2f", lo, hi}'; }
-scaled() { printf '%.0f' "$(echo "$1 * $SCALE" | bc -l)"; }
 
 # relay_run SERVER N SESSIONS SIZE: one round. Sets R_SECS (first message
 # sent to the N-th received by the sink), R_ACCEPT (seconds until

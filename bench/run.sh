@@ -44,27 +44,12 @@ W=$(mktemp -d /tmp/smtpkit-bench.XXXXXX)
 chmod 755 "$W" # the postfix and nobody users must reach their directories
 PIDS=()
 PF_CONF=$W/postfix
-# reap PID: wait for a process we started and forget it, so that cleanup
-# never signals a PID the system has since given to someone else.
-reap() {
-	local p=$1 rc=0 i
-	wait "$p" 2>/dev/null || rc=$?
-	for i in "${!PIDS[@]}"; do [ "${PIDS[$i]}" = "$p" ] && unset 'PIDS[i]'; done
-	return $rc
-}
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-cleanup() {
-	set +e
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	[ -f "$PF_CONF/main.cf" ] && postfix -c "$PF_CONF" stop >/dev/null 2>&1
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	if [ -z "${KEEP:-}" ]; then rm -rf "$W"; else log "kept $W"; fi
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 # --- prerequisites -----------------------------------------------------------
 install_postfix() {
@@ -77,23 +62,6 @@ install_postfix() {
 }
 
 # --- measurement helpers -----------------------------------------------------
-# pf_pids: Postfix's master and its children.
-pf_pids() {
-	local m
-	m=$(head -1 "$W/pf-queue/pid/master.pid" 2>/dev/null | tr -d ' ')
-	[ -n "$m" ] || return 0
-	echo "$m"
-	ps -o pid= --ppid "$m" 2>/dev/null | tr -d ' '
-}
-# pss_kb PID...: proportional set size, so shared pages count once.
-pss_kb() {
-	local t=0 p v
-	for p in "$@"; do
-		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
-		t=$((t + ${v:-0}))
-	done
-	echo "$t"
-}
 # disk_stat: "write-requests flushes" completed so far by the block device
 # holding the work directory (0 0 when it cannot be found): the disk work
 # per message, which does not depend on how fast this VM's disk is today.
@@ -165,8 +133,6 @@ measure() {
 
 ROWS=()
 declare -A RES=() # RES[scenario|server|rate|cpu|pss]: pair's medians (msgs/s, CPU s/1k, peak PSS MB)
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-minmax() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f–%.2f", lo, hi}'; }
 
 # pair NAME N CMD...: runs CMD against each server REPEAT times, alternating
 # which goes first (this VM's disk has fast and slow phases), with TARGET in
@@ -259,10 +225,7 @@ echo benchpassword | "$SMTPKIT" user add -config "$W/smtpkit.toml" "$RCPT" >/dev
 mkdir -p "$PF_CONF" "$W/pf-queue" "$W/pf-data" "$W/vmail"
 chown nobody:nogroup "$W/vmail"
 chown postfix "$W/pf-data"
-awk -v port="$PF_PORT" '
-	/^#/ || /^[ \t]/ || NF < 8 { print; next }
-	$1 == "smtp" && $2 == "inet" { $1 = "127.0.0.1:" port; $7 = 10100 }
-	{ $5 = "n"; print }' /etc/postfix/master.cf >"$PF_CONF/master.cf"
+pf_master_cf "$PF_PORT" >"$PF_CONF/master.cf"
 cat >"$PF_CONF/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $W/pf-queue
@@ -318,7 +281,6 @@ find_disk_stat
 log "smtpkit on $SK_PORT (pid $SK_PID), postfix on $PF_PORT (master $(pf_pids | head -1))"
 
 target() { if [ "$1" = smtpkit ]; then echo "127.0.0.1:$SK_PORT"; else echo "127.0.0.1:$PF_PORT"; fi; }
-scaled() { printf '%.0f' "$(echo "$1 * $SCALE" | bc -l)"; }
 
 # warm up both (Postfix forks its daemons on demand)
 for srv in smtpkit postfix; do
