@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -89,32 +88,7 @@ namespace inbox {
   }
 }
 `, dir, dovecotIP, mail, home, dovecotUID, port)
-	confPath := filepath.Join(dir, "dovecot.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(dovecot, "-F", "-c", confPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // the master stops its children
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-			t.Logf("dovecot:\n%s%s", logs.String(), b)
-		}
-	})
+	t.Cleanup(runDovecot(t, dovecot, dir, conf, "dovecot"))
 	script := `
 import imaplib, json, sys, time
 deadline = time.time() + 10
@@ -161,4 +135,39 @@ func hasJunkFolder(list []string) bool {
 		}
 	}
 	return false
+}
+
+// runDovecot writes conf to dir/dovecot.conf and starts Dovecot on it in
+// the foreground, in a process group of its own. The returned stop ends
+// it (SIGTERM, the master stops its children; SIGKILL to the group after
+// 10 s) and, when the test failed, logs its output and dir/dovecot.log
+// under label.
+func runDovecot(t *testing.T, dovecot, dir, conf, label string) (stop func()) {
+	t.Helper()
+	confPath := filepath.Join(dir, "dovecot.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(dovecot, "-F", "-c", confPath)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
+			t.Logf("%s:\n%s%s", label, logs.String(), b)
+		}
+	}
 }

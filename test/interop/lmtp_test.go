@@ -19,10 +19,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -133,32 +131,7 @@ plugin {
   quota = maildir:User quota
 }
 `, dir, lmtpDovecotIP, mail, port)
-	confPath := filepath.Join(dir, "dovecot.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(dovecot, "-F", "-c", confPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // the master stops its children
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-			t.Logf("dovecot:\n%s%s", logs.String(), b)
-		}
-	})
+	t.Cleanup(runDovecot(t, dovecot, dir, conf, "dovecot"))
 	d := &dovecotLMTP{dir: dir, socket: filepath.Join(dir, "run", "lmtp"), tcp: fmt.Sprintf("%s:%d", lmtpDovecotIP, port)}
 	eventually(t, "Dovecot's LMTP listeners", func() bool {
 		for _, a := range [][2]string{{"unix", d.socket}, {"tcp", d.tcp}} {
