@@ -41,14 +41,7 @@ func TestACME(t *testing.T) {
 				head += "[tls]\nself_signed = true\n"
 			}
 			c, err := Parse([]byte(head+tt.toml), "test.toml")
-			var got []string
-			for _, e := range Problems(err) {
-				p, ok := e.(*Problem)
-				if !ok {
-					t.Fatalf("not a problem: %v", e)
-				}
-				got = append(got, p.Key)
-			}
+			got := problemKeys(t, err)
 			if !sameSet(got, tt.keys) {
 				t.Fatalf("problems %q, want %q (%v)", got, tt.keys, err)
 			}

@@ -251,6 +251,25 @@ domain = "example.net"
 	}
 }
 
+// minimalConfig is the smallest config that passes validation, for the
+// tables that add one section to it.
+const minimalConfig = "hostname = \"mx.example.com\"\n[tls]\nself_signed = true\n[[domain]]\nname = \"example.com\"\n"
+
+// problemKeys is the Key of every Problem in err; an error that is not a
+// Problem fails the test.
+func problemKeys(t *testing.T, err error) []string {
+	t.Helper()
+	var keys []string
+	for _, e := range Problems(err) {
+		p, ok := e.(*Problem)
+		if !ok {
+			t.Fatalf("not a problem: %v", e)
+		}
+		keys = append(keys, p.Key)
+	}
+	return keys
+}
+
 func sameSet(a, b []string) bool {
 	if len(a) != len(b) {
 		return false

@@ -18,18 +18,11 @@ func TestDKIM(t *testing.T) {
 			"[[dkim]]\ndomain = \"Example.com\"\nselector = \"S\"\nkey = \"b\"\n", keys: []string{"dkim[1].selector"}},
 		{name: "unknown key", toml: "[[dkim]]\ndomain = \"example.com\"\nselector = \"s\"\nkey = \"a\"\nalgorithm = \"rsa\"\n", keys: []string{"dkim.algorithm"}},
 	}
-	const head = "hostname = \"mx.example.com\"\n[tls]\nself_signed = true\n[[domain]]\nname = \"example.com\"\n"
+	const head = minimalConfig
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(head+tt.toml), "test.toml")
-			var got []string
-			for _, e := range Problems(err) {
-				p, ok := e.(*Problem)
-				if !ok {
-					t.Fatalf("not a problem: %v", e)
-				}
-				got = append(got, p.Key)
-			}
+			got := problemKeys(t, err)
 			if !sameSet(got, tt.keys) {
 				t.Fatalf("problems %q, want %q (%v)", got, tt.keys, err)
 			}

@@ -22,18 +22,11 @@ func TestDMARCReports(t *testing.T) {
 		{name: "interval over a day", toml: "[dmarc_reports]\ninterval = \"25h\"\n", keys: []string{"dmarc_reports.interval"}},
 		{name: "unknown key", toml: "[dmarc_reports]\nrua = \"x\"\n", keys: []string{"dmarc_reports.rua"}},
 	}
-	const head = "hostname = \"mx.example.com\"\n[tls]\nself_signed = true\n[[domain]]\nname = \"example.com\"\n"
+	const head = minimalConfig
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(head+tt.toml), "test.toml")
-			var got []string
-			for _, e := range Problems(err) {
-				p, ok := e.(*Problem)
-				if !ok {
-					t.Fatalf("not a problem: %v", e)
-				}
-				got = append(got, p.Key)
-			}
+			got := problemKeys(t, err)
 			if !sameSet(got, tt.keys) {
 				t.Fatalf("problems %q, want %q (%v)", got, tt.keys, err)
 			}

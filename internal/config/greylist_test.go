@@ -23,18 +23,11 @@ func TestGreylist(t *testing.T) {
 		{name: "too many entries", toml: "[greylist]\nmax_entries = 100000000\n", keys: []string{"greylist.max_entries"}},
 		{name: "unknown key", toml: "[greylist]\nwhitelist = []\n", keys: []string{"greylist.whitelist"}},
 	}
-	const head = "hostname = \"mx.example.com\"\n[tls]\nself_signed = true\n[[domain]]\nname = \"example.com\"\n"
+	const head = minimalConfig
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(head+tt.toml), "test.toml")
-			var got []string
-			for _, e := range Problems(err) {
-				p, ok := e.(*Problem)
-				if !ok {
-					t.Fatalf("not a problem: %v", e)
-				}
-				got = append(got, p.Key)
-			}
+			got := problemKeys(t, err)
 			if !sameSet(got, tt.keys) {
 				t.Fatalf("problems %q, want %q (%v)", got, tt.keys, err)
 			}

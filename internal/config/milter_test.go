@@ -7,7 +7,7 @@ import (
 )
 
 func TestMilterConfig(t *testing.T) {
-	const head = "hostname = \"mx.example.com\"\n[tls]\nself_signed = true\n[[domain]]\nname = \"example.com\"\n"
+	const head = minimalConfig
 	const listeners = "[[listener]]\naddress = \"127.0.0.1:25\"\nrole = \"mx\"\n" +
 		"[[listener]]\naddress = \"127.0.0.1:587\"\nrole = \"submission\"\nmilters = []\n" +
 		"[[listener]]\naddress = \"127.0.0.1:2525\"\nrole = \"sink\"\n"
@@ -46,14 +46,7 @@ func TestMilterConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(head+tt.toml), "test.toml")
-			var got []string
-			for _, e := range Problems(err) {
-				p, ok := e.(*Problem)
-				if !ok {
-					t.Fatalf("not a problem: %v", e)
-				}
-				got = append(got, p.Key)
-			}
+			got := problemKeys(t, err)
 			if !sameSet(got, tt.keys) {
 				t.Fatalf("problems %q, want %q (%v)", got, tt.keys, err)
 			}

@@ -22,18 +22,11 @@ func TestSRS(t *testing.T) {
 		{name: "not whole days", toml: "[srs]\nmax_age = \"2d12h\"\n", keys: []string{"srs.max_age"}},
 		{name: "unknown key", toml: "[srs]\nsecret = \"x\"\n", keys: []string{"srs.secret"}},
 	}
-	const head = "hostname = \"mx.example.com\"\n[tls]\nself_signed = true\n[[domain]]\nname = \"example.com\"\n"
+	const head = minimalConfig
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(head+tt.toml), "test.toml")
-			var got []string
-			for _, e := range Problems(err) {
-				p, ok := e.(*Problem)
-				if !ok {
-					t.Fatalf("not a problem: %v", e)
-				}
-				got = append(got, p.Key)
-			}
+			got := problemKeys(t, err)
 			if !sameSet(got, tt.keys) {
 				t.Fatalf("problems %q, want %q (%v)", got, tt.keys, err)
 			}

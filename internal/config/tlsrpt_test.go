@@ -22,18 +22,11 @@ func TestTLSRPT(t *testing.T) {
 		{name: "interval over a day", toml: "[tlsrpt]\ninterval = \"48h\"\n", keys: []string{"tlsrpt.interval"}},
 		{name: "unknown key", toml: "[tlsrpt]\nrua = \"x\"\n", keys: []string{"tlsrpt.rua"}},
 	}
-	const head = "hostname = \"mx.example.com\"\n[tls]\nself_signed = true\n[[domain]]\nname = \"example.com\"\n"
+	const head = minimalConfig
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(head+tt.toml), "test.toml")
-			var got []string
-			for _, e := range Problems(err) {
-				p, ok := e.(*Problem)
-				if !ok {
-					t.Fatalf("not a problem: %v", e)
-				}
-				got = append(got, p.Key)
-			}
+			got := problemKeys(t, err)
 			if !sameSet(got, tt.keys) {
 				t.Fatalf("problems %q, want %q (%v)", got, tt.keys, err)
 			}

@@ -37,7 +37,7 @@ func TestParseNetwork(t *testing.T) {
 }
 
 func TestTrustedNetworks(t *testing.T) {
-	const head = "hostname = \"mx.example.com\"\n[tls]\nself_signed = true\n[[domain]]\nname = \"example.com\"\n"
+	const head = minimalConfig
 	tests := []struct {
 		name string
 		top  string // top-level keys
@@ -68,14 +68,7 @@ func TestTrustedNetworks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(tt.top+head+tt.toml), "test.toml")
-			var got []string
-			for _, e := range Problems(err) {
-				p, ok := e.(*Problem)
-				if !ok {
-					t.Fatalf("not a problem: %v", e)
-				}
-				got = append(got, p.Key)
-			}
+			got := problemKeys(t, err)
 			if !slices.Equal(got, tt.keys) {
 				t.Fatalf("problems %q, want %q (%v)", got, tt.keys, err)
 			}

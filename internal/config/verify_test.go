@@ -19,18 +19,11 @@ func TestVerify(t *testing.T) {
 		{name: "enforce on nothing", toml: "[verify]\ndmarc = \"enforce\"\nspf = false\ndkim = false\n", keys: []string{"verify.dmarc"}},
 		{name: "unknown key", toml: "[verify]\narc = true\n", keys: []string{"verify.arc"}},
 	}
-	const head = "hostname = \"mx.example.com\"\n[tls]\nself_signed = true\n[[domain]]\nname = \"example.com\"\n"
+	const head = minimalConfig
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(head+tt.toml), "test.toml")
-			var got []string
-			for _, e := range Problems(err) {
-				p, ok := e.(*Problem)
-				if !ok {
-					t.Fatalf("not a problem: %v", e)
-				}
-				got = append(got, p.Key)
-			}
+			got := problemKeys(t, err)
 			if !sameSet(got, tt.keys) {
 				t.Fatalf("problems %q, want %q (%v)", got, tt.keys, err)
 			}
