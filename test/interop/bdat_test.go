@@ -211,10 +211,16 @@ func TestBinaryMIMEEndToEnd(t *testing.T) {
 	}
 
 	waitLogCount(t, a, "delivery deferred", 1) // B is down
-	envs, _ := filepath.Glob(filepath.Join(a.DataDir, "queue", "env", "*.json"))
-	if len(envs) != 1 {
-		t.Fatalf("%d queued messages, want 1", len(envs))
+	if n := queued(t, a); n != 1 {
+		t.Fatalf("%d queued messages, want 1", n)
 	}
+	// A small message is a journal record until the next checkpoint
+	// writes its env file (within a second).
+	var envs []string
+	eventually(t, "the deferred message's env file", func() bool {
+		envs, _ = filepath.Glob(filepath.Join(a.DataDir, "queue", "env", "*.json"))
+		return len(envs) == 1
+	})
 	a.Restart(t)
 	raw, err := os.ReadFile(envs[0])
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,8 +170,7 @@ tls = "none"
 			out, err := pg.Exec(`SELECT count(*) FROM recipients WHERE state <> 'delivered'`)
 			return err == nil && strings.TrimSpace(out) == "0"
 		}
-		m, _ := filepath.Glob(filepath.Join(servers[0].DataDir, "queue", "env", "*.json"))
-		return len(m) == 0
+		return queued(b, servers[0]) == 0
 	}
 	for deadline := time.Now().Add(5 * time.Minute); !delivered(); {
 		if time.Now().After(deadline) {

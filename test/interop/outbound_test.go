@@ -121,7 +121,7 @@ func outSubmit(t *testing.T, s *Server, msg []byte, rcpts ...string) {
 // control socket lists (a small message may be a journal record whose
 // env file the next checkpoint writes), or, when no server answers there
 // (stopped, killed), the envelopes in queue/env.
-func queued(t *testing.T, s *Server) int {
+func queued(t testing.TB, s *Server) int {
 	t.Helper()
 	if resp, err := control.Call(filepath.Join(s.DataDir, "control.sock"), control.Request{Op: control.OpList}); err == nil {
 		var list []json.RawMessage

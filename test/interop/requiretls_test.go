@@ -139,9 +139,16 @@ func TestRequireTLSQueued(t *testing.T) {
 
 	// The copy for down.example: deferred, tagged on disk and in queue show.
 	waitLogCount(t, a, "delivery deferred", 1)
+	envPath := filepath.Join(a.DataDir, "queue", "env", id+".json")
+	// A small message is a journal record until the next checkpoint
+	// writes its env file (within a second).
+	eventually(t, "the deferred message's env file", func() bool {
+		_, err := os.Stat(envPath)
+		return err == nil
+	})
 	checkTagged := func(when string) {
 		t.Helper()
-		raw, err := os.ReadFile(filepath.Join(a.DataDir, "queue", "env", id+".json"))
+		raw, err := os.ReadFile(envPath)
 		if err != nil || !strings.Contains(string(raw), `"requiretls": true`) {
 			t.Errorf("%s: envelope of %s (%v):\n%s", when, id, err, raw)
 		}
