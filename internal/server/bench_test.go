@@ -39,7 +39,7 @@ func startBenchServer(b *testing.B) (string, *discardBackend) {
 	srv := New(Options{Hostname: "mx.example.com", PostmasterDomain: "example.com",
 		Listeners: []Listener{{Address: "127.0.0.1:0", Role: RoleMX, TLS: TLSNone}},
 		Backend:   be, Limits: Limits{Connections: 1000, ConnectionsPerIP: 1000,
-			ConnectionRate: 1 << 30, SessionRcpts: 1 << 30}}) // every client is 127.0.0.1
+			ConnectionRate: 1 << 30, SessionRcpts: 1 << 30, SessionTxns: 1 << 30}}) // every client is 127.0.0.1
 	serve(b, srv)
 	return srv.Addrs()[0].String(), be
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"io"
 
 	"smtpkit/internal/smtp"
@@ -64,29 +65,74 @@ type textChecker struct {
 }
 
 func (c *textChecker) Write(p []byte) (int, error) {
-	for _, b := range p {
-		if c.done {
-			break
+	for rest := p; len(rest) > 0 && !c.done; {
+		n, clean := c.line1(rest)
+		if !clean {
+			for _, b := range rest[:n] {
+				if c.done {
+					break
+				}
+				if err := c.octet(b); err != nil {
+					return 0, err
+				}
+			}
 		}
-		switch {
-		case c.cr && b != '\n':
-			return 0, smtp.ErrBareCR
-		case b == '\n' && !c.cr:
-			return 0, smtp.ErrBareLF
-		case b == '\n':
-			// An empty line (only its CR seen) ends the header block.
-			c.done = c.headerOnly && c.line == 1
-			c.line, c.cr = 0, false
-			continue
-		case b == 0:
-			return 0, smtp.ErrNUL
-		}
-		c.cr = b == '\r'
-		if c.line++; c.line > c.maxLine-1 { // maxLine counts the CRLF; the CR is in c.line
-			return 0, smtp.ErrLineTooLong
-		}
+		rest = rest[n:]
 	}
 	return c.next.Write(p)
+}
+
+// line1 checks the first line of p (through its LF, or all of p without
+// one) in whole-line steps (bytes.IndexByte): when it breaks no rule it
+// takes it in (clean) and says how many octets that was; otherwise it
+// leaves the state alone and octet must look at those n octets one by one.
+func (c *textChecker) line1(p []byte) (n int, clean bool) {
+	lf := bytes.IndexByte(p, '\n')
+	seg, n := p, len(p)
+	if lf >= 0 {
+		seg, n = p[:lf], lf+1
+	}
+	if c.cr || bytes.IndexByte(seg, 0) >= 0 || c.line+len(seg) > c.maxLine-1 {
+		return n, false
+	}
+	// The only CR allowed is the line's last octet: the CR of its CRLF,
+	// or, without an LF here yet, one whose LF the next Write brings.
+	switch r := bytes.IndexByte(seg, '\r'); {
+	case r < 0 && lf >= 0: // a bare LF
+		return n, false
+	case r >= 0 && r != len(seg)-1: // a bare CR
+		return n, false
+	}
+	if lf < 0 {
+		c.line += len(seg)
+		c.cr = len(seg) > 0 && seg[len(seg)-1] == '\r'
+		return n, true
+	}
+	c.done = c.headerOnly && c.line+len(seg) == 1 // an empty line ends the header block
+	c.line, c.cr = 0, false
+	return n, true
+}
+
+// octet applies the rules to one octet.
+func (c *textChecker) octet(b byte) error {
+	switch {
+	case c.cr && b != '\n':
+		return smtp.ErrBareCR
+	case b == '\n' && !c.cr:
+		return smtp.ErrBareLF
+	case b == '\n':
+		// An empty line (only its CR seen) ends the header block.
+		c.done = c.headerOnly && c.line == 1
+		c.line, c.cr = 0, false
+		return nil
+	case b == 0:
+		return smtp.ErrNUL
+	}
+	c.cr = b == '\r'
+	if c.line++; c.line > c.maxLine-1 { // maxLine counts the CRLF; the CR is in c.line
+		return smtp.ErrLineTooLong
+	}
+	return nil
 }
 
 func (c *textChecker) Close() error {

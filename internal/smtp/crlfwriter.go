@@ -47,27 +47,35 @@ func (c *CRLFWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// transform appends the CRLF-normalized form of in to out, a run of
+// octets between line ends at a time (as DotWriter.transform).
 func (c *CRLFWriter) transform(out, in []byte) []byte {
-	for _, b := range in {
+	for len(in) > 0 {
 		if c.cr {
 			c.cr = false
 			out = append(out, '\r', '\n')
 			c.bol = true
-			if b == '\n' {
-				continue // the LF of a CRLF
+			if in[0] == '\n' {
+				in = in[1:] // the LF of a CRLF
+				continue
 			}
 		}
-		switch b {
-		case '\r':
+		i := lineEnd(in)
+		if i < 0 {
+			c.bol = false
+			return append(out, in...)
+		}
+		if i > 0 {
+			out = append(out, in[:i]...)
+			c.bol = false
+		}
+		if in[i] == '\r' {
 			c.cr = true
-			continue
-		case '\n':
+		} else {
 			out = append(out, '\r', '\n') // bare LF
 			c.bol = true
-			continue
 		}
-		c.bol = false
-		out = append(out, b)
+		in = in[i+1:]
 	}
 	return out
 }
