@@ -14,6 +14,9 @@
 #                                ("" skips them)
 #        OUT=bench/results/relay.md
 #        KEEP=1                  keep the work directory (configs, logs)
+#        PROFILE=DIR             turn on smtpkit's [http] pprof and write a CPU
+#                                profile of each smtpkit round's first
+#                                PROFILE_SECS (default 10) seconds to DIR
 #
 # Both servers run with their defaults for delivery: smtpkit's
 # [outbound] concurrency and Postfix's default_destination_concurrency_limit.
@@ -27,6 +30,8 @@ REPEAT=${REPEAT:-3}
 ONLY=${ONLY:-}
 DEPTH=${DEPTH-"1000 10000 100000"}
 OUT=${OUT:-$ROOT/bench/results/relay.md}
+PROFILE=${PROFILE:-}
+PROFILE_SECS=${PROFILE_SECS:-10}
 FROM=sender@client.example
 RCPT=user@relay.example
 CLK_TCK=$(getconf CLK_TCK)
@@ -100,6 +105,7 @@ host = "127.0.0.1:${PORT[dead]}"
 tls = "none"
 [http]
 address = "127.0.0.1:${PORT[http]}" # /metrics: the queue depth
+pprof = $([ -n "$PROFILE" ] && echo true || echo false)
 [limits]
 connections = 20000
 session_recipients = 100000000
@@ -165,6 +171,14 @@ relay_run() {
 	pids=$(server_pids "$srv")
 	c0=$(cpu_ticks $pids)
 	R_ACCEPT= R_DURING=
+	local prof=
+	if [ -n "$PROFILE" ] && [ "$srv" = smtpkit ]; then
+		mkdir -p "$PROFILE"
+		curl -s --max-time $((PROFILE_SECS + 30)) -o "$PROFILE/$size-$s-$n-$(date +%H%M%S).pprof" \
+			"http://127.0.0.1:${PORT[http]}/debug/pprof/profile?seconds=$PROFILE_SECS" &
+		prof=$!
+		PIDS+=("$prof")
+	fi
 	t0=$(now)
 	smtp-source -s "$s" -m "$n" -l "$size" -d -f "$FROM" -t "$RCPT" "$(target "$srv")" >"$W/client.out" 2>&1 &
 	local cpid=$! limit=$((12000 + n / 5)) # 0.05 s polls: 10 minutes plus 0.01 s a message
@@ -188,6 +202,7 @@ relay_run() {
 	[ -n "$R_ACCEPT" ] || { R_ACCEPT=$R_SECS R_DURING=$got; }
 	reap "$cpid" || log "client exited with an error: $(tail -3 "$W/client.out" | tr '\n' ' ')"
 	R_CPU=$(( $(cpu_ticks $(server_pids "$srv")) - c0 ))
+	[ -z "$prof" ] || reap "$prof" || log "no CPU profile"
 	p=$(pss_kb $(server_pids "$srv")); [ "$p" -gt "$peak" ] && peak=$p
 	R_PSS=$peak R_DEPTH=$depth
 	[ "$got" -ge "$n" ] || log "WARNING: $srv: the sink got only $got of $n"
