@@ -86,9 +86,10 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 		RetryMax:     cfg.Outbound.RetryMax.D(),
 		MaxAge:       cfg.Outbound.MaxAge.D(),
 		DelayWarning: cfg.Outbound.DelayWarning.D(),
-		PerDomain:    cfg.Outbound.Concurrency,   // per destination, adaptive (queue/dest.go)
-		Concurrency:  cfg.Outbound.MaxDeliveries, // in flight in total
-		ActiveLimit:  cfg.Outbound.ActiveLimit,   // messages whole in memory (queue/index.go)
+		PerDomain:    cfg.Outbound.Concurrency,     // per destination, adaptive (queue/dest.go)
+		Concurrency:  cfg.Outbound.MaxDeliveries,   // in flight in total
+		ActiveLimit:  cfg.Outbound.ActiveLimit,     // messages whole in memory (queue/index.go)
+		JournalMax:   int(cfg.Outbound.JournalMax), // largest message the journal commits (queue/journal.go)
 		Hostname:     cfg.Hostname,
 		Logger:       log,
 	})

@@ -236,6 +236,11 @@ type Outbound struct {
 	// ActiveLimit is how many queued messages are kept whole in memory,
 	// default 20000; the others are on disk with a small index entry.
 	ActiveLimit int `toml:"active_limit"`
+	// JournalMax is the largest message (with its envelope) the queue
+	// commits through its group-committed journal instead of files of
+	// its own, default 256KiB, at most 1MiB (internal/queue/journal.go).
+	// Each session in DATA holds up to this much in memory.
+	JournalMax ByteSize `toml:"journal_max"`
 	// Port is the port MX hosts are contacted on, default 25. Only tests
 	// and special setups change it.
 	Port int `toml:"port"`
@@ -326,6 +331,7 @@ func Default() Config {
 			Concurrency:   20,
 			MaxDeliveries: 100,
 			ActiveLimit:   20000,
+			JournalMax:    256 << 10,
 			Port:          25,
 			MTASTS:        true,
 			DANE:          true,

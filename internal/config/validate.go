@@ -243,6 +243,9 @@ func (v *validator) outbound(o Outbound) {
 	if o.ActiveLimit < 100 {
 		v.add("outbound.active_limit", "must be at least 100, got %d", o.ActiveLimit)
 	}
+	if o.JournalMax < 4<<10 || o.JournalMax > 1<<20 {
+		v.add("outbound.journal_max", "must be from 4KiB to 1MiB (a journal record), got %s", o.JournalMax)
+	}
 	if o.Port < 0 || o.Port > 65535 {
 		v.add("outbound.port", "must be a port number, got %d", o.Port)
 	}

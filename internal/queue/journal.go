@@ -1,7 +1,7 @@
 package queue
 
 // journal.go: the journaled commit. A message whose record — its envelope
-// and its bytes — fits in journalMax is made durable by one record in a
+// and its bytes — fits in Options.JournalMax is made durable by one record in a
 // write-ahead log (internal/wal) in <root>/journal instead of flushes of
 // its own: concurrent Commits share one fdatasync of the log. Once the
 // record is durable the message is kept in memory (pending), not yet in
@@ -43,9 +43,12 @@ import (
 	"smtpkit/internal/wal"
 )
 
-// journalMax bounds a journaled message: its whole record, envelope and
-// bytes. Larger messages take the file path (Writer.Prepare).
-const journalMax = 64 << 10
+// DefaultJournalMax is Options.JournalMax by default: a journaled
+// message's whole record, envelope and bytes, at most 256 KiB. Larger
+// messages take the file path (Writer.Prepare). A message up to this size
+// is held in memory while it arrives, so the bound is also the most a
+// session in DATA holds (the connection limit times this, at worst).
+const DefaultJournalMax = 256 << 10
 
 // CheckpointInterval is how often, by default, the files of journaled
 // messages are flushed and the journal's segments dropped.
@@ -522,7 +525,9 @@ const commitHeader = 1 + idLen + 4
 
 // fitsJournal reports whether a message with an envelope of envLen octets
 // and size bytes is journaled.
-func fitsJournal(envLen, size int) bool { return commitHeader+envLen+size <= journalMax }
+func (q *Queue) fitsJournal(envLen, size int) bool {
+	return commitHeader+envLen+size <= q.opts.JournalMax
+}
 
 func encodeCommit(b []byte, id string, env, body []byte) []byte {
 	b = append(b, recCommit)

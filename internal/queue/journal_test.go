@@ -295,3 +295,69 @@ func TestJournalBrokenFallsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalMax: a message whose record fits Options.JournalMax (256 KiB
+// by default) is committed by the journal alone, with no file of its own
+// fsynced; a larger one takes the file path (tmp/, fsync, rename), and is
+// delivered whole either way.
+func TestJournalMax(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		size       int
+		journalMax int
+		journaled  bool
+	}{
+		{"1 KB, default", 1 << 10, 0, true},
+		{"100 KB, default", 100 << 10, 0, true},
+		{"250 KB, default", 250 << 10, 0, true},
+		{"258 KB, default", 258 << 10, 0, false}, // past 256 KiB
+		{"300 KB, default", 300 << 10, 0, false},
+		{"100 KB, 64 KiB", 100 << 10, 64 << 10, false},
+		{"60 KB, 64 KiB", 60 << 10, 64 << 10, true},
+		{"900 KB, 1 MiB", 900 << 10, 1 << 20, true},
+		{"900 KB, past wal.MaxPayload", 900 << 10, 8 << 20, true}, // clamped to 1 MiB
+		{"1.1 MB, past wal.MaxPayload", 1100 << 10, 8 << 20, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ffs := &faultFS{}
+			var mu sync.Mutex
+			var synced []string
+			ffs.set(func(op, path string) error {
+				if op == "sync" && (under(path, "tmp") || under(path, "msg") || under(path, "env")) {
+					mu.Lock()
+					synced = append(synced, path)
+					mu.Unlock()
+				}
+				return nil
+			})
+			rec := &recorder{}
+			e := open(t, rec, func(o *Options) { o.FS, o.Checkpoint, o.JournalMax = ffs, -1, tt.journalMax })
+			body := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n", tt.size/74+1)
+			w, err := e.q.Begin(envelopeOf("alice@example.org", []string{"bob@example.net"}, Meta{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// in pieces, as the server writes it
+			for rest := body; rest != ""; {
+				n := min(len(rest), 4096)
+				if _, err := io.WriteString(w, rest[:n]); err != nil {
+					t.Fatal(err)
+				}
+				rest = rest[n:]
+			}
+			if _, err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			gotJournaled := len(synced) == 0
+			mu.Unlock()
+			if gotJournaled != tt.journaled {
+				t.Errorf("journaled = %v (files fsynced: %v), want %v", gotJournaled, synced, tt.journaled)
+			}
+			e.q.RunOnce(context.Background())
+			if len(rec.attempts) != 1 || rec.attempts[0].body != body {
+				t.Fatalf("%d attempts; want one with the %d-byte message", len(rec.attempts), len(body))
+			}
+		})
+	}
+}

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"smtpkit/internal/vfs"
+	"smtpkit/internal/wal"
 )
 
 // Options configures a Queue. Zero values get the documented defaults.
@@ -84,6 +85,10 @@ type Options struct {
 	// instead of the journal in <Dir>/journal (journal.go); a journal an
 	// earlier run left is still replayed at Open.
 	NoJournal bool
+	// JournalMax bounds a journaled message: its whole journal record,
+	// envelope and bytes (journal.go). Larger messages take the file
+	// path. 0 is DefaultJournalMax; at most wal.MaxPayload.
+	JournalMax int
 	// Checkpoint is how often the journal's messages are flushed in the
 	// spool and dropped from the journal; 0 is CheckpointInterval,
 	// negative runs no checkpointer (tests checkpoint by hand).
@@ -123,6 +128,10 @@ func (o *Options) setDefaults() {
 	if o.ActiveLimit <= 0 {
 		o.ActiveLimit = 20000
 	}
+	if o.JournalMax <= 0 {
+		o.JournalMax = DefaultJournalMax
+	}
+	o.JournalMax = min(o.JournalMax, wal.MaxPayload)
 	if o.Hostname == "" {
 		o.Hostname = "localhost"
 	}

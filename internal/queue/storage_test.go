@@ -21,7 +21,7 @@ import (
 // record). The file path is tested with NoJournal, and with the journal
 // for a message too large for it.
 func TestStorageErrors(t *testing.T) {
-	big := strings.Repeat("x", 3*bufSize) // spills to disk during Write
+	big := strings.Repeat("x", DefaultJournalMax+bufSize) // too large for the journal: spills to disk during Write
 	journal := func(p string) bool { return under(p, "journal") }
 	tests := []struct {
 		name     string

@@ -23,7 +23,7 @@ const bufSize = 64 << 10
 
 // Writer receives one message's bytes and commits it to the spool. The
 // bytes are held in memory while they may fit a journal record
-// (journalMax) and go to tmp/ from the first Write that does not.
+// (Options.JournalMax) and go to tmp/ from the first Write that does not.
 // Write, Commit and Abort must not be called concurrently on one Writer.
 type Writer struct {
 	q    *Queue
@@ -131,8 +131,12 @@ func (q *Queue) begin(from string, rcpts []string, meta Meta) (*Writer, error) {
 	return w, nil
 }
 
-// heldPool recycles the Writers' in-memory buffers.
-var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, journalMax); return &b }}
+// heldPool recycles the Writers' in-memory buffers. They start at
+// heldCap and grow, up to Options.JournalMax, for the messages that need
+// it; one grown past heldCap is not kept for the next message.
+var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, heldCap); return &b }}
+
+const heldCap = 64 << 10
 
 // spill opens tmp/<id> and moves the bytes held so far there: from now on
 // the message streams to its file.
@@ -160,8 +164,10 @@ func (w *Writer) spill() error {
 // release gives the in-memory buffer back.
 func (w *Writer) release() {
 	if w.held != nil {
-		*w.held = (*w.held)[:0]
-		heldPool.Put(w.held)
+		if cap(*w.held) <= heldCap {
+			*w.held = (*w.held)[:0]
+			heldPool.Put(w.held)
+		}
 		w.held = nil
 	}
 }
@@ -194,7 +200,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("queue: write after commit or abort")
 	}
-	if w.f == nil && len(*w.held)+len(p) > journalMax-commitHeader {
+	if w.f == nil && len(*w.held)+len(p) > w.q.opts.JournalMax-commitHeader {
 		if err := w.spill(); err != nil {
 			return 0, err
 		}
@@ -241,7 +247,7 @@ func (w *Writer) Commit() (string, error) {
 // scheduler yet: nothing is delivered before Publish, and Withdraw can
 // still take it back. When it returns nil the message survives a crash
 // (and is delivered after it). A message whose envelope and bytes fit in
-// a journal record (journalMax) is one record in the journal, durable
+// a journal record (Options.JournalMax) is one record in the journal, durable
 // with one fdatasync shared by every Commit in flight, and then written
 // to msg/ and env/ unflushed (see journal.go). A larger one, or any
 // message with Options.NoJournal:
@@ -286,7 +292,7 @@ func (w *Writer) prepareJournaled() (string, error) {
 		return "", fmt.Errorf("queue: committing message: %w", err)
 	}
 	j := w.q.journal
-	if fitsJournal(len(data), len(*w.held)) && !j.broken.Load() {
+	if w.q.fitsJournal(len(data), len(*w.held)) && !j.broken.Load() {
 		err := j.commit(w.env.ID, data, *w.held)
 		if !errors.Is(err, wal.ErrClosed) {
 			w.release()
