@@ -79,19 +79,20 @@ func wireOutbound(cfg config.Config, store *local.Store, m *metrics.Metrics, rep
 		// Local recipients whose Maildir delivery failed on receipt
 		// (queue.Writer.AddLocal), with NOTIFY=SUCCESS, or delivered by
 		// LMTP.
-		Local:        delivery.NewLocal(store, lmtp),
-		Bounce:       bounces.Deliver,
-		Sign:         signer.Sign, // DSNs and delay warnings that go out through the queue
-		RetryMin:     cfg.Outbound.RetryMin.D(),
-		RetryMax:     cfg.Outbound.RetryMax.D(),
-		MaxAge:       cfg.Outbound.MaxAge.D(),
-		DelayWarning: cfg.Outbound.DelayWarning.D(),
-		PerDomain:    cfg.Outbound.Concurrency,     // per destination, adaptive (queue/dest.go)
-		Concurrency:  cfg.Outbound.MaxDeliveries,   // in flight in total
-		ActiveLimit:  cfg.Outbound.ActiveLimit,     // messages whole in memory (queue/index.go)
-		JournalMax:   int(cfg.Outbound.JournalMax), // largest message the journal commits (queue/journal.go)
-		Hostname:     cfg.Hostname,
-		Logger:       log,
+		Local:         delivery.NewLocal(store, lmtp),
+		Bounce:        bounces.Deliver,
+		Sign:          signer.Sign, // DSNs and delay warnings that go out through the queue
+		RetryMin:      cfg.Outbound.RetryMin.D(),
+		RetryMax:      cfg.Outbound.RetryMax.D(),
+		MaxAge:        cfg.Outbound.MaxAge.D(),
+		DelayWarning:  cfg.Outbound.DelayWarning.D(),
+		PerDomain:     cfg.Outbound.Concurrency,        // per destination, adaptive (queue/dest.go)
+		Concurrency:   cfg.Outbound.MaxDeliveries,      // in flight in total
+		ActiveLimit:   cfg.Outbound.ActiveLimit,        // messages whole in memory (queue/index.go)
+		JournalMax:    int(cfg.Outbound.JournalMax),    // largest message the journal commits (queue/journal.go)
+		JournalMemory: int(cfg.Outbound.JournalMemory), // journaled bytes held in memory before their files
+		Hostname:      cfg.Hostname,
+		Logger:        log,
 	})
 	if err != nil {
 		return nil, err

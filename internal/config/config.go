@@ -241,6 +241,11 @@ type Outbound struct {
 	// its own, default 256KiB, at most 1MiB (internal/queue/journal.go).
 	// Each session in DATA holds up to this much in memory.
 	JournalMax ByteSize `toml:"journal_max"`
+	// JournalMemory bounds the journaled messages' bytes kept in memory
+	// until their files are needed (delivered before that, a message
+	// never gets files), default 64MiB; past it files are written at
+	// commit.
+	JournalMemory ByteSize `toml:"journal_memory"`
 	// Port is the port MX hosts are contacted on, default 25. Only tests
 	// and special setups change it.
 	Port int `toml:"port"`
@@ -332,6 +337,7 @@ func Default() Config {
 			MaxDeliveries: 100,
 			ActiveLimit:   20000,
 			JournalMax:    256 << 10,
+			JournalMemory: 64 << 20,
 			Port:          25,
 			MTASTS:        true,
 			DANE:          true,

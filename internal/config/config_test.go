@@ -347,7 +347,7 @@ func TestValidate(t *testing.T) {
 			c.Outbound = Outbound{TLS: "yes", MaxAge: Duration(time.Hour), RetryMin: Duration(time.Hour),
 				RetryMax: Duration(time.Minute), DelayWarning: Duration(2 * time.Hour), Resolver: "nonsense"}
 		}, []string{"outbound.tls", "outbound.retry_max", "outbound.delay_warning", "outbound.concurrency",
-			"outbound.max_deliveries", "outbound.active_limit", "outbound.journal_max", "outbound.resolver"}},
+			"outbound.max_deliveries", "outbound.active_limit", "outbound.journal_max", "outbound.journal_memory", "outbound.resolver"}},
 		{"journal_max past a journal record", func(c *Config) { c.Outbound.JournalMax = 2 << 20 }, []string{"outbound.journal_max"}},
 		{"journal_max 1MiB", func(c *Config) { c.Outbound.JournalMax = 1 << 20 }, nil},
 		{"per-destination above the total", func(c *Config) {

@@ -246,6 +246,9 @@ func (v *validator) outbound(o Outbound) {
 	if o.JournalMax < 4<<10 || o.JournalMax > 1<<20 {
 		v.add("outbound.journal_max", "must be from 4KiB to 1MiB (a journal record), got %s", o.JournalMax)
 	}
+	if o.JournalMemory < 1<<20 {
+		v.add("outbound.journal_memory", "must be at least 1MiB, got %s", o.JournalMemory)
+	}
 	if o.Port < 0 || o.Port > 65535 {
 		v.add("outbound.port", "must be a port number, got %d", o.Port)
 	}

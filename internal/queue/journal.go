@@ -9,7 +9,7 @@ package queue
 // a file. Its files are written, unflushed, when something needs them —
 // the first env rewrite (saveEnv writes msg/ beside it), a load of its
 // env file (a parked message), the checkpoint — and its bytes are read
-// from memory until then (openMsg). Past pendingMax bytes held, messages
+// from memory until then (openMsg). Past Options.JournalMemory bytes held, messages
 // are written at once instead. A checkpoint (every CheckpointInterval)
 // writes what is pending and flushes those files — one
 // syncfs(2) of the spool's file system, or, where syncfs is no durability
@@ -63,9 +63,13 @@ const (
 // journalDir is the log's directory under the spool root.
 const journalDir = "journal"
 
-// pendingMax bounds the bytes of journaled messages held in memory before
-// their files are written (about 32,000 messages of 1 KB).
-const pendingMax = 32 << 20
+// DefaultJournalMemory is Options.JournalMemory by default: the bytes of
+// journaled messages held in memory before their files are written
+// (about 640 messages of 100 KB, 64,000 of 1 KB). Past it, a message's
+// files are written at its commit, and a relay that outruns its
+// deliveries pays a file per message again: at 32 MiB the 100 KB relay
+// benchmark ran at half the rate of 64 MiB (docs/performance.md).
+const DefaultJournalMemory = 64 << 20
 
 // pending is a journaled message whose files are not written yet.
 type pending struct {
@@ -89,7 +93,7 @@ type journal struct {
 	dirty     []string // files written since the last flush (per-file mode)
 	pending   map[string]*pending
 	held      int // bytes in pending
-	holdMax   int // pendingMax, or Options.journalHold
+	holdMax   int // Options.JournalMemory, or Options.journalHold
 
 	begun  atomic.Uint64 // checkpoints begun
 	broken atomic.Bool   // a failed fdatasync closed the log: commits take the file path
@@ -117,7 +121,7 @@ func (q *Queue) openJournal() error {
 		return err
 	}
 	j := &journal{log: log, dir: q.dir, live: map[string]uint64{}, pending: map[string]*pending{}, syncfs: syncFSBarrier(q.dir),
-		holdMax: pendingMax, stop: make(chan struct{}), done: make(chan struct{}),
+		holdMax: q.opts.JournalMemory, stop: make(chan struct{}), done: make(chan struct{}),
 		onErr: func(err error) {
 			q.log.Error("queue: journal checkpoint failed; will retry (messages stay in the journal)", "err", err)
 		}}

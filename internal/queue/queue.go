@@ -89,6 +89,10 @@ type Options struct {
 	// envelope and bytes (journal.go). Larger messages take the file
 	// path. 0 is DefaultJournalMax; at most wal.MaxPayload.
 	JournalMax int
+	// JournalMemory bounds the bytes of journaled messages kept in memory
+	// until their files are needed (journal.go); past it their files are
+	// written at Commit. 0 is DefaultJournalMemory.
+	JournalMemory int
 	// Checkpoint is how often the journal's messages are flushed in the
 	// spool and dropped from the journal; 0 is CheckpointInterval,
 	// negative runs no checkpointer (tests checkpoint by hand).
@@ -101,7 +105,7 @@ type Options struct {
 	// wal.Options.SegmentSize and PreallocSize (0: the defaults): crash
 	// tests make segments small and skip the preallocated zeros.
 	journalSegment, journalPrealloc int64
-	// journalHold is the journal's pendingMax (0: the constant); negative
+	// journalHold replaces JournalMemory (0: it stays); negative
 	// writes every journaled message's files at once.
 	journalHold int
 }
@@ -132,6 +136,9 @@ func (o *Options) setDefaults() {
 		o.JournalMax = DefaultJournalMax
 	}
 	o.JournalMax = min(o.JournalMax, wal.MaxPayload)
+	if o.JournalMemory <= 0 {
+		o.JournalMemory = DefaultJournalMemory
+	}
 	if o.Hostname == "" {
 		o.Hostname = "localhost"
 	}
