@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bytes"
+	"io"
 	"testing"
 )
 
@@ -97,5 +98,25 @@ func FuzzWritersMatchOctetRules(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in, cuts []byte) {
 		checkWritersMatch(t, in, cuts)
+	})
+}
+
+// BenchmarkDotWriter100KB: the stuffing writer on a 100 KB CRLF message
+// (lines of 74 octets), beside the octet-at-a-time rules it replaced.
+func BenchmarkDotWriter100KB(b *testing.B) {
+	msg := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"), 100<<10/74)
+	b.Run("lines", func(b *testing.B) {
+		b.SetBytes(int64(len(msg)))
+		for b.Loop() {
+			w := NewDotWriter(io.Discard)
+			w.Write(msg)
+			w.Close()
+		}
+	})
+	b.Run("octets", func(b *testing.B) {
+		b.SetBytes(int64(len(msg)))
+		for b.Loop() {
+			refStuff(msg, false)
+		}
 	})
 }
