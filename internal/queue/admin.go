@@ -164,20 +164,35 @@ func (q *Queue) Flush() {
 	}
 	q.mu.Lock()
 	q.idx.flushAll(now)
+	q.liftSuspensions()
 	q.mu.Unlock()
 	q.poke()
 }
 
-// Retry makes the pending recipients of message id due now. A held
-// message stays held (Release it).
+// Retry makes the pending recipients of message id due now, and lifts
+// the suspensions of their destinations (dest.go): the retry is an
+// attempt. A held message stays held (Release it).
 func (q *Queue) Retry(id string) error {
-	return q.change(id, false, func(e *envelope, now time.Time) error {
+	var groups []string
+	err := q.change(id, false, func(e *envelope, now time.Time) error {
 		if e.Held {
 			return fmt.Errorf("queue: message %s is held; release it first", id)
+		}
+		for _, r := range e.Rcpts {
+			if r.pending() {
+				groups = append(groups, r.group())
+			}
 		}
 		e.retryNow(now)
 		return nil
 	})
+	if err == nil && len(groups) > 0 {
+		q.mu.Lock()
+		q.liftSuspensions(groups...)
+		q.mu.Unlock()
+		q.poke()
+	}
+	return err
 }
 
 // Hold stops delivery attempts and bounces for message id until Release.

@@ -7,9 +7,25 @@ package queue
 // complete the handshake, never below one nor above Options.PerDomain,
 // and forgets what it learnt after an idle spell. Options.Concurrency
 // bounds the deliveries in flight across all destinations.
+//
+// A destination that fails at a window of one — about five failed
+// attempts in a row from the start, with no delivery between: Postfix's
+// failed pseudo-cohort at its initial concurrency — is suspended (Postfix:
+// "dead") for Options.RetryMin: its due messages are deferred without an
+// attempt, each recorded as a deferral that says why, so that backoff,
+// delay warnings and max_age bounces run as after a real failure, and a
+// dead host costs no connection attempt (nor its timeout) per message.
+// When the spell ends the destination starts over at the initial window:
+// those attempts are the probes, and a delivery ends the suspension.
+// Flush (`queue flush`) lifts every suspension.
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"time"
+
+	"smtpkit/internal/smtp"
 )
 
 // initialWindow is the concurrency a destination starts at (Postfix's
@@ -99,7 +115,13 @@ type dest struct {
 	inflight   int
 	head, tail *item
 	waiting    int
+	// until is the end of a suspension, why its deferral (zero, nil: none).
+	until time.Time
+	why   error
 }
+
+// suspendedAt reports whether d is suspended at now.
+func (d *dest) suspendedAt(now time.Time) bool { return now.Before(d.until) }
 
 // push appends it to d's waiting list.
 func (d *dest) push(it *item) {
@@ -144,6 +166,16 @@ func (q *Queue) destOf(group string) *dest {
 // q.mu and has checked the global limit.
 func (q *Queue) acquire(it *item, now time.Time) bool {
 	d := q.destOf(it.group)
+	it.suspended = nil
+	if d.suspendedAt(now) {
+		// No attempt: the job is a deferral (runJob). It holds a slot
+		// like any job, beyond the window, for as long as it takes to
+		// record.
+		it.suspended = d.why
+		d.inflight++
+		q.inflight++
+		return true
+	}
 	if d.inflight >= d.win.limit(now) {
 		d.push(it)
 		return false
@@ -153,17 +185,49 @@ func (q *Queue) acquire(it *item, now time.Time) bool {
 	return true
 }
 
+// suspend starts a suspension of group at now, for Options.RetryMin, its
+// deferrals citing why (the failure that ended the last window), and
+// reports whether it did: when floor (release saw a negative feedback
+// with the window at one already) and group is not suspended yet. The
+// caller holds q.mu.
+func (q *Queue) suspend(group string, now time.Time, floor bool, why string) bool {
+	d := q.dests[group]
+	if d == nil || !floor || d.suspendedAt(now) {
+		return false
+	}
+	d.until = now.Add(q.opts.RetryMin)
+	d.why = smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhNoAnswer.Temp(),
+		fmt.Sprintf("delivery to %s suspended until %s after repeated failures; last: %s",
+			group, d.until.UTC().Format(time.RFC3339), why)), errSuspended)
+	return true
+}
+
+// errSuspended is the cause of a suspended destination's deferrals.
+var errSuspended = errors.New("queue: destination suspended")
+
+// liftSuspensions ends the suspensions of groups, or of every
+// destination without groups (Flush, Retry). The caller holds q.mu.
+func (q *Queue) liftSuspensions(groups ...string) {
+	for _, d := range q.dests {
+		if len(groups) == 0 || slices.Contains(groups, d.name) {
+			d.until, d.why = time.Time{}, nil
+		}
+	}
+}
+
 // release gives back a slot of group with the attempt's feedback and
 // moves as many waiting items back onto the heap as the window now
-// allows (they are due: the next pass starts them, oldest first). The
-// caller holds q.mu.
-func (q *Queue) release(group string, now time.Time, f feedback) {
+// allows (they are due: the next pass starts them, oldest first). It
+// reports whether the feedback was negative with the window at one
+// already (floor: see suspend). The caller holds q.mu.
+func (q *Queue) release(group string, now time.Time, f feedback) (floor bool) {
 	d := q.dests[group]
 	if d == nil {
-		return
+		return false
 	}
 	d.inflight--
 	q.inflight--
+	floor = f == negative && d.win.limit(now) == 1
 	d.win.feed(now, f)
 	for free := d.win.limit(now) - d.inflight; free > 0 && d.head != nil; free-- {
 		it := d.head
@@ -171,12 +235,13 @@ func (q *Queue) release(group string, now time.Time, f feedback) {
 		q.tl.place(it, it.at, now)
 	}
 	q.dropIdle(d, now)
+	return floor
 }
 
 // dropIdle forgets d when nothing is in flight or waiting and its window
 // is back at the start. The caller holds q.mu.
 func (q *Queue) dropIdle(d *dest, now time.Time) {
-	if d.inflight == 0 && d.waiting == 0 && d.win.idle(now) {
+	if d.inflight == 0 && d.waiting == 0 && d.win.idle(now) && !d.suspendedAt(now) {
 		delete(q.dests, d.name)
 	}
 }

@@ -158,3 +158,112 @@ func TestSlowStart(t *testing.T) {
 		t.Errorf("%d at once to a failing destination, want at most the start of 5", peak)
 	}
 }
+
+// TestSuspendedDestination: a destination whose connections keep failing
+// is suspended after its window reaches one and fails again (Postfix's
+// dead destination): the rest of its due messages are deferred without an
+// attempt, each with a deferral that says why; after Options.RetryMin it
+// is tried again, and a delivery ends it. Flush and Retry lift it at once,
+// and a message past max_age bounces while its destination is suspended.
+func TestSuspendedDestination(t *testing.T) {
+	var mu sync.Mutex
+	tries, up := 0, false
+	courier := courierFunc(func(ctx context.Context, d *Attempt) []Result {
+		mu.Lock()
+		defer mu.Unlock()
+		tries++
+		if up {
+			out := make([]Result, len(d.Recipients))
+			for i, a := range d.Recipients {
+				out[i] = Result{Rcpt: a, Reply: smtp.R(250, "2.0.0", "OK")}
+			}
+			return out
+		}
+		return allTemporary(d.Recipients, errors.New("connection refused"))
+	})
+	attempts := func() int { mu.Lock(); defer mu.Unlock(); n := tries; tries = 0; return n }
+	e := open(t, courier, func(o *Options) { o.RetryMin, o.RetryMax, o.MaxAge = time.Minute, time.Minute, time.Hour })
+	ids := make([]string, 20)
+	for i := range ids {
+		ids[i] = enqueue(t, e.q, "alice@example.org", "r"+strconv.Itoa(i)+"@down.example")
+	}
+	if n := e.q.RunOnce(ctx); n != 20 {
+		t.Fatalf("RunOnce: %d jobs, want 20 (attempts and deferrals)", n)
+	}
+	if n := attempts(); n != 5 {
+		t.Errorf("%d connection attempts to a dead destination, want 5 (the start window)", n)
+	}
+	suspended := 0
+	for _, id := range ids {
+		st := state(t, e.q, id)
+		if len(st) != 1 || st[0].State != Deferred || st[0].Attempts != 1 {
+			t.Fatalf("%s: %+v, want one deferred recipient after one try", id, st)
+		}
+		if strings.Contains(st[0].LastReply, "suspended until") {
+			suspended++
+		}
+	}
+	if suspended != 15 {
+		t.Errorf("%d deferrals say the destination is suspended, want 15", suspended)
+	}
+
+	// A minute on: the suspension is over and the retries are due; the
+	// destination still fails, so it is suspended again after the probes.
+	e.clock.Advance(time.Minute + time.Second)
+	e.q.RunOnce(ctx)
+	if n := attempts(); n != 5 {
+		t.Errorf("%d attempts after the suspension, want 5 probes", n)
+	}
+
+	// Flush lifts it: attempts again at once, and now they go through.
+	mu.Lock()
+	up = true
+	mu.Unlock()
+	e.q.Flush()
+	e.q.RunOnce(ctx)
+	if n := attempts(); n != 20 {
+		t.Errorf("%d attempts after Flush, want 20", n)
+	}
+	if l := e.q.List(); len(l) != 0 {
+		t.Errorf("%d messages left after the destination came back", len(l))
+	}
+
+	// Retry lifts the suspension of the message's destination.
+	mu.Lock()
+	up = false
+	mu.Unlock()
+	// (the window grew to 20 with the deliveries: its 20 attempts fail,
+	// the 20th at a window of one)
+	ids = make([]string, 25)
+	for i := range ids {
+		ids[i] = enqueue(t, e.q, "alice@example.org", "s"+strconv.Itoa(i)+"@down.example")
+	}
+	e.q.RunOnce(ctx)
+	if n := attempts(); n != 20 {
+		t.Errorf("%d attempts from a window of 20 down to its suspension, want 20", n)
+	}
+	e.q.mu.Lock()
+	dead := e.q.dests["down.example"].suspendedAt(e.clock.Now())
+	e.q.mu.Unlock()
+	if !dead {
+		t.Fatal("not suspended after 25 failures")
+	}
+	if err := e.q.Retry(ids[24]); err != nil {
+		t.Fatal(err)
+	}
+	e.q.RunOnce(ctx)
+	if n := attempts(); n != 1 {
+		t.Errorf("%d attempts after Retry of one message, want 1", n)
+	}
+
+	// Past max_age while suspended: the deferral bounces it.
+	e.clock.Advance(time.Hour + time.Minute)
+	e.q.RunOnce(ctx) // probes fail: suspended again; the rest deferred past max_age
+	e.q.RunOnce(ctx)
+	if l := e.q.List(); len(l) != 0 {
+		t.Errorf("%d messages still queued past max_age", len(l))
+	}
+	if b := e.bounces.all(); len(b) != 25 {
+		t.Errorf("%d bounces, want 25", len(b))
+	}
+}

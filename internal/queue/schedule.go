@@ -69,6 +69,9 @@ type job struct {
 	group  string // rcpt.group: the destination and busy key
 	local  bool   // for Options.Local
 	rcpts  []string
+	// suspended: the destination is suspended (dest.go); the job defers
+	// its recipients with this error instead of an attempt.
+	suspended error
 }
 
 // pass starts the deliveries and DSN hand-offs that are due at now and
@@ -109,6 +112,7 @@ func (q *Queue) pass(ctx context.Context, now time.Time, tried map[string]bool, 
 			continue
 		}
 		j := q.claimJob(it, now)
+		it.suspended = nil
 		if j == nil {
 			q.mu.Lock()
 			q.release(it.group, now, neutral)
@@ -182,7 +186,7 @@ func (q *Queue) claimJob(it *item, now time.Time) *job {
 			continue
 		}
 		if j == nil {
-			j = &job{m: m, domain: r.Domain, group: g, local: r.Local}
+			j = &job{m: m, domain: r.Domain, group: g, local: r.Local, suspended: it.suspended}
 		}
 		j.rcpts = append(j.rcpts, r.Addr)
 	}
@@ -209,7 +213,10 @@ func (q *Queue) runJob(ctx context.Context, j *job) {
 		d.Prepend = e.Meta.Prepend
 	}
 	var results []Result
+	f := neutral // a suspended destination's deferral says nothing new
 	switch {
+	case j.suspended != nil:
+		results = allTemporary(j.rcpts, j.suspended)
 	case !j.local:
 		results = q.opts.Courier.Deliver(ctx, d)
 	case q.opts.Local != nil:
@@ -217,8 +224,15 @@ func (q *Queue) runJob(ctx context.Context, j *job) {
 	default:
 		results = allTemporary(j.rcpts, errNoLocal)
 	}
+	if j.suspended == nil {
+		f = judge(ctx.Err() != nil, results)
+	}
 	q.mu.Lock()
-	q.release(j.group, q.now(), judge(ctx.Err() != nil, results))
+	now := q.now()
+	if floor := q.release(j.group, now, f); floor && len(results) > 0 && q.suspend(j.group, now, floor, results[0].Detail()) {
+		q.log.Warn("queue: destination suspended after repeated failures", "destination", j.group,
+			"until", now.Add(q.opts.RetryMin).UTC().Format(time.RFC3339), "last", results[0].Detail())
+	}
 	q.mu.Unlock()
 	q.record(ctx, j, results) // and rearm
 	if q.claimNotify(j.m, q.now()) {

@@ -30,6 +30,9 @@ type item struct {
 	wait  *dest // the destination whose waiting list holds it
 	prev  *item // waiting-list links
 	next  *item
+	// suspended is set by acquire when its destination is suspended
+	// (dest.go): the job fails at once with this error, no attempt made.
+	suspended error
 }
 
 func (it *item) key() string { return it.m.id + "/" + it.group }
