@@ -14,8 +14,15 @@ import (
 	"smtpkit/internal/sasl"
 )
 
+// queueFullPad is TestQueueDiskFull's filler lines: ~270 KiB messages,
+// past the default [outbound] journal_max (256 KiB), so that each takes
+// the file path into the tmpfs (the journal's open segment stays on the
+// file system the server started on; its full-disk errors are
+// internal/queue's TestStorageErrors).
+const queueFullPad = 3500
+
 // TestQueueDiskFull puts the outbound queue on a 2 MiB tmpfs and submits
-// ~100 KiB messages for a remote recipient (whose next hop does not answer,
+// ~270 KiB messages for a remote recipient (whose next hop does not answer,
 // so they stay queued) until the server refuses one: the refusal is
 // 452 4.3.1, insufficient system storage, as on the Maildir path (it was
 // 451 4.3.0), every acknowledged message is in the queue whole, and
@@ -46,7 +53,7 @@ func TestQueueDiskFull(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), outWait)
 		defer cancel()
 		msg := fmt.Sprintf("From: <%s>\r\nTo: <bob@far.example>\r\nSubject: %s\r\n\r\n%s%s",
-			outSender, id, strings.Repeat(strings.Repeat("q", 76)+"\r\n", diskFullPad), lastLine(id))
+			outSender, id, strings.Repeat(strings.Repeat("q", 76)+"\r\n", queueFullPad), lastLine(id))
 		res, err := c.Send(ctx, client.Envelope{From: outSender, To: []string{"bob@far.example"}}, bytes.NewReader([]byte(msg)))
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
@@ -63,7 +70,7 @@ func TestQueueDiskFull(t *testing.T) {
 		}
 		acked++
 	}
-	t.Logf("%d messages of ~100 KiB queued, then %d %s %s", acked, refused.Reply.Code, refused.Reply.Enhanced, refused.Reply.Text())
+	t.Logf("%d messages of ~270 KiB queued, then %d %s %s", acked, refused.Reply.Code, refused.Reply.Enhanced, refused.Reply.Text())
 	switch {
 	case refused.Data == nil:
 		t.Fatalf("all %d messages queued on a 2 MiB file system", diskFullMaxMsgs)
