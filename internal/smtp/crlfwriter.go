@@ -11,9 +11,8 @@ import (
 // stuffs no dots and writes no terminator: BDAT frames data by its size.
 // It is not for BODY=BINARYMIME data, which goes out as it is.
 type CRLFWriter struct {
-	w      io.Writer
-	bol    bool // at the beginning of a line (or of the data)
-	cr     bool // the last input octet was a CR whose LF may follow in the next Write
+	w io.Writer
+	lines
 	closed bool
 	buf    []byte
 }
@@ -22,7 +21,7 @@ var errCRLFWriterClosed = errors.New("smtp: write to closed CRLFWriter")
 
 // NewCRLFWriter returns a CRLFWriter that writes to w. Close does not close w.
 func NewCRLFWriter(w io.Writer) *CRLFWriter {
-	return &CRLFWriter{w: w, bol: true}
+	return &CRLFWriter{w: w, lines: lines{bol: true}}
 }
 
 // Write normalizes and writes p, in pieces of at most dotWriterChunk input
@@ -47,38 +46,8 @@ func (c *CRLFWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// transform appends the CRLF-normalized form of in to out, a run of
-// octets between line ends at a time (as DotWriter.transform).
-func (c *CRLFWriter) transform(out, in []byte) []byte {
-	for len(in) > 0 {
-		if c.cr {
-			c.cr = false
-			out = append(out, '\r', '\n')
-			c.bol = true
-			if in[0] == '\n' {
-				in = in[1:] // the LF of a CRLF
-				continue
-			}
-		}
-		i := lineEnd(in)
-		if i < 0 {
-			c.bol = false
-			return append(out, in...)
-		}
-		if i > 0 {
-			out = append(out, in[:i]...)
-			c.bol = false
-		}
-		if in[i] == '\r' {
-			c.cr = true
-		} else {
-			out = append(out, '\r', '\n') // bare LF
-			c.bol = true
-		}
-		in = in[i+1:]
-	}
-	return out
-}
+// transform appends the CRLF-normalized form of in to out.
+func (c *CRLFWriter) transform(out, in []byte) []byte { return c.lines.normalize(out, in, false) }
 
 // Close completes an unterminated last line with CRLF. Empty data stays
 // empty.

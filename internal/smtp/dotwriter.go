@@ -15,9 +15,8 @@ import (
 // them), a bare LF or bare CR in the input is written as CRLF. Line length
 // is not checked here; that is the caller's business.
 type DotWriter struct {
-	w      io.Writer
-	bol    bool // at the beginning of a line
-	cr     bool // the last input octet was a CR whose LF may follow in the next Write
+	w io.Writer
+	lines
 	closed bool
 	buf    []byte
 }
@@ -30,7 +29,7 @@ var errDotWriterClosed = errors.New("smtp: write to closed DotWriter")
 
 // NewDotWriter returns a DotWriter that writes to w. Close does not close w.
 func NewDotWriter(w io.Writer) *DotWriter {
-	return &DotWriter{w: w, bol: true}
+	return &DotWriter{w: w, lines: lines{bol: true}}
 }
 
 // Write stuffs and writes p. It returns len(p) unless the underlying writer
@@ -55,37 +54,48 @@ func (d *DotWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// transform appends the stuffed, CRLF-normalized form of in to out. It
-// copies each run of octets between line ends whole (found with
-// bytes.IndexByte), so that its cost per octet is a copy, not a branch.
-func (d *DotWriter) transform(out, in []byte) []byte {
+// transform appends the stuffed, CRLF-normalized form of in to out.
+func (d *DotWriter) transform(out, in []byte) []byte { return d.lines.normalize(out, in, true) }
+
+// lines is the state DotWriter and CRLFWriter keep between Writes.
+type lines struct {
+	bol bool // at the beginning of a line (or of the data)
+	cr  bool // the last input octet was a CR whose LF may follow in the next Write
+}
+
+// normalize appends in to out with every bare CR and bare LF made CRLF
+// (RFC 5321 §2.3.8) and, with stuff, a "." added before a line's leading
+// "." (§4.5.2). It copies each run of octets between line ends whole
+// (found with bytes.IndexByte), so that its cost per octet is a copy,
+// not a branch.
+func (l *lines) normalize(out, in []byte, stuff bool) []byte {
 	for len(in) > 0 {
-		if d.cr {
-			d.cr = false
+		if l.cr {
+			l.cr = false
 			out = append(out, '\r', '\n')
-			d.bol = true
+			l.bol = true
 			if in[0] == '\n' {
 				in = in[1:] // the LF of a CRLF
 				continue
 			}
 		}
-		if d.bol && in[0] == '.' {
+		if stuff && l.bol && in[0] == '.' {
 			out = append(out, '.')
 		}
 		i := lineEnd(in)
 		if i < 0 {
-			d.bol = false
+			l.bol = false
 			return append(out, in...)
 		}
 		if i > 0 {
 			out = append(out, in[:i]...)
-			d.bol = false
+			l.bol = false
 		}
 		if in[i] == '\r' {
-			d.cr = true
+			l.cr = true
 		} else {
 			out = append(out, '\r', '\n') // bare LF
-			d.bol = true
+			l.bol = true
 		}
 		in = in[i+1:]
 	}
