@@ -187,12 +187,11 @@ func (q *Queue) acquire(it *item, now time.Time) bool {
 
 // suspend starts a suspension of group at now, for Options.RetryMin, its
 // deferrals citing why (the failure that ended the last window), and
-// reports whether it did: when floor (release saw a negative feedback
-// with the window at one already) and group is not suspended yet. The
-// caller holds q.mu.
-func (q *Queue) suspend(group string, now time.Time, floor bool, why string) bool {
+// reports whether it did (not when group is suspended already). The
+// caller holds q.mu, and calls it when release reported its floor.
+func (q *Queue) suspend(group string, now time.Time, why string) bool {
 	d := q.dests[group]
-	if d == nil || !floor || d.suspendedAt(now) {
+	if d == nil || d.suspendedAt(now) {
 		return false
 	}
 	d.until = now.Add(q.opts.RetryMin)

@@ -229,7 +229,7 @@ func (q *Queue) runJob(ctx context.Context, j *job) {
 	}
 	q.mu.Lock()
 	now := q.now()
-	if floor := q.release(j.group, now, f); floor && len(results) > 0 && q.suspend(j.group, now, floor, results[0].Detail()) {
+	if floor := q.release(j.group, now, f); floor && len(results) > 0 && q.suspend(j.group, now, results[0].Detail()) {
 		q.log.Warn("queue: destination suspended after repeated failures", "destination", j.group,
 			"until", now.Add(q.opts.RetryMin).UTC().Format(time.RFC3339), "last", results[0].Detail())
 	}
