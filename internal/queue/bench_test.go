@@ -19,12 +19,12 @@ func BenchmarkCommitParallel(b *testing.B) {
 		name    string
 		journal bool
 		group   bool
-		hold    int // Options.journalHold: -1 writes the files at Commit
+		hold    int // Options.JournalMemory: -1 writes the files at Commit
 	}{{"journal", true, true, 0}, {"journal-files-at-commit", true, true, -1}, {"files", false, true, 0}, {"files-nogroup", false, false, 0}} {
 		for _, sessions := range []int{2, 16, 64} {
 			b.Run(fmt.Sprintf("%s/sessions=%d", bc.name, sessions), func(b *testing.B) {
 				q, err := Open(Options{Dir: b.TempDir(), Courier: &recorder{}, NoJournal: !bc.journal,
-					noGroupCommit: !bc.group, journalHold: bc.hold, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+					noGroupCommit: !bc.group, JournalMemory: bc.hold, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 				if err != nil {
 					b.Fatal(err)
 				}

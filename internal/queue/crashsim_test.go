@@ -85,7 +85,7 @@ func (v simVariant) options(fsys *crashfs.FS, c Courier, now func() time.Time) O
 		hold = -1
 	}
 	return Options{Dir: simRoot, FS: fsys, Courier: c, Now: now, Logger: slog.New(slog.DiscardHandler),
-		NoJournal: !v.journal, JournalMax: v.journalMax, Checkpoint: -1, journalSegment: 4 << 10, journalPrealloc: -1, journalHold: hold}
+		NoJournal: !v.journal, JournalMax: v.journalMax, Checkpoint: -1, journalSegment: 4 << 10, journalPrealloc: -1, JournalMemory: hold}
 }
 
 // checkpoint runs a journal checkpoint, as the checkpointer does.

@@ -186,19 +186,19 @@ func (q *Queue) acquire(it *item, now time.Time) bool {
 }
 
 // suspend starts a suspension of group at now, for Options.RetryMin, its
-// deferrals citing why (the failure that ended the last window), and
-// reports whether it did (not when group is suspended already). The
-// caller holds q.mu, and calls it when release reported its floor.
-func (q *Queue) suspend(group string, now time.Time, why string) bool {
+// deferrals citing why (the failure that ended the last window), and logs
+// it; nothing when group is suspended already. The caller holds q.mu, and
+// calls it when release reported its floor.
+func (q *Queue) suspend(group string, now time.Time, why string) {
 	d := q.dests[group]
 	if d == nil || d.suspendedAt(now) {
-		return false
+		return
 	}
 	d.until = now.Add(q.opts.RetryMin)
+	until := d.until.UTC().Format(time.RFC3339)
 	d.why = smtp.Wrap(smtp.R(smtp.CodeLocalError, smtp.EnhNoAnswer.Temp(),
-		fmt.Sprintf("delivery to %s suspended until %s after repeated failures; last: %s",
-			group, d.until.UTC().Format(time.RFC3339), why)), errSuspended)
-	return true
+		fmt.Sprintf("delivery to %s suspended until %s after repeated failures; last: %s", group, until, why)), errSuspended)
+	q.log.Warn("queue: destination suspended after repeated failures", "destination", group, "until", until, "last", why)
 }
 
 // errSuspended is the cause of a suspended destination's deferrals.

@@ -93,7 +93,7 @@ type journal struct {
 	dirty     []string // files written since the last flush (per-file mode)
 	pending   map[string]*pending
 	held      int // bytes in pending
-	holdMax   int // Options.JournalMemory, or Options.journalHold
+	holdMax   int // Options.JournalMemory, at least 0
 
 	begun  atomic.Uint64 // checkpoints begun
 	broken atomic.Bool   // a failed fdatasync closed the log: commits take the file path
@@ -121,13 +121,10 @@ func (q *Queue) openJournal() error {
 		return err
 	}
 	j := &journal{log: log, dir: q.dir, live: map[string]uint64{}, pending: map[string]*pending{}, syncfs: syncFSBarrier(q.dir),
-		holdMax: q.opts.JournalMemory, stop: make(chan struct{}), done: make(chan struct{}),
+		holdMax: max(q.opts.JournalMemory, 0), stop: make(chan struct{}), done: make(chan struct{}),
 		onErr: func(err error) {
 			q.log.Error("queue: journal checkpoint failed; will retry (messages stay in the journal)", "err", err)
 		}}
-	if h := q.opts.journalHold; h != 0 {
-		j.holdMax = max(h, 0)
-	}
 	st, err := j.replay()
 	if err == nil {
 		err = j.checkpoint()

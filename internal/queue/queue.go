@@ -91,7 +91,8 @@ type Options struct {
 	JournalMax int
 	// JournalMemory bounds the bytes of journaled messages kept in memory
 	// until their files are needed (journal.go); past it their files are
-	// written at Commit. 0 is DefaultJournalMemory.
+	// written at Commit. 0 is DefaultJournalMemory; negative holds none
+	// (every journaled message's files are written at Commit).
 	JournalMemory int
 	// Checkpoint is how often the journal's messages are flushed in the
 	// spool and dropped from the journal; 0 is CheckpointInterval,
@@ -105,9 +106,6 @@ type Options struct {
 	// wal.Options.SegmentSize and PreallocSize (0: the defaults): crash
 	// tests make segments small and skip the preallocated zeros.
 	journalSegment, journalPrealloc int64
-	// journalHold replaces JournalMemory (0: it stays); negative
-	// writes every journaled message's files at once.
-	journalHold int
 }
 
 func (o *Options) setDefaults() {
@@ -136,7 +134,7 @@ func (o *Options) setDefaults() {
 		o.JournalMax = DefaultJournalMax
 	}
 	o.JournalMax = min(o.JournalMax, wal.MaxPayload)
-	if o.JournalMemory <= 0 {
+	if o.JournalMemory == 0 {
 		o.JournalMemory = DefaultJournalMemory
 	}
 	if o.Hostname == "" {

@@ -112,7 +112,6 @@ func (q *Queue) pass(ctx context.Context, now time.Time, tried map[string]bool, 
 			continue
 		}
 		j := q.claimJob(it, now)
-		it.suspended = nil
 		if j == nil {
 			q.mu.Lock()
 			q.release(it.group, now, neutral)
@@ -229,9 +228,8 @@ func (q *Queue) runJob(ctx context.Context, j *job) {
 	}
 	q.mu.Lock()
 	now := q.now()
-	if floor := q.release(j.group, now, f); floor && len(results) > 0 && q.suspend(j.group, now, results[0].Detail()) {
-		q.log.Warn("queue: destination suspended after repeated failures", "destination", j.group,
-			"until", now.Add(q.opts.RetryMin).UTC().Format(time.RFC3339), "last", results[0].Detail())
+	if floor := q.release(j.group, now, f); floor && len(results) > 0 {
+		q.suspend(j.group, now, results[0].Detail())
 	}
 	q.mu.Unlock()
 	q.record(ctx, j, results) // and rearm

@@ -52,8 +52,8 @@ func TestStorageErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ffs := &faultFS{}
 			// The journal writes the files at Commit (not at the next
-			// checkpoint) for these rows: journalHold -1.
-			e := open(t, &recorder{}, func(o *Options) { o.FS, o.NoJournal, o.journalHold = ffs, !tt.journal, -1 })
+			// checkpoint) for these rows: JournalMemory -1.
+			e := open(t, &recorder{}, func(o *Options) { o.FS, o.NoJournal, o.JournalMemory = ffs, !tt.journal, -1 })
 			ffs.set(func(op, path string) error {
 				if op == tt.op && tt.match(path) {
 					return &os.PathError{Op: op, Path: path, Err: tt.errno}
